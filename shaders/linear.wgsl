@@ -1,0 +1,38 @@
+// Fully connected layer: out[n, o] = bias[o] + sum_k weight[o, k] * input[n, k].
+//
+// Kept in sync with src/gpu/params.rs (`LinearParams`).
+
+struct Params {
+    batch: u32,
+    in_features: u32,
+    out_features: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// [batch, in_features / 4]
+@group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;
+// [out_features, in_features / 4]
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+// [out_features]
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+// [batch, out_features]
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 64u;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    if id >= params.batch * params.out_features {
+        return;
+    }
+    let n = id / params.out_features;
+    let o = id % params.out_features;
+    let k4 = params.in_features / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        acc += input[n * k4 + k] * weight[o * k4 + k];
+    }
+    output[id] = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
+}

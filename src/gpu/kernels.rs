@@ -1,0 +1,237 @@
+//! The kernel registry: every WGSL kernel compiled once into a pipeline with an explicit bind
+//! group layout built from its declared binding list.
+
+use wgpu::util::DeviceExt;
+
+/// How a kernel's binding is used; the order of a kernel's list is its binding numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// `var<uniform>`: the parameter struct.
+    Uniform,
+    /// `var<storage, read>`.
+    Storage,
+    /// `var<storage, read_write>`.
+    StorageReadWrite,
+}
+
+/// A kernel's static description: its name (= `shaders/<name>.wgsl` = wgpu label), source and
+/// bindings, in binding order, all in group 0.
+#[derive(Debug)]
+pub struct KernelSpec {
+    /// The file stem and wgpu label.
+    pub name: &'static str,
+    /// The WGSL source, compiled into the binary.
+    pub source: &'static str,
+    /// The bindings of group 0, in order.
+    pub bindings: &'static [BindingKind],
+}
+
+macro_rules! kernel_spec {
+    ($ident:ident, $name:literal, [$($binding:ident),* $(,)?]) => {
+        #[doc = concat!("shaders/", $name, ".wgsl")]
+        pub const $ident: KernelSpec = KernelSpec {
+            name: $name,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+            bindings: &[$(BindingKind::$binding),*],
+        };
+    };
+}
+
+kernel_spec!(PREPROCESS, "preprocess", [Uniform, Storage, Storage, StorageReadWrite]);
+kernel_spec!(CONV2D, "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
+kernel_spec!(DEPTHWISE_CONV, "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
+kernel_spec!(POINTWISE_CONV, "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite]);
+kernel_spec!(GLOBAL_AVG_POOL, "global_avg_pool", [Uniform, Storage, StorageReadWrite]);
+kernel_spec!(LINEAR, "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
+
+/// Every kernel the engine builds; a test checks this list against the files in `shaders/`.
+pub const ALL_KERNELS: &[&KernelSpec] = &[
+    &PREPROCESS,
+    &CONV2D,
+    &DEPTHWISE_CONV,
+    &POINTWISE_CONV,
+    &GLOBAL_AVG_POOL,
+    &LINEAR,
+];
+
+/// Invocations per workgroup for every kernel, passed as the `WORKGROUP_SIZE` override.
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// One compiled kernel.
+#[derive(Debug)]
+pub struct Kernel {
+    /// What it was built from.
+    pub spec: &'static KernelSpec,
+    /// The compute pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+    /// The layout of its group 0.
+    pub layout: wgpu::BindGroupLayout,
+    /// Invocations per workgroup.
+    pub workgroup_size: u32,
+}
+
+impl Kernel {
+    fn new(device: &wgpu::Device, spec: &'static KernelSpec) -> Self {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match kind {
+                        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+                        BindingKind::Storage => wgpu::BufferBindingType::Storage { read_only: true },
+                        BindingKind::StorageReadWrite => {
+                            wgpu::BufferBindingType::Storage { read_only: false }
+                        }
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(spec.name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(spec.name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(spec.name),
+            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(spec.name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        Self {
+            spec,
+            pipeline,
+            layout,
+            workgroup_size: WORKGROUP_SIZE,
+        }
+    }
+
+    /// A bind group over `buffers`, one per declared binding, in order.
+    ///
+    /// # Panics
+    /// When the number of buffers differs from the kernel's binding list: a programming error in
+    /// the engine, never a consequence of user input.
+    pub fn bind(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        assert_eq!(
+            buffers.len(),
+            self.spec.bindings.len(),
+            "kernel {} takes {} bindings",
+            self.spec.name,
+            self.spec.bindings.len()
+        );
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.spec.name),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Workgroup counts (x, y) covering `invocations` when the shader computes its linear index
+    /// as `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE`.
+    pub fn grid(&self, invocations: u32, max_per_dimension: u32) -> (u32, u32) {
+        let groups = invocations.div_ceil(self.workgroup_size).max(1);
+        if groups <= max_per_dimension {
+            (groups, 1)
+        } else {
+            let y = groups.div_ceil(max_per_dimension);
+            (groups.div_ceil(y), y)
+        }
+    }
+}
+
+/// Identifies a kernel in [`Kernels`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelId {
+    Preprocess,
+    Conv2d,
+    DepthwiseConv,
+    PointwiseConv,
+    GlobalAvgPool,
+    Linear,
+}
+
+/// All pipelines, built once per device.
+#[derive(Debug)]
+pub struct Kernels {
+    pub preprocess: Kernel,
+    pub conv2d: Kernel,
+    pub depthwise_conv: Kernel,
+    pub pointwise_conv: Kernel,
+    pub global_avg_pool: Kernel,
+    pub linear: Kernel,
+}
+
+impl Kernels {
+    /// Compiles every kernel on `device`.
+    pub fn new(device: &wgpu::Device) -> Self {
+        Self {
+            preprocess: Kernel::new(device, &PREPROCESS),
+            conv2d: Kernel::new(device, &CONV2D),
+            depthwise_conv: Kernel::new(device, &DEPTHWISE_CONV),
+            pointwise_conv: Kernel::new(device, &POINTWISE_CONV),
+            global_avg_pool: Kernel::new(device, &GLOBAL_AVG_POOL),
+            linear: Kernel::new(device, &LINEAR),
+        }
+    }
+
+    /// The kernel `id` names.
+    pub fn get(&self, id: KernelId) -> &Kernel {
+        match id {
+            KernelId::Preprocess => &self.preprocess,
+            KernelId::Conv2d => &self.conv2d,
+            KernelId::DepthwiseConv => &self.depthwise_conv,
+            KernelId::PointwiseConv => &self.pointwise_conv,
+            KernelId::GlobalAvgPool => &self.global_avg_pool,
+            KernelId::Linear => &self.linear,
+        }
+    }
+}
+
+/// A recorded kernel launch: which kernel, over which buffers, how many invocations.
+#[derive(Debug)]
+pub struct Dispatch {
+    /// The kernel.
+    pub kernel: KernelId,
+    /// Its bind group (fixed for the workspace's lifetime).
+    pub bind_group: wgpu::BindGroup,
+    /// Its uniform parameter buffer, rewritten when the batch size changes.
+    pub params: wgpu::Buffer,
+    /// Invocations for the current batch size.
+    pub invocations: u32,
+}
+
+/// A uniform buffer holding `params`, writable later with `queue.write_buffer`.
+pub fn uniform_buffer<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, params: &T) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::bytes_of(params),
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    })
+}

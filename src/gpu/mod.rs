@@ -1,0 +1,327 @@
+//! The one place that talks to wgpu: adapter and device set-up, the kernel registry, buffers,
+//! recording of dispatches and readback.
+
+pub mod kernels;
+pub mod params;
+
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+pub use kernels::{Dispatch, Kernel, KernelId, Kernels};
+
+/// How to pick an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterOptions {
+    /// Case-insensitive substring of the adapter's name (`--adapter`). When `None`, the
+    /// `WGPU_ADAPTER_NAME` environment variable is used if set.
+    pub name: Option<String>,
+}
+
+/// Device, queue and compiled kernels: made once, reused for every batch.
+pub struct GpuContext {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// What the device runs on.
+    pub adapter_info: wgpu::AdapterInfo,
+    /// Every kernel, compiled.
+    pub kernels: Kernels,
+    /// The limits the device was created with.
+    pub limits: wgpu::Limits,
+    /// Errors wgpu raised outside any error scope, collected rather than panicking.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter_info.name)
+            .field("backend", &self.adapter_info.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+const SOFTWARE_DRIVER_HINT: &str = "On Linux without a GPU, install a software Vulkan driver: \
+`apt-get install mesa-vulkan-drivers libvulkan1` (lavapipe). Choose an adapter with --adapter \
+NAME or WGPU_ADAPTER_NAME, and backends with WGPU_BACKEND=vulkan,metal,dx12,gl.";
+
+fn adapter_rank(info: &wgpu::AdapterInfo) -> u32 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn backend_rank(backend: wgpu::Backend) -> u32 {
+    // GL's compute support is the weakest; prefer the native APIs.
+    match backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+impl GpuContext {
+    /// Opens a device on the best adapter matching `options` (discrete before integrated before
+    /// software), on the backends `WGPU_BACKEND` allows (all by default).
+    pub fn new(options: &AdapterOptions) -> Result<Self> {
+        pollster::block_on(Self::new_async(options))
+    }
+
+    async fn new_async(options: &AdapterOptions) -> Result<Self> {
+        let descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = descriptor.backends;
+        let instance = wgpu::Instance::new(descriptor);
+        let wanted = options
+            .name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty());
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?})", i.name, i.backend)
+            })
+            .collect();
+        if let Some(w) = &wanted {
+            let w = w.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+        }
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (adapter_rank(&i), backend_rank(i.backend))
+        });
+        let Some(adapter) = adapters.into_iter().next() else {
+            let backend_names: Vec<String> =
+                backends.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
+            let available = if names.is_empty() {
+                String::new()
+            } else {
+                format!("Adapters present: {}. ", names.join(", "))
+            };
+            return Err(Error::NoAdapter {
+                wanted: wanted.map(|w| format!(" matching `{w}`")).unwrap_or_default(),
+                backends: backend_names.join(", "),
+                hint: format!("{available}{SOFTWARE_DRIVER_HINT}"),
+            });
+        };
+        let info = adapter.get_info();
+        // Ask for what the adapter offers: large activations need the full storage binding and
+        // buffer sizes, which wgpu's defaults cap at 128/256 MiB.
+        let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gradcam"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        Self::with_info(device, queue, info, limits)
+    }
+
+    /// Builds the engine on a caller's device and queue (an app that already renders with wgpu).
+    /// The device must allow storage buffers as large as the batches it will run.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        Self::with_info(device, queue, info, limits)
+    }
+
+    fn with_info(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+    ) -> Result<Self> {
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Kernels::new(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            // The shaders are validated by the test suite; reaching this is an engine bug or a
+            // driver that rejects valid WGSL.
+            return Err(Error::Gpu {
+                stage: "building kernels".into(),
+                reason: e.to_string(),
+            });
+        }
+        Ok(Self {
+            device,
+            queue,
+            adapter_info,
+            kernels,
+            limits,
+            uncaptured,
+        })
+    }
+
+    /// A short description: "name (backend)".
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?})", self.adapter_info.name, self.adapter_info.backend)
+    }
+
+    /// A storage buffer initialised with `data`.
+    pub fn storage_with<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        })
+    }
+
+    /// An uninitialised (zeroed) storage buffer of `bytes` bytes (at least 16).
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let bytes = bytes.max(16).next_multiple_of(4);
+        if bytes > self.limits.max_storage_buffer_binding_size as u64 || bytes > self.limits.max_buffer_size {
+            return Err(Error::InvalidRequest(format!(
+                "buffer `{label}` needs {bytes} bytes, more than this adapter allows in one binding \
+                 ({} bytes); use a smaller batch",
+                self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size as _)
+            )));
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A staging buffer for reading `bytes` back.
+    pub fn staging(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Records `dispatches` into one compute pass of `encoder`.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        for d in dispatches {
+            if d.invocations == 0 {
+                continue;
+            }
+            let kernel = self.kernels.get(d.kernel);
+            let (x, y) = kernel.grid(d.invocations, max);
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+    }
+
+    /// Submits `encoder` inside validation and out-of-memory error scopes, waits for the GPU and
+    /// turns any error into [`Error::Gpu`].
+    pub fn submit(&self, stage: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        self.queue.submit([encoder.finish()]);
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        self.check(stage, v.or(o))
+    }
+
+    fn check(&self, stage: &str, scoped: Option<wgpu::Error>) -> Result<()> {
+        if let Some(e) = scoped {
+            return Err(Error::Gpu {
+                stage: stage.to_string(),
+                reason: e.to_string(),
+            });
+        }
+        let mut pending = self.uncaptured.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        if let Some(first) = pending.drain(..).next() {
+            return Err(Error::Gpu {
+                stage: stage.to_string(),
+                reason: first,
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps `staging` (already filled by a submitted copy), returns its first `bytes` bytes and
+    /// unmaps it. Waits for the GPU.
+    pub fn read_staging(&self, stage: &str, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let slot: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        let slice = staging.slice(..bytes);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            if let Ok(mut g) = s.lock() {
+                *g = Some(r);
+            }
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                stage: stage.to_string(),
+                reason: e.to_string(),
+            })?;
+        let mapped = slot.lock().ok().and_then(|mut g| g.take());
+        match mapped {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(Error::Gpu {
+                    stage: stage.to_string(),
+                    reason: format!("mapping the readback buffer failed: {e}"),
+                })
+            }
+            None => {
+                return Err(Error::Gpu {
+                    stage: stage.to_string(),
+                    reason: "the readback buffer was never mapped".into(),
+                })
+            }
+        }
+        let out = {
+            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
+                stage: stage.to_string(),
+                reason: e.to_string(),
+            })?;
+            view.to_vec()
+        };
+        staging.unmap();
+        self.check(stage, None)?;
+        Ok(out)
+    }
+
+    /// Copies `bytes` of `src` into a fresh staging buffer and reads them back. For tests and
+    /// one-off inspection; the batch path keeps its own staging buffers.
+    pub fn read_buffer(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let staging = self.staging("readback", bytes);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.next_multiple_of(4));
+        self.submit("readback", encoder)?;
+        let mut v = self.read_staging("readback", &staging, bytes.next_multiple_of(4))?;
+        v.truncate(bytes as usize);
+        Ok(v)
+    }
+
+    /// Reads `count` f32 values from the start of `src`.
+    pub fn read_f32(&self, src: &wgpu::Buffer, count: usize) -> Result<Vec<f32>> {
+        let bytes = self.read_buffer(src, (count * 4) as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

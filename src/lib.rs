@@ -1,0 +1,35 @@
+//! # gradcam
+//!
+//! A GPU Grad-CAM engine: EfficientNet-Lite0 loaded from safetensors, its forward pass and the
+//! targeted backward pass in hand-written WGSL compute shaders on wgpu (Vulkan, Metal, DX12, GL).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gradcam::{AdapterOptions, Engine, GpuContext, Model};
+//!
+//! let ctx = Arc::new(GpuContext::new(&AdapterOptions::default())?);
+//! let model = Model::load("weights/efficientnet_lite0.safetensors")?;
+//! let engine = Engine::new(ctx, model);
+//! let mut forward = engine.forward(1)?;
+//! let image = gradcam::decode_image("examples/images/chelsea.png")?;
+//! let logits = engine.classify(&mut forward, &[&image])?;
+//! let top = gradcam::top_k(&gradcam::softmax(&logits[0]), 5);
+//! println!("class {} with p = {}", top[0].0, top[0].1);
+//! # Ok::<(), gradcam::Error>(())
+//! ```
+
+mod engine;
+mod error;
+pub mod gpu;
+mod images;
+mod labels;
+pub mod model;
+pub mod pipeline;
+
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use gpu::{AdapterOptions, GpuContext};
+pub use images::{decode_image, decode_image_bytes};
+pub use labels::Labels;
+pub use model::Model;
+pub use pipeline::{softmax, top_k, Forward, GpuModel};

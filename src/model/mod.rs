@@ -1,0 +1,209 @@
+//! The network as data: convolution layers with BatchNorm folded in, and a plan of operations
+//! over named tensors that the forward pass (and later the backward pass) walks.
+
+mod efficientnet_lite;
+mod tensors;
+
+use std::path::{Path, PathBuf};
+
+pub use crate::gpu::params::Activation;
+use crate::error::{Error, Result};
+pub use efficientnet_lite::LITE0;
+pub use tensors::WeightFile;
+
+/// How a convolution mixes channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    /// Every input channel feeds every output channel (the stem). GPU weight layout
+    /// `[k, k, in, out]`.
+    Dense,
+    /// 1×1, every input channel feeds every output channel. GPU weight layout `[in, out]`.
+    Pointwise,
+    /// One filter per channel (`groups == channels`). GPU weight layout `[k, k, channels]`.
+    Depthwise,
+}
+
+/// One convolution with its BatchNorm folded into `weight` and `bias`.
+#[derive(Clone, Debug)]
+pub struct Conv {
+    /// The checkpoint's prefix, e.g. `_blocks.3._depthwise_conv`.
+    pub name: String,
+    /// Channel mixing.
+    pub kind: ConvKind,
+    /// Kernel height and width.
+    pub kernel: u32,
+    /// Stride in both directions.
+    pub stride: u32,
+    /// Input channels.
+    pub in_channels: u32,
+    /// Output channels.
+    pub out_channels: u32,
+    /// Applied after the bias.
+    pub activation: Activation,
+    /// Folded weights in the GPU layout of `kind`.
+    pub weight: Vec<f32>,
+    /// Folded weights in PyTorch's `[out, in/groups, k, k]` layout, for the backward pass.
+    pub weight_torch: Vec<f32>,
+    /// Folded bias, `[out]`.
+    pub bias: Vec<f32>,
+}
+
+/// The shape of one activation tensor of one image, stored NHWC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// A readable name (`stem`, `blocks.3.expand`, `head`, ...).
+    pub name: String,
+    /// Rows.
+    pub height: u32,
+    /// Columns.
+    pub width: u32,
+    /// Channels.
+    pub channels: u32,
+}
+
+impl TensorSpec {
+    /// Values per image.
+    pub fn len(&self) -> usize {
+        (self.height * self.width * self.channels) as usize
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One step of the forward plan; tensors are indices into [`Model::tensors`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Uploaded RGB8 images → the normalized input tensor.
+    Preprocess {
+        /// The input tensor.
+        output: usize,
+    },
+    /// `output = act(conv(input))`, plus `residual` when present (after the activation).
+    Conv {
+        /// Index into [`Model::convs`].
+        conv: usize,
+        /// Input tensor.
+        input: usize,
+        /// Output tensor.
+        output: usize,
+        /// Tensor added to the result (the block's input, for MBConv skip connections).
+        residual: Option<usize>,
+        /// TF "SAME" padding before the first row (the rest goes after the last).
+        pad_top: u32,
+        /// TF "SAME" padding before the first column.
+        pad_left: u32,
+    },
+    /// Spatial mean per channel.
+    GlobalAvgPool {
+        /// Input tensor.
+        input: usize,
+        /// Output tensor (1×1×C).
+        output: usize,
+    },
+    /// The classifier: `output = fc_weight · input + fc_bias`.
+    Linear {
+        /// Input tensor (1×1×C).
+        input: usize,
+        /// The logits (1×1×classes).
+        output: usize,
+    },
+}
+
+/// A loaded network, ready to upload.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The weights file it came from.
+    pub source: PathBuf,
+    /// The architecture's name, e.g. `efficientnet-lite0`.
+    pub architecture: String,
+    /// Side of the square input the network takes.
+    pub input_size: u32,
+    /// Every convolution, BatchNorm folded.
+    pub convs: Vec<Conv>,
+    /// Classifier weights, `[classes, features]`.
+    pub fc_weight: Vec<f32>,
+    /// Classifier bias, `[classes]`.
+    pub fc_bias: Vec<f32>,
+    /// Number of classes (from `_fc.weight`'s shape).
+    pub classes: u32,
+    /// Every activation tensor of one image.
+    pub tensors: Vec<TensorSpec>,
+    /// The forward plan, in execution order.
+    pub ops: Vec<Op>,
+    /// The input tensor.
+    pub input: usize,
+    /// The logits tensor.
+    pub logits: usize,
+    /// Layers a Grad-CAM can target, by name (`head`, `blocks.N`), with their output tensor.
+    pub target_layers: Vec<(String, usize)>,
+}
+
+impl Model {
+    /// Loads the default architecture (EfficientNet-Lite0) from a safetensors file, checking
+    /// every tensor's presence, dtype, shape and values, and folding BatchNorm.
+    ///
+    /// ```no_run
+    /// let model = gradcam::Model::load("weights/efficientnet_lite0.safetensors")?;
+    /// assert_eq!(model.classes, 1000);
+    /// # Ok::<(), gradcam::Error>(())
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let file = WeightFile::open(path.as_ref())?;
+        efficientnet_lite::build(&file, &LITE0)
+    }
+
+    /// Like [`Model::load`] on a file already in memory; `name` is used in messages.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self> {
+        let file = WeightFile::from_bytes(name, bytes)?;
+        efficientnet_lite::build(&file, &LITE0)
+    }
+
+    /// Values per image of all activations kept for the backward pass.
+    pub fn activation_values(&self) -> usize {
+        self.tensors.iter().map(TensorSpec::len).sum()
+    }
+
+    /// Multiply-accumulates of one forward pass, ×2 = FLOPs.
+    pub fn forward_macs(&self) -> u64 {
+        let mut macs = 0u64;
+        for op in &self.ops {
+            if let Op::Conv { conv, output, .. } = op {
+                let c = &self.convs[*conv];
+                let t = &self.tensors[*output];
+                let per_out = match c.kind {
+                    ConvKind::Dense => c.kernel * c.kernel * c.in_channels,
+                    ConvKind::Pointwise => c.in_channels,
+                    ConvKind::Depthwise => c.kernel * c.kernel,
+                };
+                macs += t.len() as u64 * per_out as u64;
+            }
+        }
+        macs + self.fc_weight.len() as u64
+    }
+
+    /// The tensor of a target layer (`head` or `blocks.N`), or an error listing the valid names.
+    pub fn target_layer(&self, name: &str) -> Result<usize> {
+        self.target_layers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.target_layers.iter().map(|(n, _)| n.as_str()).collect();
+                Error::InvalidRequest(format!(
+                    "unknown layer `{name}`; valid layers: {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// TF "SAME" padding for one axis: (output size, padding before). The rest of the total padding
+/// goes after, so with stride 2 on an even input the extra pixel is at the bottom/right.
+pub fn same_padding(input: u32, kernel: u32, stride: u32) -> (u32, u32) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (output, total / 2)
+}
