@@ -99,8 +99,16 @@ impl GpuContext {
             (adapter_rank(&i), backend_rank(i.backend))
         });
         let Some(adapter) = adapters.into_iter().next() else {
-            let backend_names: Vec<String> =
-                backends.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
+            let backend_names: Vec<&str> = [
+                (wgpu::Backends::VULKAN, "vulkan"),
+                (wgpu::Backends::METAL, "metal"),
+                (wgpu::Backends::DX12, "dx12"),
+                (wgpu::Backends::GL, "gl"),
+            ]
+            .into_iter()
+            .filter(|(b, _)| backends.contains(*b))
+            .map(|(_, n)| n)
+            .collect();
             let available = if names.is_empty() {
                 String::new()
             } else {
@@ -317,6 +325,36 @@ impl GpuContext {
         let mut v = self.read_staging("readback", &staging, bytes.next_multiple_of(4))?;
         v.truncate(bytes as usize);
         Ok(v)
+    }
+
+    /// Runs one kernel once over `buffers` (every binding after the uniform params, in order) and
+    /// waits: for kernel tests and one-off work, not the batch path.
+    pub fn run_kernel(&self, kernel: KernelId, params: &[u8], buffers: &[&wgpu::Buffer], invocations: u32) -> Result<()> {
+        let k = self.kernels.get(kernel);
+        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut all = vec![&params];
+        all.extend_from_slice(buffers);
+        if all.len() != k.spec.bindings.len() {
+            return Err(Error::InvalidRequest(format!(
+                "kernel {} takes {} buffers after its params, not {}",
+                k.spec.name,
+                k.spec.bindings.len() - 1,
+                buffers.len()
+            )));
+        }
+        let dispatch = Dispatch {
+            kernel,
+            bind_group: k.bind(&self.device, &all),
+            params,
+            invocations,
+        };
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        self.record(&mut encoder, k.spec.name, std::slice::from_ref(&dispatch));
+        self.submit(k.spec.name, encoder)
     }
 
     /// Reads `count` f32 values from the start of `src`.

@@ -2,7 +2,7 @@
 
 mod forward;
 
-pub use forward::{Forward, GpuModel};
+pub use forward::{pointwise_invocations, Forward, GpuModel, POINTWISE_ROWS};
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {

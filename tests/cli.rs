@@ -1,0 +1,251 @@
+//! The `gradcam` binary: output format, exit codes, and one-line errors that name the file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{root, weights_path};
+
+fn gradcam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run gradcam")
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        // lavapipe's loader chatter is not ours.
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_no_panic(out: &Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "gradcam panicked:\n{err}");
+    assert_ne!(out.status.code(), Some(101), "gradcam panicked:\n{err}");
+}
+
+/// Writes a copy of the default weights with `edit` applied to its tensor list.
+fn edited_weights(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> PathBuf {
+    let bytes = std::fs::read(weights_path()).expect("weights");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid weights");
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view")))
+        .collect();
+    let out = safetensors::serialize(views, None).expect("serialize");
+    let path = dir.join(name);
+    std::fs::write(&path, out).expect("write weights");
+    path
+}
+
+#[test]
+fn classify_prints_json_lines_in_input_order() {
+    let out = gradcam(&["classify", "examples/images/chelsea.png", "examples/images/coffee.png", "--top", "3"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "stderr: {:?}", stderr_lines(&out));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["image"], "examples/images/chelsea.png");
+    assert_eq!(lines[0]["top"].as_array().unwrap().len(), 3);
+    assert_eq!(lines[0]["top"][0]["label"], "Egyptian cat");
+    assert_eq!(lines[0]["top"][0]["class"], 285);
+    let p = lines[0]["top"][0]["score"].as_f64().unwrap();
+    assert!((p - 0.79).abs() < 0.01, "Egyptian cat score {p}");
+    assert_eq!(lines[1]["top"][0]["label"], "espresso");
+    let p = lines[1]["top"][0]["score"].as_f64().unwrap();
+    assert!((p - 0.88).abs() < 0.01, "espresso score {p}");
+}
+
+#[test]
+fn corrupt_image_is_reported_and_others_still_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.png");
+    let good = std::fs::read(root().join("examples/images/chelsea.png")).unwrap();
+    std::fs::write(&bad, &good[..good.len() / 3]).unwrap();
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "this is not a picture").unwrap();
+    let out = gradcam(&[
+        "classify",
+        bad.to_str().unwrap(),
+        "examples/images/coffee.png",
+        text.to_str().unwrap(),
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "coffee is still classified");
+    assert!(stdout.contains("espresso"));
+    let err = stderr_lines(&out);
+    assert_eq!(err.len(), 2, "one line per failed image: {err:?}");
+    assert!(err[0].contains("broken.png"), "{err:?}");
+    assert!(err[1].contains("notes.jpg"), "{err:?}");
+}
+
+#[test]
+fn missing_image_file_is_named() {
+    let out = gradcam(&["classify", "no/such/image.png"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_lines(&out);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("no/such/image.png"), "{err:?}");
+}
+
+fn assert_setup_error(out: &Output, needles: &[&str]) {
+    assert_no_panic(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {:?}", stderr_lines(out));
+    let err = stderr_lines(out);
+    assert_eq!(err.len(), 1, "a one-line error: {err:?}");
+    for n in needles {
+        assert!(err[0].contains(n), "error {:?} should mention {n:?}", err[0]);
+    }
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn missing_weights_file_is_one_line_error() {
+    let out = gradcam(&["classify", "--weights", "nowhere/model.safetensors", "examples/images/chelsea.png"]);
+    assert_setup_error(&out, &["nowhere/model.safetensors"]);
+}
+
+#[test]
+fn weights_with_missing_tensor_is_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_weights(dir.path(), "missing.safetensors", |t| {
+        t.retain(|(n, ..)| n != "_blocks.7._depthwise_conv.weight")
+    });
+    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
+    assert_setup_error(&out, &["missing.safetensors", "_blocks.7._depthwise_conv.weight", "missing"]);
+}
+
+#[test]
+fn weights_with_wrong_shape_is_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_weights(dir.path(), "shape.safetensors", |t| {
+        let e = t.iter_mut().find(|(n, ..)| n == "_conv_head.weight").unwrap();
+        e.2 = vec![640, 640, 1, 1];
+    });
+    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
+    assert_setup_error(&out, &["shape.safetensors", "_conv_head.weight", "[640, 640, 1, 1]", "[1280, 320, 1, 1]"]);
+}
+
+#[test]
+fn corrupt_weights_file_is_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(weights_path()).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
+    assert_setup_error(&out, &["truncated.safetensors"]);
+}
+
+#[test]
+fn f16_weights_with_own_classes_and_labels() {
+    // A "fine-tuned" model: 3 classes, F16 storage. The class count comes from _fc.weight.
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_weights(dir.path(), "three.safetensors", |t| {
+        for e in t.iter_mut() {
+            let f32s: Vec<f32> = bytemuck::pod_collect_to_vec(&e.3);
+            if e.0 == "_fc.weight" {
+                e.2 = vec![3, 1280];
+                e.3 = bytemuck::cast_slice(&f32s[..3 * 1280]).to_vec();
+            } else if e.0 == "_fc.bias" {
+                e.2 = vec![3];
+                e.3 = bytemuck::cast_slice(&f32s[..3]).to_vec();
+            }
+            if e.0.starts_with("_conv_head") {
+                // Keep one tensor in F16 to exercise the conversion.
+                e.1 = safetensors::Dtype::F16;
+                e.3 = f32s.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
+            }
+        }
+    });
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "alpha\nbeta\ngamma\n").unwrap();
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        path.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3, "only three classes exist");
+    assert!(top.iter().all(|t| ["alpha", "beta", "gamma"].contains(&t["label"].as_str().unwrap())));
+
+    // A labels file whose line count differs from the class count is an error naming it.
+    std::fs::write(&labels, "alpha\nbeta\n").unwrap();
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        path.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_setup_error(&out, &["labels.txt", "2 labels", "3 classes"]);
+}
+
+/// Round-to-nearest-even f32 → f16 for normal-range values (enough for weights).
+fn f32_to_f16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+    let mant = bits & 0x7f_ffff;
+    if exp <= 0 {
+        return sign; // flush tiny values to zero
+    }
+    if exp >= 31 {
+        return sign | 0x7c00;
+    }
+    let half = ((exp as u32) << 10) | (mant >> 13);
+    let round = mant & 0x1fff;
+    let half = if round > 0x1000 || (round == 0x1000 && half & 1 == 1) { half + 1 } else { half };
+    sign | half as u16
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = gradcam(&["classify"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(2));
+    let out = gradcam(&["classify", "--top", "0", "examples/images/chelsea.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = gradcam(&["explode"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_adapter_is_one_line_error() {
+    let out = gradcam(&["classify", "--adapter", "no-such-gpu-xyz", "examples/images/chelsea.png"]);
+    assert_setup_error(&out, &["no-such-gpu-xyz", "mesa-vulkan-drivers"]);
+}
+
+#[test]
+fn help_documents_everything() {
+    let out = gradcam(&["classify", "--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--top", "--weights", "--labels", "--adapter", "--batch"] {
+        assert!(text.contains(flag), "classify --help lacks {flag}");
+    }
+    let out = gradcam(&["--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Exit status") && text.contains("WGPU_BACKEND"));
+}

@@ -1,0 +1,120 @@
+//! Shared test helpers: one GPU context and engine per test binary, fixtures, tolerances.
+#![allow(dead_code)] // reason: each test binary uses a different subset of the helpers
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use gradcam::{AdapterOptions, Engine, GpuContext, Model};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn weights_path() -> PathBuf {
+    root().join("weights/efficientnet_lite0.safetensors")
+}
+
+/// The context every test in this binary shares (made once: compiling the kernels on lavapipe
+/// takes a moment).
+pub fn ctx() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        Arc::new(GpuContext::new(&AdapterOptions::default()).unwrap_or_else(|e| panic!("GPU context: {e}")))
+    })
+    .clone()
+}
+
+/// The default model on the shared context.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let model = Model::load(weights_path()).unwrap_or_else(|e| panic!("loading weights: {e}"));
+        Engine::new(ctx(), model)
+    })
+}
+
+/// A fixture tensor: shape and values as f32 (u8 tensors converted).
+pub struct Fixture {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub bytes: Vec<u8>,
+}
+
+/// All tensors of `tests/fixtures/<name>.safetensors`.
+pub fn fixtures(name: &str) -> HashMap<String, Fixture> {
+    let path = root().join("tests/fixtures").join(format!("{name}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    st.tensors()
+        .into_iter()
+        .map(|(k, v)| {
+            let raw = v.data().to_vec();
+            let data = match v.dtype() {
+                safetensors::Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                safetensors::Dtype::U8 => raw.iter().map(|b| f32::from(*b)).collect(),
+                safetensors::Dtype::I64 => raw
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
+                d => panic!("fixture {k}: dtype {d:?}"),
+            };
+            (k, Fixture { shape: v.shape().to_vec(), data, bytes: raw })
+        })
+        .collect()
+}
+
+/// NCHW (one image) → NHWC.
+pub fn chw_to_hwc(chw: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0.0; chw.len()];
+    for ci in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                out[(y * w + x) * c + ci] = chw[(ci * h + y) * w + x];
+            }
+        }
+    }
+    out
+}
+
+/// Largest |a - b| over two equal-length slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Asserts every `actual[i]` is within `abs + rel * |expected[i]|` of `expected[i]`, printing
+/// the first offending index and the worst difference.
+#[track_caller]
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel: f32) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length {} vs expected {}", actual.len(), expected.len());
+    let mut worst = (0usize, 0f32);
+    let mut first_bad = None;
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let d = (a - e).abs();
+        if !(d <= abs + rel * e.abs()) && first_bad.is_none() {
+            first_bad = Some(i);
+        }
+        if d > worst.1 || d.is_nan() {
+            worst = (i, d);
+        }
+    }
+    if let Some(i) = first_bad {
+        panic!(
+            "{what}: index {i}: expected {}, got {} (tolerance {abs} + {rel}·|e|); worst |diff| {} at {}",
+            expected[i], actual[i], worst.1, worst.0
+        );
+    }
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
+    gradcam::top_k(v, k).into_iter().map(|(i, _)| i).collect()
+}
+
+pub fn decode(path: &Path) -> image::RgbImage {
+    gradcam::decode_image(path).unwrap_or_else(|e| panic!("{e}"))
+}

@@ -1,0 +1,333 @@
+//! Each kernel against a straightforward loop-nest reference on random data: odd sizes, stride 2
+//! with TF "SAME" (asymmetric) padding, batches larger than one.
+
+mod common;
+
+use common::{assert_close, ctx};
+use gradcam::gpu::params::{ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams, PreprocessParams};
+use gradcam::gpu::KernelId;
+use gradcam::model::same_padding;
+use gradcam::pipeline::pointwise_invocations;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+fn random(rng: &mut SmallRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+fn relu6(x: f32, on: bool) -> f32 {
+    if on {
+        x.clamp(0.0, 6.0)
+    } else {
+        x
+    }
+}
+
+fn run(kernel: KernelId, params: &[u8], inputs: &[&[f32]], out_len: usize, invocations: u32) -> Vec<f32> {
+    let ctx = ctx();
+    let bufs: Vec<wgpu::Buffer> = inputs.iter().map(|d| ctx.storage_with("input", d)).collect();
+    let out = ctx.storage("output", (out_len * 4) as u64).expect("output buffer");
+    let mut refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
+    refs.push(&out);
+    ctx.run_kernel(kernel, params, &refs, invocations).unwrap_or_else(|e| panic!("{e}"));
+    ctx.read_f32(&out, out_len).expect("readback")
+}
+
+#[test]
+fn pointwise_conv_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(1);
+    // (rows, in, out, relu6, residual): odd row counts, out/4 odd, tiny and model-sized.
+    let cases = [
+        (1, 4, 4, false, false),
+        (37, 12, 20, true, false),
+        (203, 24, 12, false, true),
+        (2 * 49 + 5, 96, 24, true, true),
+        (3 * 196, 480, 112, false, false),
+        (17, 320, 1280, true, false),
+    ];
+    for (rows, ci, co, act, res) in cases {
+        let input = random(&mut rng, rows * ci, -2.0, 2.0);
+        let weight = random(&mut rng, ci * co, -0.5, 0.5);
+        let bias = random(&mut rng, co, -1.0, 1.0);
+        let residual = random(&mut rng, rows * co, -1.0, 1.0);
+        let mut expected = vec![0f32; rows * co];
+        for r in 0..rows {
+            for o in 0..co {
+                let mut acc = 0f64;
+                for k in 0..ci {
+                    acc += f64::from(input[r * ci + k]) * f64::from(weight[k * co + o]);
+                }
+                let mut v = relu6(acc as f32 + bias[o], act);
+                if res {
+                    v += residual[r * co + o];
+                }
+                expected[r * co + o] = v;
+            }
+        }
+        let p = PointwiseParams {
+            rows: rows as u32,
+            in_channels: ci as u32,
+            out_channels: co as u32,
+            activation: u32::from(act),
+            has_residual: u32::from(res),
+            _pad: [0; 3],
+        };
+        let got = run(
+            KernelId::PointwiseConv,
+            bytemuck::bytes_of(&p),
+            &[&input, &weight, &bias, &residual],
+            rows * co,
+            pointwise_invocations(rows as u32, co as u32),
+        );
+        assert_close(&format!("pointwise {rows}x{ci}->{co}"), &got, &expected, 1e-4, 1e-5);
+    }
+}
+
+#[test]
+fn depthwise_conv_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(2);
+    // (batch, h, w, channels, kernel, stride)
+    let cases = [
+        (2, 7, 9, 12, 3, 1),
+        (1, 8, 8, 8, 3, 2),   // even input, stride 2: the extra pad row/column is bottom/right
+        (3, 11, 6, 16, 5, 2), // odd and even axes at once
+        (1, 14, 14, 4, 5, 1),
+        (2, 56, 56, 24, 3, 2),
+    ];
+    for (n, h, w, c, k, s) in cases {
+        let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
+        let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
+        let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
+        let input = random(&mut rng, n * h * w * c, -2.0, 2.0);
+        let weight = random(&mut rng, k * k * c, -1.0, 1.0);
+        let bias = random(&mut rng, c, -1.0, 1.0);
+        let mut expected = vec![0f32; n * oh * ow * c];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let mut acc = 0f64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pt;
+                                let ix = (ox * s + kx) as i64 - pl;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                let v = input[((b * h + iy as usize) * w + ix as usize) * c + ch];
+                                acc += f64::from(v) * f64::from(weight[(ky * k + kx) * c + ch]);
+                            }
+                        }
+                        expected[((b * oh + oy) * ow + ox) * c + ch] = relu6(acc as f32 + bias[ch], true);
+                    }
+                }
+            }
+        }
+        let p = DepthwiseParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            channels: c as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad_top: pt as u32,
+            pad_left: pl as u32,
+            activation: 1,
+            _pad: 0,
+        };
+        let len = n * oh * ow * c;
+        let got = run(
+            KernelId::DepthwiseConv,
+            bytemuck::bytes_of(&p),
+            &[&input, &weight, &bias],
+            len,
+            (len / 4) as u32,
+        );
+        assert_close(&format!("depthwise {n}x{h}x{w}x{c} k{k} s{s}"), &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn conv2d_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    // (batch, h, w, in, out, kernel, stride)
+    let cases = [
+        (2, 9, 11, 3, 8, 3, 2),
+        (1, 8, 8, 3, 32, 3, 2), // even input, stride 2: asymmetric SAME padding
+        (1, 5, 7, 4, 12, 3, 1),
+        (1, 224, 224, 3, 32, 3, 2),
+    ];
+    for (n, h, w, ci, co, k, s) in cases {
+        let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
+        let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
+        let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
+        let input = random(&mut rng, n * h * w * ci, -1.0, 1.0);
+        let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
+        let bias = random(&mut rng, co, -1.0, 1.0);
+        let mut expected = vec![0f32; n * oh * ow * co];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..co {
+                        let mut acc = 0f64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pt;
+                                let ix = (ox * s + kx) as i64 - pl;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                for i in 0..ci {
+                                    let v = input[((b * h + iy as usize) * w + ix as usize) * ci + i];
+                                    acc += f64::from(v) * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
+                                }
+                            }
+                        }
+                        expected[((b * oh + oy) * ow + ox) * co + o] = relu6(acc as f32 + bias[o], true);
+                    }
+                }
+            }
+        }
+        let p = ConvParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            in_c: ci as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            out_c: co as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad_top: pt as u32,
+            pad_left: pl as u32,
+            activation: 1,
+        };
+        let len = n * oh * ow * co;
+        let got = run(KernelId::Conv2d, bytemuck::bytes_of(&p), &[&input, &weight, &bias], len, (len / 4) as u32);
+        assert_close(&format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s}"), &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn global_avg_pool_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(4);
+    for (n, p, c) in [(1, 1, 4), (3, 35, 20), (2, 49, 1280)] {
+        let input = random(&mut rng, n * p * c, -3.0, 3.0);
+        let mut expected = vec![0f32; n * c];
+        for b in 0..n {
+            for ch in 0..c {
+                let s: f64 = (0..p).map(|i| f64::from(input[(b * p + i) * c + ch])).sum();
+                expected[b * c + ch] = (s / p as f64) as f32;
+            }
+        }
+        let params = PoolParams {
+            batch: n as u32,
+            pixels: p as u32,
+            channels: c as u32,
+            _pad: 0,
+        };
+        let got = run(KernelId::GlobalAvgPool, bytemuck::bytes_of(&params), &[&input], n * c, (n * c / 4) as u32);
+        assert_close(&format!("pool {n}x{p}x{c}"), &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn linear_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    for (n, k, o) in [(1, 4, 1), (3, 36, 17), (2, 1280, 1000)] {
+        let input = random(&mut rng, n * k, -2.0, 2.0);
+        let weight = random(&mut rng, o * k, -0.2, 0.2);
+        let bias = random(&mut rng, o, -1.0, 1.0);
+        let mut expected = vec![0f32; n * o];
+        for b in 0..n {
+            for j in 0..o {
+                let s: f64 = (0..k).map(|i| f64::from(input[b * k + i]) * f64::from(weight[j * k + i])).sum();
+                expected[b * o + j] = s as f32 + bias[j];
+            }
+        }
+        let params = LinearParams {
+            batch: n as u32,
+            in_features: k as u32,
+            out_features: o as u32,
+            _pad: 0,
+        };
+        let got = run(KernelId::Linear, bytemuck::bytes_of(&params), &[&input, &weight, &bias], n * o, (n * o) as u32);
+        assert_close(&format!("linear {n}x{k}->{o}"), &got, &expected, 1e-4, 1e-5);
+    }
+}
+
+/// torch's antialiased bilinear weights for one axis (upsample_bilinear2d_aa, align_corners=False),
+/// in f64: (first tap, normalized weights).
+fn aa_taps(i: usize, in_size: usize, out_size: usize) -> (usize, Vec<f64>) {
+    let scale = in_size as f64 / out_size as f64;
+    let support = if scale >= 1.0 { scale } else { 1.0 };
+    let inv = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    let center = scale * (i as f64 + 0.5);
+    let lo = ((center - support + 0.5) as i64).max(0) as usize;
+    let hi = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+    let w: Vec<f64> = (lo..hi).map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0)).collect();
+    let total: f64 = w.iter().sum();
+    (lo, w.iter().map(|x| x / total).collect())
+}
+
+#[test]
+fn preprocess_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(6);
+    let size = 224usize;
+    // Upscale, downscale on both axes by different factors, identity, and a 1-pixel image.
+    let dims = [(97usize, 61usize), (501, 303), (224, 224), (1, 1), (3000, 20)];
+    let images: Vec<(usize, usize, Vec<u8>)> = dims
+        .iter()
+        .map(|&(w, h)| (w, h, (0..w * h * 3).map(|_| rng.random::<u8>()).collect()))
+        .collect();
+    let mut packed = Vec::new();
+    let mut metas = Vec::new();
+    for (w, h, px) in &images {
+        metas.push(ImageMeta {
+            offset: packed.len() as u32,
+            width: *w as u32,
+            height: *h as u32,
+            _pad: 0,
+        });
+        packed.extend_from_slice(px);
+    }
+    while packed.len() % 4 != 0 {
+        packed.push(0);
+    }
+    let ctx = ctx();
+    let pixels = ctx.storage_with::<u8>("pixels", &packed);
+    let meta_buf = ctx.storage_with("metas", &metas);
+    let n = images.len();
+    let out = ctx.storage("out", (n * size * size * 3 * 4) as u64).expect("buffer");
+    let p = PreprocessParams {
+        batch: n as u32,
+        out_h: size as u32,
+        out_w: size as u32,
+        _pad: 0,
+    };
+    ctx.run_kernel(KernelId::Preprocess, bytemuck::bytes_of(&p), &[&pixels, &meta_buf, &out], (n * size * size) as u32)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = ctx.read_f32(&out, n * size * size * 3).expect("readback");
+    for (b, (w, h, px)) in images.iter().enumerate() {
+        let mut expected = vec![0f32; size * size * 3];
+        for y in 0..size {
+            let (y0, wy) = aa_taps(y, *h, size);
+            for x in 0..size {
+                let (x0, wx) = aa_taps(x, *w, size);
+                for c in 0..3 {
+                    let mut acc = 0f64;
+                    for (j, a) in wy.iter().enumerate() {
+                        for (i, bw) in wx.iter().enumerate() {
+                            acc += a * bw * f64::from(px[((y0 + j) * w + x0 + i) * 3 + c]);
+                        }
+                    }
+                    expected[(y * size + x) * 3 + c] = ((acc / 255.0 - 0.5) / 0.5) as f32;
+                }
+            }
+        }
+        let slice = &got[b * size * size * 3..(b + 1) * size * size * 3];
+        assert_close(&format!("preprocess {w}x{h}"), slice, &expected, 5e-5, 0.0);
+    }
+}
