@@ -23,7 +23,9 @@ fn forward(c: &mut Criterion) {
         fwd.upload_images(&images).expect("upload");
         fwd.run(true).expect("warm-up");
         group.throughput(Throughput::Elements(u64::from(batch)));
-        group.bench_function(format!("batch{batch}"), |b| b.iter(|| fwd.run(true).expect("forward")));
+        group.bench_function(format!("batch{batch}"), |b| {
+            b.iter(|| fwd.run(true).expect("forward"))
+        });
     }
     group.finish();
 }

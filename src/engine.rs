@@ -33,8 +33,18 @@ impl Engine {
     /// The most images one batch can hold on this device: every activation tensor of a batch
     /// must fit one storage binding.
     pub fn max_batch(&self) -> u32 {
-        let largest = self.model().tensors.iter().map(|t| t.len() as u64 * 4).max().unwrap_or(1);
-        let limit = u64::from(self.ctx.limits.max_storage_buffer_binding_size).min(self.ctx.limits.max_buffer_size);
+        let largest = self
+            .model()
+            .tensors
+            .iter()
+            .map(|t| t.len() as u64 * 4)
+            .max()
+            .unwrap_or(1);
+        let limit = self
+            .ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.ctx.limits.max_buffer_size);
         (limit / largest).clamp(1, u64::from(u32::MAX)) as u32
     }
 
@@ -45,7 +55,11 @@ impl Engine {
 
     /// Runs the forward pass on `images` (at most the workspace's capacity) and returns each
     /// image's logits. The logits are the only readback.
-    pub fn classify(&self, forward: &mut Forward, images: &[&image::RgbImage]) -> Result<Vec<Vec<f32>>> {
+    pub fn classify(
+        &self,
+        forward: &mut Forward,
+        images: &[&image::RgbImage],
+    ) -> Result<Vec<Vec<f32>>> {
         forward.upload_images(images)?;
         forward.run(true)?;
         forward.read_logits()

@@ -22,7 +22,10 @@ impl Labels {
 
     /// Parses the text of a labels file; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str, classes: usize) -> Result<Self> {
-        let names: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+        let names: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .collect();
         if names.len() != classes {
             return Err(Error::Labels {
                 path: path.to_path_buf(),

@@ -31,7 +31,11 @@ fn assert_no_panic(out: &Output) {
 }
 
 /// Writes a copy of the default weights with `edit` applied to its tensor list.
-fn edited_weights(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> PathBuf {
+fn edited_weights(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) -> PathBuf {
     let bytes = std::fs::read(weights_path()).expect("weights");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid weights");
     let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
@@ -42,7 +46,12 @@ fn edited_weights(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, sa
     edit(&mut tensors);
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view")))
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view"),
+            )
+        })
         .collect();
     let out = safetensors::serialize(views, None).expect("serialize");
     let path = dir.join(name);
@@ -52,11 +61,20 @@ fn edited_weights(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, sa
 
 #[test]
 fn classify_prints_json_lines_in_input_order() {
-    let out = gradcam(&["classify", "examples/images/chelsea.png", "examples/images/coffee.png", "--top", "3"]);
+    let out = gradcam(&[
+        "classify",
+        "examples/images/chelsea.png",
+        "examples/images/coffee.png",
+        "--top",
+        "3",
+    ]);
     assert_no_panic(&out);
     assert!(out.status.success(), "stderr: {:?}", stderr_lines(&out));
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["image"], "examples/images/chelsea.png");
     assert_eq!(lines[0]["top"].as_array().unwrap().len(), 3);
@@ -106,18 +124,32 @@ fn missing_image_file_is_named() {
 
 fn assert_setup_error(out: &Output, needles: &[&str]) {
     assert_no_panic(out);
-    assert_eq!(out.status.code(), Some(2), "stderr: {:?}", stderr_lines(out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr: {:?}",
+        stderr_lines(out)
+    );
     let err = stderr_lines(out);
     assert_eq!(err.len(), 1, "a one-line error: {err:?}");
     for n in needles {
-        assert!(err[0].contains(n), "error {:?} should mention {n:?}", err[0]);
+        assert!(
+            err[0].contains(n),
+            "error {:?} should mention {n:?}",
+            err[0]
+        );
     }
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn missing_weights_file_is_one_line_error() {
-    let out = gradcam(&["classify", "--weights", "nowhere/model.safetensors", "examples/images/chelsea.png"]);
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        "nowhere/model.safetensors",
+        "examples/images/chelsea.png",
+    ]);
     assert_setup_error(&out, &["nowhere/model.safetensors"]);
 }
 
@@ -127,19 +159,47 @@ fn weights_with_missing_tensor_is_one_line_error() {
     let path = edited_weights(dir.path(), "missing.safetensors", |t| {
         t.retain(|(n, ..)| n != "_blocks.7._depthwise_conv.weight")
     });
-    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
-    assert_setup_error(&out, &["missing.safetensors", "_blocks.7._depthwise_conv.weight", "missing"]);
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        path.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_setup_error(
+        &out,
+        &[
+            "missing.safetensors",
+            "_blocks.7._depthwise_conv.weight",
+            "missing",
+        ],
+    );
 }
 
 #[test]
 fn weights_with_wrong_shape_is_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = edited_weights(dir.path(), "shape.safetensors", |t| {
-        let e = t.iter_mut().find(|(n, ..)| n == "_conv_head.weight").unwrap();
+        let e = t
+            .iter_mut()
+            .find(|(n, ..)| n == "_conv_head.weight")
+            .unwrap();
         e.2 = vec![640, 640, 1, 1];
     });
-    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
-    assert_setup_error(&out, &["shape.safetensors", "_conv_head.weight", "[640, 640, 1, 1]", "[1280, 320, 1, 1]"]);
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        path.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_setup_error(
+        &out,
+        &[
+            "shape.safetensors",
+            "_conv_head.weight",
+            "[640, 640, 1, 1]",
+            "[1280, 320, 1, 1]",
+        ],
+    );
 }
 
 #[test]
@@ -148,7 +208,12 @@ fn corrupt_weights_file_is_one_line_error() {
     let path = dir.path().join("truncated.safetensors");
     let bytes = std::fs::read(weights_path()).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let out = gradcam(&["classify", "--weights", path.to_str().unwrap(), "examples/images/chelsea.png"]);
+    let out = gradcam(&[
+        "classify",
+        "--weights",
+        path.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
     assert_setup_error(&out, &["truncated.safetensors"]);
 }
 
@@ -169,7 +234,10 @@ fn f16_weights_with_own_classes_and_labels() {
             if e.0.starts_with("_conv_head") {
                 // Keep one tensor in F16 to exercise the conversion.
                 e.1 = safetensors::Dtype::F16;
-                e.3 = f32s.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
+                e.3 = f32s
+                    .iter()
+                    .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+                    .collect();
             }
         }
     });
@@ -188,7 +256,9 @@ fn f16_weights_with_own_classes_and_labels() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let top = v["top"].as_array().unwrap();
     assert_eq!(top.len(), 3, "only three classes exist");
-    assert!(top.iter().all(|t| ["alpha", "beta", "gamma"].contains(&t["label"].as_str().unwrap())));
+    assert!(top
+        .iter()
+        .all(|t| ["alpha", "beta", "gamma"].contains(&t["label"].as_str().unwrap())));
 
     // A labels file whose line count differs from the class count is an error naming it.
     std::fs::write(&labels, "alpha\nbeta\n").unwrap();
@@ -217,7 +287,11 @@ fn f32_to_f16(v: f32) -> u16 {
     }
     let half = ((exp as u32) << 10) | (mant >> 13);
     let round = mant & 0x1fff;
-    let half = if round > 0x1000 || (round == 0x1000 && half & 1 == 1) { half + 1 } else { half };
+    let half = if round > 0x1000 || (round == 0x1000 && half & 1 == 1) {
+        half + 1
+    } else {
+        half
+    };
     sign | half as u16
 }
 
@@ -234,7 +308,12 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn unknown_adapter_is_one_line_error() {
-    let out = gradcam(&["classify", "--adapter", "no-such-gpu-xyz", "examples/images/chelsea.png"]);
+    let out = gradcam(&[
+        "classify",
+        "--adapter",
+        "no-such-gpu-xyz",
+        "examples/images/chelsea.png",
+    ]);
     assert_setup_error(&out, &["no-such-gpu-xyz", "mesa-vulkan-drivers"]);
 }
 

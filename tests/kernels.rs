@@ -4,7 +4,10 @@
 mod common;
 
 use common::{assert_close, ctx};
-use gradcam::gpu::params::{ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams, PreprocessParams};
+use gradcam::gpu::params::{
+    ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
+    PreprocessParams,
+};
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
 use gradcam::pipeline::pointwise_invocations;
@@ -23,13 +26,25 @@ fn relu6(x: f32, on: bool) -> f32 {
     }
 }
 
-fn run(kernel: KernelId, params: &[u8], inputs: &[&[f32]], out_len: usize, invocations: u32) -> Vec<f32> {
+fn run(
+    kernel: KernelId,
+    params: &[u8],
+    inputs: &[&[f32]],
+    out_len: usize,
+    invocations: u32,
+) -> Vec<f32> {
     let ctx = ctx();
-    let bufs: Vec<wgpu::Buffer> = inputs.iter().map(|d| ctx.storage_with("input", d)).collect();
-    let out = ctx.storage("output", (out_len * 4) as u64).expect("output buffer");
+    let bufs: Vec<wgpu::Buffer> = inputs
+        .iter()
+        .map(|d| ctx.storage_with("input", d))
+        .collect();
+    let out = ctx
+        .storage("output", (out_len * 4) as u64)
+        .expect("output buffer");
     let mut refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     refs.push(&out);
-    ctx.run_kernel(kernel, params, &refs, invocations).unwrap_or_else(|e| panic!("{e}"));
+    ctx.run_kernel(kernel, params, &refs, invocations)
+        .unwrap_or_else(|e| panic!("{e}"));
     ctx.read_f32(&out, out_len).expect("readback")
 }
 
@@ -79,7 +94,13 @@ fn pointwise_conv_matches_reference() {
             rows * co,
             pointwise_invocations(rows as u32, co as u32),
         );
-        assert_close(&format!("pointwise {rows}x{ci}->{co}"), &got, &expected, 1e-4, 1e-5);
+        assert_close(
+            &format!("pointwise {rows}x{ci}->{co}"),
+            &got,
+            &expected,
+            1e-4,
+            1e-5,
+        );
     }
 }
 
@@ -89,7 +110,7 @@ fn depthwise_conv_matches_reference() {
     // (batch, h, w, channels, kernel, stride)
     let cases = [
         (2, 7, 9, 12, 3, 1),
-        (1, 8, 8, 8, 3, 2),   // even input, stride 2: the extra pad row/column is bottom/right
+        (1, 8, 8, 8, 3, 2), // even input, stride 2: the extra pad row/column is bottom/right
         (3, 11, 6, 16, 5, 2), // odd and even axes at once
         (1, 14, 14, 4, 5, 1),
         (2, 56, 56, 24, 3, 2),
@@ -118,7 +139,8 @@ fn depthwise_conv_matches_reference() {
                                 acc += f64::from(v) * f64::from(weight[(ky * k + kx) * c + ch]);
                             }
                         }
-                        expected[((b * oh + oy) * ow + ox) * c + ch] = relu6(acc as f32 + bias[ch], true);
+                        expected[((b * oh + oy) * ow + ox) * c + ch] =
+                            relu6(acc as f32 + bias[ch], true);
                     }
                 }
             }
@@ -145,7 +167,13 @@ fn depthwise_conv_matches_reference() {
             len,
             (len / 4) as u32,
         );
-        assert_close(&format!("depthwise {n}x{h}x{w}x{c} k{k} s{s}"), &got, &expected, 1e-5, 1e-5);
+        assert_close(
+            &format!("depthwise {n}x{h}x{w}x{c} k{k} s{s}"),
+            &got,
+            &expected,
+            1e-5,
+            1e-5,
+        );
     }
 }
 
@@ -180,12 +208,15 @@ fn conv2d_matches_reference() {
                                     continue;
                                 }
                                 for i in 0..ci {
-                                    let v = input[((b * h + iy as usize) * w + ix as usize) * ci + i];
-                                    acc += f64::from(v) * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
+                                    let v =
+                                        input[((b * h + iy as usize) * w + ix as usize) * ci + i];
+                                    acc += f64::from(v)
+                                        * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
                                 }
                             }
                         }
-                        expected[((b * oh + oy) * ow + ox) * co + o] = relu6(acc as f32 + bias[o], true);
+                        expected[((b * oh + oy) * ow + ox) * co + o] =
+                            relu6(acc as f32 + bias[o], true);
                     }
                 }
             }
@@ -205,8 +236,20 @@ fn conv2d_matches_reference() {
             activation: 1,
         };
         let len = n * oh * ow * co;
-        let got = run(KernelId::Conv2d, bytemuck::bytes_of(&p), &[&input, &weight, &bias], len, (len / 4) as u32);
-        assert_close(&format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s}"), &got, &expected, 1e-5, 1e-5);
+        let got = run(
+            KernelId::Conv2d,
+            bytemuck::bytes_of(&p),
+            &[&input, &weight, &bias],
+            len,
+            (len / 4) as u32,
+        );
+        assert_close(
+            &format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s}"),
+            &got,
+            &expected,
+            1e-5,
+            1e-5,
+        );
     }
 }
 
@@ -228,7 +271,13 @@ fn global_avg_pool_matches_reference() {
             channels: c as u32,
             _pad: 0,
         };
-        let got = run(KernelId::GlobalAvgPool, bytemuck::bytes_of(&params), &[&input], n * c, (n * c / 4) as u32);
+        let got = run(
+            KernelId::GlobalAvgPool,
+            bytemuck::bytes_of(&params),
+            &[&input],
+            n * c,
+            (n * c / 4) as u32,
+        );
         assert_close(&format!("pool {n}x{p}x{c}"), &got, &expected, 1e-5, 1e-5);
     }
 }
@@ -243,7 +292,9 @@ fn linear_matches_reference() {
         let mut expected = vec![0f32; n * o];
         for b in 0..n {
             for j in 0..o {
-                let s: f64 = (0..k).map(|i| f64::from(input[b * k + i]) * f64::from(weight[j * k + i])).sum();
+                let s: f64 = (0..k)
+                    .map(|i| f64::from(input[b * k + i]) * f64::from(weight[j * k + i]))
+                    .sum();
                 expected[b * o + j] = s as f32 + bias[j];
             }
         }
@@ -253,7 +304,13 @@ fn linear_matches_reference() {
             out_features: o as u32,
             _pad: 0,
         };
-        let got = run(KernelId::Linear, bytemuck::bytes_of(&params), &[&input, &weight, &bias], n * o, (n * o) as u32);
+        let got = run(
+            KernelId::Linear,
+            bytemuck::bytes_of(&params),
+            &[&input, &weight, &bias],
+            n * o,
+            (n * o) as u32,
+        );
         assert_close(&format!("linear {n}x{k}->{o}"), &got, &expected, 1e-4, 1e-5);
     }
 }
@@ -267,7 +324,9 @@ fn aa_taps(i: usize, in_size: usize, out_size: usize) -> (usize, Vec<f64>) {
     let center = scale * (i as f64 + 0.5);
     let lo = ((center - support + 0.5) as i64).max(0) as usize;
     let hi = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-    let w: Vec<f64> = (lo..hi).map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0)).collect();
+    let w: Vec<f64> = (lo..hi)
+        .map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0))
+        .collect();
     let total: f64 = w.iter().sum();
     (lo, w.iter().map(|x| x / total).collect())
 }
@@ -277,7 +336,13 @@ fn preprocess_matches_reference() {
     let mut rng = SmallRng::seed_from_u64(6);
     let size = 224usize;
     // Upscale, downscale on both axes by different factors, identity, and a 1-pixel image.
-    let dims = [(97usize, 61usize), (501, 303), (224, 224), (1, 1), (3000, 20)];
+    let dims = [
+        (97usize, 61usize),
+        (501, 303),
+        (224, 224),
+        (1, 1),
+        (3000, 20),
+    ];
     let images: Vec<(usize, usize, Vec<u8>)> = dims
         .iter()
         .map(|&(w, h)| (w, h, (0..w * h * 3).map(|_| rng.random::<u8>()).collect()))
@@ -300,15 +365,22 @@ fn preprocess_matches_reference() {
     let pixels = ctx.storage_with::<u8>("pixels", &packed);
     let meta_buf = ctx.storage_with("metas", &metas);
     let n = images.len();
-    let out = ctx.storage("out", (n * size * size * 3 * 4) as u64).expect("buffer");
+    let out = ctx
+        .storage("out", (n * size * size * 3 * 4) as u64)
+        .expect("buffer");
     let p = PreprocessParams {
         batch: n as u32,
         out_h: size as u32,
         out_w: size as u32,
         _pad: 0,
     };
-    ctx.run_kernel(KernelId::Preprocess, bytemuck::bytes_of(&p), &[&pixels, &meta_buf, &out], (n * size * size) as u32)
-        .unwrap_or_else(|e| panic!("{e}"));
+    ctx.run_kernel(
+        KernelId::Preprocess,
+        bytemuck::bytes_of(&p),
+        &[&pixels, &meta_buf, &out],
+        (n * size * size) as u32,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let got = ctx.read_f32(&out, n * size * size * 3).expect("readback");
     for (b, (w, h, px)) in images.iter().enumerate() {
         let mut expected = vec![0f32; size * size * 3];

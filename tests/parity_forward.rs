@@ -7,7 +7,10 @@ use common::{assert_close, chw_to_hwc, decode, engine, fixtures, max_abs_diff, r
 
 const SIZE: usize = 224;
 
-fn source_image(name: &str, fx: &std::collections::HashMap<String, common::Fixture>) -> image::RgbImage {
+fn source_image(
+    name: &str,
+    fx: &std::collections::HashMap<String, common::Fixture>,
+) -> image::RgbImage {
     match name {
         "chelsea" | "coffee" => decode(&root().join("examples/images").join(format!("{name}.png"))),
         _ => {
@@ -27,14 +30,26 @@ fn preprocessing_matches_torch_interpolate() {
     for name in ["chelsea", "coffee", "upscale", "mixed"] {
         let img = source_image(name, &fx);
         fwd.upload_images(&[&img]).expect("upload");
-        let mut encoder = engine.context().device.create_command_encoder(&Default::default());
+        let mut encoder = engine
+            .context()
+            .device
+            .create_command_encoder(&Default::default());
         fwd.record_preprocess(&mut encoder);
-        engine.context().submit("preprocess", encoder).expect("preprocess");
+        engine
+            .context()
+            .submit("preprocess", encoder)
+            .expect("preprocess");
         let got = fwd.read_tensor(engine.model().input).expect("readback");
         let expected = chw_to_hwc(&fx[&format!("{name}_input")].data, 3, SIZE, SIZE);
         let d = max_abs_diff(&got, &expected);
         println!("{name}: preprocessing max |diff| = {d:e}");
-        assert_close(&format!("{name} preprocessed input"), &got, &expected, 1e-4, 0.0);
+        assert_close(
+            &format!("{name} preprocessed input"),
+            &got,
+            &expected,
+            1e-4,
+            0.0,
+        );
     }
 }
 
@@ -42,7 +57,11 @@ fn check_logits(name: &str, got: &[f32], expected: &[f32]) {
     let d = max_abs_diff(got, expected);
     println!("{name}: logits max |diff| = {d:e}");
     assert_close(&format!("{name} logits"), got, expected, 1e-3, 0.0);
-    assert_eq!(top_indices(got, 5), top_indices(expected, 5), "{name}: top-5 differs");
+    assert_eq!(
+        top_indices(got, 5),
+        top_indices(expected, 5),
+        "{name}: top-5 differs"
+    );
 }
 
 #[test]
@@ -55,8 +74,16 @@ fn logits_match_pytorch_on_photos() {
         let logits = engine.classify(&mut fwd, &[&img]).expect("classify");
         check_logits(name, &logits[0], &fx[&format!("{name}_logits")].data);
     }
-    let probs = gradcam::softmax(&engine.classify(&mut fwd, &[&source_image("chelsea", &fx)]).unwrap()[0]);
-    assert_eq!(gradcam::top_k(&probs, 1)[0].0, 285, "chelsea is an Egyptian cat");
+    let probs = gradcam::softmax(
+        &engine
+            .classify(&mut fwd, &[&source_image("chelsea", &fx)])
+            .unwrap()[0],
+    );
+    assert_eq!(
+        gradcam::top_k(&probs, 1)[0].0,
+        285,
+        "chelsea is an Egyptian cat"
+    );
 }
 
 #[test]
@@ -89,5 +116,9 @@ fn batch_of_mixed_sizes_matches_single_images() {
     }
     // A smaller batch in the same workspace.
     let logits = engine.classify(&mut fwd, &refs[1..2]).expect("classify");
-    check_logits("coffee (batch of 1 after 4)", &logits[0], &fx["coffee_logits"].data);
+    check_logits(
+        "coffee (batch of 1 after 4)",
+        &logits[0],
+        &fx["coffee_logits"].data,
+    );
 }

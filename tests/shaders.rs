@@ -8,11 +8,23 @@ use gradcam::gpu::kernels::ALL_KERNELS;
 use gradcam::gpu::params::PARAMS_SIZES;
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)));
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not validate:\n{}", e.emit_to_string(source)));
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "shaders/{name}.wgsl does not parse:\n{}",
+            e.emit_to_string(source)
+        )
+    });
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| {
+        panic!(
+            "shaders/{name}.wgsl does not validate:\n{}",
+            e.emit_to_string(source)
+        )
+    });
     (module, info)
 }
 
@@ -25,15 +37,30 @@ fn every_shader_validates() {
         if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
             continue;
         }
-        let name = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 name").to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name")
+            .to_string();
         let source = std::fs::read_to_string(&path).expect("readable shader");
         let (module, _) = parse_and_validate(&name, &source);
-        let entry_points: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(entry_points, ["main"], "shaders/{name}.wgsl must have exactly one entry point, `main`");
+        let entry_points: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            entry_points,
+            ["main"],
+            "shaders/{name}.wgsl must have exactly one entry point, `main`"
+        );
         on_disk.insert(name);
     }
     let registered: BTreeSet<String> = ALL_KERNELS.iter().map(|k| k.name.to_string()).collect();
-    assert_eq!(on_disk, registered, "shaders/ and the kernel registry disagree");
+    assert_eq!(
+        on_disk, registered,
+        "shaders/ and the kernel registry disagree"
+    );
 }
 
 #[test]
@@ -46,11 +73,22 @@ fn registered_bindings_match_the_shaders() {
             .filter_map(|(_, v)| v.binding.as_ref().map(|b| (b.binding, v.space)))
             .collect();
         bindings.sort_by_key(|b| b.0);
-        assert_eq!(bindings.len(), spec.bindings.len(), "{}: binding count", spec.name);
+        assert_eq!(
+            bindings.len(),
+            spec.bindings.len(),
+            "{}: binding count",
+            spec.name
+        );
         for (i, ((binding, space), kind)) in bindings.iter().zip(spec.bindings).enumerate() {
-            assert_eq!(*binding as usize, i, "{}: bindings must be numbered 0..", spec.name);
+            assert_eq!(
+                *binding as usize, i,
+                "{}: bindings must be numbered 0..",
+                spec.name
+            );
             let ok = match kind {
-                gradcam::gpu::kernels::BindingKind::Uniform => *space == naga::AddressSpace::Uniform,
+                gradcam::gpu::kernels::BindingKind::Uniform => {
+                    *space == naga::AddressSpace::Uniform
+                }
                 gradcam::gpu::kernels::BindingKind::Storage => {
                     matches!(space, naga::AddressSpace::Storage { access } if !access.contains(naga::StorageAccess::STORE))
                 }
@@ -58,7 +96,11 @@ fn registered_bindings_match_the_shaders() {
                     matches!(space, naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE))
                 }
             };
-            assert!(ok, "{}: binding {i} is {space:?} in WGSL but {kind:?} in the registry", spec.name);
+            assert!(
+                ok,
+                "{}: binding {i} is {space:?} in WGSL but {kind:?} in the registry",
+                spec.name
+            );
         }
     }
 }
@@ -66,7 +108,10 @@ fn registered_bindings_match_the_shaders() {
 #[test]
 fn params_structs_match_wgsl_layout() {
     for (shader, struct_name, rust_size) in PARAMS_SIZES {
-        let spec = ALL_KERNELS.iter().find(|k| k.name == *shader).expect("registered kernel");
+        let spec = ALL_KERNELS
+            .iter()
+            .find(|k| k.name == *shader)
+            .expect("registered kernel");
         let (module, _) = parse_and_validate(shader, spec.source);
         let (_, ty) = module
             .types
@@ -77,6 +122,9 @@ fn params_structs_match_wgsl_layout() {
         layouter.update(module.to_ctx()).expect("layout");
         let handle = module.types.get(ty).expect("type handle");
         let size = layouter[handle].size as usize;
-        assert_eq!(size, *rust_size, "{shader}.wgsl {struct_name}: WGSL {size} bytes, Rust {rust_size} bytes");
+        assert_eq!(
+            size, *rust_size,
+            "{shader}.wgsl {struct_name}: WGSL {size} bytes, Rust {rust_size} bytes"
+        );
     }
 }

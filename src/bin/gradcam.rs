@@ -101,10 +101,16 @@ fn setup(common: &Common) -> Result<Setup, gradcam::Error> {
     let classes = model.classes as usize;
     let labels = match (&common.labels, &common.weights) {
         (Some(path), _) => Labels::load(path, classes)?,
-        (None, None) => Labels::parse(Path::new("<built-in imagenet_classes.txt>"), DEFAULT_LABELS, classes)?,
-        (None, Some(_)) if classes == 1000 => {
-            Labels::parse(Path::new("<built-in imagenet_classes.txt>"), DEFAULT_LABELS, classes)?
-        }
+        (None, None) => Labels::parse(
+            Path::new("<built-in imagenet_classes.txt>"),
+            DEFAULT_LABELS,
+            classes,
+        )?,
+        (None, Some(_)) if classes == 1000 => Labels::parse(
+            Path::new("<built-in imagenet_classes.txt>"),
+            DEFAULT_LABELS,
+            classes,
+        )?,
         (None, Some(_)) => Labels::numbered(classes),
     };
     let ctx = GpuContext::new(&AdapterOptions {

@@ -37,12 +37,43 @@ macro_rules! kernel_spec {
     };
 }
 
-kernel_spec!(PREPROCESS, "preprocess", [Uniform, Storage, Storage, StorageReadWrite]);
-kernel_spec!(CONV2D, "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
-kernel_spec!(DEPTHWISE_CONV, "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
-kernel_spec!(POINTWISE_CONV, "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite]);
-kernel_spec!(GLOBAL_AVG_POOL, "global_avg_pool", [Uniform, Storage, StorageReadWrite]);
-kernel_spec!(LINEAR, "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite]);
+kernel_spec!(
+    PREPROCESS,
+    "preprocess",
+    [Uniform, Storage, Storage, StorageReadWrite]
+);
+kernel_spec!(
+    CONV2D,
+    "conv2d",
+    [Uniform, Storage, Storage, Storage, StorageReadWrite]
+);
+kernel_spec!(
+    DEPTHWISE_CONV,
+    "depthwise_conv",
+    [Uniform, Storage, Storage, Storage, StorageReadWrite]
+);
+kernel_spec!(
+    POINTWISE_CONV,
+    "pointwise_conv",
+    [
+        Uniform,
+        Storage,
+        Storage,
+        Storage,
+        Storage,
+        StorageReadWrite
+    ]
+);
+kernel_spec!(
+    GLOBAL_AVG_POOL,
+    "global_avg_pool",
+    [Uniform, Storage, StorageReadWrite]
+);
+kernel_spec!(
+    LINEAR,
+    "linear",
+    [Uniform, Storage, Storage, Storage, StorageReadWrite]
+);
 
 /// Every kernel the engine builds; a test checks this list against the files in `shaders/`.
 pub const ALL_KERNELS: &[&KernelSpec] = &[
@@ -82,7 +113,9 @@ impl Kernel {
                 ty: wgpu::BindingType::Buffer {
                     ty: match kind {
                         BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
-                        BindingKind::Storage => wgpu::BufferBindingType::Storage { read_only: true },
+                        BindingKind::Storage => {
+                            wgpu::BufferBindingType::Storage { read_only: true }
+                        }
                         BindingKind::StorageReadWrite => {
                             wgpu::BufferBindingType::Storage { read_only: false }
                         }
@@ -228,7 +261,11 @@ pub struct Dispatch {
 }
 
 /// A uniform buffer holding `params`, writable later with `queue.write_buffer`.
-pub fn uniform_buffer<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, params: &T) -> wgpu::Buffer {
+pub fn uniform_buffer<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    label: &str,
+    params: &T,
+) -> wgpu::Buffer {
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::bytes_of(params),

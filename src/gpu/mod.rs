@@ -115,7 +115,9 @@ impl GpuContext {
                 format!("Adapters present: {}. ", names.join(", "))
             };
             return Err(Error::NoAdapter {
-                wanted: wanted.map(|w| format!(" matching `{w}`")).unwrap_or_default(),
+                wanted: wanted
+                    .map(|w| format!(" matching `{w}`"))
+                    .unwrap_or_default(),
                 backends: backend_names.join(", "),
                 hint: format!("{available}{SOFTWARE_DRIVER_HINT}"),
             });
@@ -183,22 +185,30 @@ impl GpuContext {
 
     /// A short description: "name (backend)".
     pub fn adapter_name(&self) -> String {
-        format!("{} ({:?})", self.adapter_info.name, self.adapter_info.backend)
+        format!(
+            "{} ({:?})",
+            self.adapter_info.name, self.adapter_info.backend
+        )
     }
 
     /// A storage buffer initialised with `data`.
     pub fn storage_with<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+            })
     }
 
     /// An uninitialised (zeroed) storage buffer of `bytes` bytes (at least 16).
     pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let bytes = bytes.max(16).next_multiple_of(4);
-        if bytes > self.limits.max_storage_buffer_binding_size as u64 || bytes > self.limits.max_buffer_size {
+        if bytes > self.limits.max_storage_buffer_binding_size
+            || bytes > self.limits.max_buffer_size
+        {
             return Err(Error::InvalidRequest(format!(
                 "buffer `{label}` needs {bytes} bytes, more than this adapter allows in one binding \
                  ({} bytes); use a smaller batch",
@@ -208,7 +218,9 @@ impl GpuContext {
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         }))
     }
@@ -260,7 +272,11 @@ impl GpuContext {
                 reason: e.to_string(),
             });
         }
-        let mut pending = self.uncaptured.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        let mut pending = self
+            .uncaptured
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
         if let Some(first) = pending.drain(..).next() {
             return Err(Error::Gpu {
                 stage: stage.to_string(),
@@ -273,7 +289,8 @@ impl GpuContext {
     /// Maps `staging` (already filled by a submitted copy), returns its first `bytes` bytes and
     /// unmaps it. Waits for the GPU.
     pub fn read_staging(&self, stage: &str, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let slot: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
+            Arc::new(Mutex::new(None));
         let s = slot.clone();
         let slice = staging.slice(..bytes);
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -329,13 +346,21 @@ impl GpuContext {
 
     /// Runs one kernel once over `buffers` (every binding after the uniform params, in order) and
     /// waits: for kernel tests and one-off work, not the batch path.
-    pub fn run_kernel(&self, kernel: KernelId, params: &[u8], buffers: &[&wgpu::Buffer], invocations: u32) -> Result<()> {
+    pub fn run_kernel(
+        &self,
+        kernel: KernelId,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        invocations: u32,
+    ) -> Result<()> {
         let k = self.kernels.get(kernel);
-        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let params = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let mut all = vec![&params];
         all.extend_from_slice(buffers);
         if all.len() != k.spec.bindings.len() {

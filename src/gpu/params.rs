@@ -105,11 +105,27 @@ pub struct LinearParams {
 
 /// The size of each params struct, by shader name, for the layout test.
 pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
-    ("preprocess", "Params", std::mem::size_of::<PreprocessParams>()),
+    (
+        "preprocess",
+        "Params",
+        std::mem::size_of::<PreprocessParams>(),
+    ),
     ("preprocess", "ImageMeta", std::mem::size_of::<ImageMeta>()),
     ("conv2d", "Params", std::mem::size_of::<ConvParams>()),
-    ("depthwise_conv", "Params", std::mem::size_of::<DepthwiseParams>()),
-    ("pointwise_conv", "Params", std::mem::size_of::<PointwiseParams>()),
-    ("global_avg_pool", "Params", std::mem::size_of::<PoolParams>()),
+    (
+        "depthwise_conv",
+        "Params",
+        std::mem::size_of::<DepthwiseParams>(),
+    ),
+    (
+        "pointwise_conv",
+        "Params",
+        std::mem::size_of::<PointwiseParams>(),
+    ),
+    (
+        "global_avg_pool",
+        "Params",
+        std::mem::size_of::<PoolParams>(),
+    ),
     ("linear", "Params", std::mem::size_of::<LinearParams>()),
 ];

@@ -109,16 +109,15 @@ impl Builder<'_> {
                 "{prefix}: depthwise conv with {ci} inputs and {co} outputs"
             )));
         }
-        let raw = self.file.tensor(&format!("{prefix}.weight"), &[co, per_group, k, k])?;
+        let raw = self
+            .file
+            .tensor(&format!("{prefix}.weight"), &[co, per_group, k, k])?;
         let gamma = self.file.tensor(&format!("{bn}.weight"), &[co])?;
         let beta = self.file.tensor(&format!("{bn}.bias"), &[co])?;
         let mean = self.file.tensor(&format!("{bn}.running_mean"), &[co])?;
         let var = self.file.tensor(&format!("{bn}.running_var"), &[co])?;
         if let Some(i) = var.iter().position(|v| *v < 0.0) {
-            return Err(self.unsupported(format!(
-                "{bn}.running_var[{i}] is negative ({})",
-                var[i]
-            )));
+            return Err(self.unsupported(format!("{bn}.running_var[{i}] is negative ({})", var[i])));
         }
         if in_channels % 4 != 0 && kind != ConvKind::Dense || out_channels % 4 != 0 {
             return Err(self.unsupported(format!(
@@ -263,7 +262,10 @@ pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
         }
     }
     // A checkpoint with more blocks than the architecture is another architecture.
-    if file.shape(&format!("_blocks.{index}._project_conv.weight")).is_some() {
+    if file
+        .shape(&format!("_blocks.{index}._project_conv.weight"))
+        .is_some()
+    {
         return Err(b.unsupported(format!(
             "it has more than the {index} MBConv blocks of {}",
             arch.name
@@ -305,9 +307,15 @@ pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
     let fc_weight = file.tensor("_fc.weight", &[classes, features])?;
     let fc_bias = file.tensor("_fc.bias", &[classes])?;
     let pooled = b.tensor("pooled".into(), 1, 1, arch.head_channels);
-    b.ops.push(Op::GlobalAvgPool { input: x, output: pooled });
+    b.ops.push(Op::GlobalAvgPool {
+        input: x,
+        output: pooled,
+    });
     let logits = b.tensor("logits".into(), 1, 1, classes as u32);
-    b.ops.push(Op::Linear { input: pooled, output: logits });
+    b.ops.push(Op::Linear {
+        input: pooled,
+        output: logits,
+    });
 
     Ok(Model {
         source: file.path().to_path_buf(),

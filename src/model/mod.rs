@@ -6,8 +6,8 @@ mod tensors;
 
 use std::path::{Path, PathBuf};
 
-pub use crate::gpu::params::Activation;
 use crate::error::{Error, Result};
+pub use crate::gpu::params::Activation;
 pub use efficientnet_lite::LITE0;
 pub use tensors::WeightFile;
 

@@ -17,7 +17,9 @@ pub struct WeightFile {
 
 impl std::fmt::Debug for WeightFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WeightFile").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("WeightFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,11 +64,14 @@ impl WeightFile {
     /// Tensor `name` as f32 (F16/BF16 converted), after checking it has shape `expected` and only
     /// finite values.
     pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
-        let info = self.metadata.info(name).ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            tensor: name.to_string(),
-            expected: expected.to_vec(),
-        })?;
+        let info = self
+            .metadata
+            .info(name)
+            .ok_or_else(|| Error::MissingTensor {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                expected: expected.to_vec(),
+            })?;
         if info.shape != expected {
             return Err(Error::TensorShape {
                 path: self.path.clone(),

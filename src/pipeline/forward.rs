@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Dispatch, KernelId};
 use crate::gpu::params::{
-    ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams, PreprocessParams,
+    ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
+    PreprocessParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{ConvKind, Model, Op};
@@ -72,7 +73,9 @@ impl Forward {
     /// A workspace for batches of up to `capacity` images.
     pub fn new(ctx: Arc<GpuContext>, gpu_model: Arc<GpuModel>, capacity: u32) -> Result<Self> {
         if capacity == 0 {
-            return Err(Error::InvalidRequest("batch size must be at least 1".into()));
+            return Err(Error::InvalidRequest(
+                "batch size must be at least 1".into(),
+            ));
         }
         let model = gpu_model.model.clone();
         let tensors = model
@@ -81,7 +84,10 @@ impl Forward {
             .map(|t| ctx.storage(&t.name, t.len() as u64 * 4 * u64::from(capacity)))
             .collect::<Result<Vec<_>>>()?;
         let pixels = ctx.storage("pixels", INITIAL_PIXEL_BYTES)?;
-        let metas = ctx.storage("image_metas", std::mem::size_of::<ImageMeta>() as u64 * u64::from(capacity))?;
+        let metas = ctx.storage(
+            "image_metas",
+            std::mem::size_of::<ImageMeta>() as u64 * u64::from(capacity),
+        )?;
         let logits_staging = ctx.staging(
             "logits_readback",
             u64::from(model.classes) * 4 * u64::from(capacity),
@@ -141,9 +147,10 @@ impl Forward {
                 });
                 let t = &self.tensors;
                 let bind_group = match *op {
-                    Op::Preprocess { output } => {
-                        k.preprocess.bind(&ctx.device, &[&params, &self.pixels, &self.metas, &t[output]])
-                    }
+                    Op::Preprocess { output } => k.preprocess.bind(
+                        &ctx.device,
+                        &[&params, &self.pixels, &self.metas, &t[output]],
+                    ),
                     Op::Conv {
                         conv,
                         input,
@@ -153,23 +160,32 @@ impl Forward {
                     } => {
                         let (w, b) = &self.gpu_model.convs[conv];
                         match model.convs[conv].kind {
-                            ConvKind::Dense => k.conv2d.bind(&ctx.device, &[&params, &t[input], w, b, &t[output]]),
-                            ConvKind::Depthwise => {
-                                k.depthwise_conv.bind(&ctx.device, &[&params, &t[input], w, b, &t[output]])
-                            }
+                            ConvKind::Dense => k
+                                .conv2d
+                                .bind(&ctx.device, &[&params, &t[input], w, b, &t[output]]),
+                            ConvKind::Depthwise => k
+                                .depthwise_conv
+                                .bind(&ctx.device, &[&params, &t[input], w, b, &t[output]]),
                             ConvKind::Pointwise => {
                                 // Without a residual the binding still needs a buffer; the bias is never read there.
                                 let r = residual.map(|r| &t[r]).unwrap_or(b);
-                                k.pointwise_conv.bind(&ctx.device, &[&params, &t[input], w, b, r, &t[output]])
+                                k.pointwise_conv
+                                    .bind(&ctx.device, &[&params, &t[input], w, b, r, &t[output]])
                             }
                         }
                     }
-                    Op::GlobalAvgPool { input, output } => {
-                        k.global_avg_pool.bind(&ctx.device, &[&params, &t[input], &t[output]])
-                    }
+                    Op::GlobalAvgPool { input, output } => k
+                        .global_avg_pool
+                        .bind(&ctx.device, &[&params, &t[input], &t[output]]),
                     Op::Linear { input, output } => k.linear.bind(
                         &ctx.device,
-                        &[&params, &t[input], &self.gpu_model.fc_weight, &self.gpu_model.fc_bias, &t[output]],
+                        &[
+                            &params,
+                            &t[input],
+                            &self.gpu_model.fc_weight,
+                            &self.gpu_model.fc_bias,
+                            &t[output],
+                        ],
                     ),
                 };
                 ctx.queue.write_buffer(&params, 0, &bytes);
@@ -231,7 +247,11 @@ impl Forward {
         if needed > self.pixels.size() {
             // Grow geometrically so a stream of large images reallocates only a few times.
             let size = needed.next_power_of_two().max(INITIAL_PIXEL_BYTES);
-            let limit = u64::from(self.ctx.limits.max_storage_buffer_binding_size).min(self.ctx.limits.max_buffer_size);
+            let limit = self
+                .ctx
+                .limits
+                .max_storage_buffer_binding_size
+                .min(self.ctx.limits.max_buffer_size);
             let size = if size > limit { needed } else { size };
             self.pixels = self.ctx.storage("pixels", size)?;
             let model = self.gpu_model.model.clone();
@@ -243,15 +263,21 @@ impl Forward {
                     Op::Preprocess { output } => Some((i, *output)),
                     _ => None,
                 })
-                .ok_or_else(|| Error::InvalidRequest("the model has no preprocessing step".into()))?;
+                .ok_or_else(|| {
+                    Error::InvalidRequest("the model has no preprocessing step".into())
+                })?;
             let d = &mut self.dispatches[i];
             d.bind_group = self.ctx.kernels.preprocess.bind(
                 &self.ctx.device,
                 &[&d.params, &self.pixels, &self.metas, &self.tensors[out]],
             );
         }
-        self.ctx.queue.write_buffer(&self.pixels, 0, &self.pixel_bytes);
-        self.ctx.queue.write_buffer(&self.metas, 0, bytemuck::cast_slice(&metas));
+        self.ctx
+            .queue
+            .write_buffer(&self.pixels, 0, &self.pixel_bytes);
+        self.ctx
+            .queue
+            .write_buffer(&self.metas, 0, bytemuck::cast_slice(&metas));
         Ok(())
     }
 
@@ -267,19 +293,23 @@ impl Forward {
         }
         self.set_batch((nhwc.len() / per) as u32)?;
         let input = &self.tensors[self.gpu_model.model.input];
-        self.ctx.queue.write_buffer(input, 0, bytemuck::cast_slice(nhwc));
+        self.ctx
+            .queue
+            .write_buffer(input, 0, bytemuck::cast_slice(nhwc));
         Ok(())
     }
 
     /// Records the forward pass; with `preprocess` false the input tensor is used as uploaded.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, preprocess: bool) {
         let skip = usize::from(!preprocess);
-        self.ctx.record(encoder, "forward", &self.dispatches[skip..]);
+        self.ctx
+            .record(encoder, "forward", &self.dispatches[skip..]);
     }
 
     /// Records the preprocessing step alone.
     pub fn record_preprocess(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.ctx.record(encoder, "preprocess", &self.dispatches[..1]);
+        self.ctx
+            .record(encoder, "preprocess", &self.dispatches[..1]);
     }
 
     /// Runs the forward pass on what was uploaded and waits for it.
@@ -294,9 +324,17 @@ impl Forward {
         let classes = self.gpu_model.model.classes as usize;
         let bytes = (classes * self.batch as usize * 4) as u64;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&self.tensors[self.gpu_model.model.logits], 0, &self.logits_staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(
+            &self.tensors[self.gpu_model.model.logits],
+            0,
+            &self.logits_staging,
+            0,
+            bytes,
+        );
         self.ctx.submit("logits readback", encoder)?;
-        let raw = self.ctx.read_staging("logits readback", &self.logits_staging, bytes)?;
+        let raw = self
+            .ctx
+            .read_staging("logits readback", &self.logits_staging, bytes)?;
         let values: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
@@ -320,7 +358,11 @@ fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
                 out_w: o.width,
                 _pad: 0,
             };
-            (KernelId::Preprocess, bytemuck::bytes_of(&p).to_vec(), batch * o.height * o.width)
+            (
+                KernelId::Preprocess,
+                bytemuck::bytes_of(&p).to_vec(),
+                batch * o.height * o.width,
+            )
         }
         Op::Conv {
             conv,
@@ -379,7 +421,11 @@ fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
                         has_residual: u32::from(residual.is_some()),
                         _pad: [0; 3],
                     };
-                    (KernelId::PointwiseConv, bytemuck::bytes_of(&p).to_vec(), pointwise_invocations(rows, o.channels))
+                    (
+                        KernelId::PointwiseConv,
+                        bytemuck::bytes_of(&p).to_vec(),
+                        pointwise_invocations(rows, o.channels),
+                    )
                 }
             }
         }
@@ -391,7 +437,11 @@ fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
                 channels: i.channels,
                 _pad: 0,
             };
-            (KernelId::GlobalAvgPool, bytemuck::bytes_of(&p).to_vec(), batch * t[output].channels / 4)
+            (
+                KernelId::GlobalAvgPool,
+                bytemuck::bytes_of(&p).to_vec(),
+                batch * t[output].channels / 4,
+            )
         }
         Op::Linear { input, output } => {
             let p = LinearParams {
@@ -400,7 +450,11 @@ fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
                 out_features: t[output].channels,
                 _pad: 0,
             };
-            (KernelId::Linear, bytemuck::bytes_of(&p).to_vec(), batch * t[output].channels)
+            (
+                KernelId::Linear,
+                bytemuck::bytes_of(&p).to_vec(),
+                batch * t[output].channels,
+            )
         }
     }
 }

@@ -20,7 +20,10 @@ pub fn weights_path() -> PathBuf {
 pub fn ctx() -> Arc<GpuContext> {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
     CTX.get_or_init(|| {
-        Arc::new(GpuContext::new(&AdapterOptions::default()).unwrap_or_else(|e| panic!("GPU context: {e}")))
+        Arc::new(
+            GpuContext::new(&AdapterOptions::default())
+                .unwrap_or_else(|e| panic!("GPU context: {e}")),
+        )
     })
     .clone()
 }
@@ -43,9 +46,12 @@ pub struct Fixture {
 
 /// All tensors of `tests/fixtures/<name>.safetensors`.
 pub fn fixtures(name: &str) -> HashMap<String, Fixture> {
-    let path = root().join("tests/fixtures").join(format!("{name}.safetensors"));
+    let path = root()
+        .join("tests/fixtures")
+        .join(format!("{name}.safetensors"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     st.tensors()
         .into_iter()
         .map(|(k, v)| {
@@ -62,7 +68,14 @@ pub fn fixtures(name: &str) -> HashMap<String, Fixture> {
                     .collect(),
                 d => panic!("fixture {k}: dtype {d:?}"),
             };
-            (k, Fixture { shape: v.shape().to_vec(), data, bytes: raw })
+            (
+                k,
+                Fixture {
+                    shape: v.shape().to_vec(),
+                    data,
+                    bytes: raw,
+                },
+            )
         })
         .collect()
 }
@@ -83,19 +96,29 @@ pub fn chw_to_hwc(chw: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
 /// Largest |a - b| over two equal-length slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Asserts every `actual[i]` is within `abs + rel * |expected[i]|` of `expected[i]`, printing
 /// the first offending index and the worst difference.
 #[track_caller]
 pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel: f32) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length {} vs expected {}", actual.len(), expected.len());
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{what}: length {} vs expected {}",
+        actual.len(),
+        expected.len()
+    );
     let mut worst = (0usize, 0f32);
     let mut first_bad = None;
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let d = (a - e).abs();
-        if !(d <= abs + rel * e.abs()) && first_bad.is_none() {
+        let within = d <= abs + rel * e.abs();
+        if !within && first_bad.is_none() {
             first_bad = Some(i);
         }
         if d > worst.1 || d.is_nan() {
