@@ -20,7 +20,8 @@ struct ImageMeta {
     offset: u32,
     width: u32,
     height: u32,
-    _pad: u32,
+    // Pixel offset of the image's overlay in the batch's output (used by the overlay kernels).
+    out_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -354,7 +354,7 @@ fn preprocess_matches_reference() {
             offset: packed.len() as u32,
             width: *w as u32,
             height: *h as u32,
-            _pad: 0,
+            out_offset: 0,
         });
         packed.extend_from_slice(px);
     }

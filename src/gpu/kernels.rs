@@ -18,74 +18,67 @@ pub enum BindingKind {
 /// bindings, in binding order, all in group 0.
 #[derive(Debug)]
 pub struct KernelSpec {
+    /// Which kernel this is.
+    pub id: KernelId,
     /// The file stem and wgpu label.
     pub name: &'static str,
     /// The WGSL source, compiled into the binary.
     pub source: &'static str,
     /// The bindings of group 0, in order.
     pub bindings: &'static [BindingKind],
+    /// `Some(n)` for kernels with a fixed workgroup size (one workgroup per image reductions,
+    /// dispatched with `n` invocations per image); `None` for kernels sized by the
+    /// `WORKGROUP_SIZE` override.
+    pub fixed_workgroup: Option<u32>,
 }
 
-macro_rules! kernel_spec {
-    ($ident:ident, $name:literal, [$($binding:ident),* $(,)?]) => {
-        #[doc = concat!("shaders/", $name, ".wgsl")]
-        pub const $ident: KernelSpec = KernelSpec {
-            name: $name,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
-            bindings: &[$(BindingKind::$binding),*],
-        };
+macro_rules! kernels {
+    ($($id:ident => $name:literal, [$($binding:ident),* $(,)?] $(, fixed $fixed:literal)?;)*) => {
+        /// Identifies a kernel; the discriminant indexes [`ALL_KERNELS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum KernelId {
+            $(
+                #[doc = concat!("shaders/", $name, ".wgsl")]
+                $id,
+            )*
+        }
+
+        /// Every kernel the engine builds, in [`KernelId`] order; a test checks this list
+        /// against the files in `shaders/`.
+        pub const ALL_KERNELS: &[KernelSpec] = &[
+            $(KernelSpec {
+                id: KernelId::$id,
+                name: $name,
+                source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+                bindings: &[$(BindingKind::$binding),*],
+                fixed_workgroup: kernels!(@fixed $($fixed)?),
+            },)*
+        ];
     };
+    (@fixed) => { None };
+    (@fixed $n:literal) => { Some($n) };
 }
 
-kernel_spec!(
-    PREPROCESS,
-    "preprocess",
-    [Uniform, Storage, Storage, StorageReadWrite]
-);
-kernel_spec!(
-    CONV2D,
-    "conv2d",
-    [Uniform, Storage, Storage, Storage, StorageReadWrite]
-);
-kernel_spec!(
-    DEPTHWISE_CONV,
-    "depthwise_conv",
-    [Uniform, Storage, Storage, Storage, StorageReadWrite]
-);
-kernel_spec!(
-    POINTWISE_CONV,
-    "pointwise_conv",
-    [
-        Uniform,
-        Storage,
-        Storage,
-        Storage,
-        Storage,
-        StorageReadWrite
-    ]
-);
-kernel_spec!(
-    GLOBAL_AVG_POOL,
-    "global_avg_pool",
-    [Uniform, Storage, StorageReadWrite]
-);
-kernel_spec!(
-    LINEAR,
-    "linear",
-    [Uniform, Storage, Storage, Storage, StorageReadWrite]
-);
+kernels! {
+    Preprocess => "preprocess", [Uniform, Storage, Storage, StorageReadWrite];
+    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite];
+    DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite];
+    PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    GlobalAvgPool => "global_avg_pool", [Uniform, Storage, StorageReadWrite];
+    Linear => "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite];
+    SelectTarget => "select_target", [Uniform, Storage, Storage, StorageReadWrite];
+    LogitGrad => "logit_grad", [Uniform, Storage, Storage, StorageReadWrite];
+    PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    DepthwiseConvGrad => "depthwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    CamCombine => "cam_combine", [Uniform, Storage, Storage, StorageReadWrite];
+    CamMinMax => "cam_minmax", [Uniform, Storage, StorageReadWrite], fixed 64;
+    CamResize => "cam_resize", [Uniform, Storage, Storage, StorageReadWrite];
+    CamNormalize => "cam_normalize", [Uniform, Storage, StorageReadWrite];
+    OverlayMax => "overlay_max", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], fixed 64;
+    Overlay => "overlay", [Uniform, Storage, Storage, Storage, Storage, Storage, StorageReadWrite];
+}
 
-/// Every kernel the engine builds; a test checks this list against the files in `shaders/`.
-pub const ALL_KERNELS: &[&KernelSpec] = &[
-    &PREPROCESS,
-    &CONV2D,
-    &DEPTHWISE_CONV,
-    &POINTWISE_CONV,
-    &GLOBAL_AVG_POOL,
-    &LINEAR,
-];
-
-/// Invocations per workgroup for every kernel, passed as the `WORKGROUP_SIZE` override.
+/// Invocations per workgroup for kernels sized by the `WORKGROUP_SIZE` override.
 pub const WORKGROUP_SIZE: u32 = 64;
 
 /// One compiled kernel.
@@ -145,7 +138,11 @@ impl Kernel {
             module: &module,
             entry_point: Some("main"),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
+                constants: if spec.fixed_workgroup.is_some() {
+                    &[]
+                } else {
+                    &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)]
+                },
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
@@ -154,7 +151,7 @@ impl Kernel {
             spec,
             pipeline,
             layout,
-            workgroup_size: WORKGROUP_SIZE,
+            workgroup_size: spec.fixed_workgroup.unwrap_or(WORKGROUP_SIZE),
         }
     }
 
@@ -199,51 +196,26 @@ impl Kernel {
     }
 }
 
-/// Identifies a kernel in [`Kernels`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelId {
-    Preprocess,
-    Conv2d,
-    DepthwiseConv,
-    PointwiseConv,
-    GlobalAvgPool,
-    Linear,
-}
-
 /// All pipelines, built once per device.
 #[derive(Debug)]
 pub struct Kernels {
-    pub preprocess: Kernel,
-    pub conv2d: Kernel,
-    pub depthwise_conv: Kernel,
-    pub pointwise_conv: Kernel,
-    pub global_avg_pool: Kernel,
-    pub linear: Kernel,
+    kernels: Vec<Kernel>,
 }
 
 impl Kernels {
     /// Compiles every kernel on `device`.
     pub fn new(device: &wgpu::Device) -> Self {
         Self {
-            preprocess: Kernel::new(device, &PREPROCESS),
-            conv2d: Kernel::new(device, &CONV2D),
-            depthwise_conv: Kernel::new(device, &DEPTHWISE_CONV),
-            pointwise_conv: Kernel::new(device, &POINTWISE_CONV),
-            global_avg_pool: Kernel::new(device, &GLOBAL_AVG_POOL),
-            linear: Kernel::new(device, &LINEAR),
+            kernels: ALL_KERNELS
+                .iter()
+                .map(|spec| Kernel::new(device, spec))
+                .collect(),
         }
     }
 
     /// The kernel `id` names.
     pub fn get(&self, id: KernelId) -> &Kernel {
-        match id {
-            KernelId::Preprocess => &self.preprocess,
-            KernelId::Conv2d => &self.conv2d,
-            KernelId::DepthwiseConv => &self.depthwise_conv,
-            KernelId::PointwiseConv => &self.pointwise_conv,
-            KernelId::GlobalAvgPool => &self.global_avg_pool,
-            KernelId::Linear => &self.linear,
-        }
+        &self.kernels[id as usize]
     }
 }
 

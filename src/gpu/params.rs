@@ -32,7 +32,8 @@ pub struct ImageMeta {
     pub offset: u32,
     pub width: u32,
     pub height: u32,
-    pub _pad: u32,
+    /// Pixel offset of the image's overlay in the batch's RGBA8 output.
+    pub out_offset: u32,
 }
 
 /// Kept in sync with `Params` in shaders/conv2d.wgsl.
@@ -103,6 +104,111 @@ pub struct LinearParams {
     pub _pad: u32,
 }
 
+/// Kept in sync with `Params` in shaders/select_target.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SelectTargetParams {
+    pub batch: u32,
+    pub classes: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Kept in sync with `Params` in shaders/logit_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LogitGradParams {
+    pub batch: u32,
+    pub pixels: u32,
+    pub channels: u32,
+    pub _pad: u32,
+}
+
+/// Kept in sync with `Params` in shaders/pointwise_conv_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PointwiseGradParams {
+    pub rows: u32,
+    pub in_channels: u32,
+    pub out_channels: u32,
+    pub relu6_mask: u32,
+    pub add_extra: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Kept in sync with `Params` in shaders/depthwise_conv_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DepthwiseGradParams {
+    pub batch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub channels: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub relu6_mask: u32,
+    pub add_extra: u32,
+}
+
+/// Kept in sync with `Params` in shaders/cam_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CamCombineParams {
+    pub batch: u32,
+    pub pixels: u32,
+    pub channels: u32,
+    pub _pad: u32,
+}
+
+/// Kept in sync with `Params` in shaders/cam_minmax.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CamMinMaxParams {
+    pub batch: u32,
+    pub len: u32,
+    pub relu: u32,
+    pub _pad: u32,
+}
+
+/// Kept in sync with `Params` in shaders/cam_resize.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CamResizeParams {
+    pub batch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Kept in sync with `Params` in shaders/cam_normalize.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CamNormalizeParams {
+    pub batch: u32,
+    pub len: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Kept in sync with `Params` in shaders/overlay_max.wgsl and shaders/overlay.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OverlayParams {
+    pub batch: u32,
+    pub cam_h: u32,
+    pub cam_w: u32,
+    pub total_pixels: u32,
+    /// `f32(1 - w)` with the subtraction in f64, as numpy does with a Python float.
+    pub heat_weight: f32,
+    /// `f32(w)`.
+    pub image_weight: f32,
+    pub _pad: [u32; 2],
+}
+
 /// The size of each params struct, by shader name, for the layout test.
 pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
     (
@@ -128,4 +234,52 @@ pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
         std::mem::size_of::<PoolParams>(),
     ),
     ("linear", "Params", std::mem::size_of::<LinearParams>()),
+    (
+        "select_target",
+        "Params",
+        std::mem::size_of::<SelectTargetParams>(),
+    ),
+    (
+        "logit_grad",
+        "Params",
+        std::mem::size_of::<LogitGradParams>(),
+    ),
+    (
+        "pointwise_conv_grad",
+        "Params",
+        std::mem::size_of::<PointwiseGradParams>(),
+    ),
+    (
+        "depthwise_conv_grad",
+        "Params",
+        std::mem::size_of::<DepthwiseGradParams>(),
+    ),
+    (
+        "cam_combine",
+        "Params",
+        std::mem::size_of::<CamCombineParams>(),
+    ),
+    (
+        "cam_minmax",
+        "Params",
+        std::mem::size_of::<CamMinMaxParams>(),
+    ),
+    (
+        "cam_resize",
+        "Params",
+        std::mem::size_of::<CamResizeParams>(),
+    ),
+    (
+        "cam_normalize",
+        "Params",
+        std::mem::size_of::<CamNormalizeParams>(),
+    ),
+    (
+        "overlay_max",
+        "Params",
+        std::mem::size_of::<OverlayParams>(),
+    ),
+    ("overlay_max", "ImageMeta", std::mem::size_of::<ImageMeta>()),
+    ("overlay", "Params", std::mem::size_of::<OverlayParams>()),
+    ("overlay", "ImageMeta", std::mem::size_of::<ImageMeta>()),
 ];

@@ -1,11 +1,12 @@
 //! The forward pass: preprocessing of uploaded RGB8 images, every layer of the plan, logits.
-//! All activations stay in per-tensor buffers sized for the workspace's batch capacity, so a
+//! All activations stay in per-tensor buffers sized for the workspace's batch capacity, so the
 //! backward pass can reuse them; the only readback is the logits, on request.
 
 use std::sync::Arc;
 
+use super::steps::{bytes, BatchShape, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Dispatch, KernelId};
+use crate::gpu::kernels::KernelId;
 use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
@@ -19,6 +20,9 @@ pub struct GpuModel {
     pub model: Arc<Model>,
     /// Per conv: (weight in GPU layout, bias).
     pub convs: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Per conv: the folded weight in PyTorch's `[out, in/groups, k, k]` layout, used by the
+    /// pointwise backward; `None` where the backward uses the GPU layout.
+    pub convs_torch: Vec<Option<wgpu::Buffer>>,
     /// Classifier weight `[classes, features]`.
     pub fc_weight: wgpu::Buffer,
     /// Classifier bias `[classes]`.
@@ -38,11 +42,20 @@ impl GpuModel {
                 )
             })
             .collect();
+        let convs_torch = model
+            .convs
+            .iter()
+            .map(|c| {
+                (c.kind == ConvKind::Pointwise)
+                    .then(|| ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
+            })
+            .collect();
         let fc_weight = ctx.storage_with("_fc.weight", &model.fc_weight);
         let fc_bias = ctx.storage_with("_fc.bias", &model.fc_bias);
         Self {
             model,
             convs,
+            convs_torch,
             fc_weight,
             fc_bias,
         }
@@ -56,14 +69,16 @@ pub struct Forward {
     ctx: Arc<GpuContext>,
     gpu_model: Arc<GpuModel>,
     capacity: u32,
-    batch: u32,
-    configured: bool,
+    shape: BatchShape,
     /// One buffer per model tensor (NHWC, `capacity` images).
     tensors: Vec<wgpu::Buffer>,
     pixels: wgpu::Buffer,
+    pixels_generation: u64,
     pixel_bytes: Vec<u8>,
     metas: wgpu::Buffer,
-    dispatches: Vec<Dispatch>,
+    image_sizes: Vec<(u32, u32)>,
+    steps: Steps,
+    preprocess_step: usize,
     logits_staging: wgpu::Buffer,
 }
 
@@ -92,21 +107,29 @@ impl Forward {
             "logits_readback",
             u64::from(model.classes) * 4 * u64::from(capacity),
         );
-        let mut f = Self {
+        let mut steps = Steps::new("forward");
+        let mut preprocess_step = 0;
+        for op in &model.ops {
+            let index = push_op(&ctx, &gpu_model, &tensors, &pixels, &metas, &mut steps, op);
+            if matches!(op, Op::Preprocess { .. }) {
+                preprocess_step = index;
+            }
+        }
+        Ok(Self {
             ctx,
             gpu_model,
             capacity,
-            batch: capacity,
-            configured: false,
+            shape: BatchShape::default(),
             tensors,
             pixels,
+            pixels_generation: 0,
             pixel_bytes: Vec::new(),
             metas,
-            dispatches: Vec::new(),
+            image_sizes: Vec::new(),
+            steps,
+            preprocess_step,
             logits_staging,
-        };
-        f.dispatches = f.build_dispatches();
-        Ok(f)
+        })
     }
 
     /// The most images one batch can hold.
@@ -116,7 +139,17 @@ impl Forward {
 
     /// The images in the current batch.
     pub fn batch(&self) -> u32 {
-        self.batch
+        self.shape.images
+    }
+
+    /// The current batch's shape.
+    pub fn shape(&self) -> BatchShape {
+        self.shape
+    }
+
+    /// Width and height of each image of the current batch (as uploaded).
+    pub fn image_sizes(&self) -> &[(u32, u32)] {
+        &self.image_sizes
     }
 
     /// The model.
@@ -124,121 +157,74 @@ impl Forward {
         &self.gpu_model.model
     }
 
+    /// The GPU context.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// The weights on the GPU.
+    pub fn gpu_model(&self) -> &Arc<GpuModel> {
+        &self.gpu_model
+    }
+
     /// The buffer of model tensor `id` (NHWC, f32).
     pub fn tensor(&self, id: usize) -> &wgpu::Buffer {
         &self.tensors[id]
     }
 
-    fn build_dispatches(&self) -> Vec<Dispatch> {
-        let ctx = &self.ctx;
-        let model = &self.gpu_model.model;
-        let k = &ctx.kernels;
-        model
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let (kernel, bytes, _) = step(model, op, self.batch);
-                let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("params.{i}")),
-                    size: bytes.len() as u64,
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                let t = &self.tensors;
-                let bind_group = match *op {
-                    Op::Preprocess { output } => k.preprocess.bind(
-                        &ctx.device,
-                        &[&params, &self.pixels, &self.metas, &t[output]],
-                    ),
-                    Op::Conv {
-                        conv,
-                        input,
-                        output,
-                        residual,
-                        ..
-                    } => {
-                        let (w, b) = &self.gpu_model.convs[conv];
-                        match model.convs[conv].kind {
-                            ConvKind::Dense => k
-                                .conv2d
-                                .bind(&ctx.device, &[&params, &t[input], w, b, &t[output]]),
-                            ConvKind::Depthwise => k
-                                .depthwise_conv
-                                .bind(&ctx.device, &[&params, &t[input], w, b, &t[output]]),
-                            ConvKind::Pointwise => {
-                                // Without a residual the binding still needs a buffer; the bias is never read there.
-                                let r = residual.map(|r| &t[r]).unwrap_or(b);
-                                k.pointwise_conv
-                                    .bind(&ctx.device, &[&params, &t[input], w, b, r, &t[output]])
-                            }
-                        }
-                    }
-                    Op::GlobalAvgPool { input, output } => k
-                        .global_avg_pool
-                        .bind(&ctx.device, &[&params, &t[input], &t[output]]),
-                    Op::Linear { input, output } => k.linear.bind(
-                        &ctx.device,
-                        &[
-                            &params,
-                            &t[input],
-                            &self.gpu_model.fc_weight,
-                            &self.gpu_model.fc_bias,
-                            &t[output],
-                        ],
-                    ),
-                };
-                ctx.queue.write_buffer(&params, 0, &bytes);
-                Dispatch {
-                    kernel,
-                    bind_group,
-                    params,
-                    invocations: 0,
-                }
-            })
-            .collect()
+    /// The uploaded RGB8 pixels of the batch, and a counter that changes whenever the buffer is
+    /// reallocated (so that users of it can rebind).
+    pub fn pixels(&self) -> (&wgpu::Buffer, u64) {
+        (&self.pixels, self.pixels_generation)
     }
 
-    /// Sets the number of images the next run processes, rewriting the kernels' parameters.
-    pub fn set_batch(&mut self, batch: u32) -> Result<()> {
-        if batch == 0 || batch > self.capacity {
+    /// The per-image [`ImageMeta`] array.
+    pub fn metas(&self) -> &wgpu::Buffer {
+        &self.metas
+    }
+
+    fn set_shape(&mut self, shape: BatchShape) -> Result<()> {
+        if shape.images == 0 || shape.images > self.capacity {
             return Err(Error::InvalidRequest(format!(
-                "batch of {batch} images does not fit this workspace (1..={})",
-                self.capacity
+                "a batch of {} images does not fit this workspace (1..={})",
+                shape.images, self.capacity
             )));
         }
-        let model = self.gpu_model.model.clone();
-        for (op, d) in model.ops.iter().zip(self.dispatches.iter_mut()) {
-            let (_, bytes, invocations) = step(&model, op, batch);
-            if batch != self.batch || !self.configured {
-                self.ctx.queue.write_buffer(&d.params, 0, &bytes);
-            }
-            d.invocations = invocations;
-        }
-        self.batch = batch;
-        self.configured = true;
+        self.steps.configure(&self.ctx, shape);
+        self.shape = shape;
         Ok(())
     }
 
     /// Uploads a batch of RGB8 images (any sizes) to be preprocessed on the GPU.
     pub fn upload_images(&mut self, images: &[&image::RgbImage]) -> Result<()> {
-        let n = u32::try_from(images.len()).unwrap_or(u32::MAX);
-        self.set_batch(n)?;
+        if images.is_empty() || images.len() > self.capacity as usize {
+            return Err(Error::InvalidRequest(format!(
+                "a batch of {} images does not fit this workspace (1..={})",
+                images.len(),
+                self.capacity
+            )));
+        }
         self.pixel_bytes.clear();
+        self.image_sizes.clear();
         let mut metas = Vec::with_capacity(images.len());
+        let mut out_offset = 0u64;
         for img in images {
             if img.width() == 0 || img.height() == 0 {
-                return Err(Error::InvalidRequest("image has no pixels".into()));
+                return Err(Error::InvalidRequest("an image has no pixels".into()));
             }
             let offset = u32::try_from(self.pixel_bytes.len())
-                .map_err(|_| Error::InvalidRequest("batch pixels exceed 4 GiB".into()))?;
+                .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 GiB".into()))?;
+            let out = u32::try_from(out_offset)
+                .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 G".into()))?;
             metas.push(ImageMeta {
                 offset,
                 width: img.width(),
                 height: img.height(),
-                _pad: 0,
+                out_offset: out,
             });
+            out_offset += u64::from(img.width()) * u64::from(img.height());
             self.pixel_bytes.extend_from_slice(img.as_raw());
+            self.image_sizes.push((img.width(), img.height()));
         }
         while self.pixel_bytes.len() % 4 != 0 {
             self.pixel_bytes.push(0);
@@ -246,32 +232,29 @@ impl Forward {
         let needed = self.pixel_bytes.len() as u64;
         if needed > self.pixels.size() {
             // Grow geometrically so a stream of large images reallocates only a few times.
-            let size = needed.next_power_of_two().max(INITIAL_PIXEL_BYTES);
             let limit = self
                 .ctx
                 .limits
                 .max_storage_buffer_binding_size
                 .min(self.ctx.limits.max_buffer_size);
-            let size = if size > limit { needed } else { size };
+            let size = needed
+                .next_power_of_two()
+                .max(INITIAL_PIXEL_BYTES)
+                .min(limit.max(needed));
             self.pixels = self.ctx.storage("pixels", size)?;
+            self.pixels_generation += 1;
             let model = self.gpu_model.model.clone();
-            let (i, out) = model
-                .ops
-                .iter()
-                .enumerate()
-                .find_map(|(i, op)| match op {
-                    Op::Preprocess { output } => Some((i, *output)),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    Error::InvalidRequest("the model has no preprocessing step".into())
-                })?;
-            let d = &mut self.dispatches[i];
-            d.bind_group = self.ctx.kernels.preprocess.bind(
-                &self.ctx.device,
-                &[&d.params, &self.pixels, &self.metas, &self.tensors[out]],
+            let out = model.input;
+            self.steps.rebind(
+                &self.ctx,
+                self.preprocess_step,
+                &[&self.pixels, &self.metas, &self.tensors[out]],
             );
         }
+        self.set_shape(BatchShape {
+            images: images.len() as u32,
+            total_pixels: out_offset.min(u64::from(u32::MAX)) as u32,
+        })?;
         self.ctx
             .queue
             .write_buffer(&self.pixels, 0, &self.pixel_bytes);
@@ -282,7 +265,8 @@ impl Forward {
     }
 
     /// Uploads already-normalized input tensors (NHWC, `[batch, size, size, 3]`), bypassing
-    /// preprocessing: for tests and callers with their own preprocessing.
+    /// preprocessing: for tests and callers with their own preprocessing. There are no source
+    /// images, so no overlay can be made from such a batch.
     pub fn upload_input(&mut self, nhwc: &[f32]) -> Result<()> {
         let per = self.gpu_model.model.tensors[self.gpu_model.model.input].len();
         if nhwc.is_empty() || nhwc.len() % per != 0 {
@@ -291,7 +275,11 @@ impl Forward {
                 nhwc.len()
             )));
         }
-        self.set_batch((nhwc.len() / per) as u32)?;
+        self.image_sizes.clear();
+        self.set_shape(BatchShape {
+            images: (nhwc.len() / per) as u32,
+            total_pixels: 0,
+        })?;
         let input = &self.tensors[self.gpu_model.model.input];
         self.ctx
             .queue
@@ -301,15 +289,22 @@ impl Forward {
 
     /// Records the forward pass; with `preprocess` false the input tensor is used as uploaded.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, preprocess: bool) {
-        let skip = usize::from(!preprocess);
-        self.ctx
-            .record(encoder, "forward", &self.dispatches[skip..]);
+        let first = if preprocess {
+            0
+        } else {
+            self.preprocess_step + 1
+        };
+        self.steps
+            .record_range(&self.ctx, encoder, first..self.steps.len());
     }
 
     /// Records the preprocessing step alone.
     pub fn record_preprocess(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.ctx
-            .record(encoder, "preprocess", &self.dispatches[..1]);
+        self.steps.record_range(
+            &self.ctx,
+            encoder,
+            self.preprocess_step..self.preprocess_step + 1,
+        );
     }
 
     /// Runs the forward pass on what was uploaded and waits for it.
@@ -322,7 +317,7 @@ impl Forward {
     /// Reads the logits of the current batch back, one `Vec` per image.
     pub fn read_logits(&self) -> Result<Vec<Vec<f32>>> {
         let classes = self.gpu_model.model.classes as usize;
-        let bytes = (classes * self.batch as usize * 4) as u64;
+        let bytes = (classes * self.batch() as usize * 4) as u64;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(
             &self.tensors[self.gpu_model.model.logits],
@@ -341,27 +336,39 @@ impl Forward {
 
     /// Reads model tensor `id` of the current batch (NHWC), for tests and debugging.
     pub fn read_tensor(&self, id: usize) -> Result<Vec<f32>> {
-        let n = self.gpu_model.model.tensors[id].len() * self.batch as usize;
+        let n = self.gpu_model.model.tensors[id].len() * self.batch() as usize;
         self.ctx.read_f32(&self.tensors[id], n)
     }
 }
 
-/// Kernel, parameter bytes and invocation count of one op at batch size `batch`.
-fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
+/// Appends the launch of one forward op to `steps`; returns its index.
+fn push_op(
+    ctx: &GpuContext,
+    gpu_model: &GpuModel,
+    tensors: &[wgpu::Buffer],
+    pixels: &wgpu::Buffer,
+    metas: &wgpu::Buffer,
+    steps: &mut Steps,
+    op: &Op,
+) -> usize {
+    let model = &gpu_model.model;
     let t = &model.tensors;
     match *op {
         Op::Preprocess { output } => {
-            let o = &t[output];
-            let p = PreprocessParams {
-                batch,
-                out_h: o.height,
-                out_w: o.width,
-                _pad: 0,
-            };
-            (
+            let (h, w) = (t[output].height, t[output].width);
+            steps.push(
+                ctx,
                 KernelId::Preprocess,
-                bytemuck::bytes_of(&p).to_vec(),
-                batch * o.height * o.width,
+                &[pixels, metas, &tensors[output]],
+                move |s| {
+                    let p = PreprocessParams {
+                        batch: s.images,
+                        out_h: h,
+                        out_w: w,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * h * w)
+                },
             )
         }
         Op::Conv {
@@ -373,96 +380,125 @@ fn step(model: &Model, op: &Op, batch: u32) -> (KernelId, Vec<u8>, u32) {
             pad_left,
         } => {
             let c = &model.convs[conv];
-            let (i, o) = (&t[input], &t[output]);
+            let (i, o) = (t[input].clone(), t[output].clone());
+            let (w, b) = &gpu_model.convs[conv];
+            let (kernel, stride, activation) = (c.kernel, c.stride, c.activation as u32);
             match c.kind {
-                ConvKind::Dense => {
-                    let p = ConvParams {
-                        batch,
-                        in_h: i.height,
-                        in_w: i.width,
-                        in_c: i.channels,
-                        out_h: o.height,
-                        out_w: o.width,
-                        out_c: o.channels,
-                        kernel: c.kernel,
-                        stride: c.stride,
-                        pad_top,
-                        pad_left,
-                        activation: c.activation as u32,
-                    };
-                    let n = batch * o.height * o.width * o.channels / 4;
-                    (KernelId::Conv2d, bytemuck::bytes_of(&p).to_vec(), n)
-                }
-                ConvKind::Depthwise => {
-                    let p = DepthwiseParams {
-                        batch,
-                        in_h: i.height,
-                        in_w: i.width,
-                        channels: o.channels,
-                        out_h: o.height,
-                        out_w: o.width,
-                        kernel: c.kernel,
-                        stride: c.stride,
-                        pad_top,
-                        pad_left,
-                        activation: c.activation as u32,
-                        _pad: 0,
-                    };
-                    let n = batch * o.height * o.width * o.channels / 4;
-                    (KernelId::DepthwiseConv, bytemuck::bytes_of(&p).to_vec(), n)
-                }
+                ConvKind::Dense => steps.push(
+                    ctx,
+                    KernelId::Conv2d,
+                    &[&tensors[input], w, b, &tensors[output]],
+                    move |s| {
+                        let p = ConvParams {
+                            batch: s.images,
+                            in_h: i.height,
+                            in_w: i.width,
+                            in_c: i.channels,
+                            out_h: o.height,
+                            out_w: o.width,
+                            out_c: o.channels,
+                            kernel,
+                            stride,
+                            pad_top,
+                            pad_left,
+                            activation,
+                        };
+                        (bytes(&p), s.images * o.height * o.width * o.channels / 4)
+                    },
+                ),
+                ConvKind::Depthwise => steps.push(
+                    ctx,
+                    KernelId::DepthwiseConv,
+                    &[&tensors[input], w, b, &tensors[output]],
+                    move |s| {
+                        let p = DepthwiseParams {
+                            batch: s.images,
+                            in_h: i.height,
+                            in_w: i.width,
+                            channels: o.channels,
+                            out_h: o.height,
+                            out_w: o.width,
+                            kernel,
+                            stride,
+                            pad_top,
+                            pad_left,
+                            activation,
+                            _pad: 0,
+                        };
+                        (bytes(&p), s.images * o.height * o.width * o.channels / 4)
+                    },
+                ),
                 ConvKind::Pointwise => {
-                    let rows = batch * o.height * o.width;
-                    let p = PointwiseParams {
-                        rows,
-                        in_channels: i.channels,
-                        out_channels: o.channels,
-                        activation: c.activation as u32,
-                        has_residual: u32::from(residual.is_some()),
-                        _pad: [0; 3],
-                    };
-                    (
+                    // Without a residual the binding still needs a buffer; it is never read.
+                    let r = residual.map(|r| &tensors[r]).unwrap_or(b);
+                    let has_residual = u32::from(residual.is_some());
+                    steps.push(
+                        ctx,
                         KernelId::PointwiseConv,
-                        bytemuck::bytes_of(&p).to_vec(),
-                        pointwise_invocations(rows, o.channels),
+                        &[&tensors[input], w, b, r, &tensors[output]],
+                        move |s| {
+                            let rows = s.images * o.height * o.width;
+                            let p = PointwiseParams {
+                                rows,
+                                in_channels: i.channels,
+                                out_channels: o.channels,
+                                activation,
+                                has_residual,
+                                _pad: [0; 3],
+                            };
+                            (bytes(&p), pointwise_invocations(rows, o.channels))
+                        },
                     )
                 }
             }
         }
         Op::GlobalAvgPool { input, output } => {
-            let i = &t[input];
-            let p = PoolParams {
-                batch,
-                pixels: i.height * i.width,
-                channels: i.channels,
-                _pad: 0,
-            };
-            (
+            let (pixels, channels) = (t[input].height * t[input].width, t[input].channels);
+            steps.push(
+                ctx,
                 KernelId::GlobalAvgPool,
-                bytemuck::bytes_of(&p).to_vec(),
-                batch * t[output].channels / 4,
+                &[&tensors[input], &tensors[output]],
+                move |s| {
+                    let p = PoolParams {
+                        batch: s.images,
+                        pixels,
+                        channels,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * channels / 4)
+                },
             )
         }
         Op::Linear { input, output } => {
-            let p = LinearParams {
-                batch,
-                in_features: t[input].channels,
-                out_features: t[output].channels,
-                _pad: 0,
-            };
-            (
+            let (features, classes) = (t[input].channels, t[output].channels);
+            steps.push(
+                ctx,
                 KernelId::Linear,
-                bytemuck::bytes_of(&p).to_vec(),
-                batch * t[output].channels,
+                &[
+                    &tensors[input],
+                    &gpu_model.fc_weight,
+                    &gpu_model.fc_bias,
+                    &tensors[output],
+                ],
+                move |s| {
+                    let p = LinearParams {
+                        batch: s.images,
+                        in_features: features,
+                        out_features: classes,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * classes)
+                },
             )
         }
     }
 }
 
-/// Rows per invocation in shaders/pointwise_conv.wgsl (`ROWS`).
+/// Rows per invocation in shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (`ROWS`).
 pub const POINTWISE_ROWS: u32 = 8;
 
-/// Invocations of shaders/pointwise_conv.wgsl for a `rows × out_channels` output.
+/// Invocations of shaders/pointwise_conv.wgsl for a `rows × out_channels` output (and of
+/// pointwise_conv_grad.wgsl for a `rows × in_channels` one).
 pub fn pointwise_invocations(rows: u32, out_channels: u32) -> u32 {
     rows.div_ceil(POINTWISE_ROWS) * (out_channels / 4).div_ceil(2)
 }

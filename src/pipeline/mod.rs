@@ -1,6 +1,7 @@
 //! Recording the network's work on the GPU. Each stage records commands; none reads back.
 
 mod forward;
+pub mod steps;
 
 pub use forward::{pointwise_invocations, Forward, GpuModel, POINTWISE_ROWS};
 

@@ -1,0 +1,71 @@
+// Normalizes each map with its (min, max) — (x - min) / (max - min + 1e-7), as pytorch-grad-cam's
+// scale_cam_image — and resizes it bilinearly with OpenCV's INTER_LINEAR semantics (half-pixel
+// centres, source coordinates clamped to the edge): cv2.resize(cam, (out_w, out_h)).
+//
+// Kept in sync with src/gpu/params.rs (`CamResizeParams`).
+
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// [batch, in_h * in_w]
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+// [batch]: (min, max) of each source map
+@group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
+// [batch, out_h * out_w]
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+override WORKGROUP_SIZE: u32 = 64u;
+
+// OpenCV's source coordinate for an output index: (first source index, fraction of the next).
+fn source(o: u32, in_size: u32, out_size: u32) -> vec2<f32> {
+    let scale = f32(in_size) / f32(out_size);
+    let f = (f32(o) + 0.5) * scale - 0.5;
+    var s = floor(f);
+    var frac = f - s;
+    if s < 0.0 {
+        s = 0.0;
+        frac = 0.0;
+    }
+    if s >= f32(in_size - 1u) {
+        s = f32(in_size - 1u);
+        frac = 0.0;
+    }
+    return vec2<f32>(s, frac);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let per_image = params.out_h * params.out_w;
+    if id >= params.batch * per_image {
+        return;
+    }
+    let n = id / per_image;
+    let oy = (id % per_image) / params.out_w;
+    let ox = id % params.out_w;
+    let sy = source(oy, params.in_h, params.out_h);
+    let sx = source(ox, params.in_w, params.out_w);
+    let y0 = u32(sy.x);
+    let x0 = u32(sx.x);
+    let y1 = min(y0 + 1u, params.in_h - 1u);
+    let x1 = min(x0 + 1u, params.in_w - 1u);
+    let st = stats[n];
+    let scale = (st.y - st.x) + 1e-7;
+    let base = n * params.in_h * params.in_w;
+    let a = (src[base + y0 * params.in_w + x0] - st.x) / scale;
+    let b = (src[base + y0 * params.in_w + x1] - st.x) / scale;
+    let c = (src[base + y1 * params.in_w + x0] - st.x) / scale;
+    let d = (src[base + y1 * params.in_w + x1] - st.x) / scale;
+    let top = a * (1.0 - sx.y) + b * sx.y;
+    let bottom = c * (1.0 - sx.y) + d * sx.y;
+    dst[id] = top * (1.0 - sy.y) + bottom * sy.y;
+}
