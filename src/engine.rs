@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::model::Model;
-use crate::pipeline::{Forward, GpuModel};
+use crate::pipeline::{ExplainOptions, Explainer, Forward, GpuModel};
 
 /// A model uploaded to a device. Cheap to share; workspaces ([`Forward`]) are made from it.
 pub struct Engine {
@@ -51,6 +51,11 @@ impl Engine {
     /// A forward workspace for batches of up to `capacity` images.
     pub fn forward(&self, capacity: u32) -> Result<Forward> {
         Forward::new(self.ctx.clone(), self.gpu_model.clone(), capacity)
+    }
+
+    /// A Grad-CAM workspace for batches of up to `capacity` images.
+    pub fn explainer(&self, capacity: u32, options: ExplainOptions) -> Result<Explainer> {
+        Explainer::new(self.forward(capacity)?, options)
     }
 
     /// Runs the forward pass on `images` (at most the workspace's capacity) and returns each

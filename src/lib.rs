@@ -18,6 +18,7 @@
 //! # Ok::<(), gradcam::Error>(())
 //! ```
 
+mod colormap;
 mod engine;
 mod error;
 pub mod gpu;
@@ -26,10 +27,14 @@ mod labels;
 pub mod model;
 pub mod pipeline;
 
+pub use colormap::Colormap;
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use gpu::{AdapterOptions, GpuContext};
 pub use images::{decode_image, decode_image_bytes};
 pub use labels::Labels;
 pub use model::Model;
-pub use pipeline::{softmax, top_k, Forward, GpuModel};
+pub use pipeline::{
+    softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Readback, Target,
+    CAM_SIZE,
+};

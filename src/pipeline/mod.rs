@@ -1,8 +1,12 @@
 //! Recording the network's work on the GPU. Each stage records commands; none reads back.
 
+mod backward;
+mod explain;
 mod forward;
 pub mod steps;
 
+pub use backward::{BackwardPlan, BackwardStep};
+pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target, CAM_SIZE};
 pub use forward::{pointwise_invocations, Forward, GpuModel, POINTWISE_ROWS};
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.

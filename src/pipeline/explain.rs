@@ -1,0 +1,663 @@
+//! Grad-CAM end to end on the GPU: forward, target class, targeted backward, CAM, colormap and
+//! overlay, recorded as one command stream with no readback in between.
+
+use std::sync::Arc;
+
+use super::backward::BackwardPlan;
+use super::forward::{pointwise_invocations, Forward};
+use super::steps::{bytes, BatchShape, Steps};
+use crate::colormap::Colormap;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::KernelId;
+use crate::gpu::params::{
+    CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, DepthwiseGradParams,
+    LogitGradParams, OverlayParams, PointwiseGradParams, PoolParams, SelectTargetParams,
+};
+use crate::gpu::GpuContext;
+use crate::model::ConvKind;
+
+/// Which class to explain for an image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    /// The class with the highest logit, chosen on the GPU.
+    #[default]
+    Predicted,
+    /// This class.
+    Class(u32),
+}
+
+/// How an [`Explainer`] explains.
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    /// Target layer: `head` (the head conv's output after its ReLU6) or `blocks.N`.
+    pub layer: String,
+    /// Heatmap colours.
+    pub colormap: Colormap,
+    /// Weight of the image in the overlay, in [0, 1]; the heatmap gets `1 - image_weight`.
+    pub image_weight: f32,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> Self {
+        Self {
+            layer: "head".into(),
+            colormap: Colormap::Jet,
+            image_weight: 0.5,
+        }
+    }
+}
+
+/// Side of the model-resolution CAM (pytorch-grad-cam's output size).
+pub const CAM_SIZE: u32 = 224;
+
+/// What [`Explainer::read`] brings back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readback {
+    /// The CAM at model resolution.
+    pub cam: bool,
+    /// The CAM at the target layer's resolution, before normalization.
+    pub cam_grid: bool,
+    /// The overlays at each image's own size.
+    pub overlay: bool,
+}
+
+impl Readback {
+    /// Everything.
+    pub const ALL: Self = Self {
+        cam: true,
+        cam_grid: true,
+        overlay: true,
+    };
+}
+
+/// One image's result, read back.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// The class explained.
+    pub class: u32,
+    /// The image's logits.
+    pub logits: Vec<f32>,
+    /// `[224 × 224]` row-major: the normalized CAM, comparable with pytorch-grad-cam's output.
+    pub cam: Option<Vec<f32>>,
+    /// `[h × w]` at the target layer's resolution: ReLU(Σ_k w_k A_k) before any normalization.
+    pub cam_grid: Option<Vec<f32>>,
+    /// The heatmap blended over the image at the image's own size.
+    pub overlay: Option<image::RgbaImage>,
+}
+
+/// Buffers and recorded work for explaining batches of up to `capacity` images at one target
+/// layer. Made once and reused: no allocation per batch unless a batch's images outgrow the
+/// pixel buffers.
+pub struct Explainer {
+    forward: Forward,
+    options: ExplainOptions,
+    plan: BackwardPlan,
+    grid_size: (u32, u32),
+    requested: wgpu::Buffer,
+    requested_host: Vec<u32>,
+    targets: wgpu::Buffer,
+    grads: Vec<wgpu::Buffer>,
+    cam_grid: wgpu::Buffer,
+    cam: wgpu::Buffer,
+    lut: wgpu::Buffer,
+    maxima: wgpu::Buffer,
+    overlay: wgpu::Buffer,
+    steps: Steps,
+    overlay_steps: Steps,
+    bound_pixels: u64,
+    staging: wgpu::Buffer,
+}
+
+/// `requested` value meaning "the argmax" (shaders/select_target.wgsl `ARGMAX`).
+const ARGMAX: u32 = u32::MAX;
+
+impl Explainer {
+    /// A workspace on `forward`'s model and device for its capacity, explaining `options.layer`.
+    pub fn new(forward: Forward, options: ExplainOptions) -> Result<Self> {
+        if !(0.0..=1.0).contains(&options.image_weight) {
+            return Err(Error::InvalidRequest(format!(
+                "image weight {} is outside [0, 1]",
+                options.image_weight
+            )));
+        }
+        let ctx = forward.context().clone();
+        let gpu_model = forward.gpu_model().clone();
+        let model = gpu_model.model.clone();
+        let target = model.target_layer(&options.layer)?;
+        let plan = BackwardPlan::new(&model, target)?;
+        let cap = u64::from(forward.capacity());
+        let t = &model.tensors[target];
+        let grid_size = (t.height, t.width);
+        let grid_len = u64::from(t.height * t.width);
+        let cam_len = u64::from(CAM_SIZE * CAM_SIZE);
+
+        let requested = ctx.storage("requested_classes", 4 * cap)?;
+        let targets = ctx.storage("target_classes", 4 * cap)?;
+        let grads = (0..plan.slots)
+            .map(|i| ctx.storage(&format!("grad.{i}"), plan.slot_len as u64 * 4 * cap))
+            .collect::<Result<Vec<_>>>()?;
+        let cam_weights = ctx.storage("cam_weights", u64::from(t.channels) * 4 * cap)?;
+        let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
+        let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
+        let cam = ctx.storage("cam", cam_len * 4 * cap)?;
+        let cam_stats = ctx.storage("cam_stats", 8 * cap)?;
+        let lut = ctx.storage_with("colormap", &options.colormap.packed());
+        let maxima = ctx.storage("overlay_maxima", 4 * cap)?;
+        let overlay = ctx.storage("overlay", 4 << 20)?;
+        let staging = ctx.staging("explain_readback", 4 << 20);
+
+        let mut steps = Steps::new("backward+cam");
+        let classes = model.classes;
+        let logits = forward.tensor(model.logits);
+        steps.push(
+            &ctx,
+            KernelId::SelectTarget,
+            &[logits, &requested, &targets],
+            move |s| {
+                let p = SelectTargetParams {
+                    batch: s.images,
+                    classes,
+                    _pad: [0; 2],
+                };
+                (bytes(&p), s.images)
+            },
+        );
+        let head = &model.tensors[plan.pooled_input];
+        let (head_pixels, head_channels) = (head.height * head.width, head.channels);
+        let grad = |tensor: usize| &grads[plan.slot_of[&tensor]];
+        steps.push(
+            &ctx,
+            KernelId::LogitGrad,
+            &[&targets, &gpu_model.fc_weight, grad(plan.pooled_input)],
+            move |s| {
+                let p = LogitGradParams {
+                    batch: s.images,
+                    pixels: head_pixels,
+                    channels: head_channels,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * head_pixels * head_channels / 4)
+            },
+        );
+        for step in &plan.steps {
+            let conv = &model.convs[step.conv];
+            let (i, o) = (
+                model.tensors[step.input].clone(),
+                model.tensors[step.output].clone(),
+            );
+            let extra = step.extra.map(grad).unwrap_or(grad(step.output));
+            let add_extra = u32::from(step.extra.is_some());
+            let relu6_mask = u32::from(step.relu6);
+            let buffers_forward_out = forward.tensor(step.output);
+            match conv.kind {
+                ConvKind::Pointwise => {
+                    let weight = gpu_model.convs_torch[step.conv].as_ref().ok_or_else(|| {
+                        Error::InvalidRequest(format!("{}: no transposed weight", conv.name))
+                    })?;
+                    steps.push(
+                        &ctx,
+                        KernelId::PointwiseConvGrad,
+                        &[
+                            grad(step.output),
+                            buffers_forward_out,
+                            weight,
+                            extra,
+                            grad(step.input),
+                        ],
+                        move |s| {
+                            let rows = s.images * o.height * o.width;
+                            let p = PointwiseGradParams {
+                                rows,
+                                in_channels: i.channels,
+                                out_channels: o.channels,
+                                relu6_mask,
+                                add_extra,
+                                _pad: [0; 3],
+                            };
+                            (bytes(&p), pointwise_invocations(rows, i.channels))
+                        },
+                    );
+                }
+                ConvKind::Depthwise => {
+                    let (kernel, stride) = (conv.kernel, conv.stride);
+                    let (pad_top, pad_left) = step.pad;
+                    steps.push(
+                        &ctx,
+                        KernelId::DepthwiseConvGrad,
+                        &[
+                            grad(step.output),
+                            buffers_forward_out,
+                            &gpu_model.convs[step.conv].0,
+                            extra,
+                            grad(step.input),
+                        ],
+                        move |s| {
+                            let p = DepthwiseGradParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                channels: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                relu6_mask,
+                                add_extra,
+                            };
+                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
+                        },
+                    );
+                }
+                ConvKind::Dense => unreachable!("BackwardPlan rejects dense convs"),
+            }
+        }
+
+        let (pixels, channels) = (t.height * t.width, t.channels);
+        steps.push(
+            &ctx,
+            KernelId::GlobalAvgPool,
+            &[grad(target), &cam_weights],
+            move |s| {
+                let p = PoolParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * channels / 4)
+            },
+        );
+        steps.push(
+            &ctx,
+            KernelId::CamCombine,
+            &[forward.tensor(target), &cam_weights, &cam_grid],
+            move |s| {
+                let p = CamCombineParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * pixels)
+            },
+        );
+        let reduce = ctx.kernels.get(KernelId::CamMinMax).workgroup_size;
+        steps.push(
+            &ctx,
+            KernelId::CamMinMax,
+            &[&cam_grid, &grid_stats],
+            move |s| {
+                let p = CamMinMaxParams {
+                    batch: s.images,
+                    len: pixels,
+                    relu: 0,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * reduce)
+            },
+        );
+        let (gh, gw) = grid_size;
+        steps.push(
+            &ctx,
+            KernelId::CamResize,
+            &[&cam_grid, &grid_stats, &cam],
+            move |s| {
+                let p = CamResizeParams {
+                    batch: s.images,
+                    in_h: gh,
+                    in_w: gw,
+                    out_h: CAM_SIZE,
+                    out_w: CAM_SIZE,
+                    _pad: [0; 3],
+                };
+                (bytes(&p), s.images * CAM_SIZE * CAM_SIZE)
+            },
+        );
+        steps.push(&ctx, KernelId::CamMinMax, &[&cam, &cam_stats], move |s| {
+            let p = CamMinMaxParams {
+                batch: s.images,
+                len: CAM_SIZE * CAM_SIZE,
+                relu: 1,
+                _pad: 0,
+            };
+            (bytes(&p), s.images * reduce)
+        });
+        steps.push(
+            &ctx,
+            KernelId::CamNormalize,
+            &[&cam_stats, &cam],
+            move |s| {
+                let p = CamNormalizeParams {
+                    batch: s.images,
+                    len: CAM_SIZE * CAM_SIZE,
+                    _pad: [0; 2],
+                };
+                (bytes(&p), s.images * CAM_SIZE * CAM_SIZE)
+            },
+        );
+
+        let mut explainer = Self {
+            forward,
+            options,
+            plan,
+            grid_size,
+            requested,
+            requested_host: Vec::new(),
+            targets,
+            grads,
+            cam_grid,
+            cam,
+            lut,
+            maxima,
+            overlay,
+            steps,
+            overlay_steps: Steps::new("overlay"),
+            bound_pixels: u64::MAX,
+            staging,
+        };
+        explainer.build_overlay_steps();
+        Ok(explainer)
+    }
+
+    fn build_overlay_steps(&mut self) {
+        let ctx = self.forward.context().clone();
+        let (pixels, generation) = self.forward.pixels();
+        let metas = self.forward.metas();
+        let heat_weight = (1.0 - f64::from(self.options.image_weight)) as f32;
+        let image_weight = self.options.image_weight;
+        let configure = move |s: &BatchShape| OverlayParams {
+            batch: s.images,
+            cam_h: CAM_SIZE,
+            cam_w: CAM_SIZE,
+            total_pixels: s.total_pixels,
+            heat_weight,
+            image_weight,
+            _pad: [0; 2],
+        };
+        let mut steps = Steps::new("overlay");
+        let reduce = ctx.kernels.get(KernelId::OverlayMax).workgroup_size;
+        steps.push(
+            &ctx,
+            KernelId::OverlayMax,
+            &[&self.cam, &self.lut, pixels, metas, &self.maxima],
+            move |s| (bytes(&configure(s)), s.images * reduce),
+        );
+        steps.push(
+            &ctx,
+            KernelId::Overlay,
+            &[
+                &self.cam,
+                &self.lut,
+                pixels,
+                metas,
+                &self.maxima,
+                &self.overlay,
+            ],
+            move |s| (bytes(&configure(s)), s.total_pixels),
+        );
+        self.overlay_steps = steps;
+        self.bound_pixels = generation;
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &ExplainOptions {
+        &self.options
+    }
+
+    /// The forward workspace (activations, logits).
+    pub fn forward(&self) -> &Forward {
+        &self.forward
+    }
+
+    /// The most images one batch can hold.
+    pub fn capacity(&self) -> u32 {
+        self.forward.capacity()
+    }
+
+    /// Height and width of the target layer (the CAM grid).
+    pub fn grid_size(&self) -> (u32, u32) {
+        self.grid_size
+    }
+
+    /// The backward plan (which convs run, gradient buffer sharing).
+    pub fn plan(&self) -> &BackwardPlan {
+        &self.plan
+    }
+
+    /// Uploads a batch: the images (any sizes) and, per image, the class to explain (`targets`
+    /// empty: the predicted class for all).
+    pub fn upload(&mut self, images: &[&image::RgbImage], targets: &[Target]) -> Result<()> {
+        self.set_targets(images.len(), targets)?;
+        self.forward.upload_images(images)?;
+        let shape = self.forward.shape();
+        let ctx = self.forward.context().clone();
+        let overlay_bytes = u64::from(shape.total_pixels) * 4;
+        let (_, generation) = self.forward.pixels();
+        if overlay_bytes > self.overlay.size() || generation != self.bound_pixels {
+            if overlay_bytes > self.overlay.size() {
+                let limit = ctx
+                    .limits
+                    .max_storage_buffer_binding_size
+                    .min(ctx.limits.max_buffer_size);
+                if overlay_bytes > limit {
+                    return Err(Error::InvalidRequest(format!(
+                        "the batch's overlays need {overlay_bytes} bytes, more than one buffer on this adapter \
+                         ({limit} bytes); use a smaller batch or smaller images"
+                    )));
+                }
+                self.overlay =
+                    ctx.storage("overlay", overlay_bytes.next_power_of_two().min(limit))?;
+            }
+            self.build_overlay_steps();
+        }
+        self.steps.configure(&ctx, shape);
+        self.overlay_steps.configure(&ctx, shape);
+        Ok(())
+    }
+
+    /// Uploads already-normalized input tensors (NHWC) instead of images: the CAM is computed,
+    /// but there is no overlay.
+    pub fn upload_input(&mut self, nhwc: &[f32], targets: &[Target]) -> Result<()> {
+        let per = self.forward.model().tensors[self.forward.model().input].len();
+        self.set_targets(nhwc.len() / per.max(1), targets)?;
+        self.forward.upload_input(nhwc)?;
+        let ctx = self.forward.context().clone();
+        self.steps.configure(&ctx, self.forward.shape());
+        Ok(())
+    }
+
+    fn set_targets(&mut self, images: usize, targets: &[Target]) -> Result<()> {
+        if !targets.is_empty() && targets.len() != images {
+            return Err(Error::InvalidRequest(format!(
+                "{} targets for {images} images",
+                targets.len()
+            )));
+        }
+        let classes = self.forward.model().classes;
+        self.requested_host.clear();
+        for i in 0..images {
+            match targets.get(i).copied().unwrap_or_default() {
+                Target::Predicted => self.requested_host.push(ARGMAX),
+                Target::Class(c) if c < classes => self.requested_host.push(c),
+                Target::Class(c) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "class {c} is out of range: this model has classes 0..={}",
+                        classes - 1
+                    )))
+                }
+            }
+        }
+        if images > 0 && images <= self.capacity() as usize {
+            let ctx = self.forward.context();
+            ctx.queue.write_buffer(
+                &self.requested,
+                0,
+                bytemuck::cast_slice(&self.requested_host),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records the whole pipeline for the uploaded batch: preprocessing, forward, target choice,
+    /// backward, CAM and (for image batches) the overlay. Nothing is read back.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        let ctx = self.forward.context();
+        let with_images = !self.forward.image_sizes().is_empty();
+        self.forward.record(encoder, with_images);
+        self.steps.record(ctx, encoder);
+        if with_images {
+            self.overlay_steps.record(ctx, encoder);
+        }
+    }
+
+    /// Runs what [`Explainer::record`] records and waits for the GPU. Results stay on the GPU:
+    /// see [`Explainer::cam_buffer`], [`Explainer::overlay_buffer`], or [`Explainer::read`].
+    pub fn run(&self) -> Result<()> {
+        let ctx = self.forward.context();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        self.record(&mut encoder);
+        ctx.submit("Grad-CAM", encoder)
+    }
+
+    /// Uploads, runs and reads back a batch in one call.
+    pub fn explain(
+        &mut self,
+        images: &[&image::RgbImage],
+        targets: &[Target],
+        what: Readback,
+    ) -> Result<Vec<Explanation>> {
+        self.upload(images, targets)?;
+        self.run()?;
+        self.read(what)
+    }
+
+    /// The normalized CAMs of the batch: f32 `[batch, 224, 224]`.
+    pub fn cam_buffer(&self) -> &wgpu::Buffer {
+        &self.cam
+    }
+
+    /// The CAMs at the target layer's resolution (after ReLU, before normalization): f32
+    /// `[batch, h, w]`.
+    pub fn cam_grid_buffer(&self) -> &wgpu::Buffer {
+        &self.cam_grid
+    }
+
+    /// The overlays: RGBA8 packed in u32 (`r | g << 8 | b << 16 | a << 24`), the batch's images
+    /// one after another, each at its own size, row-major.
+    pub fn overlay_buffer(&self) -> &wgpu::Buffer {
+        &self.overlay
+    }
+
+    /// The class each image was explained for: u32 `[batch]`.
+    pub fn target_buffer(&self) -> &wgpu::Buffer {
+        &self.targets
+    }
+
+    /// The gradient of the target logit with respect to the target layer: f32 NHWC.
+    pub fn target_gradient_buffer(&self) -> &wgpu::Buffer {
+        &self.grads[self.plan.slot_of[&self.plan.target]]
+    }
+
+    /// Reads the batch's results back with one map: logits and classes always, the rest as
+    /// `what` asks.
+    pub fn read(&mut self, what: Readback) -> Result<Vec<Explanation>> {
+        let ctx = self.forward.context().clone();
+        let model = self.forward.model();
+        let n = self.forward.batch() as u64;
+        let classes = u64::from(model.classes);
+        let grid_len = u64::from(self.grid_size.0 * self.grid_size.1);
+        let cam_len = u64::from(CAM_SIZE * CAM_SIZE);
+        let sizes: Vec<(u32, u32)> = self.forward.image_sizes().to_vec();
+        let overlay = what.overlay && !sizes.is_empty();
+        let total_pixels = u64::from(self.forward.shape().total_pixels);
+
+        let mut copies: Vec<(&wgpu::Buffer, u64)> = vec![
+            (self.forward.tensor(model.logits), n * classes * 4),
+            (&self.targets, n * 4),
+        ];
+        if what.cam {
+            copies.push((&self.cam, n * cam_len * 4));
+        }
+        if what.cam_grid {
+            copies.push((&self.cam_grid, n * grid_len * 4));
+        }
+        if overlay {
+            copies.push((&self.overlay, total_pixels * 4));
+        }
+        let total: u64 = copies.iter().map(|(_, b)| *b).sum();
+        if total > self.staging.size() {
+            self.staging = ctx.staging("explain_readback", total.next_power_of_two());
+        }
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        let mut offset = 0;
+        for (buffer, len) in &copies {
+            encoder.copy_buffer_to_buffer(buffer, 0, &self.staging, offset, *len);
+            offset += len;
+        }
+        ctx.submit("Grad-CAM readback", encoder)?;
+        let raw = ctx.read_staging("Grad-CAM readback", &self.staging, total)?;
+
+        let mut at = 0usize;
+        let mut take = |len: u64| {
+            let s = &raw[at..at + len as usize];
+            at += len as usize;
+            s
+        };
+        let logits: Vec<f32> = bytemuck::pod_collect_to_vec(take(n * classes * 4));
+        let targets: Vec<u32> = bytemuck::pod_collect_to_vec(take(n * 4));
+        let cams: Option<Vec<f32>> = what
+            .cam
+            .then(|| bytemuck::pod_collect_to_vec(take(n * cam_len * 4)));
+        let grids: Option<Vec<f32>> = what
+            .cam_grid
+            .then(|| bytemuck::pod_collect_to_vec(take(n * grid_len * 4)));
+        let overlays: Option<&[u8]> = overlay.then(|| take(total_pixels * 4));
+
+        let mut out = Vec::with_capacity(n as usize);
+        let mut pixel_offset = 0usize;
+        for i in 0..n as usize {
+            let overlay = match (overlays, sizes.get(i)) {
+                (Some(o), Some(&(w, h))) => {
+                    let len = (w * h * 4) as usize;
+                    let img = image::RgbaImage::from_raw(
+                        w,
+                        h,
+                        o[pixel_offset..pixel_offset + len].to_vec(),
+                    );
+                    pixel_offset += len;
+                    img
+                }
+                _ => None,
+            };
+            let c = classes as usize;
+            out.push(Explanation {
+                class: targets[i],
+                logits: logits[i * c..(i + 1) * c].to_vec(),
+                cam: cams
+                    .as_ref()
+                    .map(|v| v[i * cam_len as usize..(i + 1) * cam_len as usize].to_vec()),
+                cam_grid: grids
+                    .as_ref()
+                    .map(|v| v[i * grid_len as usize..(i + 1) * grid_len as usize].to_vec()),
+                overlay,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads the target layer's gradient of the current batch (NHWC), for tests and debugging.
+    pub fn read_target_gradient(&self) -> Result<Vec<f32>> {
+        let model = self.forward.model();
+        let n = model.tensors[self.plan.target].len() * self.forward.batch() as usize;
+        self.forward
+            .context()
+            .read_f32(self.target_gradient_buffer(), n)
+    }
+
+    /// The GPU context.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        self.forward.context()
+    }
+}

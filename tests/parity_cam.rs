@@ -1,0 +1,363 @@
+//! Grad-CAM against pytorch-grad-cam (fixtures from tools/make_fixtures.py): CAMs, overlays,
+//! the head gradient's closed form, the jet table, an all-zero CAM, and batching.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{decode, engine, fixtures, max_abs_diff, root, Fixture};
+use gradcam::{Colormap, ExplainOptions, Explainer, Readback, Target};
+
+fn explainer(layer: &str, capacity: u32) -> Explainer {
+    explainer_with(layer, capacity, 0.5)
+}
+
+fn explainer_with(layer: &str, capacity: u32, image_weight: f32) -> Explainer {
+    engine()
+        .explainer(
+            capacity,
+            ExplainOptions {
+                layer: layer.into(),
+                colormap: Colormap::Jet,
+                image_weight,
+            },
+        )
+        .unwrap_or_else(|e| panic!("explainer for {layer}: {e}"))
+}
+
+fn image(name: &str) -> image::RgbImage {
+    match name {
+        "chelsea" | "coffee" => decode(&root().join("examples/images").join(format!("{name}.png"))),
+        _ => decode(&root().join("tests/fixtures").join(format!("{name}.png"))),
+    }
+}
+
+fn target_of(tag: &str) -> Target {
+    match tag {
+        "argmax" => Target::Predicted,
+        c => Target::Class(c.trim_start_matches('c').parse().expect("class tag")),
+    }
+}
+
+/// The CAM cases in the fixture, grouped by (image, layer): [(target tag, fixture key)].
+fn cases(fx: &HashMap<String, Fixture>) -> Vec<(String, String, Vec<String>)> {
+    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut keys: Vec<&String> = fx
+        .keys()
+        .filter(|k| k.ends_with(".cam") && !k.starts_with("overlay"))
+        .collect();
+    keys.sort();
+    for key in keys {
+        let parts: Vec<&str> = key.split('.').collect();
+        // <img>.<layer...>.<target>.cam
+        let img = parts[0].to_string();
+        let layer = parts[1..parts.len() - 2].join(".");
+        let tag = parts[parts.len() - 2].to_string();
+        match groups.iter_mut().find(|(i, l, _)| *i == img && *l == layer) {
+            Some(g) => g.2.push(tag),
+            None => groups.push((img, layer, vec![tag])),
+        }
+    }
+    groups
+}
+
+fn check_group(
+    img_name: &str,
+    layer: &str,
+    tags: &[String],
+    fx: &HashMap<String, Fixture>,
+    tolerance: f32,
+) {
+    let img = image(img_name);
+    // All targets of one image and layer as one batch: different classes per image.
+    let images: Vec<&image::RgbImage> = tags.iter().map(|_| &img).collect();
+    let targets: Vec<Target> = tags.iter().map(|t| target_of(t)).collect();
+    let mut ex = explainer(layer, tags.len() as u32);
+    let out = ex
+        .explain(&images, &targets, Readback::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (tag, result) in tags.iter().zip(&out) {
+        let key = format!("{img_name}.{layer}.{tag}");
+        let expected_class = fx[&format!("{key}.class")].data[0] as u32;
+        assert_eq!(result.class, expected_class, "{key}: class");
+        let cam = result.cam.as_ref().expect("cam read");
+        let d = max_abs_diff(cam, &fx[&format!("{key}.cam")].data);
+        let grid = result.cam_grid.as_ref().expect("grid read");
+        let expected_grid = &fx[&format!("{key}.grid")].data;
+        let grid_scale = expected_grid.iter().copied().fold(0.0, f32::max).max(1e-12);
+        let gd = max_abs_diff(grid, expected_grid) / grid_scale;
+        println!("{key:30} cam max |diff| {d:.2e}   grid max |diff| / max {gd:.2e}");
+        assert!(d <= tolerance, "{key}: cam max |diff| {d} > {tolerance}");
+        assert!(cam.iter().all(|v| v.is_finite()), "{key}: non-finite cam");
+    }
+}
+
+#[test]
+fn cam_matches_pytorch_grad_cam_on_224_inputs() {
+    let fx = fixtures("cam");
+    let groups: Vec<_> = cases(&fx)
+        .into_iter()
+        .filter(|(img, _, _)| img.ends_with("_224"))
+        .collect();
+    assert_eq!(groups.len(), 8, "two images × four layers");
+    for layer in ["head", "blocks.15", "blocks.8", "blocks.3"] {
+        assert!(groups
+            .iter()
+            .any(|(i, l, t)| i == "chelsea_224" && l == layer && t.len() == 3));
+    }
+    for (img, layer, tags) in &groups {
+        check_group(img, layer, tags, &fx, 1e-4);
+    }
+}
+
+#[test]
+fn cam_matches_pytorch_grad_cam_on_full_size_photos() {
+    let fx = fixtures("cam");
+    for img in ["chelsea", "coffee"] {
+        check_group(img, "head", &["argmax".to_string()], &fx, 1e-3);
+    }
+}
+
+#[test]
+fn overlay_matches_show_cam_on_image() {
+    let fx = fixtures("cam");
+    let mut keys: Vec<&String> = fx.keys().filter(|k| k.starts_with("overlay.")).collect();
+    keys.sort();
+    assert!(keys.len() >= 3);
+    for key in keys {
+        // overlay.<img>.<layer...>.<target>.w<W>
+        let parts: Vec<&str> = key.split('.').collect();
+        let img_name = parts[1];
+        let layer = parts[2..parts.len() - 2].join(".");
+        let tag = parts[parts.len() - 2];
+        let weight: f32 = parts[parts.len() - 1]
+            .trim_start_matches('w')
+            .parse::<f32>()
+            .unwrap()
+            / 100.0;
+        let img = image(img_name);
+        let mut ex = explainer_with(&layer, 1, weight);
+        let out = ex
+            .explain(&[&img], &[target_of(tag)], Readback::ALL)
+            .unwrap();
+        let overlay = out[0].overlay.as_ref().expect("overlay");
+        assert_eq!(overlay.dimensions(), img.dimensions());
+        let expected = &fx[key.as_str()].bytes;
+        let ours_cam = out[0].cam.as_ref().expect("cam");
+        let ref_cam = &fx[&format!("{img_name}.{layer}.{tag}.cam")].data;
+        let cam_error = max_abs_diff(ours_cam, ref_cam);
+        // show_cam_on_image with the reference's CAM, in f32 as numpy computes it, except that a
+        // pixel's colormap index may be taken from our CAM instead.
+        let blend = |i: usize, index: usize| -> [f32; 3] {
+            let lut = Colormap::Jet.table();
+            let src = img.as_raw();
+            std::array::from_fn(|c| {
+                let heat = f32::from(lut[3 * index + c]) / 255.0;
+                let rgb = f32::from(src[3 * i + c]) / 255.0;
+                (1.0 - f64::from(weight)) as f32 * heat + weight * rgb
+            })
+        };
+        let index_of = |v: f32| ((255.0 * v) as usize).min(255);
+        let ref_max = (0..ref_cam.len())
+            .flat_map(|i| blend(i, index_of(ref_cam[i])))
+            .fold(0.0f32, f32::max);
+        let mut worst = 0i32;
+        let mut flips = 0usize;
+        let mut failures = Vec::new();
+        for (i, px) in overlay.pixels().enumerate() {
+            assert_eq!(px[3], 255, "opaque");
+            for c in 0..3 {
+                let d = (i32::from(px[c]) - i32::from(expected[i * 3 + c])).abs();
+                worst = worst.max(d);
+                if d <= 2 {
+                    continue;
+                }
+                // Truncation picks the colormap index: where the reference's 255·cam lies within
+                // our measured CAM error of an integer, the neighbouring colour is as faithful.
+                // Then the pixel must equal show_cam_on_image at our index.
+                let v = 255.0 * ref_cam[i];
+                let near_boundary = (v - v.round()).abs() <= 255.0 * cam_error + 1e-4;
+                let ours_index = index_of(ours_cam[i]);
+                let flipped = ours_index != index_of(ref_cam[i]);
+                let at_ours = (255.0 * (blend(i, ours_index)[c] / ref_max)) as i32;
+                let consistent = (i32::from(px[c]) - at_ours).abs() <= 2;
+                if near_boundary && flipped && consistent {
+                    flips += 1;
+                } else {
+                    failures.push(format!(
+                        "pixel {i} channel {c}: ours {} vs reference {} (255·cam: reference {v}, ours {}; \
+                         CAM error {cam_error:e}; show_cam_on_image at our index gives {at_ours})",
+                        px[c],
+                        expected[i * 3 + c],
+                        255.0 * ours_cam[i]
+                    ));
+                }
+            }
+        }
+        println!(
+            "{key}: worst channel difference {worst}; {flips} channel values beyond ±2, all at colormap \
+             index boundaries (reference 255·cam within {:.1e} of an integer)",
+            255.0 * cam_error
+        );
+        if !failures.is_empty() {
+            let dir = root().join("target/test-output");
+            std::fs::create_dir_all(&dir).ok();
+            overlay.save(dir.join(format!("{key}.ours.png"))).ok();
+            image::RgbImage::from_raw(224, 224, expected.clone())
+                .map(|e| e.save(dir.join(format!("{key}.reference.png"))));
+            panic!(
+                "{key}: {} channel values differ by more than 2 (both images written to {}):\n{}",
+                failures.len(),
+                dir.display(),
+                failures
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn head_gradient_is_the_closed_form() {
+    // d logit_c / d A[p, k] = W_fc[c, k] / (7 · 7) for the head's output A, at every pixel.
+    let engine = engine();
+    let img = image("chelsea_224");
+    let mut ex = explainer("head", 2);
+    let targets = [Target::Class(285), Target::Class(967)];
+    ex.upload(&[&img, &img], &targets).unwrap();
+    ex.run().unwrap();
+    let grad = ex.read_target_gradient().unwrap();
+    let model = engine.model();
+    let k = 1280;
+    assert_eq!(grad.len(), 2 * 49 * k);
+    for (n, class) in [285usize, 967].into_iter().enumerate() {
+        let row = &model.fc_weight[class * k..(class + 1) * k];
+        for p in 0..49 {
+            let got = &grad[(n * 49 + p) * k..(n * 49 + p + 1) * k];
+            let expected: Vec<f32> = row.iter().map(|w| w / 49.0).collect();
+            common::assert_close(
+                &format!("class {class} pixel {p}"),
+                got,
+                &expected,
+                0.0,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn jet_table_is_opencv_byte_for_byte() {
+    let fx = fixtures("cam");
+    assert_eq!(&Colormap::Jet.table()[..], &fx["jet_lut"].bytes[..]);
+    for c in Colormap::ALL {
+        assert_eq!(c.name().parse::<Colormap>().unwrap(), c);
+    }
+    let err = "rainbow".parse::<Colormap>().unwrap_err().to_string();
+    assert!(err.contains("rainbow") && err.contains("viridis"), "{err}");
+}
+
+#[test]
+fn all_zero_cam_gives_zero_map_without_nan() {
+    let fx = fixtures("cam");
+    let class = fx["zero.class"].data[0] as u32;
+    let img = image("chelsea_224");
+    let mut ex = explainer("head", 1);
+    let out = ex
+        .explain(&[&img], &[Target::Class(class)], Readback::ALL)
+        .unwrap();
+    let r = &out[0];
+    assert_eq!(r.class, class);
+    assert!(
+        r.cam_grid.as_ref().unwrap().iter().all(|v| *v == 0.0),
+        "grid all zero"
+    );
+    assert!(
+        r.cam.as_ref().unwrap().iter().all(|v| *v == 0.0),
+        "cam all zero, no NaN"
+    );
+    // The overlay of an all-zero map is the image under jet's lowest colour; never garbage.
+    let overlay = r.overlay.as_ref().unwrap();
+    let jet0 = &Colormap::Jet.table()[..3];
+    let px = overlay.get_pixel(0, 0);
+    let src = img.get_pixel(0, 0);
+    let blend: Vec<f32> = (0..3)
+        .map(|c| 0.5 * f32::from(jet0[c]) / 255.0 + 0.5 * f32::from(src[c]) / 255.0)
+        .collect();
+    assert!(blend.iter().all(|v| v.is_finite()) && px[3] == 255);
+}
+
+#[test]
+fn batch_with_different_classes_equals_single_runs() {
+    let names = ["chelsea_224", "coffee_224", "chelsea", "coffee"];
+    let images: Vec<image::RgbImage> = names.iter().map(|n| image(n)).collect();
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let targets = [
+        Target::Class(281),
+        Target::Predicted,
+        Target::Class(967),
+        Target::Class(504),
+    ];
+    for layer in ["head", "blocks.8"] {
+        let mut batch = explainer(layer, 4);
+        let together = batch.explain(&refs, &targets, Readback::ALL).unwrap();
+        let mut single = explainer(layer, 1);
+        for (i, (img, target)) in refs.iter().zip(targets).enumerate() {
+            let alone = single.explain(&[img], &[target], Readback::ALL).unwrap();
+            let (a, b) = (&together[i], &alone[0]);
+            assert_eq!(a.class, b.class, "{layer} image {i}");
+            assert_eq!(
+                a.cam, b.cam,
+                "{layer} image {i}: cam differs between batch and single run"
+            );
+            assert_eq!(a.cam_grid, b.cam_grid, "{layer} image {i}: grid");
+            assert_eq!(a.overlay, b.overlay, "{layer} image {i}: overlay");
+        }
+        assert_eq!(
+            together[1].class, 967,
+            "coffee_224's prediction is espresso"
+        );
+    }
+}
+
+#[test]
+fn bad_requests_are_errors() {
+    let engine = engine();
+    let err = engine
+        .explainer(
+            1,
+            ExplainOptions {
+                layer: "blocks.16".into(),
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("unknown layer")
+        .to_string();
+    assert!(
+        err.contains("blocks.16") && err.contains("head") && err.contains("blocks.15"),
+        "{err}"
+    );
+    let err = engine
+        .explainer(
+            1,
+            ExplainOptions {
+                image_weight: 1.5,
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("weight out of range")
+        .to_string();
+    assert!(err.contains("1.5"), "{err}");
+    let img = image("chelsea_224");
+    let mut ex = explainer("head", 1);
+    let err = ex
+        .upload(&[&img], &[Target::Class(1000)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1000") && err.contains("0..=999"), "{err}");
+}
