@@ -25,6 +25,7 @@ pub mod gpu;
 mod images;
 mod labels;
 pub mod model;
+pub mod output;
 pub mod pipeline;
 
 pub use colormap::Colormap;

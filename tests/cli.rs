@@ -324,7 +324,215 @@ fn help_documents_everything() {
     for flag in ["--top", "--weights", "--labels", "--adapter", "--batch"] {
         assert!(text.contains(flag), "classify --help lacks {flag}");
     }
+    let out = gradcam(&["explain", "--help"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--out",
+        "--layer",
+        "--class",
+        "--colormap",
+        "--image-weight",
+        "--raw",
+        "--weights",
+        "--labels",
+        "--adapter",
+        "--batch",
+    ] {
+        assert!(text.contains(flag), "explain --help lacks {flag}");
+    }
     let out = gradcam(&["--help"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Exit status") && text.contains("WGPU_BACKEND"));
+}
+
+fn read_report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn explain_writes_overlays_at_image_size_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let run = gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "examples/images/coffee.png",
+        "--out",
+        out_s,
+    ]);
+    assert_no_panic(&run);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    let chelsea = image::open(out.join("chelsea.png")).expect("overlay PNG");
+    assert_eq!(
+        (chelsea.width(), chelsea.height()),
+        (451, 300),
+        "overlay at the input's own size"
+    );
+    let coffee = image::open(out.join("coffee.png")).expect("overlay PNG");
+    assert_eq!((coffee.width(), coffee.height()), (600, 400));
+    let report = read_report(&out);
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["label"], "Egyptian cat");
+    assert_eq!(images[0]["class"], 285);
+    assert_eq!(images[0]["image"], "examples/images/chelsea.png");
+    assert_eq!(
+        images[0]["output"],
+        out.join("chelsea.png").to_str().unwrap()
+    );
+    assert!((images[0]["score"].as_f64().unwrap() - 0.79).abs() < 0.01);
+    assert_eq!(images[0]["top"].as_array().unwrap().len(), 5);
+    assert_eq!(images[1]["label"], "espresso");
+    assert_eq!(report["layer"], "head");
+    assert_eq!(report["totals"]["images"], 2);
+    assert_eq!(report["totals"]["failed"], 0);
+    // Nothing but the outputs is left in the directory (no temporary files).
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["chelsea.png", "coffee.png", "report.json"]);
+}
+
+#[test]
+fn explain_raw_writes_cam_matching_pytorch_grad_cam() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let run = gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "--out",
+        out.to_str().unwrap(),
+        "--raw",
+        "--layer",
+        "blocks.8",
+        "--class",
+        "281",
+        "--colormap",
+        "viridis",
+        "--image-weight",
+        "0.3",
+    ]);
+    assert_no_panic(&run);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    let bytes = std::fs::read(out.join("chelsea.safetensors")).expect("raw output");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("cam").unwrap().shape(), [224, 224]);
+    assert_eq!(st.tensor("cam_grid").unwrap().shape(), [14, 14]);
+    assert_eq!(st.tensor("logits").unwrap().shape(), [1000]);
+    let report = read_report(out);
+    assert_eq!(report["images"][0]["class"], 281);
+    assert_eq!(report["images"][0]["label"], "tabby");
+    assert_eq!(report["colormap"], "viridis");
+
+    // The head CAM of the full-size photo against pytorch-grad-cam.
+    let run = gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "--out",
+        out.to_str().unwrap(),
+        "--raw",
+    ]);
+    assert!(run.status.success());
+    let bytes = std::fs::read(out.join("chelsea.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let cam: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("cam").unwrap().data());
+    let fx = common::fixtures("cam");
+    let d = common::max_abs_diff(&cam, &fx["chelsea.head.argmax.cam"].data);
+    assert!(d <= 1e-3, "cam max |diff| {d}");
+}
+
+#[test]
+fn explain_keeps_same_stems_apart_and_never_replaces_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let chelsea = std::fs::read(root().join("examples/images/chelsea.png")).unwrap();
+    let coffee = std::fs::read(root().join("examples/images/coffee.png")).unwrap();
+    std::fs::write(a.join("photo.png"), &chelsea).unwrap();
+    std::fs::write(b.join("photo.png"), &coffee).unwrap();
+    // Output into a/: a/photo.png is an input and must survive unchanged.
+    let run = gradcam(&[
+        "explain",
+        a.join("photo.png").to_str().unwrap(),
+        b.join("photo.png").to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert_no_panic(&run);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    assert_eq!(
+        std::fs::read(a.join("photo.png")).unwrap(),
+        chelsea,
+        "input untouched"
+    );
+    let report = read_report(&a);
+    let outputs: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs.len(), 2);
+    assert_ne!(outputs[0], outputs[1]);
+    assert!(
+        outputs.iter().all(|o| !o.ends_with("a/photo.png")),
+        "{outputs:?}"
+    );
+    assert_eq!(image::open(outputs[0]).unwrap().width(), 451);
+    assert_eq!(image::open(outputs[1]).unwrap().width(), 600);
+}
+
+#[test]
+fn explain_bad_image_is_reported_and_others_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("empty.png");
+    std::fs::write(&bad, b"").unwrap();
+    let out = dir.path().join("out");
+    let run = gradcam(&[
+        "explain",
+        bad.to_str().unwrap(),
+        "examples/images/coffee.png",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_no_panic(&run);
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr_lines(&run);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("empty.png"), "{err:?}");
+    assert!(out.join("coffee.png").exists());
+    let report = read_report(&out);
+    assert_eq!(report["totals"]["failed"], 1);
+    assert!(report["images"][0]["error"].is_string());
+}
+
+#[test]
+fn explain_argument_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let img = "examples/images/chelsea.png";
+    let run = gradcam(&["explain", img, "--out", out, "--layer", "blocks.99"]);
+    assert_setup_error(&run, &["blocks.99", "head", "blocks.0", "blocks.15"]);
+    let run = gradcam(&["explain", img, "--out", out, "--class", "1000"]);
+    assert_setup_error(&run, &["1000", "0..=999"]);
+    let run = gradcam(&["explain", img, "--out", out, "--colormap", "rainbow"]);
+    assert_no_panic(&run);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("viridis"));
+    let run = gradcam(&["explain", img, "--out", out, "--image-weight", "1.5"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("[0, 1]"));
+    let run = gradcam(&["explain", img]);
+    assert_eq!(run.status.code(), Some(2), "--out is required");
+    // An output directory that cannot be made: a path under a regular file.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let run = gradcam(&["explain", img, "--out", file.join("sub").to_str().unwrap()]);
+    assert_setup_error(&run, &["plain-file"]);
 }

@@ -4,9 +4,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use gradcam::{AdapterOptions, Engine, GpuContext, Labels, Model};
+use gradcam::output::{write_atomic, OutputNames};
+use gradcam::{
+    AdapterOptions, Colormap, Engine, ExplainOptions, Explainer, Explanation, GpuContext, Labels,
+    Model, Readback, Target,
+};
+use serde_json::json;
 
 /// The default model, compiled in so the binary works from any directory.
 const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../weights/efficientnet_lite0.safetensors");
@@ -18,7 +24,7 @@ const EXIT_OK: u8 = 0;
 /// Exit status when some inputs failed; the others were processed.
 const EXIT_SOME_FAILED: u8 = 1;
 /// Exit status when the command could not run at all (bad arguments, unreadable weights or
-/// labels, no GPU adapter).
+/// labels, no GPU adapter, unwritable output directory).
 const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser, Debug)]
@@ -26,8 +32,9 @@ const EXIT_USAGE: u8 = 2;
     name = "gradcam",
     version,
     about = "Grad-CAM heatmaps and classification on the GPU (EfficientNet-Lite0, WGSL on wgpu)",
-    after_help = "Exit status: 0 every input processed; 1 some inputs failed (the others were \
-                  processed); 2 usage error, unreadable weights or labels, or no GPU adapter.\n\n\
+    after_help = "Exit status: 0 every input processed; 1 some inputs failed (each named on stderr; \
+                  the others were processed); 2 usage error, unreadable weights or labels, no GPU \
+                  adapter, or an output directory that cannot be written.\n\n\
                   Environment: WGPU_BACKEND (vulkan, metal, dx12, gl; comma-separated) limits the \
                   backends tried; WGPU_ADAPTER_NAME picks an adapter by name substring, like --adapter."
 )]
@@ -38,6 +45,42 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Explain images with Grad-CAM: DIR/<stem>.png is the heatmap over the image at its own
+    /// size, DIR/report.json lists each image's class, label, score and top-5.
+    ///
+    /// Outputs are written atomically and never replace an input; inputs with the same stem get
+    /// <stem>-2, <stem>-3, ... in input order.
+    Explain {
+        /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...).
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Target layer: `head` (the head conv's output after its ReLU6, 7×7) or `blocks.N` for
+        /// N = 0..15 (the output of MBConv block N).
+        #[arg(long, default_value = "head", value_name = "LAYER")]
+        layer: String,
+        /// Explain this class for every image instead of each image's predicted class.
+        #[arg(long, value_name = "N")]
+        class: Option<u32>,
+        /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
+        #[arg(long, default_value = "jet", value_parser = parse_colormap, value_name = "NAME")]
+        colormap: Colormap,
+        /// Weight of the image in the overlay, in [0, 1]; the heatmap gets 1 - W.
+        #[arg(long, default_value_t = 0.5, value_parser = parse_weight, value_name = "W")]
+        image_weight: f32,
+        /// Also write DIR/<stem>.safetensors with `cam` (f32 [224, 224], comparable with
+        /// pytorch-grad-cam's output), `cam_grid` (f32 [h, w], before upsampling, after ReLU) and
+        /// `logits` (f32 [classes]).
+        #[arg(long)]
+        raw: bool,
+        /// Images per GPU batch.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Classify images: one JSON line per image on stdout,
     /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
     /// with softmax probabilities. A failing image gets an error line on stderr.
@@ -62,13 +105,26 @@ struct Common {
     /// Default: the built-in ImageNet model.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    /// Class labels, one per line in class order. Default: ImageNet's for the built-in model,
-    /// `class N` for other weights.
+    /// Class labels, one per line in class order. Default: ImageNet's for 1000 classes,
+    /// `class N` otherwise.
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
     /// Use the adapter whose name contains this (case-insensitive), e.g. "llvmpipe" or "nvidia".
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
+}
+
+fn parse_colormap(s: &str) -> Result<Colormap, String> {
+    s.parse().map_err(|e: gradcam::Error| e.to_string())
+}
+
+fn parse_weight(s: &str) -> Result<f32, String> {
+    let w: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("{w} is outside [0, 1]"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -80,6 +136,24 @@ fn main() -> ExitCode {
             batch,
             common,
         } => classify(&images, top as usize, batch, &common),
+        Command::Explain {
+            images,
+            out,
+            layer,
+            class,
+            colormap,
+            image_weight,
+            raw,
+            batch,
+            common,
+        } => {
+            let options = ExplainOptions {
+                layer,
+                colormap,
+                image_weight,
+            };
+            explain(&images, &out, options, class, raw, batch, &common)
+        }
     }
 }
 
@@ -88,9 +162,20 @@ fn fail_setup(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+fn report_failure(path: &Path, e: impl std::fmt::Display) {
+    let msg = e.to_string();
+    // Errors from decoding already start with the file's name.
+    if msg.starts_with(&path.display().to_string()) {
+        eprintln!("gradcam: error: {msg}");
+    } else {
+        eprintln!("gradcam: error: {}: {msg}", path.display());
+    }
+}
+
 struct Setup {
     engine: Engine,
     labels: Labels,
+    weights: String,
 }
 
 fn setup(common: &Common) -> Result<Setup, gradcam::Error> {
@@ -99,31 +184,36 @@ fn setup(common: &Common) -> Result<Setup, gradcam::Error> {
         None => Model::from_bytes(Path::new(DEFAULT_WEIGHTS_NAME), DEFAULT_WEIGHTS.to_vec())?,
     };
     let classes = model.classes as usize;
+    let builtin = Path::new("<built-in imagenet_classes.txt>");
     let labels = match (&common.labels, &common.weights) {
         (Some(path), _) => Labels::load(path, classes)?,
-        (None, None) => Labels::parse(
-            Path::new("<built-in imagenet_classes.txt>"),
-            DEFAULT_LABELS,
-            classes,
-        )?,
-        (None, Some(_)) if classes == 1000 => Labels::parse(
-            Path::new("<built-in imagenet_classes.txt>"),
-            DEFAULT_LABELS,
-            classes,
-        )?,
-        (None, Some(_)) => Labels::numbered(classes),
+        (None, _) if classes == 1000 => Labels::parse(builtin, DEFAULT_LABELS, classes)?,
+        (None, _) => Labels::numbered(classes),
     };
     let ctx = GpuContext::new(&AdapterOptions {
         name: common.adapter.clone(),
     })?;
+    let weights = common
+        .weights
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| DEFAULT_WEIGHTS_NAME.to_string());
     Ok(Setup {
         engine: Engine::new(Arc::new(ctx), model),
         labels,
+        weights,
     })
 }
 
+fn top_json(labels: &Labels, logits: &[f32], k: usize) -> Vec<serde_json::Value> {
+    gradcam::top_k(&gradcam::softmax(logits), k)
+        .into_iter()
+        .map(|(class, score)| json!({"class": class, "label": labels.get(class), "score": score}))
+        .collect()
+}
+
 fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitCode {
-    let Setup { engine, labels } = match setup(common) {
+    let Setup { engine, labels, .. } = match setup(common) {
         Ok(s) => s,
         Err(e) => return fail_setup(e),
     };
@@ -135,16 +225,7 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
     let mut failed = false;
     let stdout = std::io::stdout();
     for chunk in paths.chunks(capacity as usize) {
-        let mut decoded = Vec::with_capacity(chunk.len());
-        for path in chunk {
-            match gradcam::decode_image(path) {
-                Ok(img) => decoded.push((path, img)),
-                Err(e) => {
-                    eprintln!("gradcam: error: {e}");
-                    failed = true;
-                }
-            }
-        }
+        let decoded = decode_all(chunk, &mut failed);
         if decoded.is_empty() {
             continue;
         }
@@ -153,7 +234,7 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
             Ok(l) => l,
             Err(e) => {
                 for (path, _) in &decoded {
-                    eprintln!("gradcam: error: {}: {e}", path.display());
+                    report_failure(path, &e);
                 }
                 failed = true;
                 continue;
@@ -161,18 +242,268 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
         };
         let mut out = stdout.lock();
         for ((path, _), logits) in decoded.iter().zip(&logits) {
-            let probs = gradcam::softmax(logits);
-            let top: Vec<serde_json::Value> = gradcam::top_k(&probs, top)
-                .into_iter()
-                .map(|(class, score)| {
-                    serde_json::json!({"class": class, "label": labels.get(class), "score": score})
-                })
-                .collect();
-            let line = serde_json::json!({"image": path.display().to_string(), "top": top});
+            let line =
+                json!({"image": path.display().to_string(), "top": top_json(&labels, logits, top)});
             if writeln!(out, "{line}").is_err() {
                 return ExitCode::from(EXIT_SOME_FAILED);
             }
         }
     }
     ExitCode::from(if failed { EXIT_SOME_FAILED } else { EXIT_OK })
+}
+
+/// Decodes `paths`; each failure is reported on stderr and returned with its message.
+fn decode_all<'a>(paths: &'a [PathBuf], failed: &mut bool) -> Vec<(&'a PathBuf, image::RgbImage)> {
+    decode_all_with_errors(paths, failed).0
+}
+
+type Decoded<'a> = (
+    Vec<(&'a PathBuf, image::RgbImage)>,
+    Vec<(&'a PathBuf, String)>,
+);
+
+fn decode_all_with_errors<'a>(paths: &'a [PathBuf], failed: &mut bool) -> Decoded<'a> {
+    let mut decoded = Vec::with_capacity(paths.len());
+    let mut errors = Vec::new();
+    for path in paths {
+        match gradcam::decode_image(path) {
+            Ok(img) => decoded.push((path, img)),
+            Err(e) => {
+                report_failure(path, &e);
+                errors.push((path, e.to_string()));
+                *failed = true;
+            }
+        }
+    }
+    (decoded, errors)
+}
+
+/// Makes `dir` and checks a file can be created in it.
+fn prepare_output_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create output directory: {e}", dir.display()))?;
+    let probe = dir.join(format!(".gradcam-write-test.{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("{}: output directory is not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // reason: the subcommand's flags, passed through once
+fn explain(
+    paths: &[PathBuf],
+    out_dir: &Path,
+    options: ExplainOptions,
+    class: Option<u32>,
+    raw: bool,
+    batch: u32,
+    common: &Common,
+) -> ExitCode {
+    let started = Instant::now();
+    let Setup {
+        engine,
+        labels,
+        weights,
+    } = match setup(common) {
+        Ok(s) => s,
+        Err(e) => return fail_setup(e),
+    };
+    if let Err(e) = engine.model().target_layer(&options.layer) {
+        return fail_setup(e);
+    }
+    let classes = engine.model().classes;
+    if let Some(c) = class {
+        if c >= classes {
+            return fail_setup(format!(
+                "class {c} is out of range: this model has classes 0..={}",
+                classes - 1
+            ));
+        }
+    }
+    if let Err(e) = prepare_output_dir(out_dir) {
+        return fail_setup(e);
+    }
+    let capacity = batch.min(engine.max_batch()).min(paths.len() as u32).max(1);
+    let mut explainer = match engine.explainer(capacity, options.clone()) {
+        Ok(x) => x,
+        Err(e) => return fail_setup(e),
+    };
+    let extensions: &[&'static str] = if raw {
+        &["png", "safetensors"]
+    } else {
+        &["png"]
+    };
+    let mut names = OutputNames::new(out_dir, paths, extensions);
+    let report_path = out_dir.join("report.json");
+    let target = class.map(Target::Class).unwrap_or(Target::Predicted);
+
+    let mut failed = 0usize;
+    let mut entries: Vec<serde_json::Value> = Vec::with_capacity(paths.len());
+    let mut any_failed = false;
+    for chunk in paths.chunks(capacity as usize) {
+        let (decoded, errors) = decode_all_with_errors(chunk, &mut any_failed);
+        // Report entries keep the input order.
+        let position = |path: &PathBuf| {
+            chunk
+                .iter()
+                .position(|p| std::ptr::eq(p, path))
+                .unwrap_or(0)
+        };
+        let mut chunk_entries: Vec<Option<serde_json::Value>> = vec![None; chunk.len()];
+        for (path, error) in errors {
+            chunk_entries[position(path)] =
+                Some(json!({"image": path.display().to_string(), "error": error}));
+            failed += 1;
+        }
+        if !decoded.is_empty() {
+            let results = run_batch(&mut explainer, &decoded, target, raw);
+            for ((path, _), result) in decoded.iter().zip(results) {
+                let entry = result.and_then(|r| {
+                    write_outputs(path, &r, &mut names, raw, &labels, explainer.grid_size())
+                        .map_err(|e| e.to_string())
+                });
+                chunk_entries[position(path)] = Some(match entry {
+                    Ok(v) => v,
+                    Err(e) => {
+                        report_failure(path, &e);
+                        failed += 1;
+                        any_failed = true;
+                        json!({"image": path.display().to_string(), "error": e})
+                    }
+                });
+            }
+        }
+        entries.extend(chunk_entries.into_iter().flatten());
+    }
+
+    let seconds = started.elapsed().as_secs_f64();
+    let done = paths.len() - failed;
+    let report = json!({
+        "weights": weights,
+        "architecture": engine.model().architecture,
+        "layer": options.layer,
+        "colormap": options.colormap.name(),
+        "image_weight": options.image_weight,
+        "adapter": engine.context().adapter_info.name,
+        "backend": format!("{:?}", engine.context().adapter_info.backend).to_lowercase(),
+        "images": entries,
+        "totals": {
+            "images": paths.len(),
+            "explained": done,
+            "failed": failed,
+            "seconds": seconds,
+            "images_per_second": done as f64 / seconds.max(1e-9),
+        },
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    if let Err(e) = write_atomic(&report_path, text.as_bytes()) {
+        eprintln!("gradcam: error: {e}");
+        return ExitCode::from(EXIT_SOME_FAILED);
+    }
+    ExitCode::from(if any_failed || failed > 0 {
+        EXIT_SOME_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Explains one decoded batch; if the batch as a whole fails on the GPU, each image is retried
+/// alone so one bad image does not take the others with it.
+fn run_batch(
+    explainer: &mut Explainer,
+    decoded: &[(&PathBuf, image::RgbImage)],
+    target: Target,
+    raw: bool,
+) -> Vec<Result<Explanation, String>> {
+    let what = Readback {
+        cam: raw,
+        cam_grid: raw,
+        overlay: true,
+    };
+    let refs: Vec<&image::RgbImage> = decoded.iter().map(|(_, i)| i).collect();
+    let targets = vec![target; refs.len()];
+    match explainer.explain(&refs, &targets, what) {
+        Ok(r) => r.into_iter().map(Ok).collect(),
+        Err(e) if refs.len() == 1 => vec![Err(e.to_string())],
+        Err(_) => refs
+            .iter()
+            .map(|img| {
+                explainer
+                    .explain(&[img], &[target], what)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| r.pop().ok_or_else(|| "no result".to_string()))
+            })
+            .collect(),
+    }
+}
+
+fn write_outputs(
+    path: &Path,
+    r: &Explanation,
+    names: &mut OutputNames,
+    raw: bool,
+    labels: &Labels,
+    grid: (u32, u32),
+) -> Result<serde_json::Value, gradcam::Error> {
+    let stem = names.next(path);
+    let png_path = names.path(&stem, "png");
+    let overlay = r
+        .overlay
+        .as_ref()
+        .ok_or_else(|| gradcam::Error::InvalidRequest("no overlay was produced".into()))?;
+    let rgb = image::DynamicImage::ImageRgba8(overlay.clone()).to_rgb8();
+    let mut png = Vec::new();
+    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| gradcam::Error::Image {
+            path: png_path.clone(),
+            reason: format!("cannot encode PNG: {e}"),
+        })?;
+    write_atomic(&png_path, &png)?;
+    let probs = gradcam::softmax(&r.logits);
+    let class = r.class as usize;
+    let mut entry = json!({
+        "image": path.display().to_string(),
+        "output": png_path.display().to_string(),
+        "width": overlay.width(),
+        "height": overlay.height(),
+        "class": class,
+        "label": labels.get(class),
+        "score": probs.get(class).copied().unwrap_or(0.0),
+        "top": top_json(labels, &r.logits, 5),
+    });
+    if raw {
+        let raw_path = names.path(&stem, "safetensors");
+        let cam = r.cam.as_deref().unwrap_or_default();
+        let grid_values = r.cam_grid.as_deref().unwrap_or_default();
+        let tensors = [
+            (
+                "cam",
+                vec![gradcam::CAM_SIZE as usize, gradcam::CAM_SIZE as usize],
+                cam,
+            ),
+            (
+                "cam_grid",
+                vec![grid.0 as usize, grid.1 as usize],
+                grid_values,
+            ),
+            ("logits", vec![r.logits.len()], &r.logits[..]),
+        ];
+        let views = tensors
+            .iter()
+            .map(|(name, shape, values)| {
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(values),
+                )
+                .map(|v| (name.to_string(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| gradcam::Error::InvalidRequest(format!("raw output: {e}")))?;
+        let bytes = safetensors::serialize(views, None)
+            .map_err(|e| gradcam::Error::InvalidRequest(format!("raw output: {e}")))?;
+        write_atomic(&raw_path, &bytes)?;
+        entry["raw"] = json!(raw_path.display().to_string());
+    }
+    Ok(entry)
 }

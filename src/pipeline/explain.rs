@@ -88,6 +88,28 @@ pub struct Explanation {
 /// Buffers and recorded work for explaining batches of up to `capacity` images at one target
 /// layer. Made once and reused: no allocation per batch unless a batch's images outgrow the
 /// pixel buffers.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use gradcam::{Engine, ExplainOptions, GpuContext, Model, Readback, Target};
+///
+/// # fn main() -> Result<(), gradcam::Error> {
+/// // On an app's own device: GpuContext::from_device(device, queue)?
+/// let ctx = Arc::new(GpuContext::new(&Default::default())?);
+/// let engine = Engine::new(ctx, Model::load("weights/efficientnet_lite0.safetensors")?);
+/// let mut explainer = engine.explainer(8, ExplainOptions::default())?;
+/// let image = gradcam::decode_image("examples/images/chelsea.png")?;
+///
+/// // Everything on the GPU, results left there:
+/// explainer.upload(&[&image], &[Target::Predicted])?;
+/// explainer.run()?; // or explainer.record(&mut your_encoder)
+/// let overlay: &wgpu::Buffer = explainer.overlay_buffer();
+///
+/// // Or read back, once, at the end:
+/// let result = explainer.read(Readback::ALL)?.remove(0);
+/// result.overlay.unwrap().save("chelsea_gradcam.png").ok();
+/// # Ok(()) }
+/// ```
 pub struct Explainer {
     forward: Forward,
     options: ExplainOptions,
