@@ -3,6 +3,7 @@
 
 pub mod kernels;
 pub mod params;
+pub mod profile;
 
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,7 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 pub use kernels::{Dispatch, Kernel, KernelId, Kernels};
+pub use profile::Profiler;
 
 /// How to pick an adapter.
 #[derive(Clone, Debug, Default)]
@@ -237,9 +239,19 @@ impl GpuContext {
 
     /// Records `dispatches` into one compute pass of `encoder`.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+        self.record_pass(encoder, label, dispatches, None);
+    }
+
+    fn record_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &str,
+        dispatches: &[Dispatch],
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
-            timestamp_writes: None,
+            timestamp_writes,
         });
         let max = self.limits.max_compute_workgroups_per_dimension;
         for d in dispatches {

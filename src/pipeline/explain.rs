@@ -13,7 +13,7 @@ use crate::gpu::params::{
     CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, DepthwiseGradParams,
     LogitGradParams, OverlayParams, PointwiseGradParams, PoolParams, SelectTargetParams,
 };
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Profiler};
 use crate::model::ConvKind;
 
 /// Which class to explain for an image.
@@ -125,6 +125,8 @@ pub struct Explainer {
     maxima: wgpu::Buffer,
     overlay: wgpu::Buffer,
     steps: Steps,
+    /// Index of the first CAM step in `steps` (the ones before are the backward pass).
+    cam_start: usize,
     overlay_steps: Steps,
     bound_pixels: u64,
     staging: wgpu::Buffer,
@@ -276,6 +278,7 @@ impl Explainer {
             }
         }
 
+        let cam_start = steps.len();
         let (pixels, channels) = (t.height * t.width, t.channels);
         steps.push(
             &ctx,
@@ -375,6 +378,7 @@ impl Explainer {
             maxima,
             overlay,
             steps,
+            cam_start,
             overlay_steps: Steps::new("overlay"),
             bound_pixels: u64::MAX,
             staging,
@@ -532,6 +536,28 @@ impl Explainer {
         if with_images {
             self.overlay_steps.record(ctx, encoder);
         }
+    }
+
+    /// Records what [`Explainer::record`] records, timed by `profiler`: stages `preprocess`,
+    /// `forward`, `backward`, `cam`, `overlay`, or with `per_kernel` one timed pass per kernel.
+    pub fn record_profiled(&self, encoder: &mut wgpu::CommandEncoder, profiler: &mut Profiler, per_kernel: bool) {
+        let ctx = self.forward.context();
+        let with_images = !self.forward.image_sizes().is_empty();
+        self.forward.record_profiled(encoder, with_images, profiler, per_kernel);
+        let (c, n) = (self.cam_start, self.steps.len());
+        self.steps
+            .record_range_profiled(ctx, encoder, 0..c, profiler, "backward", per_kernel);
+        self.steps.record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
+        if with_images {
+            let m = self.overlay_steps.len();
+            self.overlay_steps
+                .record_range_profiled(ctx, encoder, 0..m, profiler, "overlay", per_kernel);
+        }
+    }
+
+    /// Number of kernel launches per batch (for sizing a per-kernel [`Profiler`]).
+    pub fn launches(&self) -> usize {
+        self.forward.launches() + self.steps.len() + self.overlay_steps.len()
     }
 
     /// Runs what [`Explainer::record`] records and waits for the GPU. Results stay on the GPU:

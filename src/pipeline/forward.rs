@@ -11,7 +11,7 @@ use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
 };
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Profiler};
 use crate::model::{ConvKind, Model, Op};
 
 /// A model's weights on the GPU, uploaded once and shared by every workspace.
@@ -150,6 +150,11 @@ impl Forward {
     /// Width and height of each image of the current batch (as uploaded).
     pub fn image_sizes(&self) -> &[(u32, u32)] {
         &self.image_sizes
+    }
+
+    /// Number of kernel launches per batch.
+    pub fn launches(&self) -> usize {
+        self.steps.len()
     }
 
     /// The model.
@@ -296,6 +301,24 @@ impl Forward {
         };
         self.steps
             .record_range(&self.ctx, encoder, first..self.steps.len());
+    }
+
+    /// Records the forward pass timed by `profiler`: stages `preprocess` and `forward`, or with
+    /// `per_kernel` one timed pass per kernel.
+    pub fn record_profiled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        preprocess: bool,
+        profiler: &mut Profiler,
+        per_kernel: bool,
+    ) {
+        let p = self.preprocess_step;
+        if preprocess {
+            self.steps
+                .record_range_profiled(&self.ctx, encoder, p..p + 1, profiler, "preprocess", per_kernel);
+        }
+        self.steps
+            .record_range_profiled(&self.ctx, encoder, p + 1..self.steps.len(), profiler, "forward", per_kernel);
     }
 
     /// Records the preprocessing step alone.

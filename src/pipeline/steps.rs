@@ -2,7 +2,7 @@
 //! once, parameters are rewritten only when the batch's shape changes.
 
 use crate::gpu::kernels::{Dispatch, KernelId};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Profiler};
 
 /// What the parameters of a batch's kernels depend on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,6 +107,20 @@ impl Steps {
         range: std::ops::Range<usize>,
     ) {
         ctx.record(encoder, self.label, &self.dispatches[range]);
+    }
+
+    /// Records steps `range` timed by `profiler`: as one pass labelled `label`, or with
+    /// `per_kernel` one pass per step.
+    pub fn record_range_profiled(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        range: std::ops::Range<usize>,
+        profiler: &mut Profiler,
+        label: &str,
+        per_kernel: bool,
+    ) {
+        ctx.record_profiled(encoder, label, &self.dispatches[range], profiler, per_kernel);
     }
 
     /// Records every step into one compute pass.
