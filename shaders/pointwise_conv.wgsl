@@ -1,8 +1,8 @@
 // Pointwise (1x1) convolution as a matrix product over NHWC activations:
 //   out[r, o] = act(bias[o] + sum_k input[r, k] * weight[k, o]) (+ residual[r, o])
 // where r runs over batch * height * width. Each invocation keeps a register tile of ROWS rows by
-// 8 output channels (two vec4s) and walks the input channels four at a time, so every weight vec4
-// loaded is used ROWS times and every input vec4 eight times.
+// COLS vec4s of output channels and walks the input channels four at a time, so every weight vec4
+// loaded is used ROWS times and every input vec4 4 * COLS times.
 // The residual add (MBConv skip connection) is fused here, after the activation.
 //
 // Kept in sync with src/gpu/params.rs (`PointwiseParams`).
@@ -33,7 +33,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> output: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-const ROWS: u32 = 8u;
+// Rows and vec4 columns per invocation (src/pipeline/forward.rs POINTWISE_ROWS, POINTWISE_COLS).
+const ROWS: u32 = 16u;
+const COLS: u32 = 3u;
 
 fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     var r = v;
@@ -46,55 +48,331 @@ fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     return r;
 }
 
+// The loops over the ROWS x COLS register tile are written out: lavapipe's compiler keeps
+// written-out accumulators in registers, while loops over private arrays go through memory.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
     let c4 = params.out_channels / 4u;
     let k4 = params.in_channels / 4u;
-    let col_tiles = (c4 + 1u) / 2u;
+    let col_tiles = (c4 + COLS - 1u) / COLS;
     let row_tiles = (params.rows + ROWS - 1u) / ROWS;
     if id >= row_tiles * col_tiles {
         return;
     }
-    let col0 = (id % col_tiles) * 2u;
-    // When out_channels / 4 is odd the last tile computes its second column twice and stores it once.
-    let col1 = min(col0 + 1u, c4 - 1u);
+    let col = (id % col_tiles) * COLS;
     let row0 = (id / col_tiles) * ROWS;
-
-    var src: array<u32, ROWS>;
-    for (var i = 0u; i < ROWS; i++) {
-        src[i] = min(row0 + i, params.rows - 1u) * k4;
-    }
-    var acc0: array<vec4<f32>, ROWS>;
-    var acc1: array<vec4<f32>, ROWS>;
+    let last_row = params.rows - 1u;
+    let last_col = c4 - 1u;
+    let c0 = min(col + 0u, last_col);
+    // Columns past the end compute a copy of the last one and are not stored.
+    let c1 = min(col + 1u, last_col);
+    let c2 = min(col + 2u, last_col);
+    let s0 = min(row0 + 0u, last_row) * k4;
+    let s1 = min(row0 + 1u, last_row) * k4;
+    let s2 = min(row0 + 2u, last_row) * k4;
+    let s3 = min(row0 + 3u, last_row) * k4;
+    let s4 = min(row0 + 4u, last_row) * k4;
+    let s5 = min(row0 + 5u, last_row) * k4;
+    let s6 = min(row0 + 6u, last_row) * k4;
+    let s7 = min(row0 + 7u, last_row) * k4;
+    let s8 = min(row0 + 8u, last_row) * k4;
+    let s9 = min(row0 + 9u, last_row) * k4;
+    let s10 = min(row0 + 10u, last_row) * k4;
+    let s11 = min(row0 + 11u, last_row) * k4;
+    let s12 = min(row0 + 12u, last_row) * k4;
+    let s13 = min(row0 + 13u, last_row) * k4;
+    let s14 = min(row0 + 14u, last_row) * k4;
+    let s15 = min(row0 + 15u, last_row) * k4;
+    var a0_0 = vec4<f32>(0.0);
+    var a0_1 = vec4<f32>(0.0);
+    var a0_2 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0);
+    var a1_1 = vec4<f32>(0.0);
+    var a1_2 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0);
+    var a2_1 = vec4<f32>(0.0);
+    var a2_2 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0);
+    var a3_1 = vec4<f32>(0.0);
+    var a3_2 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0);
+    var a4_1 = vec4<f32>(0.0);
+    var a4_2 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0);
+    var a5_1 = vec4<f32>(0.0);
+    var a5_2 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0);
+    var a6_1 = vec4<f32>(0.0);
+    var a6_2 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0);
+    var a7_1 = vec4<f32>(0.0);
+    var a7_2 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0);
+    var a8_1 = vec4<f32>(0.0);
+    var a8_2 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0);
+    var a9_1 = vec4<f32>(0.0);
+    var a9_2 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0);
+    var a10_1 = vec4<f32>(0.0);
+    var a10_2 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0);
+    var a11_1 = vec4<f32>(0.0);
+    var a11_2 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0);
+    var a12_1 = vec4<f32>(0.0);
+    var a12_2 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0);
+    var a13_1 = vec4<f32>(0.0);
+    var a13_2 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0);
+    var a14_1 = vec4<f32>(0.0);
+    var a14_2 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0);
+    var a15_1 = vec4<f32>(0.0);
+    var a15_2 = vec4<f32>(0.0);
     for (var k = 0u; k < k4; k++) {
         let w = k * 4u * c4;
-        let w0a = weight[w + col0];
-        let w0b = weight[w + col1];
-        let w1a = weight[w + c4 + col0];
-        let w1b = weight[w + c4 + col1];
-        let w2a = weight[w + 2u * c4 + col0];
-        let w2b = weight[w + 2u * c4 + col1];
-        let w3a = weight[w + 3u * c4 + col0];
-        let w3b = weight[w + 3u * c4 + col1];
-        for (var i = 0u; i < ROWS; i++) {
-            let a = input[src[i] + k];
-            acc0[i] += a.x * w0a + a.y * w1a + a.z * w2a + a.w * w3a;
-            acc1[i] += a.x * w0b + a.y * w1b + a.z * w2b + a.w * w3b;
-        }
+        let w0_0 = weight[w + c0];
+        let w1_0 = weight[w + c4 + c0];
+        let w2_0 = weight[w + 2u * c4 + c0];
+        let w3_0 = weight[w + 3u * c4 + c0];
+        let w0_1 = weight[w + c1];
+        let w1_1 = weight[w + c4 + c1];
+        let w2_1 = weight[w + 2u * c4 + c1];
+        let w3_1 = weight[w + 3u * c4 + c1];
+        let w0_2 = weight[w + c2];
+        let w1_2 = weight[w + c4 + c2];
+        let w2_2 = weight[w + 2u * c4 + c2];
+        let w3_2 = weight[w + 3u * c4 + c2];
+        let x0 = input[s0 + k];
+        a0_0 += x0.x * w0_0 + x0.y * w1_0 + x0.z * w2_0 + x0.w * w3_0;
+        a0_1 += x0.x * w0_1 + x0.y * w1_1 + x0.z * w2_1 + x0.w * w3_1;
+        a0_2 += x0.x * w0_2 + x0.y * w1_2 + x0.z * w2_2 + x0.w * w3_2;
+        let x1 = input[s1 + k];
+        a1_0 += x1.x * w0_0 + x1.y * w1_0 + x1.z * w2_0 + x1.w * w3_0;
+        a1_1 += x1.x * w0_1 + x1.y * w1_1 + x1.z * w2_1 + x1.w * w3_1;
+        a1_2 += x1.x * w0_2 + x1.y * w1_2 + x1.z * w2_2 + x1.w * w3_2;
+        let x2 = input[s2 + k];
+        a2_0 += x2.x * w0_0 + x2.y * w1_0 + x2.z * w2_0 + x2.w * w3_0;
+        a2_1 += x2.x * w0_1 + x2.y * w1_1 + x2.z * w2_1 + x2.w * w3_1;
+        a2_2 += x2.x * w0_2 + x2.y * w1_2 + x2.z * w2_2 + x2.w * w3_2;
+        let x3 = input[s3 + k];
+        a3_0 += x3.x * w0_0 + x3.y * w1_0 + x3.z * w2_0 + x3.w * w3_0;
+        a3_1 += x3.x * w0_1 + x3.y * w1_1 + x3.z * w2_1 + x3.w * w3_1;
+        a3_2 += x3.x * w0_2 + x3.y * w1_2 + x3.z * w2_2 + x3.w * w3_2;
+        let x4 = input[s4 + k];
+        a4_0 += x4.x * w0_0 + x4.y * w1_0 + x4.z * w2_0 + x4.w * w3_0;
+        a4_1 += x4.x * w0_1 + x4.y * w1_1 + x4.z * w2_1 + x4.w * w3_1;
+        a4_2 += x4.x * w0_2 + x4.y * w1_2 + x4.z * w2_2 + x4.w * w3_2;
+        let x5 = input[s5 + k];
+        a5_0 += x5.x * w0_0 + x5.y * w1_0 + x5.z * w2_0 + x5.w * w3_0;
+        a5_1 += x5.x * w0_1 + x5.y * w1_1 + x5.z * w2_1 + x5.w * w3_1;
+        a5_2 += x5.x * w0_2 + x5.y * w1_2 + x5.z * w2_2 + x5.w * w3_2;
+        let x6 = input[s6 + k];
+        a6_0 += x6.x * w0_0 + x6.y * w1_0 + x6.z * w2_0 + x6.w * w3_0;
+        a6_1 += x6.x * w0_1 + x6.y * w1_1 + x6.z * w2_1 + x6.w * w3_1;
+        a6_2 += x6.x * w0_2 + x6.y * w1_2 + x6.z * w2_2 + x6.w * w3_2;
+        let x7 = input[s7 + k];
+        a7_0 += x7.x * w0_0 + x7.y * w1_0 + x7.z * w2_0 + x7.w * w3_0;
+        a7_1 += x7.x * w0_1 + x7.y * w1_1 + x7.z * w2_1 + x7.w * w3_1;
+        a7_2 += x7.x * w0_2 + x7.y * w1_2 + x7.z * w2_2 + x7.w * w3_2;
+        let x8 = input[s8 + k];
+        a8_0 += x8.x * w0_0 + x8.y * w1_0 + x8.z * w2_0 + x8.w * w3_0;
+        a8_1 += x8.x * w0_1 + x8.y * w1_1 + x8.z * w2_1 + x8.w * w3_1;
+        a8_2 += x8.x * w0_2 + x8.y * w1_2 + x8.z * w2_2 + x8.w * w3_2;
+        let x9 = input[s9 + k];
+        a9_0 += x9.x * w0_0 + x9.y * w1_0 + x9.z * w2_0 + x9.w * w3_0;
+        a9_1 += x9.x * w0_1 + x9.y * w1_1 + x9.z * w2_1 + x9.w * w3_1;
+        a9_2 += x9.x * w0_2 + x9.y * w1_2 + x9.z * w2_2 + x9.w * w3_2;
+        let x10 = input[s10 + k];
+        a10_0 += x10.x * w0_0 + x10.y * w1_0 + x10.z * w2_0 + x10.w * w3_0;
+        a10_1 += x10.x * w0_1 + x10.y * w1_1 + x10.z * w2_1 + x10.w * w3_1;
+        a10_2 += x10.x * w0_2 + x10.y * w1_2 + x10.z * w2_2 + x10.w * w3_2;
+        let x11 = input[s11 + k];
+        a11_0 += x11.x * w0_0 + x11.y * w1_0 + x11.z * w2_0 + x11.w * w3_0;
+        a11_1 += x11.x * w0_1 + x11.y * w1_1 + x11.z * w2_1 + x11.w * w3_1;
+        a11_2 += x11.x * w0_2 + x11.y * w1_2 + x11.z * w2_2 + x11.w * w3_2;
+        let x12 = input[s12 + k];
+        a12_0 += x12.x * w0_0 + x12.y * w1_0 + x12.z * w2_0 + x12.w * w3_0;
+        a12_1 += x12.x * w0_1 + x12.y * w1_1 + x12.z * w2_1 + x12.w * w3_1;
+        a12_2 += x12.x * w0_2 + x12.y * w1_2 + x12.z * w2_2 + x12.w * w3_2;
+        let x13 = input[s13 + k];
+        a13_0 += x13.x * w0_0 + x13.y * w1_0 + x13.z * w2_0 + x13.w * w3_0;
+        a13_1 += x13.x * w0_1 + x13.y * w1_1 + x13.z * w2_1 + x13.w * w3_1;
+        a13_2 += x13.x * w0_2 + x13.y * w1_2 + x13.z * w2_2 + x13.w * w3_2;
+        let x14 = input[s14 + k];
+        a14_0 += x14.x * w0_0 + x14.y * w1_0 + x14.z * w2_0 + x14.w * w3_0;
+        a14_1 += x14.x * w0_1 + x14.y * w1_1 + x14.z * w2_1 + x14.w * w3_1;
+        a14_2 += x14.x * w0_2 + x14.y * w1_2 + x14.z * w2_2 + x14.w * w3_2;
+        let x15 = input[s15 + k];
+        a15_0 += x15.x * w0_0 + x15.y * w1_0 + x15.z * w2_0 + x15.w * w3_0;
+        a15_1 += x15.x * w0_1 + x15.y * w1_1 + x15.z * w2_1 + x15.w * w3_1;
+        a15_2 += x15.x * w0_2 + x15.y * w1_2 + x15.z * w2_2 + x15.w * w3_2;
     }
 
-    let b0 = bias[col0];
-    let b1 = bias[col1];
-    for (var i = 0u; i < ROWS; i++) {
-        let r = row0 + i;
-        if r >= params.rows {
-            break;
+    let b0 = bias[c0];
+    let b1 = bias[c1];
+    let b2 = bias[c2];
+    if row0 + 0u < params.rows {
+        let o = (row0 + 0u) * c4;
+        output[o + c0] = finish(a0_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a0_1 + b1, o + c1);
         }
-        let o = r * c4;
-        output[o + col0] = finish(acc0[i] + b0, o + col0);
-        if col0 + 1u < c4 {
-            output[o + col1] = finish(acc1[i] + b1, o + col1);
+        if col + 2u < c4 {
+            output[o + c2] = finish(a0_2 + b2, o + c2);
+        }
+    }
+    if row0 + 1u < params.rows {
+        let o = (row0 + 1u) * c4;
+        output[o + c0] = finish(a1_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a1_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a1_2 + b2, o + c2);
+        }
+    }
+    if row0 + 2u < params.rows {
+        let o = (row0 + 2u) * c4;
+        output[o + c0] = finish(a2_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a2_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a2_2 + b2, o + c2);
+        }
+    }
+    if row0 + 3u < params.rows {
+        let o = (row0 + 3u) * c4;
+        output[o + c0] = finish(a3_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a3_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a3_2 + b2, o + c2);
+        }
+    }
+    if row0 + 4u < params.rows {
+        let o = (row0 + 4u) * c4;
+        output[o + c0] = finish(a4_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a4_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a4_2 + b2, o + c2);
+        }
+    }
+    if row0 + 5u < params.rows {
+        let o = (row0 + 5u) * c4;
+        output[o + c0] = finish(a5_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a5_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a5_2 + b2, o + c2);
+        }
+    }
+    if row0 + 6u < params.rows {
+        let o = (row0 + 6u) * c4;
+        output[o + c0] = finish(a6_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a6_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a6_2 + b2, o + c2);
+        }
+    }
+    if row0 + 7u < params.rows {
+        let o = (row0 + 7u) * c4;
+        output[o + c0] = finish(a7_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a7_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a7_2 + b2, o + c2);
+        }
+    }
+    if row0 + 8u < params.rows {
+        let o = (row0 + 8u) * c4;
+        output[o + c0] = finish(a8_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a8_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a8_2 + b2, o + c2);
+        }
+    }
+    if row0 + 9u < params.rows {
+        let o = (row0 + 9u) * c4;
+        output[o + c0] = finish(a9_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a9_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a9_2 + b2, o + c2);
+        }
+    }
+    if row0 + 10u < params.rows {
+        let o = (row0 + 10u) * c4;
+        output[o + c0] = finish(a10_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a10_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a10_2 + b2, o + c2);
+        }
+    }
+    if row0 + 11u < params.rows {
+        let o = (row0 + 11u) * c4;
+        output[o + c0] = finish(a11_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a11_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a11_2 + b2, o + c2);
+        }
+    }
+    if row0 + 12u < params.rows {
+        let o = (row0 + 12u) * c4;
+        output[o + c0] = finish(a12_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a12_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a12_2 + b2, o + c2);
+        }
+    }
+    if row0 + 13u < params.rows {
+        let o = (row0 + 13u) * c4;
+        output[o + c0] = finish(a13_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a13_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a13_2 + b2, o + c2);
+        }
+    }
+    if row0 + 14u < params.rows {
+        let o = (row0 + 14u) * c4;
+        output[o + c0] = finish(a14_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a14_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a14_2 + b2, o + c2);
+        }
+    }
+    if row0 + 15u < params.rows {
+        let o = (row0 + 15u) * c4;
+        output[o + c0] = finish(a15_0 + b0, o + c0);
+        if col + 1u < c4 {
+            output[o + c1] = finish(a15_1 + b1, o + c1);
+        }
+        if col + 2u < c4 {
+            output[o + c2] = finish(a15_2 + b2, o + c2);
         }
     }
 }

@@ -4,13 +4,14 @@
 mod common;
 
 use common::{assert_close, ctx};
+use gradcam::gpu::kernels::depthwise_variant;
 use gradcam::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
 };
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
-use gradcam::pipeline::pointwise_invocations;
+use gradcam::pipeline::{depthwise_invocations, pointwise_invocations};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -33,6 +34,17 @@ fn run(
     out_len: usize,
     invocations: u32,
 ) -> Vec<f32> {
+    run_variant(kernel, 0, params, inputs, out_len, invocations)
+}
+
+fn run_variant(
+    kernel: KernelId,
+    variant: usize,
+    params: &[u8],
+    inputs: &[&[f32]],
+    out_len: usize,
+    invocations: u32,
+) -> Vec<f32> {
     let ctx = ctx();
     let bufs: Vec<wgpu::Buffer> = inputs
         .iter()
@@ -43,7 +55,7 @@ fn run(
         .expect("output buffer");
     let mut refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     refs.push(&out);
-    ctx.run_kernel(kernel, params, &refs, invocations)
+    ctx.run_kernel_variant(kernel, variant, params, &refs, invocations)
         .unwrap_or_else(|e| panic!("{e}"));
     ctx.read_f32(&out, out_len).expect("readback")
 }
@@ -114,6 +126,9 @@ fn depthwise_conv_matches_reference() {
         (3, 11, 6, 16, 5, 2), // odd and even axes at once
         (1, 14, 14, 4, 5, 1),
         (2, 56, 56, 24, 3, 2),
+        (1, 7, 7, 20, 5, 1), // 7 columns: the last block of four is partial
+        (2, 9, 13, 8, 5, 2),
+        (1, 3, 2, 4, 3, 1),
     ];
     for (n, h, w, c, k, s) in cases {
         let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
@@ -160,20 +175,27 @@ fn depthwise_conv_matches_reference() {
             _pad: 0,
         };
         let len = n * oh * ow * c;
-        let got = run(
-            KernelId::DepthwiseConv,
-            bytemuck::bytes_of(&p),
-            &[&input, &weight, &bias],
-            len,
-            (len / 4) as u32,
-        );
-        assert_close(
-            &format!("depthwise {n}x{h}x{w}x{c} k{k} s{s}"),
-            &got,
-            &expected,
-            1e-5,
-            1e-5,
-        );
+        // The generic pipeline and, where one exists, the one specialized for this size/stride.
+        let specialized = depthwise_variant(k as u32, s as u32);
+        for variant in [0, specialized] {
+            let invocations =
+                depthwise_invocations(variant, n as u32, oh as u32, ow as u32, c as u32);
+            let got = run_variant(
+                KernelId::DepthwiseConv,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&input, &weight, &bias],
+                len,
+                invocations,
+            );
+            assert_close(
+                &format!("depthwise {n}x{h}x{w}x{c} k{k} s{s} variant {variant}"),
+                &got,
+                &expected,
+                1e-5,
+                1e-5,
+            );
+        }
     }
 }
 

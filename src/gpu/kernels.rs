@@ -30,10 +30,13 @@ pub struct KernelSpec {
     /// dispatched with `n` invocations per image); `None` for kernels sized by the
     /// `WORKGROUP_SIZE` override.
     pub fixed_workgroup: Option<u32>,
+    /// Specializations besides the default (variant 0): each a list of override constants,
+    /// compiled into its own pipeline sharing the kernel's bind group layout.
+    pub variants: &'static [&'static [(&'static str, f64)]],
 }
 
 macro_rules! kernels {
-    ($($id:ident => $name:literal, [$($binding:ident),* $(,)?] $(, fixed $fixed:literal)?;)*) => {
+    ($($id:ident => $name:literal, [$($binding:ident),* $(,)?] $(, fixed $fixed:literal)? $(, variants $variants:expr)?;)*) => {
         /// Identifies a kernel; the discriminant indexes [`ALL_KERNELS`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum KernelId {
@@ -52,17 +55,21 @@ macro_rules! kernels {
                 source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
                 bindings: &[$(BindingKind::$binding),*],
                 fixed_workgroup: kernels!(@fixed $($fixed)?),
+                variants: kernels!(@variants $($variants)?),
             },)*
         ];
     };
     (@fixed) => { None };
     (@fixed $n:literal) => { Some($n) };
+    (@variants) => { &[] };
+    (@variants $v:expr) => { $v };
 }
 
 kernels! {
     Preprocess => "preprocess", [Uniform, Storage, Storage, StorageReadWrite];
     Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite];
-    DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite];
+    DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite],
+        variants DEPTHWISE_VARIANTS;
     PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
     GlobalAvgPool => "global_avg_pool", [Uniform, Storage, StorageReadWrite];
     Linear => "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite];
@@ -78,6 +85,22 @@ kernels! {
     Overlay => "overlay", [Uniform, Storage, Storage, Storage, Storage, Storage, StorageReadWrite];
 }
 
+/// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..).
+pub const DEPTHWISE_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
+    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
+    &[("KERNEL", 5.0), ("STRIDE", 1.0)],
+    &[("KERNEL", 5.0), ("STRIDE", 2.0)],
+];
+
+/// The depthwise variant specialized for `kernel` × `stride`, or 0 (the generic kernel).
+pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
+    DEPTHWISE_VARIANTS
+        .iter()
+        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
+        .map_or(0, |i| i + 1)
+}
+
 /// Invocations per workgroup for kernels sized by the `WORKGROUP_SIZE` override.
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -86,8 +109,8 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub struct Kernel {
     /// What it was built from.
     pub spec: &'static KernelSpec,
-    /// The compute pipeline.
-    pub pipeline: wgpu::ComputePipeline,
+    /// The compute pipelines: the default, then one per [`KernelSpec::variants`] entry.
+    pub pipelines: Vec<wgpu::ComputePipeline>,
     /// The layout of its group 0.
     pub layout: wgpu::BindGroupLayout,
     /// Invocations per workgroup.
@@ -132,24 +155,31 @@ impl Kernel {
             label: Some(spec.name),
             source: wgpu::ShaderSource::Wgsl(spec.source.into()),
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(spec.name),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: if spec.fixed_workgroup.is_some() {
-                    &[]
-                } else {
-                    &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)]
-                },
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
+        let workgroup: &[(&str, f64)] = if spec.fixed_workgroup.is_some() {
+            &[]
+        } else {
+            &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)]
+        };
+        let pipelines = std::iter::once(&[][..])
+            .chain(spec.variants.iter().copied())
+            .map(|constants| {
+                let all: Vec<(&str, f64)> = workgroup.iter().chain(constants).copied().collect();
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(spec.name),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &all,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+            })
+            .collect();
         Self {
             spec,
-            pipeline,
+            pipelines,
             layout,
             workgroup_size: spec.fixed_workgroup.unwrap_or(WORKGROUP_SIZE),
         }
@@ -224,6 +254,8 @@ impl Kernels {
 pub struct Dispatch {
     /// The kernel.
     pub kernel: KernelId,
+    /// Which of its pipelines (0: default; see [`KernelSpec::variants`]).
+    pub variant: usize,
     /// Its bind group (fixed for the workspace's lifetime).
     pub bind_group: wgpu::BindGroup,
     /// Its uniform parameter buffer, rewritten when the batch size changes.

@@ -260,7 +260,7 @@ impl GpuContext {
             }
             let kernel = self.kernels.get(d.kernel);
             let (x, y) = kernel.grid(d.invocations, max);
-            pass.set_pipeline(&kernel.pipeline);
+            pass.set_pipeline(&kernel.pipelines[d.variant]);
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
@@ -301,37 +301,30 @@ impl GpuContext {
     /// Maps `staging` (already filled by a submitted copy), returns its first `bytes` bytes and
     /// unmaps it. Waits for the GPU.
     pub fn read_staging(&self, stage: &str, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let slot: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
-            Arc::new(Mutex::new(None));
-        let s = slot.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let slice = staging.slice(..bytes);
         slice.map_async(wgpu::MapMode::Read, move |r| {
-            if let Ok(mut g) = s.lock() {
-                *g = Some(r);
-            }
+            let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                stage: stage.to_string(),
-                reason: e.to_string(),
-            })?;
-        let mapped = slot.lock().ok().and_then(|mut g| g.take());
-        match mapped {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::Gpu {
-                    stage: stage.to_string(),
-                    reason: format!("mapping the readback buffer failed: {e}"),
-                })
+        let gpu_error = |reason: String| Error::Gpu {
+            stage: stage.to_string(),
+            reason,
+        };
+        // Another thread polling the same device may be the one that runs the callback, a little
+        // after our poll returns: wait for it rather than assume it ran.
+        let mapped = loop {
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| gpu_error(e.to_string()))?;
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(r) => break r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(gpu_error("the readback buffer was never mapped".into()))
+                }
             }
-            None => {
-                return Err(Error::Gpu {
-                    stage: stage.to_string(),
-                    reason: "the readback buffer was never mapped".into(),
-                })
-            }
-        }
+        };
+        mapped.map_err(|e| gpu_error(format!("mapping the readback buffer failed: {e}")))?;
         let out = {
             let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
                 stage: stage.to_string(),
@@ -365,6 +358,18 @@ impl GpuContext {
         buffers: &[&wgpu::Buffer],
         invocations: u32,
     ) -> Result<()> {
+        self.run_kernel_variant(kernel, 0, params, buffers, invocations)
+    }
+
+    /// [`GpuContext::run_kernel`] with pipeline `variant` of the kernel.
+    pub fn run_kernel_variant(
+        &self,
+        kernel: KernelId,
+        variant: usize,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        invocations: u32,
+    ) -> Result<()> {
         let k = self.kernels.get(kernel);
         let params = self
             .device
@@ -385,6 +390,7 @@ impl GpuContext {
         }
         let dispatch = Dispatch {
             kernel,
+            variant,
             bind_group: k.bind(&self.device, &all),
             params,
             invocations,

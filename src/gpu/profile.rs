@@ -17,7 +17,12 @@ pub struct Profiler {
 impl Profiler {
     /// Room for `passes` timed passes per read-out.
     pub fn new(ctx: &GpuContext, passes: u32) -> Self {
-        if !ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) || passes == 0 {
+        if !ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            || passes == 0
+        {
             return Self {
                 query_set: None,
                 resolve: None,
@@ -98,7 +103,12 @@ impl Profiler {
             .labels
             .drain(..)
             .enumerate()
-            .map(|(i, label)| (label, ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period))
+            .map(|(i, label)| {
+                (
+                    label,
+                    ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
+                )
+            })
             .collect();
         Ok(out)
     }
@@ -145,5 +155,7 @@ pub fn totals(times: &[(String, f64)]) -> Vec<(String, f64, usize)> {
 
 /// Turns an error about a missing feature into a readable one.
 pub fn unsupported(what: &str) -> Error {
-    Error::InvalidRequest(format!("{what} needs TIMESTAMP_QUERY, which this adapter lacks"))
+    Error::InvalidRequest(format!(
+        "{what} needs TIMESTAMP_QUERY, which this adapter lacks"
+    ))
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::backward::BackwardPlan;
-use super::forward::{pointwise_invocations, Forward};
+use super::forward::{pointwise_grad_invocations, Forward};
 use super::steps::{bytes, BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
@@ -238,7 +238,7 @@ impl Explainer {
                                 add_extra,
                                 _pad: [0; 3],
                             };
-                            (bytes(&p), pointwise_invocations(rows, i.channels))
+                            (bytes(&p), pointwise_grad_invocations(rows, i.channels))
                         },
                     );
                 }
@@ -540,18 +540,31 @@ impl Explainer {
 
     /// Records what [`Explainer::record`] records, timed by `profiler`: stages `preprocess`,
     /// `forward`, `backward`, `cam`, `overlay`, or with `per_kernel` one timed pass per kernel.
-    pub fn record_profiled(&self, encoder: &mut wgpu::CommandEncoder, profiler: &mut Profiler, per_kernel: bool) {
+    pub fn record_profiled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        profiler: &mut Profiler,
+        per_kernel: bool,
+    ) {
         let ctx = self.forward.context();
         let with_images = !self.forward.image_sizes().is_empty();
-        self.forward.record_profiled(encoder, with_images, profiler, per_kernel);
+        self.forward
+            .record_profiled(encoder, with_images, profiler, per_kernel);
         let (c, n) = (self.cam_start, self.steps.len());
         self.steps
             .record_range_profiled(ctx, encoder, 0..c, profiler, "backward", per_kernel);
-        self.steps.record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
+        self.steps
+            .record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
         if with_images {
             let m = self.overlay_steps.len();
-            self.overlay_steps
-                .record_range_profiled(ctx, encoder, 0..m, profiler, "overlay", per_kernel);
+            self.overlay_steps.record_range_profiled(
+                ctx,
+                encoder,
+                0..m,
+                profiler,
+                "overlay",
+                per_kernel,
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::steps::{bytes, BatchShape, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::KernelId;
+use crate::gpu::kernels::{depthwise_variant, KernelId};
 use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
@@ -314,11 +314,23 @@ impl Forward {
     ) {
         let p = self.preprocess_step;
         if preprocess {
-            self.steps
-                .record_range_profiled(&self.ctx, encoder, p..p + 1, profiler, "preprocess", per_kernel);
+            self.steps.record_range_profiled(
+                &self.ctx,
+                encoder,
+                p..p + 1,
+                profiler,
+                "preprocess",
+                per_kernel,
+            );
         }
-        self.steps
-            .record_range_profiled(&self.ctx, encoder, p + 1..self.steps.len(), profiler, "forward", per_kernel);
+        self.steps.record_range_profiled(
+            &self.ctx,
+            encoder,
+            p + 1..self.steps.len(),
+            profiler,
+            "forward",
+            per_kernel,
+        );
     }
 
     /// Records the preprocessing step alone.
@@ -429,9 +441,10 @@ fn push_op(
                         (bytes(&p), s.images * o.height * o.width * o.channels / 4)
                     },
                 ),
-                ConvKind::Depthwise => steps.push(
+                ConvKind::Depthwise => steps.push_variant(
                     ctx,
                     KernelId::DepthwiseConv,
+                    depthwise_variant(kernel, stride),
                     &[&tensors[input], w, b, &tensors[output]],
                     move |s| {
                         let p = DepthwiseParams {
@@ -448,7 +461,11 @@ fn push_op(
                             activation,
                             _pad: 0,
                         };
-                        (bytes(&p), s.images * o.height * o.width * o.channels / 4)
+                        let variant = depthwise_variant(kernel, stride);
+                        (
+                            bytes(&p),
+                            depthwise_invocations(variant, s.images, o.height, o.width, o.channels),
+                        )
                     },
                 ),
                 ConvKind::Pointwise => {
@@ -517,11 +534,41 @@ fn push_op(
     }
 }
 
-/// Rows per invocation in shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (`ROWS`).
-pub const POINTWISE_ROWS: u32 = 8;
+/// Output pixels per invocation of the specialized depthwise pipelines (`OX` in
+/// shaders/depthwise_conv.wgsl).
+pub const DEPTHWISE_OX: u32 = 4;
 
-/// Invocations of shaders/pointwise_conv.wgsl for a `rows × out_channels` output (and of
-/// pointwise_conv_grad.wgsl for a `rows × in_channels` one).
+/// Invocations of shaders/depthwise_conv.wgsl pipeline `variant` for an output of
+/// `batch × height × width × channels`.
+pub fn depthwise_invocations(
+    variant: usize,
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+) -> u32 {
+    let columns = if variant == 0 {
+        width
+    } else {
+        width.div_ceil(DEPTHWISE_OX)
+    };
+    batch * height * columns * channels / 4
+}
+
+/// Rows per invocation in shaders/pointwise_conv.wgsl (`ROWS`).
+pub const POINTWISE_ROWS: u32 = 16;
+/// Output vec4s per invocation in shaders/pointwise_conv.wgsl (`COLS`).
+pub const POINTWISE_COLS: u32 = 3;
+
+/// Invocations of shaders/pointwise_conv.wgsl for a `rows × out_channels` output.
 pub fn pointwise_invocations(rows: u32, out_channels: u32) -> u32 {
-    rows.div_ceil(POINTWISE_ROWS) * (out_channels / 4).div_ceil(2)
+    rows.div_ceil(POINTWISE_ROWS) * (out_channels / 4).div_ceil(POINTWISE_COLS)
+}
+
+/// Rows per invocation in shaders/pointwise_conv_grad.wgsl (`ROWS`).
+pub const POINTWISE_GRAD_ROWS: u32 = 8;
+
+/// Invocations of shaders/pointwise_conv_grad.wgsl for a `rows × in_channels` output.
+pub fn pointwise_grad_invocations(rows: u32, in_channels: u32) -> u32 {
+    rows.div_ceil(POINTWISE_GRAD_ROWS) * (in_channels / 4).div_ceil(2)
 }

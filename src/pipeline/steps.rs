@@ -54,6 +54,18 @@ impl Steps {
         buffers: &[&wgpu::Buffer],
         configure: impl Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync + 'static,
     ) -> usize {
+        self.push_variant(ctx, kernel, 0, buffers, configure)
+    }
+
+    /// [`Steps::push`] with pipeline `variant` of the kernel.
+    pub fn push_variant(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: KernelId,
+        variant: usize,
+        buffers: &[&wgpu::Buffer],
+        configure: impl Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync + 'static,
+    ) -> usize {
         let (bytes, _) = configure(&BatchShape {
             images: 1,
             total_pixels: 1,
@@ -69,6 +81,7 @@ impl Steps {
         let bind_group = ctx.kernels.get(kernel).bind(&ctx.device, &all);
         self.dispatches.push(Dispatch {
             kernel,
+            variant,
             bind_group,
             params,
             invocations: 0,
@@ -120,7 +133,13 @@ impl Steps {
         label: &str,
         per_kernel: bool,
     ) {
-        ctx.record_profiled(encoder, label, &self.dispatches[range], profiler, per_kernel);
+        ctx.record_profiled(
+            encoder,
+            label,
+            &self.dispatches[range],
+            profiler,
+            per_kernel,
+        );
     }
 
     /// Records every step into one compute pass.
