@@ -3,6 +3,11 @@
 // TF "SAME" padding is given explicitly: pad_top/pad_left here, the remainder (bottom/right) is
 // implied by the output size.
 //
+// Two paths, as in depthwise_conv.wgsl: KERNEL = 0 (the default pipeline) takes any kernel size,
+// stride and channel count from the parameters, one output pixel per invocation; the pipeline
+// specialized for the stem (KERNEL 3, STRIDE 2, IN_C 3) computes OX adjacent output pixels per
+// invocation with every input value and weight loaded once into registers.
+//
 // Kept in sync with src/gpu/params.rs (`ConvParams`).
 
 struct Params {
@@ -32,10 +37,79 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// 0: generic path; otherwise the kernel size, stride and input channels this pipeline is for.
+override KERNEL: u32 = 0u;
+override STRIDE: u32 = 1u;
+override IN_C: u32 = 3u;
+// Output pixels per invocation on the specialized path (src/pipeline/forward.rs CONV2D_OX).
+const OX: u32 = 4u;
+// Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
+const MAX_ROW: u32 = 27u;
+
+fn activate(v: vec4<f32>) -> vec4<f32> {
+    if params.activation == 1u {
+        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    return v;
+}
+
+fn blocked(id: u32) {
+    let c4 = params.out_c / 4u;
+    let blocks = (params.out_w + OX - 1u) / OX;
+    if id >= params.batch * params.out_h * blocks * c4 {
+        return;
+    }
+    let co = id % c4;
+    let t = id / c4;
+    let ox0 = (t % blocks) * OX;
+    let oy = (t / blocks) % params.out_h;
+    let n = t / (blocks * params.out_h);
+    let ix0 = i32(ox0 * STRIDE) - i32(params.pad_left);
+    let last_x = i32(params.in_w) - 1;
+    let b = bias[co];
+    var acc: array<vec4<f32>, OX>;
+    for (var t = 0u; t < OX; t++) {
+        acc[t] = b;
+    }
+    for (var ky = 0u; ky < KERNEL; ky++) {
+        let iy = i32(oy * STRIDE + ky) - i32(params.pad_top);
+        if iy < 0 || iy >= i32(params.in_h) {
+            continue;
+        }
+        let row = (n * params.in_h + u32(iy)) * params.in_w;
+        var vals: array<f32, MAX_ROW>;
+        for (var j = 0u; j < (OX - 1u) * STRIDE + KERNEL; j++) {
+            let ix = ix0 + i32(j);
+            let inside = ix >= 0 && ix <= last_x;
+            let src = (row + u32(clamp(ix, 0, last_x))) * IN_C;
+            for (var ci = 0u; ci < IN_C; ci++) {
+                vals[j * IN_C + ci] = select(0.0, input[src + ci], inside);
+            }
+        }
+        for (var kx = 0u; kx < KERNEL; kx++) {
+            for (var ci = 0u; ci < IN_C; ci++) {
+                let w = weight[((ky * KERNEL + kx) * IN_C + ci) * c4 + co];
+                for (var t = 0u; t < OX; t++) {
+                    acc[t] += vals[(t * STRIDE + kx) * IN_C + ci] * w;
+                }
+            }
+        }
+    }
+    let out_row = (n * params.out_h + oy) * params.out_w;
+    for (var t = 0u; t < OX; t++) {
+        if ox0 + t < params.out_w {
+            output[(out_row + ox0 + t) * c4 + co] = activate(acc[t]);
+        }
+    }
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    if KERNEL != 0u {
+        blocked(id);
+        return;
+    }
     let c4 = params.out_c / 4u;
     if id >= params.batch * params.out_h * params.out_w * c4 {
         return;
@@ -64,8 +138,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    if params.activation == 1u {
-        acc = clamp(acc, vec4<f32>(0.0), vec4<f32>(6.0));
-    }
-    output[id] = acc;
+    output[id] = activate(acc);
 }

@@ -4,14 +4,14 @@
 mod common;
 
 use common::{assert_close, ctx};
-use gradcam::gpu::kernels::depthwise_variant;
+use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant};
 use gradcam::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
 };
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
-use gradcam::pipeline::{depthwise_invocations, pointwise_invocations};
+use gradcam::pipeline::{conv2d_invocations, depthwise_invocations, pointwise_invocations};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -208,6 +208,7 @@ fn conv2d_matches_reference() {
         (1, 8, 8, 3, 32, 3, 2), // even input, stride 2: asymmetric SAME padding
         (1, 5, 7, 4, 12, 3, 1),
         (1, 224, 224, 3, 32, 3, 2),
+        (2, 7, 13, 3, 8, 3, 2), // 7 output columns: a partial block of four
     ];
     for (n, h, w, ci, co, k, s) in cases {
         let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
@@ -258,20 +259,25 @@ fn conv2d_matches_reference() {
             activation: 1,
         };
         let len = n * oh * ow * co;
-        let got = run(
-            KernelId::Conv2d,
-            bytemuck::bytes_of(&p),
-            &[&input, &weight, &bias],
-            len,
-            (len / 4) as u32,
-        );
-        assert_close(
-            &format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s}"),
-            &got,
-            &expected,
-            1e-5,
-            1e-5,
-        );
+        for variant in [0, conv2d_variant(k as u32, s as u32, ci as u32)] {
+            let invocations =
+                conv2d_invocations(variant, n as u32, oh as u32, ow as u32, co as u32);
+            let got = run_variant(
+                KernelId::Conv2d,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&input, &weight, &bias],
+                len,
+                invocations,
+            );
+            assert_close(
+                &format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s} variant {variant}"),
+                &got,
+                &expected,
+                1e-5,
+                1e-5,
+            );
+        }
     }
 }
 

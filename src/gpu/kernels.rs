@@ -67,7 +67,7 @@ macro_rules! kernels {
 
 kernels! {
     Preprocess => "preprocess", [Uniform, Storage, Storage, StorageReadWrite];
-    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite];
+    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite], variants CONV2D_VARIANTS;
     DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite],
         variants DEPTHWISE_VARIANTS;
     PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
@@ -83,6 +83,22 @@ kernels! {
     CamNormalize => "cam_normalize", [Uniform, Storage, StorageReadWrite];
     OverlayMax => "overlay_max", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], fixed 64;
     Overlay => "overlay", [Uniform, Storage, Storage, Storage, Storage, Storage, StorageReadWrite];
+}
+
+/// Specializations of shaders/conv2d.wgsl (variant 1: the EfficientNet stem).
+pub const CONV2D_VARIANTS: &[&[(&str, f64)]] =
+    &[&[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)]];
+
+/// The conv2d variant specialized for `kernel` × `stride` over `in_channels`, or 0 (generic).
+pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
+    CONV2D_VARIANTS
+        .iter()
+        .position(|v| {
+            v[0].1 == f64::from(kernel)
+                && v[1].1 == f64::from(stride)
+                && v[2].1 == f64::from(in_channels)
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::steps::{bytes, BatchShape, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{depthwise_variant, KernelId};
+use crate::gpu::kernels::{conv2d_variant, depthwise_variant, KernelId};
 use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
@@ -419,9 +419,10 @@ fn push_op(
             let (w, b) = &gpu_model.convs[conv];
             let (kernel, stride, activation) = (c.kernel, c.stride, c.activation as u32);
             match c.kind {
-                ConvKind::Dense => steps.push(
+                ConvKind::Dense => steps.push_variant(
                     ctx,
                     KernelId::Conv2d,
+                    conv2d_variant(kernel, stride, i.channels),
                     &[&tensors[input], w, b, &tensors[output]],
                     move |s| {
                         let p = ConvParams {
@@ -438,7 +439,11 @@ fn push_op(
                             pad_left,
                             activation,
                         };
-                        (bytes(&p), s.images * o.height * o.width * o.channels / 4)
+                        let variant = conv2d_variant(kernel, stride, i.channels);
+                        (
+                            bytes(&p),
+                            conv2d_invocations(variant, s.images, o.height, o.width, o.channels),
+                        )
                     },
                 ),
                 ConvKind::Depthwise => steps.push_variant(
@@ -532,6 +537,26 @@ fn push_op(
             )
         }
     }
+}
+
+/// Output pixels per invocation of the specialized conv2d pipeline (`OX` in shaders/conv2d.wgsl).
+pub const CONV2D_OX: u32 = 4;
+
+/// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
+/// `batch × height × width × channels`.
+pub fn conv2d_invocations(
+    variant: usize,
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+) -> u32 {
+    let columns = if variant == 0 {
+        width
+    } else {
+        width.div_ceil(CONV2D_OX)
+    };
+    batch * height * columns * channels / 4
 }
 
 /// Output pixels per invocation of the specialized depthwise pipelines (`OX` in

