@@ -536,3 +536,61 @@ fn explain_argument_errors() {
     let run = gradcam(&["explain", img, "--out", file.join("sub").to_str().unwrap()]);
     assert_setup_error(&run, &["plain-file"]);
 }
+
+#[test]
+fn explain_a_folder_of_200_images_of_mixed_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("photos");
+    std::fs::create_dir(&inputs).unwrap();
+    let chelsea = image::open(root().join("examples/images/chelsea.png")).unwrap();
+    for i in 0..200u32 {
+        // Sizes from 17×9 to 400-odd pixels wide, tall and wide, some upscaled, some downscaled.
+        let w = 17 + (i * 37) % 400;
+        let h = 9 + (i * 53) % 300;
+        let img = chelsea
+            .resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgb8();
+        let ext = if i % 3 == 0 { "jpg" } else { "png" };
+        img.save(inputs.join(format!("img{i:03}.{ext}"))).unwrap();
+    }
+    std::fs::write(
+        inputs.join("notes.txt"),
+        "not an image, not taken from the folder",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = gradcam(&[
+        "explain",
+        inputs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--batch",
+        "24",
+    ]);
+    assert_no_panic(&run);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    let report = read_report(&out);
+    assert_eq!(report["totals"]["images"], 200);
+    assert_eq!(report["totals"]["explained"], 200);
+    assert_eq!(report["totals"]["failed"], 0);
+    assert!(report["totals"]["images_per_second"].as_f64().unwrap() > 0.0);
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), 200);
+    for (i, entry) in images.iter().enumerate() {
+        let i = i as u32;
+        let (w, h) = (17 + (i * 37) % 400, 9 + (i * 53) % 300);
+        assert!(
+            entry["image"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("img{i:03}")),
+            "input order kept"
+        );
+        let overlay = image::open(entry["output"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (overlay.width(), overlay.height()),
+            (w, h),
+            "overlay {i} at its image's size"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use gradcam::gpu::Profiler;
 use gradcam::output::{write_atomic, OutputNames};
 use gradcam::{
     AdapterOptions, Colormap, Engine, ExplainOptions, Explainer, Explanation, GpuContext, Labels,
@@ -51,7 +52,7 @@ enum Command {
     /// Outputs are written atomically and never replace an input; inputs with the same stem get
     /// <stem>-2, <stem>-3, ... in input order.
     Explain {
-        /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...).
+        /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or directories of them.
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
         /// Output directory (created if missing).
@@ -75,9 +76,17 @@ enum Command {
         /// `logits` (f32 [classes]).
         #[arg(long)]
         raw: bool,
-        /// Images per GPU batch.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-        batch: u32,
+        /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
+        /// at most 32). Larger batches are split into GPU batches that fit.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: Option<u32>,
+        /// Print GPU time per stage (preprocess, forward, backward, cam, overlay; from timestamp
+        /// queries where the adapter has them), CPU decode and encode time, and GPU buffer bytes.
+        #[arg(long)]
+        profile: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -85,7 +94,7 @@ enum Command {
     /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
     /// with softmax probabilities. A failing image gets an error line on stderr.
     Classify {
-        /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...).
+        /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or directories of them.
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
         /// How many classes to list per image.
@@ -127,8 +136,49 @@ fn parse_weight(s: &str) -> Result<f32, String> {
     }
 }
 
+/// File extensions taken from a directory given as an input.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "tga", "pnm", "ppm", "pgm", "qoi",
+    "ico",
+];
+
+/// Inputs as given, with each directory replaced by the image files in it (by extension,
+/// sorted by name, not recursive).
+fn expand_inputs(inputs: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        if !input.is_dir() {
+            out.push(input);
+            continue;
+        }
+        let entries = std::fs::read_dir(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                    })
+            })
+            .collect();
+        files.sort();
+        out.extend(files);
+    }
+    if out.is_empty() {
+        return Err("no images among the inputs".into());
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let inputs = match &mut cli.command {
+        Command::Classify { images, .. } | Command::Explain { images, .. } => images,
+    };
+    match expand_inputs(std::mem::take(inputs)) {
+        Ok(expanded) => *inputs = expanded,
+        Err(e) => return fail_setup(e),
+    }
     match cli.command {
         Command::Classify {
             images,
@@ -145,6 +195,8 @@ fn main() -> ExitCode {
             image_weight,
             raw,
             batch,
+            profile,
+            quiet,
             common,
         } => {
             let options = ExplainOptions {
@@ -152,7 +204,14 @@ fn main() -> ExitCode {
                 colormap,
                 image_weight,
             };
-            explain(&images, &out, options, class, raw, batch, &common)
+            let run = RunOptions {
+                class,
+                raw,
+                batch,
+                profile,
+                quiet,
+            };
+            explain(&images, &out, options, &run, &common)
         }
     }
 }
@@ -252,30 +311,19 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
     ExitCode::from(if failed { EXIT_SOME_FAILED } else { EXIT_OK })
 }
 
-/// Decodes `paths`; each failure is reported on stderr and returned with its message.
+/// Decodes `paths`; each failure is reported on stderr.
 fn decode_all<'a>(paths: &'a [PathBuf], failed: &mut bool) -> Vec<(&'a PathBuf, image::RgbImage)> {
-    decode_all_with_errors(paths, failed).0
-}
-
-type Decoded<'a> = (
-    Vec<(&'a PathBuf, image::RgbImage)>,
-    Vec<(&'a PathBuf, String)>,
-);
-
-fn decode_all_with_errors<'a>(paths: &'a [PathBuf], failed: &mut bool) -> Decoded<'a> {
     let mut decoded = Vec::with_capacity(paths.len());
-    let mut errors = Vec::new();
     for path in paths {
         match gradcam::decode_image(path) {
             Ok(img) => decoded.push((path, img)),
             Err(e) => {
                 report_failure(path, &e);
-                errors.push((path, e.to_string()));
                 *failed = true;
             }
         }
     }
-    (decoded, errors)
+    decoded
 }
 
 /// Makes `dir` and checks a file can be created in it.
@@ -289,14 +337,34 @@ fn prepare_output_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // reason: the subcommand's flags, passed through once
+/// The explain flags that shape the run rather than the explanation.
+struct RunOptions {
+    class: Option<u32>,
+    raw: bool,
+    batch: Option<u32>,
+    profile: bool,
+    quiet: bool,
+}
+
+/// One batch on its way from the decoder thread to the GPU.
+struct Decoded<'a> {
+    paths: &'a [PathBuf],
+    images: Vec<(usize, image::RgbImage)>,
+    errors: Vec<(usize, String)>,
+}
+
+/// One batch on its way from the GPU to the writer thread.
+struct Explained<'a> {
+    paths: &'a [PathBuf],
+    results: Vec<(usize, Result<Explanation, String>)>,
+    errors: Vec<(usize, String)>,
+}
+
 fn explain(
     paths: &[PathBuf],
     out_dir: &Path,
     options: ExplainOptions,
-    class: Option<u32>,
-    raw: bool,
-    batch: u32,
+    run: &RunOptions,
     common: &Common,
 ) -> ExitCode {
     let started = Instant::now();
@@ -312,7 +380,7 @@ fn explain(
         return fail_setup(e);
     }
     let classes = engine.model().classes;
-    if let Some(c) = class {
+    if let Some(c) = run.class {
         if c >= classes {
             return fail_setup(format!(
                 "class {c} is out of range: this model has classes 0..={}",
@@ -323,61 +391,160 @@ fn explain(
     if let Err(e) = prepare_output_dir(out_dir) {
         return fail_setup(e);
     }
-    let capacity = batch.min(engine.max_batch()).min(paths.len() as u32).max(1);
+    // The GPU batch: what was asked, or what fits the adapter's storage bindings (at most 32).
+    let requested = run.batch.unwrap_or(32);
+    let capacity = requested
+        .min(engine.max_batch())
+        .min(paths.len() as u32)
+        .max(1);
     let mut explainer = match engine.explainer(capacity, options.clone()) {
         Ok(x) => x,
         Err(e) => return fail_setup(e),
     };
-    let extensions: &[&'static str] = if raw {
+    let extensions: &[&'static str] = if run.raw {
         &["png", "safetensors"]
     } else {
         &["png"]
     };
     let mut names = OutputNames::new(out_dir, paths, extensions);
-    let report_path = out_dir.join("report.json");
-    let target = class.map(Target::Class).unwrap_or(Target::Predicted);
+    let target = run.class.map(Target::Class).unwrap_or(Target::Predicted);
+    let grid = explainer.grid_size();
 
-    let mut failed = 0usize;
+    let progress = if run.quiet || paths.len() < 2 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        // Draws only when stderr is a terminal.
+        let bar = indicatif::ProgressBar::new(paths.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let say = |msg: String| progress.suspend(|| eprintln!("gradcam: error: {msg}"));
+
+    let mut profiler = run.profile.then(|| Profiler::new(engine.context(), 8));
+    let mut stage_times: Vec<(String, f64)> = Vec::new();
+    let mut gpu_seconds = 0.0;
+    let (mut decode_seconds, mut encode_seconds) = (0.0, 0.0);
     let mut entries: Vec<serde_json::Value> = Vec::with_capacity(paths.len());
-    let mut any_failed = false;
-    for chunk in paths.chunks(capacity as usize) {
-        let (decoded, errors) = decode_all_with_errors(chunk, &mut any_failed);
-        // Report entries keep the input order.
-        let position = |path: &PathBuf| {
-            chunk
-                .iter()
-                .position(|p| std::ptr::eq(p, path))
-                .unwrap_or(0)
-        };
-        let mut chunk_entries: Vec<Option<serde_json::Value>> = vec![None; chunk.len()];
-        for (path, error) in errors {
-            chunk_entries[position(path)] =
-                Some(json!({"image": path.display().to_string(), "error": error}));
-            failed += 1;
-        }
-        if !decoded.is_empty() {
-            let results = run_batch(&mut explainer, &decoded, target, raw);
-            for ((path, _), result) in decoded.iter().zip(results) {
-                let entry = result.and_then(|r| {
-                    write_outputs(path, &r, &mut names, raw, &labels, explainer.grid_size())
-                        .map_err(|e| e.to_string())
-                });
-                chunk_entries[position(path)] = Some(match entry {
-                    Ok(v) => v,
-                    Err(e) => {
-                        report_failure(path, &e);
-                        failed += 1;
-                        any_failed = true;
-                        json!({"image": path.display().to_string(), "error": e})
+    let mut failed = 0usize;
+
+    // Three stages overlap: the next batch decodes and the previous one's PNGs are encoded and
+    // written on CPU threads while the GPU explains the current one.
+    std::thread::scope(|scope| {
+        let (to_gpu, from_decoder) = std::sync::mpsc::sync_channel::<Decoded>(1);
+        let (to_writer, from_gpu) = std::sync::mpsc::sync_channel::<Explained>(1);
+        let decoder = scope.spawn(move || {
+            let mut seconds = 0.0;
+            for chunk in paths.chunks(capacity as usize) {
+                let t = Instant::now();
+                let mut batch = Decoded {
+                    paths: chunk,
+                    images: Vec::with_capacity(chunk.len()),
+                    errors: Vec::new(),
+                };
+                for (i, path) in chunk.iter().enumerate() {
+                    match gradcam::decode_image(path) {
+                        Ok(img) => batch.images.push((i, img)),
+                        Err(e) => batch.errors.push((i, e.to_string())),
                     }
-                });
+                }
+                seconds += t.elapsed().as_secs_f64();
+                if to_gpu.send(batch).is_err() {
+                    break;
+                }
+            }
+            seconds
+        });
+        let labels = &labels;
+        let names = &mut names;
+        let say = &say;
+        let progress = &progress;
+        let writer = scope.spawn(move || {
+            let mut seconds = 0.0;
+            let mut entries = Vec::new();
+            let mut failed = 0usize;
+            for batch in from_gpu {
+                let t = Instant::now();
+                let mut chunk_entries: Vec<Option<serde_json::Value>> =
+                    vec![None; batch.paths.len()];
+                for (i, error) in batch.errors {
+                    say(error.clone());
+                    chunk_entries[i] = Some(
+                        json!({"image": batch.paths[i].display().to_string(), "error": error}),
+                    );
+                    failed += 1;
+                }
+                for (i, result) in batch.results {
+                    let path = &batch.paths[i];
+                    let entry = result.and_then(|r| {
+                        write_outputs(path, &r, names, run.raw, labels, grid)
+                            .map_err(|e| e.to_string())
+                    });
+                    chunk_entries[i] = Some(match entry {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let msg = e.clone();
+                            say(if msg.starts_with(&path.display().to_string()) {
+                                msg
+                            } else {
+                                format!("{}: {msg}", path.display())
+                            });
+                            failed += 1;
+                            json!({"image": path.display().to_string(), "error": e})
+                        }
+                    });
+                }
+                progress.inc(batch.paths.len() as u64);
+                entries.extend(chunk_entries.into_iter().flatten());
+                seconds += t.elapsed().as_secs_f64();
+            }
+            (entries, failed, seconds)
+        });
+
+        for batch in from_decoder {
+            let t = Instant::now();
+            let results = if batch.images.is_empty() {
+                Vec::new()
+            } else {
+                let index: Vec<usize> = batch.images.iter().map(|(i, _)| *i).collect();
+                let images: Vec<&image::RgbImage> =
+                    batch.images.iter().map(|(_, img)| img).collect();
+                let out = run_batch(
+                    &mut explainer,
+                    &images,
+                    target,
+                    run.raw,
+                    profiler.as_mut(),
+                    &mut stage_times,
+                );
+                index.into_iter().zip(out).collect()
+            };
+            gpu_seconds += t.elapsed().as_secs_f64();
+            let explained = Explained {
+                paths: batch.paths,
+                results,
+                errors: batch.errors,
+            };
+            if to_writer.send(explained).is_err() {
+                break;
             }
         }
-        entries.extend(chunk_entries.into_iter().flatten());
-    }
+        drop(to_writer);
+        decode_seconds = decoder.join().unwrap_or(0.0);
+        let (e, f, s) = writer.join().unwrap_or_default();
+        entries = e;
+        failed = f;
+        encode_seconds = s;
+    });
+    progress.finish_and_clear();
 
     let seconds = started.elapsed().as_secs_f64();
     let done = paths.len() - failed;
+    let gpu_bytes = explainer.gpu_bytes();
     let report = json!({
         "weights": weights,
         "architecture": engine.model().architecture,
@@ -386,6 +553,7 @@ fn explain(
         "image_weight": options.image_weight,
         "adapter": engine.context().adapter_info.name,
         "backend": format!("{:?}", engine.context().adapter_info.backend).to_lowercase(),
+        "batch": capacity,
         "images": entries,
         "totals": {
             "images": paths.len(),
@@ -395,37 +563,103 @@ fn explain(
             "images_per_second": done as f64 / seconds.max(1e-9),
         },
     });
+    if run.profile {
+        print_profile(
+            &stage_times,
+            profiler.as_ref().is_some_and(Profiler::enabled),
+            gpu_seconds,
+            decode_seconds,
+            encode_seconds,
+            gpu_bytes,
+            capacity,
+            paths.len(),
+        );
+    }
     let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
-    if let Err(e) = write_atomic(&report_path, text.as_bytes()) {
+    if let Err(e) = write_atomic(&out_dir.join("report.json"), text.as_bytes()) {
         eprintln!("gradcam: error: {e}");
         return ExitCode::from(EXIT_SOME_FAILED);
     }
-    ExitCode::from(if any_failed || failed > 0 {
+    ExitCode::from(if failed > 0 {
         EXIT_SOME_FAILED
     } else {
         EXIT_OK
     })
 }
 
+#[allow(clippy::too_many_arguments)] // reason: one table from the run's counters
+fn print_profile(
+    stages: &[(String, f64)],
+    timestamps: bool,
+    gpu_wall: f64,
+    decode: f64,
+    encode: f64,
+    gpu_bytes: u64,
+    batch: u32,
+    images: usize,
+) {
+    let per = |s: f64| s * 1e3 / images.max(1) as f64;
+    eprintln!("profile ({images} images, batch {batch}):");
+    if timestamps {
+        for (stage, t, _) in gradcam::gpu::profile::totals(stages) {
+            eprintln!(
+                "  GPU {stage:<12} {:10.1} ms {:8.2} ms/image",
+                t * 1e3,
+                per(t)
+            );
+        }
+    } else {
+        eprintln!("  (no GPU timestamps on this adapter: wall-clock only)");
+    }
+    eprintln!(
+        "  GPU wall (upload..readback) {:10.1} ms {:8.2} ms/image",
+        gpu_wall * 1e3,
+        per(gpu_wall)
+    );
+    eprintln!(
+        "  CPU decode       {:10.1} ms {:8.2} ms/image",
+        decode * 1e3,
+        per(decode)
+    );
+    eprintln!(
+        "  CPU encode+write {:10.1} ms {:8.2} ms/image",
+        encode * 1e3,
+        per(encode)
+    );
+    eprintln!(
+        "  GPU buffers: {:.1} MB ({:.1} MB per image of the batch)",
+        gpu_bytes as f64 / 1e6,
+        gpu_bytes as f64 / 1e6 / f64::from(batch)
+    );
+}
+
 /// Explains one decoded batch; if the batch as a whole fails on the GPU, each image is retried
 /// alone so one bad image does not take the others with it.
 fn run_batch(
     explainer: &mut Explainer,
-    decoded: &[(&PathBuf, image::RgbImage)],
+    images: &[&image::RgbImage],
     target: Target,
     raw: bool,
+    profiler: Option<&mut Profiler>,
+    stage_times: &mut Vec<(String, f64)>,
 ) -> Vec<Result<Explanation, String>> {
     let what = Readback {
         cam: raw,
         cam_grid: raw,
         overlay: true,
     };
-    let refs: Vec<&image::RgbImage> = decoded.iter().map(|(_, i)| i).collect();
-    let targets = vec![target; refs.len()];
-    match explainer.explain(&refs, &targets, what) {
+    let targets = vec![target; images.len()];
+    let whole = match profiler {
+        Some(p) => explainer.upload(images, &targets).and_then(|()| {
+            stage_times.extend(explainer.run_profiled(p)?);
+            explainer.read(what)
+        }),
+        None => explainer.explain(images, &targets, what),
+    };
+    match whole {
         Ok(r) => r.into_iter().map(Ok).collect(),
-        Err(e) if refs.len() == 1 => vec![Err(e.to_string())],
-        Err(_) => refs
+        Err(e) if images.len() == 1 => vec![Err(e.to_string())],
+        Err(_) => images
             .iter()
             .map(|img| {
                 explainer

@@ -130,6 +130,8 @@ pub struct Explainer {
     overlay_steps: Steps,
     bound_pixels: u64,
     staging: wgpu::Buffer,
+    /// Bytes of the buffers only the recorded steps hold (CAM weights and statistics).
+    internal_bytes: u64,
 }
 
 /// `requested` value meaning "the argmax" (shaders/select_target.wgsl `ARGMAX`).
@@ -363,6 +365,7 @@ impl Explainer {
             },
         );
 
+        let internal_bytes = cam_weights.size() + grid_stats.size() + cam_stats.size();
         let mut explainer = Self {
             forward,
             options,
@@ -382,6 +385,7 @@ impl Explainer {
             overlay_steps: Steps::new("overlay"),
             bound_pixels: u64::MAX,
             staging,
+            internal_bytes,
         };
         explainer.build_overlay_steps();
         Ok(explainer)
@@ -425,6 +429,24 @@ impl Explainer {
         );
         self.overlay_steps = steps;
         self.bound_pixels = generation;
+    }
+
+    /// Bytes of all GPU buffers this explainer uses, weights included: the peak, since buffers
+    /// are only ever replaced by larger ones.
+    pub fn gpu_bytes(&self) -> u64 {
+        let grads: u64 = self.grads.iter().map(wgpu::Buffer::size).sum();
+        self.forward.gpu_bytes()
+            + self.forward.gpu_model().gpu_bytes()
+            + grads
+            + self.requested.size()
+            + self.targets.size()
+            + self.cam_grid.size()
+            + self.cam.size()
+            + self.lut.size()
+            + self.maxima.size()
+            + self.overlay.size()
+            + self.staging.size()
+            + self.internal_bytes
     }
 
     /// The options it was made with.
@@ -580,6 +602,17 @@ impl Explainer {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         self.record(&mut encoder);
         ctx.submit("Grad-CAM", encoder)
+    }
+
+    /// Runs the batch timed per stage (`preprocess`, `forward`, `backward`, `cam`, `overlay`) and
+    /// waits; the durations are read from `profiler` afterwards (empty without timestamps).
+    pub fn run_profiled(&self, profiler: &mut Profiler) -> Result<Vec<(String, f64)>> {
+        let ctx = self.forward.context();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        self.record_profiled(&mut encoder, profiler, false);
+        profiler.resolve(&mut encoder);
+        ctx.submit("Grad-CAM", encoder)?;
+        profiler.read(ctx)
     }
 
     /// Uploads, runs and reads back a batch in one call.

@@ -30,6 +30,18 @@ pub struct GpuModel {
 }
 
 impl GpuModel {
+    /// Bytes of GPU buffers holding the weights.
+    pub fn gpu_bytes(&self) -> u64 {
+        let convs: u64 = self.convs.iter().map(|(w, b)| w.size() + b.size()).sum();
+        let torch: u64 = self
+            .convs_torch
+            .iter()
+            .flatten()
+            .map(wgpu::Buffer::size)
+            .sum();
+        convs + torch + self.fc_weight.size() + self.fc_bias.size()
+    }
+
     /// Uploads `model`'s weights.
     pub fn upload(ctx: &GpuContext, model: Arc<Model>) -> Self {
         let convs = model
@@ -150,6 +162,13 @@ impl Forward {
     /// Width and height of each image of the current batch (as uploaded).
     pub fn image_sizes(&self) -> &[(u32, u32)] {
         &self.image_sizes
+    }
+
+    /// Bytes of GPU buffers this workspace holds (activations, uploads, readback), not counting
+    /// the shared weights.
+    pub fn gpu_bytes(&self) -> u64 {
+        let tensors: u64 = self.tensors.iter().map(wgpu::Buffer::size).sum();
+        tensors + self.pixels.size() + self.metas.size() + self.logits_staging.size()
     }
 
     /// Number of kernel launches per batch.
