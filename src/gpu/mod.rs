@@ -298,6 +298,17 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Waits until the GPU has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu {
+                stage: "waiting for the GPU".into(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Maps `staging` (already filled by a submitted copy), returns its first `bytes` bytes and
     /// unmaps it. Waits for the GPU.
     pub fn read_staging(&self, stage: &str, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
