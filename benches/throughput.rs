@@ -31,11 +31,17 @@ fn benches(c: &mut Criterion) {
     let ctx = engine.context().clone();
 
     let mut group = c.benchmark_group("explain");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     for batch in [1u32, 16, 64] {
         let gpu_batch = batch.min(engine.max_batch());
-        let mut ex = engine.explainer(gpu_batch, ExplainOptions::default()).expect("explainer");
-        let images: Vec<&image::RgbImage> = (0..batch as usize).map(|i| &photos[i % photos.len()]).collect();
+        let mut ex = engine
+            .explainer(gpu_batch, ExplainOptions::default())
+            .expect("explainer");
+        let images: Vec<&image::RgbImage> = (0..batch as usize)
+            .map(|i| &photos[i % photos.len()])
+            .collect();
         group.throughput(Throughput::Elements(u64::from(batch)));
         group.bench_function(format!("batch{batch}"), |b| {
             b.iter(|| {
@@ -50,10 +56,14 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("forward");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     for batch in [1u32, 16] {
         let mut fwd = engine.forward(batch).expect("workspace");
-        let images: Vec<&image::RgbImage> = (0..batch as usize).map(|i| &photos[i % photos.len()]).collect();
+        let images: Vec<&image::RgbImage> = (0..batch as usize)
+            .map(|i| &photos[i % photos.len()])
+            .collect();
         fwd.upload_images(&images).expect("upload");
         group.throughput(Throughput::Elements(u64::from(batch)));
         group.bench_function(format!("batch{batch}"), |b| {

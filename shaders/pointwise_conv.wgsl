@@ -5,6 +5,12 @@
 // loaded is used ROWS times and every input vec4 4 * COLS times.
 // The residual add (MBConv skip connection) is fused here, after the activation.
 //
+// ROWS and COLS are override constants (at most 16 and 3) so the tile can be tuned per adapter
+// (src/gpu/kernels.rs POINTWISE_TILE). The tile is written out row by row: lavapipe's compiler
+// keeps written-out accumulators in registers (or cheap spill slots), while loops over private
+// arrays cost it far more; the rows and columns beyond ROWS and COLS are removed when the
+// pipeline is specialized.
+//
 // Kept in sync with src/gpu/params.rs (`PointwiseParams`).
 
 struct Params {
@@ -33,9 +39,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> output: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-// Rows and vec4 columns per invocation (src/pipeline/forward.rs POINTWISE_ROWS, POINTWISE_COLS).
-const ROWS: u32 = 16u;
-const COLS: u32 = 3u;
+override ROWS: u32 = 16u;
+override COLS: u32 = 3u;
 
 fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     var r = v;
@@ -48,8 +53,10 @@ fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     return r;
 }
 
-// The loops over the ROWS x COLS register tile are written out: lavapipe's compiler keeps
-// written-out accumulators in registers, while loops over private arrays go through memory.
+fn load_a(index: u32) -> vec4<f32> {
+    return input[index];
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
@@ -64,8 +71,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let row0 = (id / col_tiles) * ROWS;
     let last_row = params.rows - 1u;
     let last_col = c4 - 1u;
-    let c0 = min(col + 0u, last_col);
     // Columns past the end compute a copy of the last one and are not stored.
+    let c0 = min(col + 0u, last_col);
     let c1 = min(col + 1u, last_col);
     let c2 = min(col + 2u, last_col);
     let s0 = min(row0 + 0u, last_row) * k4;
@@ -146,232 +153,326 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let w1_2 = weight[w + c4 + c2];
         let w2_2 = weight[w + 2u * c4 + c2];
         let w3_2 = weight[w + 3u * c4 + c2];
-        let x0 = input[s0 + k];
+        let x0 = load_a(s0 + k);
         a0_0 += x0.x * w0_0 + x0.y * w1_0 + x0.z * w2_0 + x0.w * w3_0;
-        a0_1 += x0.x * w0_1 + x0.y * w1_1 + x0.z * w2_1 + x0.w * w3_1;
-        a0_2 += x0.x * w0_2 + x0.y * w1_2 + x0.z * w2_2 + x0.w * w3_2;
-        let x1 = input[s1 + k];
-        a1_0 += x1.x * w0_0 + x1.y * w1_0 + x1.z * w2_0 + x1.w * w3_0;
-        a1_1 += x1.x * w0_1 + x1.y * w1_1 + x1.z * w2_1 + x1.w * w3_1;
-        a1_2 += x1.x * w0_2 + x1.y * w1_2 + x1.z * w2_2 + x1.w * w3_2;
-        let x2 = input[s2 + k];
-        a2_0 += x2.x * w0_0 + x2.y * w1_0 + x2.z * w2_0 + x2.w * w3_0;
-        a2_1 += x2.x * w0_1 + x2.y * w1_1 + x2.z * w2_1 + x2.w * w3_1;
-        a2_2 += x2.x * w0_2 + x2.y * w1_2 + x2.z * w2_2 + x2.w * w3_2;
-        let x3 = input[s3 + k];
-        a3_0 += x3.x * w0_0 + x3.y * w1_0 + x3.z * w2_0 + x3.w * w3_0;
-        a3_1 += x3.x * w0_1 + x3.y * w1_1 + x3.z * w2_1 + x3.w * w3_1;
-        a3_2 += x3.x * w0_2 + x3.y * w1_2 + x3.z * w2_2 + x3.w * w3_2;
-        let x4 = input[s4 + k];
-        a4_0 += x4.x * w0_0 + x4.y * w1_0 + x4.z * w2_0 + x4.w * w3_0;
-        a4_1 += x4.x * w0_1 + x4.y * w1_1 + x4.z * w2_1 + x4.w * w3_1;
-        a4_2 += x4.x * w0_2 + x4.y * w1_2 + x4.z * w2_2 + x4.w * w3_2;
-        let x5 = input[s5 + k];
-        a5_0 += x5.x * w0_0 + x5.y * w1_0 + x5.z * w2_0 + x5.w * w3_0;
-        a5_1 += x5.x * w0_1 + x5.y * w1_1 + x5.z * w2_1 + x5.w * w3_1;
-        a5_2 += x5.x * w0_2 + x5.y * w1_2 + x5.z * w2_2 + x5.w * w3_2;
-        let x6 = input[s6 + k];
-        a6_0 += x6.x * w0_0 + x6.y * w1_0 + x6.z * w2_0 + x6.w * w3_0;
-        a6_1 += x6.x * w0_1 + x6.y * w1_1 + x6.z * w2_1 + x6.w * w3_1;
-        a6_2 += x6.x * w0_2 + x6.y * w1_2 + x6.z * w2_2 + x6.w * w3_2;
-        let x7 = input[s7 + k];
-        a7_0 += x7.x * w0_0 + x7.y * w1_0 + x7.z * w2_0 + x7.w * w3_0;
-        a7_1 += x7.x * w0_1 + x7.y * w1_1 + x7.z * w2_1 + x7.w * w3_1;
-        a7_2 += x7.x * w0_2 + x7.y * w1_2 + x7.z * w2_2 + x7.w * w3_2;
-        let x8 = input[s8 + k];
-        a8_0 += x8.x * w0_0 + x8.y * w1_0 + x8.z * w2_0 + x8.w * w3_0;
-        a8_1 += x8.x * w0_1 + x8.y * w1_1 + x8.z * w2_1 + x8.w * w3_1;
-        a8_2 += x8.x * w0_2 + x8.y * w1_2 + x8.z * w2_2 + x8.w * w3_2;
-        let x9 = input[s9 + k];
-        a9_0 += x9.x * w0_0 + x9.y * w1_0 + x9.z * w2_0 + x9.w * w3_0;
-        a9_1 += x9.x * w0_1 + x9.y * w1_1 + x9.z * w2_1 + x9.w * w3_1;
-        a9_2 += x9.x * w0_2 + x9.y * w1_2 + x9.z * w2_2 + x9.w * w3_2;
-        let x10 = input[s10 + k];
-        a10_0 += x10.x * w0_0 + x10.y * w1_0 + x10.z * w2_0 + x10.w * w3_0;
-        a10_1 += x10.x * w0_1 + x10.y * w1_1 + x10.z * w2_1 + x10.w * w3_1;
-        a10_2 += x10.x * w0_2 + x10.y * w1_2 + x10.z * w2_2 + x10.w * w3_2;
-        let x11 = input[s11 + k];
-        a11_0 += x11.x * w0_0 + x11.y * w1_0 + x11.z * w2_0 + x11.w * w3_0;
-        a11_1 += x11.x * w0_1 + x11.y * w1_1 + x11.z * w2_1 + x11.w * w3_1;
-        a11_2 += x11.x * w0_2 + x11.y * w1_2 + x11.z * w2_2 + x11.w * w3_2;
-        let x12 = input[s12 + k];
-        a12_0 += x12.x * w0_0 + x12.y * w1_0 + x12.z * w2_0 + x12.w * w3_0;
-        a12_1 += x12.x * w0_1 + x12.y * w1_1 + x12.z * w2_1 + x12.w * w3_1;
-        a12_2 += x12.x * w0_2 + x12.y * w1_2 + x12.z * w2_2 + x12.w * w3_2;
-        let x13 = input[s13 + k];
-        a13_0 += x13.x * w0_0 + x13.y * w1_0 + x13.z * w2_0 + x13.w * w3_0;
-        a13_1 += x13.x * w0_1 + x13.y * w1_1 + x13.z * w2_1 + x13.w * w3_1;
-        a13_2 += x13.x * w0_2 + x13.y * w1_2 + x13.z * w2_2 + x13.w * w3_2;
-        let x14 = input[s14 + k];
-        a14_0 += x14.x * w0_0 + x14.y * w1_0 + x14.z * w2_0 + x14.w * w3_0;
-        a14_1 += x14.x * w0_1 + x14.y * w1_1 + x14.z * w2_1 + x14.w * w3_1;
-        a14_2 += x14.x * w0_2 + x14.y * w1_2 + x14.z * w2_2 + x14.w * w3_2;
-        let x15 = input[s15 + k];
-        a15_0 += x15.x * w0_0 + x15.y * w1_0 + x15.z * w2_0 + x15.w * w3_0;
-        a15_1 += x15.x * w0_1 + x15.y * w1_1 + x15.z * w2_1 + x15.w * w3_1;
-        a15_2 += x15.x * w0_2 + x15.y * w1_2 + x15.z * w2_2 + x15.w * w3_2;
+        if COLS > 1u {
+            a0_1 += x0.x * w0_1 + x0.y * w1_1 + x0.z * w2_1 + x0.w * w3_1;
+        }
+        if COLS > 2u {
+            a0_2 += x0.x * w0_2 + x0.y * w1_2 + x0.z * w2_2 + x0.w * w3_2;
+        }
+        if ROWS > 1u {
+            let x1 = load_a(s1 + k);
+            a1_0 += x1.x * w0_0 + x1.y * w1_0 + x1.z * w2_0 + x1.w * w3_0;
+            if COLS > 1u {
+                a1_1 += x1.x * w0_1 + x1.y * w1_1 + x1.z * w2_1 + x1.w * w3_1;
+            }
+            if COLS > 2u {
+                a1_2 += x1.x * w0_2 + x1.y * w1_2 + x1.z * w2_2 + x1.w * w3_2;
+            }
+        }
+        if ROWS > 2u {
+            let x2 = load_a(s2 + k);
+            a2_0 += x2.x * w0_0 + x2.y * w1_0 + x2.z * w2_0 + x2.w * w3_0;
+            if COLS > 1u {
+                a2_1 += x2.x * w0_1 + x2.y * w1_1 + x2.z * w2_1 + x2.w * w3_1;
+            }
+            if COLS > 2u {
+                a2_2 += x2.x * w0_2 + x2.y * w1_2 + x2.z * w2_2 + x2.w * w3_2;
+            }
+        }
+        if ROWS > 3u {
+            let x3 = load_a(s3 + k);
+            a3_0 += x3.x * w0_0 + x3.y * w1_0 + x3.z * w2_0 + x3.w * w3_0;
+            if COLS > 1u {
+                a3_1 += x3.x * w0_1 + x3.y * w1_1 + x3.z * w2_1 + x3.w * w3_1;
+            }
+            if COLS > 2u {
+                a3_2 += x3.x * w0_2 + x3.y * w1_2 + x3.z * w2_2 + x3.w * w3_2;
+            }
+        }
+        if ROWS > 4u {
+            let x4 = load_a(s4 + k);
+            a4_0 += x4.x * w0_0 + x4.y * w1_0 + x4.z * w2_0 + x4.w * w3_0;
+            if COLS > 1u {
+                a4_1 += x4.x * w0_1 + x4.y * w1_1 + x4.z * w2_1 + x4.w * w3_1;
+            }
+            if COLS > 2u {
+                a4_2 += x4.x * w0_2 + x4.y * w1_2 + x4.z * w2_2 + x4.w * w3_2;
+            }
+        }
+        if ROWS > 5u {
+            let x5 = load_a(s5 + k);
+            a5_0 += x5.x * w0_0 + x5.y * w1_0 + x5.z * w2_0 + x5.w * w3_0;
+            if COLS > 1u {
+                a5_1 += x5.x * w0_1 + x5.y * w1_1 + x5.z * w2_1 + x5.w * w3_1;
+            }
+            if COLS > 2u {
+                a5_2 += x5.x * w0_2 + x5.y * w1_2 + x5.z * w2_2 + x5.w * w3_2;
+            }
+        }
+        if ROWS > 6u {
+            let x6 = load_a(s6 + k);
+            a6_0 += x6.x * w0_0 + x6.y * w1_0 + x6.z * w2_0 + x6.w * w3_0;
+            if COLS > 1u {
+                a6_1 += x6.x * w0_1 + x6.y * w1_1 + x6.z * w2_1 + x6.w * w3_1;
+            }
+            if COLS > 2u {
+                a6_2 += x6.x * w0_2 + x6.y * w1_2 + x6.z * w2_2 + x6.w * w3_2;
+            }
+        }
+        if ROWS > 7u {
+            let x7 = load_a(s7 + k);
+            a7_0 += x7.x * w0_0 + x7.y * w1_0 + x7.z * w2_0 + x7.w * w3_0;
+            if COLS > 1u {
+                a7_1 += x7.x * w0_1 + x7.y * w1_1 + x7.z * w2_1 + x7.w * w3_1;
+            }
+            if COLS > 2u {
+                a7_2 += x7.x * w0_2 + x7.y * w1_2 + x7.z * w2_2 + x7.w * w3_2;
+            }
+        }
+        if ROWS > 8u {
+            let x8 = load_a(s8 + k);
+            a8_0 += x8.x * w0_0 + x8.y * w1_0 + x8.z * w2_0 + x8.w * w3_0;
+            if COLS > 1u {
+                a8_1 += x8.x * w0_1 + x8.y * w1_1 + x8.z * w2_1 + x8.w * w3_1;
+            }
+            if COLS > 2u {
+                a8_2 += x8.x * w0_2 + x8.y * w1_2 + x8.z * w2_2 + x8.w * w3_2;
+            }
+        }
+        if ROWS > 9u {
+            let x9 = load_a(s9 + k);
+            a9_0 += x9.x * w0_0 + x9.y * w1_0 + x9.z * w2_0 + x9.w * w3_0;
+            if COLS > 1u {
+                a9_1 += x9.x * w0_1 + x9.y * w1_1 + x9.z * w2_1 + x9.w * w3_1;
+            }
+            if COLS > 2u {
+                a9_2 += x9.x * w0_2 + x9.y * w1_2 + x9.z * w2_2 + x9.w * w3_2;
+            }
+        }
+        if ROWS > 10u {
+            let x10 = load_a(s10 + k);
+            a10_0 += x10.x * w0_0 + x10.y * w1_0 + x10.z * w2_0 + x10.w * w3_0;
+            if COLS > 1u {
+                a10_1 += x10.x * w0_1 + x10.y * w1_1 + x10.z * w2_1 + x10.w * w3_1;
+            }
+            if COLS > 2u {
+                a10_2 += x10.x * w0_2 + x10.y * w1_2 + x10.z * w2_2 + x10.w * w3_2;
+            }
+        }
+        if ROWS > 11u {
+            let x11 = load_a(s11 + k);
+            a11_0 += x11.x * w0_0 + x11.y * w1_0 + x11.z * w2_0 + x11.w * w3_0;
+            if COLS > 1u {
+                a11_1 += x11.x * w0_1 + x11.y * w1_1 + x11.z * w2_1 + x11.w * w3_1;
+            }
+            if COLS > 2u {
+                a11_2 += x11.x * w0_2 + x11.y * w1_2 + x11.z * w2_2 + x11.w * w3_2;
+            }
+        }
+        if ROWS > 12u {
+            let x12 = load_a(s12 + k);
+            a12_0 += x12.x * w0_0 + x12.y * w1_0 + x12.z * w2_0 + x12.w * w3_0;
+            if COLS > 1u {
+                a12_1 += x12.x * w0_1 + x12.y * w1_1 + x12.z * w2_1 + x12.w * w3_1;
+            }
+            if COLS > 2u {
+                a12_2 += x12.x * w0_2 + x12.y * w1_2 + x12.z * w2_2 + x12.w * w3_2;
+            }
+        }
+        if ROWS > 13u {
+            let x13 = load_a(s13 + k);
+            a13_0 += x13.x * w0_0 + x13.y * w1_0 + x13.z * w2_0 + x13.w * w3_0;
+            if COLS > 1u {
+                a13_1 += x13.x * w0_1 + x13.y * w1_1 + x13.z * w2_1 + x13.w * w3_1;
+            }
+            if COLS > 2u {
+                a13_2 += x13.x * w0_2 + x13.y * w1_2 + x13.z * w2_2 + x13.w * w3_2;
+            }
+        }
+        if ROWS > 14u {
+            let x14 = load_a(s14 + k);
+            a14_0 += x14.x * w0_0 + x14.y * w1_0 + x14.z * w2_0 + x14.w * w3_0;
+            if COLS > 1u {
+                a14_1 += x14.x * w0_1 + x14.y * w1_1 + x14.z * w2_1 + x14.w * w3_1;
+            }
+            if COLS > 2u {
+                a14_2 += x14.x * w0_2 + x14.y * w1_2 + x14.z * w2_2 + x14.w * w3_2;
+            }
+        }
+        if ROWS > 15u {
+            let x15 = load_a(s15 + k);
+            a15_0 += x15.x * w0_0 + x15.y * w1_0 + x15.z * w2_0 + x15.w * w3_0;
+            if COLS > 1u {
+                a15_1 += x15.x * w0_1 + x15.y * w1_1 + x15.z * w2_1 + x15.w * w3_1;
+            }
+            if COLS > 2u {
+                a15_2 += x15.x * w0_2 + x15.y * w1_2 + x15.z * w2_2 + x15.w * w3_2;
+            }
+        }
     }
 
     let b0 = bias[c0];
     let b1 = bias[c1];
     let b2 = bias[c2];
-    if row0 + 0u < params.rows {
+    if ROWS > 0u && row0 + 0u < params.rows {
         let o = (row0 + 0u) * c4;
         output[o + c0] = finish(a0_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a0_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a0_2 + b2, o + c2);
         }
     }
-    if row0 + 1u < params.rows {
+    if ROWS > 1u && row0 + 1u < params.rows {
         let o = (row0 + 1u) * c4;
         output[o + c0] = finish(a1_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a1_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a1_2 + b2, o + c2);
         }
     }
-    if row0 + 2u < params.rows {
+    if ROWS > 2u && row0 + 2u < params.rows {
         let o = (row0 + 2u) * c4;
         output[o + c0] = finish(a2_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a2_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a2_2 + b2, o + c2);
         }
     }
-    if row0 + 3u < params.rows {
+    if ROWS > 3u && row0 + 3u < params.rows {
         let o = (row0 + 3u) * c4;
         output[o + c0] = finish(a3_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a3_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a3_2 + b2, o + c2);
         }
     }
-    if row0 + 4u < params.rows {
+    if ROWS > 4u && row0 + 4u < params.rows {
         let o = (row0 + 4u) * c4;
         output[o + c0] = finish(a4_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a4_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a4_2 + b2, o + c2);
         }
     }
-    if row0 + 5u < params.rows {
+    if ROWS > 5u && row0 + 5u < params.rows {
         let o = (row0 + 5u) * c4;
         output[o + c0] = finish(a5_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a5_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a5_2 + b2, o + c2);
         }
     }
-    if row0 + 6u < params.rows {
+    if ROWS > 6u && row0 + 6u < params.rows {
         let o = (row0 + 6u) * c4;
         output[o + c0] = finish(a6_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a6_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a6_2 + b2, o + c2);
         }
     }
-    if row0 + 7u < params.rows {
+    if ROWS > 7u && row0 + 7u < params.rows {
         let o = (row0 + 7u) * c4;
         output[o + c0] = finish(a7_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a7_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a7_2 + b2, o + c2);
         }
     }
-    if row0 + 8u < params.rows {
+    if ROWS > 8u && row0 + 8u < params.rows {
         let o = (row0 + 8u) * c4;
         output[o + c0] = finish(a8_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a8_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a8_2 + b2, o + c2);
         }
     }
-    if row0 + 9u < params.rows {
+    if ROWS > 9u && row0 + 9u < params.rows {
         let o = (row0 + 9u) * c4;
         output[o + c0] = finish(a9_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a9_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a9_2 + b2, o + c2);
         }
     }
-    if row0 + 10u < params.rows {
+    if ROWS > 10u && row0 + 10u < params.rows {
         let o = (row0 + 10u) * c4;
         output[o + c0] = finish(a10_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a10_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a10_2 + b2, o + c2);
         }
     }
-    if row0 + 11u < params.rows {
+    if ROWS > 11u && row0 + 11u < params.rows {
         let o = (row0 + 11u) * c4;
         output[o + c0] = finish(a11_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a11_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a11_2 + b2, o + c2);
         }
     }
-    if row0 + 12u < params.rows {
+    if ROWS > 12u && row0 + 12u < params.rows {
         let o = (row0 + 12u) * c4;
         output[o + c0] = finish(a12_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a12_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a12_2 + b2, o + c2);
         }
     }
-    if row0 + 13u < params.rows {
+    if ROWS > 13u && row0 + 13u < params.rows {
         let o = (row0 + 13u) * c4;
         output[o + c0] = finish(a13_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a13_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a13_2 + b2, o + c2);
         }
     }
-    if row0 + 14u < params.rows {
+    if ROWS > 14u && row0 + 14u < params.rows {
         let o = (row0 + 14u) * c4;
         output[o + c0] = finish(a14_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a14_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a14_2 + b2, o + c2);
         }
     }
-    if row0 + 15u < params.rows {
+    if ROWS > 15u && row0 + 15u < params.rows {
         let o = (row0 + 15u) * c4;
         output[o + c0] = finish(a15_0 + b0, o + c0);
-        if col + 1u < c4 {
+        if COLS > 1u && col + 1u < c4 {
             output[o + c1] = finish(a15_1 + b1, o + c1);
         }
-        if col + 2u < c4 {
+        if COLS > 2u && col + 2u < c4 {
             output[o + c2] = finish(a15_2 + b2, o + c2);
         }
     }

@@ -4,14 +4,16 @@
 mod common;
 
 use common::{assert_close, ctx};
-use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant};
+use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, POINTWISE_TILE};
 use gradcam::gpu::params::{
-    ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
-    PreprocessParams,
+    ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseGradParams,
+    PointwiseParams, PoolParams, PreprocessParams,
 };
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
-use gradcam::pipeline::{conv2d_invocations, depthwise_invocations, pointwise_invocations};
+use gradcam::pipeline::{
+    conv2d_invocations, depthwise_invocations, pointwise_grad_invocations, pointwise_invocations,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -99,18 +101,176 @@ fn pointwise_conv_matches_reference() {
             has_residual: u32::from(res),
             _pad: [0; 3],
         };
+        for variant in 0..=POINTWISE_TILE.len() {
+            let got = run_variant(
+                KernelId::PointwiseConv,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&input, &weight, &bias, &residual],
+                rows * co,
+                pointwise_invocations(variant, rows as u32, co as u32),
+            );
+            assert_close(
+                &format!("pointwise {rows}x{ci}->{co} variant {variant}"),
+                &got,
+                &expected,
+                1e-4,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn pointwise_conv_grad_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    // (rows, conv in, conv out, relu6 mask, extra)
+    let cases = [
+        (1, 4, 4, false, false),
+        (37, 20, 12, true, false),
+        (203, 12, 24, false, true),
+        (2 * 49 + 5, 24, 144, true, true),
+        (49, 1152, 192, true, false),
+    ];
+    for (rows, ci, co, mask, extra) in cases {
+        let grad_out = random(&mut rng, rows * co, -1.0, 1.0);
+        // Forward outputs around the ReLU6 edges, exact 0 and 6 included.
+        let forward_out: Vec<f32> = (0..rows * co)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 6.0,
+                _ => rng.random_range(-1.0..7.0f32).clamp(0.0, 6.0),
+            })
+            .collect();
+        let weight = random(&mut rng, co * ci, -0.5, 0.5); // PyTorch layout [out, in]
+        let extra_grad = random(&mut rng, rows * ci, -1.0, 1.0);
+        let mut expected = vec![0f32; rows * ci];
+        for r in 0..rows {
+            for i in 0..ci {
+                let mut acc = 0f64;
+                for o in 0..co {
+                    let y = forward_out[r * co + o];
+                    let g = if mask && !(y > 0.0 && y < 6.0) {
+                        0.0
+                    } else {
+                        grad_out[r * co + o]
+                    };
+                    acc += f64::from(g) * f64::from(weight[o * ci + i]);
+                }
+                expected[r * ci + i] =
+                    acc as f32 + if extra { extra_grad[r * ci + i] } else { 0.0 };
+            }
+        }
+        let p = PointwiseGradParams {
+            rows: rows as u32,
+            in_channels: ci as u32,
+            out_channels: co as u32,
+            relu6_mask: u32::from(mask),
+            add_extra: u32::from(extra),
+            _pad: [0; 3],
+        };
+        for variant in 0..=POINTWISE_TILE.len() {
+            let got = run_variant(
+                KernelId::PointwiseConvGrad,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&grad_out, &forward_out, &weight, &extra_grad],
+                rows * ci,
+                pointwise_grad_invocations(variant, rows as u32, ci as u32),
+            );
+            assert_close(
+                &format!("pointwise grad {rows}x{co}->{ci} variant {variant}"),
+                &got,
+                &expected,
+                1e-4,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn depthwise_conv_grad_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(12);
+    // (batch, in h, in w, channels, kernel, stride)
+    let cases = [
+        (2, 7, 9, 12, 3, 1),
+        (1, 8, 8, 8, 3, 2),
+        (3, 11, 6, 16, 5, 2),
+        (1, 14, 14, 4, 5, 1),
+        (2, 28, 28, 24, 5, 2),
+    ];
+    for (n, h, w, c, k, s) in cases {
+        let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
+        let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
+        let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
+        let grad_out = random(&mut rng, n * oh * ow * c, -1.0, 1.0);
+        let forward_out: Vec<f32> = (0..n * oh * ow * c)
+            .map(|i| {
+                if i % 4 == 0 {
+                    0.0
+                } else {
+                    rng.random_range(-1.0..7.0f32).clamp(0.0, 6.0)
+                }
+            })
+            .collect();
+        let weight = random(&mut rng, k * k * c, -1.0, 1.0);
+        let extra = random(&mut rng, n * h * w * c, -1.0, 1.0);
+        // Scatter form: each output's gradient flows to the inputs its window covered.
+        let mut expected: Vec<f64> = extra.iter().map(|v| f64::from(*v)).collect();
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let o = ((b * oh + oy) * ow + ox) * c + ch;
+                        let y = forward_out[o];
+                        if !(y > 0.0 && y < 6.0) {
+                            continue;
+                        }
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pt;
+                                let ix = (ox * s + kx) as i64 - pl;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                let i = ((b * h + iy as usize) * w + ix as usize) * c + ch;
+                                expected[i] += f64::from(grad_out[o])
+                                    * f64::from(weight[(ky * k + kx) * c + ch]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let expected: Vec<f32> = expected.iter().map(|v| *v as f32).collect();
+        let p = DepthwiseGradParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            channels: c as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad_top: pt as u32,
+            pad_left: pl as u32,
+            relu6_mask: 1,
+            add_extra: 1,
+        };
+        let len = n * h * w * c;
         let got = run(
-            KernelId::PointwiseConv,
+            KernelId::DepthwiseConvGrad,
             bytemuck::bytes_of(&p),
-            &[&input, &weight, &bias, &residual],
-            rows * co,
-            pointwise_invocations(rows as u32, co as u32),
+            &[&grad_out, &forward_out, &weight, &extra],
+            len,
+            (len / 4) as u32,
         );
         assert_close(
-            &format!("pointwise {rows}x{ci}->{co}"),
+            &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s}"),
             &got,
             &expected,
-            1e-4,
+            1e-5,
             1e-5,
         );
     }

@@ -70,12 +70,14 @@ kernels! {
     Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite], variants CONV2D_VARIANTS;
     DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite],
         variants DEPTHWISE_VARIANTS;
-    PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
+        variants POINTWISE_TILE;
     GlobalAvgPool => "global_avg_pool", [Uniform, Storage, StorageReadWrite];
     Linear => "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite];
     SelectTarget => "select_target", [Uniform, Storage, Storage, StorageReadWrite];
     LogitGrad => "logit_grad", [Uniform, Storage, Storage, StorageReadWrite];
-    PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
+        variants POINTWISE_TILE;
     DepthwiseConvGrad => "depthwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
     CamCombine => "cam_combine", [Uniform, Storage, Storage, StorageReadWrite];
     CamMinMax => "cam_minmax", [Uniform, Storage, StorageReadWrite], fixed 64;
@@ -83,6 +85,25 @@ kernels! {
     CamNormalize => "cam_normalize", [Uniform, Storage, StorageReadWrite];
     OverlayMax => "overlay_max", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], fixed 64;
     Overlay => "overlay", [Uniform, Storage, Storage, Storage, Storage, Storage, StorageReadWrite];
+}
+
+/// Register tiles of shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (rows × vec4
+/// columns per invocation) as variants 1..: variant 1 is what the engine uses (16 × 3, the fastest
+/// measured on lavapipe); the 8 × 2 tile keeps fewer registers live for GPUs with small register
+/// files. The default pipeline (variant 0) uses the WGSL defaults, 16 × 3.
+pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
+    &[("ROWS", 16.0), ("COLS", 3.0)],
+    &[("ROWS", 8.0), ("COLS", 2.0)],
+];
+
+/// Rows and vec4 columns per invocation of pointwise pipeline `variant`.
+pub fn pointwise_tile(variant: usize) -> (u32, u32) {
+    match variant {
+        0 => (16, 3),
+        v => POINTWISE_TILE
+            .get(v - 1)
+            .map_or((16, 3), |c| (c[0].1 as u32, c[1].1 as u32)),
+    }
 }
 
 /// Specializations of shaders/conv2d.wgsl (variant 1: the EfficientNet stem).

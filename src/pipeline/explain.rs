@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::backward::BackwardPlan;
-use super::forward::{pointwise_grad_invocations, Forward};
+use super::forward::{pointwise_grad_invocations, Forward, POINTWISE_VARIANT};
 use super::steps::{bytes, BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
@@ -220,9 +220,10 @@ impl Explainer {
                     let weight = gpu_model.convs_torch[step.conv].as_ref().ok_or_else(|| {
                         Error::InvalidRequest(format!("{}: no transposed weight", conv.name))
                     })?;
-                    steps.push(
+                    steps.push_variant(
                         &ctx,
                         KernelId::PointwiseConvGrad,
+                        POINTWISE_VARIANT,
                         &[
                             grad(step.output),
                             buffers_forward_out,
@@ -240,7 +241,10 @@ impl Explainer {
                                 add_extra,
                                 _pad: [0; 3],
                             };
-                            (bytes(&p), pointwise_grad_invocations(rows, i.channels))
+                            (
+                                bytes(&p),
+                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
+                            )
                         },
                     );
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::steps::{bytes, BatchShape, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{conv2d_variant, depthwise_variant, KernelId};
+use crate::gpu::kernels::{conv2d_variant, depthwise_variant, pointwise_tile, KernelId};
 use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
     PreprocessParams,
@@ -496,9 +496,10 @@ fn push_op(
                     // Without a residual the binding still needs a buffer; it is never read.
                     let r = residual.map(|r| &tensors[r]).unwrap_or(b);
                     let has_residual = u32::from(residual.is_some());
-                    steps.push(
+                    steps.push_variant(
                         ctx,
                         KernelId::PointwiseConv,
+                        POINTWISE_VARIANT,
                         &[&tensors[input], w, b, r, &tensors[output]],
                         move |s| {
                             let rows = s.images * o.height * o.width;
@@ -510,7 +511,10 @@ fn push_op(
                                 has_residual,
                                 _pad: [0; 3],
                             };
-                            (bytes(&p), pointwise_invocations(rows, o.channels))
+                            (
+                                bytes(&p),
+                                pointwise_invocations(POINTWISE_VARIANT, rows, o.channels),
+                            )
                         },
                     )
                 }
@@ -599,20 +603,18 @@ pub fn depthwise_invocations(
     batch * height * columns * channels / 4
 }
 
-/// Rows per invocation in shaders/pointwise_conv.wgsl (`ROWS`).
-pub const POINTWISE_ROWS: u32 = 16;
-/// Output vec4s per invocation in shaders/pointwise_conv.wgsl (`COLS`).
-pub const POINTWISE_COLS: u32 = 3;
+/// The pointwise pipeline variant the engine uses (see [`crate::gpu::kernels::POINTWISE_TILE`]).
+pub const POINTWISE_VARIANT: usize = 1;
 
-/// Invocations of shaders/pointwise_conv.wgsl for a `rows × out_channels` output.
-pub fn pointwise_invocations(rows: u32, out_channels: u32) -> u32 {
-    rows.div_ceil(POINTWISE_ROWS) * (out_channels / 4).div_ceil(POINTWISE_COLS)
+/// Invocations of shaders/pointwise_conv.wgsl pipeline `variant` for a `rows × out_channels`
+/// output.
+pub fn pointwise_invocations(variant: usize, rows: u32, out_channels: u32) -> u32 {
+    let (r, c) = pointwise_tile(variant);
+    rows.div_ceil(r) * (out_channels / 4).div_ceil(c)
 }
 
-/// Rows per invocation in shaders/pointwise_conv_grad.wgsl (`ROWS`).
-pub const POINTWISE_GRAD_ROWS: u32 = 8;
-
-/// Invocations of shaders/pointwise_conv_grad.wgsl for a `rows × in_channels` output.
-pub fn pointwise_grad_invocations(rows: u32, in_channels: u32) -> u32 {
-    rows.div_ceil(POINTWISE_GRAD_ROWS) * (in_channels / 4).div_ceil(2)
+/// Invocations of shaders/pointwise_conv_grad.wgsl pipeline `variant` for a `rows × in_channels`
+/// output (same tiles as the forward kernel).
+pub fn pointwise_grad_invocations(variant: usize, rows: u32, in_channels: u32) -> u32 {
+    pointwise_invocations(variant, rows, in_channels)
 }
