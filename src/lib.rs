@@ -30,9 +30,12 @@ pub mod pipeline;
 
 pub use colormap::Colormap;
 pub use engine::Engine;
-pub use error::{Error, Result};
+pub use error::{one_line, Error, Result};
 pub use gpu::{AdapterOptions, GpuContext};
-pub use images::{decode_image, decode_image_bytes};
+pub use images::{
+    decode_image, decode_image_bytes, decode_image_bytes_limited, decode_image_limited,
+    DEFAULT_MAX_PIXELS,
+};
 pub use labels::Labels;
 pub use model::Model;
 pub use pipeline::{

@@ -121,6 +121,10 @@ struct Common {
     /// Use the adapter whose name contains this (case-insensitive), e.g. "llvmpipe" or "nvidia".
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
+    /// Refuse images larger than this many pixels (checked before decoding; such an image is an
+    /// error naming it, the others go on).
+    #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
 }
 
 fn parse_colormap(s: &str) -> Result<Colormap, String> {
@@ -277,6 +281,7 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
         Err(e) => return fail_setup(e),
     };
     let capacity = batch.min(engine.max_batch()).min(paths.len() as u32).max(1);
+    let max_pixels = common.max_pixels;
     let mut forward = match engine.forward(capacity) {
         Ok(f) => f,
         Err(e) => return fail_setup(e),
@@ -284,7 +289,7 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
     let mut failed = false;
     let stdout = std::io::stdout();
     for chunk in paths.chunks(capacity as usize) {
-        let decoded = decode_all(chunk, &mut failed);
+        let decoded = decode_all(chunk, max_pixels, &mut failed);
         if decoded.is_empty() {
             continue;
         }
@@ -312,10 +317,14 @@ fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitC
 }
 
 /// Decodes `paths`; each failure is reported on stderr.
-fn decode_all<'a>(paths: &'a [PathBuf], failed: &mut bool) -> Vec<(&'a PathBuf, image::RgbImage)> {
+fn decode_all<'a>(
+    paths: &'a [PathBuf],
+    max_pixels: u64,
+    failed: &mut bool,
+) -> Vec<(&'a PathBuf, image::RgbImage)> {
     let mut decoded = Vec::with_capacity(paths.len());
     for path in paths {
-        match gradcam::decode_image(path) {
+        match gradcam::decode_image_limited(path, max_pixels) {
             Ok(img) => decoded.push((path, img)),
             Err(e) => {
                 report_failure(path, &e);
@@ -437,6 +446,7 @@ fn explain(
     std::thread::scope(|scope| {
         let (to_gpu, from_decoder) = std::sync::mpsc::sync_channel::<Decoded>(1);
         let (to_writer, from_gpu) = std::sync::mpsc::sync_channel::<Explained>(1);
+        let max_pixels = common.max_pixels;
         let decoder = scope.spawn(move || {
             let mut seconds = 0.0;
             for chunk in paths.chunks(capacity as usize) {
@@ -447,7 +457,7 @@ fn explain(
                     errors: Vec::new(),
                 };
                 for (i, path) in chunk.iter().enumerate() {
-                    match gradcam::decode_image(path) {
+                    match gradcam::decode_image_limited(path, max_pixels) {
                         Ok(img) => batch.images.push((i, img)),
                         Err(e) => batch.errors.push((i, e.to_string())),
                     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 pub use kernels::{Dispatch, Kernel, KernelId, Kernels};
 pub use profile::Profiler;
 
@@ -139,7 +139,7 @@ impl GpuContext {
             .await
             .map_err(|e| Error::Device {
                 adapter: info.name.clone(),
-                reason: e.to_string(),
+                reason: one_line(&e.to_string()),
             })?;
         Self::with_info(device, queue, info, limits)
     }
@@ -172,7 +172,7 @@ impl GpuContext {
             // driver that rejects valid WGSL.
             return Err(Error::Gpu {
                 stage: "building kernels".into(),
-                reason: e.to_string(),
+                reason: one_line(&e.to_string()),
             });
         }
         Ok(Self {
@@ -281,7 +281,7 @@ impl GpuContext {
         if let Some(e) = scoped {
             return Err(Error::Gpu {
                 stage: stage.to_string(),
-                reason: e.to_string(),
+                reason: one_line(&e.to_string()),
             });
         }
         let mut pending = self
@@ -292,7 +292,7 @@ impl GpuContext {
         if let Some(first) = pending.drain(..).next() {
             return Err(Error::Gpu {
                 stage: stage.to_string(),
-                reason: first,
+                reason: one_line(&first),
             });
         }
         Ok(())

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 
 /// A safetensors file read into memory, its header parsed and validated.
 pub struct WeightFile {
@@ -37,7 +37,7 @@ impl WeightFile {
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let format_error = |reason: String| Error::WeightsFormat {
             path: path.to_path_buf(),
-            reason,
+            reason: one_line(&reason),
         };
         // deserialize checks the header, every tensor's offsets and the total data length.
         SafeTensors::deserialize(&bytes).map_err(|e| format_error(e.to_string()))?;
