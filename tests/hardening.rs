@@ -439,3 +439,90 @@ fn same_input_gives_bit_identical_outputs() {
         );
     }
 }
+
+#[test]
+fn ctrl_c_leaves_only_whole_files_and_a_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let photo = std::fs::read(root().join("examples/images/chelsea.png")).unwrap();
+    for i in 0..120 {
+        std::fs::write(inputs.join(format!("p{i:03}.png")), &photo).unwrap();
+    }
+    let out = tmp.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args([
+            "explain",
+            inputs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "4",
+        ])
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first overlays are on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let written = std::fs::read_dir(&out)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if written >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    no_panic(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["totals"]["interrupted"], true);
+    let listed: Vec<String> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["output"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !listed.is_empty() && listed.len() < 120,
+        "{} listed",
+        listed.len()
+    );
+    let mut on_disk: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    on_disk.sort();
+    for path in &on_disk {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(!name.starts_with('.'), "temporary file left behind: {name}");
+        if name == "report.json" {
+            continue;
+        }
+        image::open(path).unwrap_or_else(|e| panic!("{name} is not a whole PNG: {e}"));
+        assert!(
+            listed.contains(&path.display().to_string()),
+            "{name} written but not in the report"
+        );
+    }
+    assert_eq!(on_disk.len(), listed.len() + 1);
+    // Inputs untouched.
+    assert_eq!(std::fs::read(inputs.join("p000.png")).unwrap(), photo);
+}

@@ -24,6 +24,8 @@ const DEFAULT_LABELS: &str = include_str!("../../weights/imagenet_classes.txt");
 const EXIT_OK: u8 = 0;
 /// Exit status when some inputs failed; the others were processed.
 const EXIT_SOME_FAILED: u8 = 1;
+/// Exit status after Ctrl-C: the images finished so far are written, whole, and in the report.
+const EXIT_INTERRUPTED: u8 = 130;
 /// Exit status when the command could not run at all (bad arguments, unreadable weights or
 /// labels, no GPU adapter, unwritable output directory).
 const EXIT_USAGE: u8 = 2;
@@ -35,7 +37,8 @@ const EXIT_USAGE: u8 = 2;
     about = "Grad-CAM heatmaps and classification on the GPU (EfficientNet-Lite0, WGSL on wgpu)",
     after_help = "Exit status: 0 every input processed; 1 some inputs failed (each named on stderr; \
                   the others were processed); 2 usage error, unreadable weights or labels, no GPU \
-                  adapter, or an output directory that cannot be written.\n\n\
+                  adapter, or an output directory that cannot be written; 130 interrupted by Ctrl-C \
+                  (the images finished so far are written whole and listed in the report).\n\n\
                   Environment: WGPU_BACKEND (vulkan, metal, dx12, gl; comma-separated) limits the \
                   backends tried; WGPU_ADAPTER_NAME picks an adapter by name substring, like --adapter."
 )]
@@ -441,6 +444,20 @@ fn explain(
     let mut entries: Vec<serde_json::Value> = Vec::with_capacity(paths.len());
     let mut failed = 0usize;
 
+    // Ctrl-C stops taking new batches; what is in flight is finished and written whole, then the
+    // report lists what was done. A second Ctrl-C ends the process at once (outputs are written
+    // to temporary names and renamed, so even then no output file is ever half-written).
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+        });
+    }
+    let stop = || interrupted.load(std::sync::atomic::Ordering::SeqCst);
+
     // Three stages overlap: the next batch decodes and the previous one's PNGs are encoded and
     // written on CPU threads while the GPU explains the current one.
     std::thread::scope(|scope| {
@@ -450,6 +467,9 @@ fn explain(
         let decoder = scope.spawn(move || {
             let mut seconds = 0.0;
             for chunk in paths.chunks(capacity as usize) {
+                if stop() {
+                    break;
+                }
                 let t = Instant::now();
                 let mut batch = Decoded {
                     paths: chunk,
@@ -516,6 +536,9 @@ fn explain(
         });
 
         for batch in from_decoder {
+            if stop() {
+                break;
+            }
             let t = Instant::now();
             let results = if batch.images.is_empty() {
                 Vec::new()
@@ -553,7 +576,8 @@ fn explain(
     progress.finish_and_clear();
 
     let seconds = started.elapsed().as_secs_f64();
-    let done = paths.len() - failed;
+    let was_interrupted = stop();
+    let done = entries.len() - failed;
     let gpu_bytes = explainer.gpu_bytes();
     let report = json!({
         "weights": weights,
@@ -569,6 +593,8 @@ fn explain(
             "images": paths.len(),
             "explained": done,
             "failed": failed,
+            "not_started": paths.len() - entries.len(),
+            "interrupted": was_interrupted,
             "seconds": seconds,
             "images_per_second": done as f64 / seconds.max(1e-9),
         },
@@ -589,6 +615,14 @@ fn explain(
     if let Err(e) = write_atomic(&out_dir.join("report.json"), text.as_bytes()) {
         eprintln!("gradcam: error: {e}");
         return ExitCode::from(EXIT_SOME_FAILED);
+    }
+    if was_interrupted {
+        eprintln!(
+            "gradcam: interrupted: {done} of {} images explained, listed in {}",
+            paths.len(),
+            out_dir.join("report.json").display()
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     ExitCode::from(if failed > 0 {
         EXIT_SOME_FAILED

@@ -56,6 +56,19 @@ impl WeightFile {
         &self.path
     }
 
+    /// Every tensor's name and shape, in the header's order.
+    pub fn entries(&self) -> Vec<(String, Vec<usize>)> {
+        self.metadata
+            .offset_keys()
+            .into_iter()
+            .filter_map(|name| {
+                self.metadata
+                    .info(&name)
+                    .map(|i| (name.clone(), i.shape.clone()))
+            })
+            .collect()
+    }
+
     /// The shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.metadata.info(name).map(|i| i.shape.as_slice())

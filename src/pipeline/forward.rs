@@ -228,31 +228,10 @@ impl Forward {
                 self.capacity
             )));
         }
-        self.pixel_bytes.clear();
         self.image_sizes.clear();
-        let mut metas = Vec::with_capacity(images.len());
-        let mut out_offset = 0u64;
-        for img in images {
-            if img.width() == 0 || img.height() == 0 {
-                return Err(Error::InvalidRequest("an image has no pixels".into()));
-            }
-            let offset = u32::try_from(self.pixel_bytes.len())
-                .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 GiB".into()))?;
-            let out = u32::try_from(out_offset)
-                .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 G".into()))?;
-            metas.push(ImageMeta {
-                offset,
-                width: img.width(),
-                height: img.height(),
-                out_offset: out,
-            });
-            out_offset += u64::from(img.width()) * u64::from(img.height());
-            self.pixel_bytes.extend_from_slice(img.as_raw());
-            self.image_sizes.push((img.width(), img.height()));
-        }
-        while self.pixel_bytes.len() % 4 != 0 {
-            self.pixel_bytes.push(0);
-        }
+        let (metas, total_pixels) = pack_images(images, &mut self.pixel_bytes)?;
+        self.image_sizes
+            .extend(images.iter().map(|i| (i.width(), i.height())));
         let needed = self.pixel_bytes.len() as u64;
         if needed > self.pixels.size() {
             // Grow geometrically so a stream of large images reallocates only a few times.
@@ -277,7 +256,7 @@ impl Forward {
         }
         self.set_shape(BatchShape {
             images: images.len() as u32,
-            total_pixels: out_offset.min(u64::from(u32::MAX)) as u32,
+            total_pixels,
         })?;
         self.ctx
             .queue
@@ -393,6 +372,42 @@ impl Forward {
         let n = self.gpu_model.model.tensors[id].len() * self.batch() as usize;
         self.ctx.read_f32(&self.tensors[id], n)
     }
+}
+
+/// Packs a batch's RGB8 pixels one image after another into `bytes` (cleared first, padded to a
+/// multiple of four) and describes each image for the kernels: byte offset, size, and pixel offset
+/// of its overlay. Returns the metas and the batch's total pixels. Fails on an empty image or a
+/// batch whose offsets do not fit 32 bits.
+pub fn pack_images(
+    images: &[&image::RgbImage],
+    bytes: &mut Vec<u8>,
+) -> Result<(Vec<ImageMeta>, u32)> {
+    bytes.clear();
+    let mut metas = Vec::with_capacity(images.len());
+    let mut out_offset = 0u64;
+    for img in images {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(Error::InvalidRequest("an image has no pixels".into()));
+        }
+        let offset = u32::try_from(bytes.len())
+            .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 GiB".into()))?;
+        let out = u32::try_from(out_offset)
+            .map_err(|_| Error::InvalidRequest("the batch holds more than 4 G pixels".into()))?;
+        metas.push(ImageMeta {
+            offset,
+            width: img.width(),
+            height: img.height(),
+            out_offset: out,
+        });
+        out_offset += u64::from(img.width()) * u64::from(img.height());
+        bytes.extend_from_slice(img.as_raw());
+    }
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+    let total = u32::try_from(out_offset)
+        .map_err(|_| Error::InvalidRequest("the batch holds more than 4 G pixels".into()))?;
+    Ok((metas, total))
 }
 
 /// Appends the launch of one forward op to `steps`; returns its index.

@@ -8,8 +8,8 @@ pub mod steps;
 pub use backward::{BackwardPlan, BackwardStep};
 pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target, CAM_SIZE};
 pub use forward::{
-    conv2d_invocations, depthwise_invocations, pointwise_grad_invocations, pointwise_invocations,
-    Forward, GpuModel, POINTWISE_VARIANT,
+    conv2d_invocations, depthwise_invocations, pack_images, pointwise_grad_invocations,
+    pointwise_invocations, Forward, GpuModel, POINTWISE_VARIANT,
 };
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.
