@@ -450,7 +450,7 @@ fn ctrl_c_leaves_only_whole_files_and_a_report() {
         std::fs::write(inputs.join(format!("p{i:03}.png")), &photo).unwrap();
     }
     let out = tmp.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gradcam"))
         .args([
             "explain",
             inputs.to_str().unwrap(),
