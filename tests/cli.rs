@@ -3,32 +3,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{root, weights_path};
-
-fn gradcam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run gradcam")
-}
-
-fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        // lavapipe's loader chatter is not ours.
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn assert_no_panic(out: &Output) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "gradcam panicked:\n{err}");
-    assert_ne!(out.status.code(), Some(101), "gradcam panicked:\n{err}");
-}
+use common::{assert_no_panic, root, run_gradcam as gradcam, stderr_lines, weights_path};
 
 /// Writes a copy of the default weights with `edit` applied to its tensor list.
 fn edited_weights(

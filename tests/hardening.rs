@@ -4,37 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{engine, root, weights_path};
+use common::{
+    assert_no_panic as no_panic, engine, root, run_gradcam as gradcam, stderr_lines, weights_path,
+};
 use gradcam::{ExplainOptions, Model, Readback, Target};
 
 fn images_dir() -> PathBuf {
     root().join("tests/fixtures/images")
-}
-
-fn gradcam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run gradcam")
-}
-
-fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn no_panic(out: &Output) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("panicked") && out.status.code() != Some(101),
-        "gradcam panicked:\n{err}"
-    );
 }
 
 /// Writes synthetic images the fixtures do not hold: extreme shapes, 16 bits, a huge one.

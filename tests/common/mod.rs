@@ -141,3 +141,31 @@ pub fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
 pub fn decode(path: &Path) -> image::RgbImage {
     gradcam::decode_image(path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Runs the `gradcam` binary in the repository root.
+pub fn run_gradcam(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run gradcam")
+}
+
+/// stderr lines, without lavapipe's loader chatter (not ours).
+pub fn stderr_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Fails if the process panicked.
+#[track_caller]
+pub fn assert_no_panic(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && out.status.code() != Some(101),
+        "gradcam panicked:\n{err}"
+    );
+}
