@@ -504,3 +504,29 @@ fn ctrl_c_leaves_only_whole_files_and_a_report() {
     // Inputs untouched.
     assert_eq!(std::fs::read(inputs.join("p000.png")).unwrap(), photo);
 }
+
+#[test]
+fn batches_beyond_the_adapters_limits_are_errors_not_aborts() {
+    let engine = engine();
+    // A workspace whose activations cannot fit one storage binding.
+    let err = engine
+        .explainer(engine.max_batch() * 4, ExplainOptions::default())
+        .err()
+        .expect("too large a batch")
+        .to_string();
+    assert!(err.contains("smaller batch"), "{err}");
+    // A batch whose overlays cannot fit one binding: three 12-megapixel images at once.
+    let limit = engine.context().limits.max_storage_buffer_binding_size;
+    let side = ((limit / 4 / 2) as f64).sqrt() as u32 + 1; // two of these already exceed the limit
+    let big = image::RgbImage::new(side, side);
+    let mut ex = engine.explainer(3, ExplainOptions::default()).unwrap();
+    let err = ex.upload(&[&big, &big, &big], &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("smaller batch") || err.contains("more than"),
+        "{err}"
+    );
+    // The workspace is still usable for a batch that fits.
+    let small = common::decode(&root().join("examples/images/chelsea.png"));
+    let out = ex.explain(&[&small], &[], Readback::ALL).unwrap();
+    assert_eq!(out[0].class, 285);
+}
