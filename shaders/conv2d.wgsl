@@ -41,7 +41,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 override KERNEL: u32 = 0u;
 override STRIDE: u32 = 1u;
 override IN_C: u32 = 3u;
-// Output pixels per invocation on the specialized path (src/pipeline/forward.rs CONV2D_OX).
+// Output pixels per invocation on the specialized path (src/pipeline/forward.rs BLOCK_OX).
 const OX: u32 = 4u;
 // Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
 const MAX_ROW: u32 = 27u;

@@ -42,7 +42,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 // 0: generic path; otherwise the kernel size this pipeline is specialized for.
 override KERNEL: u32 = 0u;
 override STRIDE: u32 = 1u;
-// Output pixels per invocation on the specialized path (src/pipeline/forward.rs DEPTHWISE_OX).
+// Output pixels per invocation on the specialized path (src/pipeline/forward.rs BLOCK_OX).
 const OX: u32 = 4u;
 // Input columns one row of OX outputs needs at most: (OX - 1) * 2 + 5.
 const MAX_COLS: u32 = 11u;

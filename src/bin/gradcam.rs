@@ -228,14 +228,18 @@ fn fail_setup(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn report_failure(path: &Path, e: impl std::fmt::Display) {
+/// A failure's message, starting with the file's name (errors from decoding already do).
+fn failure_message(path: &Path, e: impl std::fmt::Display) -> String {
     let msg = e.to_string();
-    // Errors from decoding already start with the file's name.
     if msg.starts_with(&path.display().to_string()) {
-        eprintln!("gradcam: error: {msg}");
+        msg
     } else {
-        eprintln!("gradcam: error: {}: {msg}", path.display());
+        format!("{}: {msg}", path.display())
     }
+}
+
+fn report_failure(path: &Path, e: impl std::fmt::Display) {
+    eprintln!("gradcam: error: {}", failure_message(path, e));
 }
 
 struct Setup {
@@ -517,12 +521,7 @@ fn explain(
                     chunk_entries[i] = Some(match entry {
                         Ok(v) => v,
                         Err(e) => {
-                            let msg = e.clone();
-                            say(if msg.starts_with(&path.display().to_string()) {
-                                msg
-                            } else {
-                                format!("{}: {msg}", path.display())
-                            });
+                            say(failure_message(path, &e));
                             failed += 1;
                             json!({"image": path.display().to_string(), "error": e})
                         }

@@ -1,8 +1,6 @@
 //! The kernel registry: every WGSL kernel compiled once into a pipeline with an explicit bind
 //! group layout built from its declared binding list.
 
-use wgpu::util::DeviceExt;
-
 /// How a kernel's binding is used; the order of a kernel's list is its binding numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingKind {
@@ -18,8 +16,6 @@ pub enum BindingKind {
 /// bindings, in binding order, all in group 0.
 #[derive(Debug)]
 pub struct KernelSpec {
-    /// Which kernel this is.
-    pub id: KernelId,
     /// The file stem and wgpu label.
     pub name: &'static str,
     /// The WGSL source, compiled into the binary.
@@ -50,7 +46,6 @@ macro_rules! kernels {
         /// against the files in `shaders/`.
         pub const ALL_KERNELS: &[KernelSpec] = &[
             $(KernelSpec {
-                id: KernelId::$id,
                 name: $name,
                 source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
                 bindings: &[$(BindingKind::$binding),*],
@@ -299,17 +294,4 @@ pub struct Dispatch {
     pub params: wgpu::Buffer,
     /// Invocations for the current batch size.
     pub invocations: u32,
-}
-
-/// A uniform buffer holding `params`, writable later with `queue.write_buffer`.
-pub fn uniform_buffer<T: bytemuck::Pod>(
-    device: &wgpu::Device,
-    label: &str,
-    params: &T,
-) -> wgpu::Buffer {
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents: bytemuck::bytes_of(params),
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-    })
 }

@@ -337,10 +337,9 @@ impl GpuContext {
         };
         mapped.map_err(|e| gpu_error(format!("mapping the readback buffer failed: {e}")))?;
         let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
-                stage: stage.to_string(),
-                reason: e.to_string(),
-            })?;
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| gpu_error(e.to_string()))?;
             view.to_vec()
         };
         staging.unmap();

@@ -3,7 +3,7 @@
 //! fall back to wall-clock time.
 
 use super::GpuContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Collects begin/end timestamps of labelled compute passes over one or more submissions.
 pub struct Profiler {
@@ -151,11 +151,4 @@ pub fn totals(times: &[(String, f64)]) -> Vec<(String, f64, usize)> {
         }
     }
     out
-}
-
-/// Turns an error about a missing feature into a readable one.
-pub fn unsupported(what: &str) -> Error {
-    Error::InvalidRequest(format!(
-        "{what} needs TIMESTAMP_QUERY, which this adapter lacks"
-    ))
 }

@@ -577,8 +577,21 @@ fn push_op(
     }
 }
 
-/// Output pixels per invocation of the specialized conv2d pipeline (`OX` in shaders/conv2d.wgsl).
-pub const CONV2D_OX: u32 = 4;
+/// Output pixels per invocation of the specialized (non-zero) variants of shaders/conv2d.wgsl
+/// and shaders/depthwise_conv.wgsl (`OX` in both).
+pub const BLOCK_OX: u32 = 4;
+
+/// Invocations of a row-blocked kernel (conv2d, depthwise_conv) for an output of
+/// `batch × height × width × channels`: one per output pixel and vec4 of channels for the generic
+/// variant 0, one per BLOCK_OX adjacent pixels for the specialized ones.
+fn blocked_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
+    let columns = if variant == 0 {
+        width
+    } else {
+        width.div_ceil(BLOCK_OX)
+    };
+    batch * height * columns * channels / 4
+}
 
 /// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
 /// `batch × height × width × channels`.
@@ -589,17 +602,8 @@ pub fn conv2d_invocations(
     width: u32,
     channels: u32,
 ) -> u32 {
-    let columns = if variant == 0 {
-        width
-    } else {
-        width.div_ceil(CONV2D_OX)
-    };
-    batch * height * columns * channels / 4
+    blocked_invocations(variant, batch, height, width, channels)
 }
-
-/// Output pixels per invocation of the specialized depthwise pipelines (`OX` in
-/// shaders/depthwise_conv.wgsl).
-pub const DEPTHWISE_OX: u32 = 4;
 
 /// Invocations of shaders/depthwise_conv.wgsl pipeline `variant` for an output of
 /// `batch × height × width × channels`.
@@ -610,12 +614,7 @@ pub fn depthwise_invocations(
     width: u32,
     channels: u32,
 ) -> u32 {
-    let columns = if variant == 0 {
-        width
-    } else {
-        width.div_ceil(DEPTHWISE_OX)
-    };
-    batch * height * columns * channels / 4
+    blocked_invocations(variant, batch, height, width, channels)
 }
 
 /// The pointwise pipeline variant the engine uses (see [`crate::gpu::kernels::POINTWISE_TILE`]).
