@@ -4,7 +4,8 @@
 // ReLU6 (zero where the forward output is 0 or 6: where PyTorch's hardtanh backward is zero),
 // and `extra` is a second gradient flowing into the same tensor (an MBConv skip connection).
 // The weight is the folded conv weight in PyTorch's [out, in] layout, which is exactly the
-// [K, N] operand this product needs. Same written-out ROWS x COLS register tile as
+// [K, N] operand this product needs. Generated with pointwise_conv.wgsl by
+// tools/make_pointwise_shaders.py: the same written-out ROWS x COLS register tile as
 // pointwise_conv.wgsl, tuned by the same override constants.
 //
 // Kept in sync with src/gpu/params.rs (`PointwiseGradParams`).
