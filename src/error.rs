@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
+use crate::output::escape_path;
+
 /// Everything that can go wrong while loading a model, talking to the GPU or
 /// reading inputs. Every variant names the file or resource involved so a
 /// message printed on one line is enough to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{shown}: {source}", shown = escape_path(.path))]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -17,7 +19,7 @@ pub enum Error {
     },
 
     /// The safetensors container itself is malformed (bad header, truncated data).
-    #[error("{path}: not a valid safetensors file: {reason}")]
+    #[error("{shown}: not a valid safetensors file: {reason}", shown = escape_path(.path))]
     WeightsFormat {
         /// The weights file.
         path: PathBuf,
@@ -26,7 +28,7 @@ pub enum Error {
     },
 
     /// A tensor the architecture needs is absent.
-    #[error("{path}: tensor `{tensor}` is missing (expected shape {expected:?})")]
+    #[error("{shown}: tensor `{tensor}` is missing (expected shape {expected:?})", shown = escape_path(.path))]
     MissingTensor {
         /// The weights file.
         path: PathBuf,
@@ -37,7 +39,7 @@ pub enum Error {
     },
 
     /// A tensor has a shape other than the architecture needs.
-    #[error("{path}: tensor `{tensor}` has shape {found:?}, expected {expected:?}")]
+    #[error("{shown}: tensor `{tensor}` has shape {found:?}, expected {expected:?}", shown = escape_path(.path))]
     TensorShape {
         /// The weights file.
         path: PathBuf,
@@ -50,7 +52,7 @@ pub enum Error {
     },
 
     /// A tensor has a dtype that cannot be converted to f32.
-    #[error("{path}: tensor `{tensor}` has dtype {found}, expected F32, F16 or BF16")]
+    #[error("{shown}: tensor `{tensor}` has dtype {found}, expected F32, F16 or BF16", shown = escape_path(.path))]
     TensorDtype {
         /// The weights file.
         path: PathBuf,
@@ -61,7 +63,7 @@ pub enum Error {
     },
 
     /// A tensor holds NaN or infinite values.
-    #[error("{path}: tensor `{tensor}` holds a non-finite value at index {index}")]
+    #[error("{shown}: tensor `{tensor}` holds a non-finite value at index {index}", shown = escape_path(.path))]
     TensorNotFinite {
         /// The weights file.
         path: PathBuf,
@@ -72,7 +74,7 @@ pub enum Error {
     },
 
     /// The weights describe a network this engine cannot run.
-    #[error("{path}: unsupported model: {reason}")]
+    #[error("{shown}: unsupported model: {reason}", shown = escape_path(.path))]
     UnsupportedModel {
         /// The weights file.
         path: PathBuf,
@@ -81,7 +83,7 @@ pub enum Error {
     },
 
     /// The labels file does not match the model.
-    #[error("{path}: {reason}")]
+    #[error("{shown}: {reason}", shown = escape_path(.path))]
     Labels {
         /// The labels file.
         path: PathBuf,
@@ -90,7 +92,7 @@ pub enum Error {
     },
 
     /// An image could not be decoded or is unusable.
-    #[error("{path}: cannot decode image: {reason}")]
+    #[error("{shown}: cannot decode image: {reason}", shown = escape_path(.path))]
     Image {
         /// The image file.
         path: PathBuf,
@@ -136,6 +138,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Folds a multi-line message (wgpu's "Caused by:" chains, decoder errors) into one line.
+/// Paths in messages are shown escaped ([`escape_path`]), so a name holding a newline or
+/// control character still gives one line.
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

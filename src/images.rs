@@ -1,7 +1,8 @@
 //! Image decoding on the CPU: any format the `image` crate reads, turned as a viewer shows it
 //! (EXIF orientation applied), to RGB8 (grayscale replicated, alpha dropped).
 
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Seek};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
@@ -20,13 +21,73 @@ pub fn decode_image(path: impl AsRef<Path>) -> Result<image::RgbImage> {
 
 /// Decodes the image file at `path` to RGB8, refusing images of more than `max_pixels` pixels
 /// before decoding them.
+///
+/// Only a regular file is read: a FIFO, socket or device is an error at once, without blocking
+/// (the file is opened non-blocking and checked before any read). A file larger than
+/// [`max_file_bytes`] is refused before reading, and the image is decoded from the file as it is
+/// read, never from a whole-file copy.
 pub fn decode_image_limited(path: impl AsRef<Path>, max_pixels: u64) -> Result<image::RgbImage> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let fail = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = open_regular(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_image_bytes_limited(path, &bytes, max_pixels)
+    let len = file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Err(fail("the file is empty".into()));
+    }
+    let limit = max_file_bytes(max_pixels);
+    if len > limit {
+        return Err(fail(format!(
+            "the file is {len} bytes, more than {limit} (the most an image within --max-pixels \
+             {max_pixels} can take)"
+        )));
+    }
+    decode_reader(path, BufReader::new(file), max_pixels)
+}
+
+/// The largest image file read for a pixel limit: 8 bytes per pixel (16-bit RGBA, uncompressed)
+/// plus 16 MiB of headers and metadata.
+pub fn max_file_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(8).saturating_add(16 << 20)
+}
+
+/// Opens `path` for reading if it is a regular file (following symlinks), without ever blocking
+/// on a FIFO or device.
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting.
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a folder, not an image file",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket or device is not read)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Decodes an in-memory image; `path` is only used in messages.
@@ -40,14 +101,26 @@ pub fn decode_image_bytes_limited(
     bytes: &[u8],
     max_pixels: u64,
 ) -> Result<image::RgbImage> {
+    if bytes.is_empty() {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    decode_reader(path, Cursor::new(bytes), max_pixels)
+}
+
+/// Decodes from `reader`, checking the size from the header before decoding the pixels.
+fn decode_reader<R: BufRead + Seek>(
+    path: &Path,
+    reader: R,
+    max_pixels: u64,
+) -> Result<image::RgbImage> {
     let fail = |reason: String| Error::Image {
         path: path.to_path_buf(),
         reason: one_line(&reason),
     };
-    if bytes.is_empty() {
-        return Err(fail("the file is empty".into()));
-    }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|e| fail(e.to_string()))?;
     if reader.format().is_none() {
@@ -70,5 +143,5 @@ pub fn decode_image_bytes_limited(
     if img.width() == 0 || img.height() == 0 {
         return Err(fail("the image has no pixels".into()));
     }
-    Ok(img.to_rgb8())
+    Ok(img.into_rgb8())
 }

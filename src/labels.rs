@@ -22,6 +22,8 @@ impl Labels {
 
     /// Parses the text of a labels file; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str, classes: usize) -> Result<Self> {
+        // A UTF-8 byte-order mark (as some editors write) is not part of the first label.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let names: Vec<String> = text
             .lines()
             .map(|l| l.trim_end_matches('\r').to_string())

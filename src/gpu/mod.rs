@@ -68,6 +68,41 @@ fn backend_rank(backend: wgpu::Backend) -> u32 {
     }
 }
 
+/// The names `WGPU_BACKEND` accepts (wgpu's spellings), comma-separated.
+const BACKEND_NAMES: &[&str] = &[
+    "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "gles", "opengl", "webgpu",
+];
+
+/// Refuses a `WGPU_BACKEND` with a name wgpu would silently skip: every name must be a backend.
+fn check_backend_env() -> Result<()> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(());
+    };
+    let names: Vec<String> = value
+        .split(',')
+        .map(|b| b.trim().to_lowercase())
+        .filter(|b| !b.is_empty())
+        .collect();
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|b| !BACKEND_NAMES.contains(&b.as_str()))
+        .collect();
+    if names.is_empty() || !unknown.is_empty() {
+        let shown = unknown
+            .iter()
+            .map(|b| format!("`{}`", crate::one_line(b)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::InvalidRequest(format!(
+            "WGPU_BACKEND={:?}: {} is not a backend; valid names (comma-separated): vulkan, metal, \
+             dx12, gl (also vk, mtl, d3d12, gles, opengl, webgpu)",
+            crate::one_line(&value),
+            if shown.is_empty() { "empty".to_string() } else { shown },
+        )));
+    }
+    Ok(())
+}
+
 impl GpuContext {
     /// Opens a device on the best adapter matching `options` (discrete before integrated before
     /// software), on the backends `WGPU_BACKEND` allows (all by default).
@@ -76,6 +111,7 @@ impl GpuContext {
     }
 
     async fn new_async(options: &AdapterOptions) -> Result<Self> {
+        check_backend_env()?;
         let descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = descriptor.backends;
         let instance = wgpu::Instance::new(descriptor);
@@ -312,6 +348,18 @@ impl GpuContext {
     /// Maps `staging` (already filled by a submitted copy), returns its first `bytes` bytes and
     /// unmaps it. Waits for the GPU.
     pub fn read_staging(&self, stage: &str, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.read_staging_with(stage, staging, bytes, <[u8]>::to_vec)
+    }
+
+    /// Like [`GpuContext::read_staging`], but hands the mapped bytes to `f` instead of copying
+    /// them whole: a caller that splits the readback (per-image overlays) copies each byte once.
+    pub fn read_staging_with<T>(
+        &self,
+        stage: &str,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let (tx, rx) = std::sync::mpsc::channel();
         let slice = staging.slice(..bytes);
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -340,7 +388,7 @@ impl GpuContext {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| gpu_error(e.to_string()))?;
-            view.to_vec()
+            f(&view)
         };
         staging.unmap();
         self.check(stage, None)?;

@@ -119,7 +119,9 @@ impl Builder<'_> {
         if let Some(i) = var.iter().position(|v| *v < 0.0) {
             return Err(self.unsupported(format!("{bn}.running_var[{i}] is negative ({})", var[i])));
         }
-        if in_channels % 4 != 0 && kind != ConvKind::Dense || out_channels % 4 != 0 {
+        if !in_channels.is_multiple_of(4) && kind != ConvKind::Dense
+            || !out_channels.is_multiple_of(4)
+        {
             return Err(self.unsupported(format!(
                 "{prefix}: channel counts must be multiples of 4 (found {ci} → {co})"
             )));

@@ -695,54 +695,55 @@ impl Explainer {
             offset += len;
         }
         ctx.submit("Grad-CAM readback", encoder)?;
-        let raw = ctx.read_staging("Grad-CAM readback", &self.staging, total)?;
-
-        let mut at = 0usize;
-        let mut take = |len: u64| {
-            let s = &raw[at..at + len as usize];
-            at += len as usize;
-            s
-        };
-        let logits: Vec<f32> = bytemuck::pod_collect_to_vec(take(n * classes * 4));
-        let targets: Vec<u32> = bytemuck::pod_collect_to_vec(take(n * 4));
-        let cams: Option<Vec<f32>> = what
-            .cam
-            .then(|| bytemuck::pod_collect_to_vec(take(n * cam_len * 4)));
-        let grids: Option<Vec<f32>> = what
-            .cam_grid
-            .then(|| bytemuck::pod_collect_to_vec(take(n * grid_len * 4)));
-        let overlays: Option<&[u8]> = overlay.then(|| take(total_pixels * 4));
-
-        let mut out = Vec::with_capacity(n as usize);
-        let mut pixel_offset = 0usize;
-        for i in 0..n as usize {
-            let overlay = match (overlays, sizes.get(i)) {
-                (Some(o), Some(&(w, h))) => {
-                    let len = (w * h * 4) as usize;
-                    let img = image::RgbaImage::from_raw(
-                        w,
-                        h,
-                        o[pixel_offset..pixel_offset + len].to_vec(),
-                    );
-                    pixel_offset += len;
-                    img
-                }
-                _ => None,
+        // The mapped bytes are split straight into per-image results: each byte copied once.
+        ctx.read_staging_with("Grad-CAM readback", &self.staging, total, |raw| {
+            let mut at = 0usize;
+            let mut take = |len: u64| {
+                let s = &raw[at..at + len as usize];
+                at += len as usize;
+                s
             };
-            let c = classes as usize;
-            out.push(Explanation {
-                class: targets[i],
-                logits: logits[i * c..(i + 1) * c].to_vec(),
-                cam: cams
-                    .as_ref()
-                    .map(|v| v[i * cam_len as usize..(i + 1) * cam_len as usize].to_vec()),
-                cam_grid: grids
-                    .as_ref()
-                    .map(|v| v[i * grid_len as usize..(i + 1) * grid_len as usize].to_vec()),
-                overlay,
-            });
-        }
-        Ok(out)
+            let logits: Vec<f32> = bytemuck::pod_collect_to_vec(take(n * classes * 4));
+            let targets: Vec<u32> = bytemuck::pod_collect_to_vec(take(n * 4));
+            let cams: Option<Vec<f32>> = what
+                .cam
+                .then(|| bytemuck::pod_collect_to_vec(take(n * cam_len * 4)));
+            let grids: Option<Vec<f32>> = what
+                .cam_grid
+                .then(|| bytemuck::pod_collect_to_vec(take(n * grid_len * 4)));
+            let overlays: Option<&[u8]> = overlay.then(|| take(total_pixels * 4));
+
+            let mut out = Vec::with_capacity(n as usize);
+            let mut pixel_offset = 0usize;
+            for i in 0..n as usize {
+                let overlay = match (overlays, sizes.get(i)) {
+                    (Some(o), Some(&(w, h))) => {
+                        let len = (w * h * 4) as usize;
+                        let img = image::RgbaImage::from_raw(
+                            w,
+                            h,
+                            o[pixel_offset..pixel_offset + len].to_vec(),
+                        );
+                        pixel_offset += len;
+                        img
+                    }
+                    _ => None,
+                };
+                let c = classes as usize;
+                out.push(Explanation {
+                    class: targets[i],
+                    logits: logits[i * c..(i + 1) * c].to_vec(),
+                    cam: cams
+                        .as_ref()
+                        .map(|v| v[i * cam_len as usize..(i + 1) * cam_len as usize].to_vec()),
+                    cam_grid: grids
+                        .as_ref()
+                        .map(|v| v[i * grid_len as usize..(i + 1) * grid_len as usize].to_vec()),
+                    overlay,
+                });
+            }
+            out
+        })
     }
 
     /// Reads the target layer's gradient of the current batch (NHWC), for tests and debugging.

@@ -86,7 +86,6 @@ pub struct Forward {
     tensors: Vec<wgpu::Buffer>,
     pixels: wgpu::Buffer,
     pixels_generation: u64,
-    pixel_bytes: Vec<u8>,
     metas: wgpu::Buffer,
     image_sizes: Vec<(u32, u32)>,
     steps: Steps,
@@ -135,7 +134,6 @@ impl Forward {
             tensors,
             pixels,
             pixels_generation: 0,
-            pixel_bytes: Vec::new(),
             metas,
             image_sizes: Vec::new(),
             steps,
@@ -229,10 +227,10 @@ impl Forward {
             )));
         }
         self.image_sizes.clear();
-        let (metas, total_pixels) = pack_images(images, &mut self.pixel_bytes)?;
+        let (metas, total_pixels, len) = image_layout(images)?;
         self.image_sizes
             .extend(images.iter().map(|i| (i.width(), i.height())));
-        let needed = self.pixel_bytes.len() as u64;
+        let needed = len as u64;
         if needed > self.pixels.size() {
             // Grow geometrically so a stream of large images reallocates only a few times.
             let limit = self
@@ -258,9 +256,21 @@ impl Forward {
             images: images.len() as u32,
             total_pixels,
         })?;
-        self.ctx
-            .queue
-            .write_buffer(&self.pixels, 0, &self.pixel_bytes);
+        // Packed straight into wgpu's staging memory: no host copy of the batch is kept.
+        let mut view = wgpu::BufferSize::new(needed)
+            .and_then(|size| self.ctx.queue.write_buffer_with(&self.pixels, 0, size))
+            .ok_or_else(|| Error::Gpu {
+                stage: "upload".into(),
+                reason: format!("cannot stage {needed} bytes of pixels"),
+            })?;
+        let mut at = 0;
+        for img in images {
+            let raw = img.as_raw();
+            view.slice(at..at + raw.len()).copy_from_slice(raw);
+            at += raw.len();
+        }
+        view.slice(at..len).copy_from_slice(&[0u8; 3][..len - at]);
+        drop(view);
         self.ctx
             .queue
             .write_buffer(&self.metas, 0, bytemuck::cast_slice(&metas));
@@ -272,7 +282,7 @@ impl Forward {
     /// images, so no overlay can be made from such a batch.
     pub fn upload_input(&mut self, nhwc: &[f32]) -> Result<()> {
         let per = self.gpu_model.model.tensors[self.gpu_model.model.input].len();
-        if nhwc.is_empty() || nhwc.len() % per != 0 {
+        if nhwc.is_empty() || !nhwc.len().is_multiple_of(per) {
             return Err(Error::InvalidRequest(format!(
                 "input holds {} values, not a multiple of {per}",
                 nhwc.len()
@@ -382,14 +392,27 @@ pub fn pack_images(
     images: &[&image::RgbImage],
     bytes: &mut Vec<u8>,
 ) -> Result<(Vec<ImageMeta>, u32)> {
+    let (metas, total, len) = image_layout(images)?;
     bytes.clear();
+    bytes.reserve(len);
+    for img in images {
+        bytes.extend_from_slice(img.as_raw());
+    }
+    bytes.resize(len, 0);
+    Ok((metas, total))
+}
+
+/// The layout [`pack_images`] gives a batch, without packing it: the metas, the total pixels
+/// and the packed length in bytes (a multiple of four).
+pub fn image_layout(images: &[&image::RgbImage]) -> Result<(Vec<ImageMeta>, u32, usize)> {
     let mut metas = Vec::with_capacity(images.len());
+    let mut bytes = 0usize;
     let mut out_offset = 0u64;
     for img in images {
         if img.width() == 0 || img.height() == 0 {
             return Err(Error::InvalidRequest("an image has no pixels".into()));
         }
-        let offset = u32::try_from(bytes.len())
+        let offset = u32::try_from(bytes)
             .map_err(|_| Error::InvalidRequest("the batch's pixels exceed 4 GiB".into()))?;
         let out = u32::try_from(out_offset)
             .map_err(|_| Error::InvalidRequest("the batch holds more than 4 G pixels".into()))?;
@@ -400,14 +423,11 @@ pub fn pack_images(
             out_offset: out,
         });
         out_offset += u64::from(img.width()) * u64::from(img.height());
-        bytes.extend_from_slice(img.as_raw());
-    }
-    while bytes.len() % 4 != 0 {
-        bytes.push(0);
+        bytes += img.as_raw().len();
     }
     let total = u32::try_from(out_offset)
         .map_err(|_| Error::InvalidRequest("the batch holds more than 4 G pixels".into()))?;
-    Ok((metas, total))
+    Ok((metas, total, bytes.next_multiple_of(4)))
 }
 
 /// Appends the launch of one forward op to `steps`; returns its index.

@@ -1,0 +1,765 @@
+//! `gradcam explain`: a batch run that nothing can corrupt, hijack or lose.
+//!
+//! The output folder is locked for the run, every file in it is written through
+//! [`OutputDir`] (exclusive temporary files, renames, flushed folders, never a symlink), and each
+//! finished input is recorded in the folder's journal once its outputs are durable, so a killed
+//! run is continued with `--resume`. Decoding, the GPU and PNG writing overlap on three threads;
+//! none of them can end the run by failing to log.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use gradcam::gpu::Profiler;
+use gradcam::output::{
+    canonical, escape_path, record, Journal, OutputDir, OutputNames, PastRun, JOURNAL_NAME,
+    LOCK_NAME, REPORT_NAME,
+};
+use gradcam::{Colormap, ExplainOptions, Explainer, Explanation, Labels, Readback, Target};
+use serde_json::{json, Value};
+
+use crate::inputs::{self, Input};
+use crate::signals::Stop;
+use crate::{
+    fail_setup, failure_message, log, setup, top_json, Common, Setup, EXIT_OK, EXIT_SOME_FAILED,
+};
+
+/// The arguments of `explain`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or folders of them (searched
+    /// recursively).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Target layer: `head` (the head conv's output after its ReLU6, 7×7) or `blocks.N` for
+    /// N = 0..15 (the output of MBConv block N).
+    #[arg(long, default_value = "head", value_name = "LAYER")]
+    pub layer: String,
+    /// Explain this class for every image instead of each image's predicted class.
+    #[arg(long, value_name = "N")]
+    pub class: Option<u32>,
+    /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
+    #[arg(long, default_value = "jet", value_parser = parse_colormap, value_name = "NAME")]
+    pub colormap: Colormap,
+    /// Weight of the image in the overlay, in [0, 1]; the heatmap gets 1 - W.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_weight, value_name = "W")]
+    pub image_weight: f32,
+    /// Also write DIR/<stem>.safetensors with `cam` (f32 [224, 224], comparable with
+    /// pytorch-grad-cam's output), `cam_grid` (f32 [h, w], before upsampling, after ReLU) and
+    /// `logits` (f32 [classes]).
+    #[arg(long)]
+    pub raw: bool,
+    /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
+    /// at most 32, or 16 on a CPU adapter such as lavapipe). Larger batches are split into GPU
+    /// batches that fit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
+    /// Pixels per GPU batch, summed over its images: a batch of large photos is cut short so
+    /// that host memory stays bounded (an image larger than this goes alone).
+    #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_pixels: u64,
+    /// Continue the unfinished run in DIR: inputs whose outputs are recorded in its journal
+    /// and still whole are skipped, everything else is done, and the report covers all.
+    #[arg(long, conflicts_with = "restart")]
+    pub resume: bool,
+    /// Discard the unfinished run in DIR (its journal) and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Print GPU time per stage (preprocess, forward, backward, cam, overlay; from timestamp
+    /// queries where the adapter has them), CPU decode and encode time, and GPU buffer bytes.
+    #[arg(long)]
+    pub profile: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Decoder errors accumulated before they are passed on without an image to go with them.
+const ERRORS_PER_BATCH: usize = 64;
+
+/// One batch on its way from the decoder thread to the GPU: input indices with their images
+/// or errors.
+#[derive(Default)]
+struct Decoded {
+    images: Vec<(usize, image::RgbImage)>,
+    errors: Vec<(usize, String)>,
+}
+
+/// One batch on its way from the GPU to the writer thread.
+struct Explained {
+    results: Vec<(usize, Result<Explanation, String>)>,
+    errors: Vec<(usize, String)>,
+}
+
+fn parse_colormap(s: &str) -> Result<Colormap, String> {
+    s.parse().map_err(|e: gradcam::Error| e.to_string())
+}
+
+fn parse_weight(s: &str) -> Result<f32, String> {
+    let w: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("{w} is outside [0, 1]"))
+    }
+}
+
+/// What the run records about itself in the journal header: a resumed run must match it.
+fn settings(req: &Args) -> Value {
+    let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
+    json!({
+        "layer": req.layer,
+        "colormap": req.colormap.name(),
+        "image_weight": req.image_weight,
+        "class": req.class,
+        "raw": req.raw,
+        "weights": file(&req.common.weights),
+        "labels": file(&req.common.labels),
+    })
+}
+
+/// The settings where `past` and `now` differ, as `name: past → now`.
+fn differences(past: &Value, now: &Value) -> Vec<String> {
+    let Some(fields) = now.as_object() else {
+        return vec![];
+    };
+    fields
+        .iter()
+        .filter(|(k, v)| past.get(k.as_str()).unwrap_or(&Value::Null) != *v)
+        .map(|(k, v)| {
+            format!(
+                "{k}: {} → {v}",
+                past.get(k.as_str()).unwrap_or(&Value::Null)
+            )
+        })
+        .collect()
+}
+
+pub fn run(req: Args) -> ExitCode {
+    let started = Instant::now();
+    let out = req.out.as_path();
+    let options = ExplainOptions {
+        layer: req.layer.clone(),
+        colormap: req.colormap,
+        image_weight: req.image_weight,
+    };
+    // From here on a stop signal ends the run with a report (a second one ends it at once).
+    let stop = Stop::install();
+
+    // The folder: made, locked (a second run stops here at once), writable.
+    let dir = match OutputDir::open(out) {
+        Ok(d) => d,
+        Err(e) => return fail_setup(e),
+    };
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        Err(e) => return fail_setup(e),
+    };
+    if let Err(e) = dir.probe() {
+        return fail_setup(e);
+    }
+
+    // What an earlier run in this folder left.
+    let past = match PastRun::read(&dir) {
+        Ok(p) => p,
+        Err(e) => return fail_setup(e),
+    };
+    let settings = settings(&req);
+    if let Some(p) = &past {
+        let unfinished = !p.finished && !p.records.is_empty();
+        if unfinished && !req.resume && !req.restart {
+            return fail_setup(format!(
+                "{}: holds an unfinished run ({} inputs recorded in {JOURNAL_NAME}); add --resume \
+                 to continue it, or --restart to start over",
+                escape_path(out),
+                p.records.len()
+            ));
+        }
+        let changed = differences(&p.settings, &settings);
+        if req.resume && !changed.is_empty() {
+            return fail_setup(format!(
+                "{}: --resume needs the settings of the run it continues; changed: {}",
+                escape_path(out),
+                changed.join(", ")
+            ));
+        }
+    }
+
+    // Inputs: folders searched, the output folder's own files and earlier outputs left out.
+    let own: Vec<(PathBuf, &str)> = [REPORT_NAME, JOURNAL_NAME, LOCK_NAME]
+        .into_iter()
+        .map(|n| (canonical(&out.join(n)), n))
+        .collect();
+    let mut exclude: HashSet<PathBuf> = own.iter().map(|(p, _)| p.clone()).collect();
+    if let Some(p) = &past {
+        exclude.extend(p.outputs().map(|rel| canonical(&out.join(rel))));
+    }
+    let inputs = match inputs::expand(req.images.clone(), &exclude) {
+        Ok(i) => i,
+        Err(e) => return fail_setup(e),
+    };
+    for input in inputs.iter().filter(|i| i.named) {
+        let c = canonical(&input.path);
+        if let Some((_, name)) = own.iter().find(|(p, _)| *p == c) {
+            return fail_setup(format!(
+                "{}: is the output folder's {name}; it is never taken as an input or replaced \
+                 (choose another --out)",
+                escape_path(&input.path)
+            ));
+        }
+    }
+    // A file given twice is explained once: one key per input, the canonical path.
+    let mut seen = HashSet::new();
+    let (inputs, keys): (Vec<Input>, Vec<String>) = inputs
+        .into_iter()
+        .map(|i| {
+            let key = escape_path(&canonical(&i.path));
+            (i, key)
+        })
+        .filter(|(_, k)| seen.insert(k.clone()))
+        .unzip();
+
+    // The model and the GPU.
+    let Setup {
+        engine,
+        labels,
+        weights,
+    } = match setup(&req.common) {
+        Ok(s) => s,
+        Err(e) => return fail_setup(e),
+    };
+    if let Err(e) = engine.model().target_layer(&req.layer) {
+        return fail_setup(e);
+    }
+    let classes = engine.model().classes;
+    if let Some(c) = req.class.filter(|&c| c >= classes) {
+        return fail_setup(format!(
+            "class {c} is out of range: this model has classes 0..={}",
+            classes - 1
+        ));
+    }
+    // On a CPU adapter (lavapipe) the GPU buffers are host memory and a batch beyond 16 gains
+    // nothing (measured: 17.1 images/s at 16 and at 32) but costs 50 MB per image.
+    let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
+    let requested = req.batch.unwrap_or(if cpu_adapter { 16 } else { 32 });
+    let capacity = requested
+        .min(engine.max_batch())
+        .min(inputs.len() as u32)
+        .max(1);
+    let mut explainer = match engine.explainer(capacity, options) {
+        Ok(x) => x,
+        Err(e) => return fail_setup(e),
+    };
+
+    // Resume: what is recorded and still whole is kept; everything else is (re)done.
+    let extensions: &[&'static str] = if req.raw {
+        &["png", "safetensors"]
+    } else {
+        &["png"]
+    };
+    let mut names = OutputNames::new(out, inputs.iter().map(|i| i.path.as_path()), extensions);
+    let mut entries: Vec<Option<Value>> = vec![None; inputs.len()];
+    let mut resumed = 0usize;
+    let journal = match (&past, req.resume) {
+        (Some(p), true) => {
+            for (i, key) in keys.iter().enumerate() {
+                if let Some(record) = p.completed(&dir, key) {
+                    entries[i] = Some(record["entry"].clone());
+                    if let Some(stem) = PastRun::stem(record) {
+                        names.reserve(stem);
+                    }
+                    resumed += 1;
+                }
+            }
+            dir.remove_temp_files();
+            Journal::resume(&dir, p, &settings)
+        }
+        _ => {
+            dir.remove_temp_files();
+            Journal::create(&dir, &settings)
+        }
+    };
+    let mut journal = match journal {
+        Ok(j) => j,
+        Err(e) => return fail_setup(e),
+    };
+    let todo: Vec<usize> = (0..inputs.len())
+        .filter(|&i| entries[i].is_none())
+        .collect();
+
+    // No stale report: until this run ends, report.json says a run is in progress.
+    let placeholder = json!({
+        "status": "running",
+        "pid": std::process::id(),
+        "journal": JOURNAL_NAME,
+        "note": "this run has not ended; finished inputs are listed in the journal as they are \
+                 written, and a stopped or killed run continues with --resume",
+    });
+    if let Err(e) = dir.write_durable(
+        Path::new(REPORT_NAME),
+        (serde_json::to_string_pretty(&placeholder).unwrap_or_default() + "\n").as_bytes(),
+    ) {
+        return fail_setup(e);
+    }
+
+    let target = req.class.map(Target::Class).unwrap_or(Target::Predicted);
+    let grid = explainer.grid_size();
+    let progress = if req.quiet || todo.len() < 2 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        // Draws only when stderr is a terminal.
+        let bar = indicatif::ProgressBar::new(todo.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let say = |msg: String| progress.suspend(|| log::error(msg));
+
+    let mut profiler = req.profile.then(|| Profiler::new(engine.context(), 8));
+    let mut stage_times: Vec<(String, f64)> = Vec::new();
+    let mut gpu_seconds = 0.0;
+    let (mut decode_seconds, mut encode_seconds) = (0.0, 0.0);
+    let mut internal: Vec<String> = Vec::new();
+    let mut journal_failed = false;
+    let entries = Mutex::new(entries);
+
+    // Three stages overlap: the next batch decodes and the previous one's PNGs are encoded and
+    // written on CPU threads while the GPU explains the current one.
+    std::thread::scope(|scope| {
+        let (to_gpu, from_decoder) = std::sync::mpsc::sync_channel::<Decoded>(0);
+        let (to_writer, from_gpu) = std::sync::mpsc::sync_channel::<Explained>(0);
+        let max_pixels = req.common.max_pixels;
+        let budget = req.batch_pixels;
+        let (inputs, todo, stop) = (&inputs, &todo, &stop);
+        let decoder = scope.spawn(move || {
+            let mut seconds = 0.0;
+            let mut batch = Decoded::default();
+            let mut pixels = 0u64;
+            for &i in todo {
+                if stop.requested() {
+                    return seconds;
+                }
+                let t = Instant::now();
+                let decoded = gradcam::decode_image_limited(&inputs[i].path, max_pixels);
+                seconds += t.elapsed().as_secs_f64();
+                match decoded {
+                    Ok(img) => {
+                        let p = u64::from(img.width()) * u64::from(img.height());
+                        let full = batch.images.len() == capacity as usize
+                            || (!batch.images.is_empty() && pixels + p > budget);
+                        if full {
+                            if to_gpu.send(std::mem::take(&mut batch)).is_err() {
+                                return seconds;
+                            }
+                            pixels = 0;
+                        }
+                        pixels += p;
+                        batch.images.push((i, img));
+                    }
+                    Err(e) => {
+                        batch.errors.push((i, e.to_string()));
+                        if batch.images.is_empty()
+                            && batch.errors.len() >= ERRORS_PER_BATCH
+                            && to_gpu.send(std::mem::take(&mut batch)).is_err()
+                        {
+                            return seconds;
+                        }
+                    }
+                }
+            }
+            if !batch.images.is_empty() || !batch.errors.is_empty() {
+                let _ = to_gpu.send(batch);
+            }
+            seconds
+        });
+
+        let (dir, labels, names, journal, entries, say, progress, keys) = (
+            &dir,
+            &labels,
+            &mut names,
+            &mut journal,
+            &entries,
+            &say,
+            &progress,
+            &keys,
+        );
+        let raw = req.raw;
+        let writer = scope.spawn(move || {
+            let mut seconds = 0.0;
+            let mut journal_failed = false;
+            for batch in from_gpu {
+                let t = Instant::now();
+                let mut done: Vec<(usize, Value)> = Vec::new();
+                let failure = |i: usize, error: String| {
+                    json!({"image": escape_path(&inputs[i].path), "error": error})
+                };
+                for (i, error) in batch.errors {
+                    say(error.clone());
+                    done.push((i, failure(i, error)));
+                }
+                let mut written = Vec::new();
+                for (i, result) in batch.results {
+                    let input = &inputs[i];
+                    match result.and_then(|r| {
+                        write_outputs(input, r, dir, names, raw, labels, grid)
+                            .map_err(|e| e.to_string())
+                    }) {
+                        Ok(entry) => written.push((i, entry)),
+                        Err(e) => {
+                            let msg = failure_message(&input.path, &e);
+                            say(msg.clone());
+                            done.push((i, failure(i, msg)));
+                        }
+                    }
+                }
+                // The renames are made durable before anything is recorded as written.
+                match dir.sync() {
+                    Ok(()) => done.extend(written),
+                    Err(e) => {
+                        say(e.to_string());
+                        done.extend(written.into_iter().map(|(i, _)| (i, failure(i, e.to_string()))));
+                    }
+                }
+                let mut recorded = Ok(());
+                for (i, entry) in &done {
+                    if recorded.is_ok() {
+                        recorded = journal.append(&record(&keys[*i], entry));
+                    }
+                }
+                if let Err(e) = recorded.and_then(|()| journal.sync()) {
+                    if !journal_failed {
+                        say(e.to_string());
+                    }
+                    journal_failed = true;
+                }
+                let n = done.len() as u64;
+                {
+                    let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+                    for (i, entry) in done {
+                        entries[i] = Some(entry);
+                    }
+                }
+                progress.inc(n);
+                seconds += t.elapsed().as_secs_f64();
+            }
+            (seconds, journal_failed)
+        });
+
+        for batch in from_decoder.iter() {
+            if stop.requested() {
+                break;
+            }
+            let t = Instant::now();
+            let results = if batch.images.is_empty() {
+                Vec::new()
+            } else {
+                let index: Vec<usize> = batch.images.iter().map(|(i, _)| *i).collect();
+                let images: Vec<&image::RgbImage> =
+                    batch.images.iter().map(|(_, img)| img).collect();
+                // A panic in the GPU stage fails this batch and ends the run with a report,
+                // rather than taking the finished work's record with it.
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_batch(
+                        &mut explainer,
+                        &images,
+                        target,
+                        req.raw,
+                        profiler.as_mut(),
+                        &mut stage_times,
+                    )
+                }));
+                let out = match out {
+                    Ok(out) => out,
+                    Err(p) => {
+                        let msg = format!("the GPU stage stopped: {}", panic_text(&p));
+                        internal.push(msg.clone());
+                        let results = index
+                            .iter()
+                            .map(|&i| (i, Err(format!("internal error: {msg}"))))
+                            .collect();
+                        let _ = to_writer.send(Explained {
+                            results,
+                            errors: batch.errors,
+                        });
+                        break;
+                    }
+                };
+                index.into_iter().zip(out).collect()
+            };
+            drop(batch.images);
+            gpu_seconds += t.elapsed().as_secs_f64();
+            let explained = Explained {
+                results,
+                errors: batch.errors,
+            };
+            if to_writer.send(explained).is_err() {
+                break;
+            }
+        }
+        drop(to_writer);
+        drop(from_decoder);
+        match decoder.join() {
+            Ok(s) => decode_seconds = s,
+            Err(p) => internal.push(format!("the decoder stopped: {}", panic_text(&p))),
+        }
+        match writer.join() {
+            Ok((s, f)) => (encode_seconds, journal_failed) = (s, f),
+            Err(p) => internal.push(format!("the writer stopped: {}", panic_text(&p))),
+        }
+    });
+    progress.finish_and_clear();
+    for e in &internal {
+        log::error(format!("internal error: {e}"));
+    }
+
+    let entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
+    let seconds = started.elapsed().as_secs_f64();
+    let signal = stop.signal();
+    let listed: Vec<&Value> = entries.iter().flatten().collect();
+    let failed = listed.iter().filter(|e| e.get("error").is_some()).count();
+    let explained = listed.len() - failed;
+    let not_started = entries.len() - listed.len();
+    let status = if signal.is_some() {
+        "interrupted"
+    } else if not_started > 0 || !internal.is_empty() {
+        "incomplete"
+    } else {
+        "complete"
+    };
+    let done_now = listed.len() - resumed;
+    let report = json!({
+        "status": status,
+        "weights": weights,
+        "architecture": engine.model().architecture,
+        "layer": req.layer,
+        "colormap": req.colormap.name(),
+        "image_weight": req.image_weight,
+        "class": req.class,
+        "adapter": engine.context().adapter_info.name,
+        "backend": format!("{:?}", engine.context().adapter_info.backend).to_lowercase(),
+        "batch": capacity,
+        "settings": settings,
+        "images": listed,
+        "totals": {
+            "images": entries.len(),
+            "explained": explained,
+            "failed": failed,
+            "not_started": not_started,
+            "resumed": resumed,
+            "interrupted": signal.is_some(),
+            "signal": signal,
+            "seconds": seconds,
+            "images_per_second": done_now as f64 / seconds.max(1e-9),
+        },
+    });
+    if req.profile {
+        print_profile(&Profile {
+            stages: &stage_times,
+            timestamps: profiler.as_ref().is_some_and(Profiler::enabled),
+            gpu_wall: gpu_seconds,
+            decode: decode_seconds,
+            encode: encode_seconds,
+            gpu_bytes: explainer.gpu_bytes(),
+            batch: capacity,
+            images: todo.len(),
+        });
+    }
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    if let Err(e) = dir.write_durable(Path::new(REPORT_NAME), text.as_bytes()) {
+        log::error(e);
+        return ExitCode::from(EXIT_SOME_FAILED);
+    }
+    // The report now lists every finished input with its files: the journal has done its job.
+    if let Err(e) = journal.remove(&dir) {
+        log::error(e);
+        journal_failed = true;
+    }
+    if let Some(sig) = signal {
+        log::line(&format!(
+            "gradcam: stopped by signal {sig}: {explained} of {} images explained, listed in {}; \
+             continue with --resume",
+            entries.len(),
+            escape_path(&out.join(REPORT_NAME))
+        ));
+        return ExitCode::from((128 + sig).clamp(0, 255) as u8);
+    }
+    let all_good = failed == 0 && status == "complete" && !journal_failed;
+    ExitCode::from(if all_good { EXIT_OK } else { EXIT_SOME_FAILED })
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// The run's counters for `--profile`.
+struct Profile<'a> {
+    stages: &'a [(String, f64)],
+    timestamps: bool,
+    gpu_wall: f64,
+    decode: f64,
+    encode: f64,
+    gpu_bytes: u64,
+    batch: u32,
+    images: usize,
+}
+
+fn print_profile(p: &Profile) {
+    let per = |s: f64| s * 1e3 / p.images.max(1) as f64;
+    let row = |name: &str, s: f64| {
+        log::line(&format!(
+            "  {name:<28} {:10.1} ms {:8.2} ms/image",
+            s * 1e3,
+            per(s)
+        ))
+    };
+    log::line(&format!(
+        "profile ({} images, batch {}):",
+        p.images, p.batch
+    ));
+    if p.timestamps {
+        for (stage, t, _) in gradcam::gpu::profile::totals(p.stages) {
+            row(&format!("GPU {stage}"), t);
+        }
+    } else {
+        log::line("  (no GPU timestamps on this adapter: wall-clock only)");
+    }
+    row("GPU wall (upload..readback)", p.gpu_wall);
+    row("CPU decode", p.decode);
+    row("CPU encode+write", p.encode);
+    log::line(&format!(
+        "  GPU buffers: {:.1} MB ({:.1} MB per image of the batch)",
+        p.gpu_bytes as f64 / 1e6,
+        p.gpu_bytes as f64 / 1e6 / f64::from(p.batch)
+    ));
+}
+
+/// Explains one decoded batch; if the batch as a whole fails on the GPU, each image is retried
+/// alone so one bad image does not take the others with it.
+fn run_batch(
+    explainer: &mut Explainer,
+    images: &[&image::RgbImage],
+    target: Target,
+    raw: bool,
+    profiler: Option<&mut Profiler>,
+    stage_times: &mut Vec<(String, f64)>,
+) -> Vec<Result<Explanation, String>> {
+    let what = Readback {
+        cam: raw,
+        cam_grid: raw,
+        overlay: true,
+    };
+    let targets = vec![target; images.len()];
+    let whole = match profiler {
+        Some(p) => explainer.upload(images, &targets).and_then(|()| {
+            stage_times.extend(explainer.run_profiled(p)?);
+            explainer.read(what)
+        }),
+        None => explainer.explain(images, &targets, what),
+    };
+    match whole {
+        Ok(r) => r.into_iter().map(Ok).collect(),
+        Err(e) if images.len() == 1 => vec![Err(e.to_string())],
+        Err(_) => images
+            .iter()
+            .map(|img| {
+                explainer
+                    .explain(&[img], &[target], what)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| r.pop().ok_or_else(|| "no result".to_string()))
+            })
+            .collect(),
+    }
+}
+
+fn write_outputs(
+    input: &Input,
+    r: Explanation,
+    dir: &OutputDir,
+    names: &mut OutputNames,
+    raw: bool,
+    labels: &Labels,
+    grid: (u32, u32),
+) -> Result<Value, gradcam::Error> {
+    let stem = names.next(&input.path, &input.subdir);
+    let png_rel = OutputNames::relative(&stem, "png");
+    let overlay = r
+        .overlay
+        .ok_or_else(|| gradcam::Error::InvalidRequest("no overlay was produced".into()))?;
+    let (width, height) = overlay.dimensions();
+    let rgb = image::DynamicImage::ImageRgba8(overlay).into_rgb8();
+    let mut png = Vec::new();
+    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| gradcam::Error::Image {
+            path: dir.path().join(&png_rel),
+            reason: format!("cannot encode PNG: {e}"),
+        })?;
+    drop(rgb);
+    dir.write(&png_rel, &png)?;
+    let mut files = vec![json!({"path": escape_path(&png_rel), "bytes": png.len()})];
+    let probs = gradcam::softmax(&r.logits);
+    let class = r.class as usize;
+    let mut entry = json!({
+        "image": escape_path(&input.path),
+        "output": escape_path(&dir.path().join(&png_rel)),
+        "width": width,
+        "height": height,
+        "class": class,
+        "label": labels.get(class),
+        "score": probs.get(class).copied().unwrap_or(0.0),
+        "top": top_json(labels, &r.logits, 5),
+    });
+    if raw {
+        let raw_rel = OutputNames::relative(&stem, "safetensors");
+        let cam = r.cam.as_deref().unwrap_or_default();
+        let grid_values = r.cam_grid.as_deref().unwrap_or_default();
+        let tensors = [
+            (
+                "cam",
+                vec![gradcam::CAM_SIZE as usize, gradcam::CAM_SIZE as usize],
+                cam,
+            ),
+            (
+                "cam_grid",
+                vec![grid.0 as usize, grid.1 as usize],
+                grid_values,
+            ),
+            ("logits", vec![r.logits.len()], &r.logits[..]),
+        ];
+        let views = tensors
+            .iter()
+            .map(|(name, shape, values)| {
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(values),
+                )
+                .map(|v| (name.to_string(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| gradcam::Error::InvalidRequest(format!("raw output: {e}")))?;
+        let bytes = safetensors::serialize(views, None)
+            .map_err(|e| gradcam::Error::InvalidRequest(format!("raw output: {e}")))?;
+        dir.write(&raw_rel, &bytes)?;
+        files.push(json!({"path": escape_path(&raw_rel), "bytes": bytes.len()}));
+        entry["raw"] = json!(escape_path(&dir.path().join(&raw_rel)));
+    }
+    // Relative to the output folder, with sizes: what a resumed run checks.
+    entry["files"] = json!(files);
+    Ok(entry)
+}
