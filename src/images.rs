@@ -65,6 +65,9 @@ pub fn max_file_bytes(max_pixels: u64) -> u64 {
 /// Opens `path` for reading if it is a regular file (following symlinks), without ever blocking
 /// on a FIFO or device.
 fn open_regular(path: &Path) -> std::io::Result<File> {
+    // Refused before opening (opening some devices has effects), and checked again on the
+    // opened file in case the name changed in between.
+    check_regular(&std::fs::metadata(path)?)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -74,7 +77,11 @@ fn open_regular(path: &Path) -> std::io::Result<File> {
         options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
     }
     let file = options.open(path)?;
-    let meta = file.metadata()?;
+    check_regular(&file.metadata()?)?;
+    Ok(file)
+}
+
+fn check_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
     if meta.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -87,7 +94,7 @@ fn open_regular(path: &Path) -> std::io::Result<File> {
             "not a regular file (a FIFO, socket or device is not read)",
         ));
     }
-    Ok(file)
+    Ok(())
 }
 
 /// Decodes an in-memory image; `path` is only used in messages.

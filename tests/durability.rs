@@ -330,13 +330,20 @@ fn sigterm_stops_after_the_batch_with_a_report() {
     // Everything listed and nothing else: the report lists what the journal held.
     assert_eq!(files_under(&out).len(), listed.len() + 1);
 
-    // The report is enough to resume from.
+    // The report is enough to resume from, and a resumed run that is killed in turn loses
+    // nothing: what it carried over is in its journal from the start.
+    let done = listed.len();
+    let child = spawn_explain(&input, &out, &["--resume"]);
+    wait_for_records(&out, done + 2);
+    signal(&child, "-KILL");
+    wait_at_most(child, 60);
     let rest = run(&[p("explain"), &input, p("--out"), &out, p("--resume")]);
     assert_eq!(rest.status.code(), Some(0), "{:?}", stderr_lines(&rest));
     let r = report(&out);
-    assert_eq!(r["totals"]["resumed"], listed.len());
+    assert!(r["totals"]["resumed"].as_u64().unwrap() >= done as u64 + 2);
     assert_eq!(r["totals"]["explained"], n);
-    assert_eq!(files_under(&out).len(), n + 1);
+    assert_eq!(r["images"].as_array().unwrap().len(), n);
+    assert_eq!(files_under(&out).len(), n + 1, "each output exactly once");
 }
 
 #[test]
@@ -444,6 +451,14 @@ fn the_output_folders_own_files_are_never_inputs_or_replaced() {
         assert!(outputs.iter().all(|o| o.ends_with("-2.png")), "{outputs:?}");
     }
     assert_eq!(files_under(&folder).len(), 3 + 3 + 1);
+
+    // Into sub-folders of the input folder: neither the folder's own earlier overlays nor a
+    // sub-folder holding another run are inputs.
+    for sub in ["cam", "cam2"] {
+        let r = run(&[p("explain"), &folder, p("--out"), &folder.join(sub)]);
+        assert_eq!(r.status.code(), Some(0), "{:?}", stderr_lines(&r));
+        assert_eq!(report(&folder.join(sub))["totals"]["images"], 3, "{sub}");
+    }
 }
 
 #[test]
@@ -470,6 +485,19 @@ fn long_odd_and_non_utf8_names() {
     assert_eq!(err.len(), 1, "one line: {err:?}");
     assert!(err[0].contains("two\\nlines.png"), "{err:?}");
     assert!(out.join(&long).exists(), "255-byte output name");
+    // With --raw the longest name, `.safetensors`, decides: the stem is shortened to fit.
+    let raw_out = tmp.path().join("raw");
+    let raw = self::run(&[
+        p("explain"),
+        &input.join(&long),
+        p("--out"),
+        &raw_out,
+        p("--raw"),
+    ]);
+    assert_eq!(raw.status.code(), Some(0), "{:?}", stderr_lines(&raw));
+    let stem = "a".repeat(255 - ".safetensors".len());
+    assert!(raw_out.join(format!("{stem}.png")).exists());
+    assert!(raw_out.join(format!("{stem}.safetensors")).exists());
     for n in names {
         assert!(out.join(std::ffi::OsStr::from_bytes(n)).exists());
     }

@@ -94,8 +94,16 @@ impl OutputDir {
             handle = match subdirs.get(&so_far) {
                 Some(h) => h.clone(),
                 None => {
-                    let h = sys::subdir(&handle, part.as_os_str())
+                    let (h, created) = sys::subdir(&handle, part.as_os_str())
                         .map_err(|e| self.io_error(&so_far, e))?;
+                    if created {
+                        // The new folder's own entry must be durable too (see `sync`).
+                        let parent = so_far.parent().unwrap_or(Path::new("")).to_path_buf();
+                        self.dirty
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(parent, handle.clone());
+                    }
                     subdirs.insert(so_far.clone(), h.clone());
                     h
                 }
@@ -167,6 +175,9 @@ impl OutputDir {
     }
 
     fn parent_of_existing<'a>(&self, rel: &'a Path) -> Option<(Handle, &'a OsStr)> {
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
         let parent = rel.parent().unwrap_or(Path::new(""));
         if parent.as_os_str().is_empty() {
             return Some((self.root.clone(), rel.file_name()?));
@@ -207,27 +218,9 @@ impl OutputDir {
     }
 
     /// Removes leftover temporary files (from a killed run) anywhere in the folder; returns how
-    /// many. Symlinks to folders are not followed.
+    /// many. Symlinks are not followed, and sub-folders holding another run's lock are left alone.
     pub fn remove_temp_files(&self) -> usize {
-        fn walk(dir: &Path, removed: &mut usize) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let name = entry.file_name();
-                if kind.is_dir() {
-                    walk(&entry.path(), removed);
-                } else if is_temp_name(&name) && std::fs::remove_file(entry.path()).is_ok() {
-                    *removed += 1;
-                }
-            }
-        }
-        let mut removed = 0;
-        walk(&self.path, &mut removed);
-        removed
+        sys::remove_temps(&self.root, is_temp_name, OsStr::new(LOCK_NAME))
     }
 
     /// Takes the folder's lock (`flock` on `.gradcam.lock`), or fails at once if another run
@@ -394,12 +387,45 @@ mod sys {
         Ok(Arc::new(fd))
     }
 
-    pub fn subdir(dir: &Handle, name: &OsStr) -> std::io::Result<Handle> {
-        match fs::mkdirat(&**dir, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+    /// Opens sub-folder `name`, making it if missing; `true` when it was made.
+    pub fn subdir(dir: &Handle, name: &OsStr) -> std::io::Result<(Handle, bool)> {
+        let created = match fs::mkdirat(&**dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::EXIST) => false,
             Err(e) => return Err(e.into()),
+        };
+        Ok((open_subdir(dir, name)?, created))
+    }
+
+    /// Removes files named like temporary files in `dir` and its sub-folders (opened without
+    /// following symlinks), skipping folders that hold a lock file: another run's. Returns how
+    /// many were removed.
+    pub fn remove_temps(dir: &Handle, is_temp: fn(&OsStr) -> bool, lock: &OsStr) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(entries) = fs::Dir::read_from(&**dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            match entry.file_type() {
+                FileType::Directory => {
+                    let Ok(sub) = open_subdir(dir, name) else {
+                        continue;
+                    };
+                    if fs::statat(&*sub, lock, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                        continue;
+                    }
+                    removed += remove_temps(&sub, is_temp, lock);
+                }
+                _ if is_temp(name) && unlink(dir, name).is_ok() => removed += 1,
+                _ => {}
+            }
         }
-        open_subdir(dir, name)
+        removed
     }
 
     pub fn create_excl(dir: &Handle, name: &OsStr) -> std::io::Result<File> {
@@ -552,13 +578,34 @@ mod sys {
         Ok(Arc::new(p))
     }
 
-    pub fn subdir(dir: &Handle, name: &OsStr) -> std::io::Result<Handle> {
-        match std::fs::create_dir(dir.join(name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+    pub fn subdir(dir: &Handle, name: &OsStr) -> std::io::Result<(Handle, bool)> {
+        let created = match std::fs::create_dir(dir.join(name)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(e),
+        };
+        Ok((open_subdir(dir, name)?, created))
+    }
+
+    pub fn remove_temps(dir: &Handle, is_temp: fn(&OsStr) -> bool, lock: &OsStr) -> usize {
+        let Ok(entries) = std::fs::read_dir(&**dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name();
+            if kind.is_dir() {
+                if !entry.path().join(lock).exists() {
+                    removed += remove_temps(&Arc::new(entry.path()), is_temp, lock);
+                }
+            } else if is_temp(&name) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
         }
-        open_subdir(dir, name)
+        removed
     }
 
     pub fn create_excl(dir: &Handle, name: &OsStr) -> std::io::Result<File> {
@@ -688,8 +735,17 @@ mod tests {
         std::fs::write(dir.path().join(&tmp), b"x").unwrap();
         std::fs::write(dir.path().join("sub").join(&tmp), b"x").unwrap();
         std::fs::write(dir.path().join(".gradcam-mine.tmp"), b"x").unwrap();
+        // Another run's folder inside this one, and a symlink to a folder, are left alone.
+        std::fs::create_dir(dir.path().join("busy")).unwrap();
+        std::fs::write(dir.path().join("busy").join(LOCK_NAME), b"1").unwrap();
+        std::fs::write(dir.path().join("busy").join(&tmp), b"x").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join(&tmp), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let d = OutputDir::open(dir.path()).unwrap();
         assert_eq!(d.remove_temp_files(), 2);
         assert!(dir.path().join(".gradcam-mine.tmp").exists());
+        assert!(dir.path().join("busy").join(&tmp).exists());
+        assert!(outside.path().join(&tmp).exists());
     }
 }

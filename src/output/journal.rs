@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -56,20 +56,15 @@ impl PastRun {
         if report.is_none() && journal.is_none() {
             return Ok(None);
         }
-        if let Some(report) = &report {
-            run.settings = report["settings"].clone();
-            run.finished = report["status"] == "complete";
-            for entry in report["images"].as_array().into_iter().flatten() {
-                if let Some(image) = entry["image"].as_str().and_then(unescape_path) {
-                    let key = escape_path(&canonical(&image));
-                    let record = json!({"key": key, "files": entry["files"], "entry": entry});
-                    run.records.insert(key, record);
-                }
-            }
-        }
+        // A journal is the whole truth when there is one: it exists only while a run goes on
+        // or after it was killed, and a resumed run copies what it carries over into it. The
+        // report then only tells whether that run ended (killed between its final report and
+        // the journal's removal).
+        let status = report.as_ref().map(|r| r["status"].clone());
         if let Some(bytes) = journal {
             let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             run.journal_len = Some(whole as u64);
+            run.finished = status == Some(json!("complete"));
             let mut header = false;
             for line in bytes[..whole].split(|&b| b == b'\n') {
                 let Ok(value) = serde_json::from_slice::<Value>(line) else {
@@ -87,6 +82,19 @@ impl PastRun {
                     "{}: not a gradcam journal; move it away or choose another --out",
                     escape_path(&dir.path().join(JOURNAL_NAME))
                 )));
+            }
+        } else if let Some(report) = &report {
+            run.settings = report["settings"].clone();
+            run.finished = report["status"] == "complete";
+            for entry in report["images"].as_array().into_iter().flatten() {
+                let key = match entry["source"].as_str() {
+                    Some(k) => k.to_string(),
+                    None => match entry["image"].as_str().and_then(unescape_path) {
+                        Some(image) => escape_path(&canonical(&image)),
+                        None => continue,
+                    },
+                };
+                run.records.insert(key.clone(), record(&key, entry));
             }
         }
         Ok(Some(run))
@@ -129,6 +137,8 @@ fn record_files(record: &Value) -> Vec<(PathBuf, u64)> {
             files
                 .iter()
                 .filter_map(|f| Some((unescape_path(f["path"].as_str()?)?, f["bytes"].as_u64()?)))
+                // Only plain paths inside the folder: never absolute, never `..`.
+                .filter(|(p, _)| p.components().all(|c| matches!(c, Component::Normal(_))))
                 .collect()
         })
         .unwrap_or_default()
@@ -156,11 +166,22 @@ impl Journal {
         Self::open(dir)
     }
 
-    /// Continues `past`'s journal in `dir`, cutting off a torn last line; or starts a new one
-    /// holding `settings` when `past` left only a report.
-    pub fn resume(dir: &OutputDir, past: &PastRun, settings: &Value) -> Result<Self> {
+    /// Continues `past`'s journal in `dir`, cutting off a torn last line; or, when `past` left
+    /// only a report, starts a new one holding `settings` and the `carried` records (the inputs
+    /// the resumed run keeps), so that a kill of the resumed run loses none of them.
+    pub fn resume(
+        dir: &OutputDir,
+        past: &PastRun,
+        settings: &Value,
+        carried: &[&Value],
+    ) -> Result<Self> {
         let Some(len) = past.journal_len else {
-            return Self::create(dir, settings);
+            let mut journal = Self::create(dir, settings)?;
+            for record in carried {
+                journal.append(record)?;
+            }
+            journal.sync()?;
+            return Ok(journal);
         };
         let mut journal = Self::open(dir)?;
         journal.file.set_len(len).map_err(|e| journal.io(e))?;
@@ -253,7 +274,7 @@ mod tests {
         std::fs::write(tmp.path().join("a.png"), b"123").unwrap();
         assert!(past.completed(&dir, "/in/a.png").is_none());
 
-        let mut j = Journal::resume(&dir, &past, &json!({})).unwrap();
+        let mut j = Journal::resume(&dir, &past, &json!({}), &[]).unwrap();
         j.sync().unwrap();
         let text = std::fs::read_to_string(tmp.path().join(JOURNAL_NAME)).unwrap();
         assert!(text

@@ -15,3 +15,23 @@ pub use names::{canonical, escape_path, unescape_path, OutputNames};
 pub const REPORT_NAME: &str = "report.json";
 /// The name of the lock file inside the output folder.
 pub const LOCK_NAME: &str = ".gradcam.lock";
+/// The first field of every report (`"tool": "gradcam"`), by which a folder holding a run's
+/// report is recognised without reading the whole report.
+pub const REPORT_TOOL: &str = "gradcam";
+
+/// Whether `dir` holds a gradcam run, running or ended: its lock, its journal, or a report that
+/// starts with the `tool` field. Folders searched for inputs skip such folders.
+pub fn holds_a_run(dir: &std::path::Path) -> bool {
+    use std::io::Read;
+    let starts_with = |name: &str, needle: &str| {
+        let mut head = [0u8; 256];
+        let n = std::fs::File::open(dir.join(name))
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&head[..n]);
+        head.split_whitespace().collect::<String>().contains(needle)
+    };
+    dir.join(LOCK_NAME).is_file()
+        || starts_with(JOURNAL_NAME, "{\"journal\":\"gradcam\"")
+        || starts_with(REPORT_NAME, &format!("{{\"tool\":\"{REPORT_TOOL}\""))
+}

@@ -91,6 +91,41 @@ fn os_from_bytes(bytes: Vec<u8>) -> Option<OsString> {
     String::from_utf8(bytes).ok().map(OsString::from)
 }
 
+/// The longest file name most file systems take, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// `name` cut to at most `room` bytes (at a character boundary where it is UTF-8).
+fn shorten(name: &OsStr, room: usize) -> OsString {
+    if name.len() <= room {
+        return name.to_os_string();
+    }
+    match name.to_str() {
+        Some(s) => {
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            OsString::from(&s[..end])
+        }
+        #[cfg(unix)]
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            OsStr::from_bytes(&name.as_bytes()[..room]).to_os_string()
+        }
+        #[cfg(not(unix))]
+        None => {
+            let bytes = &name.as_encoded_bytes()[..room];
+            // A cut inside a non-UTF-8 name: keep the valid prefix and say how much was cut.
+            let valid = bytes.utf8_chunks().next().map_or("", |c| c.valid());
+            let mut out = OsString::from(valid);
+            if valid.len() < bytes.len() {
+                out.push(format!("~{}", bytes.len() - valid.len()));
+            }
+            out
+        }
+    }
+}
+
 /// Picks output names in a folder: one per input, from the input's file stem inside the input's
 /// sub-folder (mirrored from a searched directory), unique among the outputs (a later input with
 /// a stem already taken gets `stem-2`, `stem-3`, ...), and never the path of an input file.
@@ -126,19 +161,31 @@ impl OutputNames {
 
     /// The stem to use for `input`'s outputs, relative to the folder and without extension:
     /// `subdir/<input's stem>`, or `subdir/<stem>-N` when that is taken.
+    ///
+    /// Names stay within [`NAME_MAX`] bytes with the longest extension: a stem that would not
+    /// fit (a 255-byte input name with `.safetensors`, or with `-2`) is shortened.
     pub fn next(&mut self, input: &Path, subdir: &Path) -> PathBuf {
-        let stem: OsString = input
+        let stem: &OsStr = input
             .file_stem()
             .filter(|s| !s.is_empty())
-            .unwrap_or(OsStr::new("image"))
-            .to_os_string();
-        let mut candidate = subdir.join(&stem);
+            .unwrap_or(OsStr::new("image"));
+        let longest_ext = self
+            .extensions
+            .iter()
+            .map(|e| e.len() + 1)
+            .max()
+            .unwrap_or(0);
+        let named = |suffix: &str| {
+            let room = NAME_MAX.saturating_sub(longest_ext + suffix.len());
+            let mut name = shorten(stem, room);
+            name.push(suffix);
+            subdir.join(name)
+        };
+        let mut candidate = named("");
         let mut n = 1;
         while self.taken.contains(&candidate) || self.replaces_input(&candidate) {
             n += 1;
-            let mut name = stem.clone();
-            name.push(format!("-{n}"));
-            candidate = subdir.join(name);
+            candidate = named(&format!("-{n}"));
         }
         self.taken.insert(candidate.clone());
         candidate
@@ -215,6 +262,18 @@ mod tests {
             names.next(Path::new("in/b/x.png"), Path::new("b")),
             Path::new("b/x-2")
         );
+
+        // Every name fits 255 bytes with the longest extension, suffix included.
+        let mut names = OutputNames::new(dir.path(), [], &["png", "safetensors"]);
+        let long = format!("{}é.png", "a".repeat(250));
+        let first = names.next(Path::new(&long), Path::new(""));
+        let second = names.next(Path::new(&long), Path::new(""));
+        for stem in [&first, &second] {
+            let name = OutputNames::relative(stem, "safetensors");
+            assert!(name.as_os_str().len() <= NAME_MAX, "{}", name.display());
+        }
+        assert_ne!(first, second);
+        assert!(second.to_str().unwrap().ends_with("-2"));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use gradcam::gpu::Profiler;
 use gradcam::output::{
-    canonical, escape_path, record, Journal, OutputDir, OutputNames, PastRun, JOURNAL_NAME,
-    LOCK_NAME, REPORT_NAME,
+    canonical, escape_path, holds_a_run, record, Journal, OutputDir, OutputNames, PastRun,
+    JOURNAL_NAME, LOCK_NAME, REPORT_NAME, REPORT_TOOL,
 };
 use gradcam::{Colormap, ExplainOptions, Explainer, Explanation, Labels, Readback, Target};
 use serde_json::{json, Value};
@@ -202,6 +202,16 @@ pub fn run(req: Args) -> ExitCode {
     if let Some(p) = &past {
         exclude.extend(p.outputs().map(|rel| canonical(&out.join(rel))));
     }
+    // A folder given as input that holds another run: that run's outputs are not inputs either
+    // (sub-folders holding a run are not searched at all).
+    for given in req.images.iter().filter(|g| g.is_dir() && holds_a_run(g)) {
+        if canonical(given) == canonical(out) {
+            continue;
+        }
+        if let Ok(Some(p)) = OutputDir::open(given).and_then(|d| PastRun::read(&d)) {
+            exclude.extend(p.outputs().map(|rel| canonical(&given.join(rel))));
+        }
+    }
     let inputs = match inputs::expand(req.images.clone(), &exclude) {
         Ok(i) => i,
         Err(e) => return fail_setup(e),
@@ -268,47 +278,51 @@ pub fn run(req: Args) -> ExitCode {
     let mut names = OutputNames::new(out, inputs.iter().map(|i| i.path.as_path()), extensions);
     let mut entries: Vec<Option<Value>> = vec![None; inputs.len()];
     let mut resumed = 0usize;
-    let journal = match (&past, req.resume) {
-        (Some(p), true) => {
-            for (i, key) in keys.iter().enumerate() {
-                if let Some(record) = p.completed(&dir, key) {
-                    entries[i] = Some(record["entry"].clone());
-                    if let Some(stem) = PastRun::stem(record) {
-                        names.reserve(stem);
-                    }
-                    resumed += 1;
+    let mut carried = Vec::new();
+    if let (Some(p), true) = (&past, req.resume) {
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(record) = p.completed(&dir, key) {
+                entries[i] = Some(record["entry"].clone());
+                if let Some(stem) = PastRun::stem(record) {
+                    names.reserve(stem);
                 }
+                carried.push(record);
+                resumed += 1;
             }
-            dir.remove_temp_files();
-            Journal::resume(&dir, p, &settings)
         }
-        _ => {
-            dir.remove_temp_files();
-            Journal::create(&dir, &settings)
-        }
-    };
-    let mut journal = match journal {
-        Ok(j) => j,
-        Err(e) => return fail_setup(e),
-    };
-    let todo: Vec<usize> = (0..inputs.len())
-        .filter(|&i| entries[i].is_none())
-        .collect();
+    }
+    dir.remove_temp_files();
 
-    // No stale report: until this run ends, report.json says a run is in progress.
+    // No stale report: until this run ends, report.json says a run is in progress. A new run
+    // writes it before making its journal, so a journal never sits beside an earlier run's
+    // report; a resumed run first copies what it carries over into its journal.
     let placeholder = json!({
+        "tool": REPORT_TOOL,
         "status": "running",
         "pid": std::process::id(),
         "journal": JOURNAL_NAME,
         "note": "this run has not ended; finished inputs are listed in the journal as they are \
                  written, and a stopped or killed run continues with --resume",
     });
-    if let Err(e) = dir.write_durable(
-        Path::new(REPORT_NAME),
-        (serde_json::to_string_pretty(&placeholder).unwrap_or_default() + "\n").as_bytes(),
-    ) {
-        return fail_setup(e);
-    }
+    let write_placeholder = || {
+        dir.write_durable(
+            Path::new(REPORT_NAME),
+            (serde_json::to_string_pretty(&placeholder).unwrap_or_default() + "\n").as_bytes(),
+        )
+    };
+    let journal = match (&past, req.resume) {
+        (Some(p), true) => Journal::resume(&dir, p, &settings, &carried)
+            .and_then(|j| write_placeholder().map(|()| j)),
+        _ => write_placeholder().and_then(|()| Journal::create(&dir, &settings)),
+    };
+    let mut journal = match journal {
+        Ok(j) => j,
+        Err(e) => return fail_setup(e),
+    };
+    drop(carried);
+    let todo: Vec<usize> = (0..inputs.len())
+        .filter(|&i| entries[i].is_none())
+        .collect();
 
     let target = req.class.map(Target::Class).unwrap_or(Target::Predicted);
     let grid = explainer.grid_size();
@@ -352,7 +366,16 @@ pub fn run(req: Args) -> ExitCode {
                     return seconds;
                 }
                 let t = Instant::now();
-                let decoded = gradcam::decode_image_limited(&inputs[i].path, max_pixels);
+                // A decoder that panics on a crafted file fails that file, not the run.
+                let decoded = std::panic::catch_unwind(|| {
+                    gradcam::decode_image_limited(&inputs[i].path, max_pixels)
+                })
+                .unwrap_or_else(|p| {
+                    Err(gradcam::Error::Image {
+                        path: inputs[i].path.clone(),
+                        reason: format!("the decoder failed: {}", panic_text(&p)),
+                    })
+                });
                 seconds += t.elapsed().as_secs_f64();
                 match decoded {
                     Ok(img) => {
@@ -412,11 +435,20 @@ pub fn run(req: Args) -> ExitCode {
                 let mut written = Vec::new();
                 for (i, result) in batch.results {
                     let input = &inputs[i];
-                    match result.and_then(|r| {
-                        write_outputs(input, r, dir, names, raw, labels, grid)
-                            .map_err(|e| e.to_string())
-                    }) {
-                        Ok(entry) => written.push((i, entry)),
+                    let written_one = result.and_then(|r| {
+                        // A panic while encoding one image fails that image, not the run.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            write_outputs(input, r, dir, names, raw, labels, grid)
+                        }))
+                        .map_err(|p| format!("internal error: {}", panic_text(&p)))?
+                        .map_err(|e| e.to_string())
+                    });
+                    match written_one {
+                        Ok(mut entry) => {
+                            // What --resume matches, whatever the directory it runs from.
+                            entry["source"] = json!(keys[i]);
+                            written.push((i, entry));
+                        }
                         Err(e) => {
                             let msg = failure_message(&input.path, &e);
                             say(msg.clone());
@@ -526,7 +558,10 @@ pub fn run(req: Args) -> ExitCode {
 
     let entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
     let seconds = started.elapsed().as_secs_f64();
-    let signal = stop.signal();
+    // A signal that came after the last input was done stopped nothing.
+    let signal = stop
+        .signal()
+        .filter(|_| entries.iter().any(Option::is_none));
     let listed: Vec<&Value> = entries.iter().flatten().collect();
     let failed = listed.iter().filter(|e| e.get("error").is_some()).count();
     let explained = listed.len() - failed;
@@ -540,6 +575,7 @@ pub fn run(req: Args) -> ExitCode {
     };
     let done_now = listed.len() - resumed;
     let report = json!({
+        "tool": REPORT_TOOL,
         "status": status,
         "weights": weights,
         "architecture": engine.model().architecture,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use gradcam::output::{escape_path, LOCK_NAME};
+use gradcam::output::{escape_path, holds_a_run};
 
 /// File extensions taken from a folder given as an input.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -26,7 +26,7 @@ pub struct Input {
 
 /// Inputs as given, with each folder replaced by the image files in it and in its sub-folders,
 /// sorted by name at each level. Hidden entries (names starting with `.`), symlinks to folders,
-/// and sub-folders that hold a gradcam run of their own (a `.gradcam.lock`) are not searched;
+/// and sub-folders that hold a gradcam run (its lock, journal or report) are not searched;
 /// files whose canonical path is in `exclude` are left out. A folder with no images is an error
 /// naming it.
 pub fn expand(given: Vec<PathBuf>, exclude: &HashSet<PathBuf>) -> Result<Vec<Input>, String> {
@@ -83,8 +83,8 @@ fn walk(
             continue;
         };
         if kind.is_dir() {
-            if path.join(LOCK_NAME).exists() {
-                continue; // another run's output folder
+            if holds_a_run(&path) {
+                continue; // a run's output folder
             }
             walk(&path, &subdir.join(&name), exclude, out)?;
             continue;

@@ -113,6 +113,11 @@ fn private_runtime_dir() -> Option<tempfile::TempDir> {
 
 fn main() -> ExitCode {
     let _runtime_dir = private_runtime_dir();
+    // An internal error is one line on stderr like every other message (the run still writes
+    // its report where it can: panics in a worker are caught).
+    std::panic::set_hook(Box::new(|info| {
+        log::error(format!("internal error: {info}"))
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Classify {

@@ -39,7 +39,9 @@ fn listen(flag: Arc<AtomicI32>) {
     std::thread::spawn(move || {
         for sig in signals.forever() {
             if flag.swap(sig, Ordering::SeqCst) != 0 {
-                std::process::exit(128 + sig);
+                // SAFETY: `_exit` ends the process at once without running atexit handlers,
+                // which GPU drivers may not expect from a thread while others use the device.
+                unsafe { libc::_exit(128 + sig) };
             }
         }
     });
