@@ -1,5 +1,5 @@
 // Resize each uploaded RGB8 image, whole, to the model's input size with antialiased bilinear
-// filtering, then normalize: x/255, then (x-0.5)/0.5.
+// filtering, then normalize with the model's statistics: x/255, then (x - mean) / std per channel.
 //
 // The filter reproduces torch.nn.functional.interpolate(mode='bilinear', antialias=True,
 // align_corners=False) on 0..255 floats: per axis, a triangle filter stretched by the scale
@@ -13,6 +13,9 @@ struct Params {
     out_h: u32,
     out_w: u32,
     _pad: u32,
+    // RGB in .xyz.
+    mean: vec4<f32>,
+    deviation: vec4<f32>,
 }
 
 struct ImageMeta {
@@ -100,7 +103,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         acc += wy * row_acc;
     }
-    let v = (acc / 255.0 - 0.5) / 0.5;
+    let v = (acc / 255.0 - params.mean.xyz) / params.deviation.xyz;
     let o = id * 3u;
     output[o] = v.x;
     output[o + 1u] = v.y;

@@ -40,5 +40,4 @@ pub use labels::Labels;
 pub use model::Model;
 pub use pipeline::{
     softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Readback, Target,
-    CAM_SIZE,
 };

@@ -14,8 +14,10 @@ use gradcam::model::same_padding;
 use gradcam::pipeline::{
     conv2d_invocations, depthwise_invocations, pointwise_grad_invocations, pointwise_invocations,
 };
+use gradcam::{AdapterOptions, Engine, GpuContext, Model};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 fn random(rng: &mut SmallRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
@@ -556,11 +558,15 @@ fn preprocess_matches_reference() {
     let out = ctx
         .storage("out", (n * size * size * 3 * 4) as u64)
         .expect("buffer");
+    // A model's own statistics (torchvision's), not the built-in model's 0.5 / 0.5.
+    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
     let p = PreprocessParams {
         batch: n as u32,
         out_h: size as u32,
         out_w: size as u32,
         _pad: 0,
+        mean: [mean[0], mean[1], mean[2], 0.0],
+        std: [std[0], std[1], std[2], 1.0],
     };
     ctx.run_kernel(
         KernelId::Preprocess,
@@ -583,11 +589,41 @@ fn preprocess_matches_reference() {
                             acc += a * bw * f64::from(px[((y0 + j) * w + x0 + i) * 3 + c]);
                         }
                     }
-                    expected[(y * size + x) * 3 + c] = ((acc / 255.0 - 0.5) / 0.5) as f32;
+                    expected[(y * size + x) * 3 + c] =
+                        ((acc / 255.0 - f64::from(mean[c])) / f64::from(std[c])) as f32;
                 }
             }
         }
         let slice = &got[b * size * size * 3..(b + 1) * size * size * 3];
         assert_close(&format!("preprocess {w}x{h}"), slice, &expected, 5e-5, 0.0);
     }
+}
+
+#[test]
+fn pipelines_are_compiled_when_first_needed() {
+    // A fresh device: the shared one has compiled whatever earlier tests used.
+    let ctx = Arc::new(GpuContext::new(&AdapterOptions::default()).expect("GPU context"));
+    assert_eq!(ctx.kernels.compiled(), 0, "nothing compiled at start-up");
+    let model = Model::load(common::weights_path()).expect("weights");
+    let engine = Engine::new(ctx.clone(), model);
+    let mut forward = engine.forward(1).expect("workspace");
+    let image = common::decode(&common::root().join("examples/images/chelsea.png"));
+    engine.classify(&mut forward, &[&image]).expect("classify");
+    let forward_only = ctx.kernels.compiled();
+    assert!(
+        forward_only > 0 && forward_only < gradcam::gpu::kernels::ALL_KERNELS.len(),
+        "a forward pass compiles its own kernels only ({forward_only})"
+    );
+    let mut explainer = engine
+        .explainer(1, gradcam::ExplainOptions::default())
+        .expect("explainer");
+    let what = gradcam::Readback {
+        cam: false,
+        cam_grid: false,
+        overlay: true,
+    };
+    explainer
+        .explain(&[&image], &[gradcam::Target::Predicted], what)
+        .expect("explain");
+    assert!(ctx.kernels.compiled() > forward_only);
 }

@@ -258,26 +258,37 @@ impl Kernel {
     }
 }
 
-/// All pipelines, built once per device.
+/// All pipelines of a device, each compiled when first needed (a forward-only workspace never
+/// compiles the backward, CAM and overlay kernels) and kept for the device's lifetime.
 #[derive(Debug)]
 pub struct Kernels {
-    kernels: Vec<Kernel>,
+    device: wgpu::Device,
+    kernels: Vec<std::sync::OnceLock<Kernel>>,
 }
 
 impl Kernels {
-    /// Compiles every kernel on `device`.
+    /// The kernels of `device`; none is compiled yet.
     pub fn new(device: &wgpu::Device) -> Self {
         Self {
+            device: device.clone(),
             kernels: ALL_KERNELS
                 .iter()
-                .map(|spec| Kernel::new(device, spec))
+                .map(|_| std::sync::OnceLock::new())
                 .collect(),
         }
     }
 
-    /// The kernel `id` names.
+    /// The kernel `id` names, compiled on first use. A driver that rejects a shader reports it
+    /// through the device's error handler, which the next submission's check turns into an
+    /// error value.
     pub fn get(&self, id: KernelId) -> &Kernel {
-        &self.kernels[id as usize]
+        self.kernels[id as usize]
+            .get_or_init(|| Kernel::new(&self.device, &ALL_KERNELS[id as usize]))
+    }
+
+    /// How many kernels have been compiled so far.
+    pub fn compiled(&self) -> usize {
+        self.kernels.iter().filter(|k| k.get().is_some()).count()
     }
 }
 

@@ -22,6 +22,10 @@ pub struct PreprocessParams {
     pub out_h: u32,
     pub out_w: u32,
     pub _pad: u32,
+    /// Per-channel mean subtracted after `x/255` (RGB, fourth lane unused).
+    pub mean: [f32; 4],
+    /// Per-channel divisor applied after the mean (RGB, fourth lane unused).
+    pub std: [f32; 4],
 }
 
 /// Kept in sync with `ImageMeta` in shaders/preprocess.wgsl.

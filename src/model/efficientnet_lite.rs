@@ -323,6 +323,9 @@ pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
         source: file.path().to_path_buf(),
         architecture: arch.name.to_string(),
         input_size: arch.input_size,
+        // The reference's transform: Normalize(mean=0.5, std=0.5) on [0, 1].
+        mean: [0.5; 3],
+        std: [0.5; 3],
         convs: b.convs,
         fc_weight,
         fc_bias,

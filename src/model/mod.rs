@@ -119,8 +119,12 @@ pub struct Model {
     pub source: PathBuf,
     /// The architecture's name, e.g. `efficientnet-lite0`.
     pub architecture: String,
-    /// Side of the square input the network takes.
+    /// Side of the square input the network takes; also the side of the model-resolution CAM.
     pub input_size: u32,
+    /// Input normalisation after `x/255`: `(x - mean) / std` per RGB channel.
+    pub mean: [f32; 3],
+    /// See [`Model::mean`].
+    pub std: [f32; 3],
     /// Every convolution, BatchNorm folded.
     pub convs: Vec<Conv>,
     /// Classifier weights, `[classes, features]`.

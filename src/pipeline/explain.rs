@@ -47,9 +47,6 @@ impl Default for ExplainOptions {
     }
 }
 
-/// Side of the model-resolution CAM (pytorch-grad-cam's output size).
-pub const CAM_SIZE: u32 = 224;
-
 /// What [`Explainer::read`] brings back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Readback {
@@ -77,7 +74,8 @@ pub struct Explanation {
     pub class: u32,
     /// The image's logits.
     pub logits: Vec<f32>,
-    /// `[224 × 224]` row-major: the normalized CAM, comparable with pytorch-grad-cam's output.
+    /// `[S × S]` row-major, S the model's input size ([`Explainer::cam_size`]): the normalized
+    /// CAM, comparable with pytorch-grad-cam's output.
     pub cam: Option<Vec<f32>>,
     /// `[h × w]` at the target layer's resolution: ReLU(Σ_k w_k A_k) before any normalization.
     pub cam_grid: Option<Vec<f32>>,
@@ -155,7 +153,8 @@ impl Explainer {
         let t = &model.tensors[target];
         let grid_size = (t.height, t.width);
         let grid_len = u64::from(t.height * t.width);
-        let cam_len = u64::from(CAM_SIZE * CAM_SIZE);
+        let cam_size = model.input_size;
+        let cam_len = u64::from(cam_size * cam_size);
 
         let requested = ctx.storage("requested_classes", 4 * cap)?;
         let targets = ctx.storage("target_classes", 4 * cap)?;
@@ -339,17 +338,17 @@ impl Explainer {
                     batch: s.images,
                     in_h: gh,
                     in_w: gw,
-                    out_h: CAM_SIZE,
-                    out_w: CAM_SIZE,
+                    out_h: cam_size,
+                    out_w: cam_size,
                     _pad: [0; 3],
                 };
-                (bytes(&p), s.images * CAM_SIZE * CAM_SIZE)
+                (bytes(&p), s.images * cam_size * cam_size)
             },
         );
         steps.push(&ctx, KernelId::CamMinMax, &[&cam, &cam_stats], move |s| {
             let p = CamMinMaxParams {
                 batch: s.images,
-                len: CAM_SIZE * CAM_SIZE,
+                len: cam_size * cam_size,
                 relu: 1,
                 _pad: 0,
             };
@@ -362,10 +361,10 @@ impl Explainer {
             move |s| {
                 let p = CamNormalizeParams {
                     batch: s.images,
-                    len: CAM_SIZE * CAM_SIZE,
+                    len: cam_size * cam_size,
                     _pad: [0; 2],
                 };
-                (bytes(&p), s.images * CAM_SIZE * CAM_SIZE)
+                (bytes(&p), s.images * cam_size * cam_size)
             },
         );
 
@@ -401,10 +400,11 @@ impl Explainer {
         let metas = self.forward.metas();
         let heat_weight = (1.0 - f64::from(self.options.image_weight)) as f32;
         let image_weight = self.options.image_weight;
+        let cam_size = self.cam_size();
         let configure = move |s: &BatchShape| OverlayParams {
             batch: s.images,
-            cam_h: CAM_SIZE,
-            cam_w: CAM_SIZE,
+            cam_h: cam_size,
+            cam_w: cam_size,
             total_pixels: s.total_pixels,
             heat_weight,
             image_weight,
@@ -471,6 +471,11 @@ impl Explainer {
     /// Height and width of the target layer (the CAM grid).
     pub fn grid_size(&self) -> (u32, u32) {
         self.grid_size
+    }
+
+    /// Side of the model-resolution CAM: the model's input size, as pytorch-grad-cam's output.
+    pub fn cam_size(&self) -> u32 {
+        self.forward.model().input_size
     }
 
     /// The backward plan (which convs run, gradient buffer sharing).
@@ -631,7 +636,7 @@ impl Explainer {
         self.read(what)
     }
 
-    /// The normalized CAMs of the batch: f32 `[batch, 224, 224]`.
+    /// The normalized CAMs of the batch: f32 `[batch, S, S]`, S = [`Explainer::cam_size`].
     pub fn cam_buffer(&self) -> &wgpu::Buffer {
         &self.cam
     }
@@ -666,7 +671,7 @@ impl Explainer {
         let n = self.forward.batch() as u64;
         let classes = u64::from(model.classes);
         let grid_len = u64::from(self.grid_size.0 * self.grid_size.1);
-        let cam_len = u64::from(CAM_SIZE * CAM_SIZE);
+        let cam_len = u64::from(self.cam_size() * self.cam_size());
         let sizes: Vec<(u32, u32)> = self.forward.image_sizes().to_vec();
         let overlay = what.overlay && !sizes.is_empty();
         let total_pixels = u64::from(self.forward.shape().total_pixels);

@@ -445,6 +445,8 @@ fn push_op(
     match *op {
         Op::Preprocess { output } => {
             let (h, w) = (t[output].height, t[output].width);
+            let lanes = |v: [f32; 3]| [v[0], v[1], v[2], 1.0];
+            let (mean, std) = (lanes(model.mean), lanes(model.std));
             steps.push(
                 ctx,
                 KernelId::Preprocess,
@@ -455,6 +457,8 @@ fn push_op(
                         out_h: h,
                         out_w: w,
                         _pad: 0,
+                        mean,
+                        std,
                     };
                     (bytes(&p), s.images * h * w)
                 },

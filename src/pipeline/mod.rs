@@ -6,7 +6,7 @@ mod forward;
 pub mod steps;
 
 pub use backward::{BackwardPlan, BackwardStep};
-pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target, CAM_SIZE};
+pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target};
 pub use forward::{
     conv2d_invocations, depthwise_invocations, pack_images, pointwise_grad_invocations,
     pointwise_invocations, Forward, GpuModel, POINTWISE_VARIANT,

@@ -49,7 +49,8 @@ pub struct Args {
     /// Weight of the image in the overlay, in [0, 1]; the heatmap gets 1 - W.
     #[arg(long, default_value_t = 0.5, value_parser = parse_weight, value_name = "W")]
     pub image_weight: f32,
-    /// Also write DIR/<stem>.safetensors with `cam` (f32 [224, 224], comparable with
+    /// Also write DIR/<stem>.safetensors with `cam` (f32 [S, S] at the model's input size S,
+    /// 224 for the built-in model, comparable with
     /// pytorch-grad-cam's output), `cam_grid` (f32 [h, w], before upsampling, after ReLU) and
     /// `logits` (f32 [classes]).
     #[arg(long)]
@@ -325,7 +326,10 @@ pub fn run(req: Args) -> ExitCode {
         .collect();
 
     let target = req.class.map(Target::Class).unwrap_or(Target::Predicted);
-    let grid = explainer.grid_size();
+    let shapes = RawShapes {
+        grid: explainer.grid_size(),
+        cam: explainer.cam_size(),
+    };
     let progress = if req.quiet || todo.len() < 2 {
         indicatif::ProgressBar::hidden()
     } else {
@@ -438,7 +442,7 @@ pub fn run(req: Args) -> ExitCode {
                     let written_one = result.and_then(|r| {
                         // A panic while encoding one image fails that image, not the run.
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            write_outputs(input, r, dir, names, raw, labels, grid)
+                            write_outputs(input, r, dir, names, raw, labels, shapes)
                         }))
                         .map_err(|p| format!("internal error: {}", panic_text(&p)))?
                         .map_err(|e| e.to_string())
@@ -723,6 +727,13 @@ fn run_batch(
     }
 }
 
+/// The shapes of the `--raw` tensors: the CAM grid at the target layer, and the CAM's side.
+#[derive(Clone, Copy)]
+struct RawShapes {
+    grid: (u32, u32),
+    cam: u32,
+}
+
 fn write_outputs(
     input: &Input,
     r: Explanation,
@@ -730,7 +741,7 @@ fn write_outputs(
     names: &mut OutputNames,
     raw: bool,
     labels: &Labels,
-    grid: (u32, u32),
+    shapes: RawShapes,
 ) -> Result<Value, gradcam::Error> {
     let stem = names.next(&input.path, &input.subdir);
     let png_rel = OutputNames::relative(&stem, "png");
@@ -765,14 +776,10 @@ fn write_outputs(
         let cam = r.cam.as_deref().unwrap_or_default();
         let grid_values = r.cam_grid.as_deref().unwrap_or_default();
         let tensors = [
-            (
-                "cam",
-                vec![gradcam::CAM_SIZE as usize, gradcam::CAM_SIZE as usize],
-                cam,
-            ),
+            ("cam", vec![shapes.cam as usize, shapes.cam as usize], cam),
             (
                 "cam_grid",
-                vec![grid.0 as usize, grid.1 as usize],
+                vec![shapes.grid.0 as usize, shapes.grid.1 as usize],
                 grid_values,
             ),
             ("logits", vec![r.logits.len()], &r.logits[..]),
