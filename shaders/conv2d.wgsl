@@ -22,7 +22,7 @@ struct Params {
     stride: u32,
     pad_top: u32,
     pad_left: u32,
-    // 0: none, 1: ReLU6
+    // 0: none, 1: ReLU6, 2: ReLU
     activation: u32,
 }
 
@@ -49,6 +49,9 @@ const MAX_ROW: u32 = 27u;
 fn activate(v: vec4<f32>) -> vec4<f32> {
     if params.activation == 1u {
         return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    if params.activation == 2u {
+        return max(v, vec4<f32>(0.0));
     }
     return v;
 }

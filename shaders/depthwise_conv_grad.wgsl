@@ -2,8 +2,8 @@
 // invocation: every input pixel gathers the output pixels whose window covered it,
 //   grad_in[iy, ix, c] = sum_{ky, kx} g[oy, ox, c] * weight[ky, kx, c]
 //   with oy * stride + ky - pad_top = iy (and likewise for x), (+ extra[iy, ix, c])
-// where g is the output gradient masked by ReLU6's derivative at the forward output when the conv
-// has a ReLU6. Stride 2 and the asymmetric TF "SAME" padding follow from the same relation.
+// where g is the output gradient masked by the derivative of the conv's activation (ReLU6 or
+// ReLU) at the forward output. Stride 2 and the asymmetric TF "SAME" padding follow from the same relation.
 //
 // Kept in sync with src/gpu/params.rs (`DepthwiseGradParams`).
 
@@ -18,8 +18,8 @@ struct Params {
     stride: u32,
     pad_top: u32,
     pad_left: u32,
-    // 1: mask g by ReLU6's derivative at `forward_out`
-    relu6_mask: u32,
+    // 0: no mask; 1: ReLU6's derivative, 2: ReLU's derivative, at `forward_out`
+    mask: u32,
     // 1: add `extra`
     add_extra: u32,
 }
@@ -72,9 +72,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
             let o = ((n * params.out_h + oy) * params.out_w + ox) * c4 + c;
             var g = grad_out[o];
-            if params.relu6_mask == 1u {
+            if params.mask == 1u {
                 let y = forward_out[o];
                 g = select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (y < vec4<f32>(6.0)));
+            } else if params.mask == 2u {
+                g = select(vec4<f32>(0.0), g, forward_out[o] > vec4<f32>(0.0));
             }
             acc += g * weight[(ky * params.kernel + kx) * c4 + c];
         }

@@ -16,8 +16,8 @@ struct Params {
     in_channels: u32,
     // Channels of the conv's output: the reduction.
     out_channels: u32,
-    // 1: mask g by ReLU6's derivative at `forward_out`
-    relu6_mask: u32,
+    // 0: no mask; 1: ReLU6's derivative, 2: ReLU's derivative, at `forward_out`
+    mask: u32,
     // 1: add `extra`
     add_extra: u32,
     _pad0: u32,
@@ -43,10 +43,13 @@ override COLS: u32 = 3u;
 
 fn load_a(index: u32) -> vec4<f32> {
     let g = grad_out[index];
-    if params.relu6_mask == 0u {
+    if params.mask == 0u {
         return g;
     }
     let y = forward_out[index];
+    if params.mask == 2u {
+        return select(vec4<f32>(0.0), g, y > vec4<f32>(0.0));
+    }
     return select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (y < vec4<f32>(6.0)));
 }
 

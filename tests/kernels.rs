@@ -1,13 +1,14 @@
 //! Each kernel against a straightforward loop-nest reference on random data: odd sizes, stride 2
-//! with TF "SAME" (asymmetric) padding, batches larger than one.
+//! with TF "SAME" (asymmetric) and symmetric padding, batches larger than one.
 
 mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, POINTWISE_TILE};
 use gradcam::gpu::params::{
-    ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseGradParams,
-    PointwiseParams, PoolParams, PreprocessParams,
+    ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearParams,
+    MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams, PoolParams,
+    PreprocessParams,
 };
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
@@ -167,7 +168,7 @@ fn pointwise_conv_grad_matches_reference() {
             rows: rows as u32,
             in_channels: ci as u32,
             out_channels: co as u32,
-            relu6_mask: u32::from(mask),
+            mask: u32::from(mask),
             add_extra: u32::from(extra),
             _pad: [0; 3],
         };
@@ -257,7 +258,7 @@ fn depthwise_conv_grad_matches_reference() {
             stride: s as u32,
             pad_top: pt as u32,
             pad_left: pl as u32,
-            relu6_mask: 1,
+            mask: 1,
             add_extra: 1,
         };
         let len = n * h * w * c;
@@ -626,4 +627,400 @@ fn pipelines_are_compiled_when_first_needed() {
         .explain(&[&image], &[gradcam::Target::Predicted], what)
         .expect("explain");
     assert!(ctx.kernels.compiled() > forward_only);
+}
+
+/// `x` through activation `code` (0 none, 1 ReLU6, 2 ReLU).
+fn activate(x: f32, code: u32) -> f32 {
+    match code {
+        1 => x.clamp(0.0, 6.0),
+        2 => x.max(0.0),
+        _ => x,
+    }
+}
+
+/// Whether activation `code`'s derivative passes the gradient at forward output `y`.
+fn passes(y: f32, code: u32) -> bool {
+    match code {
+        1 => y > 0.0 && y < 6.0,
+        2 => y > 0.0,
+        _ => true,
+    }
+}
+
+/// Output side and top/left padding of a window: symmetric `pad`, or TF "SAME" when `None`.
+fn window(size: usize, k: usize, s: usize, pad: Option<usize>) -> (usize, i64) {
+    match pad {
+        Some(p) => ((size + 2 * p - k) / s + 1, p as i64),
+        None => {
+            let (o, p) = same_padding(size as u32, k as u32, s as u32);
+            (o as usize, p as i64)
+        }
+    }
+}
+
+#[test]
+fn conv_epilogues_relu_and_residual_before_activation() {
+    let mut rng = SmallRng::seed_from_u64(21);
+    // Pointwise: (rows, in, out, activation, residual mode: 1 after, 2 before the activation).
+    for (rows, ci, co, act, res) in [
+        (37, 12, 20, 2, 0),
+        (50, 64, 256, 2, 2), // ResNet bottleneck conv3: add, then ReLU
+        (29, 16, 8, 1, 2),
+        (33, 8, 12, 2, 1),
+    ] {
+        let input = random(&mut rng, rows * ci, -2.0, 2.0);
+        let weight = random(&mut rng, ci * co, -0.5, 0.5);
+        let bias = random(&mut rng, co, -1.0, 1.0);
+        let residual = random(&mut rng, rows * co, -1.0, 1.0);
+        let mut expected = vec![0f32; rows * co];
+        for r in 0..rows {
+            for o in 0..co {
+                let mut acc = 0f64;
+                for k in 0..ci {
+                    acc += f64::from(input[r * ci + k]) * f64::from(weight[k * co + o]);
+                }
+                let mut v = acc as f32 + bias[o];
+                if res == 2 {
+                    v += residual[r * co + o];
+                }
+                v = activate(v, act);
+                if res == 1 {
+                    v += residual[r * co + o];
+                }
+                expected[r * co + o] = v;
+            }
+        }
+        let p = PointwiseParams {
+            rows: rows as u32,
+            in_channels: ci as u32,
+            out_channels: co as u32,
+            activation: act,
+            has_residual: res,
+            _pad: [0; 3],
+        };
+        for variant in 0..=POINTWISE_TILE.len() {
+            let got = run_variant(
+                KernelId::PointwiseConv,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&input, &weight, &bias, &residual],
+                rows * co,
+                pointwise_invocations(variant, rows as u32, co as u32),
+            );
+            let what = format!("pointwise {rows}x{ci}->{co} act {act} res {res} v{variant}");
+            assert_close(&what, &got, &expected, 1e-4, 1e-5);
+        }
+    }
+    // Dense conv with ReLU and symmetric padding: ResNet's 7×7/2 stem and a 3×3/1 conv.
+    for (n, h, w, ci, co, k, s, pad) in [(2, 19, 15, 3, 8, 7, 2, 3), (1, 9, 9, 16, 8, 3, 1, 1)] {
+        let (oh, pt) = window(h, k, s, Some(pad));
+        let (ow, pl) = window(w, k, s, Some(pad));
+        let input = random(&mut rng, n * h * w * ci, -1.0, 1.0);
+        let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
+        let bias = random(&mut rng, co, -1.0, 1.0);
+        let mut expected = vec![0f32; n * oh * ow * co];
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..co {
+                        let mut acc = 0f64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pt;
+                                let ix = (ox * s + kx) as i64 - pl;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                for i in 0..ci {
+                                    let v =
+                                        input[((b * h + iy as usize) * w + ix as usize) * ci + i];
+                                    acc += f64::from(v)
+                                        * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
+                                }
+                            }
+                        }
+                        expected[((b * oh + oy) * ow + ox) * co + o] =
+                            activate(acc as f32 + bias[o], 2);
+                    }
+                }
+            }
+        }
+        let p = ConvParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            in_c: ci as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            out_c: co as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad_top: pt as u32,
+            pad_left: pl as u32,
+            activation: 2,
+        };
+        let len = n * oh * ow * co;
+        let got = run(
+            KernelId::Conv2d,
+            bytemuck::bytes_of(&p),
+            &[&input, &weight, &bias],
+            len,
+            conv2d_invocations(0, n as u32, oh as u32, ow as u32, co as u32),
+        );
+        let what = format!("conv2d relu {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}");
+        assert_close(&what, &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn conv2d_grad_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(22);
+    // (batch, h, w, in, out, kernel, stride, symmetric padding or SAME, mask, extra)
+    let cases = [
+        (2, 19, 15, 3, 8, 7, 2, Some(3), 2, false), // ResNet stem: the gradient at the image
+        (1, 9, 9, 16, 8, 3, 1, Some(1), 2, true),   // ResNet / VGG 3×3
+        (3, 11, 6, 8, 12, 3, 2, None, 1, false),    // SAME, asymmetric
+        (2, 10, 9, 12, 4, 1, 2, Some(0), 0, true),  // ResNet projection shortcut
+        (1, 8, 8, 3, 32, 3, 2, None, 1, false),     // EfficientNet stem
+        (1, 7, 5, 5, 16, 5, 1, Some(2), 0, false),
+    ];
+    for (n, h, w, ci, co, k, s, pad, mask, with_extra) in cases {
+        let (oh, pt) = window(h, k, s, pad);
+        let (ow, pl) = window(w, k, s, pad);
+        let grad_out = random(&mut rng, n * oh * ow * co, -1.0, 1.0);
+        // Forward outputs at and around the activations' edges.
+        let forward_out: Vec<f32> = (0..n * oh * ow * co)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 6.0,
+                _ => rng.random_range(-1.0..7.0f32),
+            })
+            .map(|y| activate(y, mask))
+            .collect();
+        let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
+        let extra = random(&mut rng, n * h * w * ci, -1.0, 1.0);
+        // Scatter form: each output's gradient flows to the inputs its window covered.
+        let mut expected: Vec<f64> = if with_extra {
+            extra.iter().map(|v| f64::from(*v)).collect()
+        } else {
+            vec![0.0; n * h * w * ci]
+        };
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..co {
+                        let at = ((b * oh + oy) * ow + ox) * co + o;
+                        if !passes(forward_out[at], mask) {
+                            continue;
+                        }
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pt;
+                                let ix = (ox * s + kx) as i64 - pl;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                for i in 0..ci {
+                                    let to = ((b * h + iy as usize) * w + ix as usize) * ci + i;
+                                    expected[to] += f64::from(grad_out[at])
+                                        * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let expected: Vec<f32> = expected.iter().map(|v| *v as f32).collect();
+        let p = ConvGradParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            in_c: ci as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            out_c: co as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad_top: pt as u32,
+            pad_left: pl as u32,
+            mask,
+            add_extra: u32::from(with_extra),
+            _pad: [0; 3],
+        };
+        let len = n * h * w * ci;
+        let got = run(
+            KernelId::Conv2dGrad,
+            bytemuck::bytes_of(&p),
+            &[&grad_out, &forward_out, &weight, &extra],
+            len,
+            len as u32,
+        );
+        let what = format!("conv2d grad {n}x{h}x{w}x{ci}<-{co} k{k} s{s} pad {pad:?} mask {mask}");
+        assert_close(&what, &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn max_pool_and_its_gradient_match_reference() {
+    let mut rng = SmallRng::seed_from_u64(23);
+    // (batch, h, w, channels, kernel, stride, padding, few distinct values: ties)
+    let cases = [
+        (2, 9, 9, 8, 3, 2, 1, false), // ResNet's stem pool
+        (1, 12, 10, 4, 3, 2, 1, true),
+        (1, 7, 7, 12, 2, 2, 0, false), // VGG's pools (odd size: the last row is dropped)
+        (3, 8, 8, 4, 2, 2, 0, true),
+    ];
+    for (n, h, w, c, k, s, pad, ties) in cases {
+        let (oh, _) = window(h, k, s, Some(pad));
+        let (ow, _) = window(w, k, s, Some(pad));
+        let input: Vec<f32> = (0..n * h * w * c)
+            .map(|_| {
+                if ties {
+                    rng.random_range(0..3) as f32
+                } else {
+                    rng.random_range(-2.0..2.0f32)
+                }
+            })
+            .collect();
+        let grad_out = random(&mut rng, n * oh * ow * c, -1.0, 1.0);
+        let extra = random(&mut rng, n * h * w * c, -1.0, 1.0);
+        // As PyTorch: the first largest value of the window in row-major order wins.
+        let mut pooled = vec![0f32; n * oh * ow * c];
+        let mut grad_in: Vec<f32> = extra.clone();
+        for b in 0..n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        let mut best = (f32::NEG_INFINITY, usize::MAX);
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as i64 - pad as i64;
+                                let ix = (ox * s + kx) as i64 - pad as i64;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                    continue;
+                                }
+                                let i = ((b * h + iy as usize) * w + ix as usize) * c + ch;
+                                if best.1 == usize::MAX || input[i] > best.0 {
+                                    best = (input[i], i);
+                                }
+                            }
+                        }
+                        let o = ((b * oh + oy) * ow + ox) * c + ch;
+                        pooled[o] = best.0;
+                        grad_in[best.1] += grad_out[o];
+                    }
+                }
+            }
+        }
+        let p = MaxPoolParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            channels: c as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad: pad as u32,
+            _pad: [0; 3],
+        };
+        let len = n * oh * ow * c;
+        let got = run(
+            KernelId::MaxPool,
+            bytemuck::bytes_of(&p),
+            &[&input],
+            len,
+            (len / 4) as u32,
+        );
+        let what = format!("max pool {n}x{h}x{w}x{c} k{k} s{s} p{pad} ties {ties}");
+        assert_close(&what, &got, &pooled, 0.0, 0.0);
+        let p = MaxPoolGradParams {
+            batch: n as u32,
+            in_h: h as u32,
+            in_w: w as u32,
+            channels: c as u32,
+            out_h: oh as u32,
+            out_w: ow as u32,
+            kernel: k as u32,
+            stride: s as u32,
+            pad: pad as u32,
+            add_extra: 1,
+            _pad: [0; 2],
+        };
+        let len = n * h * w * c;
+        let got = run(
+            KernelId::MaxPoolGrad,
+            bytemuck::bytes_of(&p),
+            &[&grad_out, &input, &extra],
+            len,
+            (len / 4) as u32,
+        );
+        assert_close(&format!("{what} gradient"), &got, &grad_in, 1e-6, 1e-6);
+    }
+}
+
+#[test]
+fn depthwise_conv_grad_relu_mask() {
+    let mut rng = SmallRng::seed_from_u64(24);
+    let (n, h, w, c, k, s) = (2, 9, 8, 8, 3, 1);
+    let (oh, pt) = window(h, k, s, Some(1));
+    let (ow, pl) = window(w, k, s, Some(1));
+    let grad_out = random(&mut rng, n * oh * ow * c, -1.0, 1.0);
+    let forward_out: Vec<f32> = random(&mut rng, n * oh * ow * c, -1.0, 7.0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, y)| if i % 4 == 0 { 0.0 } else { y.max(0.0) })
+        .collect();
+    let weight = random(&mut rng, k * k * c, -1.0, 1.0);
+    let extra = vec![0f32; n * h * w * c];
+    let mut expected = vec![0f64; n * h * w * c];
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let o = ((b * oh + oy) * ow + ox) * c + ch;
+                    if !passes(forward_out[o], 2) {
+                        continue;
+                    }
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as i64 - pt;
+                            let ix = (ox * s + kx) as i64 - pl;
+                            if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                continue;
+                            }
+                            let i = ((b * h + iy as usize) * w + ix as usize) * c + ch;
+                            expected[i] +=
+                                f64::from(grad_out[o]) * f64::from(weight[(ky * k + kx) * c + ch]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let expected: Vec<f32> = expected.iter().map(|v| *v as f32).collect();
+    let p = DepthwiseGradParams {
+        batch: n as u32,
+        in_h: h as u32,
+        in_w: w as u32,
+        channels: c as u32,
+        out_h: oh as u32,
+        out_w: ow as u32,
+        kernel: k as u32,
+        stride: s as u32,
+        pad_top: pt as u32,
+        pad_left: pl as u32,
+        mask: 2,
+        add_extra: 0,
+    };
+    let len = n * h * w * c;
+    let got = run(
+        KernelId::DepthwiseConvGrad,
+        bytemuck::bytes_of(&p),
+        &[&grad_out, &forward_out, &weight, &extra],
+        len,
+        (len / 4) as u32,
+    );
+    assert_close("depthwise grad, ReLU mask", &got, &expected, 1e-5, 1e-5);
 }

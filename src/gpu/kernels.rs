@@ -74,6 +74,9 @@ kernels! {
     PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
         variants POINTWISE_TILE;
     DepthwiseConvGrad => "depthwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    Conv2dGrad => "conv2d_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    MaxPool => "max_pool", [Uniform, Storage, StorageReadWrite];
+    MaxPoolGrad => "max_pool_grad", [Uniform, Storage, Storage, Storage, StorageReadWrite];
     CamCombine => "cam_combine", [Uniform, Storage, Storage, StorageReadWrite];
     CamMinMax => "cam_minmax", [Uniform, Storage, StorageReadWrite], fixed 64;
     CamResize => "cam_resize", [Uniform, Storage, Storage, StorageReadWrite];

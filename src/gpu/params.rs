@@ -12,6 +12,8 @@ pub enum Activation {
     None = 0,
     /// `min(max(x, 0), 6)`.
     Relu6 = 1,
+    /// `max(x, 0)`.
+    Relu = 2,
 }
 
 /// Kept in sync with `Params` in shaders/preprocess.wgsl.
@@ -134,7 +136,7 @@ pub struct PointwiseGradParams {
     pub rows: u32,
     pub in_channels: u32,
     pub out_channels: u32,
-    pub relu6_mask: u32,
+    pub mask: u32,
     pub add_extra: u32,
     pub _pad: [u32; 3],
 }
@@ -153,8 +155,62 @@ pub struct DepthwiseGradParams {
     pub stride: u32,
     pub pad_top: u32,
     pub pad_left: u32,
-    pub relu6_mask: u32,
+    pub mask: u32,
     pub add_extra: u32,
+}
+
+/// Kept in sync with `Params` in shaders/conv2d_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ConvGradParams {
+    pub batch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub in_c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub out_c: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    /// The conv's [`Activation`] as a mask on its output gradient (0 none, 1 ReLU6, 2 ReLU).
+    pub mask: u32,
+    pub add_extra: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Kept in sync with `Params` in shaders/max_pool.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MaxPoolParams {
+    pub batch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub channels: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Kept in sync with `Params` in shaders/max_pool_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MaxPoolGradParams {
+    pub batch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub channels: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub kernel: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub add_extra: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Kept in sync with `Params` in shaders/cam_combine.wgsl.
@@ -257,6 +313,17 @@ pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
         "depthwise_conv_grad",
         "Params",
         std::mem::size_of::<DepthwiseGradParams>(),
+    ),
+    (
+        "conv2d_grad",
+        "Params",
+        std::mem::size_of::<ConvGradParams>(),
+    ),
+    ("max_pool", "Params", std::mem::size_of::<MaxPoolParams>()),
+    (
+        "max_pool_grad",
+        "Params",
+        std::mem::size_of::<MaxPoolGradParams>(),
     ),
     (
         "cam_combine",

@@ -212,7 +212,8 @@ impl Explainer {
             );
             let extra = step.extra.map(grad).unwrap_or(grad(step.output));
             let add_extra = u32::from(step.extra.is_some());
-            let relu6_mask = u32::from(step.relu6);
+            // The conv's activation is its output gradient's mask (1: ReLU6).
+            let mask = u32::from(step.relu6);
             let buffers_forward_out = forward.tensor(step.output);
             match conv.kind {
                 ConvKind::Pointwise => {
@@ -236,7 +237,7 @@ impl Explainer {
                                 rows,
                                 in_channels: i.channels,
                                 out_channels: o.channels,
-                                relu6_mask,
+                                mask,
                                 add_extra,
                                 _pad: [0; 3],
                             };
@@ -272,7 +273,7 @@ impl Explainer {
                                 stride,
                                 pad_top,
                                 pad_left,
-                                relu6_mask,
+                                mask,
                                 add_extra,
                             };
                             (bytes(&p), s.images * i.height * i.width * i.channels / 4)
