@@ -3,6 +3,7 @@
 // where weights are the spatial means of the gradient (global_avg_pool over the gradient).
 //
 // Kept in sync with src/gpu/params.rs (`CamCombineParams`).
+#import index
 
 struct Params {
     batch: u32,
@@ -23,7 +24,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if id >= params.batch * params.pixels {
         return;
     }

@@ -2,6 +2,7 @@
 // the (min, max) of the ReLU'd map (pytorch-grad-cam's layer aggregation step).
 //
 // Kept in sync with src/gpu/params.rs (`CamNormalizeParams`).
+#import index
 
 struct Params {
     batch: u32,
@@ -20,7 +21,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if id >= params.batch * params.len {
         return;
     }

@@ -3,6 +3,8 @@
 // centres, source coordinates clamped to the edge): cv2.resize(cam, (out_w, out_h)).
 //
 // Kept in sync with src/gpu/params.rs (`CamResizeParams`).
+#import index
+#import resize
 
 struct Params {
     batch: u32,
@@ -25,26 +27,9 @@ struct Params {
 
 override WORKGROUP_SIZE: u32 = 64u;
 
-// OpenCV's source coordinate for an output index: (first source index, fraction of the next).
-fn source(o: u32, in_size: u32, out_size: u32) -> vec2<f32> {
-    let scale = f32(in_size) / f32(out_size);
-    let f = (f32(o) + 0.5) * scale - 0.5;
-    var s = floor(f);
-    var frac = f - s;
-    if s < 0.0 {
-        s = 0.0;
-        frac = 0.0;
-    }
-    if s >= f32(in_size - 1u) {
-        s = f32(in_size - 1u);
-        frac = 0.0;
-    }
-    return vec2<f32>(s, frac);
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let per_image = params.out_h * params.out_w;
     if id >= params.batch * per_image {
         return;

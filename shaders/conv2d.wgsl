@@ -9,6 +9,8 @@
 // invocation with every input value and weight loaded once into registers.
 //
 // Kept in sync with src/gpu/params.rs (`ConvParams`).
+#import index
+#import activation
 
 struct Params {
     batch: u32,
@@ -45,16 +47,6 @@ override IN_C: u32 = 3u;
 const OX: u32 = 4u;
 // Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
 const MAX_ROW: u32 = 27u;
-
-fn activate(v: vec4<f32>) -> vec4<f32> {
-    if params.activation == 1u {
-        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
-    }
-    if params.activation == 2u {
-        return max(v, vec4<f32>(0.0));
-    }
-    return v;
-}
 
 fn blocked(id: u32) {
     let c4 = params.out_c / 4u;
@@ -101,14 +93,14 @@ fn blocked(id: u32) {
     let out_row = (n * params.out_h + oy) * params.out_w;
     for (var t = 0u; t < OX; t++) {
         if ox0 + t < params.out_w {
-            output[(out_row + ox0 + t) * c4 + co] = activate(acc[t]);
+            output[(out_row + ox0 + t) * c4 + co] = activate(acc[t], params.activation);
         }
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if KERNEL != 0u {
         blocked(id);
         return;
@@ -141,5 +133,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    output[id] = activate(acc);
+    output[id] = activate(acc, params.activation);
 }

@@ -9,6 +9,9 @@
 // included, for the gradient at the input); output channels a multiple of four.
 //
 // Kept in sync with src/gpu/params.rs (`ConvGradParams`).
+#import index
+#import activation
+#import window
 
 struct Params {
     batch: u32,
@@ -45,20 +48,9 @@ struct Params {
 
 override WORKGROUP_SIZE: u32 = 64u;
 
-fn masked(g: vec4<f32>, o: u32) -> vec4<f32> {
-    if params.mask == 1u {
-        let y = forward_out[o];
-        return select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (y < vec4<f32>(6.0)));
-    }
-    if params.mask == 2u {
-        return select(vec4<f32>(0.0), g, forward_out[o] > vec4<f32>(0.0));
-    }
-    return g;
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if id >= params.batch * params.in_h * params.in_w * params.in_c {
         return;
     }
@@ -71,28 +63,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var acc = 0.0;
     for (var ky = 0u; ky < params.kernel; ky++) {
-        let ty = i32(iy + params.pad_top) - i32(ky);
-        if ty < 0 || ty % i32(params.stride) != 0 {
+        let ty = window_covering(iy, ky, params.stride, params.pad_top, params.out_h);
+        if ty < 0 {
             continue;
         }
-        let oy = u32(ty) / params.stride;
-        if oy >= params.out_h {
-            continue;
-        }
+        let oy = u32(ty);
         for (var kx = 0u; kx < params.kernel; kx++) {
-            let tx = i32(ix + params.pad_left) - i32(kx);
-            if tx < 0 || tx % i32(params.stride) != 0 {
+            let tx = window_covering(ix, kx, params.stride, params.pad_left, params.out_w);
+            if tx < 0 {
                 continue;
             }
-            let ox = u32(tx) / params.stride;
-            if ox >= params.out_w {
-                continue;
-            }
+            let ox = u32(tx);
             let o = ((n * params.out_h + oy) * params.out_w + ox) * co4;
             let w = ((ky * params.kernel + kx) * params.in_c + ci) * co4;
             var sum = vec4<f32>(0.0);
             for (var c = 0u; c < co4; c++) {
-                sum += masked(grad_out[o + c], o + c) * weight[w + c];
+                sum += activation_mask(grad_out[o + c], forward_out[o + c], params.mask) * weight[w + c];
             }
             acc += sum.x + sum.y + sum.z + sum.w;
         }

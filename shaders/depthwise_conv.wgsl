@@ -11,6 +11,8 @@
 //   The constant loop bounds let the compiler unroll everything and keep `cols` in registers.
 //
 // Kept in sync with src/gpu/params.rs (`DepthwiseParams`).
+#import index
+#import activation
 
 struct Params {
     batch: u32,
@@ -47,16 +49,6 @@ const OX: u32 = 4u;
 // Input columns one row of OX outputs needs at most: (OX - 1) * 2 + 5.
 const MAX_COLS: u32 = 11u;
 
-fn activate(v: vec4<f32>) -> vec4<f32> {
-    if params.activation == 1u {
-        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
-    }
-    if params.activation == 2u {
-        return max(v, vec4<f32>(0.0));
-    }
-    return v;
-}
-
 fn generic(id: u32) {
     let c4 = params.channels / 4u;
     if id >= params.batch * params.out_h * params.out_w * c4 {
@@ -83,7 +75,7 @@ fn generic(id: u32) {
             acc += input[(row + u32(ix)) * c4 + c] * weight[(ky * params.kernel + kx) * c4 + c];
         }
     }
-    output[id] = activate(acc);
+    output[id] = activate(acc, params.activation);
 }
 
 fn blocked(id: u32) {
@@ -128,14 +120,14 @@ fn blocked(id: u32) {
     let out_row = (n * params.out_h + oy) * params.out_w;
     for (var t = 0u; t < OX; t++) {
         if ox0 + t < params.out_w {
-            output[(out_row + ox0 + t) * c4 + c] = activate(acc[t]);
+            output[(out_row + ox0 + t) * c4 + c] = activate(acc[t], params.activation);
         }
     }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if KERNEL == 0u {
         generic(id);
     } else {

@@ -6,6 +6,9 @@
 // ReLU) at the forward output. Stride 2 and the asymmetric TF "SAME" padding follow from the same relation.
 //
 // Kept in sync with src/gpu/params.rs (`DepthwiseGradParams`).
+#import index
+#import activation
+#import window
 
 struct Params {
     batch: u32,
@@ -40,7 +43,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let c4 = params.channels / 4u;
     if id >= params.batch * params.in_h * params.in_w * c4 {
         return;
@@ -53,31 +56,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < params.kernel; ky++) {
-        let ty = i32(iy + params.pad_top) - i32(ky);
-        if ty < 0 || ty % i32(params.stride) != 0 {
+        let ty = window_covering(iy, ky, params.stride, params.pad_top, params.out_h);
+        if ty < 0 {
             continue;
         }
-        let oy = u32(ty) / params.stride;
-        if oy >= params.out_h {
-            continue;
-        }
+        let oy = u32(ty);
         for (var kx = 0u; kx < params.kernel; kx++) {
-            let tx = i32(ix + params.pad_left) - i32(kx);
-            if tx < 0 || tx % i32(params.stride) != 0 {
+            let tx = window_covering(ix, kx, params.stride, params.pad_left, params.out_w);
+            if tx < 0 {
                 continue;
             }
-            let ox = u32(tx) / params.stride;
-            if ox >= params.out_w {
-                continue;
-            }
+            let ox = u32(tx);
             let o = ((n * params.out_h + oy) * params.out_w + ox) * c4 + c;
-            var g = grad_out[o];
-            if params.mask == 1u {
-                let y = forward_out[o];
-                g = select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (y < vec4<f32>(6.0)));
-            } else if params.mask == 2u {
-                g = select(vec4<f32>(0.0), g, forward_out[o] > vec4<f32>(0.0));
-            }
+            let g = activation_mask(grad_out[o], forward_out[o], params.mask);
             acc += g * weight[(ky * params.kernel + kx) * c4 + c];
         }
     }

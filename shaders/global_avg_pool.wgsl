@@ -1,6 +1,7 @@
 // Global average pool: the mean over all pixels of each channel, NHWC, four channels per invocation.
 //
 // Kept in sync with src/gpu/params.rs (`PoolParams`).
+#import index
 
 struct Params {
     batch: u32,
@@ -19,7 +20,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let c4 = params.channels / 4u;
     if id >= params.batch * c4 {
         return;

@@ -1,6 +1,7 @@
 // Fully connected layer: out[n, o] = bias[o] + sum_k weight[o, k] * input[n, k].
 //
 // Kept in sync with src/gpu/params.rs (`LinearParams`).
+#import index
 
 struct Params {
     batch: u32,
@@ -23,7 +24,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     if id >= params.batch * params.out_features {
         return;
     }

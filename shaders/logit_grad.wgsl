@@ -4,6 +4,7 @@
 // This is the linear layer's and the global average pool's backward in one step.
 //
 // Kept in sync with src/gpu/params.rs (`LogitGradParams`).
+#import index
 
 struct Params {
     batch: u32,
@@ -24,7 +25,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let c4 = params.channels / 4u;
     if id >= params.batch * params.pixels * c4 {
         return;

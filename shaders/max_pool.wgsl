@@ -3,6 +3,8 @@
 // padding 1.
 //
 // Kept in sync with src/gpu/params.rs (`MaxPoolParams`).
+#import index
+#import window
 
 struct Params {
     batch: u32,
@@ -29,7 +31,7 @@ override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let c4 = params.channels / 4u;
     if id >= params.batch * params.out_h * params.out_w * c4 {
         return;
@@ -43,13 +45,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     // -inf, as PyTorch starts: a window of padding only cannot occur (pad < kernel).
     var best = vec4<f32>(bitcast<f32>(0xff800000u));
     for (var ky = 0u; ky < params.kernel; ky++) {
-        let iy = i32(oy * params.stride + ky) - i32(params.pad);
-        if iy < 0 || iy >= i32(params.in_h) {
+        let iy = window_tap(oy, ky, params.stride, params.pad, params.in_h);
+        if iy < 0 {
             continue;
         }
         for (var kx = 0u; kx < params.kernel; kx++) {
-            let ix = i32(ox * params.stride + kx) - i32(params.pad);
-            if ix < 0 || ix >= i32(params.in_w) {
+            let ix = window_tap(ox, kx, params.stride, params.pad, params.in_w);
+            if ix < 0 {
                 continue;
             }
             best = max(best, input[((n * params.in_h + u32(iy)) * params.in_w + u32(ix)) * c4 + c]);

@@ -6,6 +6,8 @@
 //                        of grad_out[oy, ox, c]   (+ extra[iy, ix, c])
 //
 // Kept in sync with src/gpu/params.rs (`MaxPoolGradParams`).
+#import index
+#import window
 
 struct Params {
     batch: u32,
@@ -43,13 +45,13 @@ fn argmax(n: u32, oy: u32, ox: u32, c: u32) -> vec4<u32> {
     var at = vec4<u32>(0xffffffffu);
     var first = true;
     for (var ky = 0u; ky < params.kernel; ky++) {
-        let iy = i32(oy * params.stride + ky) - i32(params.pad);
-        if iy < 0 || iy >= i32(params.in_h) {
+        let iy = window_tap(oy, ky, params.stride, params.pad, params.in_h);
+        if iy < 0 {
             continue;
         }
         for (var kx = 0u; kx < params.kernel; kx++) {
-            let ix = i32(ox * params.stride + kx) - i32(params.pad);
-            if ix < 0 || ix >= i32(params.in_w) {
+            let ix = window_tap(ox, kx, params.stride, params.pad, params.in_w);
+            if ix < 0 {
                 continue;
             }
             let pos = u32(iy) * params.in_w + u32(ix);
@@ -65,7 +67,7 @@ fn argmax(n: u32, oy: u32, ox: u32, c: u32) -> vec4<u32> {
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let c4 = params.channels / 4u;
     if id >= params.batch * params.in_h * params.in_w * c4 {
         return;
@@ -79,23 +81,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < params.kernel; ky++) {
-        let ty = i32(iy + params.pad) - i32(ky);
-        if ty < 0 || ty % i32(params.stride) != 0 {
+        let ty = window_covering(iy, ky, params.stride, params.pad, params.out_h);
+        if ty < 0 {
             continue;
         }
-        let oy = u32(ty) / params.stride;
-        if oy >= params.out_h {
-            continue;
-        }
+        let oy = u32(ty);
         for (var kx = 0u; kx < params.kernel; kx++) {
-            let tx = i32(ix + params.pad) - i32(kx);
-            if tx < 0 || tx % i32(params.stride) != 0 {
+            let tx = window_covering(ix, kx, params.stride, params.pad, params.out_w);
+            if tx < 0 {
                 continue;
             }
-            let ox = u32(tx) / params.stride;
-            if ox >= params.out_w {
-                continue;
-            }
+            let ox = u32(tx);
             let o = ((n * params.out_h + oy) * params.out_w + ox) * c4 + c;
             acc += select(vec4<f32>(0.0), grad_out[o], argmax(n, oy, ox, c) == me);
         }

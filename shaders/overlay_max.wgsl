@@ -5,6 +5,7 @@
 // The blend (sampling the model-resolution CAM bilinearly at the image's size, OpenCV
 // INTER_LINEAR semantics, then the colormap lookup) is the same code as in overlay.wgsl.
 // Kept in sync with src/gpu/params.rs (`OverlayParams`, `ImageMeta`).
+#import overlay_blend
 
 struct Params {
     batch: u32,
@@ -16,13 +17,6 @@ struct Params {
     image_weight: f32,
     _pad0: u32,
     _pad1: u32,
-}
-
-struct ImageMeta {
-    offset: u32,
-    width: u32,
-    height: u32,
-    out_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -38,46 +32,6 @@ struct ImageMeta {
 
 const REDUCE_SIZE: u32 = 64u;
 var<workgroup> partial: array<f32, REDUCE_SIZE>;
-
-fn byte_at(i: u32) -> f32 {
-    return f32((pixels[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu);
-}
-
-fn source(o: u32, in_size: u32, out_size: u32) -> vec2<f32> {
-    let scale = f32(in_size) / f32(out_size);
-    let f = (f32(o) + 0.5) * scale - 0.5;
-    var s = floor(f);
-    var frac = f - s;
-    if s < 0.0 {
-        s = 0.0;
-        frac = 0.0;
-    }
-    if s >= f32(in_size - 1u) {
-        s = f32(in_size - 1u);
-        frac = 0.0;
-    }
-    return vec2<f32>(s, frac);
-}
-
-fn blend(n: u32, image: ImageMeta, x: u32, y: u32) -> vec3<f32> {
-    let sy = source(y, params.cam_h, image.height);
-    let sx = source(x, params.cam_w, image.width);
-    let y0 = u32(sy.x);
-    let x0 = u32(sx.x);
-    let y1 = min(y0 + 1u, params.cam_h - 1u);
-    let x1 = min(x0 + 1u, params.cam_w - 1u);
-    let base = n * params.cam_h * params.cam_w;
-    let top = cam[base + y0 * params.cam_w + x0] * (1.0 - sx.y) + cam[base + y0 * params.cam_w + x1] * sx.y;
-    let bottom = cam[base + y1 * params.cam_w + x0] * (1.0 - sx.y) + cam[base + y1 * params.cam_w + x1] * sx.y;
-    let v = top * (1.0 - sy.y) + bottom * sy.y;
-    // np.uint8(255 * mask): truncation.
-    let index = min(u32(max(255.0 * v, 0.0)), 255u);
-    let packed = lut[index];
-    let heat = vec3<f32>(f32(packed & 0xffu), f32((packed >> 8u) & 0xffu), f32((packed >> 16u) & 0xffu)) / 255.0;
-    let p = image.offset + (y * image.width + x) * 3u;
-    let rgb = vec3<f32>(byte_at(p), byte_at(p + 1u), byte_at(p + 2u)) / 255.0;
-    return params.heat_weight * heat + params.image_weight * rgb;
-}
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -7,6 +7,8 @@
 // Images in one batch may have different sizes: each has its own entry in `metas`.
 //
 // Kept in sync with src/gpu/params.rs (`PreprocessParams`, `ImageMeta`).
+#import image
+#import index
 
 struct Params {
     batch: u32,
@@ -18,15 +20,6 @@ struct Params {
     deviation: vec4<f32>,
 }
 
-struct ImageMeta {
-    // Byte offset of the image's first pixel in `pixels` (RGB8, rows packed without padding).
-    offset: u32,
-    width: u32,
-    height: u32,
-    // Pixel offset of the image's overlay in the batch's output (used by the overlay kernels).
-    out_offset: u32,
-}
-
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> pixels: array<u32>;
 @group(0) @binding(2) var<storage, read> metas: array<ImageMeta>;
@@ -34,10 +27,6 @@ struct ImageMeta {
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-
-fn byte_at(i: u32) -> f32 {
-    return f32((pixels[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu);
-}
 
 // The taps of one output coordinate along one axis.
 struct Taps {
@@ -80,7 +69,7 @@ fn tap_weight(t: Taps, j: u32) -> f32 {
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+    let id = invocation_index(gid, nwg);
     let per_image = params.out_h * params.out_w;
     if id >= params.batch * per_image {
         return;

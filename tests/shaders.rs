@@ -1,5 +1,6 @@
-//! Every shader parses and validates with naga (the version wgpu uses), every file in shaders/ is
-//! registered as a kernel, and every mirrored parameter struct has the size naga computes.
+//! Every shader parses and validates with naga (the version wgpu uses) with its `#import`s
+//! resolved, every file in shaders/ is registered as a kernel, every helper in shaders/lib/ is
+//! imported by some kernel, and every mirrored parameter struct has the size naga computes.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -42,8 +43,13 @@ fn every_shader_validates() {
             .and_then(|s| s.to_str())
             .expect("utf-8 name")
             .to_string();
-        let source = std::fs::read_to_string(&path).expect("readable shader");
-        let (module, _) = parse_and_validate(&name, &source);
+        // The kernel as compiled: its `#import`s resolved by build.rs.
+        let source = ALL_KERNELS
+            .iter()
+            .find(|k| k.name == name)
+            .map(|k| k.source)
+            .unwrap_or_else(|| panic!("shaders/{name}.wgsl is not in the kernel registry"));
+        let (module, _) = parse_and_validate(&name, source);
         let entry_points: Vec<&str> = module
             .entry_points
             .iter()
@@ -125,6 +131,23 @@ fn params_structs_match_wgsl_layout() {
         assert_eq!(
             size, *rust_size,
             "{shader}.wgsl {struct_name}: WGSL {size} bytes, Rust {rust_size} bytes"
+        );
+    }
+}
+
+#[test]
+fn every_shared_helper_is_imported() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/lib");
+    for entry in std::fs::read_dir(&dir).expect("shaders/lib/ is readable") {
+        let path = entry.expect("directory entry").path();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        let marker = format!("// ---- #import {name} ");
+        assert!(
+            ALL_KERNELS.iter().any(|k| k.source.contains(&marker)),
+            "shaders/lib/{name}.wgsl is imported by no kernel"
         );
     }
 }

@@ -18,7 +18,7 @@ pub enum BindingKind {
 pub struct KernelSpec {
     /// The file stem and wgpu label.
     pub name: &'static str,
-    /// The WGSL source, compiled into the binary.
+    /// The WGSL source with its `#import`s resolved (build.rs), compiled into the binary.
     pub source: &'static str,
     /// The bindings of group 0, in order.
     pub bindings: &'static [BindingKind],
@@ -47,7 +47,8 @@ macro_rules! kernels {
         pub const ALL_KERNELS: &[KernelSpec] = &[
             $(KernelSpec {
                 name: $name,
-                source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+                // With its `#import`s resolved by build.rs.
+                source: include_str!(concat!(env!("OUT_DIR"), "/shaders/", $name, ".wgsl")),
                 bindings: &[$(BindingKind::$binding),*],
                 fixed_workgroup: kernels!(@fixed $($fixed)?),
                 variants: kernels!(@variants $($variants)?),

@@ -1,0 +1,189 @@
+//! Prepares the WGSL kernels: each `shaders/<kernel>.wgsl` is written to
+//! `$OUT_DIR/shaders/<kernel>.wgsl` with
+//! - every `#import NAME` replaced by `shaders/lib/NAME.wgsl`, inlined once (the first time it is
+//!   imported, imports of imports included), so shared helpers are written once;
+//! - every `#generate register_tile OUT NCOLS KCH BIAS` replaced by the entry point of a
+//!   register-tiled matrix product (see [`register_tile`]), so the two pointwise kernels share
+//!   one generated body instead of two committed copies.
+//!
+//! The kernel registry (`src/gpu/kernels.rs`) compiles the prepared files into the binary.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: &mut String) {
+    for line in text.lines() {
+        match line.trim().strip_prefix("#import ") {
+            Some(module) => {
+                let module = module.trim();
+                if seen.insert(module.to_string()) {
+                    let path = lib.join(format!("{module}.wgsl"));
+                    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                        panic!("{name}: #import {module}: {}: {e}", path.display())
+                    });
+                    out.push_str(&format!(
+                        "// ---- #import {module} (shaders/lib/{module}.wgsl)\n"
+                    ));
+                    resolve(module, &source, lib, seen, out);
+                    out.push_str(&format!("// ---- end of {module}\n"));
+                }
+            }
+            None => match line.trim().strip_prefix("#generate register_tile ") {
+                Some(args) => {
+                    let args: Vec<&str> = args.split_whitespace().collect();
+                    let [output, ncols, kch, bias] = args[..] else {
+                        panic!("{name}: #generate register_tile OUT NCOLS KCH BIAS, got {args:?}");
+                    };
+                    out.push_str(&register_tile(output, ncols, kch, bias == "bias"));
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            },
+        }
+    }
+}
+
+/// Rows and vec4 columns of the largest register tile; the ROWS / COLS override constants pick a
+/// smaller one per pipeline (src/gpu/kernels.rs `POINTWISE_TILE`).
+const MAX_ROWS: usize = 16;
+const MAX_COLS: usize = 3;
+
+/// The entry point of a register-tiled product `OUT[r, c] = finish(sum_k load_a(r, k) ·
+/// weight[k, c] (+ bias[c]), index)` over `params.rows` rows, NCOLS output channels and KCH
+/// reduction channels, with the importer's `load_a` and `finish`. Each invocation keeps up to
+/// MAX_ROWS × MAX_COLS vec4 accumulators, written out statement by statement (lavapipe keeps
+/// written-out accumulators in registers; loops over private arrays go to memory), every row and
+/// column past ROWS / COLS guarded so specialization removes it.
+fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
+    let mut b = String::new();
+    b.push_str(&format!(
+        "@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let id = invocation_index(gid, nwg);
+    let c4 = {ncols} / 4u;
+    let k4 = {kch} / 4u;
+    let col_tiles = (c4 + COLS - 1u) / COLS;
+    let row_tiles = (params.rows + ROWS - 1u) / ROWS;
+    if id >= row_tiles * col_tiles {{
+        return;
+    }}
+    let col = (id % col_tiles) * COLS;
+    let row0 = (id / col_tiles) * ROWS;
+    let last_row = params.rows - 1u;
+    let last_col = c4 - 1u;
+    // Columns past the end compute a copy of the last one and are not stored.
+"
+    ));
+    for j in 0..MAX_COLS {
+        b.push_str(&format!("    let c{j} = min(col + {j}u, last_col);\n"));
+    }
+    for i in 0..MAX_ROWS {
+        b.push_str(&format!(
+            "    let s{i} = min(row0 + {i}u, last_row) * k4;\n"
+        ));
+    }
+    for i in 0..MAX_ROWS {
+        for j in 0..MAX_COLS {
+            b.push_str(&format!("    var a{i}_{j} = vec4<f32>(0.0);\n"));
+        }
+    }
+    b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = k * 4u * c4;\n");
+    for j in 0..MAX_COLS {
+        for q in 0..4 {
+            let off = match q {
+                0 => String::new(),
+                1 => "c4 + ".to_string(),
+                _ => format!("{q}u * c4 + "),
+            };
+            b.push_str(&format!("        let w{q}_{j} = weight[w + {off}c{j}];\n"));
+        }
+    }
+    for i in 0..MAX_ROWS {
+        let ind = if i > 0 {
+            b.push_str(&format!("        if ROWS > {i}u {{\n"));
+            "            "
+        } else {
+            "        "
+        };
+        b.push_str(&format!("{ind}let x{i} = load_a(s{i} + k);\n"));
+        for j in 0..MAX_COLS {
+            let line = format!(
+                "a{i}_{j} += x{i}.x * w0_{j} + x{i}.y * w1_{j} + x{i}.z * w2_{j} + x{i}.w * w3_{j};"
+            );
+            if j > 0 {
+                b.push_str(&format!(
+                    "{ind}if COLS > {j}u {{\n{ind}    {line}\n{ind}}}\n"
+                ));
+            } else {
+                b.push_str(&format!("{ind}{line}\n"));
+            }
+        }
+        if i > 0 {
+            b.push_str("        }\n");
+        }
+    }
+    b.push_str("    }\n\n");
+    if bias {
+        for j in 0..MAX_COLS {
+            b.push_str(&format!("    let b{j} = bias[c{j}];\n"));
+        }
+    }
+    for i in 0..MAX_ROWS {
+        b.push_str(&format!(
+            "    if ROWS > {i}u && row0 + {i}u < params.rows {{\n        let o = (row0 + {i}u) * c4;\n"
+        ));
+        for j in 0..MAX_COLS {
+            let val = if bias {
+                format!("a{i}_{j} + b{j}")
+            } else {
+                format!("a{i}_{j}")
+            };
+            if j == 0 {
+                b.push_str(&format!(
+                    "        {output}[o + c0] = finish({val}, o + c0);\n"
+                ));
+            } else {
+                b.push_str(&format!(
+                    "        if COLS > {j}u && col + {j}u < c4 {{\n            {output}[o + c{j}] = finish({val}, o + c{j});\n        }}\n"
+                ));
+            }
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
+fn main() {
+    let shaders = Path::new("shaders");
+    let lib = shaders.join("lib");
+    println!("cargo:rerun-if-changed=shaders");
+    println!("cargo:rerun-if-changed=build.rs");
+    let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo");
+    let out = Path::new(&out_dir).join("shaders");
+    std::fs::create_dir_all(&out).expect("create $OUT_DIR/shaders");
+    let mut entries: Vec<_> = std::fs::read_dir(shaders)
+        .expect("read shaders/")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 name");
+        let text = std::fs::read_to_string(&path).expect("readable shader");
+        let mut resolved = String::with_capacity(text.len() * 2);
+        resolve(name, &text, &lib, &mut HashSet::new(), &mut resolved);
+        std::fs::write(out.join(name), resolved).expect("write resolved shader");
+    }
+    for entry in std::fs::read_dir(&lib).expect("read shaders/lib/") {
+        println!(
+            "cargo:rerun-if-changed={}",
+            entry.expect("entry").path().display()
+        );
+    }
+}

@@ -1,0 +1,24 @@
+// Convolution epilogues and their derivatives. Activation codes (src/gpu/params.rs
+// `Activation`): 0 none, 1 ReLU6, 2 ReLU.
+
+fn activate(v: vec4<f32>, code: u32) -> vec4<f32> {
+    if code == 1u {
+        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    if code == 2u {
+        return max(v, vec4<f32>(0.0));
+    }
+    return v;
+}
+
+// The gradient `g` at an activation's output `y`, passed where the derivative is one: ReLU6 where
+// 0 < y < 6 (PyTorch's hardtanh backward), ReLU where y > 0 (threshold backward).
+fn activation_mask(g: vec4<f32>, y: vec4<f32>, code: u32) -> vec4<f32> {
+    if code == 1u {
+        return select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (y < vec4<f32>(6.0)));
+    }
+    if code == 2u {
+        return select(vec4<f32>(0.0), g, y > vec4<f32>(0.0));
+    }
+    return g;
+}

@@ -1,0 +1,6 @@
+// The linear invocation index of a kernel dispatched as a 2-D grid of workgroups
+// (src/gpu/kernels.rs `Kernel::grid`): x first, then rows of num_workgroups.x groups.
+// Uses the importer's `WORKGROUP_SIZE` override.
+fn invocation_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+}
