@@ -335,5 +335,6 @@ pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
         input,
         logits,
         target_layers,
+        default_layer: "head".into(),
     })
 }

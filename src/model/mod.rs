@@ -143,6 +143,9 @@ pub struct Model {
     pub logits: usize,
     /// Layers a Grad-CAM can target, by name (`head`, `blocks.N`), with their output tensor.
     pub target_layers: Vec<(String, usize)>,
+    /// The layer explained when none is named (pytorch-grad-cam's usual choice for the
+    /// architecture).
+    pub default_layer: String,
 }
 
 impl Model {

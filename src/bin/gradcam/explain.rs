@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Target layer: `head` (the head conv's output after its ReLU6, 7×7) or `blocks.N` for
-    /// N = 0..15 (the output of MBConv block N).
+    /// N = 0..15 (the output of MBConv block N). `help` (or `gradcam layers`) lists them.
     #[arg(long, default_value = "head", value_name = "LAYER")]
     pub layer: String,
     /// Explain this class for every image instead of each image's predicted class.
@@ -145,6 +145,12 @@ fn differences(past: &Value, now: &Value) -> Vec<String> {
 }
 
 pub fn run(req: Args) -> ExitCode {
+    if req.layer == "help" {
+        return match crate::load_model(req.common.weights.as_deref()) {
+            Ok(model) => crate::print_layers(&model),
+            Err(e) => fail_setup(e),
+        };
+    }
     let started = Instant::now();
     let out = req.out.as_path();
     let options = ExplainOptions {

@@ -58,6 +58,13 @@ enum Command {
     /// it is written; a stopped or killed run continues with --resume. One run at a time holds
     /// DIR (DIR/.gradcam.lock).
     Explain(explain::Args),
+    /// List the layers a Grad-CAM can target (the names `explain --layer` takes), with their
+    /// shapes; the default is marked.
+    Layers {
+        /// Weights (safetensors). Default: the built-in ImageNet model.
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+    },
     /// Classify images: one JSON line per image on stdout,
     /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
     /// with softmax probabilities. A failing image gets an error line on stderr.
@@ -120,6 +127,10 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
+        Command::Layers { weights } => match load_model(weights.as_deref()) {
+            Ok(model) => print_layers(&model),
+            Err(e) => fail_setup(e),
+        },
         Command::Classify {
             images,
             top,
@@ -162,11 +173,47 @@ pub(crate) struct Setup {
     pub weights: String,
 }
 
+/// The model in `weights`, or the built-in one.
+pub(crate) fn load_model(weights: Option<&Path>) -> Result<Model, gradcam::Error> {
+    match weights {
+        Some(path) => Model::load(path),
+        None => Model::from_bytes(Path::new(DEFAULT_WEIGHTS_NAME), DEFAULT_WEIGHTS.to_vec()),
+    }
+}
+
+/// The layers a Grad-CAM can target, one per line with its shape, the default marked.
+pub(crate) fn print_layers(model: &Model) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let width = model
+        .target_layers
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut lines = vec![format!("{:<width$}  shape (C × H × W)", "layer")];
+    for (name, tensor) in &model.target_layers {
+        let t = &model.tensors[*tensor];
+        let default = if *name == model.default_layer {
+            "  (default)"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{name:<width$}  {} × {} × {}{default}",
+            t.channels, t.height, t.width
+        ));
+    }
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(EXIT_SOME_FAILED);
+        }
+    }
+    ExitCode::from(EXIT_OK)
+}
+
 pub(crate) fn setup(common: &Common) -> Result<Setup, gradcam::Error> {
-    let model = match &common.weights {
-        Some(path) => Model::load(path)?,
-        None => Model::from_bytes(Path::new(DEFAULT_WEIGHTS_NAME), DEFAULT_WEIGHTS.to_vec())?,
-    };
+    let model = load_model(common.weights.as_deref())?;
     let classes = model.classes as usize;
     let builtin = Path::new("<built-in imagenet_classes.txt>");
     let labels = match (&common.labels, &common.weights) {
