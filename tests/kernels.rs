@@ -135,7 +135,9 @@ fn pointwise_conv_grad_matches_reference() {
         (2 * 49 + 5, 24, 144, true, true),
         (49, 1152, 192, true, false),
     ];
-    for (rows, ci, co, mask, extra) in cases {
+    for (case, (rows, ci, co, mask, extra)) in cases.into_iter().enumerate() {
+        // Masked cases alternate between ReLU6 (1) and ReLU (2).
+        let code = if mask { 1 + (case as u32 % 2) } else { 0 };
         let grad_out = random(&mut rng, rows * co, -1.0, 1.0);
         // Forward outputs around the ReLU6 edges, exact 0 and 6 included.
         let forward_out: Vec<f32> = (0..rows * co)
@@ -153,10 +155,10 @@ fn pointwise_conv_grad_matches_reference() {
                 let mut acc = 0f64;
                 for o in 0..co {
                     let y = forward_out[r * co + o];
-                    let g = if mask && !(y > 0.0 && y < 6.0) {
-                        0.0
-                    } else {
+                    let g = if passes(y, code) {
                         grad_out[r * co + o]
+                    } else {
+                        0.0
                     };
                     acc += f64::from(g) * f64::from(weight[o * ci + i]);
                 }
@@ -168,7 +170,7 @@ fn pointwise_conv_grad_matches_reference() {
             rows: rows as u32,
             in_channels: ci as u32,
             out_channels: co as u32,
-            mask: u32::from(mask),
+            mask: code,
             add_extra: u32::from(extra),
             _pad: [0; 3],
         };
@@ -182,7 +184,7 @@ fn pointwise_conv_grad_matches_reference() {
                 pointwise_grad_invocations(variant, rows as u32, ci as u32),
             );
             assert_close(
-                &format!("pointwise grad {rows}x{co}->{ci} variant {variant}"),
+                &format!("pointwise grad {rows}x{co}->{ci} mask {code} variant {variant}"),
                 &got,
                 &expected,
                 1e-4,
@@ -293,7 +295,9 @@ fn depthwise_conv_matches_reference() {
         (2, 9, 13, 8, 5, 2),
         (1, 3, 2, 4, 3, 1),
     ];
-    for (n, h, w, c, k, s) in cases {
+    for (case, (n, h, w, c, k, s)) in cases.into_iter().enumerate() {
+        // ReLU6 (the built-in model's) and ReLU, alternately.
+        let act = 1 + (case as u32 % 2);
         let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
         let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
         let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
@@ -318,7 +322,7 @@ fn depthwise_conv_matches_reference() {
                             }
                         }
                         expected[((b * oh + oy) * ow + ox) * c + ch] =
-                            relu6(acc as f32 + bias[ch], true);
+                            activate(acc as f32 + bias[ch], act);
                     }
                 }
             }
@@ -334,7 +338,7 @@ fn depthwise_conv_matches_reference() {
             stride: s as u32,
             pad_top: pt as u32,
             pad_left: pl as u32,
-            activation: 1,
+            activation: act,
             _pad: 0,
         };
         let len = n * oh * ow * c;
@@ -373,7 +377,9 @@ fn conv2d_matches_reference() {
         (1, 224, 224, 3, 32, 3, 2),
         (2, 7, 13, 3, 8, 3, 2), // 7 output columns: a partial block of four
     ];
-    for (n, h, w, ci, co, k, s) in cases {
+    for (case, (n, h, w, ci, co, k, s)) in cases.into_iter().enumerate() {
+        // ReLU6 (the built-in model's) and ReLU, alternately, on both pipelines.
+        let act = 1 + (case as u32 % 2);
         let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
         let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
         let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
@@ -402,7 +408,7 @@ fn conv2d_matches_reference() {
                             }
                         }
                         expected[((b * oh + oy) * ow + ox) * co + o] =
-                            relu6(acc as f32 + bias[o], true);
+                            activate(acc as f32 + bias[o], act);
                     }
                 }
             }
@@ -419,7 +425,7 @@ fn conv2d_matches_reference() {
             stride: s as u32,
             pad_top: pt as u32,
             pad_left: pl as u32,
-            activation: 1,
+            activation: act,
         };
         let len = n * oh * ow * co;
         for variant in [0, conv2d_variant(k as u32, s as u32, ci as u32)] {

@@ -11,7 +11,8 @@ use gradcam::gpu::params::PARAMS_SIZES;
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
         panic!(
-            "shaders/{name}.wgsl does not parse:\n{}",
+            "shaders/{name}.wgsl (as prepared by build.rs: line numbers count the inlined \
+             #imports) does not parse:\n{}",
             e.emit_to_string(source)
         )
     });
@@ -22,7 +23,8 @@ fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::M
     .validate(&module)
     .unwrap_or_else(|e| {
         panic!(
-            "shaders/{name}.wgsl does not validate:\n{}",
+            "shaders/{name}.wgsl (as prepared by build.rs: line numbers count the inlined \
+             #imports) does not validate:\n{}",
             e.emit_to_string(source)
         )
     });

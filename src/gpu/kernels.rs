@@ -268,26 +268,42 @@ impl Kernel {
 pub struct Kernels {
     device: wgpu::Device,
     kernels: Vec<std::sync::OnceLock<Kernel>>,
+    /// Where compile errors go: the context's list of errors reported outside a submission,
+    /// which its next check returns (before the "pipeline is invalid" they cause).
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Kernels {
-    /// The kernels of `device`; none is compiled yet.
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// The kernels of `device`; none is compiled yet. Compile errors are appended to `errors`.
+    pub fn new(
+        device: &wgpu::Device,
+        errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> Self {
         Self {
             device: device.clone(),
             kernels: ALL_KERNELS
                 .iter()
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
+            errors,
         }
     }
 
-    /// The kernel `id` names, compiled on first use. A driver that rejects a shader reports it
-    /// through the device's error handler, which the next submission's check turns into an
-    /// error value.
+    /// The kernel `id` names, compiled on first use inside its own error scope: a driver that
+    /// rejects the shader has its message recorded, naming the kernel, and the next submission
+    /// returns it as an error value.
     pub fn get(&self, id: KernelId) -> &Kernel {
-        self.kernels[id as usize]
-            .get_or_init(|| Kernel::new(&self.device, &ALL_KERNELS[id as usize]))
+        self.kernels[id as usize].get_or_init(|| {
+            let spec = &ALL_KERNELS[id as usize];
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let kernel = Kernel::new(&self.device, spec);
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                if let Ok(mut errors) = self.errors.lock() {
+                    errors.push(format!("compiling kernel {}: {e}", spec.name));
+                }
+            }
+            kernel
+        })
     }
 
     /// How many kernels have been compiled so far.

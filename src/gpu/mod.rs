@@ -202,8 +202,9 @@ impl GpuContext {
             }
         }));
         // Compiled when first needed: the shaders are validated by the test suite, and a driver
-        // that rejects one reports it through `uncaptured`, checked after each submission.
-        let kernels = Kernels::new(&device);
+        // that rejects one reports it (naming the kernel) through `uncaptured`, checked after
+        // each submission.
+        let kernels = Kernels::new(&device, uncaptured.clone());
         Ok(Self {
             device,
             queue,
@@ -307,24 +308,21 @@ impl GpuContext {
     }
 
     fn check(&self, stage: &str, scoped: Option<wgpu::Error>) -> Result<()> {
-        if let Some(e) = scoped {
-            return Err(Error::Gpu {
-                stage: stage.to_string(),
-                reason: one_line(&e.to_string()),
-            });
-        }
-        let mut pending = self
+        // Errors reported outside a scope (a kernel that failed to compile) come first: they
+        // are usually the cause of the scoped one ("pipeline is invalid").
+        let mut reasons: Vec<String> = self
             .uncaptured
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
-        if let Some(first) = pending.drain(..).next() {
-            return Err(Error::Gpu {
+        reasons.extend(scoped.map(|e| e.to_string()));
+        match reasons.first() {
+            Some(first) => Err(Error::Gpu {
                 stage: stage.to_string(),
-                reason: one_line(&first),
-            });
+                reason: one_line(first),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Waits until the GPU has finished all submitted work.

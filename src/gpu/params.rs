@@ -30,7 +30,7 @@ pub struct PreprocessParams {
     pub std: [f32; 4],
 }
 
-/// Kept in sync with `ImageMeta` in shaders/preprocess.wgsl.
+/// Kept in sync with `ImageMeta` in shaders/lib/image.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct ImageMeta {

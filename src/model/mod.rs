@@ -200,7 +200,8 @@ impl Model {
             .ok_or_else(|| {
                 let names: Vec<&str> = self.target_layers.iter().map(|(n, _)| n.as_str()).collect();
                 Error::InvalidRequest(format!(
-                    "unknown layer `{name}`; valid layers: {}",
+                    "unknown layer `{name}`; valid layers: {} (`gradcam layers` lists them with \
+                     their shapes)",
                     names.join(", ")
                 ))
             })

@@ -29,7 +29,8 @@ pub enum Target {
 /// How an [`Explainer`] explains.
 #[derive(Clone, Debug)]
 pub struct ExplainOptions {
-    /// Target layer: `head` (the head conv's output after its ReLU6) or `blocks.N`.
+    /// Target layer, by the model's layer names (`head`, `blocks.N` for EfficientNet-Lite; see
+    /// [`Model::target_layers`](crate::Model::target_layers)); empty: the model's default layer.
     pub layer: String,
     /// Heatmap colours.
     pub colormap: Colormap,
@@ -40,7 +41,7 @@ pub struct ExplainOptions {
 impl Default for ExplainOptions {
     fn default() -> Self {
         Self {
-            layer: "head".into(),
+            layer: String::new(),
             colormap: Colormap::Jet,
             image_weight: 0.5,
         }
@@ -137,7 +138,7 @@ const ARGMAX: u32 = u32::MAX;
 
 impl Explainer {
     /// A workspace on `forward`'s model and device for its capacity, explaining `options.layer`.
-    pub fn new(forward: Forward, options: ExplainOptions) -> Result<Self> {
+    pub fn new(forward: Forward, mut options: ExplainOptions) -> Result<Self> {
         if !(0.0..=1.0).contains(&options.image_weight) {
             return Err(Error::InvalidRequest(format!(
                 "image weight {} is outside [0, 1]",
@@ -147,6 +148,9 @@ impl Explainer {
         let ctx = forward.context().clone();
         let gpu_model = forward.gpu_model().clone();
         let model = gpu_model.model.clone();
+        if options.layer.is_empty() {
+            options.layer = model.default_layer.clone();
+        }
         let target = model.target_layer(&options.layer)?;
         let plan = BackwardPlan::new(&model, target)?;
         let cap = u64::from(forward.capacity());

@@ -36,10 +36,11 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Target layer: `head` (the head conv's output after its ReLU6, 7×7) or `blocks.N` for
-    /// N = 0..15 (the output of MBConv block N). `help` (or `gradcam layers`) lists them.
-    #[arg(long, default_value = "head", value_name = "LAYER")]
-    pub layer: String,
+    /// Target layer (default: the model's, `head` for the built-in model: the head conv's output
+    /// after its ReLU6, 7×7), or `blocks.N` for N = 0..15 (the output of MBConv block N).
+    /// `gradcam layers` lists them with their shapes.
+    #[arg(long, value_name = "LAYER")]
+    pub layer: Option<String>,
     /// Explain this class for every image instead of each image's predicted class.
     #[arg(long, value_name = "N")]
     pub class: Option<u32>,
@@ -114,10 +115,10 @@ fn parse_weight(s: &str) -> Result<f32, String> {
 }
 
 /// What the run records about itself in the journal header: a resumed run must match it.
-fn settings(req: &Args) -> Value {
+fn settings(req: &Args, layer: &str) -> Value {
     let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
     json!({
-        "layer": req.layer,
+        "layer": layer,
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,
         "class": req.class,
@@ -145,16 +146,29 @@ fn differences(past: &Value, now: &Value) -> Vec<String> {
 }
 
 pub fn run(req: Args) -> ExitCode {
-    if req.layer == "help" {
-        return match crate::load_model(req.common.weights.as_deref()) {
-            Ok(model) => crate::print_layers(&model),
-            Err(e) => fail_setup(e),
-        };
-    }
     let started = Instant::now();
     let out = req.out.as_path();
+    // The model first (on the CPU): a bad layer or class is an error before the folder is
+    // touched.
+    let model = match crate::load_model(req.common.weights.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail_setup(e),
+    };
+    let layer = req
+        .layer
+        .clone()
+        .unwrap_or_else(|| model.default_layer.clone());
+    if let Err(e) = model.target_layer(&layer) {
+        return fail_setup(e);
+    }
+    if let Some(c) = req.class.filter(|&c| c >= model.classes) {
+        return fail_setup(format!(
+            "class {c} is out of range: this model has classes 0..={}",
+            model.classes - 1
+        ));
+    }
     let options = ExplainOptions {
-        layer: req.layer.clone(),
+        layer: layer.clone(),
         colormap: req.colormap,
         image_weight: req.image_weight,
     };
@@ -179,7 +193,7 @@ pub fn run(req: Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail_setup(e),
     };
-    let settings = settings(&req);
+    let settings = settings(&req, &layer);
     if let Some(p) = &past {
         let unfinished = !p.finished && !p.records.is_empty();
         if unfinished && !req.resume && !req.restart {
@@ -244,25 +258,15 @@ pub fn run(req: Args) -> ExitCode {
         .filter(|(_, k)| seen.insert(k.clone()))
         .unzip();
 
-    // The model and the GPU.
+    // The labels and the GPU.
     let Setup {
         engine,
         labels,
         weights,
-    } = match setup(&req.common) {
+    } = match setup(&req.common, model) {
         Ok(s) => s,
         Err(e) => return fail_setup(e),
     };
-    if let Err(e) = engine.model().target_layer(&req.layer) {
-        return fail_setup(e);
-    }
-    let classes = engine.model().classes;
-    if let Some(c) = req.class.filter(|&c| c >= classes) {
-        return fail_setup(format!(
-            "class {c} is out of range: this model has classes 0..={}",
-            classes - 1
-        ));
-    }
     // On a CPU adapter (lavapipe) the GPU buffers are host memory and a batch beyond 16 gains
     // nothing (measured: 17.1 images/s at 16 and at 32) but costs 50 MB per image.
     let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
@@ -589,7 +593,7 @@ pub fn run(req: Args) -> ExitCode {
         "status": status,
         "weights": weights,
         "architecture": engine.model().architecture,
-        "layer": req.layer,
+        "layer": layer,
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,
         "class": req.class,

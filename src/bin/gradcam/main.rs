@@ -212,8 +212,8 @@ pub(crate) fn print_layers(model: &Model) -> ExitCode {
     ExitCode::from(EXIT_OK)
 }
 
-pub(crate) fn setup(common: &Common) -> Result<Setup, gradcam::Error> {
-    let model = load_model(common.weights.as_deref())?;
+/// The labels and the GPU for `model`.
+pub(crate) fn setup(common: &Common, model: Model) -> Result<Setup, gradcam::Error> {
     let classes = model.classes as usize;
     let builtin = Path::new("<built-in imagenet_classes.txt>");
     let labels = match (&common.labels, &common.weights) {
@@ -244,10 +244,11 @@ pub(crate) fn top_json(labels: &Labels, logits: &[f32], k: usize) -> Vec<serde_j
 }
 
 fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitCode {
-    let Setup { engine, labels, .. } = match setup(common) {
-        Ok(s) => s,
-        Err(e) => return fail_setup(e),
-    };
+    let Setup { engine, labels, .. } =
+        match load_model(common.weights.as_deref()).and_then(|m| setup(common, m)) {
+            Ok(s) => s,
+            Err(e) => return fail_setup(e),
+        };
     let capacity = batch.min(engine.max_batch()).min(paths.len() as u32).max(1);
     let max_pixels = common.max_pixels;
     let mut forward = match engine.forward(capacity) {
