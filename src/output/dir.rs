@@ -116,10 +116,22 @@ impl OutputDir {
     /// renamed over `rel`. A reader or a crash never sees a half-written file; a symlink at `rel`
     /// is replaced, not followed. The folder's entry is made durable by [`OutputDir::sync`].
     pub fn write(&self, rel: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_with(rel, |w| w.write_all(bytes))
+    }
+
+    /// [`OutputDir::write`] with the contents streamed by `fill` (through a buffer), for files
+    /// too large to hold in memory twice: a report over a million inputs.
+    pub fn write_with(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
         let (dir, name) = self.parent_of(rel)?;
-        let (mut file, tmp) = create_temp(&dir).map_err(|e| self.io_error(rel, e))?;
+        let (file, tmp) = create_temp(&dir).map_err(|e| self.io_error(rel, e))?;
         let result = (|| {
-            file.write_all(bytes)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+            fill(&mut w)?;
+            let file = w.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             drop(file);
             sys::rename(&dir, &tmp, name)

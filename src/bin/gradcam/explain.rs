@@ -84,6 +84,26 @@ pub struct Args {
     pub common: Common,
 }
 
+/// A finished input's report entry, kept as compact JSON: a run over a million inputs holds a
+/// few hundred bytes per input, not a tree of values.
+#[derive(Clone, Debug)]
+struct Entry {
+    failed: bool,
+    json: Box<str>,
+}
+
+impl Entry {
+    fn new(entry: &Value) -> Self {
+        Self {
+            failed: entry.get("error").is_some(),
+            json: entry.to_string().into_boxed_str(),
+        }
+    }
+}
+
+/// Where the report's `images` array goes in its pretty-printed head and tail.
+const IMAGES_PLACEHOLDER: &str = "@@gradcam-images@@";
+
 /// Decoder errors accumulated before they are passed on without an image to go with them.
 const ERRORS_PER_BATCH: usize = 64;
 
@@ -287,13 +307,13 @@ pub fn run(req: Args) -> ExitCode {
         &["png"]
     };
     let mut names = OutputNames::new(out, inputs.iter().map(|i| i.path.as_path()), extensions);
-    let mut entries: Vec<Option<Value>> = vec![None; inputs.len()];
+    let mut entries: Vec<Option<Entry>> = vec![None; inputs.len()];
     let mut resumed = 0usize;
     let mut carried = Vec::new();
     if let (Some(p), true) = (&past, req.resume) {
         for (i, key) in keys.iter().enumerate() {
             if let Some(record) = p.completed(&dir, key) {
-                entries[i] = Some(record["entry"].clone());
+                entries[i] = Some(Entry::new(&record["entry"]));
                 if let Some(stem) = PastRun::stem(record) {
                     names.reserve(stem);
                 }
@@ -494,7 +514,7 @@ pub fn run(req: Args) -> ExitCode {
                 {
                     let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
                     for (i, entry) in done {
-                        entries[i] = Some(entry);
+                        entries[i] = Some(Entry::new(&entry));
                     }
                 }
                 progress.inc(n);
@@ -576,8 +596,8 @@ pub fn run(req: Args) -> ExitCode {
     let signal = stop
         .signal()
         .filter(|_| entries.iter().any(Option::is_none));
-    let listed: Vec<&Value> = entries.iter().flatten().collect();
-    let failed = listed.iter().filter(|e| e.get("error").is_some()).count();
+    let listed: Vec<&Entry> = entries.iter().flatten().collect();
+    let failed = listed.iter().filter(|e| e.failed).count();
     let explained = listed.len() - failed;
     let not_started = entries.len() - listed.len();
     let status = if signal.is_some() {
@@ -601,7 +621,8 @@ pub fn run(req: Args) -> ExitCode {
         "backend": format!("{:?}", engine.context().adapter_info.backend).to_lowercase(),
         "batch": capacity,
         "settings": settings,
-        "images": listed,
+        // Streamed in below, one entry per line.
+        "images": IMAGES_PLACEHOLDER,
         "totals": {
             "images": entries.len(),
             "explained": explained,
@@ -627,7 +648,21 @@ pub fn run(req: Args) -> ExitCode {
         });
     }
     let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
-    if let Err(e) = dir.write_durable(Path::new(REPORT_NAME), text.as_bytes()) {
+    let placeholder = format!("\"{IMAGES_PLACEHOLDER}\"");
+    let (head, tail) = text.split_once(&placeholder).unwrap_or((&text, ""));
+    let written = dir
+        .write_with(Path::new(REPORT_NAME), |w| {
+            w.write_all(head.as_bytes())?;
+            w.write_all(b"[")?;
+            for (n, entry) in listed.iter().enumerate() {
+                w.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+                w.write_all(entry.json.as_bytes())?;
+            }
+            w.write_all(if listed.is_empty() { b"]" } else { b"\n  ]" })?;
+            w.write_all(tail.as_bytes())
+        })
+        .and_then(|()| dir.sync());
+    if let Err(e) = written {
         log::error(e);
         return ExitCode::from(EXIT_SOME_FAILED);
     }
