@@ -24,14 +24,6 @@ fn random(rng: &mut SmallRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
-fn relu6(x: f32, on: bool) -> f32 {
-    if on {
-        x.clamp(0.0, 6.0)
-    } else {
-        x
-    }
-}
-
 fn run(
     kernel: KernelId,
     params: &[u8],
@@ -82,20 +74,12 @@ fn pointwise_conv_matches_reference() {
         let weight = random(&mut rng, ci * co, -0.5, 0.5);
         let bias = random(&mut rng, co, -1.0, 1.0);
         let residual = random(&mut rng, rows * co, -1.0, 1.0);
-        let mut expected = vec![0f32; rows * co];
-        for r in 0..rows {
-            for o in 0..co {
-                let mut acc = 0f64;
-                for k in 0..ci {
-                    acc += f64::from(input[r * ci + k]) * f64::from(weight[k * co + o]);
-                }
-                let mut v = relu6(acc as f32 + bias[o], act);
-                if res {
-                    v += residual[r * co + o];
-                }
-                expected[r * co + o] = v;
-            }
-        }
+        let expected = pointwise_reference(
+            (&input, &weight, &bias, &residual),
+            (rows, ci, co),
+            u32::from(act),
+            u32::from(res),
+        );
         let p = PointwiseParams {
             rows: rows as u32,
             in_channels: ci as u32,
@@ -205,7 +189,9 @@ fn depthwise_conv_grad_matches_reference() {
         (1, 14, 14, 4, 5, 1),
         (2, 28, 28, 24, 5, 2),
     ];
-    for (n, h, w, c, k, s) in cases {
+    for (case, (n, h, w, c, k, s)) in cases.into_iter().enumerate() {
+        // The conv's activation as the mask: ReLU6 (the built-in model's) and ReLU, alternately.
+        let mask = 1 + (case as u32 % 2);
         let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
         let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
         let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
@@ -228,8 +214,7 @@ fn depthwise_conv_grad_matches_reference() {
                 for ox in 0..ow {
                     for ch in 0..c {
                         let o = ((b * oh + oy) * ow + ox) * c + ch;
-                        let y = forward_out[o];
-                        if !(y > 0.0 && y < 6.0) {
+                        if !passes(forward_out[o], mask) {
                             continue;
                         }
                         for ky in 0..k {
@@ -260,7 +245,7 @@ fn depthwise_conv_grad_matches_reference() {
             stride: s as u32,
             pad_top: pt as u32,
             pad_left: pl as u32,
-            mask: 1,
+            mask,
             add_extra: 1,
         };
         let len = n * h * w * c;
@@ -272,7 +257,7 @@ fn depthwise_conv_grad_matches_reference() {
             (len / 4) as u32,
         );
         assert_close(
-            &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s}"),
+            &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s} mask {mask}"),
             &got,
             &expected,
             1e-5,
@@ -386,33 +371,12 @@ fn conv2d_matches_reference() {
         let input = random(&mut rng, n * h * w * ci, -1.0, 1.0);
         let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
         let bias = random(&mut rng, co, -1.0, 1.0);
-        let mut expected = vec![0f32; n * oh * ow * co];
-        for b in 0..n {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    for o in 0..co {
-                        let mut acc = 0f64;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * s + ky) as i64 - pt;
-                                let ix = (ox * s + kx) as i64 - pl;
-                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
-                                    continue;
-                                }
-                                for i in 0..ci {
-                                    let v =
-                                        input[((b * h + iy as usize) * w + ix as usize) * ci + i];
-                                    acc += f64::from(v)
-                                        * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
-                                }
-                            }
-                        }
-                        expected[((b * oh + oy) * ow + ox) * co + o] =
-                            activate(acc as f32 + bias[o], act);
-                    }
-                }
-            }
-        }
+        let expected = conv2d_reference(
+            (&input, &weight, &bias),
+            (n, h, w, ci, co, k, s),
+            (oh, ow, pt, pl),
+            act,
+        );
         let p = ConvParams {
             batch: n as u32,
             in_h: h as u32,
@@ -664,6 +628,72 @@ fn window(size: usize, k: usize, s: usize, pad: Option<usize>) -> (usize, i64) {
     }
 }
 
+/// `act(bias + input · weight)` over `rows` rows, with `residual` added after the activation
+/// (`res_mode` 1) or before it (2).
+fn pointwise_reference(
+    (input, weight, bias, residual): (&[f32], &[f32], &[f32], &[f32]),
+    (rows, ci, co): (usize, usize, usize),
+    act: u32,
+    res_mode: u32,
+) -> Vec<f32> {
+    let mut expected = vec![0f32; rows * co];
+    for r in 0..rows {
+        for o in 0..co {
+            let mut acc = 0f64;
+            for k in 0..ci {
+                acc += f64::from(input[r * ci + k]) * f64::from(weight[k * co + o]);
+            }
+            let mut v = acc as f32 + bias[o];
+            if res_mode == 2 {
+                v += residual[r * co + o];
+            }
+            v = activate(v, act);
+            if res_mode == 1 {
+                v += residual[r * co + o];
+            }
+            expected[r * co + o] = v;
+        }
+    }
+    expected
+}
+
+/// A dense NHWC convolution with top/left padding `pt`, `pl` (the rest implied by the output
+/// size), bias and activation `act`.
+fn conv2d_reference(
+    (input, weight, bias): (&[f32], &[f32], &[f32]),
+    (n, h, w, ci, co, k, s): (usize, usize, usize, usize, usize, usize, usize),
+    (oh, ow, pt, pl): (usize, usize, i64, i64),
+    act: u32,
+) -> Vec<f32> {
+    let mut expected = vec![0f32; n * oh * ow * co];
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for o in 0..co {
+                    let mut acc = 0f64;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as i64 - pt;
+                            let ix = (ox * s + kx) as i64 - pl;
+                            if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                continue;
+                            }
+                            for i in 0..ci {
+                                let v = input[((b * h + iy as usize) * w + ix as usize) * ci + i];
+                                acc += f64::from(v)
+                                    * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
+                            }
+                        }
+                    }
+                    expected[((b * oh + oy) * ow + ox) * co + o] =
+                        activate(acc as f32 + bias[o], act);
+                }
+            }
+        }
+    }
+    expected
+}
+
 #[test]
 fn conv_epilogues_relu_and_residual_before_activation() {
     let mut rng = SmallRng::seed_from_u64(21);
@@ -678,24 +708,12 @@ fn conv_epilogues_relu_and_residual_before_activation() {
         let weight = random(&mut rng, ci * co, -0.5, 0.5);
         let bias = random(&mut rng, co, -1.0, 1.0);
         let residual = random(&mut rng, rows * co, -1.0, 1.0);
-        let mut expected = vec![0f32; rows * co];
-        for r in 0..rows {
-            for o in 0..co {
-                let mut acc = 0f64;
-                for k in 0..ci {
-                    acc += f64::from(input[r * ci + k]) * f64::from(weight[k * co + o]);
-                }
-                let mut v = acc as f32 + bias[o];
-                if res == 2 {
-                    v += residual[r * co + o];
-                }
-                v = activate(v, act);
-                if res == 1 {
-                    v += residual[r * co + o];
-                }
-                expected[r * co + o] = v;
-            }
-        }
+        let expected = pointwise_reference(
+            (&input, &weight, &bias, &residual),
+            (rows, ci, co),
+            act,
+            res,
+        );
         let p = PointwiseParams {
             rows: rows as u32,
             in_channels: ci as u32,
@@ -724,33 +742,12 @@ fn conv_epilogues_relu_and_residual_before_activation() {
         let input = random(&mut rng, n * h * w * ci, -1.0, 1.0);
         let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
         let bias = random(&mut rng, co, -1.0, 1.0);
-        let mut expected = vec![0f32; n * oh * ow * co];
-        for b in 0..n {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    for o in 0..co {
-                        let mut acc = 0f64;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * s + ky) as i64 - pt;
-                                let ix = (ox * s + kx) as i64 - pl;
-                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
-                                    continue;
-                                }
-                                for i in 0..ci {
-                                    let v =
-                                        input[((b * h + iy as usize) * w + ix as usize) * ci + i];
-                                    acc += f64::from(v)
-                                        * f64::from(weight[((ky * k + kx) * ci + i) * co + o]);
-                                }
-                            }
-                        }
-                        expected[((b * oh + oy) * ow + ox) * co + o] =
-                            activate(acc as f32 + bias[o], 2);
-                    }
-                }
-            }
-        }
+        let expected = conv2d_reference(
+            (&input, &weight, &bias),
+            (n, h, w, ci, co, k, s),
+            (oh, ow, pt, pl),
+            2,
+        );
         let p = ConvParams {
             batch: n as u32,
             in_h: h as u32,
@@ -964,69 +961,4 @@ fn max_pool_and_its_gradient_match_reference() {
         );
         assert_close(&format!("{what} gradient"), &got, &grad_in, 1e-6, 1e-6);
     }
-}
-
-#[test]
-fn depthwise_conv_grad_relu_mask() {
-    let mut rng = SmallRng::seed_from_u64(24);
-    let (n, h, w, c, k, s) = (2, 9, 8, 8, 3, 1);
-    let (oh, pt) = window(h, k, s, Some(1));
-    let (ow, pl) = window(w, k, s, Some(1));
-    let grad_out = random(&mut rng, n * oh * ow * c, -1.0, 1.0);
-    let forward_out: Vec<f32> = random(&mut rng, n * oh * ow * c, -1.0, 7.0)
-        .into_iter()
-        .enumerate()
-        .map(|(i, y)| if i % 4 == 0 { 0.0 } else { y.max(0.0) })
-        .collect();
-    let weight = random(&mut rng, k * k * c, -1.0, 1.0);
-    let extra = vec![0f32; n * h * w * c];
-    let mut expected = vec![0f64; n * h * w * c];
-    for b in 0..n {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for ch in 0..c {
-                    let o = ((b * oh + oy) * ow + ox) * c + ch;
-                    if !passes(forward_out[o], 2) {
-                        continue;
-                    }
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let iy = (oy * s + ky) as i64 - pt;
-                            let ix = (ox * s + kx) as i64 - pl;
-                            if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
-                                continue;
-                            }
-                            let i = ((b * h + iy as usize) * w + ix as usize) * c + ch;
-                            expected[i] +=
-                                f64::from(grad_out[o]) * f64::from(weight[(ky * k + kx) * c + ch]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let expected: Vec<f32> = expected.iter().map(|v| *v as f32).collect();
-    let p = DepthwiseGradParams {
-        batch: n as u32,
-        in_h: h as u32,
-        in_w: w as u32,
-        channels: c as u32,
-        out_h: oh as u32,
-        out_w: ow as u32,
-        kernel: k as u32,
-        stride: s as u32,
-        pad_top: pt as u32,
-        pad_left: pl as u32,
-        mask: 2,
-        add_extra: 0,
-    };
-    let len = n * h * w * c;
-    let got = run(
-        KernelId::DepthwiseConvGrad,
-        bytemuck::bytes_of(&p),
-        &[&grad_out, &forward_out, &weight, &extra],
-        len,
-        (len / 4) as u32,
-    );
-    assert_close("depthwise grad, ReLU mask", &got, &expected, 1e-5, 1e-5);
 }

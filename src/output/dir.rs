@@ -46,7 +46,15 @@ impl OutputDir {
             source,
         };
         std::fs::create_dir_all(path).map_err(io)?;
-        let root = sys::open_root(path).map_err(io)?;
+        Self::existing(path)
+    }
+
+    /// Opens the existing folder `path`.
+    fn existing(path: &Path) -> Result<Self> {
+        let root = sys::open_root(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             root,
@@ -342,17 +350,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::InvalidRequest(format!("{}: not a file name", escape_path(path))))?;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let root = sys::open_root(dir).map_err(io)?;
-    let out = OutputDir {
-        path: dir.to_path_buf(),
-        root,
-        subdirs: Mutex::new(HashMap::new()),
-        dirty: Mutex::new(HashMap::new()),
-    };
+    // A folder that cannot be opened is reported under the file's name, as a write error.
+    let out = OutputDir::existing(dir).map_err(|e| match e {
+        Error::Io { source, .. } => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        e => e,
+    })?;
     out.write_durable(Path::new(name), bytes)
 }
 

@@ -132,6 +132,9 @@ fn shorten(name: &OsStr, room: usize) -> OsString {
 #[derive(Debug)]
 pub struct OutputNames {
     dir: PathBuf,
+    /// `dir`'s canonical form: an output's canonical path is this joined with its name (the
+    /// tool never follows a symlink below the folder), so no output costs a system call here.
+    canonical_dir: PathBuf,
     taken: HashSet<PathBuf>,
     inputs: HashSet<PathBuf>,
     extensions: Vec<&'static str>,
@@ -139,16 +142,18 @@ pub struct OutputNames {
 
 impl OutputNames {
     /// Names for outputs in `dir` with the given extensions (e.g. `["png", "safetensors"]`; a
-    /// name is free only if it is free with every extension), none equal to any of `inputs`.
-    pub fn new<'a>(
+    /// name is free only if it is free with every extension), none equal to any of `inputs`,
+    /// given as canonical paths ([`canonical`]).
+    pub fn new(
         dir: &Path,
-        inputs: impl IntoIterator<Item = &'a Path>,
+        inputs: impl IntoIterator<Item = PathBuf>,
         extensions: &[&'static str],
     ) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            canonical_dir: canonical(dir),
             taken: HashSet::new(),
-            inputs: inputs.into_iter().map(canonical).collect(),
+            inputs: inputs.into_iter().collect(),
             extensions: extensions.to_vec(),
         }
     }
@@ -205,9 +210,10 @@ impl OutputNames {
     }
 
     fn replaces_input(&self, stem: &Path) -> bool {
-        self.extensions
-            .iter()
-            .any(|e| self.inputs.contains(&canonical(&self.path(stem, e))))
+        self.extensions.iter().any(|e| {
+            self.inputs
+                .contains(&self.canonical_dir.join(Self::relative(stem, e)))
+        })
     }
 }
 
@@ -246,7 +252,7 @@ mod tests {
             std::fs::write(i, b"x").unwrap();
         }
         // Output into the directory holding dog.png: "dog.png" would replace it.
-        let mut names = OutputNames::new(dir.path(), inputs.iter().map(PathBuf::as_path), &["png"]);
+        let mut names = OutputNames::new(dir.path(), inputs.iter().map(|p| canonical(p)), &["png"]);
         let got: Vec<PathBuf> = inputs
             .iter()
             .map(|i| names.next(i, Path::new("")))

@@ -258,8 +258,7 @@ pub fn run(req: Args) -> ExitCode {
         Err(e) => return fail_setup(e),
     };
     for input in inputs.iter().filter(|i| i.named) {
-        let c = canonical(&input.path);
-        if let Some((_, name)) = own.iter().find(|(p, _)| *p == c) {
+        if let Some((_, name)) = own.iter().find(|(p, _)| *p == input.canonical) {
             return fail_setup(format!(
                 "{}: is the output folder's {name}; it is never taken as an input or replaced \
                  (choose another --out)",
@@ -272,7 +271,7 @@ pub fn run(req: Args) -> ExitCode {
     let (inputs, keys): (Vec<Input>, Vec<String>) = inputs
         .into_iter()
         .map(|i| {
-            let key = escape_path(&canonical(&i.path));
+            let key = escape_path(&i.canonical);
             (i, key)
         })
         .filter(|(_, k)| seen.insert(k.clone()))
@@ -306,7 +305,7 @@ pub fn run(req: Args) -> ExitCode {
     } else {
         &["png"]
     };
-    let mut names = OutputNames::new(out, inputs.iter().map(|i| i.path.as_path()), extensions);
+    let mut names = OutputNames::new(out, inputs.iter().map(|i| i.canonical.clone()), extensions);
     let mut entries: Vec<Option<Entry>> = vec![None; inputs.len()];
     let mut resumed = 0usize;
     let mut carried = Vec::new();

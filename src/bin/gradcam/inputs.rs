@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use gradcam::output::{escape_path, holds_a_run};
+use gradcam::output::{canonical, escape_path, holds_a_run};
 
 /// File extensions taken from a folder given as an input.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -22,6 +22,8 @@ pub struct Input {
     pub subdir: PathBuf,
     /// Whether the file was named on the command line (not found in a folder).
     pub named: bool,
+    /// Its canonical path ([`canonical`]), computed once: what identifies it across runs.
+    pub canonical: PathBuf,
 }
 
 /// Inputs as given, with each folder replaced by the image files in it and in its sub-folders,
@@ -34,6 +36,7 @@ pub fn expand(given: Vec<PathBuf>, exclude: &HashSet<PathBuf>) -> Result<Vec<Inp
     for input in given {
         if !input.is_dir() {
             out.push(Input {
+                canonical: canonical(&input),
                 path: input,
                 subdir: PathBuf::new(),
                 named: true,
@@ -93,10 +96,12 @@ fn walk(
         if !is_image_name(&path) || !path.metadata().is_ok_and(|m| m.is_file()) {
             continue;
         }
-        if !exclude.is_empty() && path.canonicalize().is_ok_and(|c| exclude.contains(&c)) {
+        let canonical = canonical(&path);
+        if exclude.contains(&canonical) {
             continue;
         }
         out.push(Input {
+            canonical,
             path,
             subdir: subdir.to_path_buf(),
             named: false,
