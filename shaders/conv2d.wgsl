@@ -1,7 +1,9 @@
-// Dense 2-D convolution (all input channels feed every output channel) with folded bias and an
-// optional ReLU6, NHWC. Used for the stem, whose three input channels make a matrix kernel a poor fit.
-// TF "SAME" padding is given explicitly: pad_top/pad_left here, the remainder (bottom/right) is
-// implied by the output size.
+// Dense 2-D convolution (all input channels feed every output channel), NHWC, with folded bias,
+// an activation (none, ReLU6 or ReLU) and an optional residual add after the activation
+// (has_residual 1) or before it (has_residual 2: ResNet's add-then-ReLU). Used for stems (three
+// input channels make a matrix kernel a poor fit) and for ResNet's and VGG's k×k convs. Padding is
+// given explicitly: pad_top/pad_left here, the remainder (bottom/right) is implied by the output
+// size, so symmetric and TF "SAME" padding are both expressed.
 //
 // Two paths, as in depthwise_conv.wgsl: KERNEL = 0 (the default pipeline) takes any kernel size,
 // stride and channel count from the parameters, one output pixel per invocation; the pipeline
@@ -26,6 +28,11 @@ struct Params {
     pad_left: u32,
     // 0: none, 1: ReLU6, 2: ReLU
     activation: u32,
+    // 0: no residual; 1: add `residual` after the activation, 2: before it
+    has_residual: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -35,8 +42,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 // [out_c / 4]
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+// [batch, out_h, out_w, out_c / 4]; bound to any buffer when has_residual is 0
+@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
 // [batch, out_h, out_w, out_c / 4]
-@group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> output: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
 // 0: generic path; otherwise the kernel size, stride and input channels this pipeline is for.
@@ -47,6 +56,19 @@ override IN_C: u32 = 3u;
 const OX: u32 = 4u;
 // Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
 const MAX_ROW: u32 = 27u;
+
+// The epilogue: activation and residual add in the order `has_residual` gives.
+fn finish(acc: vec4<f32>, at: u32) -> vec4<f32> {
+    var v = acc;
+    if params.has_residual == 2u {
+        v += residual[at];
+    }
+    v = activate(v, params.activation);
+    if params.has_residual == 1u {
+        v += residual[at];
+    }
+    return v;
+}
 
 fn blocked(id: u32) {
     let c4 = params.out_c / 4u;
@@ -93,7 +115,8 @@ fn blocked(id: u32) {
     let out_row = (n * params.out_h + oy) * params.out_w;
     for (var t = 0u; t < OX; t++) {
         if ox0 + t < params.out_w {
-            output[(out_row + ox0 + t) * c4 + co] = activate(acc[t], params.activation);
+            let at = (out_row + ox0 + t) * c4 + co;
+            output[at] = finish(acc[t], at);
         }
     }
 }
@@ -133,5 +156,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    output[id] = activate(acc, params.activation);
+    output[id] = finish(acc, id);
 }

@@ -1,13 +1,16 @@
-// Fully connected layer: out[n, o] = bias[o] + sum_k weight[o, k] * input[n, k].
+// Fully connected layer: out[n, o] = act(bias[o] + sum_k weight[o, k] * input[n, k]), the
+// activation none, ReLU6 or ReLU.
 //
 // Kept in sync with src/gpu/params.rs (`LinearParams`).
 #import index
+#import activation
 
 struct Params {
     batch: u32,
     in_features: u32,
     out_features: u32,
-    _pad: u32,
+    // 0: none, 1: ReLU6, 2: ReLU
+    activation: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -35,5 +38,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var k = 0u; k < k4; k++) {
         acc += input[n * k4 + k] * weight[o * k4 + k];
     }
-    output[id] = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
+    let v = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
+    output[id] = activate(vec4<f32>(v), params.activation).x;
 }

@@ -390,6 +390,8 @@ fn conv2d_matches_reference() {
             pad_top: pt as u32,
             pad_left: pl as u32,
             activation: act,
+            has_residual: 0,
+            _pad: [0; 3],
         };
         let len = n * oh * ow * co;
         for variant in [0, conv2d_variant(k as u32, s as u32, ci as u32)] {
@@ -399,7 +401,8 @@ fn conv2d_matches_reference() {
                 KernelId::Conv2d,
                 variant,
                 bytemuck::bytes_of(&p),
-                &[&input, &weight, &bias],
+                // No residual: the binding gets any buffer.
+                &[&input, &weight, &bias, &bias],
                 len,
                 invocations,
             );
@@ -446,7 +449,13 @@ fn global_avg_pool_matches_reference() {
 #[test]
 fn linear_matches_reference() {
     let mut rng = SmallRng::seed_from_u64(5);
-    for (n, k, o) in [(1, 4, 1), (3, 36, 17), (2, 1280, 1000)] {
+    // (batch, in, out, activation): the classifier, and VGG's hidden layers with ReLU.
+    for (n, k, o, act) in [
+        (1, 4, 1, 0),
+        (3, 36, 17, 2),
+        (2, 1280, 1000, 0),
+        (2, 96, 40, 1),
+    ] {
         let input = random(&mut rng, n * k, -2.0, 2.0);
         let weight = random(&mut rng, o * k, -0.2, 0.2);
         let bias = random(&mut rng, o, -1.0, 1.0);
@@ -456,14 +465,14 @@ fn linear_matches_reference() {
                 let s: f64 = (0..k)
                     .map(|i| f64::from(input[b * k + i]) * f64::from(weight[j * k + i]))
                     .sum();
-                expected[b * o + j] = s as f32 + bias[j];
+                expected[b * o + j] = activate(s as f32 + bias[j], act);
             }
         }
         let params = LinearParams {
             batch: n as u32,
             in_features: k as u32,
             out_features: o as u32,
-            _pad: 0,
+            activation: act,
         };
         let got = run(
             KernelId::Linear,
@@ -472,7 +481,13 @@ fn linear_matches_reference() {
             n * o,
             (n * o) as u32,
         );
-        assert_close(&format!("linear {n}x{k}->{o}"), &got, &expected, 1e-4, 1e-5);
+        assert_close(
+            &format!("linear {n}x{k}->{o} act {act}"),
+            &got,
+            &expected,
+            1e-4,
+            1e-5,
+        );
     }
 }
 
@@ -735,19 +750,35 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             assert_close(&what, &got, &expected, 1e-4, 1e-5);
         }
     }
-    // Dense conv with ReLU and symmetric padding: ResNet's 7×7/2 stem and a 3×3/1 conv.
-    for (n, h, w, ci, co, k, s, pad) in [(2, 19, 15, 3, 8, 7, 2, 3), (1, 9, 9, 16, 8, 3, 1, 1)] {
+    // Dense conv with symmetric padding: ResNet's 7×7/2 stem (ReLU), a 3×3/1 conv with the basic
+    // block's add-then-ReLU, and one adding after the activation; batch > 1 and odd sizes.
+    for (n, h, w, ci, co, k, s, pad, act, res) in [
+        (2, 19, 15, 3, 8, 7, 2, 3, 2, 0),
+        (1, 9, 9, 16, 8, 3, 1, 1, 2, 2),
+        (3, 7, 5, 12, 4, 3, 2, 1, 1, 1),
+    ] {
         let (oh, pt) = window(h, k, s, Some(pad));
         let (ow, pl) = window(w, k, s, Some(pad));
         let input = random(&mut rng, n * h * w * ci, -1.0, 1.0);
         let weight = random(&mut rng, k * k * ci * co, -1.0, 1.0);
         let bias = random(&mut rng, co, -1.0, 1.0);
-        let expected = conv2d_reference(
+        let len = n * oh * ow * co;
+        let residual = random(&mut rng, len, -2.0, 2.0);
+        let linear = conv2d_reference(
             (&input, &weight, &bias),
             (n, h, w, ci, co, k, s),
             (oh, ow, pt, pl),
-            2,
+            0,
         );
+        let expected: Vec<f32> = linear
+            .iter()
+            .zip(&residual)
+            .map(|(v, r)| match res {
+                1 => activate(*v, act) + r,
+                2 => activate(v + r, act),
+                _ => activate(*v, act),
+            })
+            .collect();
         let p = ConvParams {
             batch: n as u32,
             in_h: h as u32,
@@ -760,17 +791,18 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             stride: s as u32,
             pad_top: pt as u32,
             pad_left: pl as u32,
-            activation: 2,
+            activation: act,
+            has_residual: res,
+            _pad: [0; 3],
         };
-        let len = n * oh * ow * co;
         let got = run(
             KernelId::Conv2d,
             bytemuck::bytes_of(&p),
-            &[&input, &weight, &bias],
+            &[&input, &weight, &bias, &residual],
             len,
             conv2d_invocations(0, n as u32, oh as u32, ow as u32, co as u32),
         );
-        let what = format!("conv2d relu {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}");
+        let what = format!("conv2d act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}");
         assert_close(&what, &got, &expected, 1e-5, 1e-5);
     }
 }

@@ -20,6 +20,7 @@ fn explainer_with(layer: &str, capacity: u32, image_weight: f32) -> Explainer {
                 layer: layer.into(),
                 colormap: Colormap::Jet,
                 image_weight,
+                input_gradient: false,
             },
         )
         .unwrap_or_else(|e| panic!("explainer for {layer}: {e}"))
@@ -234,7 +235,7 @@ fn head_gradient_is_the_closed_form() {
     let k = 1280;
     assert_eq!(grad.len(), 2 * 49 * k);
     for (n, class) in [285usize, 967].into_iter().enumerate() {
-        let row = &model.fc_weight[class * k..(class + 1) * k];
+        let row = &model.classifier().weight[class * k..(class + 1) * k];
         for p in 0..49 {
             let got = &grad[(n * 49 + p) * k..(n * 49 + p + 1) * k];
             let expected: Vec<f32> = row.iter().map(|w| w / 49.0).collect();

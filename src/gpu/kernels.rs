@@ -63,7 +63,7 @@ macro_rules! kernels {
 
 kernels! {
     Preprocess => "preprocess", [Uniform, Storage, Storage, StorageReadWrite];
-    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, StorageReadWrite], variants CONV2D_VARIANTS;
+    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], variants CONV2D_VARIANTS;
     DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite],
         variants DEPTHWISE_VARIANTS;
     PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
@@ -76,6 +76,7 @@ kernels! {
         variants POINTWISE_TILE;
     DepthwiseConvGrad => "depthwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
     Conv2dGrad => "conv2d_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
+    ActivationGrad => "activation_grad", [Uniform, Storage, Storage, StorageReadWrite];
     MaxPool => "max_pool", [Uniform, Storage, StorageReadWrite];
     MaxPoolGrad => "max_pool_grad", [Uniform, Storage, Storage, Storage, StorageReadWrite];
     CamCombine => "cam_combine", [Uniform, Storage, Storage, StorageReadWrite];

@@ -58,6 +58,9 @@ pub struct ConvParams {
     pub pad_top: u32,
     pub pad_left: u32,
     pub activation: u32,
+    /// 0: no residual; 1: added after the activation; 2: before it.
+    pub has_residual: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Kept in sync with `Params` in shaders/depthwise_conv.wgsl.
@@ -107,7 +110,19 @@ pub struct LinearParams {
     pub batch: u32,
     pub in_features: u32,
     pub out_features: u32,
-    pub _pad: u32,
+    /// The [`Activation`] applied after the bias.
+    pub activation: u32,
+}
+
+/// Kept in sync with `Params` in shaders/activation_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ActivationGradParams {
+    /// Values / 4.
+    pub len4: u32,
+    /// The [`Activation`] whose derivative masks.
+    pub activation: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Kept in sync with `Params` in shaders/select_target.wgsl.
@@ -294,6 +309,11 @@ pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
         std::mem::size_of::<PoolParams>(),
     ),
     ("linear", "Params", std::mem::size_of::<LinearParams>()),
+    (
+        "activation_grad",
+        "Params",
+        std::mem::size_of::<ActivationGradParams>(),
+    ),
     (
         "select_target",
         "Params",

@@ -1,10 +1,12 @@
-//! EfficientNet-Lite as a plan: stem, MBConv blocks (no squeeze-excite, ReLU6), head, pool, fc.
+//! EfficientNet-Lite0 to Lite4 as a graph: stem, MBConv blocks (no squeeze-excite, ReLU6), head,
+//! pool, fc; TensorFlow "SAME" padding.
 //! Tensor names follow the `efficientnet_lite_pytorch` checkpoints (`_conv_stem.weight`,
 //! `_blocks.N._expand_conv.weight`, `_blocks.N._bn0.running_var`, `_fc.bias`, ...).
 
+use super::builder::{ConvSpec, Description, Graph};
 use super::tensors::WeightFile;
-use super::{same_padding, Activation, Conv, ConvKind, Model, Op, TensorSpec};
-use crate::error::{Error, Result};
+use super::{Activation, ConvKind, Model, Padding};
+use crate::error::Result;
 
 /// One stage of MBConv blocks: the first block may change stride and width, the repeats keep them.
 #[derive(Clone, Copy, Debug)]
@@ -21,19 +23,37 @@ pub struct Stage {
     pub out_channels: u32,
 }
 
-/// An EfficientNet-Lite variant.
+/// An EfficientNet-Lite variant: the Lite0 stages scaled by width and depth coefficients
+/// (`efficientnet_lite_pytorch`'s `efficientnet_lite_params`); the stem (32), the first and last
+/// stages' repeats and the head (1280) are never scaled (`fix_head_stem`).
 #[derive(Clone, Copy, Debug)]
-pub struct Architecture {
+pub struct Variant {
     /// Name used in messages.
     pub name: &'static str,
+    /// Width coefficient.
+    pub width: f64,
+    /// Depth coefficient.
+    pub depth: f64,
     /// Input side.
     pub input_size: u32,
-    /// Stem output channels.
-    pub stem_channels: u32,
-    /// Stages in order.
-    pub stages: &'static [Stage],
-    /// Head conv output channels.
-    pub head_channels: u32,
+}
+
+/// Lite0 to Lite4.
+pub const VARIANTS: [Variant; 5] = [
+    variant("efficientnet-lite0", 1.0, 1.0, 224),
+    variant("efficientnet-lite1", 1.0, 1.1, 240),
+    variant("efficientnet-lite2", 1.1, 1.2, 260),
+    variant("efficientnet-lite3", 1.2, 1.4, 280),
+    variant("efficientnet-lite4", 1.4, 1.8, 300),
+];
+
+const fn variant(name: &'static str, width: f64, depth: f64, input_size: u32) -> Variant {
+    Variant {
+        name,
+        width,
+        depth,
+        input_size,
+    }
 }
 
 const fn stage(repeats: u32, kernel: u32, stride: u32, expand: u32, out_channels: u32) -> Stage {
@@ -46,220 +66,113 @@ const fn stage(repeats: u32, kernel: u32, stride: u32, expand: u32, out_channels
     }
 }
 
-/// EfficientNet-Lite0 (from efficientnet_lite_builder: `r1_k3_s11_e1_i32_o16`, ...).
-pub const LITE0: Architecture = Architecture {
-    name: "efficientnet-lite0",
-    input_size: 224,
-    stem_channels: 32,
-    stages: &[
-        stage(1, 3, 1, 1, 16),
-        stage(2, 3, 2, 6, 24),
-        stage(2, 5, 2, 6, 40),
-        stage(3, 3, 2, 6, 80),
-        stage(3, 5, 1, 6, 112),
-        stage(4, 5, 2, 6, 192),
-        stage(1, 3, 1, 6, 320),
-    ],
-    head_channels: 1280,
-};
+/// The Lite0 stages (efficientnet_lite_builder: `r1_k3_s11_e1_i32_o16`, ...).
+const STAGES: [Stage; 7] = [
+    stage(1, 3, 1, 1, 16),
+    stage(2, 3, 2, 6, 24),
+    stage(2, 5, 2, 6, 40),
+    stage(3, 3, 2, 6, 80),
+    stage(3, 5, 1, 6, 112),
+    stage(4, 5, 2, 6, 192),
+    stage(1, 3, 1, 6, 320),
+];
+
+/// Stem output channels (never scaled).
+const STEM: u32 = 32;
+/// Head output channels (never scaled).
+const HEAD: u32 = 1280;
 
 /// BatchNorm epsilon of every EfficientNet-Lite checkpoint.
 const BN_EPS: f32 = 1e-3;
 
-struct Builder<'a> {
-    file: &'a WeightFile,
-    convs: Vec<Conv>,
-    tensors: Vec<TensorSpec>,
-    ops: Vec<Op>,
+/// `round_filters`: channels scaled by `width`, rounded to a multiple of 8, never more than 10 %
+/// below the scaled value.
+fn round_filters(filters: u32, width: f64) -> u32 {
+    if width == 1.0 {
+        return filters;
+    }
+    let scaled = f64::from(filters) * width;
+    let mut rounded = (((scaled + 4.0) as u32) / 8 * 8).max(8);
+    if f64::from(rounded) < 0.9 * scaled {
+        rounded += 8;
+    }
+    rounded
 }
 
-impl Builder<'_> {
-    fn tensor(&mut self, name: String, height: u32, width: u32, channels: u32) -> usize {
-        self.tensors.push(TensorSpec {
-            name,
-            height,
-            width,
-            channels,
-        });
-        self.tensors.len() - 1
-    }
-
-    /// Loads `<prefix>.weight` and the BatchNorm `<bn>.*`, folds them, and appends the conv and
-    /// its op. Returns the output tensor.
-    #[allow(clippy::too_many_arguments)] // reason: one call per layer kind reads best flat
-    fn conv(
-        &mut self,
-        prefix: &str,
-        bn: &str,
-        kind: ConvKind,
-        kernel: u32,
-        stride: u32,
-        out_channels: u32,
-        activation: Activation,
-        input: usize,
-        residual: Option<usize>,
-        output_name: String,
-    ) -> Result<usize> {
-        let src = self.tensors[input].clone();
-        let in_channels = src.channels;
-        let (k, ci, co) = (kernel as usize, in_channels as usize, out_channels as usize);
-        let per_group = if kind == ConvKind::Depthwise { 1 } else { ci };
-        if kind == ConvKind::Depthwise && ci != co {
-            return Err(self.unsupported(format!(
-                "{prefix}: depthwise conv with {ci} inputs and {co} outputs"
-            )));
-        }
-        let raw = self
-            .file
-            .tensor(&format!("{prefix}.weight"), &[co, per_group, k, k])?;
-        let gamma = self.file.tensor(&format!("{bn}.weight"), &[co])?;
-        let beta = self.file.tensor(&format!("{bn}.bias"), &[co])?;
-        let mean = self.file.tensor(&format!("{bn}.running_mean"), &[co])?;
-        let var = self.file.tensor(&format!("{bn}.running_var"), &[co])?;
-        if let Some(i) = var.iter().position(|v| *v < 0.0) {
-            return Err(self.unsupported(format!("{bn}.running_var[{i}] is negative ({})", var[i])));
-        }
-        if !in_channels.is_multiple_of(4) && kind != ConvKind::Dense
-            || !out_channels.is_multiple_of(4)
-        {
-            return Err(self.unsupported(format!(
-                "{prefix}: channel counts must be multiples of 4 (found {ci} → {co})"
-            )));
-        }
-        // Folding in f64 keeps the folded weights as close as f32 allows to conv-then-BN.
-        let scale: Vec<f64> = (0..co)
-            .map(|o| f64::from(gamma[o]) / (f64::from(var[o]) + f64::from(BN_EPS)).sqrt())
-            .collect();
-        let bias: Vec<f32> = (0..co)
-            .map(|o| (f64::from(beta[o]) - f64::from(mean[o]) * scale[o]) as f32)
-            .collect();
-        let weight_torch: Vec<f32> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (f64::from(*w) * scale[i / (per_group * k * k)]) as f32)
-            .collect();
-        let mut weight = vec![0f32; weight_torch.len()];
-        for o in 0..co {
-            for i in 0..per_group {
-                for y in 0..k {
-                    for x in 0..k {
-                        let t = ((o * per_group + i) * k + y) * k + x;
-                        let g = match kind {
-                            ConvKind::Dense => ((y * k + x) * ci + i) * co + o,
-                            ConvKind::Pointwise => i * co + o,
-                            ConvKind::Depthwise => (y * k + x) * co + o,
-                        };
-                        weight[g] = weight_torch[t];
-                    }
-                }
-            }
-        }
-        let (out_h, pad_top) = same_padding(src.height, kernel, stride);
-        let (out_w, pad_left) = same_padding(src.width, kernel, stride);
-        let output = self.tensor(output_name, out_h, out_w, out_channels);
-        self.convs.push(Conv {
-            name: prefix.to_string(),
-            kind,
-            kernel,
-            stride,
-            in_channels,
-            out_channels,
-            activation,
-            weight,
-            weight_torch,
-            bias,
-        });
-        self.ops.push(Op::Conv {
-            conv: self.convs.len() - 1,
-            input,
-            output,
-            residual,
-            pad_top,
-            pad_left,
-        });
-        Ok(output)
-    }
-
-    fn unsupported(&self, reason: String) -> Error {
-        Error::UnsupportedModel {
-            path: self.file.path().to_path_buf(),
-            reason,
-        }
+/// `round_repeats`: the blocks of stage `s` scaled by the depth coefficient (rounded up), except
+/// in the first and last stages.
+fn repeats(s: usize, variant: &Variant) -> u32 {
+    let base = STAGES[s].repeats;
+    if s == 0 || s == STAGES.len() - 1 {
+        base
+    } else {
+        (variant.depth * f64::from(base)).ceil() as u32
     }
 }
 
-/// Builds the plan of `arch` from `file`.
-pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
-    let mut b = Builder {
-        file,
-        convs: Vec::new(),
-        tensors: Vec::new(),
-        ops: Vec::new(),
-    };
-    let input = b.tensor("input".into(), arch.input_size, arch.input_size, 3);
-    b.ops.push(Op::Preprocess { output: input });
-    let mut x = b.conv(
-        "_conv_stem",
-        "_bn0",
-        ConvKind::Dense,
-        3,
-        2,
-        arch.stem_channels,
-        Activation::Relu6,
+/// A Lite conv: TF "SAME" padding, BatchNorm with epsilon 1e-3, ReLU6.
+fn conv<'a>(prefix: &'a str, bn: &'a str, kind: ConvKind, kernel: u32, out: u32) -> ConvSpec<'a> {
+    ConvSpec {
+        bn_eps: BN_EPS,
+        kind,
+        padding: Padding::Same,
+        activation: Activation::Relu6,
+        ..ConvSpec::new(prefix, Some(bn), kernel, out)
+    }
+}
+
+/// Builds `variant` from `file`.
+pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
+    let mut g = Graph::new(file, variant.input_size);
+    let input = g.input();
+    let mut x = g.conv(
+        &ConvSpec {
+            stride: 2,
+            ..conv("_conv_stem", "_bn0", ConvKind::Dense, 3, STEM)
+        },
         input,
-        None,
-        "stem".into(),
+        "stem",
     )?;
 
-    let mut target_layers = Vec::new();
     let mut index = 0;
-    for stage in arch.stages {
-        for repeat in 0..stage.repeats {
+    for (s, stage) in STAGES.iter().enumerate() {
+        let repeats = repeats(s, variant);
+        let out_channels = round_filters(stage.out_channels, variant.width);
+        for repeat in 0..repeats {
             let stride = if repeat == 0 { stage.stride } else { 1 };
             let block_in = x;
-            let in_channels = b.tensors[x].channels;
+            let in_channels = g.spec(x).channels;
             let hidden = in_channels * stage.expand;
             let p = format!("_blocks.{index}");
+            let (expand, bn0) = (format!("{p}._expand_conv"), format!("{p}._bn0"));
             if stage.expand != 1 {
-                x = b.conv(
-                    &format!("{p}._expand_conv"),
-                    &format!("{p}._bn0"),
-                    ConvKind::Pointwise,
-                    1,
-                    1,
-                    hidden,
-                    Activation::Relu6,
+                x = g.conv(
+                    &conv(&expand, &bn0, ConvKind::Dense, 1, hidden),
                     x,
-                    None,
-                    format!("blocks.{index}.expand"),
+                    &format!("blocks.{index}.expand"),
                 )?;
             }
-            x = b.conv(
-                &format!("{p}._depthwise_conv"),
-                &format!("{p}._bn1"),
-                ConvKind::Depthwise,
-                stage.kernel,
-                stride,
-                hidden,
-                Activation::Relu6,
+            let (depthwise, bn1) = (format!("{p}._depthwise_conv"), format!("{p}._bn1"));
+            x = g.conv(
+                &ConvSpec {
+                    stride,
+                    ..conv(&depthwise, &bn1, ConvKind::Depthwise, stage.kernel, hidden)
+                },
                 x,
-                None,
-                format!("blocks.{index}.depthwise"),
+                &format!("blocks.{index}.depthwise"),
             )?;
-            let skip = stride == 1 && in_channels == stage.out_channels;
-            x = b.conv(
-                &format!("{p}._project_conv"),
-                &format!("{p}._bn2"),
-                ConvKind::Pointwise,
-                1,
-                1,
-                stage.out_channels,
-                Activation::None,
+            let skip = stride == 1 && in_channels == out_channels;
+            let (project, bn2) = (format!("{p}._project_conv"), format!("{p}._bn2"));
+            x = g.conv(
+                &ConvSpec {
+                    activation: Activation::None,
+                    residual: skip.then_some(block_in),
+                    ..conv(&project, &bn2, ConvKind::Dense, 1, out_channels)
+                },
                 x,
-                skip.then_some(block_in),
-                format!("blocks.{index}"),
+                &format!("blocks.{index}"),
             )?;
-            target_layers.push((format!("blocks.{index}"), x));
+            g.layer(&format!("blocks.{index}"), x);
             index += 1;
         }
     }
@@ -268,73 +181,55 @@ pub fn build(file: &WeightFile, arch: &Architecture) -> Result<Model> {
         .shape(&format!("_blocks.{index}._project_conv.weight"))
         .is_some()
     {
-        return Err(b.unsupported(format!(
+        return Err(g.unsupported(format!(
             "it has more than the {index} MBConv blocks of {}",
-            arch.name
+            variant.name
         )));
     }
-    x = b.conv(
-        "_conv_head",
-        "_bn1",
-        ConvKind::Pointwise,
-        1,
-        1,
-        arch.head_channels,
-        Activation::Relu6,
+    x = g.conv(
+        &conv("_conv_head", "_bn1", ConvKind::Dense, 1, HEAD),
         x,
-        None,
-        "head".into(),
+        "head",
     )?;
-    target_layers.push(("head".into(), x));
-
-    let features = arch.head_channels as usize;
-    let classes = match file.shape("_fc.weight") {
-        Some([c, f]) if *f == features && *c > 0 => *c,
-        Some(s) => {
-            return Err(Error::TensorShape {
-                path: file.path().to_path_buf(),
-                tensor: "_fc.weight".into(),
-                expected: vec![1000, features],
-                found: s.to_vec(),
-            })
-        }
-        None => {
-            return Err(Error::MissingTensor {
-                path: file.path().to_path_buf(),
-                tensor: "_fc.weight".into(),
-                expected: vec![1000, features],
-            })
-        }
-    };
-    let fc_weight = file.tensor("_fc.weight", &[classes, features])?;
-    let fc_bias = file.tensor("_fc.bias", &[classes])?;
-    let pooled = b.tensor("pooled".into(), 1, 1, arch.head_channels);
-    b.ops.push(Op::GlobalAvgPool {
-        input: x,
-        output: pooled,
-    });
-    let logits = b.tensor("logits".into(), 1, 1, classes as u32);
-    b.ops.push(Op::Linear {
-        input: pooled,
-        output: logits,
-    });
-
-    Ok(Model {
-        source: file.path().to_path_buf(),
-        architecture: arch.name.to_string(),
-        input_size: arch.input_size,
-        // The reference's transform: Normalize(mean=0.5, std=0.5) on [0, 1].
-        mean: [0.5; 3],
-        std: [0.5; 3],
-        convs: b.convs,
-        fc_weight,
-        fc_bias,
-        classes: classes as u32,
-        tensors: b.tensors,
-        ops: b.ops,
-        input,
+    g.layer("head", x);
+    let pooled = g.global_avg_pool(x);
+    let logits = g.linear("_fc", pooled, Activation::None, false, "logits")?;
+    g.finish(
+        Description {
+            architecture: variant.name.to_string(),
+            // The reference's transform: Normalize(mean=0.5, std=0.5) on [0, 1].
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            default_layer: "head".into(),
+        },
         logits,
-        target_layers,
-        default_layer: "head".into(),
-    })
+    )
+}
+
+/// Whether `file` holds an EfficientNet-Lite: its stem is there.
+pub fn claims(file: &WeightFile) -> bool {
+    file.shape("_conv_stem.weight").is_some()
+}
+
+/// The variants `file` may be: those with as many MBConv blocks as it has (all when none).
+pub fn candidates(file: &WeightFile) -> Vec<super::Arch> {
+    let mut blocks = 0;
+    while file
+        .shape(&format!("_blocks.{blocks}._project_conv.weight"))
+        .is_some()
+    {
+        blocks += 1;
+    }
+    let of = |v: &Variant| -> u32 { (0..STAGES.len()).map(|s| repeats(s, v)).sum() };
+    let matching: Vec<super::Arch> = (0..VARIANTS.len())
+        .filter(|&i| of(&VARIANTS[i]) == blocks)
+        .map(super::Arch::EfficientNetLite)
+        .collect();
+    if matching.is_empty() {
+        (0..VARIANTS.len())
+            .map(super::Arch::EfficientNetLite)
+            .collect()
+    } else {
+        matching
+    }
 }

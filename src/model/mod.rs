@@ -1,14 +1,17 @@
 //! The network as data: convolution layers with BatchNorm folded in, and a plan of operations
 //! over named tensors that the forward pass (and later the backward pass) walks.
 
+mod arch;
+mod builder;
 mod efficientnet_lite;
+mod resnet;
 mod tensors;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use crate::gpu::params::Activation;
-pub use efficientnet_lite::LITE0;
+pub use arch::{Arch, ARCHITECTURES};
 pub use tensors::WeightFile;
 
 /// How a convolution mixes channels.
@@ -26,7 +29,7 @@ pub enum ConvKind {
 /// One convolution with its BatchNorm folded into `weight` and `bias`.
 #[derive(Clone, Debug)]
 pub struct Conv {
-    /// The checkpoint's prefix, e.g. `_blocks.3._depthwise_conv`.
+    /// The checkpoint's prefix, e.g. `_blocks.3._depthwise_conv` or `layer1.0.conv2`.
     pub name: String,
     /// Channel mixing.
     pub kind: ConvKind,
@@ -40,11 +43,32 @@ pub struct Conv {
     pub out_channels: u32,
     /// Applied after the bias.
     pub activation: Activation,
+    /// Where the op's residual (if any) is added: before the activation (ResNet: add, then
+    /// ReLU) or after it (MBConv skip connections, whose projection has no activation).
+    pub add_before_activation: bool,
     /// Folded weights in the GPU layout of `kind`.
     pub weight: Vec<f32>,
     /// Folded weights in PyTorch's `[out, in/groups, k, k]` layout, for the backward pass.
     pub weight_torch: Vec<f32>,
     /// Folded bias, `[out]`.
+    pub bias: Vec<f32>,
+}
+
+/// A fully connected layer, `output = act(weight · input + bias)`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// The checkpoint's prefix, e.g. `fc` or `classifier.0`.
+    pub name: String,
+    /// Input features: the input tensor's values per image, read in NHWC order.
+    pub in_features: u32,
+    /// Output features.
+    pub out_features: u32,
+    /// Applied after the bias.
+    pub activation: Activation,
+    /// `[out, in]`, the input index in NHWC order (a builder permutes a PyTorch layer that
+    /// reads a flattened NCHW tensor).
+    pub weight: Vec<f32>,
+    /// `[out]`.
     pub bias: Vec<f32>,
 }
 
@@ -81,7 +105,8 @@ pub enum Op {
         /// The input tensor.
         output: usize,
     },
-    /// `output = act(conv(input))`, plus `residual` when present (after the activation).
+    /// `output = act(conv(input))` with `residual` added (when present) before or after the
+    /// activation, as [`Conv::add_before_activation`] says.
     Conv {
         /// Index into [`Model::convs`].
         conv: usize,
@@ -89,12 +114,26 @@ pub enum Op {
         input: usize,
         /// Output tensor.
         output: usize,
-        /// Tensor added to the result (the block's input, for MBConv skip connections).
+        /// Tensor added to the result (a skip connection).
         residual: Option<usize>,
-        /// TF "SAME" padding before the first row (the rest goes after the last).
+        /// Padding before the first row; the rest (TF "SAME" may put one more row after the
+        /// last) is implied by the output size.
         pad_top: u32,
-        /// TF "SAME" padding before the first column.
+        /// Padding before the first column.
         pad_left: u32,
+    },
+    /// Max pooling (PyTorch's `max_pool2d`: padded positions never win).
+    MaxPool {
+        /// Input tensor.
+        input: usize,
+        /// Output tensor.
+        output: usize,
+        /// Window side.
+        kernel: u32,
+        /// Stride in both directions.
+        stride: u32,
+        /// Symmetric padding.
+        pad: u32,
     },
     /// Spatial mean per channel.
     GlobalAvgPool {
@@ -103,11 +142,13 @@ pub enum Op {
         /// Output tensor (1×1×C).
         output: usize,
     },
-    /// The classifier: `output = fc_weight · input + fc_bias`.
+    /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
-        /// Input tensor (1×1×C).
+        /// Index into [`Model::linears`].
+        linear: usize,
+        /// Input tensor.
         input: usize,
-        /// The logits (1×1×classes).
+        /// Output tensor (1×1×features).
         output: usize,
     },
 }
@@ -127,11 +168,9 @@ pub struct Model {
     pub std: [f32; 3],
     /// Every convolution, BatchNorm folded.
     pub convs: Vec<Conv>,
-    /// Classifier weights, `[classes, features]`.
-    pub fc_weight: Vec<f32>,
-    /// Classifier bias, `[classes]`.
-    pub fc_bias: Vec<f32>,
-    /// Number of classes (from `_fc.weight`'s shape).
+    /// Every fully connected layer; the last one gives the logits.
+    pub linears: Vec<Linear>,
+    /// Number of classes (from the last layer's shape).
     pub classes: u32,
     /// Every activation tensor of one image.
     pub tensors: Vec<TensorSpec>,
@@ -141,7 +180,8 @@ pub struct Model {
     pub input: usize,
     /// The logits tensor.
     pub logits: usize,
-    /// Layers a Grad-CAM can target, by name (`head`, `blocks.N`), with their output tensor.
+    /// Layers a Grad-CAM can target, by the module path PyTorch users pass to pytorch-grad-cam
+    /// (`layer4`, `features.18`, `head`, `blocks.N`), with their output tensor.
     pub target_layers: Vec<(String, usize)>,
     /// The layer explained when none is named (pytorch-grad-cam's usual choice for the
     /// architecture).
@@ -149,8 +189,9 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads the default architecture (EfficientNet-Lite0) from a safetensors file, checking
-    /// every tensor's presence, dtype, shape and values, and folding BatchNorm.
+    /// Loads a network from a safetensors file, recognising its architecture from the tensor
+    /// names and shapes, checking every tensor's presence, dtype, shape and values, and folding
+    /// BatchNorm.
     ///
     /// ```no_run
     /// let model = gradcam::Model::load("weights/efficientnet_lite0.safetensors")?;
@@ -158,14 +199,24 @@ impl Model {
     /// # Ok::<(), gradcam::Error>(())
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_as(path, None)
+    }
+
+    /// [`Model::load`] as architecture `arch` (`None`: recognised from the file).
+    pub fn load_as(path: impl AsRef<Path>, arch: Option<Arch>) -> Result<Self> {
         let file = WeightFile::open(path.as_ref())?;
-        efficientnet_lite::build(&file, &LITE0)
+        arch::build(&file, arch)
     }
 
     /// Like [`Model::load`] on a file already in memory; `name` is used in messages.
     pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_bytes_as(name, bytes, None)
+    }
+
+    /// [`Model::from_bytes`] as architecture `arch` (`None`: recognised from the file).
+    pub fn from_bytes_as(name: &Path, bytes: Vec<u8>, arch: Option<Arch>) -> Result<Self> {
         let file = WeightFile::from_bytes(name, bytes)?;
-        efficientnet_lite::build(&file, &LITE0)
+        arch::build(&file, arch)
     }
 
     /// Values per image of all activations kept for the backward pass.
@@ -188,10 +239,18 @@ impl Model {
                 macs += t.len() as u64 * per_out as u64;
             }
         }
-        macs + self.fc_weight.len() as u64
+        let linear: u64 = self.linears.iter().map(|l| l.weight.len() as u64).sum();
+        macs + linear
     }
 
-    /// The tensor of a target layer (`head` or `blocks.N`), or an error listing the valid names.
+    /// The classifier: the last fully connected layer.
+    pub fn classifier(&self) -> &Linear {
+        self.linears
+            .last()
+            .expect("every model ends in a linear layer")
+    }
+
+    /// The tensor of a target layer, or an error listing the valid names.
     pub fn target_layer(&self, name: &str) -> Result<usize> {
         self.target_layers
             .iter()
@@ -205,6 +264,25 @@ impl Model {
                     names.join(", ")
                 ))
             })
+    }
+}
+
+/// Output size and padding before, for one axis of a window of `kernel` with `stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// TensorFlow's "SAME": output `ceil(input / stride)`, the odd pixel of padding after.
+    Same,
+    /// PyTorch's `padding=p`: `p` on both sides.
+    Symmetric(u32),
+}
+
+impl Padding {
+    /// (output size, padding before) for an axis of `input` values.
+    pub fn apply(self, input: u32, kernel: u32, stride: u32) -> (u32, u32) {
+        match self {
+            Padding::Same => same_padding(input, kernel, stride),
+            Padding::Symmetric(p) => ((input + 2 * p).saturating_sub(kernel) / stride + 1, p),
+        }
     }
 }
 

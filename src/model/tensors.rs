@@ -13,6 +13,8 @@ pub struct WeightFile {
     bytes: Vec<u8>,
     header_len: usize,
     metadata: Metadata,
+    /// Tensors read successfully so far: how far a builder got (see [`WeightFile::reads`]).
+    reads: std::cell::Cell<usize>,
 }
 
 impl std::fmt::Debug for WeightFile {
@@ -48,6 +50,7 @@ impl WeightFile {
             bytes,
             header_len,
             metadata,
+            reads: std::cell::Cell::new(0),
         })
     }
 
@@ -124,7 +127,19 @@ impl WeightFile {
                 index,
             });
         }
+        self.reads.set(self.reads.get() + 1);
         Ok(values)
+    }
+
+    /// How many tensors have been read successfully: when every architecture's builder fails,
+    /// the one that read the most is the closest match.
+    pub fn reads(&self) -> usize {
+        self.reads.get()
+    }
+
+    /// Forgets the count of [`WeightFile::reads`], before another builder tries the file.
+    pub fn reset_reads(&self) {
+        self.reads.set(0);
     }
 }
 

@@ -1,40 +1,116 @@
-//! The targeted backward pass as a plan: from the target logit back to one layer's output and no
-//! further, with gradient buffers shared by liveness.
+//! The targeted backward pass as a plan derived from the graph by per-op gradient rules: from
+//! the target logit back to the requested layers (and, on request, the input image) and no
+//! further, with gradient buffers shared by liveness. No parameter gradients are computed.
+//!
+//! The rules, op by op (each states only its input gradient):
+//! - linear → global average pool (the classifier): `∂logit_c/∂x = W[c] / (h·w)` at every pixel,
+//!   in one kernel (the seed of the pass);
+//! - conv with activation `act` and no residual: `∂x = convᵀ(act'(y) ⊙ ∂y)`, the mask fused in the
+//!   conv's gradient kernel;
+//! - conv adding a residual `r` before its activation (ResNet): `g = act'(y) ⊙ ∂y` is written once,
+//!   then `∂x = convᵀ(g)` and `∂r += g`;
+//! - conv adding `r` after no activation (MBConv skip): `∂x = convᵀ(∂y)`, `∂r += ∂y`;
+//! - max pool: `∂y` routed to each window's first maximum.
+//!
+//! A tensor read by several ops sums their contributions: an identity contribution (a skip
+//! connection) is the same buffer as the gradient it copies, and each op's contribution adds the
+//! sum so far (`extra`) as it writes, so no step ever adds two buffers on its own.
 
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::{Activation, ConvKind, Model, Op};
+use crate::model::{Activation, Model, Op};
 
-/// One conv's input gradient.
+/// One kernel launch of the backward pass. Gradients are named by value (see
+/// [`BackwardPlan::value_tensor`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackwardStep {
-    /// Index into [`Model::convs`].
-    pub conv: usize,
-    /// The conv's output tensor: its gradient is read, its forward value gives the ReLU6 mask.
-    pub output: usize,
-    /// The conv's input tensor, whose gradient this step writes.
-    pub input: usize,
-    /// A tensor whose gradient is added to the input's (the skip connection that also reads the
-    /// input).
-    pub extra: Option<usize>,
-    /// Whether the conv ends in a ReLU6 (mask the output gradient by its derivative).
-    pub relu6: bool,
-    /// TF "SAME" padding before the first row and column.
-    pub pad: (u32, u32),
+pub enum GradStep {
+    /// `to = act'(forward) ⊙ from`, elementwise.
+    Mask {
+        /// The activation's output tensor (forward value).
+        forward: usize,
+        /// The gradient read.
+        from: usize,
+        /// The gradient written.
+        to: usize,
+        /// The activation.
+        activation: Activation,
+    },
+    /// A conv's input gradient: `grad_in = convᵀ(mask(grad_out)) (+ extra)`.
+    Conv {
+        /// Index into [`Model::convs`].
+        conv: usize,
+        /// The conv's output tensor (its forward value gives the mask).
+        output: usize,
+        /// The conv's input tensor.
+        input: usize,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass (another consumer's contribution).
+        extra: Option<usize>,
+        /// The activation whose derivative masks `grad_out` ([`Activation::None`]: none).
+        mask: Activation,
+        /// Padding before the first row and column.
+        pad: (u32, u32),
+    },
+    /// A max pool's input gradient.
+    MaxPool {
+        /// The pool's input tensor (its forward value locates each window's maximum).
+        input: usize,
+        /// The pool's output tensor.
+        output: usize,
+        /// Window side, stride and padding.
+        window: (u32, u32, u32),
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
 }
 
-/// Everything the backward pass runs for one target layer.
+impl GradStep {
+    /// The gradient values this step reads.
+    fn reads(&self) -> Vec<usize> {
+        match self {
+            GradStep::Mask { from, .. } => vec![*from],
+            GradStep::Conv {
+                grad_out, extra, ..
+            }
+            | GradStep::MaxPool {
+                grad_out, extra, ..
+            } => std::iter::once(*grad_out).chain(*extra).collect(),
+        }
+    }
+
+    /// The gradient value this step writes.
+    fn writes(&self) -> usize {
+        match self {
+            GradStep::Mask { to, .. } => *to,
+            GradStep::Conv { grad_in, .. } | GradStep::MaxPool { grad_in, .. } => *grad_in,
+        }
+    }
+}
+
+/// Everything the backward pass runs for a set of target tensors.
 #[derive(Clone, Debug)]
 pub struct BackwardPlan {
-    /// The target layer's tensor: the gradient computed last.
-    pub target: usize,
-    /// The tensor the global average pool reads (its gradient comes straight from the logit).
+    /// The tensors whose gradients are wanted, kept to the end of the pass.
+    pub targets: Vec<usize>,
+    /// The tensor the global average pool reads: its gradient (value 0) comes straight from the
+    /// logit.
     pub pooled_input: usize,
-    /// Conv input gradients, in execution order.
-    pub steps: Vec<BackwardStep>,
-    /// For each tensor with a gradient, the gradient buffer it lives in.
-    pub slot_of: HashMap<usize, usize>,
+    /// Kernel launches after the seed, in execution order.
+    pub steps: Vec<GradStep>,
+    /// For each gradient value, the tensor it is (part of) the gradient of.
+    pub value_tensor: Vec<usize>,
+    /// For each tensor whose full gradient is computed, its value.
+    pub grad_of: HashMap<usize, usize>,
+    /// For each gradient value, the buffer it lives in.
+    pub slot_of: Vec<usize>,
     /// Number of gradient buffers.
     pub slots: usize,
     /// Values per image of the largest gradient (each buffer's size).
@@ -42,96 +118,189 @@ pub struct BackwardPlan {
 }
 
 impl BackwardPlan {
-    /// Plans the backward pass from the logits to `target` (a tensor index).
-    pub fn new(model: &Model, target: usize) -> Result<Self> {
+    /// Plans the backward pass from the logits to every tensor of `targets` (tensor indices,
+    /// the model's input allowed).
+    pub fn new(model: &Model, targets: &[usize]) -> Result<Self> {
         let unsupported = |reason: String| Error::UnsupportedModel {
             path: model.source.clone(),
             reason,
         };
-        let pooled_input = model
-            .ops
-            .iter()
-            .find_map(|op| match op {
-                Op::GlobalAvgPool { input, .. } => Some(*input),
-                _ => None,
-            })
-            .ok_or_else(|| unsupported("no global average pool before the classifier".into()))?;
-        if target > pooled_input {
-            return Err(unsupported(format!(
-                "layer `{}` comes after the pooled feature map",
-                model.tensors[target].name
-            )));
+        let name = |t: usize| model.tensors[t].name.clone();
+        // The seed: the classifier reads the global average pool of `pooled_input`.
+        let (pooled_input, pooled) = match model.ops.iter().rev().find_map(|op| match op {
+            Op::Linear { input, output, .. } if *output == model.logits => Some(*input),
+            _ => None,
+        }) {
+            Some(features) => model
+                .ops
+                .iter()
+                .find_map(|op| match op {
+                    Op::GlobalAvgPool { input, output } if *output == features => {
+                        Some((*input, *output))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    unsupported(
+                        "the backward pass needs the classifier to read a global average pool"
+                            .into(),
+                    )
+                })?,
+            None => return Err(unsupported("the network has no classifier".into())),
+        };
+        // Tensors downstream of a target: the only ones whose gradients are needed.
+        let mut reach = vec![false; model.tensors.len()];
+        for &t in targets {
+            if t >= pooled {
+                return Err(unsupported(format!(
+                    "layer `{}` comes after the pooled feature map",
+                    name(t)
+                )));
+            }
+            reach[t] = true;
+        }
+        for op in &model.ops {
+            match *op {
+                Op::Conv {
+                    input,
+                    output,
+                    residual,
+                    ..
+                } => reach[output] |= reach[input] || residual.is_some_and(|r| reach[r]),
+                Op::MaxPool { input, output, .. }
+                | Op::GlobalAvgPool { input, output }
+                | Op::Linear { input, output, .. } => reach[output] |= reach[input],
+                Op::Preprocess { .. } => {}
+            }
         }
 
+        let mut value_tensor = vec![pooled_input];
+        let mut pending: HashMap<usize, Vec<usize>> = HashMap::from([(pooled_input, vec![0])]);
+        let mut grad_of = HashMap::new();
         let mut steps = Vec::new();
-        let mut has_grad = vec![false; model.tensors.len()];
-        has_grad[pooled_input] = true;
-        // tensor → tensor whose gradient also flows into it through a skip connection
-        let mut skip_into: HashMap<usize, usize> = HashMap::new();
+        let mut new_value = |tensor: usize| {
+            value_tensor.push(tensor);
+            value_tensor.len() - 1
+        };
+        // The sum of a tensor's contributions so far: one value, or none.
+        let take = |pending: &mut HashMap<usize, Vec<usize>>, t: usize| -> Result<Option<usize>> {
+            let values = pending.remove(&t).unwrap_or_default();
+            match values.as_slice() {
+                [] => Ok(None),
+                [v] => Ok(Some(*v)),
+                _ => Err(unsupported(format!(
+                    "`{}` receives several skip connections, which no kernel sums",
+                    name(t)
+                ))),
+            }
+        };
         for op in model.ops.iter().rev() {
-            let Op::Conv {
-                conv,
-                input,
-                output,
-                residual,
-                pad_top,
-                pad_left,
-            } = *op
-            else {
-                continue;
-            };
-            if input < target || !has_grad[output] {
-                continue;
-            }
-            let c = &model.convs[conv];
-            if c.kind == ConvKind::Dense {
-                return Err(unsupported(format!(
-                    "no backward pass for the dense conv {}",
-                    c.name
-                )));
-            }
-            if residual.is_some() && c.activation != Activation::None {
-                return Err(unsupported(format!(
-                    "{}: an activation before a residual add has no backward kernel",
-                    c.name
-                )));
-            }
-            if let Some(r) = residual {
-                if r >= target {
-                    skip_into.insert(r, output);
+            match *op {
+                Op::Conv {
+                    conv,
+                    input,
+                    output,
+                    residual,
+                    pad_top,
+                    pad_left,
+                } => {
+                    let Some(g) = take(&mut pending, output)? else {
+                        continue;
+                    };
+                    grad_of.insert(output, g);
+                    let c = &model.convs[conv];
+                    let mut grad_out = g;
+                    let mut mask = c.activation;
+                    if let Some(r) = residual.filter(|r| reach[*r]) {
+                        if c.add_before_activation && c.activation != Activation::None {
+                            // The masked gradient feeds both the conv and the shortcut.
+                            grad_out = new_value(output);
+                            steps.push(GradStep::Mask {
+                                forward: output,
+                                from: g,
+                                to: grad_out,
+                                activation: c.activation,
+                            });
+                            mask = Activation::None;
+                        }
+                        pending.entry(r).or_default().push(grad_out);
+                    }
+                    if reach[input] {
+                        let extra = take(&mut pending, input)?;
+                        let grad_in = new_value(input);
+                        steps.push(GradStep::Conv {
+                            conv,
+                            output,
+                            input,
+                            grad_out,
+                            grad_in,
+                            extra,
+                            mask,
+                            pad: (pad_top, pad_left),
+                        });
+                        pending.insert(input, vec![grad_in]);
+                    }
                 }
+                Op::MaxPool {
+                    input,
+                    output,
+                    kernel,
+                    stride,
+                    pad,
+                } => {
+                    let Some(g) = take(&mut pending, output)? else {
+                        continue;
+                    };
+                    grad_of.insert(output, g);
+                    if reach[input] {
+                        let extra = take(&mut pending, input)?;
+                        let grad_in = new_value(input);
+                        steps.push(GradStep::MaxPool {
+                            input,
+                            output,
+                            window: (kernel, stride, pad),
+                            grad_out: g,
+                            grad_in,
+                            extra,
+                        });
+                        pending.insert(input, vec![grad_in]);
+                    }
+                }
+                Op::GlobalAvgPool { .. } | Op::Linear { .. } | Op::Preprocess { .. } => {}
             }
-            steps.push(BackwardStep {
-                conv,
-                output,
-                input,
-                extra: skip_into.remove(&input),
-                relu6: c.activation == Activation::Relu6,
-                pad: (pad_top, pad_left),
-            });
-            has_grad[input] = true;
         }
-        if !has_grad[target] || !skip_into.is_empty() {
-            return Err(unsupported(format!(
-                "cannot route the gradient to layer `{}`",
-                model.tensors[target].name
-            )));
+        if let Some(g) = take(&mut pending, model.input)? {
+            grad_of.insert(model.input, g);
+        }
+        for &t in targets {
+            if !grad_of.contains_key(&t) {
+                return Err(unsupported(format!(
+                    "cannot route the gradient to layer `{}`",
+                    name(t)
+                )));
+            }
         }
 
-        // Liveness: a gradient is born at the step writing it and dies after the last step
-        // reading it; the target's lives to the end. Step -1 is the logit gradient.
-        let mut last_use: HashMap<usize, i64> = HashMap::new();
+        // Liveness: a value is born at the step writing it and dies after the last step reading
+        // it; the targets' live to the end. Step -1 is the seed.
+        let mut last_use = vec![-1i64; value_tensor.len()];
         for (s, step) in steps.iter().enumerate() {
-            last_use.insert(step.output, s as i64);
-            if let Some(e) = step.extra {
-                last_use.insert(e, s as i64);
+            for v in step.reads() {
+                last_use[v] = s as i64;
             }
         }
-        last_use.insert(target, i64::MAX);
-        let mut slot_of = HashMap::new();
+        for t in targets {
+            last_use[grad_of[t]] = i64::MAX;
+        }
+        let mut slot_of = vec![usize::MAX; value_tensor.len()];
         let mut free_after: Vec<i64> = Vec::new();
-        let mut assign = |tensor: usize, at: i64, slot_of: &mut HashMap<usize, usize>| {
-            let dies = last_use.get(&tensor).copied().unwrap_or(at);
+        let births = std::iter::once((0usize, -1i64)).chain(
+            steps
+                .iter()
+                .enumerate()
+                .map(|(s, st)| (st.writes(), s as i64)),
+        );
+        for (value, at) in births {
             let slot = match free_after.iter().position(|f| *f < at) {
                 Some(s) => s,
                 None => {
@@ -139,26 +308,28 @@ impl BackwardPlan {
                     free_after.len() - 1
                 }
             };
-            free_after[slot] = dies;
-            slot_of.insert(tensor, slot);
-        };
-        assign(pooled_input, -1, &mut slot_of);
-        for (s, step) in steps.iter().enumerate() {
-            assign(step.input, s as i64, &mut slot_of);
+            free_after[slot] = last_use[value].max(at);
+            slot_of[value] = slot;
         }
-        let slots = free_after.len();
-        let slot_len = slot_of
-            .keys()
+        let slot_len = value_tensor
+            .iter()
             .map(|t| model.tensors[*t].len())
             .max()
             .unwrap_or(0);
         Ok(Self {
-            target,
+            targets: targets.to_vec(),
             pooled_input,
             steps,
+            value_tensor,
+            grad_of,
+            slots: free_after.len(),
             slot_of,
-            slots,
             slot_len,
         })
+    }
+
+    /// The buffer holding the full gradient of tensor `t`, if the plan computes it.
+    pub fn slot_of_tensor(&self, t: usize) -> Option<usize> {
+        self.grad_of.get(&t).map(|v| self.slot_of[*v])
     }
 }

@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
-use super::backward::BackwardPlan;
+use super::backward::{BackwardPlan, GradStep};
 use super::forward::{pointwise_grad_invocations, Forward, POINTWISE_VARIANT};
 use super::steps::{bytes, BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::KernelId;
 use crate::gpu::params::{
-    CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, DepthwiseGradParams,
-    LogitGradParams, OverlayParams, PointwiseGradParams, PoolParams, SelectTargetParams,
+    ActivationGradParams, CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams,
+    ConvGradParams, DepthwiseGradParams, LogitGradParams, MaxPoolGradParams, OverlayParams,
+    PointwiseGradParams, PoolParams, SelectTargetParams,
 };
 use crate::gpu::{GpuContext, Profiler};
 use crate::model::ConvKind;
@@ -36,6 +37,9 @@ pub struct ExplainOptions {
     pub colormap: Colormap,
     /// Weight of the image in the overlay, in [0, 1]; the heatmap gets `1 - image_weight`.
     pub image_weight: f32,
+    /// Also compute the gradient of the target logit with respect to the (normalised) input
+    /// image: see [`Explainer::input_gradient_buffer`].
+    pub input_gradient: bool,
 }
 
 impl Default for ExplainOptions {
@@ -44,6 +48,7 @@ impl Default for ExplainOptions {
             layer: String::new(),
             colormap: Colormap::Jet,
             image_weight: 0.5,
+            input_gradient: false,
         }
     }
 }
@@ -152,7 +157,11 @@ impl Explainer {
             options.layer = model.default_layer.clone();
         }
         let target = model.target_layer(&options.layer)?;
-        let plan = BackwardPlan::new(&model, target)?;
+        let mut targets = vec![target];
+        if options.input_gradient {
+            targets.push(model.input);
+        }
+        let plan = BackwardPlan::new(&model, &targets)?;
         let cap = u64::from(forward.capacity());
         let t = &model.tensors[target];
         let grid_size = (t.height, t.width);
@@ -193,11 +202,11 @@ impl Explainer {
         );
         let head = &model.tensors[plan.pooled_input];
         let (head_pixels, head_channels) = (head.height * head.width, head.channels);
-        let grad = |tensor: usize| &grads[plan.slot_of[&tensor]];
+        let grad = |value: usize| &grads[plan.slot_of[value]];
         steps.push(
             &ctx,
             KernelId::LogitGrad,
-            &[&targets, &gpu_model.fc_weight, grad(plan.pooled_input)],
+            &[&targets, gpu_model.classifier_weight(), grad(0)],
             move |s| {
                 let p = LogitGradParams {
                     batch: s.images,
@@ -209,83 +218,7 @@ impl Explainer {
             },
         );
         for step in &plan.steps {
-            let conv = &model.convs[step.conv];
-            let (i, o) = (
-                model.tensors[step.input].clone(),
-                model.tensors[step.output].clone(),
-            );
-            let extra = step.extra.map(grad).unwrap_or(grad(step.output));
-            let add_extra = u32::from(step.extra.is_some());
-            // The conv's activation is its output gradient's mask (1: ReLU6).
-            let mask = u32::from(step.relu6);
-            let buffers_forward_out = forward.tensor(step.output);
-            match conv.kind {
-                ConvKind::Pointwise => {
-                    let weight = gpu_model.convs_torch[step.conv].as_ref().ok_or_else(|| {
-                        Error::InvalidRequest(format!("{}: no transposed weight", conv.name))
-                    })?;
-                    steps.push_variant(
-                        &ctx,
-                        KernelId::PointwiseConvGrad,
-                        POINTWISE_VARIANT,
-                        &[
-                            grad(step.output),
-                            buffers_forward_out,
-                            weight,
-                            extra,
-                            grad(step.input),
-                        ],
-                        move |s| {
-                            let rows = s.images * o.height * o.width;
-                            let p = PointwiseGradParams {
-                                rows,
-                                in_channels: i.channels,
-                                out_channels: o.channels,
-                                mask,
-                                add_extra,
-                                _pad: [0; 3],
-                            };
-                            (
-                                bytes(&p),
-                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
-                            )
-                        },
-                    );
-                }
-                ConvKind::Depthwise => {
-                    let (kernel, stride) = (conv.kernel, conv.stride);
-                    let (pad_top, pad_left) = step.pad;
-                    steps.push(
-                        &ctx,
-                        KernelId::DepthwiseConvGrad,
-                        &[
-                            grad(step.output),
-                            buffers_forward_out,
-                            &gpu_model.convs[step.conv].0,
-                            extra,
-                            grad(step.input),
-                        ],
-                        move |s| {
-                            let p = DepthwiseGradParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                channels: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                mask,
-                                add_extra,
-                            };
-                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
-                        },
-                    );
-                }
-                ConvKind::Dense => unreachable!("BackwardPlan rejects dense convs"),
-            }
+            push_grad_step(&ctx, &forward, &plan, &grads, &mut steps, step)?;
         }
 
         let cam_start = steps.len();
@@ -293,7 +226,7 @@ impl Explainer {
         steps.push(
             &ctx,
             KernelId::GlobalAvgPool,
-            &[grad(target), &cam_weights],
+            &[&grads[plan.slot_of[plan.grad_of[&target]]], &cam_weights],
             move |s| {
                 let p = PoolParams {
                     batch: s.images,
@@ -665,7 +598,19 @@ impl Explainer {
 
     /// The gradient of the target logit with respect to the target layer: f32 NHWC.
     pub fn target_gradient_buffer(&self) -> &wgpu::Buffer {
-        &self.grads[self.plan.slot_of[&self.plan.target]]
+        let slot = self.plan.slot_of_tensor(self.plan.targets[0]);
+        &self.grads[slot.expect("the plan computes its targets' gradients")]
+    }
+
+    /// With [`ExplainOptions::input_gradient`], the gradient of the target logit with respect to
+    /// the normalised input: f32 NHWC `[batch, S, S, 3]`.
+    pub fn input_gradient_buffer(&self) -> Option<&wgpu::Buffer> {
+        let input = self.forward.model().input;
+        self.options
+            .input_gradient
+            .then(|| self.plan.slot_of_tensor(input))
+            .flatten()
+            .map(|slot| &self.grads[slot])
     }
 
     /// Reads the batch's results back with one map: logits and classes always, the rest as
@@ -759,14 +704,217 @@ impl Explainer {
     /// Reads the target layer's gradient of the current batch (NHWC), for tests and debugging.
     pub fn read_target_gradient(&self) -> Result<Vec<f32>> {
         let model = self.forward.model();
-        let n = model.tensors[self.plan.target].len() * self.forward.batch() as usize;
+        let n = model.tensors[self.plan.targets[0]].len() * self.forward.batch() as usize;
         self.forward
             .context()
             .read_f32(self.target_gradient_buffer(), n)
+    }
+
+    /// Reads the input gradient of the current batch (NHWC), when
+    /// [`ExplainOptions::input_gradient`] asked for it.
+    pub fn read_input_gradient(&self) -> Result<Vec<f32>> {
+        let model = self.forward.model();
+        let buffer = self.input_gradient_buffer().ok_or_else(|| {
+            Error::InvalidRequest("the explainer was made without `input_gradient`".into())
+        })?;
+        let n = model.tensors[model.input].len() * self.forward.batch() as usize;
+        self.forward.context().read_f32(buffer, n)
     }
 
     /// The GPU context.
     pub fn context(&self) -> &Arc<GpuContext> {
         self.forward.context()
     }
+}
+
+/// Appends the launch of one backward step to `steps`.
+fn push_grad_step(
+    ctx: &GpuContext,
+    forward: &Forward,
+    plan: &BackwardPlan,
+    grads: &[wgpu::Buffer],
+    steps: &mut Steps,
+    step: &GradStep,
+) -> Result<()> {
+    let gpu_model = forward.gpu_model();
+    let model = &gpu_model.model;
+    let grad = |value: usize| &grads[plan.slot_of[value]];
+    match *step {
+        GradStep::Mask {
+            forward: y,
+            from,
+            to,
+            activation,
+        } => {
+            let len4 = model.tensors[y].len() as u32 / 4;
+            let activation = activation as u32;
+            steps.push(
+                ctx,
+                KernelId::ActivationGrad,
+                &[forward.tensor(y), grad(from), grad(to)],
+                move |s| {
+                    let p = ActivationGradParams {
+                        len4: s.images * len4,
+                        activation,
+                        _pad: [0; 2],
+                    };
+                    (bytes(&p), s.images * len4)
+                },
+            );
+        }
+        GradStep::Conv {
+            conv,
+            output,
+            input,
+            grad_out,
+            grad_in,
+            extra,
+            mask,
+            pad: (pad_top, pad_left),
+        } => {
+            let c = &model.convs[conv];
+            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
+            // Without an extra gradient the binding still needs a buffer; it is never read.
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            let mask = mask as u32;
+            let (kernel, stride) = (c.kernel, c.stride);
+            let buffers_forward_out = forward.tensor(output);
+            match c.kind {
+                ConvKind::Pointwise => {
+                    let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
+                        Error::InvalidRequest(format!("{}: no transposed weight", c.name))
+                    })?;
+                    steps.push_variant(
+                        ctx,
+                        KernelId::PointwiseConvGrad,
+                        POINTWISE_VARIANT,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            weight,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let rows = s.images * o.height * o.width;
+                            let p = PointwiseGradParams {
+                                rows,
+                                in_channels: i.channels,
+                                out_channels: o.channels,
+                                mask,
+                                add_extra,
+                                _pad: [0; 3],
+                            };
+                            (
+                                bytes(&p),
+                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
+                            )
+                        },
+                    );
+                }
+                ConvKind::Depthwise => {
+                    steps.push(
+                        ctx,
+                        KernelId::DepthwiseConvGrad,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            &gpu_model.convs[conv].0,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let p = DepthwiseGradParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                channels: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                mask,
+                                add_extra,
+                            };
+                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
+                        },
+                    );
+                }
+                ConvKind::Dense => {
+                    steps.push(
+                        ctx,
+                        KernelId::Conv2dGrad,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            &gpu_model.convs[conv].0,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let p = ConvGradParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                in_c: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                out_c: o.channels,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                mask,
+                                add_extra,
+                                _pad: [0; 3],
+                            };
+                            (bytes(&p), s.images * i.len() as u32)
+                        },
+                    );
+                }
+            }
+        }
+        GradStep::MaxPool {
+            input,
+            output,
+            window: (kernel, stride, pad),
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                KernelId::MaxPoolGrad,
+                &[
+                    grad(grad_out),
+                    forward.tensor(input),
+                    extra_buffer,
+                    grad(grad_in),
+                ],
+                move |s| {
+                    let p = MaxPoolGradParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        channels: i.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        kernel,
+                        stride,
+                        pad,
+                        add_extra,
+                        _pad: [0; 2],
+                    };
+                    (bytes(&p), s.images * i.len() as u32 / 4)
+                },
+            );
+        }
+    }
+    Ok(())
 }

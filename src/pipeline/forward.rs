@@ -8,8 +8,8 @@ use super::steps::{bytes, BatchShape, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_variant, depthwise_variant, pointwise_tile, KernelId};
 use crate::gpu::params::{
-    ConvParams, DepthwiseParams, ImageMeta, LinearParams, PointwiseParams, PoolParams,
-    PreprocessParams,
+    ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams,
+    PoolParams, PreprocessParams,
 };
 use crate::gpu::{GpuContext, Profiler};
 use crate::model::{ConvKind, Model, Op};
@@ -23,10 +23,8 @@ pub struct GpuModel {
     /// Per conv: the folded weight in PyTorch's `[out, in/groups, k, k]` layout, used by the
     /// pointwise backward; `None` where the backward uses the GPU layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
-    /// Classifier weight `[classes, features]`.
-    pub fc_weight: wgpu::Buffer,
-    /// Classifier bias `[classes]`.
-    pub fc_bias: wgpu::Buffer,
+    /// Per linear layer: (weight `[out, in]`, bias `[out]`).
+    pub linears: Vec<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 impl GpuModel {
@@ -39,7 +37,17 @@ impl GpuModel {
             .flatten()
             .map(wgpu::Buffer::size)
             .sum();
-        convs + torch + self.fc_weight.size() + self.fc_bias.size()
+        let linears: u64 = self.linears.iter().map(|(w, b)| w.size() + b.size()).sum();
+        convs + torch + linears
+    }
+
+    /// The classifier's weight `[classes, features]`.
+    pub fn classifier_weight(&self) -> &wgpu::Buffer {
+        &self
+            .linears
+            .last()
+            .expect("every model ends in a linear layer")
+            .0
     }
 
     /// Uploads `model`'s weights.
@@ -62,14 +70,21 @@ impl GpuModel {
                     .then(|| ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
             })
             .collect();
-        let fc_weight = ctx.storage_with("_fc.weight", &model.fc_weight);
-        let fc_bias = ctx.storage_with("_fc.bias", &model.fc_bias);
+        let linears = model
+            .linears
+            .iter()
+            .map(|l| {
+                (
+                    ctx.storage_with(&format!("{}.weight", l.name), &l.weight),
+                    ctx.storage_with(&format!("{}.bias", l.name), &l.bias),
+                )
+            })
+            .collect();
         Self {
             model,
             convs,
             convs_torch,
-            fc_weight,
-            fc_bias,
+            linears,
         }
     }
 }
@@ -476,12 +491,19 @@ fn push_op(
             let (i, o) = (t[input].clone(), t[output].clone());
             let (w, b) = &gpu_model.convs[conv];
             let (kernel, stride, activation) = (c.kernel, c.stride, c.activation as u32);
+            // Without a residual the binding still needs a buffer; it is never read.
+            let r = residual.map(|r| &tensors[r]).unwrap_or(b);
+            let has_residual = match (residual, c.add_before_activation) {
+                (None, _) => 0,
+                (Some(_), false) => 1,
+                (Some(_), true) => 2,
+            };
             match c.kind {
                 ConvKind::Dense => steps.push_variant(
                     ctx,
                     KernelId::Conv2d,
                     conv2d_variant(kernel, stride, i.channels),
-                    &[&tensors[input], w, b, &tensors[output]],
+                    &[&tensors[input], w, b, r, &tensors[output]],
                     move |s| {
                         let p = ConvParams {
                             batch: s.images,
@@ -496,6 +518,8 @@ fn push_op(
                             pad_top,
                             pad_left,
                             activation,
+                            has_residual,
+                            _pad: [0; 3],
                         };
                         let variant = conv2d_variant(kernel, stride, i.channels);
                         (
@@ -531,32 +555,27 @@ fn push_op(
                         )
                     },
                 ),
-                ConvKind::Pointwise => {
-                    // Without a residual the binding still needs a buffer; it is never read.
-                    let r = residual.map(|r| &tensors[r]).unwrap_or(b);
-                    let has_residual = u32::from(residual.is_some());
-                    steps.push_variant(
-                        ctx,
-                        KernelId::PointwiseConv,
-                        POINTWISE_VARIANT,
-                        &[&tensors[input], w, b, r, &tensors[output]],
-                        move |s| {
-                            let rows = s.images * o.height * o.width;
-                            let p = PointwiseParams {
-                                rows,
-                                in_channels: i.channels,
-                                out_channels: o.channels,
-                                activation,
-                                has_residual,
-                                _pad: [0; 3],
-                            };
-                            (
-                                bytes(&p),
-                                pointwise_invocations(POINTWISE_VARIANT, rows, o.channels),
-                            )
-                        },
-                    )
-                }
+                ConvKind::Pointwise => steps.push_variant(
+                    ctx,
+                    KernelId::PointwiseConv,
+                    POINTWISE_VARIANT,
+                    &[&tensors[input], w, b, r, &tensors[output]],
+                    move |s| {
+                        let rows = s.images * o.height * o.width;
+                        let p = PointwiseParams {
+                            rows,
+                            in_channels: i.channels,
+                            out_channels: o.channels,
+                            activation,
+                            has_residual,
+                            _pad: [0; 3],
+                        };
+                        (
+                            bytes(&p),
+                            pointwise_invocations(POINTWISE_VARIANT, rows, o.channels),
+                        )
+                    },
+                ),
             }
         }
         Op::GlobalAvgPool { input, output } => {
@@ -576,23 +595,54 @@ fn push_op(
                 },
             )
         }
-        Op::Linear { input, output } => {
-            let (features, classes) = (t[input].channels, t[output].channels);
+        Op::MaxPool {
+            input,
+            output,
+            kernel,
+            stride,
+            pad,
+        } => {
+            let (i, o) = (t[input].clone(), t[output].clone());
+            steps.push(
+                ctx,
+                KernelId::MaxPool,
+                &[&tensors[input], &tensors[output]],
+                move |s| {
+                    let p = MaxPoolParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        channels: i.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        kernel,
+                        stride,
+                        pad,
+                        _pad: [0; 3],
+                    };
+                    (bytes(&p), s.images * o.len() as u32 / 4)
+                },
+            )
+        }
+        Op::Linear {
+            linear,
+            input,
+            output,
+        } => {
+            let l = &model.linears[linear];
+            let (features, classes, activation) =
+                (l.in_features, l.out_features, l.activation as u32);
+            let (w, b) = &gpu_model.linears[linear];
             steps.push(
                 ctx,
                 KernelId::Linear,
-                &[
-                    &tensors[input],
-                    &gpu_model.fc_weight,
-                    &gpu_model.fc_bias,
-                    &tensors[output],
-                ],
+                &[&tensors[input], w, b, &tensors[output]],
                 move |s| {
                     let p = LinearParams {
                         batch: s.images,
                         in_features: features,
                         out_features: classes,
-                        _pad: 0,
+                        activation,
                     };
                     (bytes(&p), s.images * classes)
                 },

@@ -5,7 +5,7 @@ mod explain;
 mod forward;
 pub mod steps;
 
-pub use backward::{BackwardPlan, BackwardStep};
+pub use backward::{BackwardPlan, GradStep};
 pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target};
 pub use forward::{
     conv2d_invocations, depthwise_invocations, pack_images, pointwise_grad_invocations,

@@ -144,6 +144,7 @@ fn settings(req: &Args, layer: &str) -> Value {
         "class": req.class,
         "raw": req.raw,
         "weights": file(&req.common.weights),
+        "arch": req.common.arch,
         "labels": file(&req.common.labels),
     })
 }
@@ -170,7 +171,7 @@ pub fn run(req: Args) -> ExitCode {
     let out = req.out.as_path();
     // The model first (on the CPU): a bad layer or class is an error before the folder is
     // touched.
-    let model = match crate::load_model(req.common.weights.as_deref()) {
+    let model = match crate::load_model(req.common.weights.as_deref(), req.common.arch.as_deref()) {
         Ok(m) => m,
         Err(e) => return fail_setup(e),
     };
@@ -191,6 +192,7 @@ pub fn run(req: Args) -> ExitCode {
         layer: layer.clone(),
         colormap: req.colormap,
         image_weight: req.image_weight,
+        input_gradient: false,
     };
     // From here on a stop signal ends the run with a report (a second one ends it at once).
     let stop = Stop::install();

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use gradcam::model::Arch;
 use gradcam::output::escape_path;
 use gradcam::{AdapterOptions, Engine, GpuContext, Labels, Model};
 use serde_json::json;
@@ -64,6 +65,9 @@ enum Command {
         /// Weights (safetensors). Default: the built-in ImageNet model.
         #[arg(long, value_name = "FILE")]
         weights: Option<PathBuf>,
+        /// The architecture of --weights, when recognising it from the tensors is not wanted.
+        #[arg(long, value_name = "NAME")]
+        arch: Option<String>,
     },
     /// Classify images: one JSON line per image on stdout,
     /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
@@ -86,10 +90,16 @@ enum Command {
 
 #[derive(Args, Debug)]
 pub(crate) struct Common {
-    /// EfficientNet-Lite0 weights (safetensors, tensor names as in the PyTorch checkpoint).
-    /// Default: the built-in ImageNet model.
+    /// Weights (safetensors, as `safetensors.torch.save_file(model.state_dict(), FILE)` writes
+    /// them) of a torchvision ResNet-18/34/50/101/152 or an EfficientNet-Lite0–4; the
+    /// architecture is recognised from the tensors. Default: the built-in ImageNet
+    /// EfficientNet-Lite0.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// The architecture of --weights (resnet50, efficientnet-lite2, ...), instead of recognising
+    /// it.
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
     /// Class labels, one per line in class order. Default: ImageNet's for 1000 classes,
     /// `class N` otherwise.
     #[arg(long, value_name = "FILE")]
@@ -127,10 +137,12 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Layers { weights } => match load_model(weights.as_deref()) {
-            Ok(model) => print_layers(&model),
-            Err(e) => fail_setup(e),
-        },
+        Command::Layers { weights, arch } => {
+            match load_model(weights.as_deref(), arch.as_deref()) {
+                Ok(model) => print_layers(&model),
+                Err(e) => fail_setup(e),
+            }
+        }
         Command::Classify {
             images,
             top,
@@ -173,11 +185,19 @@ pub(crate) struct Setup {
     pub weights: String,
 }
 
-/// The model in `weights`, or the built-in one.
-pub(crate) fn load_model(weights: Option<&Path>) -> Result<Model, gradcam::Error> {
+/// The model in `weights` (as architecture `arch` when given), or the built-in one.
+pub(crate) fn load_model(
+    weights: Option<&Path>,
+    arch: Option<&str>,
+) -> Result<Model, gradcam::Error> {
+    let arch = arch.map(Arch::parse).transpose()?;
     match weights {
-        Some(path) => Model::load(path),
-        None => Model::from_bytes(Path::new(DEFAULT_WEIGHTS_NAME), DEFAULT_WEIGHTS.to_vec()),
+        Some(path) => Model::load_as(path, arch),
+        None => Model::from_bytes_as(
+            Path::new(DEFAULT_WEIGHTS_NAME),
+            DEFAULT_WEIGHTS.to_vec(),
+            arch,
+        ),
     }
 }
 
@@ -245,7 +265,9 @@ pub(crate) fn top_json(labels: &Labels, logits: &[f32], k: usize) -> Vec<serde_j
 
 fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitCode {
     let Setup { engine, labels, .. } =
-        match load_model(common.weights.as_deref()).and_then(|m| setup(common, m)) {
+        match load_model(common.weights.as_deref(), common.arch.as_deref())
+            .and_then(|m| setup(common, m))
+        {
             Ok(s) => s,
             Err(e) => return fail_setup(e),
         };

@@ -1,0 +1,124 @@
+//! The architectures the engine knows, and recognising which one a weights file holds from its
+//! tensor names and shapes.
+
+use super::tensors::WeightFile;
+use super::{efficientnet_lite, resnet, Model};
+use crate::error::{one_line, Error, Result};
+
+/// An architecture the engine can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// EfficientNet-Lite0 to Lite4 (index into the Lite variants).
+    EfficientNetLite(usize),
+    /// torchvision ResNet (index into the ResNet variants).
+    ResNet(usize),
+}
+
+/// Every architecture, in the order `--arch` lists them.
+pub const ARCHITECTURES: &[Arch] = &[
+    Arch::EfficientNetLite(0),
+    Arch::EfficientNetLite(1),
+    Arch::EfficientNetLite(2),
+    Arch::EfficientNetLite(3),
+    Arch::EfficientNetLite(4),
+    Arch::ResNet(0),
+    Arch::ResNet(1),
+    Arch::ResNet(2),
+    Arch::ResNet(3),
+    Arch::ResNet(4),
+];
+
+impl Arch {
+    /// The name `--arch` takes (`resnet50`, `efficientnet-lite0`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::EfficientNetLite(i) => efficientnet_lite::VARIANTS[i].name,
+            Arch::ResNet(i) => resnet::VARIANTS[i].name,
+        }
+    }
+
+    /// The architecture called `name` (case and `-`/`_` insensitive), or an error listing them.
+    pub fn parse(name: &str) -> Result<Self> {
+        let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+        ARCHITECTURES
+            .iter()
+            .copied()
+            .find(|a| norm(a.name()) == norm(name))
+            .ok_or_else(|| {
+                let names: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name()).collect();
+                Error::InvalidRequest(format!(
+                    "unknown architecture `{}`; known: {}",
+                    one_line(name),
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Builds this architecture from `file`.
+    pub fn build(self, file: &WeightFile) -> Result<Model> {
+        match self {
+            Arch::EfficientNetLite(i) => {
+                efficientnet_lite::build(file, &efficientnet_lite::VARIANTS[i])
+            }
+            Arch::ResNet(i) => resnet::build(file, &resnet::VARIANTS[i]),
+        }
+    }
+
+    /// The architecture of this family that `file`'s structure says it is, if the file looks
+    /// like one of the family at all (`None`: not this family).
+    fn recognise(file: &WeightFile) -> Option<Vec<Arch>> {
+        if resnet::claims(file) {
+            let found = resnet::detect(file)
+                .and_then(|v| resnet::VARIANTS.iter().position(|k| *k == v))
+                .map(Arch::ResNet);
+            return Some(found.map_or_else(
+                || (0..resnet::VARIANTS.len()).map(Arch::ResNet).collect(),
+                |a| vec![a],
+            ));
+        }
+        if efficientnet_lite::claims(file) {
+            return Some(efficientnet_lite::candidates(file));
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Builds the model in `file`: as `arch` when given, otherwise as the architecture its tensors
+/// say. A file no architecture fits is an error naming the closest one (the builder that read
+/// the most tensors) and the first tensor that did not fit.
+pub fn build(file: &WeightFile, arch: Option<Arch>) -> Result<Model> {
+    if let Some(arch) = arch {
+        return arch.build(file);
+    }
+    let candidates = Arch::recognise(file).unwrap_or_else(|| ARCHITECTURES.to_vec());
+    let mut closest: Option<(usize, Arch, Error)> = None;
+    for arch in &candidates {
+        file.reset_reads();
+        match arch.build(file) {
+            Ok(model) => return Ok(model),
+            Err(e) => {
+                let reads = file.reads();
+                if closest.as_ref().is_none_or(|(r, _, _)| reads > *r) {
+                    closest = Some((reads, *arch, e));
+                }
+            }
+        }
+    }
+    let (_, arch, error) = closest.expect("there is at least one architecture");
+    if candidates.len() == 1 {
+        return Err(error);
+    }
+    Err(Error::UnsupportedModel {
+        path: file.path().to_path_buf(),
+        reason: format!(
+            "no known architecture fits; the closest is {arch}: {}",
+            one_line(&error.to_string())
+        ),
+    })
+}
