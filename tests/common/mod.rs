@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
 
+pub mod seeded;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -1,0 +1,235 @@
+//! Every architecture against its reference, with seeded weights regenerated from the fixture's
+//! manifest (tools/make_arch_fixtures.py): logits, top-5, pytorch-grad-cam's GradCAM at the
+//! default layer and an earlier one (for another class), and the input gradient against
+//! torch.autograd.grad. The file is recognised as its architecture with no hint.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::seeded::seeded_safetensors;
+use common::{assert_close, ctx, fixtures, max_abs_diff, top_indices, Fixture};
+use gradcam::model::{Activation, Op};
+use gradcam::{Engine, ExplainOptions, Model, Readback, Target};
+
+struct Reference {
+    tensors: HashMap<String, Fixture>,
+    metadata: HashMap<String, String>,
+}
+
+fn reference(arch: &str) -> Reference {
+    let path = common::root().join(format!("tests/fixtures/arch/{arch}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+    Reference {
+        tensors: fixtures(&format!("arch/{arch}")),
+        metadata: meta.metadata().clone().expect("fixture metadata"),
+    }
+}
+
+fn floats(text: &str) -> Vec<f32> {
+    serde_json::from_str(text).expect("fixture metadata: a list of numbers")
+}
+
+/// The model the reference ran, from its seed, as `safetensors.torch.save_file` would store it.
+fn model(arch: &str, r: &Reference) -> Model {
+    let seed: u64 = r.metadata["seed"].parse().expect("seed");
+    let bytes = seeded_safetensors(&r.metadata["manifest"], seed);
+    let name = format!("{arch}.safetensors");
+    Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
+}
+
+/// `(image / 255 - mean) / std` in f32, NHWC, as the fixture script computes it.
+fn normalized(image: &Fixture, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    image
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p / 255.0 - mean[i % 3]) / std[i % 3])
+        .collect()
+}
+
+fn check(arch: &str) {
+    let r = reference(arch);
+    let model = model(arch, &r);
+    assert_eq!(model.architecture, arch, "recognised architecture");
+    let (mean, std) = (floats(&r.metadata["mean"]), floats(&r.metadata["std"]));
+    assert_eq!(
+        (model.mean.to_vec(), model.std.to_vec()),
+        (mean.clone(), std.clone())
+    );
+    let image = &r.tensors["image"];
+    assert_eq!(image.shape[0] as u32, model.input_size);
+    let input = normalized(image, &mean, &std);
+    let predicted: u32 = r.metadata["classes"].parse().expect("class");
+    let engine = Engine::new(ctx(), model);
+
+    let mut cams: Vec<(&str, &str, Target)> = Vec::new();
+    for key in r
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("cam.") && !k.contains(','))
+    {
+        let rest = &key["cam.".len()..];
+        let (layers, target) = match rest.rsplit_once(".c") {
+            Some((l, c)) if c.chars().all(|d| d.is_ascii_digit()) => {
+                (l, Target::Class(c.parse().expect("class")))
+            }
+            _ => (rest, Target::Predicted),
+        };
+        cams.push((key.as_str(), layers, target));
+    }
+    cams.sort_by_key(|c| c.0);
+    assert!(
+        cams.len() >= 2,
+        "{arch}: the fixture has CAMs at two layers"
+    );
+    let default_layer = engine.model().default_layer.clone();
+    assert!(
+        cams.iter().any(|c| c.1 == default_layer),
+        "{arch}: the fixture explains the default layer {default_layer}"
+    );
+
+    for (key, layers, target) in cams {
+        let input_gradient = layers == default_layer;
+        let mut explainer = engine
+            .explainer(
+                1,
+                ExplainOptions {
+                    layer: layers.to_string(),
+                    input_gradient,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{arch} {layers}: {e}"));
+        explainer
+            .upload_input(&input, &[target])
+            .expect("upload input");
+        explainer.run().expect("run");
+        let result = explainer.read(Readback::ALL).expect("read").remove(0);
+
+        let logits = &r.tensors["logits"].data;
+        let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max_abs_diff(&result.logits, logits);
+        assert!(
+            d <= 1e-3 * scale,
+            "{arch}: logits differ by {d} (largest {scale})"
+        );
+        let k = logits.len().min(5);
+        assert_eq!(
+            top_indices(&result.logits, k),
+            top_indices(logits, k),
+            "{arch}: top-5"
+        );
+        let expected_class = match target {
+            Target::Class(c) => c,
+            Target::Predicted => predicted,
+        };
+        assert_eq!(result.class, expected_class, "{arch} {key}: class");
+
+        let cam = result.cam.expect("cam");
+        assert_close(
+            &format!("{arch} {key}"),
+            &cam,
+            &r.tensors[key].data,
+            1e-4,
+            0.0,
+        );
+        eprintln!(
+            "{arch} {key}: logits max |diff| {d:.2e} (largest {scale:.2}), CAM max |diff| {:.2e}",
+            max_abs_diff(&cam, &r.tensors[key].data)
+        );
+
+        if input_gradient {
+            let got = explainer.read_input_gradient().expect("input gradient");
+            let want = &r.tensors["input_grad"].data;
+            let g = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // Where an activation the reference found on the edge of its step went the other
+            // way here, its region of the gradient is left out (and counted).
+            let (flipped, excluded) = flipped_pixels(&explainer, &r);
+            // Outside its pixels a flip changes the gradient by at most 1e-5 of the largest
+            // value, so up to five of them stay within half the tolerance there.
+            assert!(
+                flipped <= 5,
+                "{arch}: {flipped} activations on the edge flipped"
+            );
+            let keep: Vec<usize> = (0..want.len()).filter(|i| !excluded[i / 3]).collect();
+            let (got_kept, want_kept): (Vec<f32>, Vec<f32>) =
+                keep.iter().map(|i| (got[*i], want[*i])).unzip();
+            let what = format!("{arch} input gradient");
+            assert_close(&what, &got_kept, &want_kept, 1e-4 * g, 0.0);
+            eprintln!(
+                "{arch} input gradient: max |diff| {:.2e} (largest {g:.2e}) on {:.1} % of the \
+                 image; {} activation(s) on the edge went the other way",
+                max_abs_diff(&got_kept, &want_kept),
+                100.0 * keep.len() as f64 / want.len() as f64,
+                flipped
+            );
+        }
+    }
+}
+
+/// How many of the activations the fixture lists as on the edge of their step (`flips`) have
+/// here a mask other than the reference's, and the pixels where those flips change the input
+/// gradient (`flip_pixels`).
+fn flipped_pixels(explainer: &gradcam::Explainer, r: &Reference) -> (usize, Vec<bool>) {
+    let model = explainer.forward().model();
+    // The k-th activation applied in the forward pass is the k-th op with an activation.
+    let activated: Vec<(usize, Activation)> = model
+        .ops
+        .iter()
+        .filter_map(|op| match *op {
+            Op::Conv { conv, output, .. } => Some((output, model.convs[conv].activation)),
+            Op::Linear { linear, output, .. } => Some((output, model.linears[linear].activation)),
+            _ => None,
+        })
+        .filter(|(_, a)| *a != Activation::None)
+        .collect();
+    let (flips, pixels) = (&r.tensors["flips"], &r.tensors["flip_pixels"]);
+    let side = model.input_size as usize;
+    let row_bytes = side.div_ceil(8);
+    let mut excluded = vec![false; side * side];
+    let mut flipped = 0;
+    for (n, row) in flips.data.chunks_exact(5).enumerate() {
+        let v: Vec<usize> = row.iter().map(|x| *x as usize).collect();
+        let (tensor, activation) = activated[v[0]];
+        assert_eq!(activation, Activation::Relu, "flip {v:?}");
+        let t = &model.tensors[tensor];
+        let values = explainer
+            .forward()
+            .read_tensor(tensor)
+            .expect("read activation");
+        let y = values[((v[2] * t.width as usize) + v[3]) * t.channels as usize + v[1]];
+        if (y > 0.0) == (v[4] == 1) {
+            continue;
+        }
+        flipped += 1;
+        let bits = &pixels.bytes[n * side * row_bytes..(n + 1) * side * row_bytes];
+        for (p, e) in excluded.iter_mut().enumerate() {
+            let (y, x) = (p / side, p % side);
+            *e |= bits[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
+        }
+    }
+    (flipped, excluded)
+}
+
+#[test]
+fn resnet18_with_ten_classes() {
+    check("resnet18");
+}
+
+#[test]
+fn resnet34() {
+    check("resnet34");
+}
+
+#[test]
+fn resnet50() {
+    check("resnet50");
+}
+
+#[test]
+fn resnet101() {
+    check("resnet101");
+}
