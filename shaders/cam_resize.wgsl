@@ -1,6 +1,8 @@
 // Normalizes each map with its (min, max) — (x - min) / (max - min + 1e-7), as pytorch-grad-cam's
 // scale_cam_image — and resizes it bilinearly with OpenCV's INTER_LINEAR semantics (half-pixel
 // centres, source coordinates clamped to the edge): cv2.resize(cam, (out_w, out_h)).
+// With several target layers, the maps are averaged as pytorch-grad-cam's aggregate_multi_layers
+// does in float32: layer 0 writes, the next ones add in order, the last divides by the count.
 //
 // Kept in sync with src/gpu/params.rs (`CamResizeParams`).
 #import index
@@ -12,9 +14,10 @@ struct Params {
     in_w: u32,
     out_h: u32,
     out_w: u32,
+    // This map's index among `layers` target layers.
+    layer: u32,
+    layers: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -52,5 +55,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let d = (src[base + y1 * params.in_w + x1] - st.x) / scale;
     let top = a * (1.0 - sx.y) + b * sx.y;
     let bottom = c * (1.0 - sx.y) + d * sx.y;
-    dst[id] = top * (1.0 - sy.y) + bottom * sy.y;
+    var v = top * (1.0 - sy.y) + bottom * sy.y;
+    if params.layer > 0u {
+        v = dst[id] + v;
+    }
+    if params.layer + 1u == params.layers && params.layers > 1u {
+        v = v / f32(params.layers);
+    }
+    dst[id] = v;
 }

@@ -66,11 +66,7 @@ fn check(arch: &str) {
     let engine = Engine::new(ctx(), model);
 
     let mut cams: Vec<(&str, &str, Target)> = Vec::new();
-    for key in r
-        .tensors
-        .keys()
-        .filter(|k| k.starts_with("cam.") && !k.contains(','))
-    {
+    for key in r.tensors.keys().filter(|k| k.starts_with("cam.")) {
         let rest = &key["cam.".len()..];
         let (layers, target) = match rest.rsplit_once(".c") {
             Some((l, c)) if c.chars().all(|d| d.is_ascii_digit()) => {

@@ -257,7 +257,11 @@ pub struct CamResizeParams {
     pub in_w: u32,
     pub out_h: u32,
     pub out_w: u32,
-    pub _pad: [u32; 3],
+    /// Which of the `layers` target layers this map is: the first writes, the others add, the
+    /// last divides by `layers` (the multi-layer mean).
+    pub layer: u32,
+    pub layers: u32,
+    pub _pad: u32,
 }
 
 /// Kept in sync with `Params` in shaders/cam_normalize.wgsl.

@@ -114,11 +114,15 @@ pub fn build(file: &WeightFile, arch: Option<Arch>) -> Result<Model> {
     if candidates.len() == 1 {
         return Err(error);
     }
+    // The builder's message without the path, which the outer one names.
+    let detail = error.to_string();
+    let prefix = format!("{}: ", crate::output::escape_path(file.path()));
+    let detail = detail.strip_prefix(&prefix).unwrap_or(&detail);
     Err(Error::UnsupportedModel {
         path: file.path().to_path_buf(),
         reason: format!(
             "no known architecture fits; the closest is {arch}: {}",
-            one_line(&error.to_string())
+            one_line(detail)
         ),
     })
 }

@@ -250,6 +250,15 @@ impl Model {
             .expect("every model ends in a linear layer")
     }
 
+    /// The tensors of a comma-separated list of target layers (`layer3,layer4`), or an error
+    /// naming the first unknown one and listing the valid names.
+    pub fn target_layer_list(&self, names: &str) -> Result<Vec<usize>> {
+        names
+            .split(',')
+            .map(|name| self.target_layer(name.trim()))
+            .collect()
+    }
+
     /// The tensor of a target layer, or an error listing the valid names.
     pub fn target_layer(&self, name: &str) -> Result<usize> {
         self.target_layers

@@ -30,8 +30,11 @@ pub enum Target {
 /// How an [`Explainer`] explains.
 #[derive(Clone, Debug)]
 pub struct ExplainOptions {
-    /// Target layer, by the model's layer names (`head`, `blocks.N` for EfficientNet-Lite; see
+    /// Target layer, by the model's layer names (the module paths PyTorch users pass to
+    /// pytorch-grad-cam: `layer4`, `features.18`, `head`, ...; see
     /// [`Model::target_layers`](crate::Model::target_layers)); empty: the model's default layer.
+    /// Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer CAM: each
+    /// layer's map normalised and resized, then their mean, normalised again.
     pub layer: String,
     /// Heatmap colours.
     pub colormap: Colormap,
@@ -156,8 +159,10 @@ impl Explainer {
         if options.layer.is_empty() {
             options.layer = model.default_layer.clone();
         }
-        let target = model.target_layer(&options.layer)?;
-        let mut targets = vec![target];
+        // Several layers (`layer3,layer4`) give pytorch-grad-cam's multi-layer CAM.
+        let layers = model.target_layer_list(&options.layer)?;
+        let target = layers[0];
+        let mut targets = layers.clone();
         if options.input_gradient {
             targets.push(model.input);
         }
@@ -174,9 +179,7 @@ impl Explainer {
         let grads = (0..plan.slots)
             .map(|i| ctx.storage(&format!("grad.{i}"), plan.slot_len as u64 * 4 * cap))
             .collect::<Result<Vec<_>>>()?;
-        let cam_weights = ctx.storage("cam_weights", u64::from(t.channels) * 4 * cap)?;
         let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
-        let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
         let cam = ctx.storage("cam", cam_len * 4 * cap)?;
         let cam_stats = ctx.storage("cam_stats", 8 * cap)?;
         let lut = ctx.storage_with("colormap", &options.colormap.packed());
@@ -222,41 +225,56 @@ impl Explainer {
         }
 
         let cam_start = steps.len();
-        let (pixels, channels) = (t.height * t.width, t.channels);
-        steps.push(
-            &ctx,
-            KernelId::GlobalAvgPool,
-            &[&grads[plan.slot_of[plan.grad_of[&target]]], &cam_weights],
-            move |s| {
-                let p = PoolParams {
-                    batch: s.images,
-                    pixels,
-                    channels,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * channels / 4)
-            },
-        );
-        steps.push(
-            &ctx,
-            KernelId::CamCombine,
-            &[forward.tensor(target), &cam_weights, &cam_grid],
-            move |s| {
-                let p = CamCombineParams {
-                    batch: s.images,
-                    pixels,
-                    channels,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * pixels)
-            },
-        );
         let reduce = ctx.kernels.get(KernelId::CamMinMax).workgroup_size;
-        steps.push(
-            &ctx,
-            KernelId::CamMinMax,
-            &[&cam_grid, &grid_stats],
-            move |s| {
+        let mut internal_bytes = 0;
+        let count = layers.len() as u32;
+        for (index, &layer) in layers.iter().enumerate() {
+            let t = &model.tensors[layer];
+            let (pixels, channels) = (t.height * t.width, t.channels);
+            let cam_weights = ctx.storage("cam_weights", u64::from(channels) * 4 * cap)?;
+            let own_grid;
+            let grid = if index == 0 {
+                &cam_grid
+            } else {
+                own_grid = ctx.storage("cam_grid", u64::from(pixels) * 4 * cap)?;
+                internal_bytes += own_grid.size();
+                &own_grid
+            };
+            let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
+            internal_bytes += cam_weights.size() + grid_stats.size();
+            let gradient = plan.slot_of_tensor(layer).map(|slot| &grads[slot]);
+            steps.push(
+                &ctx,
+                KernelId::GlobalAvgPool,
+                &[
+                    gradient.expect("the plan computes its targets' gradients"),
+                    &cam_weights,
+                ],
+                move |s| {
+                    let p = PoolParams {
+                        batch: s.images,
+                        pixels,
+                        channels,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * channels / 4)
+                },
+            );
+            steps.push(
+                &ctx,
+                KernelId::CamCombine,
+                &[forward.tensor(layer), &cam_weights, grid],
+                move |s| {
+                    let p = CamCombineParams {
+                        batch: s.images,
+                        pixels,
+                        channels,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * pixels)
+                },
+            );
+            steps.push(&ctx, KernelId::CamMinMax, &[grid, &grid_stats], move |s| {
                 let p = CamMinMaxParams {
                     batch: s.images,
                     len: pixels,
@@ -264,25 +282,27 @@ impl Explainer {
                     _pad: 0,
                 };
                 (bytes(&p), s.images * reduce)
-            },
-        );
-        let (gh, gw) = grid_size;
-        steps.push(
-            &ctx,
-            KernelId::CamResize,
-            &[&cam_grid, &grid_stats, &cam],
-            move |s| {
-                let p = CamResizeParams {
-                    batch: s.images,
-                    in_h: gh,
-                    in_w: gw,
-                    out_h: cam_size,
-                    out_w: cam_size,
-                    _pad: [0; 3],
-                };
-                (bytes(&p), s.images * cam_size * cam_size)
-            },
-        );
+            });
+            let (gh, gw, layer) = (t.height, t.width, index as u32);
+            steps.push(
+                &ctx,
+                KernelId::CamResize,
+                &[grid, &grid_stats, &cam],
+                move |s| {
+                    let p = CamResizeParams {
+                        batch: s.images,
+                        in_h: gh,
+                        in_w: gw,
+                        out_h: cam_size,
+                        out_w: cam_size,
+                        layer,
+                        layers: count,
+                        _pad: 0,
+                    };
+                    (bytes(&p), s.images * cam_size * cam_size)
+                },
+            );
+        }
         steps.push(&ctx, KernelId::CamMinMax, &[&cam, &cam_stats], move |s| {
             let p = CamMinMaxParams {
                 batch: s.images,
@@ -306,7 +326,7 @@ impl Explainer {
             },
         );
 
-        let internal_bytes = cam_weights.size() + grid_stats.size() + cam_stats.size();
+        internal_bytes += cam_stats.size();
         let mut explainer = Self {
             forward,
             options,

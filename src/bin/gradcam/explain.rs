@@ -36,9 +36,11 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Target layer (default: the model's, `head` for the built-in model: the head conv's output
-    /// after its ReLU6, 7×7), or `blocks.N` for N = 0..15 (the output of MBConv block N).
-    /// `gradcam layers` lists them with their shapes.
+    /// Target layer, by the module path PyTorch users pass to pytorch-grad-cam (`layer4`,
+    /// `layer3.1`, `head`, `blocks.N`). Default: the model's (ResNet `layer4`, EfficientNet-Lite
+    /// `head`). Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer
+    /// CAM (--raw's grid is then the first layer's). `gradcam layers` lists them with their
+    /// shapes.
     #[arg(long, value_name = "LAYER")]
     pub layer: Option<String>,
     /// Explain this class for every image instead of each image's predicted class.
@@ -179,7 +181,7 @@ pub fn run(req: Args) -> ExitCode {
         .layer
         .clone()
         .unwrap_or_else(|| model.default_layer.clone());
-    if let Err(e) = model.target_layer(&layer) {
+    if let Err(e) = model.target_layer_list(&layer) {
         return fail_setup(e);
     }
     if let Some(c) = req.class.filter(|&c| c >= model.classes) {
