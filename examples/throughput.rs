@@ -2,7 +2,8 @@
 //! beforehand (decode excluded), then per batch upload RGB8 → GPU pipeline → overlay RGBA8 read
 //! back at each image's own size (overlay included). Prints one JSON line.
 //!
-//! cargo run --release --example throughput -- [--batch N] [--images N] [--layer L] IMAGE...
+//! cargo run --release --example throughput -- [--batch N] [--images N] [--layer L]
+//!     [--weights FILE] IMAGE...
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,8 @@ use gradcam::{ExplainOptions, GpuContext, Model, Readback};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batch = 16u32;
     let mut count = 64usize;
-    let mut layer = "head".to_string();
+    let mut layer = String::new();
+    let mut weights = "weights/efficientnet_lite0.safetensors".to_string();
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -20,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--batch" => batch = args.next().ok_or("--batch N")?.parse()?,
             "--images" => count = args.next().ok_or("--images N")?.parse()?,
             "--layer" => layer = args.next().ok_or("--layer L")?,
+            "--weights" => weights = args.next().ok_or("--weights FILE")?,
             _ => files.push(a),
         }
     }
@@ -36,10 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let images: Vec<&image::RgbImage> = (0..count).map(|i| &decoded[i % decoded.len()]).collect();
 
     let ctx = Arc::new(GpuContext::new(&Default::default())?);
-    let engine = gradcam::Engine::new(
-        ctx.clone(),
-        Model::load("weights/efficientnet_lite0.safetensors")?,
-    );
+    let engine = gradcam::Engine::new(ctx.clone(), Model::load(&weights)?);
     let gpu_batch = batch.min(engine.max_batch());
     let mut ex = engine.explainer(
         gpu_batch,

@@ -1,5 +1,7 @@
 // Fully connected layer: out[n, o] = act(bias[o] + sum_k weight[o, k] * input[n, k]), the
-// activation none, ReLU6 or ReLU.
+// activation none, ReLU6 or ReLU. A layer whose weights exceed one binding runs as several
+// dispatches over row ranges: this one computes rows out_offset.. of a layer with out_total
+// outputs, with `weight` and `bias` holding only those rows.
 //
 // Kept in sync with src/gpu/params.rs (`LinearParams`).
 #import index
@@ -8,9 +10,15 @@
 struct Params {
     batch: u32,
     in_features: u32,
+    // Rows in this dispatch.
     out_features: u32,
     // 0: none, 1: ReLU6, 2: ReLU
     activation: u32,
+    // First row, and the layer's rows (the output's row stride).
+    out_offset: u32,
+    out_total: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -20,7 +28,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 // [out_features]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-// [batch, out_features]
+// [batch, out_total]
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -39,5 +47,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         acc += input[n * k4 + k] * weight[o * k4 + k];
     }
     let v = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
-    output[id] = activate(vec4<f32>(v), params.activation).x;
+    output[n * params.out_total + params.out_offset + o] = activate(vec4<f32>(v), params.activation).x;
 }

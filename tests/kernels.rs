@@ -6,9 +6,9 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, POINTWISE_TILE};
 use gradcam::gpu::params::{
-    ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearParams,
-    MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams, PoolParams,
-    PreprocessParams,
+    ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams,
+    LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams,
+    PoolParams, PreprocessParams,
 };
 use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
@@ -473,6 +473,9 @@ fn linear_matches_reference() {
             in_features: k as u32,
             out_features: o as u32,
             activation: act,
+            out_offset: 0,
+            out_total: o as u32,
+            _pad: [0; 2],
         };
         let got = run(
             KernelId::Linear,
@@ -485,6 +488,98 @@ fn linear_matches_reference() {
             &format!("linear {n}x{k}->{o} act {act}"),
             &got,
             &expected,
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+/// A linear layer split in row ranges (as one exceeding a binding runs) and its input gradient
+/// over the same ranges, against loop nests: masks of every activation, batch > 1.
+#[test]
+fn linear_in_row_ranges_and_its_gradient_match_reference() {
+    let mut rng = SmallRng::seed_from_u64(23);
+    let ctx = ctx();
+    for (n, k, o, act, ranges) in [
+        (2, 36, 17, 2, vec![0..7, 7..17]),
+        (3, 100, 40, 1, vec![0..13, 13..26, 26..40]),
+        (1, 8, 5, 0, vec![0..3, 3..5]),
+    ] {
+        let input = random(&mut rng, n * k, -2.0, 2.0);
+        let weight = random(&mut rng, o * k, -0.5, 0.5);
+        let bias = random(&mut rng, o, -1.0, 1.0);
+        let grad_out = random(&mut rng, n * o, -1.0, 1.0);
+        let mut y = vec![0f32; n * o];
+        for b in 0..n {
+            for j in 0..o {
+                let s: f64 = (0..k)
+                    .map(|i| f64::from(input[b * k + i]) * f64::from(weight[j * k + i]))
+                    .sum();
+                y[b * o + j] = activate(s as f32 + bias[j], act);
+            }
+        }
+        let mut expected_grad = vec![0f32; n * k];
+        for b in 0..n {
+            for i in 0..k {
+                let s: f64 = (0..o)
+                    .filter(|j| passes(y[b * o + j], act))
+                    .map(|j| f64::from(grad_out[b * o + j]) * f64::from(weight[j * k + i]))
+                    .sum();
+                expected_grad[b * k + i] = s as f32;
+            }
+        }
+        let input_buf = ctx.storage_with("input", &input);
+        let out_buf = ctx.storage("output", (n * o * 4) as u64).unwrap();
+        let grad_out_buf = ctx.storage_with("grad_out", &grad_out);
+        let grad_in_buf = ctx.storage("grad_in", (n * k * 4) as u64).unwrap();
+        for (i, r) in ranges.iter().enumerate() {
+            let w = ctx.storage_with("weight", &weight[r.start * k..r.end * k]);
+            let b = ctx.storage_with("bias", &bias[r.clone()]);
+            let rows = r.len() as u32;
+            let p = LinearParams {
+                batch: n as u32,
+                in_features: k as u32,
+                out_features: rows,
+                activation: act,
+                out_offset: r.start as u32,
+                out_total: o as u32,
+                _pad: [0; 2],
+            };
+            ctx.run_kernel(
+                KernelId::Linear,
+                bytemuck::bytes_of(&p),
+                &[&input_buf, &w, &b, &out_buf],
+                n as u32 * rows,
+            )
+            .unwrap();
+            let p = LinearGradParams {
+                batch: n as u32,
+                in_features: k as u32,
+                out_features: rows,
+                out_offset: r.start as u32,
+                out_total: o as u32,
+                mask: act,
+                accumulate: u32::from(i > 0),
+                _pad: 0,
+            };
+            // The forward output of the reference: the mask does not depend on this run.
+            let y_buf = ctx.storage_with("forward_out", &y);
+            ctx.run_kernel(
+                KernelId::LinearGrad,
+                bytemuck::bytes_of(&p),
+                &[&grad_out_buf, &y_buf, &w, &grad_in_buf],
+                (n * k) as u32,
+            )
+            .unwrap();
+        }
+        let got = ctx.read_f32(&out_buf, n * o).unwrap();
+        let what = format!("linear {n}x{k}->{o} act {act} in {} ranges", ranges.len());
+        assert_close(&what, &got, &y, 1e-4, 1e-5);
+        let got = ctx.read_f32(&grad_in_buf, n * k).unwrap();
+        assert_close(
+            &format!("{what}: gradient"),
+            &got,
+            &expected_grad,
             1e-4,
             1e-5,
         );

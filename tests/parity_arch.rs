@@ -32,10 +32,13 @@ fn floats(text: &str) -> Vec<f32> {
     serde_json::from_str(text).expect("fixture metadata: a list of numbers")
 }
 
-/// The model the reference ran, from its seed, as `safetensors.torch.save_file` would store it.
+/// The model the reference ran, from its seed, as `safetensors.torch.save_file` would store it
+/// (or the shipped weights).
 fn model(arch: &str, r: &Reference) -> Model {
-    let seed: u64 = r.metadata["seed"].parse().expect("seed");
-    let bytes = seeded_safetensors(&r.metadata["manifest"], seed);
+    let bytes = match r.metadata["seed"].as_str() {
+        "shipped" => std::fs::read(common::weights_path()).expect("shipped weights"),
+        seed => seeded_safetensors(&r.metadata["manifest"], seed.parse().expect("seed")),
+    };
     let name = format!("{arch}.safetensors");
     Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
 }
@@ -66,7 +69,11 @@ fn check(arch: &str) {
     let engine = Engine::new(ctx(), model);
 
     let mut cams: Vec<(&str, &str, Target)> = Vec::new();
-    for key in r.tensors.keys().filter(|k| k.starts_with("cam.")) {
+    for key in r
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("cam.") && !k.ends_with(".f64"))
+    {
         let rest = &key["cam.".len()..];
         let (layers, target) = match rest.rsplit_once(".c") {
             Some((l, c)) if c.chars().all(|d| d.is_ascii_digit()) => {
@@ -125,16 +132,25 @@ fn check(arch: &str) {
         assert_eq!(result.class, expected_class, "{arch} {key}: class");
 
         let cam = result.cam.expect("cam");
-        assert_close(
-            &format!("{arch} {key}"),
-            &cam,
-            &r.tensors[key].data,
-            1e-4,
-            0.0,
-        );
+        // Where the reference's float32 run flipped an activation on the edge of rounding, its
+        // float64 run is the other valid answer (the fixture holds it then).
+        let want = &r.tensors[key].data;
+        let exact = r.tensors.get(&format!("{key}.f64")).map(|f| &f.data);
+        let d32 = max_abs_diff(&cam, want);
+        let (d, which) = match exact {
+            Some(e) if max_abs_diff(&cam, e) < d32 => (max_abs_diff(&cam, e), "float64"),
+            _ => (d32, "float32"),
+        };
+        let closest = if which == "float64" {
+            exact.unwrap()
+        } else {
+            want
+        };
+        assert_close(&format!("{arch} {key}"), &cam, closest, 1e-4, 0.0);
         eprintln!(
-            "{arch} {key}: logits max |diff| {d:.2e} (largest {scale:.2}), CAM max |diff| {:.2e}",
-            max_abs_diff(&cam, &r.tensors[key].data)
+            "{arch} {key}: logits max |diff| {:.2e} (largest {scale:.2}), CAM max |diff| {d:.2e} \
+             from the {which} reference",
+            max_abs_diff(&result.logits, logits)
         );
 
         if input_gradient {
@@ -190,14 +206,17 @@ fn flipped_pixels(explainer: &gradcam::Explainer, r: &Reference) -> (usize, Vec<
     for (n, row) in flips.data.chunks_exact(5).enumerate() {
         let v: Vec<usize> = row.iter().map(|x| *x as usize).collect();
         let (tensor, activation) = activated[v[0]];
-        assert_eq!(activation, Activation::Relu, "flip {v:?}");
         let t = &model.tensors[tensor];
         let values = explainer
             .forward()
             .read_tensor(tensor)
             .expect("read activation");
         let y = values[((v[2] * t.width as usize) + v[3]) * t.channels as usize + v[1]];
-        if (y > 0.0) == (v[4] == 1) {
+        let passes = match activation {
+            Activation::Relu6 => y > 0.0 && y < 6.0,
+            _ => y > 0.0,
+        };
+        if passes == (v[4] == 1) {
             continue;
         }
         flipped += 1;
@@ -228,4 +247,44 @@ fn resnet50() {
 #[test]
 fn resnet101() {
     check("resnet101");
+}
+
+#[test]
+fn vgg16() {
+    check("vgg16");
+}
+
+#[test]
+fn vgg16_bn() {
+    check("vgg16_bn");
+}
+
+#[test]
+fn mobilenet_v2() {
+    check("mobilenet_v2");
+}
+
+#[test]
+fn efficientnet_lite0_shipped() {
+    check("efficientnet-lite0");
+}
+
+#[test]
+fn efficientnet_lite1() {
+    check("efficientnet-lite1");
+}
+
+#[test]
+fn efficientnet_lite2() {
+    check("efficientnet-lite2");
+}
+
+#[test]
+fn efficientnet_lite3() {
+    check("efficientnet-lite3");
+}
+
+#[test]
+fn efficientnet_lite4() {
+    check("efficientnet-lite4");
 }

@@ -19,10 +19,14 @@ tests/fixtures/arch/<arch>.safetensors
                                       <layers> is a comma-separated list of module paths
     cam.<layer>.c<N>   f32 [S, S]     the same for class N (the best-scoring class after the
                                       predicted one whose CAM is not all zero)
+    cam.<...>.f64      f32 [S, S]     the same CAM computed in float64, where it differs from the
+                                      float32 one by more than 1e-5 (an activation on the edge of
+                                      float32 rounding flipped in the reference's float32 run)
     input_grad         f32 [S, S, 3]  d logit[predicted] / d x (NHWC)
     flips              i64 [n, 5]     activations whose input lies within float32 rounding of the
-                                      derivative's step (|v| < 3e-7 of the largest |v| of the
-                                      call, in the reference's float32 forward): any float32
+                                      derivative's step (|v| or, for ReLU6, |v - 6| below 3e-7
+                                      of the largest |v| of the call, in the reference's float32
+                                      forward): any float32
                                       computation may take either side. Columns: activation call
                                       k (the k-th activation applied in the forward pass),
                                       channel, row, column of the element, 1 if the reference's
@@ -31,9 +35,11 @@ tests/fixtures/arch/<arch>.safetensors
     flip_pixels        u8  [n, S, S/8] for each flip, the pixels (bits, np.packbits along rows)
                                       where flipping it changes input_grad by more than 1e-5 of
                                       max |input_grad| (float64)
-  metadata: arch, seed, classes (the predicted class), mean, std, and manifest: the JSON list of
-  [name, shape, dtype] of every state_dict() entry, in order.
+  metadata: arch, seed ("shipped" for efficientnet-lite0: weights/efficientnet_lite0.safetensors),
+  classes (the predicted class), mean, std, and manifest: the JSON list of [name, shape, dtype]
+  of every state_dict() entry, in order.
 """
+import copy
 import json
 import os
 import sys
@@ -58,6 +64,31 @@ def tv(name, **kwargs):
     return lambda: getattr(torchvision.models, name)(weights=None, **kwargs)
 
 
+def lite(name):
+    """An efficientnet_lite_pytorch model with the `head` hook point of tools/make_fixtures.py."""
+
+    def make():
+        from efficientnet_lite_pytorch import EfficientNet
+        from make_fixtures import add_head_hook_point
+
+        model = EfficientNet.from_name(name)
+        add_head_hook_point(model)
+        return model
+
+    return make
+
+
+def shipped_lite0():
+    from make_fixtures import add_head_hook_point, load_model
+
+    model = load_model()
+    add_head_hook_point(model)
+    return model
+
+
+LITE = ([0.5] * 3, [0.5] * 3)
+
+
 # arch: (constructor, side, (mean, std), [(layers, class)]); class None: the predicted one,
 # "other": the best-scoring other class whose CAM is not all zero.
 ARCHS = {
@@ -68,69 +99,98 @@ ARCHS = {
     "resnet50": (tv("resnet50"), 224, IMAGENET,
                  [("layer4", None), ("layer3", "other"), ("layer3,layer4", None)]),
     "resnet101": (tv("resnet101"), 224, IMAGENET, [("layer4", None), ("layer3.10", "other")]),
+    "vgg16": (tv("vgg16"), 224, IMAGENET, [("features.30", None), ("features.23", "other")]),
+    "vgg16_bn": (tv("vgg16_bn"), 224, IMAGENET, [("features.43", None), ("features.33", "other")]),
+    "mobilenet_v2": (tv("mobilenet_v2"), 224, IMAGENET,
+                     [("features.18", None), ("features.13", "other")]),
+    # The shipped weights (not seeded: the test loads weights/efficientnet_lite0.safetensors).
+    "efficientnet-lite0": (shipped_lite0, 224, LITE, [("head", None), ("blocks.12", "other")]),
+    "efficientnet-lite1": (lite("efficientnet-lite1"), 240, LITE,
+                           [("head", None), ("blocks.14", "other")]),
+    "efficientnet-lite2": (lite("efficientnet-lite2"), 260, LITE,
+                           [("head", None), ("blocks.14", "other")]),
+    "efficientnet-lite3": (lite("efficientnet-lite3"), 280, LITE,
+                           [("head", None), ("blocks.18", "other")]),
+    "efficientnet-lite4": (lite("efficientnet-lite4"), 300, LITE,
+                           [("head", None), ("blocks.22", "other"), ("blocks.22,head", None)]),
 }
 
 
 def module(model, path):
+    if hasattr(model, "_head_out"):  # EfficientNet-Lite: `head` and `blocks.N`
+        from make_fixtures import layer_module
+
+        return layer_module(model, path)
     m = model
     for part in path.split("."):
         m = m[int(part)] if part.isdigit() else getattr(m, part)
     return m
 
 
-class FlipReLU(torch.nn.Module):
-    """nn.ReLU that records its inputs and can flip its derivative at one element of one call
-    (identified by the order of calls in the forward pass) without changing its output."""
+class FlipAct(torch.nn.Module):
+    """nn.ReLU or nn.ReLU6 that records its inputs and can flip its derivative at one element of
+    one call (identified by the order of calls in the forward pass) without changing its
+    output."""
 
-    def __init__(self, state):
+    def __init__(self, state, top):
         super().__init__()
         self.state = state
+        self.top = top  # None for ReLU, 6 for ReLU6
+
+    def passes(self, v):
+        return (v > 0) if self.top is None else (v > 0) & (v < self.top)
 
     def forward(self, v):
         st = self.state
         call = st["calls"]
         st["calls"] += 1
-        out = torch.relu(v)
+        out = torch.relu(v) if self.top is None else torch.clamp(v, 0, self.top)
         if st["record"] is not None:
-            st["record"].append(v.detach()[0].clone())
+            st["record"].append((v.detach()[0].clone(), self.top))
         for b, (c, index) in enumerate(st["flips"]):
             if c == call:
                 e = torch.zeros_like(v)
                 e[b].view(-1)[index] = 1.0
-                sign = -1.0 if v[b].reshape(-1)[index] > 0 else 1.0
+                sign = -1.0 if self.passes(v[b].reshape(-1)[index]) else 1.0
                 out = out + sign * e * (v - v.detach())
         return out
 
 
-def with_flip_relus(model):
+def with_flip_acts(model):
     import copy
 
     m = copy.deepcopy(model)
     state = {"calls": 0, "record": None, "flips": []}
     for parent in list(m.modules()):
         for attr, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.ReLU):
-                setattr(parent, attr, FlipReLU(state))
+            if isinstance(child, torch.nn.ReLU6):
+                setattr(parent, attr, FlipAct(state, 6.0))
+            elif isinstance(child, torch.nn.ReLU):
+                setattr(parent, attr, FlipAct(state, None))
     return m, state
 
 
-def ambiguous_relus(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16):
-    """The ReLU elements whose input in the float32 forward pass is within tau of the largest
-    |input| of its call, with the pixels of d logit[cls] / dx (NHWC) that flipping each one's
+def ambiguous_activations(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16):
+    """The ReLU (ReLU6) elements whose input in the float32 forward pass is within tau of the
+    largest |input| of its call from 0 (or 6), with the pixels of d logit[cls] / dx (NHWC) that flipping each one's
     mask changes by more than `box` of max |dx| (those changing it by less than `keep` left
     out)."""
-    m32, state = with_flip_relus(model)
+    m32, state = with_flip_acts(model)
     state["record"] = []
     with torch.no_grad():
         m32(x)
     candidates = []
-    for call, v in enumerate(state["record"]):
-        a = v.abs().reshape(-1)
-        for index in torch.nonzero(a < tau * a.max()).reshape(-1).tolist():
+    for call, (v, top) in enumerate(state["record"]):
+        if v.dim() == 1:  # a linear layer's output: channels only
+            v = v[:, None, None]
+        flat = v.reshape(-1)
+        edge = flat.abs() if top is None else torch.minimum(flat.abs(), (flat - top).abs())
+        for index in torch.nonzero(edge < tau * flat.abs().max()).reshape(-1).tolist():
             c, rest = divmod(index, v.shape[1] * v.shape[2])
-            candidates.append((call, index, (c, *divmod(rest, v.shape[2])), int(v.reshape(-1)[index] > 0)))
+            passes = flat[index] > 0 and (top is None or flat[index] < top)
+            candidates.append((call, index, (c, *divmod(rest, v.shape[2])), int(passes)))
 
-    m64, state = with_flip_relus(model.double())
+    m64, state = with_flip_acts(model.double())
     model.float()
 
     def gradient(flips):
@@ -150,7 +210,7 @@ def ambiguous_relus(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16):
                 rows.append([call, c, y, xx, active])
                 changed = (delta.abs() > box * scale).any(dim=2).numpy()
                 pixels.append(np.packbits(changed, axis=1))
-    print(f"  {len(candidates)} ReLU inputs within {tau} of zero, {len(rows)} change the input "
+    print(f"  {len(candidates)} activation inputs on the edge, {len(rows)} change the input "
           f"gradient by more than {keep}")
     side = x.shape[-1]
     return (
@@ -168,7 +228,8 @@ def main(names):
     photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
     for name in names:
         make, side, (mean, std), cams = ARCHS[name]
-        model = fill(make(), SEED).eval()
+        shipped = name == "efficientnet-lite0"
+        model = (make() if shipped else fill(make(), SEED)).eval()
         image = np.asarray(photo.resize((side, side), Image.BICUBIC), dtype=np.uint8)
         x = (image.astype(np.float32) / np.float32(255) - np.array(mean, np.float32)) / np.array(
             std, np.float32
@@ -189,17 +250,25 @@ def main(names):
                     break
             key = f"cam.{layers}" + ("" if cls is None else f".c{int(cls)}")
             out[key] = result.astype(np.float32)
+            # The same in float64: where an activation on the edge of float32 rounding flips in
+            # the reference's own float32 run, the exact result is the other valid answer.
+            m64 = copy.deepcopy(model).double()
+            with GradCAM(model=m64, target_layers=[module(m64, p) for p in layers.split(",")]) as cam:
+                exact = cam(input_tensor=x.double(), targets=targets)[0]
+            if np.abs(exact - result).max() > 1e-5:
+                out[key + ".f64"] = exact.astype(np.float32)
+                print(f"  {key}: float32 and float64 differ by {np.abs(exact - result).max():.1e}")
         xg = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(model(xg)[0, predicted], xg)
         out["input_grad"] = np.ascontiguousarray(grad[0].permute(1, 2, 0).numpy())
-        out["flips"], out["flip_pixels"] = ambiguous_relus(model, x, predicted)
+        out["flips"], out["flip_pixels"] = ambiguous_activations(model, x, predicted)
         manifest = [
             [k, list(v.shape), str(v.dtype).replace("torch.", "")]
             for k, v in model.state_dict().items()
         ]
         metadata = {
             "arch": name,
-            "seed": str(SEED),
+            "seed": "shipped" if shipped else str(SEED),
             "classes": str(predicted),
             "mean": json.dumps(mean),
             "std": json.dumps(std),

@@ -71,6 +71,7 @@ kernels! {
     GlobalAvgPool => "global_avg_pool", [Uniform, Storage, StorageReadWrite];
     Linear => "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite];
     SelectTarget => "select_target", [Uniform, Storage, Storage, StorageReadWrite];
+    LinearGrad => "linear_grad", [Uniform, Storage, Storage, Storage, StorageReadWrite];
     LogitGrad => "logit_grad", [Uniform, Storage, Storage, StorageReadWrite];
     PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
         variants POINTWISE_TILE;

@@ -109,9 +109,31 @@ pub struct PoolParams {
 pub struct LinearParams {
     pub batch: u32,
     pub in_features: u32,
+    /// Rows computed by this dispatch.
     pub out_features: u32,
     /// The [`Activation`] applied after the bias.
     pub activation: u32,
+    /// First row of this dispatch, and the layer's rows.
+    pub out_offset: u32,
+    pub out_total: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Kept in sync with `Params` in shaders/linear_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LinearGradParams {
+    pub batch: u32,
+    pub in_features: u32,
+    /// Rows of this dispatch.
+    pub out_features: u32,
+    pub out_offset: u32,
+    pub out_total: u32,
+    /// The layer's [`Activation`] as a mask on its output gradient.
+    pub mask: u32,
+    /// 1: add to the input gradient (every row range after the first).
+    pub accumulate: u32,
+    pub _pad: u32,
 }
 
 /// Kept in sync with `Params` in shaders/activation_grad.wgsl.
@@ -313,6 +335,11 @@ pub const PARAMS_SIZES: &[(&str, &str, usize)] = &[
         std::mem::size_of::<PoolParams>(),
     ),
     ("linear", "Params", std::mem::size_of::<LinearParams>()),
+    (
+        "linear_grad",
+        "Params",
+        std::mem::size_of::<LinearGradParams>(),
+    ),
     (
         "activation_grad",
         "Params",

@@ -2,7 +2,7 @@
 //! tensor names and shapes.
 
 use super::tensors::WeightFile;
-use super::{efficientnet_lite, resnet, Model};
+use super::{efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
 use crate::error::{one_line, Error, Result};
 
 /// An architecture the engine can build.
@@ -12,6 +12,10 @@ pub enum Arch {
     EfficientNetLite(usize),
     /// torchvision ResNet (index into the ResNet variants).
     ResNet(usize),
+    /// torchvision VGG (index into the VGG variants).
+    Vgg(usize),
+    /// torchvision MobileNetV2.
+    MobileNetV2,
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -26,6 +30,9 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::ResNet(2),
     Arch::ResNet(3),
     Arch::ResNet(4),
+    Arch::Vgg(0),
+    Arch::Vgg(1),
+    Arch::MobileNetV2,
 ];
 
 impl Arch {
@@ -34,6 +41,8 @@ impl Arch {
         match self {
             Arch::EfficientNetLite(i) => efficientnet_lite::VARIANTS[i].name,
             Arch::ResNet(i) => resnet::VARIANTS[i].name,
+            Arch::Vgg(i) => vgg::VARIANTS[i].name,
+            Arch::MobileNetV2 => mobilenet_v2::NAME,
         }
     }
 
@@ -61,6 +70,8 @@ impl Arch {
                 efficientnet_lite::build(file, &efficientnet_lite::VARIANTS[i])
             }
             Arch::ResNet(i) => resnet::build(file, &resnet::VARIANTS[i]),
+            Arch::Vgg(i) => vgg::build(file, &vgg::VARIANTS[i]),
+            Arch::MobileNetV2 => mobilenet_v2::build(file),
         }
     }
 
@@ -79,6 +90,14 @@ impl Arch {
         if efficientnet_lite::claims(file) {
             return Some(efficientnet_lite::candidates(file));
         }
+        if mobilenet_v2::claims(file) {
+            return Some(vec![Arch::MobileNetV2]);
+        }
+        if vgg::claims(file) {
+            let v = vgg::detect(file);
+            let i = vgg::VARIANTS.iter().position(|k| *k == v).unwrap_or(0);
+            return Some(vec![Arch::Vgg(i)]);
+        }
         None
     }
 }
@@ -93,7 +112,15 @@ impl std::fmt::Display for Arch {
 /// say. A file no architecture fits is an error naming the closest one (the builder that read
 /// the most tensors) and the first tensor that did not fit.
 pub fn build(file: &WeightFile, arch: Option<Arch>) -> Result<Model> {
-    if let Some(arch) = arch {
+    // The converter may have named it in the header.
+    let named = match file.header("architecture") {
+        Some(name) => Some(Arch::parse(name).map_err(|e| Error::UnsupportedModel {
+            path: file.path().to_path_buf(),
+            reason: format!("header `architecture`: {e}"),
+        })?),
+        None => None,
+    };
+    if let Some(arch) = arch.or(named) {
         return arch.build(file);
     }
     let candidates = Arch::recognise(file).unwrap_or_else(|| ARCHITECTURES.to_vec());

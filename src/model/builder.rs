@@ -370,8 +370,22 @@ impl<'a> Graph<'a> {
         Ok(output)
     }
 
-    /// The finished model; `logits` is the last linear layer's output.
-    pub fn finish(self, description: Description, logits: usize) -> Result<Model> {
+    /// The finished model; `logits` is the last linear layer's output. The input normalisation
+    /// is the architecture's unless the file's header gives `mean` and `std` (as
+    /// `tools/convert_weights.py --mean ... --std ...` writes them for a fine-tuned model).
+    pub fn finish(self, mut description: Description, logits: usize) -> Result<Model> {
+        for (key, value) in [
+            ("mean", &mut description.mean),
+            ("std", &mut description.std),
+        ] {
+            if let Some(text) = self.file.header(key) {
+                *value = parse_channels(text)
+                    .map_err(|reason| self.unsupported(format!("header `{key}`: {reason}")))?;
+            }
+        }
+        if let Some(bad) = description.std.iter().find(|s| **s <= 0.0) {
+            return Err(self.unsupported(format!("header `std`: {bad} is not positive")));
+        }
         let classes = self.tensors[logits].channels;
         if !matches!(self.ops.last(), Some(Op::Linear { output, .. }) if *output == logits) {
             return Err(self.unsupported("the network does not end in a linear layer".into()));
@@ -402,5 +416,22 @@ impl<'a> Graph<'a> {
             target_layers: self.target_layers,
             default_layer: description.default_layer,
         })
+    }
+}
+
+/// Three per-channel values written `[0.485, 0.456, 0.406]` or `0.485,0.456,0.406`, finite.
+pub fn parse_channels(text: &str) -> std::result::Result<[f32; 3], String> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let values: Vec<f32> = inner
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("`{}` is not three numbers", crate::one_line(text)))?;
+    match values.as_slice() {
+        [r, g, b] if values.iter().all(|v| v.is_finite()) => Ok([*r, *g, *b]),
+        _ => Err(format!(
+            "`{}` is not three finite numbers",
+            crate::one_line(text)
+        )),
     }
 }

@@ -1,17 +1,22 @@
-//! The network as data: convolution layers with BatchNorm folded in, and a plan of operations
-//! over named tensors that the forward pass (and later the backward pass) walks.
+//! The network as data: a graph of a few op kinds (convolution with BatchNorm folded in and an
+//! epilogue, max pool, global average pool, linear) over named tensors, in execution order, that
+//! the forward pass walks and the backward pass derives its gradient rules from. Each
+//! architecture family has its builder file; nothing outside them knows which one a model is.
 
 mod arch;
 mod builder;
 mod efficientnet_lite;
+mod mobilenet_v2;
 mod resnet;
 mod tensors;
+mod vgg;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use crate::gpu::params::Activation;
 pub use arch::{Arch, ARCHITECTURES};
+pub use builder::parse_channels;
 pub use tensors::WeightFile;
 
 /// How a convolution mixes channels.
@@ -241,6 +246,19 @@ impl Model {
         }
         let linear: u64 = self.linears.iter().map(|l| l.weight.len() as u64).sum();
         macs + linear
+    }
+
+    /// Sets the input normalisation (`(x/255 - mean) / std` per RGB channel), for a fine-tuned
+    /// model trained with other statistics.
+    pub fn set_normalization(&mut self, mean: [f32; 3], std: [f32; 3]) -> Result<()> {
+        if mean.iter().chain(&std).any(|v| !v.is_finite()) || std.iter().any(|s| *s <= 0.0) {
+            return Err(Error::InvalidRequest(format!(
+                "normalisation mean {mean:?} / std {std:?}: values must be finite and std positive"
+            )));
+        }
+        self.mean = mean;
+        self.std = std;
+        Ok(())
     }
 
     /// The classifier: the last fully connected layer.

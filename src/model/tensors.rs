@@ -72,6 +72,15 @@ impl WeightFile {
             .collect()
     }
 
+    /// A value of the header's `__metadata__`, if present.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
+    }
+
     /// The shape of `name`, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.metadata.info(name).map(|i| i.shape.as_slice())

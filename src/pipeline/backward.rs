@@ -3,8 +3,9 @@
 //! further, with gradient buffers shared by liveness. No parameter gradients are computed.
 //!
 //! The rules, op by op (each states only its input gradient):
-//! - linear → global average pool (the classifier): `∂logit_c/∂x = W[c] / (h·w)` at every pixel,
-//!   in one kernel (the seed of the pass);
+//! - the classifier: `∂logit_c/∂x = W[c]` (the seed of the pass); when it reads a global average
+//!   pool, `W[c] / (h·w)` at every pixel of the pool's input, in the same kernel;
+//! - a hidden linear layer with activation `act`: `∂x = Wᵀ(act'(y) ⊙ ∂y)`;
 //! - conv with activation `act` and no residual: `∂x = convᵀ(act'(y) ⊙ ∂y)`, the mask fused in the
 //!   conv's gradient kernel;
 //! - conv adding a residual `r` before its activation (ResNet): `g = act'(y) ⊙ ∂y` is written once,
@@ -55,6 +56,21 @@ pub enum GradStep {
         /// Padding before the first row and column.
         pad: (u32, u32),
     },
+    /// A hidden linear layer's input gradient: `grad_in = Wᵀ(mask(grad_out))`.
+    Linear {
+        /// Index into [`Model::linears`].
+        linear: usize,
+        /// The layer's output tensor (its forward value gives the mask).
+        output: usize,
+        /// The layer's input tensor.
+        input: usize,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// The layer's activation, whose derivative masks `grad_out`.
+        mask: Activation,
+    },
     /// A max pool's input gradient.
     MaxPool {
         /// The pool's input tensor (its forward value locates each window's maximum).
@@ -77,6 +93,7 @@ impl GradStep {
     fn reads(&self) -> Vec<usize> {
         match self {
             GradStep::Mask { from, .. } => vec![*from],
+            GradStep::Linear { grad_out, .. } => vec![*grad_out],
             GradStep::Conv {
                 grad_out, extra, ..
             }
@@ -90,7 +107,9 @@ impl GradStep {
     fn writes(&self) -> usize {
         match self {
             GradStep::Mask { to, .. } => *to,
-            GradStep::Conv { grad_in, .. } | GradStep::MaxPool { grad_in, .. } => *grad_in,
+            GradStep::Conv { grad_in, .. }
+            | GradStep::Linear { grad_in, .. }
+            | GradStep::MaxPool { grad_in, .. } => *grad_in,
         }
     }
 }
@@ -100,8 +119,8 @@ impl GradStep {
 pub struct BackwardPlan {
     /// The tensors whose gradients are wanted, kept to the end of the pass.
     pub targets: Vec<usize>,
-    /// The tensor the global average pool reads: its gradient (value 0) comes straight from the
-    /// logit.
+    /// The tensor whose gradient (value 0) comes straight from the logit: the input of the
+    /// global average pool the classifier reads, or the classifier's own 1×1 input.
     pub pooled_input: usize,
     /// Kernel launches after the seed, in execution order.
     pub steps: Vec<GradStep>,
@@ -126,27 +145,32 @@ impl BackwardPlan {
             reason,
         };
         let name = |t: usize| model.tensors[t].name.clone();
-        // The seed: the classifier reads the global average pool of `pooled_input`.
-        let (pooled_input, pooled) = match model.ops.iter().rev().find_map(|op| match op {
-            Op::Linear { input, output, .. } if *output == model.logits => Some(*input),
+        // The seed: the classifier's input, or the input of the global average pool it reads.
+        let features = model
+            .ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Linear { input, output, .. } if *output == model.logits => Some(*input),
+                _ => None,
+            })
+            .ok_or_else(|| unsupported("the network has no classifier".into()))?;
+        let pool = model.ops.iter().find_map(|op| match op {
+            Op::GlobalAvgPool { input, output } if *output == features => Some(*input),
             _ => None,
-        }) {
-            Some(features) => model
-                .ops
-                .iter()
-                .find_map(|op| match op {
-                    Op::GlobalAvgPool { input, output } if *output == features => {
-                        Some((*input, *output))
-                    }
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    unsupported(
-                        "the backward pass needs the classifier to read a global average pool"
-                            .into(),
-                    )
-                })?,
-            None => return Err(unsupported("the network has no classifier".into())),
+        });
+        let pooled_input = match pool {
+            Some(input) => input,
+            None if model.tensors[features].height * model.tensors[features].width == 1 => features,
+            None => {
+                return Err(unsupported(
+                    "the classifier reads a spatial map without pooling it".into(),
+                ))
+            }
+        };
+        let pooled = if pool.is_some() {
+            features
+        } else {
+            features + 1
         };
         // Tensors downstream of a target: the only ones whose gradients are needed.
         let mut reach = vec![false; model.tensors.len()];
@@ -266,7 +290,43 @@ impl BackwardPlan {
                         pending.insert(input, vec![grad_in]);
                     }
                 }
-                Op::GlobalAvgPool { .. } | Op::Linear { .. } | Op::Preprocess { .. } => {}
+                Op::Linear {
+                    linear,
+                    input,
+                    output,
+                } => {
+                    let Some(g) = take(&mut pending, output)? else {
+                        continue;
+                    };
+                    grad_of.insert(output, g);
+                    if reach[input] {
+                        if pending.contains_key(&input) {
+                            return Err(unsupported(format!(
+                                "`{}` feeds a linear layer and another op",
+                                name(input)
+                            )));
+                        }
+                        let grad_in = new_value(input);
+                        steps.push(GradStep::Linear {
+                            linear,
+                            output,
+                            input,
+                            grad_out: g,
+                            grad_in,
+                            mask: model.linears[linear].activation,
+                        });
+                        pending.insert(input, vec![grad_in]);
+                    }
+                }
+                Op::GlobalAvgPool { output, .. } => {
+                    if pending.contains_key(&output) {
+                        return Err(unsupported(format!(
+                            "no backward rule for the global average pool into `{}`",
+                            name(output)
+                        )));
+                    }
+                }
+                Op::Preprocess { .. } => {}
             }
         }
         if let Some(g) = take(&mut pending, model.input)? {

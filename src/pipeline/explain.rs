@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::KernelId;
 use crate::gpu::params::{
     ActivationGradParams, CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams,
-    ConvGradParams, DepthwiseGradParams, LogitGradParams, MaxPoolGradParams, OverlayParams,
-    PointwiseGradParams, PoolParams, SelectTargetParams,
+    ConvGradParams, DepthwiseGradParams, LinearGradParams, LogitGradParams, MaxPoolGradParams,
+    OverlayParams, PointwiseGradParams, PoolParams, SelectTargetParams,
 };
 use crate::gpu::{GpuContext, Profiler};
 use crate::model::ConvKind;
@@ -209,7 +209,16 @@ impl Explainer {
         steps.push(
             &ctx,
             KernelId::LogitGrad,
-            &[&targets, gpu_model.classifier_weight(), grad(0)],
+            &[
+                &targets,
+                gpu_model
+                    .classifier_weight()
+                    .ok_or_else(|| Error::UnsupportedModel {
+                        path: model.source.clone(),
+                        reason: "the classifier's weights exceed one GPU binding".into(),
+                    })?,
+                grad(0),
+            ],
             move |s| {
                 let p = LogitGradParams {
                     batch: s.images,
@@ -895,6 +904,43 @@ fn push_grad_step(
                         },
                     );
                 }
+            }
+        }
+        GradStep::Linear {
+            linear,
+            output,
+            input: _,
+            grad_out,
+            grad_in,
+            mask,
+        } => {
+            let l = &model.linears[linear];
+            let (features, total, mask) = (l.in_features, l.out_features, mask as u32);
+            for (i, chunk) in gpu_model.linears[linear].iter().enumerate() {
+                let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
+                steps.push(
+                    ctx,
+                    KernelId::LinearGrad,
+                    &[
+                        grad(grad_out),
+                        forward.tensor(output),
+                        &chunk.weight,
+                        grad(grad_in),
+                    ],
+                    move |s| {
+                        let p = LinearGradParams {
+                            batch: s.images,
+                            in_features: features,
+                            out_features: rows,
+                            out_offset: offset,
+                            out_total: total,
+                            mask,
+                            accumulate,
+                            _pad: 0,
+                        };
+                        (bytes(&p), s.images * features)
+                    },
+                );
             }
         }
         GradStep::MaxPool {

@@ -23,8 +23,21 @@ pub struct GpuModel {
     /// Per conv: the folded weight in PyTorch's `[out, in/groups, k, k]` layout, used by the
     /// pointwise backward; `None` where the backward uses the GPU layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
-    /// Per linear layer: (weight `[out, in]`, bias `[out]`).
-    pub linears: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Per linear layer, its rows in ranges that each fit one binding.
+    pub linears: Vec<Vec<LinearChunk>>,
+}
+
+/// A range of a linear layer's rows with its own weight and bias buffers: a layer whose weights
+/// exceed the adapter's largest binding (VGG-16's first classifier layer is 392 MiB) is split.
+pub struct LinearChunk {
+    /// Weight rows `[rows, in]`.
+    pub weight: wgpu::Buffer,
+    /// Bias `[rows]`.
+    pub bias: wgpu::Buffer,
+    /// First row.
+    pub offset: u32,
+    /// Rows.
+    pub rows: u32,
 }
 
 impl GpuModel {
@@ -37,17 +50,21 @@ impl GpuModel {
             .flatten()
             .map(wgpu::Buffer::size)
             .sum();
-        let linears: u64 = self.linears.iter().map(|(w, b)| w.size() + b.size()).sum();
+        let linears: u64 = self
+            .linears
+            .iter()
+            .flatten()
+            .map(|c| c.weight.size() + c.bias.size())
+            .sum();
         convs + torch + linears
     }
 
-    /// The classifier's weight `[classes, features]`.
-    pub fn classifier_weight(&self) -> &wgpu::Buffer {
-        &self
-            .linears
-            .last()
-            .expect("every model ends in a linear layer")
-            .0
+    /// The classifier's weight `[classes, features]`, when it fits one binding.
+    pub fn classifier_weight(&self) -> Option<&wgpu::Buffer> {
+        match self.linears.last().map(Vec::as_slice) {
+            Some([whole]) => Some(&whole.weight),
+            _ => None,
+        }
     }
 
     /// Uploads `model`'s weights.
@@ -70,14 +87,34 @@ impl GpuModel {
                     .then(|| ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
             })
             .collect();
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
         let linears = model
             .linears
             .iter()
             .map(|l| {
-                (
-                    ctx.storage_with(&format!("{}.weight", l.name), &l.weight),
-                    ctx.storage_with(&format!("{}.bias", l.name), &l.bias),
-                )
+                let row = l.in_features as usize;
+                let per = ((limit / (row as u64 * 4)) as usize).max(1);
+                (0..l.out_features as usize)
+                    .step_by(per)
+                    .map(|start| {
+                        let end = (start + per).min(l.out_features as usize);
+                        LinearChunk {
+                            weight: ctx.storage_with(
+                                &format!("{}.weight[{start}..{end}]", l.name),
+                                &l.weight[start * row..end * row],
+                            ),
+                            bias: ctx.storage_with(
+                                &format!("{}.bias[{start}..{end}]", l.name),
+                                &l.bias[start..end],
+                            ),
+                            offset: start as u32,
+                            rows: (end - start) as u32,
+                        }
+                    })
+                    .collect()
             })
             .collect();
         Self {
@@ -630,23 +667,36 @@ fn push_op(
             output,
         } => {
             let l = &model.linears[linear];
-            let (features, classes, activation) =
+            let (features, total, activation) =
                 (l.in_features, l.out_features, l.activation as u32);
-            let (w, b) = &gpu_model.linears[linear];
-            steps.push(
-                ctx,
-                KernelId::Linear,
-                &[&tensors[input], w, b, &tensors[output]],
-                move |s| {
-                    let p = LinearParams {
-                        batch: s.images,
-                        in_features: features,
-                        out_features: classes,
-                        activation,
-                    };
-                    (bytes(&p), s.images * classes)
-                },
-            )
+            let mut first = None;
+            for chunk in &gpu_model.linears[linear] {
+                let (offset, rows) = (chunk.offset, chunk.rows);
+                let index = steps.push(
+                    ctx,
+                    KernelId::Linear,
+                    &[
+                        &tensors[input],
+                        &chunk.weight,
+                        &chunk.bias,
+                        &tensors[output],
+                    ],
+                    move |s| {
+                        let p = LinearParams {
+                            batch: s.images,
+                            in_features: features,
+                            out_features: rows,
+                            activation,
+                            out_offset: offset,
+                            out_total: total,
+                            _pad: [0; 2],
+                        };
+                        (bytes(&p), s.images * rows)
+                    },
+                );
+                first.get_or_insert(index);
+            }
+            first.unwrap_or(steps.len())
         }
     }
 }

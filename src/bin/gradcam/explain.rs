@@ -147,6 +147,8 @@ fn settings(req: &Args, layer: &str) -> Value {
         "raw": req.raw,
         "weights": file(&req.common.weights),
         "arch": req.common.arch,
+        "mean": req.common.mean,
+        "std": req.common.std,
         "labels": file(&req.common.labels),
     })
 }
@@ -173,7 +175,7 @@ pub fn run(req: Args) -> ExitCode {
     let out = req.out.as_path();
     // The model first (on the CPU): a bad layer or class is an error before the folder is
     // touched.
-    let model = match crate::load_model(req.common.weights.as_deref(), req.common.arch.as_deref()) {
+    let model = match crate::load_common(&req.common) {
         Ok(m) => m,
         Err(e) => return fail_setup(e),
     };

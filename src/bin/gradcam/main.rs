@@ -100,6 +100,14 @@ pub(crate) struct Common {
     /// it.
     #[arg(long, value_name = "NAME")]
     pub arch: Option<String>,
+    /// Input normalisation mean per RGB channel after x/255, e.g. 0.485,0.456,0.406 (default: the
+    /// architecture's, or the weights file's `mean` header).
+    #[arg(long, value_name = "R,G,B")]
+    pub mean: Option<String>,
+    /// Input normalisation divisor per RGB channel, e.g. 0.229,0.224,0.225 (default: the
+    /// architecture's, or the weights file's `std` header).
+    #[arg(long, value_name = "R,G,B")]
+    pub std: Option<String>,
     /// Class labels, one per line in class order. Default: ImageNet's for 1000 classes,
     /// `class N` otherwise.
     #[arg(long, value_name = "FILE")]
@@ -185,6 +193,22 @@ pub(crate) struct Setup {
     pub weights: String,
 }
 
+/// The model the common options name, with their normalisation.
+pub(crate) fn load_common(common: &Common) -> Result<Model, gradcam::Error> {
+    let mut model = load_model(common.weights.as_deref(), common.arch.as_deref())?;
+    if common.mean.is_some() || common.std.is_some() {
+        let parse = |flag: &str, text: &Option<String>, default: [f32; 3]| match text {
+            Some(t) => gradcam::model::parse_channels(t)
+                .map_err(|e| gradcam::Error::InvalidRequest(format!("--{flag}: {e}"))),
+            None => Ok(default),
+        };
+        let mean = parse("mean", &common.mean, model.mean)?;
+        let std = parse("std", &common.std, model.std)?;
+        model.set_normalization(mean, std)?;
+    }
+    Ok(model)
+}
+
 /// The model in `weights` (as architecture `arch` when given), or the built-in one.
 pub(crate) fn load_model(
     weights: Option<&Path>,
@@ -264,13 +288,10 @@ pub(crate) fn top_json(labels: &Labels, logits: &[f32], k: usize) -> Vec<serde_j
 }
 
 fn classify(paths: &[PathBuf], top: usize, batch: u32, common: &Common) -> ExitCode {
-    let Setup { engine, labels, .. } =
-        match load_model(common.weights.as_deref(), common.arch.as_deref())
-            .and_then(|m| setup(common, m))
-        {
-            Ok(s) => s,
-            Err(e) => return fail_setup(e),
-        };
+    let Setup { engine, labels, .. } = match load_common(common).and_then(|m| setup(common, m)) {
+        Ok(s) => s,
+        Err(e) => return fail_setup(e),
+    };
     let capacity = batch.min(engine.max_batch()).min(paths.len() as u32).max(1);
     let max_pixels = common.max_pixels;
     let mut forward = match engine.forward(capacity) {
