@@ -116,6 +116,22 @@ fn resnet_from_state_dict_explains_with_no_flag() {
     assert_eq!(report["images"][0]["class"], 7);
     assert_eq!(report["layer"], "layer3,layer4");
 
+    // `--layer help` lists the layers and touches nothing.
+    let help_out = dir.path().join("help");
+    let run = run_gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "--weights",
+        w,
+        "--out",
+        help_out.to_str().unwrap(),
+        "--layer",
+        "help",
+    ]);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("layer3.1 "));
+    assert!(!help_out.exists());
+
     // A class the model does not have, and a layer it does not have.
     let run = run_gradcam(&[
         "explain",

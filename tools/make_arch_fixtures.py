@@ -23,14 +23,17 @@ tests/fixtures/arch/<arch>.safetensors
                                       float32 one by more than 1e-5 (an activation on the edge of
                                       float32 rounding flipped in the reference's float32 run)
     input_grad         f32 [S, S, 3]  d logit[predicted] / d x (NHWC)
-    flips              i64 [n, 5]     activations whose input lies within float32 rounding of the
-                                      derivative's step (|v| or, for ReLU6, |v - 6| below 3e-7
-                                      of the largest |v| of the call, in the reference's float32
-                                      forward): any float32
-                                      computation may take either side. Columns: activation call
-                                      k (the k-th activation applied in the forward pass),
-                                      channel, row, column of the element, 1 if the reference's
-                                      mask passed it. Flips changing input_grad by less than
+    flips              i64 [n, 8]     ops whose float32 result sits within rounding of a switch of
+                                      their derivative, which any float32 computation (the
+                                      reference's included) may take either way: an activation
+                                      whose input is within 3e-7 of its call's largest |input|
+                                      from 0 (ReLU6: or 6), or a max-pool window whose two largest
+                                      values are that close (and its maximum positive). Columns: kind (0 activation, 1 max
+                                      pool), k (the k-th activation, or max pool, applied in the
+                                      forward pass), channel, row, column (the element; for a pool
+                                      the reference's maximum in its input), 1 if the reference's
+                                      activation mask passed it, row and column of the pool
+                                      window's runner-up. Flips changing input_grad by less than
                                       1e-5 of max |input_grad| are left out.
     flip_pixels        u8  [n, S, S/8] for each flip, the pixels (bits, np.packbits along rows)
                                       where flipping it changes input_grad by more than 1e-5 of
@@ -129,8 +132,8 @@ def module(model, path):
 
 class FlipAct(torch.nn.Module):
     """nn.ReLU or nn.ReLU6 that records its inputs and can flip its derivative at one element of
-    one call (identified by the order of calls in the forward pass) without changing its
-    output."""
+    one call (identified by the order of activation calls in the forward pass) without changing
+    its output."""
 
     def __init__(self, state, top):
         super().__init__()
@@ -142,13 +145,13 @@ class FlipAct(torch.nn.Module):
 
     def forward(self, v):
         st = self.state
-        call = st["calls"]
-        st["calls"] += 1
+        call = st["act_calls"]
+        st["act_calls"] += 1
         out = torch.relu(v) if self.top is None else torch.clamp(v, 0, self.top)
         if st["record"] is not None:
-            st["record"].append((v.detach()[0].clone(), self.top))
-        for b, (c, index) in enumerate(st["flips"]):
-            if c == call:
+            st["record"].append(("act", v.detach()[0].clone(), self.top))
+        for b, (kind, c, index) in enumerate(st["flips"]):
+            if kind == "act" and c == call:
                 e = torch.zeros_like(v)
                 e[b].view(-1)[index] = 1.0
                 sign = -1.0 if self.passes(v[b].reshape(-1)[index]) else 1.0
@@ -156,45 +159,107 @@ class FlipAct(torch.nn.Module):
         return out
 
 
-def with_flip_acts(model):
+class FlipMaxPool(torch.nn.Module):
+    """nn.MaxPool2d that records its inputs and can route one window's gradient to its
+    runner-up instead of its maximum without changing its output."""
+
+    def __init__(self, state, pool):
+        super().__init__()
+        self.state = state
+        self.pool = pool
+
+    def forward(self, v):
+        st = self.state
+        call = st["pool_calls"]
+        st["pool_calls"] += 1
+        out = self.pool(v)
+        if st["record"] is not None:
+            st["record"].append(("pool", v.detach()[0].clone(), self.pool))
+        for b, (kind, c, where) in enumerate(st["flips"]):
+            if kind == "pool" and c == call:
+                ch, oy, ox, (y1, x1), (y2, x2) = where
+                out = out.clone()
+                first, second = v[b, ch, y1, x1], v[b, ch, y2, x2]
+                out[b, ch, oy, ox] += (second - second.detach()) - (first - first.detach())
+        return out
+
+
+def with_flips(model):
     import copy
 
     m = copy.deepcopy(model)
-    state = {"calls": 0, "record": None, "flips": []}
+    state = {"act_calls": 0, "pool_calls": 0, "record": None, "flips": []}
     for parent in list(m.modules()):
         for attr, child in list(parent.named_children()):
             if isinstance(child, torch.nn.ReLU6):
                 setattr(parent, attr, FlipAct(state, 6.0))
             elif isinstance(child, torch.nn.ReLU):
                 setattr(parent, attr, FlipAct(state, None))
+            elif isinstance(child, torch.nn.MaxPool2d):
+                setattr(parent, attr, FlipMaxPool(state, child))
     return m, state
 
 
-def ambiguous_activations(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16):
-    """The ReLU (ReLU6) elements whose input in the float32 forward pass is within tau of the
-    largest |input| of its call from 0 (or 6), with the pixels of d logit[cls] / dx (NHWC) that flipping each one's
-    mask changes by more than `box` of max |dx| (those changing it by less than `keep` left
-    out)."""
-    m32, state = with_flip_acts(model)
+def pool_windows(v, pool):
+    """Per output element of max pool `pool` over v [C, H, W]: the input coordinates of the
+    maximum (first in row-major window order, as PyTorch) and of the runner-up, and both values."""
+    k, s, p = (pool.kernel_size, pool.stride, pool.padding)
+    k, s, p = (k if isinstance(k, int) else k[0]), (s if isinstance(s, int) else s[0]), \
+        (p if isinstance(p, int) else p[0])
+    padded = torch.nn.functional.pad(v, (p, p, p, p), value=float("-inf"))
+    win = padded.unfold(1, k, s).unfold(2, k, s)  # C, OH, OW, k, k
+    c, oh, ow = win.shape[:3]
+    flat = win.reshape(c, oh, ow, k * k)
+    top, idx = torch.topk(flat, 2, dim=-1)  # ties: the lower index first, as PyTorch's argmax
+    first = flat.argmax(dim=-1)
+    second_val = torch.where(idx[..., 0] == first, top[..., 1], top[..., 0])
+    second = torch.where(idx[..., 0] == first, idx[..., 1], idx[..., 0])
+    oy = torch.arange(oh).view(1, oh, 1)
+    ox = torch.arange(ow).view(1, 1, ow)
+    coord = lambda i: (oy * s - p + i // k, ox * s - p + i % k)  # noqa: E731
+    return flat.max(dim=-1).values, second_val, coord(first), coord(second)
+
+
+def ambiguous_ops(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16):
+    """The ops whose float32 result sits within rounding of a switch of their derivative: ReLU
+    (ReLU6) inputs within tau of the call's largest |input| from 0 (or 6), and max-pool windows
+    whose two largest values are that close. Each with the pixels of d logit[cls] / dx (NHWC)
+    that flipping it (the mask, or the routing to the runner-up) changes by more than `box` of
+    max |dx|; those changing it by less than `keep` are left out."""
+    m32, state = with_flips(model)
     state["record"] = []
     with torch.no_grad():
         m32(x)
-    candidates = []
-    for call, (v, top) in enumerate(state["record"]):
-        if v.dim() == 1:  # a linear layer's output: channels only
-            v = v[:, None, None]
-        flat = v.reshape(-1)
-        edge = flat.abs() if top is None else torch.minimum(flat.abs(), (flat - top).abs())
-        for index in torch.nonzero(edge < tau * flat.abs().max()).reshape(-1).tolist():
-            c, rest = divmod(index, v.shape[1] * v.shape[2])
-            passes = flat[index] > 0 and (top is None or flat[index] < top)
-            candidates.append((call, index, (c, *divmod(rest, v.shape[2])), int(passes)))
+    candidates = []  # (flip for the model, fixture row)
+    calls = {"act": 0, "pool": 0}
+    for kind, v, extra in state["record"]:
+        call = calls[kind]
+        calls[kind] += 1
+        if kind == "act":
+            if v.dim() == 1:  # a linear layer's output: channels only
+                v = v[:, None, None]
+            flat, top = v.reshape(-1), extra
+            edge = flat.abs() if top is None else torch.minimum(flat.abs(), (flat - top).abs())
+            for index in torch.nonzero(edge < tau * flat.abs().max()).reshape(-1).tolist():
+                c, rest = divmod(index, v.shape[1] * v.shape[2])
+                passes = flat[index] > 0 and (top is None or flat[index] < top)
+                y, xx = divmod(rest, v.shape[2])
+                candidates.append((("act", call, index), [0, call, c, y, xx, int(passes), 0, 0]))
+        else:
+            best, second, (y1, x1), (y2, x2) = pool_windows(v, extra)
+            # Windows of a ReLU's zeros route to a zero either way, whose mask stops the gradient.
+            close = ((best - second) < tau * v.abs().max()) & (best > 0)
+            for c, oy, ox in torch.nonzero(close).tolist():
+                first = (int(y1[c, oy, ox]), int(x1[c, oy, ox]))
+                runner = (int(y2[c, oy, ox]), int(x2[c, oy, ox]))
+                flip = ("pool", call, (c, oy, ox, first, runner))
+                candidates.append((flip, [1, call, c, first[0], first[1], 1, runner[0], runner[1]]))
 
-    m64, state = with_flip_acts(model.double())
+    m64, state = with_flips(model.double())
     model.float()
 
     def gradient(flips):
-        state.update(calls=0, flips=flips)
+        state.update(act_calls=0, pool_calls=0, flips=flips)
         xs = x.double().repeat(max(len(flips), 1), 1, 1, 1).requires_grad_(True)
         (g,) = torch.autograd.grad(m64(xs)[:, cls].sum(), xs)
         return g.permute(0, 2, 3, 1)
@@ -204,17 +269,17 @@ def ambiguous_activations(model, x, cls, tau=3e-7, keep=1e-5, box=1e-5, batch=16
     rows, pixels = [], []
     for start in range(0, len(candidates), batch):
         chunk = candidates[start:start + batch]
-        deltas = gradient([(call, index) for call, index, _, _ in chunk]) - base
-        for (call, _, (c, y, xx), active), delta in zip(chunk, deltas):
+        deltas = gradient([flip for flip, _ in chunk]) - base
+        for (_, row), delta in zip(chunk, deltas):
             if delta.abs().max() > keep * scale:
-                rows.append([call, c, y, xx, active])
+                rows.append(row)
                 changed = (delta.abs() > box * scale).any(dim=2).numpy()
                 pixels.append(np.packbits(changed, axis=1))
-    print(f"  {len(candidates)} activation inputs on the edge, {len(rows)} change the input "
-          f"gradient by more than {keep}")
+    print(f"  {len(candidates)} activations and pool windows on the edge, {len(rows)} change the "
+          f"input gradient by more than {keep}")
     side = x.shape[-1]
     return (
-        np.array(rows, dtype=np.int64).reshape(-1, 5),
+        np.array(rows, dtype=np.int64).reshape(-1, 8),
         np.array(pixels, dtype=np.uint8).reshape(-1, side, (side + 7) // 8),
     )
 
@@ -261,7 +326,7 @@ def main(names):
         xg = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(model(xg)[0, predicted], xg)
         out["input_grad"] = np.ascontiguousarray(grad[0].permute(1, 2, 0).numpy())
-        out["flips"], out["flip_pixels"] = ambiguous_activations(model, x, predicted)
+        out["flips"], out["flip_pixels"] = ambiguous_ops(model, x, predicted)
         manifest = [
             [k, list(v.shape), str(v.dtype).replace("torch.", "")]
             for k, v in model.state_dict().items()

@@ -19,8 +19,16 @@
 
 use std::collections::HashMap;
 
+use super::forward::{pointwise_grad_invocations, Forward, POINTWISE_VARIANT};
+use super::steps::{bytes, Steps};
 use crate::error::{Error, Result};
-use crate::model::{Activation, Model, Op};
+use crate::gpu::kernels::KernelId;
+use crate::gpu::params::{
+    ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
+    PointwiseGradParams,
+};
+use crate::gpu::GpuContext;
+use crate::model::{Activation, ConvKind, Model, Op};
 
 /// One kernel launch of the backward pass. Gradients are named by value (see
 /// [`BackwardPlan::value_tensor`]).
@@ -392,4 +400,233 @@ impl BackwardPlan {
     pub fn slot_of_tensor(&self, t: usize) -> Option<usize> {
         self.grad_of.get(&t).map(|v| self.slot_of[*v])
     }
+}
+
+/// Appends the launch of one backward step to `steps`.
+pub(super) fn push_grad_step(
+    ctx: &GpuContext,
+    forward: &Forward,
+    plan: &BackwardPlan,
+    grads: &[wgpu::Buffer],
+    steps: &mut Steps,
+    step: &GradStep,
+) -> Result<()> {
+    let gpu_model = forward.gpu_model();
+    let model = &gpu_model.model;
+    let grad = |value: usize| &grads[plan.slot_of[value]];
+    match *step {
+        GradStep::Mask {
+            forward: y,
+            from,
+            to,
+            activation,
+        } => {
+            let len4 = model.tensors[y].len() as u32 / 4;
+            let activation = activation as u32;
+            steps.push(
+                ctx,
+                KernelId::ActivationGrad,
+                &[forward.tensor(y), grad(from), grad(to)],
+                move |s| {
+                    let p = ActivationGradParams {
+                        len4: s.images * len4,
+                        activation,
+                        _pad: [0; 2],
+                    };
+                    (bytes(&p), s.images * len4)
+                },
+            );
+        }
+        GradStep::Conv {
+            conv,
+            output,
+            input,
+            grad_out,
+            grad_in,
+            extra,
+            mask,
+            pad: (pad_top, pad_left),
+        } => {
+            let c = &model.convs[conv];
+            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
+            // Without an extra gradient the binding still needs a buffer; it is never read.
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            let mask = mask as u32;
+            let (kernel, stride) = (c.kernel, c.stride);
+            let buffers_forward_out = forward.tensor(output);
+            match c.kind {
+                ConvKind::Pointwise => {
+                    let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
+                        Error::InvalidRequest(format!("{}: no transposed weight", c.name))
+                    })?;
+                    steps.push_variant(
+                        ctx,
+                        KernelId::PointwiseConvGrad,
+                        POINTWISE_VARIANT,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            weight,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let rows = s.images * o.height * o.width;
+                            let p = PointwiseGradParams {
+                                rows,
+                                in_channels: i.channels,
+                                out_channels: o.channels,
+                                mask,
+                                add_extra,
+                                _pad: [0; 3],
+                            };
+                            (
+                                bytes(&p),
+                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
+                            )
+                        },
+                    );
+                }
+                ConvKind::Depthwise => {
+                    steps.push(
+                        ctx,
+                        KernelId::DepthwiseConvGrad,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            &gpu_model.convs[conv].0,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let p = DepthwiseGradParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                channels: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                mask,
+                                add_extra,
+                            };
+                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
+                        },
+                    );
+                }
+                ConvKind::Dense => {
+                    steps.push(
+                        ctx,
+                        KernelId::Conv2dGrad,
+                        &[
+                            grad(grad_out),
+                            buffers_forward_out,
+                            &gpu_model.convs[conv].0,
+                            extra_buffer,
+                            grad(grad_in),
+                        ],
+                        move |s| {
+                            let p = ConvGradParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                in_c: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                out_c: o.channels,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                mask,
+                                add_extra,
+                                _pad: [0; 3],
+                            };
+                            (bytes(&p), s.images * i.len() as u32)
+                        },
+                    );
+                }
+            }
+        }
+        GradStep::Linear {
+            linear,
+            output,
+            input: _,
+            grad_out,
+            grad_in,
+            mask,
+        } => {
+            let l = &model.linears[linear];
+            let (features, total, mask) = (l.in_features, l.out_features, mask as u32);
+            for (i, chunk) in gpu_model.linears[linear].iter().enumerate() {
+                let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
+                steps.push(
+                    ctx,
+                    KernelId::LinearGrad,
+                    &[
+                        grad(grad_out),
+                        forward.tensor(output),
+                        &chunk.weight,
+                        grad(grad_in),
+                    ],
+                    move |s| {
+                        let p = LinearGradParams {
+                            batch: s.images,
+                            in_features: features,
+                            out_features: rows,
+                            out_offset: offset,
+                            out_total: total,
+                            mask,
+                            accumulate,
+                            _pad: 0,
+                        };
+                        (bytes(&p), s.images * features)
+                    },
+                );
+            }
+        }
+        GradStep::MaxPool {
+            input,
+            output,
+            window: (kernel, stride, pad),
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                KernelId::MaxPoolGrad,
+                &[
+                    grad(grad_out),
+                    forward.tensor(input),
+                    extra_buffer,
+                    grad(grad_in),
+                ],
+                move |s| {
+                    let p = MaxPoolGradParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        channels: i.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        kernel,
+                        stride,
+                        pad,
+                        add_extra,
+                        _pad: [0; 2],
+                    };
+                    (bytes(&p), s.images * i.len() as u32 / 4)
+                },
+            );
+        }
+    }
+    Ok(())
 }

@@ -3,19 +3,15 @@
 
 use std::sync::Arc;
 
-use super::backward::{BackwardPlan, GradStep};
-use super::forward::{pointwise_grad_invocations, Forward, POINTWISE_VARIANT};
+use super::backward::{push_grad_step, BackwardPlan};
+use super::cam::push_grad_cam;
+use super::forward::Forward;
 use super::steps::{bytes, BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::KernelId;
-use crate::gpu::params::{
-    ActivationGradParams, CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams,
-    ConvGradParams, DepthwiseGradParams, LinearGradParams, LogitGradParams, MaxPoolGradParams,
-    OverlayParams, PointwiseGradParams, PoolParams, SelectTargetParams,
-};
+use crate::gpu::params::{LogitGradParams, OverlayParams, SelectTargetParams};
 use crate::gpu::{GpuContext, Profiler};
-use crate::model::ConvKind;
 
 /// Which class to explain for an image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -181,7 +177,6 @@ impl Explainer {
             .collect::<Result<Vec<_>>>()?;
         let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
         let cam = ctx.storage("cam", cam_len * 4 * cap)?;
-        let cam_stats = ctx.storage("cam_stats", 8 * cap)?;
         let lut = ctx.storage_with("colormap", &options.colormap.packed());
         let maxima = ctx.storage("overlay_maxima", 4 * cap)?;
         let overlay = ctx.storage("overlay", 4 << 20)?;
@@ -234,108 +229,15 @@ impl Explainer {
         }
 
         let cam_start = steps.len();
-        let reduce = ctx.kernels.get(KernelId::CamMinMax).workgroup_size;
-        let mut internal_bytes = 0;
-        let count = layers.len() as u32;
-        for (index, &layer) in layers.iter().enumerate() {
-            let t = &model.tensors[layer];
-            let (pixels, channels) = (t.height * t.width, t.channels);
-            let cam_weights = ctx.storage("cam_weights", u64::from(channels) * 4 * cap)?;
-            let own_grid;
-            let grid = if index == 0 {
-                &cam_grid
-            } else {
-                own_grid = ctx.storage("cam_grid", u64::from(pixels) * 4 * cap)?;
-                internal_bytes += own_grid.size();
-                &own_grid
-            };
-            let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
-            internal_bytes += cam_weights.size() + grid_stats.size();
-            let gradient = plan.slot_of_tensor(layer).map(|slot| &grads[slot]);
-            steps.push(
-                &ctx,
-                KernelId::GlobalAvgPool,
-                &[
-                    gradient.expect("the plan computes its targets' gradients"),
-                    &cam_weights,
-                ],
-                move |s| {
-                    let p = PoolParams {
-                        batch: s.images,
-                        pixels,
-                        channels,
-                        _pad: 0,
-                    };
-                    (bytes(&p), s.images * channels / 4)
-                },
-            );
-            steps.push(
-                &ctx,
-                KernelId::CamCombine,
-                &[forward.tensor(layer), &cam_weights, grid],
-                move |s| {
-                    let p = CamCombineParams {
-                        batch: s.images,
-                        pixels,
-                        channels,
-                        _pad: 0,
-                    };
-                    (bytes(&p), s.images * pixels)
-                },
-            );
-            steps.push(&ctx, KernelId::CamMinMax, &[grid, &grid_stats], move |s| {
-                let p = CamMinMaxParams {
-                    batch: s.images,
-                    len: pixels,
-                    relu: 0,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * reduce)
-            });
-            let (gh, gw, layer) = (t.height, t.width, index as u32);
-            steps.push(
-                &ctx,
-                KernelId::CamResize,
-                &[grid, &grid_stats, &cam],
-                move |s| {
-                    let p = CamResizeParams {
-                        batch: s.images,
-                        in_h: gh,
-                        in_w: gw,
-                        out_h: cam_size,
-                        out_w: cam_size,
-                        layer,
-                        layers: count,
-                        _pad: 0,
-                    };
-                    (bytes(&p), s.images * cam_size * cam_size)
-                },
-            );
-        }
-        steps.push(&ctx, KernelId::CamMinMax, &[&cam, &cam_stats], move |s| {
-            let p = CamMinMaxParams {
-                batch: s.images,
-                len: cam_size * cam_size,
-                relu: 1,
-                _pad: 0,
-            };
-            (bytes(&p), s.images * reduce)
-        });
-        steps.push(
+        let internal_bytes = push_grad_cam(
             &ctx,
-            KernelId::CamNormalize,
-            &[&cam_stats, &cam],
-            move |s| {
-                let p = CamNormalizeParams {
-                    batch: s.images,
-                    len: cam_size * cam_size,
-                    _pad: [0; 2],
-                };
-                (bytes(&p), s.images * cam_size * cam_size)
-            },
-        );
-
-        internal_bytes += cam_stats.size();
+            &forward,
+            &plan,
+            &grads,
+            &layers,
+            (&cam_grid, &cam),
+            &mut steps,
+        )?;
         let mut explainer = Self {
             forward,
             options,
@@ -754,233 +656,4 @@ impl Explainer {
     pub fn context(&self) -> &Arc<GpuContext> {
         self.forward.context()
     }
-}
-
-/// Appends the launch of one backward step to `steps`.
-fn push_grad_step(
-    ctx: &GpuContext,
-    forward: &Forward,
-    plan: &BackwardPlan,
-    grads: &[wgpu::Buffer],
-    steps: &mut Steps,
-    step: &GradStep,
-) -> Result<()> {
-    let gpu_model = forward.gpu_model();
-    let model = &gpu_model.model;
-    let grad = |value: usize| &grads[plan.slot_of[value]];
-    match *step {
-        GradStep::Mask {
-            forward: y,
-            from,
-            to,
-            activation,
-        } => {
-            let len4 = model.tensors[y].len() as u32 / 4;
-            let activation = activation as u32;
-            steps.push(
-                ctx,
-                KernelId::ActivationGrad,
-                &[forward.tensor(y), grad(from), grad(to)],
-                move |s| {
-                    let p = ActivationGradParams {
-                        len4: s.images * len4,
-                        activation,
-                        _pad: [0; 2],
-                    };
-                    (bytes(&p), s.images * len4)
-                },
-            );
-        }
-        GradStep::Conv {
-            conv,
-            output,
-            input,
-            grad_out,
-            grad_in,
-            extra,
-            mask,
-            pad: (pad_top, pad_left),
-        } => {
-            let c = &model.convs[conv];
-            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
-            // Without an extra gradient the binding still needs a buffer; it is never read.
-            let extra_buffer = grad(extra.unwrap_or(grad_out));
-            let add_extra = u32::from(extra.is_some());
-            let mask = mask as u32;
-            let (kernel, stride) = (c.kernel, c.stride);
-            let buffers_forward_out = forward.tensor(output);
-            match c.kind {
-                ConvKind::Pointwise => {
-                    let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
-                        Error::InvalidRequest(format!("{}: no transposed weight", c.name))
-                    })?;
-                    steps.push_variant(
-                        ctx,
-                        KernelId::PointwiseConvGrad,
-                        POINTWISE_VARIANT,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
-                            weight,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let rows = s.images * o.height * o.width;
-                            let p = PointwiseGradParams {
-                                rows,
-                                in_channels: i.channels,
-                                out_channels: o.channels,
-                                mask,
-                                add_extra,
-                                _pad: [0; 3],
-                            };
-                            (
-                                bytes(&p),
-                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
-                            )
-                        },
-                    );
-                }
-                ConvKind::Depthwise => {
-                    steps.push(
-                        ctx,
-                        KernelId::DepthwiseConvGrad,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
-                            &gpu_model.convs[conv].0,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let p = DepthwiseGradParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                channels: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                mask,
-                                add_extra,
-                            };
-                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
-                        },
-                    );
-                }
-                ConvKind::Dense => {
-                    steps.push(
-                        ctx,
-                        KernelId::Conv2dGrad,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
-                            &gpu_model.convs[conv].0,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let p = ConvGradParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                in_c: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                out_c: o.channels,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                mask,
-                                add_extra,
-                                _pad: [0; 3],
-                            };
-                            (bytes(&p), s.images * i.len() as u32)
-                        },
-                    );
-                }
-            }
-        }
-        GradStep::Linear {
-            linear,
-            output,
-            input: _,
-            grad_out,
-            grad_in,
-            mask,
-        } => {
-            let l = &model.linears[linear];
-            let (features, total, mask) = (l.in_features, l.out_features, mask as u32);
-            for (i, chunk) in gpu_model.linears[linear].iter().enumerate() {
-                let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
-                steps.push(
-                    ctx,
-                    KernelId::LinearGrad,
-                    &[
-                        grad(grad_out),
-                        forward.tensor(output),
-                        &chunk.weight,
-                        grad(grad_in),
-                    ],
-                    move |s| {
-                        let p = LinearGradParams {
-                            batch: s.images,
-                            in_features: features,
-                            out_features: rows,
-                            out_offset: offset,
-                            out_total: total,
-                            mask,
-                            accumulate,
-                            _pad: 0,
-                        };
-                        (bytes(&p), s.images * features)
-                    },
-                );
-            }
-        }
-        GradStep::MaxPool {
-            input,
-            output,
-            window: (kernel, stride, pad),
-            grad_out,
-            grad_in,
-            extra,
-        } => {
-            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
-            let extra_buffer = grad(extra.unwrap_or(grad_out));
-            let add_extra = u32::from(extra.is_some());
-            steps.push(
-                ctx,
-                KernelId::MaxPoolGrad,
-                &[
-                    grad(grad_out),
-                    forward.tensor(input),
-                    extra_buffer,
-                    grad(grad_in),
-                ],
-                move |s| {
-                    let p = MaxPoolGradParams {
-                        batch: s.images,
-                        in_h: i.height,
-                        in_w: i.width,
-                        channels: i.channels,
-                        out_h: o.height,
-                        out_w: o.width,
-                        kernel,
-                        stride,
-                        pad,
-                        add_extra,
-                        _pad: [0; 2],
-                    };
-                    (bytes(&p), s.images * i.len() as u32 / 4)
-                },
-            );
-        }
-    }
-    Ok(())
 }

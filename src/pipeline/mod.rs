@@ -1,6 +1,7 @@
 //! Recording the network's work on the GPU. Each stage records commands; none reads back.
 
 mod backward;
+mod cam;
 mod explain;
 mod forward;
 pub mod steps;

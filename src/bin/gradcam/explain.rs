@@ -39,8 +39,8 @@ pub struct Args {
     /// Target layer, by the module path PyTorch users pass to pytorch-grad-cam (`layer4`,
     /// `layer3.1`, `head`, `blocks.N`). Default: the model's (ResNet `layer4`, EfficientNet-Lite
     /// `head`). Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer
-    /// CAM (--raw's grid is then the first layer's). `gradcam layers` lists them with their
-    /// shapes.
+    /// CAM (--raw's grid is then the first layer's). `--layer help` (or `gradcam layers`) lists
+    /// them with their shapes.
     #[arg(long, value_name = "LAYER")]
     pub layer: Option<String>,
     /// Explain this class for every image instead of each image's predicted class.
@@ -183,6 +183,9 @@ pub fn run(req: Args) -> ExitCode {
         .layer
         .clone()
         .unwrap_or_else(|| model.default_layer.clone());
+    if layer == "help" {
+        return crate::print_layers(&model);
+    }
     if let Err(e) = model.target_layer_list(&layer) {
         return fail_setup(e);
     }

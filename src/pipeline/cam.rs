@@ -1,0 +1,129 @@
+//! Grad-CAM's maps on the GPU: per target layer the channel weights (the spatial mean of the
+//! gradient), `ReLU(Σ_k w_k A_k)` at the layer's resolution, its normalisation and resize to the
+//! model's input size; with several layers their mean; then ReLU and normalisation again, as
+//! pytorch-grad-cam's `GradCAM` with `aggregate_multi_layers`.
+
+use super::backward::BackwardPlan;
+use super::forward::Forward;
+use super::steps::{bytes, Steps};
+use crate::error::Result;
+use crate::gpu::kernels::KernelId;
+use crate::gpu::params::{
+    CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, PoolParams,
+};
+use crate::gpu::GpuContext;
+
+/// Appends the CAM steps for `layers` (their gradients computed by `plan` into `grads`): the
+/// first layer's map at its resolution goes to `cam_grid`, the final normalised map to `cam`.
+/// Returns the bytes of the buffers only these steps hold.
+pub(super) fn push_grad_cam(
+    ctx: &GpuContext,
+    forward: &Forward,
+    plan: &BackwardPlan,
+    grads: &[wgpu::Buffer],
+    layers: &[usize],
+    (cam_grid, cam): (&wgpu::Buffer, &wgpu::Buffer),
+    steps: &mut Steps,
+) -> Result<u64> {
+    let model = forward.model();
+    let cap = u64::from(forward.capacity());
+    let cam_size = model.input_size;
+    let cam_stats = ctx.storage("cam_stats", 8 * cap)?;
+    let reduce = ctx.kernels.get(KernelId::CamMinMax).workgroup_size;
+    let mut internal_bytes = 0;
+    let count = layers.len() as u32;
+    for (index, &layer) in layers.iter().enumerate() {
+        let t = &model.tensors[layer];
+        let (pixels, channels) = (t.height * t.width, t.channels);
+        let cam_weights = ctx.storage("cam_weights", u64::from(channels) * 4 * cap)?;
+        let own_grid;
+        let grid = if index == 0 {
+            cam_grid
+        } else {
+            own_grid = ctx.storage("cam_grid", u64::from(pixels) * 4 * cap)?;
+            internal_bytes += own_grid.size();
+            &own_grid
+        };
+        let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
+        internal_bytes += cam_weights.size() + grid_stats.size();
+        let gradient = plan.slot_of_tensor(layer).map(|slot| &grads[slot]);
+        steps.push(
+            ctx,
+            KernelId::GlobalAvgPool,
+            &[
+                gradient.expect("the plan computes its targets' gradients"),
+                &cam_weights,
+            ],
+            move |s| {
+                let p = PoolParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * channels / 4)
+            },
+        );
+        steps.push(
+            ctx,
+            KernelId::CamCombine,
+            &[forward.tensor(layer), &cam_weights, grid],
+            move |s| {
+                let p = CamCombineParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * pixels)
+            },
+        );
+        steps.push(ctx, KernelId::CamMinMax, &[grid, &grid_stats], move |s| {
+            let p = CamMinMaxParams {
+                batch: s.images,
+                len: pixels,
+                relu: 0,
+                _pad: 0,
+            };
+            (bytes(&p), s.images * reduce)
+        });
+        let (gh, gw, layer) = (t.height, t.width, index as u32);
+        steps.push(
+            ctx,
+            KernelId::CamResize,
+            &[grid, &grid_stats, cam],
+            move |s| {
+                let p = CamResizeParams {
+                    batch: s.images,
+                    in_h: gh,
+                    in_w: gw,
+                    out_h: cam_size,
+                    out_w: cam_size,
+                    layer,
+                    layers: count,
+                    _pad: 0,
+                };
+                (bytes(&p), s.images * cam_size * cam_size)
+            },
+        );
+    }
+    steps.push(ctx, KernelId::CamMinMax, &[cam, &cam_stats], move |s| {
+        let p = CamMinMaxParams {
+            batch: s.images,
+            len: cam_size * cam_size,
+            relu: 1,
+            _pad: 0,
+        };
+        (bytes(&p), s.images * reduce)
+    });
+    steps.push(ctx, KernelId::CamNormalize, &[&cam_stats, cam], move |s| {
+        let p = CamNormalizeParams {
+            batch: s.images,
+            len: cam_size * cam_size,
+            _pad: [0; 2],
+        };
+        (bytes(&p), s.images * cam_size * cam_size)
+    });
+
+    Ok(internal_bytes + cam_stats.size())
+}
