@@ -1,6 +1,6 @@
 //! Per-kernel GPU time of one Grad-CAM batch, from timestamp queries (one pass per kernel).
 //!
-//! cargo run --release --example profile_kernels -- [BATCH] [LAYER]
+//! cargo run --release --example profile_kernels -- [BATCH] [LAYER] [WEIGHTS]
 
 use std::sync::Arc;
 
@@ -19,7 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("adapter: {}", ctx.adapter_name());
     let engine = gradcam::Engine::new(
         ctx.clone(),
-        Model::load("weights/efficientnet_lite0.safetensors")?,
+        Model::load(
+            std::env::args()
+                .nth(3)
+                .unwrap_or_else(|| "weights/efficientnet_lite0.safetensors".into()),
+        )?,
     );
     let mut ex = engine.explainer(
         batch,

@@ -5,10 +5,13 @@
 // given explicitly: pad_top/pad_left here, the remainder (bottom/right) is implied by the output
 // size, so symmetric and TF "SAME" padding are both expressed.
 //
-// Two paths, as in depthwise_conv.wgsl: KERNEL = 0 (the default pipeline) takes any kernel size,
-// stride and channel count from the parameters, one output pixel per invocation; the pipeline
-// specialized for the stem (KERNEL 3, STRIDE 2, IN_C 3) computes OX adjacent output pixels per
-// invocation with every input value and weight loaded once into registers.
+// Three paths. KERNEL = 0 and TILED = 0 (the default pipeline) takes any kernel size, stride and
+// channel count from the parameters, one output pixel and four channels per invocation. TILED = 1
+// does the same as a register tile (an implicit matrix product over NHWC): OX adjacent output
+// pixels × TCO vec4s of output channels per invocation, each input value loaded once for TCO
+// vec4s of channels and each weight once for OX pixels. The pipeline specialized for the stem
+// (KERNEL 3, STRIDE 2, IN_C 3) computes OX adjacent output pixels per invocation with every input
+// value and weight loaded once into registers.
 //
 // Kept in sync with src/gpu/params.rs (`ConvParams`).
 #import index
@@ -52,6 +55,10 @@ override WORKGROUP_SIZE: u32 = 64u;
 override KERNEL: u32 = 0u;
 override STRIDE: u32 = 1u;
 override IN_C: u32 = 3u;
+// 1: the register-tiled generic path.
+override TILED: u32 = 0u;
+// vec4s of output channels per invocation on the tiled path (src/pipeline/forward.rs TILE_CO4).
+const TCO: u32 = 2u;
 // Output pixels per invocation on the specialized path (src/pipeline/forward.rs BLOCK_OX).
 const OX: u32 = 4u;
 // Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
@@ -121,11 +128,76 @@ fn blocked(id: u32) {
     }
 }
 
+fn tiled(id: u32) {
+    let c4 = params.out_c / 4u;
+    let cblocks = (c4 + TCO - 1u) / TCO;
+    let blocks = (params.out_w + OX - 1u) / OX;
+    if id >= params.batch * params.out_h * blocks * cblocks {
+        return;
+    }
+    let cb = id % cblocks;
+    let t = id / cblocks;
+    let ox0 = (t % blocks) * OX;
+    let oy = (t / blocks) % params.out_h;
+    let n = t / (blocks * params.out_h);
+    let co0 = cb * TCO;
+    // The second group exists unless c4 is odd and this is the last block.
+    let has1 = co0 + 1u < c4;
+    let co1 = select(co0, co0 + 1u, has1);
+    var acc0: array<vec4<f32>, OX>;
+    var acc1: array<vec4<f32>, OX>;
+    for (var t = 0u; t < OX; t++) {
+        acc0[t] = bias[co0];
+        acc1[t] = bias[co1];
+    }
+    let last_x = i32(params.in_w) - 1;
+    for (var ky = 0u; ky < params.kernel; ky++) {
+        let iy = i32(oy * params.stride + ky) - i32(params.pad_top);
+        if iy < 0 || iy >= i32(params.in_h) {
+            continue;
+        }
+        let row = (n * params.in_h + u32(iy)) * params.in_w;
+        for (var kx = 0u; kx < params.kernel; kx++) {
+            var src: array<u32, OX>;
+            var inside: array<bool, OX>;
+            for (var t = 0u; t < OX; t++) {
+                let ix = i32((ox0 + t) * params.stride + kx) - i32(params.pad_left);
+                inside[t] = ix >= 0 && ix <= last_x;
+                src[t] = (row + u32(clamp(ix, 0, last_x))) * params.in_c;
+            }
+            let w = (ky * params.kernel + kx) * params.in_c;
+            for (var ci = 0u; ci < params.in_c; ci++) {
+                let w0 = weight[(w + ci) * c4 + co0];
+                let w1 = weight[(w + ci) * c4 + co1];
+                for (var t = 0u; t < OX; t++) {
+                    let v = select(0.0, input[src[t] + ci], inside[t]);
+                    acc0[t] += v * w0;
+                    acc1[t] += v * w1;
+                }
+            }
+        }
+    }
+    let out_row = (n * params.out_h + oy) * params.out_w;
+    for (var t = 0u; t < OX; t++) {
+        if ox0 + t < params.out_w {
+            let at = (out_row + ox0 + t) * c4;
+            output[at + co0] = finish(acc0[t], at + co0);
+            if has1 {
+                output[at + co1] = finish(acc1[t], at + co1);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = invocation_index(gid, nwg);
     if KERNEL != 0u {
         blocked(id);
+        return;
+    }
+    if TILED != 0u {
+        tiled(id);
         return;
     }
     let c4 = params.out_c / 4u;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, ctx};
-use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, POINTWISE_TILE};
+use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, CONV2D_TILED, POINTWISE_TILE};
 use gradcam::gpu::params::{
     ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams,
     LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams,
@@ -394,7 +394,11 @@ fn conv2d_matches_reference() {
             _pad: [0; 3],
         };
         let len = n * oh * ow * co;
-        for variant in [0, conv2d_variant(k as u32, s as u32, ci as u32)] {
+        for variant in [
+            0,
+            conv2d_variant(k as u32, s as u32, ci as u32),
+            CONV2D_TILED,
+        ] {
             let invocations =
                 conv2d_invocations(variant, n as u32, oh as u32, ow as u32, co as u32);
             let got = run_variant(
@@ -890,15 +894,20 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             has_residual: res,
             _pad: [0; 3],
         };
-        let got = run(
-            KernelId::Conv2d,
-            bytemuck::bytes_of(&p),
-            &[&input, &weight, &bias, &residual],
-            len,
-            conv2d_invocations(0, n as u32, oh as u32, ow as u32, co as u32),
-        );
-        let what = format!("conv2d act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}");
-        assert_close(&what, &got, &expected, 1e-5, 1e-5);
+        for variant in [0, CONV2D_TILED] {
+            let got = run_variant(
+                KernelId::Conv2d,
+                variant,
+                bytemuck::bytes_of(&p),
+                &[&input, &weight, &bias, &residual],
+                len,
+                conv2d_invocations(variant, n as u32, oh as u32, ow as u32, co as u32),
+            );
+            let what = format!(
+                "conv2d v{variant} act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}"
+            );
+            assert_close(&what, &got, &expected, 1e-5, 1e-5);
+        }
     }
 }
 

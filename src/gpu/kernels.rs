@@ -107,20 +107,28 @@ pub fn pointwise_tile(variant: usize) -> (u32, u32) {
     }
 }
 
-/// Specializations of shaders/conv2d.wgsl (variant 1: the EfficientNet stem).
-pub const CONV2D_VARIANTS: &[&[(&str, f64)]] =
-    &[&[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)]];
+/// Specializations of shaders/conv2d.wgsl: variant 1 the EfficientNet stem (3×3/2 over RGB),
+/// variant 2 ([`CONV2D_TILED`]) the register-tiled generic path.
+pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)],
+    &[("TILED", 1.0)],
+];
 
-/// The conv2d variant specialized for `kernel` × `stride` over `in_channels`, or 0 (generic).
+/// The register-tiled variant of shaders/conv2d.wgsl.
+pub const CONV2D_TILED: usize = 2;
+
+/// The conv2d variant the engine runs for `kernel` × `stride` over `in_channels`: the one
+/// specialized for it, or the register-tiled generic path.
 pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
     CONV2D_VARIANTS
         .iter()
         .position(|v| {
-            v[0].1 == f64::from(kernel)
+            v.len() == 3
+                && v[0].1 == f64::from(kernel)
                 && v[1].1 == f64::from(stride)
                 && v[2].1 == f64::from(in_channels)
         })
-        .map_or(0, |i| i + 1)
+        .map_or(CONV2D_TILED, |i| i + 1)
 }
 
 /// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..).

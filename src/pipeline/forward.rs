@@ -717,6 +717,10 @@ fn blocked_invocations(variant: usize, batch: u32, height: u32, width: u32, chan
     batch * height * columns * channels / 4
 }
 
+/// vec4s of output channels per invocation of the tiled conv2d path (`TCO` in
+/// shaders/conv2d.wgsl).
+pub const TILE_CO4: u32 = 2;
+
 /// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
 /// `batch × height × width × channels`.
 pub fn conv2d_invocations(
@@ -726,6 +730,9 @@ pub fn conv2d_invocations(
     width: u32,
     channels: u32,
 ) -> u32 {
+    if variant == crate::gpu::kernels::CONV2D_TILED {
+        return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);
+    }
     blocked_invocations(variant, batch, height, width, channels)
 }
 
