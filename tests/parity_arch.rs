@@ -210,9 +210,13 @@ fn flipped_pixels(explainer: &gradcam::Explainer, r: &Reference) -> (usize, Vec<
             _ => None,
         })
         .collect();
-    let value = |tensor: usize, c: usize, y: usize, x: usize| {
+    // Each tensor read back once.
+    let mut read: HashMap<usize, Vec<f32>> = HashMap::new();
+    let mut value = |tensor: usize, c: usize, y: usize, x: usize| {
         let t = &model.tensors[tensor];
-        let values = forward.read_tensor(tensor).expect("read activation");
+        let values = read
+            .entry(tensor)
+            .or_insert_with(|| forward.read_tensor(tensor).expect("read activation"));
         values[(y * t.width as usize + x) * t.channels as usize + c]
     };
     let (flips, pixels) = (&r.tensors["flips"], &r.tensors["flip_pixels"]);

@@ -8,7 +8,7 @@
 use super::builder::{ConvSpec, Description, Graph, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The name `--arch` takes.
 pub const NAME: &str = "mobilenet_v2";
@@ -23,12 +23,17 @@ pub fn claims(file: &WeightFile) -> bool {
         && file.shape("features.17.conv.0.0.weight").is_some()
 }
 
-/// Output channels of the conv `prefix` in the file (0 when absent: the builder then reports the
-/// missing tensor).
-fn out_channels(file: &WeightFile, prefix: &str) -> u32 {
-    file.shape(&format!("{prefix}.weight"))
-        .and_then(|s| s.first())
-        .map_or(0, |c| *c as u32)
+/// Output channels of the conv `prefix` in the file, read from its weight's shape.
+fn out_channels(file: &WeightFile, prefix: &str) -> Result<u32> {
+    let tensor = format!("{prefix}.weight");
+    match file.shape(&tensor) {
+        Some([out, ..]) => Ok(*out as u32),
+        _ => Err(Error::MissingTensor {
+            path: file.path().to_path_buf(),
+            tensor,
+            expected: Vec::new(),
+        }),
+    }
 }
 
 /// A conv followed by BatchNorm (`<prefix>.0`, `<prefix>.1`) and ReLU6, padding `(k - 1) / 2`.
@@ -50,7 +55,7 @@ pub fn build(file: &WeightFile) -> Result<Model> {
             "features.0.0",
             "features.0.1",
             3,
-            out_channels(file, "features.0.0"),
+            out_channels(file, "features.0.0")?,
         )
     };
     let mut x = g.conv(&stem, input, "features.0")?;
@@ -64,7 +69,7 @@ pub fn build(file: &WeightFile) -> Result<Model> {
         let expands = file.shape(&format!("{p}.3.weight")).is_some();
         let (dw, project, project_bn) = if expands {
             let (conv, bn) = (format!("{p}.0.0"), format!("{p}.0.1"));
-            let hidden = out_channels(file, &conv);
+            let hidden = out_channels(file, &conv)?;
             let spec = conv_bn_relu6(&conv, &bn, 1, hidden);
             x = g.conv(&spec, x, &format!("features.{n}.expand"))?;
             (format!("{p}.1"), format!("{p}.2"), format!("{p}.3"))
@@ -78,7 +83,7 @@ pub fn build(file: &WeightFile) -> Result<Model> {
             ..conv_bn_relu6(&dw_conv, &dw_bn, 3, g.spec(x).channels)
         };
         x = g.conv(&spec, x, &format!("features.{n}.depthwise"))?;
-        let out = out_channels(file, &project);
+        let out = out_channels(file, &project)?;
         let skip = stride == 1 && in_channels == out;
         let spec = ConvSpec {
             residual: skip.then_some(block_in),
@@ -91,7 +96,7 @@ pub fn build(file: &WeightFile) -> Result<Model> {
         "features.18.0",
         "features.18.1",
         1,
-        out_channels(file, "features.18.0"),
+        out_channels(file, "features.18.0")?,
     );
     x = g.conv(&head, x, "features.18")?;
     g.layer("features.18", x);

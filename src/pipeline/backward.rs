@@ -70,8 +70,6 @@ pub enum GradStep {
         linear: usize,
         /// The layer's output tensor (its forward value gives the mask).
         output: usize,
-        /// The layer's input tensor.
-        input: usize,
         /// The output gradient read.
         grad_out: usize,
         /// The input gradient written.
@@ -144,6 +142,60 @@ pub struct BackwardPlan {
     pub slot_len: usize,
 }
 
+/// The state of the reverse walk that derives a plan: gradient values made so far, the
+/// contributions each tensor has received, and the steps.
+struct Walk<'a> {
+    model: &'a Model,
+    /// For each gradient value, the tensor it is (part of) the gradient of.
+    value_tensor: Vec<usize>,
+    /// Per tensor, the values that sum to its gradient so far (an op's contribution, or the
+    /// skip connections that copy another gradient).
+    pending: HashMap<usize, Vec<usize>>,
+    grad_of: HashMap<usize, usize>,
+    steps: Vec<GradStep>,
+}
+
+impl Walk<'_> {
+    fn new_value(&mut self, tensor: usize) -> usize {
+        self.value_tensor.push(tensor);
+        self.value_tensor.len() - 1
+    }
+
+    /// The sum of `t`'s contributions so far: one value, or none; more is unsupported.
+    fn take(&mut self, t: usize) -> Result<Option<usize>> {
+        match self.pending.remove(&t).unwrap_or_default().as_slice() {
+            [] => Ok(None),
+            [v] => Ok(Some(*v)),
+            _ => Err(Error::UnsupportedModel {
+                path: self.model.source.clone(),
+                reason: format!(
+                    "`{}` receives several skip connections, which no kernel sums",
+                    self.model.tensors[t].name
+                ),
+            }),
+        }
+    }
+
+    /// `t`'s full gradient, now that every op reading `t` has contributed (none: `t` needs no
+    /// gradient).
+    fn output_grad(&mut self, t: usize) -> Result<Option<usize>> {
+        let g = self.take(t)?;
+        if let Some(g) = g {
+            self.grad_of.insert(t, g);
+        }
+        Ok(g)
+    }
+
+    /// A new contribution to `t`'s gradient: the sum so far (added by the step that writes it)
+    /// and the value the step writes, which becomes the sum.
+    fn input_grad(&mut self, t: usize) -> Result<(Option<usize>, usize)> {
+        let extra = self.take(t)?;
+        let grad_in = self.new_value(t);
+        self.pending.insert(t, vec![grad_in]);
+        Ok((extra, grad_in))
+    }
+}
+
 impl BackwardPlan {
     /// Plans the backward pass from the logits to every tensor of `targets` (tensor indices,
     /// the model's input allowed).
@@ -206,25 +258,12 @@ impl BackwardPlan {
             }
         }
 
-        let mut value_tensor = vec![pooled_input];
-        let mut pending: HashMap<usize, Vec<usize>> = HashMap::from([(pooled_input, vec![0])]);
-        let mut grad_of = HashMap::new();
-        let mut steps = Vec::new();
-        let mut new_value = |tensor: usize| {
-            value_tensor.push(tensor);
-            value_tensor.len() - 1
-        };
-        // The sum of a tensor's contributions so far: one value, or none.
-        let take = |pending: &mut HashMap<usize, Vec<usize>>, t: usize| -> Result<Option<usize>> {
-            let values = pending.remove(&t).unwrap_or_default();
-            match values.as_slice() {
-                [] => Ok(None),
-                [v] => Ok(Some(*v)),
-                _ => Err(unsupported(format!(
-                    "`{}` receives several skip connections, which no kernel sums",
-                    name(t)
-                ))),
-            }
+        let mut walk = Walk {
+            model,
+            value_tensor: vec![pooled_input],
+            pending: HashMap::from([(pooled_input, vec![0])]),
+            grad_of: HashMap::new(),
+            steps: Vec::new(),
         };
         for op in model.ops.iter().rev() {
             match *op {
@@ -236,18 +275,17 @@ impl BackwardPlan {
                     pad_top,
                     pad_left,
                 } => {
-                    let Some(g) = take(&mut pending, output)? else {
+                    let Some(g) = walk.output_grad(output)? else {
                         continue;
                     };
-                    grad_of.insert(output, g);
                     let c = &model.convs[conv];
                     let mut grad_out = g;
                     let mut mask = c.activation;
                     if let Some(r) = residual.filter(|r| reach[*r]) {
                         if c.add_before_activation && c.activation != Activation::None {
                             // The masked gradient feeds both the conv and the shortcut.
-                            grad_out = new_value(output);
-                            steps.push(GradStep::Mask {
+                            grad_out = walk.new_value(output);
+                            walk.steps.push(GradStep::Mask {
                                 forward: output,
                                 from: g,
                                 to: grad_out,
@@ -255,12 +293,11 @@ impl BackwardPlan {
                             });
                             mask = Activation::None;
                         }
-                        pending.entry(r).or_default().push(grad_out);
+                        walk.pending.entry(r).or_default().push(grad_out);
                     }
                     if reach[input] {
-                        let extra = take(&mut pending, input)?;
-                        let grad_in = new_value(input);
-                        steps.push(GradStep::Conv {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::Conv {
                             conv,
                             output,
                             input,
@@ -270,7 +307,6 @@ impl BackwardPlan {
                             mask,
                             pad: (pad_top, pad_left),
                         });
-                        pending.insert(input, vec![grad_in]);
                     }
                 }
                 Op::MaxPool {
@@ -280,22 +316,19 @@ impl BackwardPlan {
                     stride,
                     pad,
                 } => {
-                    let Some(g) = take(&mut pending, output)? else {
+                    let Some(grad_out) = walk.output_grad(output)? else {
                         continue;
                     };
-                    grad_of.insert(output, g);
                     if reach[input] {
-                        let extra = take(&mut pending, input)?;
-                        let grad_in = new_value(input);
-                        steps.push(GradStep::MaxPool {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::MaxPool {
                             input,
                             output,
                             window: (kernel, stride, pad),
-                            grad_out: g,
+                            grad_out,
                             grad_in,
                             extra,
                         });
-                        pending.insert(input, vec![grad_in]);
                     }
                 }
                 Op::Linear {
@@ -303,31 +336,28 @@ impl BackwardPlan {
                     input,
                     output,
                 } => {
-                    let Some(g) = take(&mut pending, output)? else {
+                    let Some(grad_out) = walk.output_grad(output)? else {
                         continue;
                     };
-                    grad_of.insert(output, g);
                     if reach[input] {
-                        if pending.contains_key(&input) {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        if extra.is_some() {
                             return Err(unsupported(format!(
                                 "`{}` feeds a linear layer and another op",
                                 name(input)
                             )));
                         }
-                        let grad_in = new_value(input);
-                        steps.push(GradStep::Linear {
+                        walk.steps.push(GradStep::Linear {
                             linear,
                             output,
-                            input,
-                            grad_out: g,
+                            grad_out,
                             grad_in,
                             mask: model.linears[linear].activation,
                         });
-                        pending.insert(input, vec![grad_in]);
                     }
                 }
                 Op::GlobalAvgPool { output, .. } => {
-                    if pending.contains_key(&output) {
+                    if walk.pending.contains_key(&output) {
                         return Err(unsupported(format!(
                             "no backward rule for the global average pool into `{}`",
                             name(output)
@@ -337,9 +367,13 @@ impl BackwardPlan {
                 Op::Preprocess { .. } => {}
             }
         }
-        if let Some(g) = take(&mut pending, model.input)? {
-            grad_of.insert(model.input, g);
-        }
+        walk.output_grad(model.input)?;
+        let Walk {
+            value_tensor,
+            grad_of,
+            steps,
+            ..
+        } = walk;
         for &t in targets {
             if !grad_of.contains_key(&t) {
                 return Err(unsupported(format!(
@@ -555,7 +589,6 @@ pub(super) fn push_grad_step(
         GradStep::Linear {
             linear,
             output,
-            input: _,
             grad_out,
             grad_in,
             mask,
