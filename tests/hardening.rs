@@ -314,7 +314,14 @@ fn gpu_validation_errors_are_values() {
         usage: wgpu::BufferUsages::UNIFORM,
         mapped_at_creation: false,
     });
-    let bind_group = wrong.bind(&ctx.device, &[&params_uniform, &buf, &params]);
+    let bind_group = wrong.bind(
+        &ctx.device,
+        &params_uniform,
+        &gradcam::gpu::launch::GlobalAvgPool {
+            input: &buf,
+            output: &params,
+        },
+    );
     let dispatch = gradcam::gpu::Dispatch {
         kernel: gradcam::gpu::KernelId::Linear,
         variant: 0,

@@ -5,16 +5,13 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, CONV2D_TILED, POINTWISE_TILE};
+use gradcam::gpu::launch;
 use gradcam::gpu::params::{
     ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams,
     LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams,
     PoolParams, PreprocessParams,
 };
-use gradcam::gpu::KernelId;
 use gradcam::model::same_padding;
-use gradcam::pipeline::{
-    conv2d_invocations, depthwise_invocations, pointwise_grad_invocations, pointwise_invocations,
-};
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -24,37 +21,28 @@ fn random(rng: &mut SmallRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
-fn run(
-    kernel: KernelId,
-    params: &[u8],
-    inputs: &[&[f32]],
-    out_len: usize,
-    invocations: u32,
-) -> Vec<f32> {
-    run_variant(kernel, 0, params, inputs, out_len, invocations)
-}
-
-fn run_variant(
-    kernel: KernelId,
-    variant: usize,
-    params: &[u8],
-    inputs: &[&[f32]],
-    out_len: usize,
-    invocations: u32,
-) -> Vec<f32> {
-    let ctx = ctx();
-    let bufs: Vec<wgpu::Buffer> = inputs
-        .iter()
-        .map(|d| ctx.storage_with("input", d))
-        .collect();
-    let out = ctx
-        .storage("output", (out_len * 4) as u64)
-        .expect("output buffer");
-    let mut refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
-    refs.push(&out);
-    ctx.run_kernel_variant(kernel, variant, params, &refs, invocations)
+/// Runs pipeline `variant` of a kernel once with `params` over buffers made from the named
+/// slices and a fresh output binding of `out_len` floats, over the invocations the kernel
+/// declares, and reads the output back.
+macro_rules! run {
+    ($variant:expr, $params:expr, $out_len:expr, $kernel:ident { $($field:ident: $data:expr),* $(,)? } => $output:ident) => {{
+        let ctx = ctx();
+        let inputs = [$(ctx.storage_with(stringify!($field), $data)),*];
+        let mut inputs = inputs.iter();
+        let out = ctx
+            .storage("output", ($out_len * 4) as u64)
+            .expect("output buffer");
+        ctx.run_kernel_variant(
+            $variant,
+            launch::$kernel {
+                $($field: inputs.next().expect("one buffer per field"),)*
+                $output: &out,
+            },
+            $params,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-    ctx.read_f32(&out, out_len).expect("readback")
+        ctx.read_f32(&out, $out_len).expect("readback")
+    }};
 }
 
 #[test]
@@ -89,14 +77,7 @@ fn pointwise_conv_matches_reference() {
             _pad: [0; 3],
         };
         for variant in 0..=POINTWISE_TILE.len() {
-            let got = run_variant(
-                KernelId::PointwiseConv,
-                variant,
-                bytemuck::bytes_of(&p),
-                &[&input, &weight, &bias, &residual],
-                rows * co,
-                pointwise_invocations(variant, rows as u32, co as u32),
-            );
+            let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             assert_close(
                 &format!("pointwise {rows}x{ci}->{co} variant {variant}"),
                 &got,
@@ -159,14 +140,7 @@ fn pointwise_conv_grad_matches_reference() {
             _pad: [0; 3],
         };
         for variant in 0..=POINTWISE_TILE.len() {
-            let got = run_variant(
-                KernelId::PointwiseConvGrad,
-                variant,
-                bytemuck::bytes_of(&p),
-                &[&grad_out, &forward_out, &weight, &extra_grad],
-                rows * ci,
-                pointwise_grad_invocations(variant, rows as u32, ci as u32),
-            );
+            let got = run!(variant, &p, rows * ci, PointwiseConvGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra_grad } => grad_in);
             assert_close(
                 &format!("pointwise grad {rows}x{co}->{ci} mask {code} variant {variant}"),
                 &got,
@@ -249,13 +223,7 @@ fn depthwise_conv_grad_matches_reference() {
             add_extra: 1,
         };
         let len = n * h * w * c;
-        let got = run(
-            KernelId::DepthwiseConvGrad,
-            bytemuck::bytes_of(&p),
-            &[&grad_out, &forward_out, &weight, &extra],
-            len,
-            (len / 4) as u32,
-        );
+        let got = run!(0, &p, len, DepthwiseConvGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
         assert_close(
             &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s} mask {mask}"),
             &got,
@@ -330,16 +298,7 @@ fn depthwise_conv_matches_reference() {
         // The generic pipeline and, where one exists, the one specialized for this size/stride.
         let specialized = depthwise_variant(k as u32, s as u32);
         for variant in [0, specialized] {
-            let invocations =
-                depthwise_invocations(variant, n as u32, oh as u32, ow as u32, c as u32);
-            let got = run_variant(
-                KernelId::DepthwiseConv,
-                variant,
-                bytemuck::bytes_of(&p),
-                &[&input, &weight, &bias],
-                len,
-                invocations,
-            );
+            let got = run!(variant, &p, len, DepthwiseConv { input: &input, weight: &weight, bias: &bias } => output);
             assert_close(
                 &format!("depthwise {n}x{h}x{w}x{c} k{k} s{s} variant {variant}"),
                 &got,
@@ -399,17 +358,8 @@ fn conv2d_matches_reference() {
             conv2d_variant(k as u32, s as u32, ci as u32),
             CONV2D_TILED,
         ] {
-            let invocations =
-                conv2d_invocations(variant, n as u32, oh as u32, ow as u32, co as u32);
-            let got = run_variant(
-                KernelId::Conv2d,
-                variant,
-                bytemuck::bytes_of(&p),
-                // No residual: the binding gets any buffer.
-                &[&input, &weight, &bias, &bias],
-                len,
-                invocations,
-            );
+            // No residual: the binding gets any buffer.
+            let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &bias } => output);
             assert_close(
                 &format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s} variant {variant}"),
                 &got,
@@ -439,13 +389,7 @@ fn global_avg_pool_matches_reference() {
             channels: c as u32,
             _pad: 0,
         };
-        let got = run(
-            KernelId::GlobalAvgPool,
-            bytemuck::bytes_of(&params),
-            &[&input],
-            n * c,
-            (n * c / 4) as u32,
-        );
+        let got = run!(0, &params, n * c, GlobalAvgPool { input: &input } => output);
         assert_close(&format!("pool {n}x{p}x{c}"), &got, &expected, 1e-5, 1e-5);
     }
 }
@@ -481,13 +425,7 @@ fn linear_matches_reference() {
             out_total: o as u32,
             _pad: [0; 2],
         };
-        let got = run(
-            KernelId::Linear,
-            bytemuck::bytes_of(&params),
-            &[&input, &weight, &bias],
-            n * o,
-            (n * o) as u32,
-        );
+        let got = run!(0, &params, n * o, Linear { input: &input, weight: &weight, bias: &bias } => output);
         assert_close(
             &format!("linear {n}x{k}->{o} act {act}"),
             &got,
@@ -550,10 +488,13 @@ fn linear_in_row_ranges_and_its_gradient_match_reference() {
                 _pad: [0; 2],
             };
             ctx.run_kernel(
-                KernelId::Linear,
-                bytemuck::bytes_of(&p),
-                &[&input_buf, &w, &b, &out_buf],
-                n as u32 * rows,
+                launch::Linear {
+                    input: &input_buf,
+                    weight: &w,
+                    bias: &b,
+                    output: &out_buf,
+                },
+                &p,
             )
             .unwrap();
             let p = LinearGradParams {
@@ -569,10 +510,13 @@ fn linear_in_row_ranges_and_its_gradient_match_reference() {
             // The forward output of the reference: the mask does not depend on this run.
             let y_buf = ctx.storage_with("forward_out", &y);
             ctx.run_kernel(
-                KernelId::LinearGrad,
-                bytemuck::bytes_of(&p),
-                &[&grad_out_buf, &y_buf, &w, &grad_in_buf],
-                (n * k) as u32,
+                launch::LinearGrad {
+                    grad_out: &grad_out_buf,
+                    forward_out: &y_buf,
+                    weight: &w,
+                    grad_in: &grad_in_buf,
+                },
+                &p,
             )
             .unwrap();
         }
@@ -651,13 +595,15 @@ fn preprocess_matches_reference() {
         out_w: size as u32,
         _pad: 0,
         mean: [mean[0], mean[1], mean[2], 0.0],
-        std: [std[0], std[1], std[2], 1.0],
+        deviation: [std[0], std[1], std[2], 1.0],
     };
     ctx.run_kernel(
-        KernelId::Preprocess,
-        bytemuck::bytes_of(&p),
-        &[&pixels, &meta_buf, &out],
-        (n * size * size) as u32,
+        launch::Preprocess {
+            pixels: &pixels,
+            metas: &meta_buf,
+            output: &out,
+        },
+        &p,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let got = ctx.read_f32(&out, n * size * size * 3).expect("readback");
@@ -837,14 +783,7 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             _pad: [0; 3],
         };
         for variant in 0..=POINTWISE_TILE.len() {
-            let got = run_variant(
-                KernelId::PointwiseConv,
-                variant,
-                bytemuck::bytes_of(&p),
-                &[&input, &weight, &bias, &residual],
-                rows * co,
-                pointwise_invocations(variant, rows as u32, co as u32),
-            );
+            let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!("pointwise {rows}x{ci}->{co} act {act} res {res} v{variant}");
             assert_close(&what, &got, &expected, 1e-4, 1e-5);
         }
@@ -895,14 +834,7 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             _pad: [0; 3],
         };
         for variant in [0, CONV2D_TILED] {
-            let got = run_variant(
-                KernelId::Conv2d,
-                variant,
-                bytemuck::bytes_of(&p),
-                &[&input, &weight, &bias, &residual],
-                len,
-                conv2d_invocations(variant, n as u32, oh as u32, ow as u32, co as u32),
-            );
+            let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!(
                 "conv2d v{variant} act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}"
             );
@@ -988,13 +920,7 @@ fn conv2d_grad_matches_reference() {
             _pad: [0; 3],
         };
         let len = n * h * w * ci;
-        let got = run(
-            KernelId::Conv2dGrad,
-            bytemuck::bytes_of(&p),
-            &[&grad_out, &forward_out, &weight, &extra],
-            len,
-            len as u32,
-        );
+        let got = run!(0, &p, len, Conv2dGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
         let what = format!("conv2d grad {n}x{h}x{w}x{ci}<-{co} k{k} s{s} pad {pad:?} mask {mask}");
         assert_close(&what, &got, &expected, 1e-5, 1e-5);
     }
@@ -1065,13 +991,7 @@ fn max_pool_and_its_gradient_match_reference() {
             _pad: [0; 3],
         };
         let len = n * oh * ow * c;
-        let got = run(
-            KernelId::MaxPool,
-            bytemuck::bytes_of(&p),
-            &[&input],
-            len,
-            (len / 4) as u32,
-        );
+        let got = run!(0, &p, len, MaxPool { input: &input } => output);
         let what = format!("max pool {n}x{h}x{w}x{c} k{k} s{s} p{pad} ties {ties}");
         assert_close(&what, &got, &pooled, 0.0, 0.0);
         let p = MaxPoolGradParams {
@@ -1088,13 +1008,7 @@ fn max_pool_and_its_gradient_match_reference() {
             _pad: [0; 2],
         };
         let len = n * h * w * c;
-        let got = run(
-            KernelId::MaxPoolGrad,
-            bytemuck::bytes_of(&p),
-            &[&grad_out, &input, &extra],
-            len,
-            (len / 4) as u32,
-        );
+        let got = run!(0, &p, len, MaxPoolGrad { grad_out: &grad_out, input: &input, extra: &extra } => grad_in);
         assert_close(&format!("{what} gradient"), &got, &grad_in, 1e-6, 1e-6);
     }
 }

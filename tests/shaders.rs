@@ -1,12 +1,13 @@
 //! Every shader parses and validates with naga (the version wgpu uses) with its `#import`s
 //! resolved, every file in shaders/ is registered as a kernel, every helper in shaders/lib/ is
-//! imported by some kernel, and every mirrored parameter struct has the size naga computes.
+//! imported by some kernel, every kernel's bindings in the registry have the names, numbers and
+//! kinds of the WGSL's, and every mirrored struct has the field offsets and size naga computes.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gradcam::gpu::kernels::ALL_KERNELS;
-use gradcam::gpu::params::PARAMS_SIZES;
+use gradcam::gpu::kernels::{BindingKind, ALL_KERNELS};
+use gradcam::gpu::params::STORAGE_STRUCTS;
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
@@ -75,65 +76,106 @@ fn every_shader_validates() {
 fn registered_bindings_match_the_shaders() {
     for spec in ALL_KERNELS {
         let (module, _) = parse_and_validate(spec.name, spec.source);
-        let mut bindings: Vec<(u32, naga::AddressSpace)> = module
+        let mut bindings: Vec<(u32, u32, &str, naga::AddressSpace)> = module
             .global_variables
             .iter()
-            .filter_map(|(_, v)| v.binding.as_ref().map(|b| (b.binding, v.space)))
+            .filter_map(|(_, v)| {
+                v.binding
+                    .as_ref()
+                    .map(|b| (b.group, b.binding, v.name.as_deref().unwrap_or(""), v.space))
+            })
             .collect();
-        bindings.sort_by_key(|b| b.0);
+        bindings.sort_by_key(|b| (b.0, b.1));
+        let wgsl: Vec<&str> = bindings.iter().map(|b| b.2).collect();
+        let rust: Vec<&str> = spec.bindings.iter().map(|b| b.0).collect();
         assert_eq!(
-            bindings.len(),
-            spec.bindings.len(),
-            "{}: binding count",
+            wgsl, rust,
+            "shaders/{}.wgsl: the bindings' names in WGSL and in the kernel registry differ",
             spec.name
         );
-        for (i, ((binding, space), kind)) in bindings.iter().zip(spec.bindings).enumerate() {
+        for (i, ((group, binding, name, space), (_, kind))) in
+            bindings.iter().zip(spec.bindings).enumerate()
+        {
             assert_eq!(
-                *binding as usize, i,
-                "{}: bindings must be numbered 0..",
+                (*group, *binding as usize),
+                (0, i),
+                "shaders/{}.wgsl: `{name}` must be @group(0) @binding({i})",
                 spec.name
             );
             let ok = match kind {
-                gradcam::gpu::kernels::BindingKind::Uniform => {
-                    *space == naga::AddressSpace::Uniform
-                }
-                gradcam::gpu::kernels::BindingKind::Storage => {
+                BindingKind::Uniform => *space == naga::AddressSpace::Uniform,
+                BindingKind::Storage => {
                     matches!(space, naga::AddressSpace::Storage { access } if !access.contains(naga::StorageAccess::STORE))
                 }
-                gradcam::gpu::kernels::BindingKind::StorageReadWrite => {
+                BindingKind::StorageReadWrite => {
                     matches!(space, naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE))
                 }
             };
             assert!(
                 ok,
-                "{}: binding {i} is {space:?} in WGSL but {kind:?} in the registry",
+                "shaders/{}.wgsl: `{name}` is {space:?} in WGSL but {kind:?} in the registry",
                 spec.name
             );
         }
     }
 }
 
+/// Checks that the WGSL struct `struct_name` of `shader` has the named fields at the offsets
+/// `fields` gives and `size` bytes in all; fields whose names start with `_` are padding, and
+/// only their size counts.
+fn check_struct(
+    shader: &str,
+    source: &str,
+    struct_name: &str,
+    fields: &[(&str, usize)],
+    size: usize,
+) {
+    let (module, _) = parse_and_validate(shader, source);
+    let (handle, ty) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(struct_name))
+        .unwrap_or_else(|| panic!("shaders/{shader}.wgsl has no struct {struct_name}"));
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).expect("layout");
+    let wgsl_size = layouter[handle].size as usize;
+    assert_eq!(
+        wgsl_size, size,
+        "{shader}.wgsl {struct_name}: WGSL {wgsl_size} bytes, Rust {size} bytes"
+    );
+    let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+        panic!("{shader}.wgsl {struct_name} is not a struct");
+    };
+    let named = |name: &str| !name.starts_with('_');
+    let wgsl: Vec<(&str, usize)> = members
+        .iter()
+        .map(|m| (m.name.as_deref().unwrap_or(""), m.offset as usize))
+        .filter(|(n, _)| named(n))
+        .collect();
+    let rust: Vec<(&str, usize)> = fields.iter().copied().filter(|(n, _)| named(n)).collect();
+    assert_eq!(
+        wgsl, rust,
+        "{shader}.wgsl {struct_name}: fields (name, byte offset) in WGSL vs Rust"
+    );
+}
+
 #[test]
 fn params_structs_match_wgsl_layout() {
-    for (shader, struct_name, rust_size) in PARAMS_SIZES {
+    for spec in ALL_KERNELS {
+        check_struct(
+            spec.name,
+            spec.source,
+            "Params",
+            spec.params_fields,
+            spec.params_size,
+        );
+    }
+    for (shader, struct_name, fields, size) in STORAGE_STRUCTS {
         let spec = ALL_KERNELS
             .iter()
             .find(|k| k.name == *shader)
             .expect("registered kernel");
-        let (module, _) = parse_and_validate(shader, spec.source);
-        let (_, ty) = module
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some(*struct_name))
-            .unwrap_or_else(|| panic!("shaders/{shader}.wgsl has no struct {struct_name}"));
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(module.to_ctx()).expect("layout");
-        let handle = module.types.get(ty).expect("type handle");
-        let size = layouter[handle].size as usize;
-        assert_eq!(
-            size, *rust_size,
-            "{shader}.wgsl {struct_name}: WGSL {size} bytes, Rust {rust_size} bytes"
-        );
+        check_struct(shader, spec.source, struct_name, fields, *size);
     }
 }
 

@@ -1,5 +1,16 @@
-//! The kernel registry: every WGSL kernel compiled once into a pipeline with an explicit bind
-//! group layout built from its declared binding list.
+//! The kernel registry: every WGSL kernel declared once in [`kernels!`] (file, parameter struct,
+//! bindings by name, invocation count) and compiled on first use into pipelines with an explicit
+//! bind group layout.
+//!
+//! Adding a kernel: write `shaders/<name>.wgsl` (shared helpers by `#import`), declare its
+//! parameter struct with `gpu_struct!` in `params.rs`, and add one entry to [`kernels!`]. The
+//! engine launches it through its typed bindings struct, `launch::<Kernel> { .. }`, with
+//! [`crate::pipeline::steps::Steps::push`] or [`crate::GpuContext::run_kernel`]: a missing or
+//! misnamed binding, or the wrong parameter struct, does not compile, and `tests/shaders.rs`
+//! checks the declaration against the WGSL (binding names, numbers and kinds; parameter field
+//! offsets and size).
+
+use super::params::*;
 
 /// How a kernel's binding is used; the order of a kernel's list is its binding numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,16 +23,20 @@ pub enum BindingKind {
     StorageReadWrite,
 }
 
-/// A kernel's static description: its name (= `shaders/<name>.wgsl` = wgpu label), source and
-/// bindings, in binding order, all in group 0.
+/// A kernel's static description: its name (= `shaders/<name>.wgsl` = wgpu label), source,
+/// bindings and parameter struct, as declared once in [`kernels!`].
 #[derive(Debug)]
 pub struct KernelSpec {
     /// The file stem and wgpu label.
     pub name: &'static str,
     /// The WGSL source with its `#import`s resolved (build.rs), compiled into the binary.
     pub source: &'static str,
-    /// The bindings of group 0, in order.
-    pub bindings: &'static [BindingKind],
+    /// The bindings of group 0, in binding order: the uniform `params` first.
+    pub bindings: &'static [(&'static str, BindingKind)],
+    /// The Rust mirror of the WGSL `Params` struct: its fields' names and offsets, and its size.
+    pub params_fields: &'static [(&'static str, usize)],
+    /// `size_of` the parameter struct.
+    pub params_size: usize,
     /// `Some(n)` for kernels with a fixed workgroup size (one workgroup per image reductions,
     /// dispatched with `n` invocations per image); `None` for kernels sized by the
     /// `WORKGROUP_SIZE` override.
@@ -31,8 +46,38 @@ pub struct KernelSpec {
     pub variants: &'static [&'static [(&'static str, f64)]],
 }
 
+/// A kernel at the type level: its id, parameter struct and invocation count. Implemented by
+/// the marker types in [`kind`], one per kernel.
+pub trait KernelKind: 'static {
+    /// The kernel.
+    const ID: KernelId;
+    /// Its uniform parameter struct (binding 0, `params`).
+    type Params: GpuStruct;
+    /// Invocations a launch of pipeline `variant` with `params` needs.
+    fn invocations(params: &Self::Params, variant: usize) -> u32;
+}
+
+/// A typed launch: the buffers of one kernel's bindings after its parameters, by the names the
+/// WGSL gives them. Implemented by the structs in [`launch`], one per kernel.
+pub trait Launch {
+    /// The kernel it launches.
+    type Kind: KernelKind;
+    /// The buffers in binding order (binding 1 onwards).
+    fn buffers(&self) -> Vec<&wgpu::Buffer>;
+}
+
+/// Declares every kernel once: its id, WGSL file, parameter struct, optional fixed workgroup
+/// and pipeline variants, its bindings after `params` by their WGSL names and kinds, and its
+/// invocation count as a function of its parameters and variant. From that it generates
+/// [`KernelId`], [`ALL_KERNELS`], a marker type in [`kind`] and a bindings struct in [`launch`]
+/// per kernel; `tests/shaders.rs` checks every name, kind, number, field offset and size against
+/// the WGSL as naga reads it.
 macro_rules! kernels {
-    ($($id:ident => $name:literal, [$($binding:ident),* $(,)?] $(, fixed $fixed:literal)? $(, variants $variants:expr)?;)*) => {
+    ($(
+        $id:ident => $name:literal ($params:ty) $(fixed $fixed:literal)? $(variants $variants:ident)? {
+            $($binding:ident: $kind:ident),* $(,)?
+        } invocations($p:ident, $v:tt) = $invocations:expr;
+    )*) => {
         /// Identifies a kernel; the discriminant indexes [`ALL_KERNELS`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum KernelId {
@@ -49,43 +94,135 @@ macro_rules! kernels {
                 name: $name,
                 // With its `#import`s resolved by build.rs.
                 source: include_str!(concat!(env!("OUT_DIR"), "/shaders/", $name, ".wgsl")),
-                bindings: &[$(BindingKind::$binding),*],
+                bindings: &[
+                    ("params", BindingKind::Uniform),
+                    $((stringify!($binding), BindingKind::$kind)),*
+                ],
+                params_fields: <$params as GpuStruct>::FIELDS,
+                params_size: std::mem::size_of::<$params>(),
                 fixed_workgroup: kernels!(@fixed $($fixed)?),
                 variants: kernels!(@variants $($variants)?),
             },)*
         ];
+
+        /// One marker type per kernel, naming it at the type level.
+        pub mod kind {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[doc = concat!("shaders/", $name, ".wgsl")]
+                #[derive(Debug)]
+                pub enum $id {}
+
+                impl KernelKind for $id {
+                    const ID: KernelId = KernelId::$id;
+                    type Params = $params;
+                    #[allow(unused_variables)]
+                    fn invocations($p: &$params, $v: usize) -> u32 {
+                        $invocations
+                    }
+                }
+            )*
+        }
+
+        /// One struct per kernel holding the buffers of its bindings after `params`, named as in
+        /// the WGSL.
+        pub mod launch {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[doc = concat!("The bindings of shaders/", $name, ".wgsl after its parameters.")]
+                #[derive(Clone, Copy, Debug)]
+                pub struct $id<'a> {
+                    $(
+                        #[doc = concat!("`", stringify!($binding), "` (", stringify!($kind), ")")]
+                        pub $binding: &'a wgpu::Buffer,
+                    )*
+                }
+
+                impl Launch for $id<'_> {
+                    type Kind = kind::$id;
+                    fn buffers(&self) -> Vec<&wgpu::Buffer> {
+                        vec![$(self.$binding),*]
+                    }
+                }
+            )*
+        }
     };
     (@fixed) => { None };
     (@fixed $n:literal) => { Some($n) };
     (@variants) => { &[] };
-    (@variants $v:expr) => { $v };
+    (@variants $v:ident) => { $v };
 }
 
 kernels! {
-    Preprocess => "preprocess", [Uniform, Storage, Storage, StorageReadWrite];
-    Conv2d => "conv2d", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], variants CONV2D_VARIANTS;
-    DepthwiseConv => "depthwise_conv", [Uniform, Storage, Storage, Storage, StorageReadWrite],
-        variants DEPTHWISE_VARIANTS;
-    PointwiseConv => "pointwise_conv", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
-        variants POINTWISE_TILE;
-    GlobalAvgPool => "global_avg_pool", [Uniform, Storage, StorageReadWrite];
-    Linear => "linear", [Uniform, Storage, Storage, Storage, StorageReadWrite];
-    SelectTarget => "select_target", [Uniform, Storage, Storage, StorageReadWrite];
-    LinearGrad => "linear_grad", [Uniform, Storage, Storage, Storage, StorageReadWrite];
-    LogitGrad => "logit_grad", [Uniform, Storage, Storage, StorageReadWrite];
-    PointwiseConvGrad => "pointwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite],
-        variants POINTWISE_TILE;
-    DepthwiseConvGrad => "depthwise_conv_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
-    Conv2dGrad => "conv2d_grad", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite];
-    ActivationGrad => "activation_grad", [Uniform, Storage, Storage, StorageReadWrite];
-    MaxPool => "max_pool", [Uniform, Storage, StorageReadWrite];
-    MaxPoolGrad => "max_pool_grad", [Uniform, Storage, Storage, Storage, StorageReadWrite];
-    CamCombine => "cam_combine", [Uniform, Storage, Storage, StorageReadWrite];
-    CamMinMax => "cam_minmax", [Uniform, Storage, StorageReadWrite], fixed 64;
-    CamResize => "cam_resize", [Uniform, Storage, Storage, StorageReadWrite];
-    CamNormalize => "cam_normalize", [Uniform, Storage, StorageReadWrite];
-    OverlayMax => "overlay_max", [Uniform, Storage, Storage, Storage, Storage, StorageReadWrite], fixed 64;
-    Overlay => "overlay", [Uniform, Storage, Storage, Storage, Storage, Storage, StorageReadWrite];
+    Preprocess => "preprocess" (PreprocessParams) {
+        pixels: Storage, metas: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w;
+    Conv2d => "conv2d" (ConvParams) variants CONV2D_VARIANTS {
+        input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
+    } invocations(p, v) = conv2d_invocations(v, p.batch, p.out_h, p.out_w, p.out_c);
+    DepthwiseConv => "depthwise_conv" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
+        input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
+    } invocations(p, v) = blocked_invocations(v, p.batch, p.out_h, p.out_w, p.channels);
+    PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_TILE {
+        input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
+    } invocations(p, v) = tiled_invocations(v, p.rows, p.out_channels);
+    GlobalAvgPool => "global_avg_pool" (PoolParams) {
+        input: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels / 4;
+    Linear => "linear" (LinearParams) {
+        input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_features;
+    SelectTarget => "select_target" (SelectTargetParams) {
+        logits: Storage, requested: Storage, targets: StorageReadWrite,
+    } invocations(p, _) = p.batch;
+    LinearGrad => "linear_grad" (LinearGradParams) {
+        grad_out: Storage, forward_out: Storage, weight: Storage, grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_features;
+    LogitGrad => "logit_grad" (LogitGradParams) {
+        targets: Storage, fc_weight: Storage, grad: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
+    PointwiseConvGrad => "pointwise_conv_grad" (PointwiseGradParams) variants POINTWISE_TILE {
+        grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, v) = tiled_invocations(v, p.rows, p.in_channels);
+    DepthwiseConvGrad => "depthwise_conv_grad" (DepthwiseGradParams) {
+        grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4;
+    Conv2dGrad => "conv2d_grad" (ConvGradParams) {
+        grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c;
+    ActivationGrad => "activation_grad" (ActivationGradParams) {
+        forward: Storage, from_grad: Storage, to_grad: StorageReadWrite,
+    } invocations(p, _) = p.len4;
+    MaxPool => "max_pool" (MaxPoolParams) {
+        input: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w * p.channels / 4;
+    MaxPoolGrad => "max_pool_grad" (MaxPoolGradParams) {
+        grad_out: Storage, input: Storage, extra: Storage, grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4;
+    CamCombine => "cam_combine" (CamCombineParams) {
+        activations: Storage, weights: Storage, grid: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels;
+    CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
+        map: Storage, stats: StorageReadWrite,
+    } invocations(p, _) = p.batch * 64;
+    CamResize => "cam_resize" (CamResizeParams) {
+        src: Storage, stats: Storage, dst: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w;
+    CamNormalize => "cam_normalize" (CamNormalizeParams) {
+        stats: Storage, map: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.len;
+    OverlayMax => "overlay_max" (OverlayParams) fixed 64 {
+        cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: StorageReadWrite,
+    } invocations(p, _) = p.batch * 64;
+    Overlay => "overlay" (OverlayParams) {
+        cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: Storage,
+        overlay: StorageReadWrite,
+    } invocations(p, _) = p.total_pixels;
 }
 
 /// Register tiles of shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (rows × vec4
@@ -147,6 +284,46 @@ pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// Output pixels per invocation of the specialized (non-zero) variants of shaders/conv2d.wgsl
+/// and shaders/depthwise_conv.wgsl (`OX` in both).
+pub const BLOCK_OX: u32 = 4;
+
+/// Invocations of a row-blocked kernel (conv2d, depthwise_conv) for an output of
+/// `batch × height × width × channels`: one per output pixel and vec4 of channels for the generic
+/// variant 0, one per BLOCK_OX adjacent pixels for the specialized ones.
+fn blocked_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
+    let columns = if variant == 0 {
+        width
+    } else {
+        width.div_ceil(BLOCK_OX)
+    };
+    batch * height * columns * channels / 4
+}
+
+/// vec4s of output channels per invocation of the tiled conv2d path (`TCO` in
+/// shaders/conv2d.wgsl).
+pub const TILE_CO4: u32 = 2;
+
+/// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
+/// `batch × height × width × channels`.
+fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
+    if variant == CONV2D_TILED {
+        return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);
+    }
+    blocked_invocations(variant, batch, height, width, channels)
+}
+
+/// The pointwise pipeline variant the engine uses (see [`POINTWISE_TILE`]).
+pub const POINTWISE_VARIANT: usize = 1;
+
+/// Invocations of the pointwise kernels' pipeline `variant` for a `rows × channels` output
+/// (shaders/pointwise_conv.wgsl: output channels; shaders/pointwise_conv_grad.wgsl: input
+/// channels).
+fn tiled_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
+    let (r, c) = pointwise_tile(variant);
+    rows.div_ceil(r) * (channels / 4).div_ceil(c)
+}
+
 /// Invocations per workgroup for kernels sized by the `WORKGROUP_SIZE` override.
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -169,7 +346,7 @@ impl Kernel {
             .bindings
             .iter()
             .enumerate()
-            .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
+            .map(|(i, (_, kind))| wgpu::BindGroupLayoutEntry {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
@@ -231,21 +408,16 @@ impl Kernel {
         }
     }
 
-    /// A bind group over `buffers`, one per declared binding, in order.
-    ///
-    /// # Panics
-    /// When the number of buffers differs from the kernel's binding list: a programming error in
-    /// the engine, never a consequence of user input.
-    pub fn bind(&self, device: &wgpu::Device, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        assert_eq!(
-            buffers.len(),
-            self.spec.bindings.len(),
-            "kernel {} takes {} bindings",
-            self.spec.name,
-            self.spec.bindings.len()
-        );
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+    /// A bind group over `params` and the buffers of `launch`, in binding order.
+    pub fn bind(
+        &self,
+        device: &wgpu::Device,
+        params: &wgpu::Buffer,
+        launch: &impl Launch,
+    ) -> wgpu::BindGroup {
+        let buffers = launch.buffers();
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(params)
+            .chain(buffers)
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::error::{one_line, Error, Result};
-pub use kernels::{Dispatch, Kernel, KernelId, Kernels};
+pub use kernels::{launch, Dispatch, Kernel, KernelId, KernelKind, Kernels, Launch};
 pub use profile::Profiler;
 
 /// How to pick an adapter.
@@ -398,51 +398,37 @@ impl GpuContext {
         Ok(v)
     }
 
-    /// Runs one kernel once over `buffers` (every binding after the uniform params, in order) and
-    /// waits: for kernel tests and one-off work, not the batch path.
-    pub fn run_kernel(
+    /// Runs `launch`'s kernel once with `params`, over as many invocations as the kernel
+    /// declares for them, and submits: for kernel tests and one-off work, not the batch path.
+    pub fn run_kernel<L: Launch>(
         &self,
-        kernel: KernelId,
-        params: &[u8],
-        buffers: &[&wgpu::Buffer],
-        invocations: u32,
+        launch: L,
+        params: &<L::Kind as KernelKind>::Params,
     ) -> Result<()> {
-        self.run_kernel_variant(kernel, 0, params, buffers, invocations)
+        self.run_kernel_variant(0, launch, params)
     }
 
     /// [`GpuContext::run_kernel`] with pipeline `variant` of the kernel.
-    pub fn run_kernel_variant(
+    pub fn run_kernel_variant<L: Launch>(
         &self,
-        kernel: KernelId,
         variant: usize,
-        params: &[u8],
-        buffers: &[&wgpu::Buffer],
-        invocations: u32,
+        launch: L,
+        params: &<L::Kind as KernelKind>::Params,
     ) -> Result<()> {
-        let k = self.kernels.get(kernel);
-        let params = self
+        let k = self.kernels.get(<L::Kind as KernelKind>::ID);
+        let uniform = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
-                contents: params,
+                contents: bytemuck::bytes_of(params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-        let mut all = vec![&params];
-        all.extend_from_slice(buffers);
-        if all.len() != k.spec.bindings.len() {
-            return Err(Error::InvalidRequest(format!(
-                "kernel {} takes {} buffers after its params, not {}",
-                k.spec.name,
-                k.spec.bindings.len() - 1,
-                buffers.len()
-            )));
-        }
         let dispatch = Dispatch {
-            kernel,
+            kernel: <L::Kind as KernelKind>::ID,
             variant,
-            bind_group: k.bind(&self.device, &all),
-            params,
-            invocations,
+            bind_group: k.bind(&self.device, &uniform, &launch),
+            params: uniform,
+            invocations: <L::Kind as KernelKind>::invocations(params, variant),
         };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record(&mut encoder, k.spec.name, std::slice::from_ref(&dispatch));

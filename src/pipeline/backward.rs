@@ -19,10 +19,10 @@
 
 use std::collections::HashMap;
 
-use super::forward::{pointwise_grad_invocations, Forward, POINTWISE_VARIANT};
-use super::steps::{bytes, Steps};
+use super::forward::Forward;
+use super::steps::Steps;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::KernelId;
+use crate::gpu::kernels::{launch, POINTWISE_VARIANT};
 use crate::gpu::params::{
     ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
     PointwiseGradParams,
@@ -459,15 +459,15 @@ pub(super) fn push_grad_step(
             let activation = activation as u32;
             steps.push(
                 ctx,
-                KernelId::ActivationGrad,
-                &[forward.tensor(y), grad(from), grad(to)],
-                move |s| {
-                    let p = ActivationGradParams {
-                        len4: s.images * len4,
-                        activation,
-                        _pad: [0; 2],
-                    };
-                    (bytes(&p), s.images * len4)
+                launch::ActivationGrad {
+                    forward: forward.tensor(y),
+                    from_grad: grad(from),
+                    to_grad: grad(to),
+                },
+                move |s| ActivationGradParams {
+                    len4: s.images * len4,
+                    activation,
+                    _pad: [0; 2],
                 },
             );
         }
@@ -484,11 +484,11 @@ pub(super) fn push_grad_step(
             let c = &model.convs[conv];
             let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
             // Without an extra gradient the binding still needs a buffer; it is never read.
-            let extra_buffer = grad(extra.unwrap_or(grad_out));
             let add_extra = u32::from(extra.is_some());
+            let extra = grad(extra.unwrap_or(grad_out));
             let mask = mask as u32;
             let (kernel, stride) = (c.kernel, c.stride);
-            let buffers_forward_out = forward.tensor(output);
+            let forward_out = forward.tensor(output);
             match c.kind {
                 ConvKind::Pointwise => {
                     let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
@@ -496,91 +496,75 @@ pub(super) fn push_grad_step(
                     })?;
                     steps.push_variant(
                         ctx,
-                        KernelId::PointwiseConvGrad,
                         POINTWISE_VARIANT,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
+                        launch::PointwiseConvGrad {
+                            grad_out: grad(grad_out),
+                            forward_out,
                             weight,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let rows = s.images * o.height * o.width;
-                            let p = PointwiseGradParams {
-                                rows,
-                                in_channels: i.channels,
-                                out_channels: o.channels,
-                                mask,
-                                add_extra,
-                                _pad: [0; 3],
-                            };
-                            (
-                                bytes(&p),
-                                pointwise_grad_invocations(POINTWISE_VARIANT, rows, i.channels),
-                            )
+                            extra,
+                            grad_in: grad(grad_in),
+                        },
+                        move |s| PointwiseGradParams {
+                            rows: s.images * o.height * o.width,
+                            in_channels: i.channels,
+                            out_channels: o.channels,
+                            mask,
+                            add_extra,
+                            _pad: [0; 3],
                         },
                     );
                 }
                 ConvKind::Depthwise => {
                     steps.push(
                         ctx,
-                        KernelId::DepthwiseConvGrad,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
-                            &gpu_model.convs[conv].0,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let p = DepthwiseGradParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                channels: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                mask,
-                                add_extra,
-                            };
-                            (bytes(&p), s.images * i.height * i.width * i.channels / 4)
+                        launch::DepthwiseConvGrad {
+                            grad_out: grad(grad_out),
+                            forward_out,
+                            weight: &gpu_model.convs[conv].0,
+                            extra,
+                            grad_in: grad(grad_in),
+                        },
+                        move |s| DepthwiseGradParams {
+                            batch: s.images,
+                            in_h: i.height,
+                            in_w: i.width,
+                            channels: i.channels,
+                            out_h: o.height,
+                            out_w: o.width,
+                            kernel,
+                            stride,
+                            pad_top,
+                            pad_left,
+                            mask,
+                            add_extra,
                         },
                     );
                 }
                 ConvKind::Dense => {
                     steps.push(
                         ctx,
-                        KernelId::Conv2dGrad,
-                        &[
-                            grad(grad_out),
-                            buffers_forward_out,
-                            &gpu_model.convs[conv].0,
-                            extra_buffer,
-                            grad(grad_in),
-                        ],
-                        move |s| {
-                            let p = ConvGradParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                in_c: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                out_c: o.channels,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                mask,
-                                add_extra,
-                                _pad: [0; 3],
-                            };
-                            (bytes(&p), s.images * i.len() as u32)
+                        launch::Conv2dGrad {
+                            grad_out: grad(grad_out),
+                            forward_out,
+                            weight: &gpu_model.convs[conv].0,
+                            extra,
+                            grad_in: grad(grad_in),
+                        },
+                        move |s| ConvGradParams {
+                            batch: s.images,
+                            in_h: i.height,
+                            in_w: i.width,
+                            in_c: i.channels,
+                            out_h: o.height,
+                            out_w: o.width,
+                            out_c: o.channels,
+                            kernel,
+                            stride,
+                            pad_top,
+                            pad_left,
+                            mask,
+                            add_extra,
+                            _pad: [0; 3],
                         },
                     );
                 }
@@ -599,25 +583,21 @@ pub(super) fn push_grad_step(
                 let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
                 steps.push(
                     ctx,
-                    KernelId::LinearGrad,
-                    &[
-                        grad(grad_out),
-                        forward.tensor(output),
-                        &chunk.weight,
-                        grad(grad_in),
-                    ],
-                    move |s| {
-                        let p = LinearGradParams {
-                            batch: s.images,
-                            in_features: features,
-                            out_features: rows,
-                            out_offset: offset,
-                            out_total: total,
-                            mask,
-                            accumulate,
-                            _pad: 0,
-                        };
-                        (bytes(&p), s.images * features)
+                    launch::LinearGrad {
+                        grad_out: grad(grad_out),
+                        forward_out: forward.tensor(output),
+                        weight: &chunk.weight,
+                        grad_in: grad(grad_in),
+                    },
+                    move |s| LinearGradParams {
+                        batch: s.images,
+                        in_features: features,
+                        out_features: rows,
+                        out_offset: offset,
+                        out_total: total,
+                        mask,
+                        accumulate,
+                        _pad: 0,
                     },
                 );
             }
@@ -635,28 +615,24 @@ pub(super) fn push_grad_step(
             let add_extra = u32::from(extra.is_some());
             steps.push(
                 ctx,
-                KernelId::MaxPoolGrad,
-                &[
-                    grad(grad_out),
-                    forward.tensor(input),
-                    extra_buffer,
-                    grad(grad_in),
-                ],
-                move |s| {
-                    let p = MaxPoolGradParams {
-                        batch: s.images,
-                        in_h: i.height,
-                        in_w: i.width,
-                        channels: i.channels,
-                        out_h: o.height,
-                        out_w: o.width,
-                        kernel,
-                        stride,
-                        pad,
-                        add_extra,
-                        _pad: [0; 2],
-                    };
-                    (bytes(&p), s.images * i.len() as u32 / 4)
+                launch::MaxPoolGrad {
+                    grad_out: grad(grad_out),
+                    input: forward.tensor(input),
+                    extra: extra_buffer,
+                    grad_in: grad(grad_in),
+                },
+                move |s| MaxPoolGradParams {
+                    batch: s.images,
+                    in_h: i.height,
+                    in_w: i.width,
+                    channels: i.channels,
+                    out_h: o.height,
+                    out_w: o.width,
+                    kernel,
+                    stride,
+                    pad,
+                    add_extra,
+                    _pad: [0; 2],
                 },
             );
         }

@@ -5,9 +5,9 @@
 
 use super::backward::BackwardPlan;
 use super::forward::Forward;
-use super::steps::{bytes, Steps};
+use super::steps::Steps;
 use crate::error::Result;
-use crate::gpu::kernels::KernelId;
+use crate::gpu::kernels::launch;
 use crate::gpu::params::{
     CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, PoolParams,
 };
@@ -29,7 +29,6 @@ pub(super) fn push_grad_cam(
     let cap = u64::from(forward.capacity());
     let cam_size = model.input_size;
     let cam_stats = ctx.storage("cam_stats", 8 * cap)?;
-    let reduce = ctx.kernels.get(KernelId::CamMinMax).workgroup_size;
     let mut internal_bytes = 0;
     let count = layers.len() as u32;
     for (index, &layer) in layers.iter().enumerate() {
@@ -49,81 +48,89 @@ pub(super) fn push_grad_cam(
         let gradient = plan.slot_of_tensor(layer).map(|slot| &grads[slot]);
         steps.push(
             ctx,
-            KernelId::GlobalAvgPool,
-            &[
-                gradient.expect("the plan computes its targets' gradients"),
-                &cam_weights,
-            ],
-            move |s| {
-                let p = PoolParams {
-                    batch: s.images,
-                    pixels,
-                    channels,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * channels / 4)
+            launch::GlobalAvgPool {
+                input: gradient.expect("the plan computes its targets' gradients"),
+                output: &cam_weights,
+            },
+            move |s| PoolParams {
+                batch: s.images,
+                pixels,
+                channels,
+                _pad: 0,
             },
         );
         steps.push(
             ctx,
-            KernelId::CamCombine,
-            &[forward.tensor(layer), &cam_weights, grid],
-            move |s| {
-                let p = CamCombineParams {
-                    batch: s.images,
-                    pixels,
-                    channels,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * pixels)
+            launch::CamCombine {
+                activations: forward.tensor(layer),
+                weights: &cam_weights,
+                grid,
+            },
+            move |s| CamCombineParams {
+                batch: s.images,
+                pixels,
+                channels,
+                _pad: 0,
             },
         );
-        steps.push(ctx, KernelId::CamMinMax, &[grid, &grid_stats], move |s| {
-            let p = CamMinMaxParams {
+        steps.push(
+            ctx,
+            launch::CamMinMax {
+                map: grid,
+                stats: &grid_stats,
+            },
+            move |s| CamMinMaxParams {
                 batch: s.images,
                 len: pixels,
                 relu: 0,
                 _pad: 0,
-            };
-            (bytes(&p), s.images * reduce)
-        });
+            },
+        );
         let (gh, gw, layer) = (t.height, t.width, index as u32);
         steps.push(
             ctx,
-            KernelId::CamResize,
-            &[grid, &grid_stats, cam],
-            move |s| {
-                let p = CamResizeParams {
-                    batch: s.images,
-                    in_h: gh,
-                    in_w: gw,
-                    out_h: cam_size,
-                    out_w: cam_size,
-                    layer,
-                    layers: count,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * cam_size * cam_size)
+            launch::CamResize {
+                src: grid,
+                stats: &grid_stats,
+                dst: cam,
+            },
+            move |s| CamResizeParams {
+                batch: s.images,
+                in_h: gh,
+                in_w: gw,
+                out_h: cam_size,
+                out_w: cam_size,
+                layer,
+                layers: count,
+                _pad: 0,
             },
         );
     }
-    steps.push(ctx, KernelId::CamMinMax, &[cam, &cam_stats], move |s| {
-        let p = CamMinMaxParams {
+    steps.push(
+        ctx,
+        launch::CamMinMax {
+            map: cam,
+            stats: &cam_stats,
+        },
+        move |s| CamMinMaxParams {
             batch: s.images,
             len: cam_size * cam_size,
             relu: 1,
             _pad: 0,
-        };
-        (bytes(&p), s.images * reduce)
-    });
-    steps.push(ctx, KernelId::CamNormalize, &[&cam_stats, cam], move |s| {
-        let p = CamNormalizeParams {
+        },
+    );
+    steps.push(
+        ctx,
+        launch::CamNormalize {
+            stats: &cam_stats,
+            map: cam,
+        },
+        move |s| CamNormalizeParams {
             batch: s.images,
             len: cam_size * cam_size,
             _pad: [0; 2],
-        };
-        (bytes(&p), s.images * cam_size * cam_size)
-    });
+        },
+    );
 
     Ok(internal_bytes + cam_stats.size())
 }

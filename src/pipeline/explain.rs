@@ -6,10 +6,10 @@ use std::sync::Arc;
 use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_grad_cam;
 use super::forward::Forward;
-use super::steps::{bytes, BatchShape, Steps};
+use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::KernelId;
+use crate::gpu::kernels::launch;
 use crate::gpu::params::{LogitGradParams, OverlayParams, SelectTargetParams};
 use crate::gpu::{GpuContext, Profiler};
 
@@ -187,41 +187,38 @@ impl Explainer {
         let logits = forward.tensor(model.logits);
         steps.push(
             &ctx,
-            KernelId::SelectTarget,
-            &[logits, &requested, &targets],
-            move |s| {
-                let p = SelectTargetParams {
-                    batch: s.images,
-                    classes,
-                    _pad: [0; 2],
-                };
-                (bytes(&p), s.images)
+            launch::SelectTarget {
+                logits,
+                requested: &requested,
+                targets: &targets,
+            },
+            move |s| SelectTargetParams {
+                batch: s.images,
+                classes,
+                _pad: [0; 2],
             },
         );
         let head = &model.tensors[plan.pooled_input];
         let (head_pixels, head_channels) = (head.height * head.width, head.channels);
         let grad = |value: usize| &grads[plan.slot_of[value]];
+        let fc_weight = gpu_model
+            .classifier_weight()
+            .ok_or_else(|| Error::UnsupportedModel {
+                path: model.source.clone(),
+                reason: "the classifier's weights exceed one GPU binding".into(),
+            })?;
         steps.push(
             &ctx,
-            KernelId::LogitGrad,
-            &[
-                &targets,
-                gpu_model
-                    .classifier_weight()
-                    .ok_or_else(|| Error::UnsupportedModel {
-                        path: model.source.clone(),
-                        reason: "the classifier's weights exceed one GPU binding".into(),
-                    })?,
-                grad(0),
-            ],
-            move |s| {
-                let p = LogitGradParams {
-                    batch: s.images,
-                    pixels: head_pixels,
-                    channels: head_channels,
-                    _pad: 0,
-                };
-                (bytes(&p), s.images * head_pixels * head_channels / 4)
+            launch::LogitGrad {
+                targets: &targets,
+                fc_weight,
+                grad: grad(0),
+            },
+            move |s| LogitGradParams {
+                batch: s.images,
+                pixels: head_pixels,
+                channels: head_channels,
+                _pad: 0,
             },
         );
         for step in &plan.steps {
@@ -280,25 +277,28 @@ impl Explainer {
             _pad: [0; 2],
         };
         let mut steps = Steps::new("overlay");
-        let reduce = ctx.kernels.get(KernelId::OverlayMax).workgroup_size;
         steps.push(
             &ctx,
-            KernelId::OverlayMax,
-            &[&self.cam, &self.lut, pixels, metas, &self.maxima],
-            move |s| (bytes(&configure(s)), s.images * reduce),
+            launch::OverlayMax {
+                cam: &self.cam,
+                lut: &self.lut,
+                pixels,
+                metas,
+                maxima: &self.maxima,
+            },
+            configure,
         );
         steps.push(
             &ctx,
-            KernelId::Overlay,
-            &[
-                &self.cam,
-                &self.lut,
+            launch::Overlay {
+                cam: &self.cam,
+                lut: &self.lut,
                 pixels,
                 metas,
-                &self.maxima,
-                &self.overlay,
-            ],
-            move |s| (bytes(&configure(s)), s.total_pixels),
+                maxima: &self.maxima,
+                overlay: &self.overlay,
+            },
+            configure,
         );
         self.overlay_steps = steps;
         self.bound_pixels = generation;

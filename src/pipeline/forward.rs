@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::steps::{bytes, BatchShape, Steps};
+use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{conv2d_variant, depthwise_variant, pointwise_tile, KernelId};
+use crate::gpu::kernels::{conv2d_variant, depthwise_variant, kind, launch, POINTWISE_VARIANT};
 use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams,
     PoolParams, PreprocessParams,
@@ -141,7 +141,7 @@ pub struct Forward {
     metas: wgpu::Buffer,
     image_sizes: Vec<(u32, u32)>,
     steps: Steps,
-    preprocess_step: usize,
+    preprocess_step: Step<kind::Preprocess>,
     logits_staging: wgpu::Buffer,
 }
 
@@ -171,13 +171,17 @@ impl Forward {
             u64::from(model.classes) * 4 * u64::from(capacity),
         );
         let mut steps = Steps::new("forward");
-        let mut preprocess_step = 0;
+        let mut preprocess_step = None;
         for op in &model.ops {
-            let index = push_op(&ctx, &gpu_model, &tensors, &pixels, &metas, &mut steps, op);
-            if matches!(op, Op::Preprocess { .. }) {
-                preprocess_step = index;
+            let pushed = push_op(&ctx, &gpu_model, &tensors, &pixels, &metas, &mut steps, op);
+            if let Pushed::Preprocess(step) = pushed {
+                preprocess_step = Some(step);
             }
         }
+        let preprocess_step = preprocess_step.ok_or_else(|| Error::UnsupportedModel {
+            path: model.source.clone(),
+            reason: "the graph has no preprocessing op".into(),
+        })?;
         Ok(Self {
             ctx,
             gpu_model,
@@ -301,7 +305,11 @@ impl Forward {
             self.steps.rebind(
                 &self.ctx,
                 self.preprocess_step,
-                &[&self.pixels, &self.metas, &self.tensors[out]],
+                launch::Preprocess {
+                    pixels: &self.pixels,
+                    metas: &self.metas,
+                    output: &self.tensors[out],
+                },
             );
         }
         self.set_shape(BatchShape {
@@ -357,7 +365,7 @@ impl Forward {
         let first = if preprocess {
             0
         } else {
-            self.preprocess_step + 1
+            self.preprocess_step.index() + 1
         };
         self.steps
             .record_range(&self.ctx, encoder, first..self.steps.len());
@@ -372,7 +380,7 @@ impl Forward {
         profiler: &mut Profiler,
         per_kernel: bool,
     ) {
-        let p = self.preprocess_step;
+        let p = self.preprocess_step.index();
         if preprocess {
             self.steps.record_range_profiled(
                 &self.ctx,
@@ -398,7 +406,7 @@ impl Forward {
         self.steps.record_range(
             &self.ctx,
             encoder,
-            self.preprocess_step..self.preprocess_step + 1,
+            self.preprocess_step.index()..self.preprocess_step.index() + 1,
         );
     }
 
@@ -482,7 +490,21 @@ pub fn image_layout(images: &[&image::RgbImage]) -> Result<(Vec<ImageMeta>, u32,
     Ok((metas, total, bytes.next_multiple_of(4)))
 }
 
-/// Appends the launch of one forward op to `steps`; returns its index.
+/// What [`push_op`] recorded.
+enum Pushed {
+    /// The preprocessing step, rebound when the pixel buffer grows.
+    Preprocess(Step<kind::Preprocess>),
+    /// Another op's steps.
+    Other,
+}
+
+impl<K> From<Step<K>> for Pushed {
+    fn from(_: Step<K>) -> Self {
+        Pushed::Other
+    }
+}
+
+/// Appends the launch of one forward op to `steps`.
 fn push_op(
     ctx: &GpuContext,
     gpu_model: &GpuModel,
@@ -491,7 +513,7 @@ fn push_op(
     metas: &wgpu::Buffer,
     steps: &mut Steps,
     op: &Op,
-) -> usize {
+) -> Pushed {
     let model = &gpu_model.model;
     let t = &model.tensors;
     match *op {
@@ -499,22 +521,22 @@ fn push_op(
             let (h, w) = (t[output].height, t[output].width);
             let lanes = |v: [f32; 3]| [v[0], v[1], v[2], 1.0];
             let (mean, std) = (lanes(model.mean), lanes(model.std));
-            steps.push(
+            Pushed::Preprocess(steps.push(
                 ctx,
-                KernelId::Preprocess,
-                &[pixels, metas, &tensors[output]],
-                move |s| {
-                    let p = PreprocessParams {
-                        batch: s.images,
-                        out_h: h,
-                        out_w: w,
-                        _pad: 0,
-                        mean,
-                        std,
-                    };
-                    (bytes(&p), s.images * h * w)
+                launch::Preprocess {
+                    pixels,
+                    metas,
+                    output: &tensors[output],
                 },
-            )
+                move |s| PreprocessParams {
+                    batch: s.images,
+                    out_h: h,
+                    out_w: w,
+                    _pad: 0,
+                    mean,
+                    deviation: std,
+                },
+            ))
         }
         Op::Conv {
             conv,
@@ -536,13 +558,18 @@ fn push_op(
                 (Some(_), true) => 2,
             };
             match c.kind {
-                ConvKind::Dense => steps.push_variant(
-                    ctx,
-                    KernelId::Conv2d,
-                    conv2d_variant(kernel, stride, i.channels),
-                    &[&tensors[input], w, b, r, &tensors[output]],
-                    move |s| {
-                        let p = ConvParams {
+                ConvKind::Dense => steps
+                    .push_variant(
+                        ctx,
+                        conv2d_variant(kernel, stride, i.channels),
+                        launch::Conv2d {
+                            input: &tensors[input],
+                            weight: w,
+                            bias: b,
+                            residual: r,
+                            output: &tensors[output],
+                        },
+                        move |s| ConvParams {
                             batch: s.images,
                             in_h: i.height,
                             in_w: i.width,
@@ -557,21 +584,20 @@ fn push_op(
                             activation,
                             has_residual,
                             _pad: [0; 3],
-                        };
-                        let variant = conv2d_variant(kernel, stride, i.channels);
-                        (
-                            bytes(&p),
-                            conv2d_invocations(variant, s.images, o.height, o.width, o.channels),
-                        )
-                    },
-                ),
-                ConvKind::Depthwise => steps.push_variant(
-                    ctx,
-                    KernelId::DepthwiseConv,
-                    depthwise_variant(kernel, stride),
-                    &[&tensors[input], w, b, &tensors[output]],
-                    move |s| {
-                        let p = DepthwiseParams {
+                        },
+                    )
+                    .into(),
+                ConvKind::Depthwise => steps
+                    .push_variant(
+                        ctx,
+                        depthwise_variant(kernel, stride),
+                        launch::DepthwiseConv {
+                            input: &tensors[input],
+                            weight: w,
+                            bias: b,
+                            output: &tensors[output],
+                        },
+                        move |s| DepthwiseParams {
                             batch: s.images,
                             in_h: i.height,
                             in_w: i.width,
@@ -584,53 +610,49 @@ fn push_op(
                             pad_left,
                             activation,
                             _pad: 0,
-                        };
-                        let variant = depthwise_variant(kernel, stride);
-                        (
-                            bytes(&p),
-                            depthwise_invocations(variant, s.images, o.height, o.width, o.channels),
-                        )
-                    },
-                ),
-                ConvKind::Pointwise => steps.push_variant(
-                    ctx,
-                    KernelId::PointwiseConv,
-                    POINTWISE_VARIANT,
-                    &[&tensors[input], w, b, r, &tensors[output]],
-                    move |s| {
-                        let rows = s.images * o.height * o.width;
-                        let p = PointwiseParams {
-                            rows,
+                        },
+                    )
+                    .into(),
+                ConvKind::Pointwise => steps
+                    .push_variant(
+                        ctx,
+                        POINTWISE_VARIANT,
+                        launch::PointwiseConv {
+                            input: &tensors[input],
+                            weight: w,
+                            bias: b,
+                            residual: r,
+                            output: &tensors[output],
+                        },
+                        move |s| PointwiseParams {
+                            rows: s.images * o.height * o.width,
                             in_channels: i.channels,
                             out_channels: o.channels,
                             activation,
                             has_residual,
                             _pad: [0; 3],
-                        };
-                        (
-                            bytes(&p),
-                            pointwise_invocations(POINTWISE_VARIANT, rows, o.channels),
-                        )
-                    },
-                ),
+                        },
+                    )
+                    .into(),
             }
         }
         Op::GlobalAvgPool { input, output } => {
             let (pixels, channels) = (t[input].height * t[input].width, t[input].channels);
-            steps.push(
-                ctx,
-                KernelId::GlobalAvgPool,
-                &[&tensors[input], &tensors[output]],
-                move |s| {
-                    let p = PoolParams {
+            steps
+                .push(
+                    ctx,
+                    launch::GlobalAvgPool {
+                        input: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| PoolParams {
                         batch: s.images,
                         pixels,
                         channels,
                         _pad: 0,
-                    };
-                    (bytes(&p), s.images * channels / 4)
-                },
-            )
+                    },
+                )
+                .into()
         }
         Op::MaxPool {
             input,
@@ -640,12 +662,14 @@ fn push_op(
             pad,
         } => {
             let (i, o) = (t[input].clone(), t[output].clone());
-            steps.push(
-                ctx,
-                KernelId::MaxPool,
-                &[&tensors[input], &tensors[output]],
-                move |s| {
-                    let p = MaxPoolParams {
+            steps
+                .push(
+                    ctx,
+                    launch::MaxPool {
+                        input: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| MaxPoolParams {
                         batch: s.images,
                         in_h: i.height,
                         in_w: i.width,
@@ -656,10 +680,9 @@ fn push_op(
                         stride,
                         pad,
                         _pad: [0; 3],
-                    };
-                    (bytes(&p), s.images * o.len() as u32 / 4)
-                },
-            )
+                    },
+                )
+                .into()
         }
         Op::Linear {
             linear,
@@ -669,97 +692,28 @@ fn push_op(
             let l = &model.linears[linear];
             let (features, total, activation) =
                 (l.in_features, l.out_features, l.activation as u32);
-            let mut first = None;
             for chunk in &gpu_model.linears[linear] {
                 let (offset, rows) = (chunk.offset, chunk.rows);
-                let index = steps.push(
+                steps.push(
                     ctx,
-                    KernelId::Linear,
-                    &[
-                        &tensors[input],
-                        &chunk.weight,
-                        &chunk.bias,
-                        &tensors[output],
-                    ],
-                    move |s| {
-                        let p = LinearParams {
-                            batch: s.images,
-                            in_features: features,
-                            out_features: rows,
-                            activation,
-                            out_offset: offset,
-                            out_total: total,
-                            _pad: [0; 2],
-                        };
-                        (bytes(&p), s.images * rows)
+                    launch::Linear {
+                        input: &tensors[input],
+                        weight: &chunk.weight,
+                        bias: &chunk.bias,
+                        output: &tensors[output],
+                    },
+                    move |s| LinearParams {
+                        batch: s.images,
+                        in_features: features,
+                        out_features: rows,
+                        activation,
+                        out_offset: offset,
+                        out_total: total,
+                        _pad: [0; 2],
                     },
                 );
-                first.get_or_insert(index);
             }
-            first.unwrap_or(steps.len())
+            Pushed::Other
         }
     }
-}
-
-/// Output pixels per invocation of the specialized (non-zero) variants of shaders/conv2d.wgsl
-/// and shaders/depthwise_conv.wgsl (`OX` in both).
-pub const BLOCK_OX: u32 = 4;
-
-/// Invocations of a row-blocked kernel (conv2d, depthwise_conv) for an output of
-/// `batch × height × width × channels`: one per output pixel and vec4 of channels for the generic
-/// variant 0, one per BLOCK_OX adjacent pixels for the specialized ones.
-fn blocked_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
-    let columns = if variant == 0 {
-        width
-    } else {
-        width.div_ceil(BLOCK_OX)
-    };
-    batch * height * columns * channels / 4
-}
-
-/// vec4s of output channels per invocation of the tiled conv2d path (`TCO` in
-/// shaders/conv2d.wgsl).
-pub const TILE_CO4: u32 = 2;
-
-/// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
-/// `batch × height × width × channels`.
-pub fn conv2d_invocations(
-    variant: usize,
-    batch: u32,
-    height: u32,
-    width: u32,
-    channels: u32,
-) -> u32 {
-    if variant == crate::gpu::kernels::CONV2D_TILED {
-        return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);
-    }
-    blocked_invocations(variant, batch, height, width, channels)
-}
-
-/// Invocations of shaders/depthwise_conv.wgsl pipeline `variant` for an output of
-/// `batch × height × width × channels`.
-pub fn depthwise_invocations(
-    variant: usize,
-    batch: u32,
-    height: u32,
-    width: u32,
-    channels: u32,
-) -> u32 {
-    blocked_invocations(variant, batch, height, width, channels)
-}
-
-/// The pointwise pipeline variant the engine uses (see [`crate::gpu::kernels::POINTWISE_TILE`]).
-pub const POINTWISE_VARIANT: usize = 1;
-
-/// Invocations of shaders/pointwise_conv.wgsl pipeline `variant` for a `rows × out_channels`
-/// output.
-pub fn pointwise_invocations(variant: usize, rows: u32, out_channels: u32) -> u32 {
-    let (r, c) = pointwise_tile(variant);
-    rows.div_ceil(r) * (out_channels / 4).div_ceil(c)
-}
-
-/// Invocations of shaders/pointwise_conv_grad.wgsl pipeline `variant` for a `rows × in_channels`
-/// output (same tiles as the forward kernel).
-pub fn pointwise_grad_invocations(variant: usize, rows: u32, in_channels: u32) -> u32 {
-    pointwise_invocations(variant, rows, in_channels)
 }

@@ -8,10 +8,7 @@ pub mod steps;
 
 pub use backward::{BackwardPlan, GradStep};
 pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target};
-pub use forward::{
-    conv2d_invocations, depthwise_invocations, pack_images, pointwise_grad_invocations,
-    pointwise_invocations, Forward, GpuModel, POINTWISE_VARIANT,
-};
+pub use forward::{pack_images, Forward, GpuModel};
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {

@@ -1,7 +1,9 @@
 //! A list of recorded kernel launches whose parameters depend on the batch: bind groups are made
 //! once, parameters are rewritten only when the batch's shape changes.
 
-use crate::gpu::kernels::{Dispatch, KernelId};
+use std::marker::PhantomData;
+
+use crate::gpu::kernels::{Dispatch, KernelKind, Launch};
 use crate::gpu::{GpuContext, Profiler};
 
 /// What the parameters of a batch's kernels depend on.
@@ -14,7 +16,45 @@ pub struct BatchShape {
 }
 
 /// Computes a step's parameter bytes and invocation count for a batch.
-pub type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync>;
+type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync>;
+
+/// A step of a [`Steps`] list, typed by its kernel so that it can only be rebound to that
+/// kernel's bindings.
+#[derive(Debug)]
+pub struct Step<K> {
+    index: usize,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Step<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Step<K> {}
+
+impl<K> Step<K> {
+    /// Its position in the list.
+    pub fn index(self) -> usize {
+        self.index
+    }
+}
+
+/// The type-erased `configure` of kernel `K`: its parameter bytes and its invocation count as
+/// the kernel declares it.
+fn configured<K: KernelKind>(
+    variant: usize,
+    configure: impl Fn(&BatchShape) -> K::Params + Send + Sync + 'static,
+) -> Configure {
+    Box::new(move |shape| {
+        let params = configure(shape);
+        (
+            bytemuck::bytes_of(&params).to_vec(),
+            K::invocations(&params, variant),
+        )
+    })
+}
 
 /// Kernel launches in execution order.
 pub struct Steps {
@@ -45,58 +85,56 @@ impl Steps {
         self.dispatches.is_empty()
     }
 
-    /// Appends a launch of `kernel` over `buffers` (its bindings after the parameters) and
-    /// returns its index.
-    pub fn push(
+    /// Appends a launch of `launch`'s kernel over its buffers, with the parameters `configure`
+    /// computes for each batch shape, and returns its handle.
+    pub fn push<L: Launch>(
         &mut self,
         ctx: &GpuContext,
-        kernel: KernelId,
-        buffers: &[&wgpu::Buffer],
-        configure: impl Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync + 'static,
-    ) -> usize {
-        self.push_variant(ctx, kernel, 0, buffers, configure)
+        launch: L,
+        configure: impl Fn(&BatchShape) -> <L::Kind as KernelKind>::Params + Send + Sync + 'static,
+    ) -> Step<L::Kind> {
+        self.push_variant(ctx, 0, launch, configure)
     }
 
     /// [`Steps::push`] with pipeline `variant` of the kernel.
-    pub fn push_variant(
+    pub fn push_variant<L: Launch>(
         &mut self,
         ctx: &GpuContext,
-        kernel: KernelId,
         variant: usize,
-        buffers: &[&wgpu::Buffer],
-        configure: impl Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync + 'static,
-    ) -> usize {
-        let (bytes, _) = configure(&BatchShape {
-            images: 1,
-            total_pixels: 1,
-        });
+        launch: L,
+        configure: impl Fn(&BatchShape) -> <L::Kind as KernelKind>::Params + Send + Sync + 'static,
+    ) -> Step<L::Kind> {
+        let kernel = ctx.kernels.get(<L::Kind as KernelKind>::ID);
         let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(ctx.kernels.get(kernel).spec.name),
-            size: (bytes.len() as u64).max(16),
+            label: Some(kernel.spec.name),
+            size: (kernel.spec.params_size as u64).max(16),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut all = vec![&params];
-        all.extend_from_slice(buffers);
-        let bind_group = ctx.kernels.get(kernel).bind(&ctx.device, &all);
+        let bind_group = kernel.bind(&ctx.device, &params, &launch);
         self.dispatches.push(Dispatch {
-            kernel,
+            kernel: <L::Kind as KernelKind>::ID,
             variant,
             bind_group,
             params,
             invocations: 0,
         });
-        self.configures.push(Box::new(configure));
+        self.configures
+            .push(configured::<L::Kind>(variant, configure));
         self.shape = None;
-        self.dispatches.len() - 1
+        Step {
+            index: self.dispatches.len() - 1,
+            kind: PhantomData,
+        }
     }
 
-    /// Rebinds step `index` to new buffers (after a buffer was reallocated to grow).
-    pub fn rebind(&mut self, ctx: &GpuContext, index: usize, buffers: &[&wgpu::Buffer]) {
-        let d = &mut self.dispatches[index];
-        let mut all = vec![&d.params];
-        all.extend_from_slice(buffers);
-        d.bind_group = ctx.kernels.get(d.kernel).bind(&ctx.device, &all);
+    /// Rebinds `step` to new buffers (after a buffer was reallocated to grow).
+    pub fn rebind<L: Launch>(&mut self, ctx: &GpuContext, step: Step<L::Kind>, launch: L) {
+        let d = &mut self.dispatches[step.index];
+        d.bind_group = ctx
+            .kernels
+            .get(d.kernel)
+            .bind(&ctx.device, &d.params, &launch);
     }
 
     /// Sets every step's parameters for `shape`; writes nothing when the shape is unchanged.
@@ -146,9 +184,4 @@ impl Steps {
     pub fn record(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
         self.record_range(ctx, encoder, 0..self.dispatches.len());
     }
-}
-
-/// Parameter bytes of a `Pod` value, for [`Steps::push`] closures.
-pub fn bytes<T: bytemuck::Pod>(value: &T) -> Vec<u8> {
-    bytemuck::bytes_of(value).to_vec()
 }
