@@ -14,77 +14,17 @@ use std::time::Instant;
 
 use gradcam::gpu::Profiler;
 use gradcam::output::{
-    canonical, escape_path, holds_a_run, record, Journal, OutputDir, OutputNames, PastRun,
+    canonical, escape_path, holds_a_run, record, DirLock, Journal, OutputDir, OutputNames, PastRun,
     JOURNAL_NAME, LOCK_NAME, REPORT_NAME, REPORT_TOOL,
 };
-use gradcam::{Colormap, ExplainOptions, Explainer, Explanation, Labels, Readback, Target};
+use gradcam::{Explainer, Explanation, Labels, Readback, Target};
 use serde_json::{json, Value};
 
+use crate::classify::top_json;
+use crate::config::{differences, setup, ExplainConfig, Setup};
 use crate::inputs::{self, Input};
 use crate::signals::Stop;
-use crate::{
-    fail_setup, failure_message, log, setup, top_json, Common, Setup, EXIT_OK, EXIT_SOME_FAILED,
-};
-
-/// The arguments of `explain`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or folders of them (searched
-    /// recursively).
-    #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<PathBuf>,
-    /// Output folder (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Target layer, by the module path PyTorch users pass to pytorch-grad-cam (`layer4`,
-    /// `layer3.1`, `head`, `blocks.N`). Default: the model's (ResNet `layer4`, EfficientNet-Lite
-    /// `head`). Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer
-    /// CAM (--raw's grid is then the first layer's). `--layer help` (or `gradcam layers`) lists
-    /// them with their shapes.
-    #[arg(long, value_name = "LAYER")]
-    pub layer: Option<String>,
-    /// Explain this class for every image instead of each image's predicted class.
-    #[arg(long, value_name = "N")]
-    pub class: Option<u32>,
-    /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
-    #[arg(long, default_value = "jet", value_parser = parse_colormap, value_name = "NAME")]
-    pub colormap: Colormap,
-    /// Weight of the image in the overlay, in [0, 1]; the heatmap gets 1 - W.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_weight, value_name = "W")]
-    pub image_weight: f32,
-    /// Also write DIR/<stem>.safetensors with `cam` (f32 [S, S] at the model's input size S,
-    /// 224 for the built-in model, comparable with
-    /// pytorch-grad-cam's output), `cam_grid` (f32 [h, w], before upsampling, after ReLU) and
-    /// `logits` (f32 [classes]).
-    #[arg(long)]
-    pub raw: bool,
-    /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
-    /// at most 32, or 16 on a CPU adapter such as lavapipe). Larger batches are split into GPU
-    /// batches that fit.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: Option<u32>,
-    /// Pixels per GPU batch, summed over its images: a batch of large photos is cut short so
-    /// that host memory stays bounded (an image larger than this goes alone).
-    #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_pixels: u64,
-    /// Continue the unfinished run in DIR: inputs whose outputs are recorded in its journal
-    /// and still whole are skipped, everything else is done, and the report covers all.
-    #[arg(long, conflicts_with = "restart")]
-    pub resume: bool,
-    /// Discard the unfinished run in DIR (its journal) and start over.
-    #[arg(long)]
-    pub restart: bool,
-    /// Print GPU time per stage (preprocess, forward, backward, cam, overlay; from timestamp
-    /// queries where the adapter has them), CPU decode and encode time, and GPU buffer bytes.
-    #[arg(long)]
-    pub profile: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    #[command(flatten)]
-    pub common: Common,
-}
+use crate::{fail_setup, failure_message, log, EXIT_OK, EXIT_SOME_FAILED};
 
 /// A finished input's report entry, kept as compact JSON: a run over a million inputs holds a
 /// few hundred bytes per input, not a tree of values.
@@ -123,133 +63,120 @@ struct Explained {
     errors: Vec<(usize, String)>,
 }
 
-fn parse_colormap(s: &str) -> Result<Colormap, String> {
-    s.parse().map_err(|e: gradcam::Error| e.to_string())
-}
-
-fn parse_weight(s: &str) -> Result<f32, String> {
-    let w: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..=1.0).contains(&w) {
-        Ok(w)
-    } else {
-        Err(format!("{w} is outside [0, 1]"))
-    }
-}
-
-/// What the run records about itself in the journal header: a resumed run must match it.
-fn settings(req: &Args, layer: &str) -> Value {
-    let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
-    json!({
-        "layer": layer,
-        "colormap": req.colormap.name(),
-        "image_weight": req.image_weight,
-        "class": req.class,
-        "raw": req.raw,
-        "weights": file(&req.common.weights),
-        "arch": req.common.arch,
-        "mean": req.common.mean,
-        "std": req.common.std,
-        "labels": file(&req.common.labels),
-    })
-}
-
-/// The settings where `past` and `now` differ, as `name: past → now`.
-fn differences(past: &Value, now: &Value) -> Vec<String> {
-    let Some(fields) = now.as_object() else {
-        return vec![];
-    };
-    fields
-        .iter()
-        .filter(|(k, v)| past.get(k.as_str()).unwrap_or(&Value::Null) != *v)
-        .map(|(k, v)| {
-            format!(
-                "{k}: {} → {v}",
-                past.get(k.as_str()).unwrap_or(&Value::Null)
-            )
-        })
-        .collect()
-}
-
-pub fn run(req: Args) -> ExitCode {
+/// Runs `gradcam explain`: opens and locks the folder, gathers the inputs, starts (or resumes)
+/// the journal, explains every input on three overlapping threads, and writes the report.
+pub fn run(config: ExplainConfig) -> ExitCode {
     let started = Instant::now();
-    let out = req.out.as_path();
-    // The model first (on the CPU): a bad layer or class is an error before the folder is
-    // touched.
-    let model = match crate::load_common(&req.common) {
-        Ok(m) => m,
-        Err(e) => return fail_setup(e),
-    };
-    let layer = req
-        .layer
-        .clone()
-        .unwrap_or_else(|| model.default_layer.clone());
-    if layer == "help" {
-        return crate::print_layers(&model);
-    }
-    if let Err(e) = model.target_layer_list(&layer) {
-        return fail_setup(e);
-    }
-    if let Some(c) = req.class.filter(|&c| c >= model.classes) {
-        return fail_setup(format!(
-            "class {c} is out of range: this model has classes 0..={}",
-            model.classes - 1
-        ));
-    }
-    let options = ExplainOptions {
-        layer: layer.clone(),
-        colormap: req.colormap,
-        image_weight: req.image_weight,
-        input_gradient: false,
-    };
     // From here on a stop signal ends the run with a report (a second one ends it at once).
     let stop = Stop::install();
-
-    // The folder: made, locked (a second run stops here at once), writable.
-    let dir = match OutputDir::open(out) {
-        Ok(d) => d,
+    let folder = match Folder::open(&config) {
+        Ok(f) => f,
         Err(e) => return fail_setup(e),
     };
-    let _lock = match dir.lock() {
-        Ok(l) => l,
+    let (inputs, keys) = match gather_inputs(&config, &folder) {
+        Ok(i) => i,
         Err(e) => return fail_setup(e),
     };
-    if let Err(e) = dir.probe() {
-        return fail_setup(e);
-    }
-
-    // What an earlier run in this folder left.
-    let past = match PastRun::read(&dir) {
+    let req = &config.args;
+    let setup = match setup(&req.common, config.model.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail_setup(e),
+    };
+    // On a CPU adapter (lavapipe) the GPU buffers are host memory and a batch beyond 16 gains
+    // nothing (measured: 17.1 images/s at 16 and at 32) but costs 50 MB per image.
+    let engine = &setup.engine;
+    let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
+    let requested = req.batch.unwrap_or(if cpu_adapter { 16 } else { 32 });
+    let capacity = requested
+        .min(engine.max_batch())
+        .min(inputs.len() as u32)
+        .max(1);
+    let mut explainer = match engine.explainer(capacity, config.options.clone()) {
+        Ok(x) => x,
+        Err(e) => return fail_setup(e),
+    };
+    let mut progress = match Progress::start(&config, &folder, &inputs, &keys) {
         Ok(p) => p,
         Err(e) => return fail_setup(e),
     };
-    let settings = settings(&req, &layer);
-    if let Some(p) = &past {
-        let unfinished = !p.finished && !p.records.is_empty();
-        if unfinished && !req.resume && !req.restart {
-            return fail_setup(format!(
-                "{}: holds an unfinished run ({} inputs recorded in {JOURNAL_NAME}); add --resume \
-                 to continue it, or --restart to start over",
-                escape_path(out),
-                p.records.len()
-            ));
-        }
-        let changed = differences(&p.settings, &settings);
-        if req.resume && !changed.is_empty() {
-            return fail_setup(format!(
-                "{}: --resume needs the settings of the run it continues; changed: {}",
-                escape_path(out),
-                changed.join(", ")
-            ));
-        }
-    }
+    let work = Work {
+        config: &config,
+        dir: &folder.dir,
+        labels: &setup.labels,
+        inputs: &inputs,
+        keys: &keys,
+        capacity,
+        stop: &stop,
+    };
+    let profiler = req.profile.then(|| Profiler::new(engine.context(), 8));
+    let outcome = explain_inputs(&work, &mut explainer, profiler, &mut progress);
+    let report = Report {
+        setup: &setup,
+        capacity,
+        seconds: started.elapsed().as_secs_f64(),
+        gpu_bytes: explainer.gpu_bytes(),
+    };
+    finish(&work, progress, outcome, &report)
+}
 
-    // Inputs: folders searched, the output folder's own files and earlier outputs left out.
+/// The output folder, locked for the run, with what an earlier run left in it.
+struct Folder {
+    dir: OutputDir,
+    _lock: DirLock,
+    past: Option<PastRun>,
+}
+
+impl Folder {
+    /// Makes, locks (a second run stops here at once) and probes the folder, and checks an
+    /// earlier run in it against `--resume` / `--restart` and the settings.
+    fn open(config: &ExplainConfig) -> Result<Self, String> {
+        let req = &config.args;
+        let out = req.out.as_path();
+        let dir = OutputDir::open(out).map_err(|e| e.to_string())?;
+        let lock = dir.lock().map_err(|e| e.to_string())?;
+        dir.probe().map_err(|e| e.to_string())?;
+        let past = PastRun::read(&dir).map_err(|e| e.to_string())?;
+        if let Some(p) = &past {
+            let unfinished = !p.finished && !p.records.is_empty();
+            if unfinished && !req.resume && !req.restart {
+                return Err(format!(
+                    "{}: holds an unfinished run ({} inputs recorded in {JOURNAL_NAME}); add \
+                     --resume to continue it, or --restart to start over",
+                    escape_path(out),
+                    p.records.len()
+                ));
+            }
+            let changed = differences(&p.settings, &config.settings);
+            if req.resume && !changed.is_empty() {
+                return Err(format!(
+                    "{}: --resume needs the settings of the run it continues; changed: {}",
+                    escape_path(out),
+                    changed.join(", ")
+                ));
+            }
+        }
+        Ok(Self {
+            dir,
+            _lock: lock,
+            past,
+        })
+    }
+}
+
+/// The inputs, each once, with their keys (canonical paths): folders searched, the output
+/// folder's own files and earlier outputs left out.
+fn gather_inputs(
+    config: &ExplainConfig,
+    folder: &Folder,
+) -> Result<(Vec<Input>, Vec<String>), String> {
+    let req = &config.args;
+    let out = req.out.as_path();
     let own: Vec<(PathBuf, &str)> = [REPORT_NAME, JOURNAL_NAME, LOCK_NAME]
         .into_iter()
         .map(|n| (canonical(&out.join(n)), n))
         .collect();
     let mut exclude: HashSet<PathBuf> = own.iter().map(|(p, _)| p.clone()).collect();
-    if let Some(p) = &past {
+    if let Some(p) = &folder.past {
         exclude.extend(p.outputs().map(|rel| canonical(&out.join(rel))));
     }
     // A folder given as input that holds another run: that run's outputs are not inputs either
@@ -262,13 +189,10 @@ pub fn run(req: Args) -> ExitCode {
             exclude.extend(p.outputs().map(|rel| canonical(&given.join(rel))));
         }
     }
-    let inputs = match inputs::expand(req.images.clone(), &exclude) {
-        Ok(i) => i,
-        Err(e) => return fail_setup(e),
-    };
+    let inputs = inputs::expand(req.images.clone(), &exclude)?;
     for input in inputs.iter().filter(|i| i.named) {
         if let Some((_, name)) = own.iter().find(|(p, _)| *p == input.canonical) {
-            return fail_setup(format!(
+            return Err(format!(
                 "{}: is the output folder's {name}; it is never taken as an input or replaced \
                  (choose another --out)",
                 escape_path(&input.path)
@@ -277,102 +201,138 @@ pub fn run(req: Args) -> ExitCode {
     }
     // A file given twice is explained once: one key per input, the canonical path.
     let mut seen = HashSet::new();
-    let (inputs, keys): (Vec<Input>, Vec<String>) = inputs
+    Ok(inputs
         .into_iter()
         .map(|i| {
             let key = escape_path(&i.canonical);
             (i, key)
         })
         .filter(|(_, k)| seen.insert(k.clone()))
-        .unzip();
+        .unzip())
+}
 
-    // The labels and the GPU.
-    let Setup {
-        engine,
-        labels,
-        weights,
-    } = match setup(&req.common, model) {
-        Ok(s) => s,
-        Err(e) => return fail_setup(e),
-    };
-    // On a CPU adapter (lavapipe) the GPU buffers are host memory and a batch beyond 16 gains
-    // nothing (measured: 17.1 images/s at 16 and at 32) but costs 50 MB per image.
-    let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
-    let requested = req.batch.unwrap_or(if cpu_adapter { 16 } else { 32 });
-    let capacity = requested
-        .min(engine.max_batch())
-        .min(inputs.len() as u32)
-        .max(1);
-    let mut explainer = match engine.explainer(capacity, options) {
-        Ok(x) => x,
-        Err(e) => return fail_setup(e),
-    };
+/// The run's record: each input's report entry once it is done (carried over from the run it
+/// resumes, or written by this one), the output names taken, and the journal.
+struct Progress {
+    entries: Vec<Option<Entry>>,
+    names: OutputNames,
+    journal: Journal,
+    resumed: usize,
+    /// The inputs this run does, in input order.
+    todo: Vec<usize>,
+}
 
-    // Resume: what is recorded and still whole is kept; everything else is (re)done.
-    let extensions: &[&'static str] = if req.raw {
-        &["png", "safetensors"]
-    } else {
-        &["png"]
-    };
-    let mut names = OutputNames::new(out, inputs.iter().map(|i| i.canonical.clone()), extensions);
-    let mut entries: Vec<Option<Entry>> = vec![None; inputs.len()];
-    let mut resumed = 0usize;
-    let mut carried = Vec::new();
-    if let (Some(p), true) = (&past, req.resume) {
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(record) = p.completed(&dir, key) {
-                entries[i] = Some(Entry::new(&record["entry"]));
-                if let Some(stem) = PastRun::stem(record) {
-                    names.reserve(stem);
+impl Progress {
+    /// Carries over what the resumed run recorded and is still whole, and starts the journal.
+    fn start(
+        config: &ExplainConfig,
+        folder: &Folder,
+        inputs: &[Input],
+        keys: &[String],
+    ) -> Result<Self, String> {
+        let req = &config.args;
+        let dir = &folder.dir;
+        let extensions: &[&'static str] = if req.raw {
+            &["png", "safetensors"]
+        } else {
+            &["png"]
+        };
+        let mut names = OutputNames::new(
+            &req.out,
+            inputs.iter().map(|i| i.canonical.clone()),
+            extensions,
+        );
+        let mut entries: Vec<Option<Entry>> = vec![None; inputs.len()];
+        let mut resumed = 0usize;
+        let mut carried = Vec::new();
+        if let (Some(p), true) = (&folder.past, req.resume) {
+            for (i, key) in keys.iter().enumerate() {
+                if let Some(record) = p.completed(dir, key) {
+                    entries[i] = Some(Entry::new(&record["entry"]));
+                    if let Some(stem) = PastRun::stem(record) {
+                        names.reserve(stem);
+                    }
+                    carried.push(record);
+                    resumed += 1;
                 }
-                carried.push(record);
-                resumed += 1;
             }
         }
+        dir.remove_temp_files();
+
+        // No stale report: until this run ends, report.json says a run is in progress. A new
+        // run writes it before making its journal, so a journal never sits beside an earlier
+        // run's report; a resumed run first copies what it carries over into its journal.
+        let placeholder = json!({
+            "tool": REPORT_TOOL,
+            "status": "running",
+            "pid": std::process::id(),
+            "journal": JOURNAL_NAME,
+            "note": "this run has not ended; finished inputs are listed in the journal as they \
+                     are written, and a stopped or killed run continues with --resume",
+        });
+        let write_placeholder = || {
+            dir.write_durable(
+                Path::new(REPORT_NAME),
+                (serde_json::to_string_pretty(&placeholder).unwrap_or_default() + "\n").as_bytes(),
+            )
+        };
+        let journal = match (&folder.past, req.resume) {
+            (Some(p), true) => Journal::resume(dir, p, &config.settings, &carried)
+                .and_then(|j| write_placeholder().map(|()| j)),
+            _ => write_placeholder().and_then(|()| Journal::create(dir, &config.settings)),
+        }
+        .map_err(|e| e.to_string())?;
+        let todo = (0..inputs.len())
+            .filter(|&i| entries[i].is_none())
+            .collect();
+        Ok(Self {
+            entries,
+            names,
+            journal,
+            resumed,
+            todo,
+        })
     }
-    dir.remove_temp_files();
+}
 
-    // No stale report: until this run ends, report.json says a run is in progress. A new run
-    // writes it before making its journal, so a journal never sits beside an earlier run's
-    // report; a resumed run first copies what it carries over into its journal.
-    let placeholder = json!({
-        "tool": REPORT_TOOL,
-        "status": "running",
-        "pid": std::process::id(),
-        "journal": JOURNAL_NAME,
-        "note": "this run has not ended; finished inputs are listed in the journal as they are \
-                 written, and a stopped or killed run continues with --resume",
-    });
-    let write_placeholder = || {
-        dir.write_durable(
-            Path::new(REPORT_NAME),
-            (serde_json::to_string_pretty(&placeholder).unwrap_or_default() + "\n").as_bytes(),
-        )
-    };
-    let journal = match (&past, req.resume) {
-        (Some(p), true) => Journal::resume(&dir, p, &settings, &carried)
-            .and_then(|j| write_placeholder().map(|()| j)),
-        _ => write_placeholder().and_then(|()| Journal::create(&dir, &settings)),
-    };
-    let mut journal = match journal {
-        Ok(j) => j,
-        Err(e) => return fail_setup(e),
-    };
-    drop(carried);
-    let todo: Vec<usize> = (0..inputs.len())
-        .filter(|&i| entries[i].is_none())
-        .collect();
+/// What the three threads share, read-only.
+struct Work<'a> {
+    config: &'a ExplainConfig,
+    dir: &'a OutputDir,
+    labels: &'a Labels,
+    inputs: &'a [Input],
+    keys: &'a [String],
+    capacity: u32,
+    stop: &'a Stop,
+}
 
-    let target = req.class.map(Target::Class).unwrap_or(Target::Predicted);
-    let shapes = RawShapes {
-        grid: explainer.grid_size(),
-        cam: explainer.cam_size(),
-    };
-    let progress = if req.quiet || todo.len() < 2 {
+/// How the threads fared.
+#[derive(Default)]
+struct Outcome {
+    stage_times: Vec<(String, f64)>,
+    timestamps: bool,
+    gpu_seconds: f64,
+    decode_seconds: f64,
+    encode_seconds: f64,
+    /// Internal errors (a thread that stopped), each reported once.
+    internal: Vec<String>,
+    journal_failed: bool,
+}
+
+/// Explains `progress.todo`. Three stages overlap: the next batch decodes and the previous
+/// one's PNGs are encoded and written on CPU threads while the GPU explains the current one.
+fn explain_inputs(
+    work: &Work,
+    explainer: &mut Explainer,
+    mut profiler: Option<Profiler>,
+    progress: &mut Progress,
+) -> Outcome {
+    let req = &work.config.args;
+    let bar = if req.quiet || progress.todo.len() < 2 {
         indicatif::ProgressBar::hidden()
     } else {
         // Draws only when stderr is a terminal.
-        let bar = indicatif::ProgressBar::new(todo.len() as u64);
+        let bar = indicatif::ProgressBar::new(progress.todo.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}",
@@ -381,158 +341,25 @@ pub fn run(req: Args) -> ExitCode {
         );
         bar
     };
-    let say = |msg: String| progress.suspend(|| log::error(msg));
-
-    let mut profiler = req.profile.then(|| Profiler::new(engine.context(), 8));
-    let mut stage_times: Vec<(String, f64)> = Vec::new();
-    let mut gpu_seconds = 0.0;
-    let (mut decode_seconds, mut encode_seconds) = (0.0, 0.0);
-    let mut internal: Vec<String> = Vec::new();
-    let mut journal_failed = false;
-    let entries = Mutex::new(entries);
-
-    // Three stages overlap: the next batch decodes and the previous one's PNGs are encoded and
-    // written on CPU threads while the GPU explains the current one.
+    let mut outcome = Outcome::default();
+    let target = work.config.target;
+    let todo = std::mem::take(&mut progress.todo);
+    let entries = Mutex::new(std::mem::take(&mut progress.entries));
     std::thread::scope(|scope| {
         let (to_gpu, from_decoder) = std::sync::mpsc::sync_channel::<Decoded>(0);
         let (to_writer, from_gpu) = std::sync::mpsc::sync_channel::<Explained>(0);
-        let max_pixels = req.common.max_pixels;
-        let budget = req.batch_pixels;
-        let (inputs, todo, stop) = (&inputs, &todo, &stop);
-        let decoder = scope.spawn(move || {
-            let mut seconds = 0.0;
-            let mut batch = Decoded::default();
-            let mut pixels = 0u64;
-            for &i in todo {
-                if stop.requested() {
-                    return seconds;
-                }
-                let t = Instant::now();
-                // A decoder that panics on a crafted file fails that file, not the run.
-                let decoded = std::panic::catch_unwind(|| {
-                    gradcam::decode_image_limited(&inputs[i].path, max_pixels)
-                })
-                .unwrap_or_else(|p| {
-                    Err(gradcam::Error::Image {
-                        path: inputs[i].path.clone(),
-                        reason: format!("the decoder failed: {}", panic_text(&p)),
-                    })
-                });
-                seconds += t.elapsed().as_secs_f64();
-                match decoded {
-                    Ok(img) => {
-                        let p = u64::from(img.width()) * u64::from(img.height());
-                        let full = batch.images.len() == capacity as usize
-                            || (!batch.images.is_empty() && pixels + p > budget);
-                        if full {
-                            if to_gpu.send(std::mem::take(&mut batch)).is_err() {
-                                return seconds;
-                            }
-                            pixels = 0;
-                        }
-                        pixels += p;
-                        batch.images.push((i, img));
-                    }
-                    Err(e) => {
-                        batch.errors.push((i, e.to_string()));
-                        if batch.images.is_empty()
-                            && batch.errors.len() >= ERRORS_PER_BATCH
-                            && to_gpu.send(std::mem::take(&mut batch)).is_err()
-                        {
-                            return seconds;
-                        }
-                    }
-                }
-            }
-            if !batch.images.is_empty() || !batch.errors.is_empty() {
-                let _ = to_gpu.send(batch);
-            }
-            seconds
-        });
-
-        let (dir, labels, names, journal, entries, say, progress, keys) = (
-            &dir,
-            &labels,
-            &mut names,
-            &mut journal,
-            &entries,
-            &say,
-            &progress,
-            &keys,
-        );
-        let raw = req.raw;
-        let writer = scope.spawn(move || {
-            let mut seconds = 0.0;
-            let mut journal_failed = false;
-            for batch in from_gpu {
-                let t = Instant::now();
-                let mut done: Vec<(usize, Value)> = Vec::new();
-                let failure = |i: usize, error: String| {
-                    json!({"image": escape_path(&inputs[i].path), "error": error})
-                };
-                for (i, error) in batch.errors {
-                    say(error.clone());
-                    done.push((i, failure(i, error)));
-                }
-                let mut written = Vec::new();
-                for (i, result) in batch.results {
-                    let input = &inputs[i];
-                    let written_one = result.and_then(|r| {
-                        // A panic while encoding one image fails that image, not the run.
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            write_outputs(input, r, dir, names, raw, labels, shapes)
-                        }))
-                        .map_err(|p| format!("internal error: {}", panic_text(&p)))?
-                        .map_err(|e| e.to_string())
-                    });
-                    match written_one {
-                        Ok(mut entry) => {
-                            // What --resume matches, whatever the directory it runs from.
-                            entry["source"] = json!(keys[i]);
-                            written.push((i, entry));
-                        }
-                        Err(e) => {
-                            let msg = failure_message(&input.path, &e);
-                            say(msg.clone());
-                            done.push((i, failure(i, msg)));
-                        }
-                    }
-                }
-                // The renames are made durable before anything is recorded as written.
-                match dir.sync() {
-                    Ok(()) => done.extend(written),
-                    Err(e) => {
-                        say(e.to_string());
-                        done.extend(written.into_iter().map(|(i, _)| (i, failure(i, e.to_string()))));
-                    }
-                }
-                let mut recorded = Ok(());
-                for (i, entry) in &done {
-                    if recorded.is_ok() {
-                        recorded = journal.append(&record(&keys[*i], entry));
-                    }
-                }
-                if let Err(e) = recorded.and_then(|()| journal.sync()) {
-                    if !journal_failed {
-                        say(e.to_string());
-                    }
-                    journal_failed = true;
-                }
-                let n = done.len() as u64;
-                {
-                    let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
-                    for (i, entry) in done {
-                        entries[i] = Some(Entry::new(&entry));
-                    }
-                }
-                progress.inc(n);
-                seconds += t.elapsed().as_secs_f64();
-            }
-            (seconds, journal_failed)
-        });
+        let decoder = scope.spawn(|| decode_batches(work, &todo, to_gpu));
+        let shapes = RawShapes {
+            grid: explainer.grid_size(),
+            cam: explainer.cam_size(),
+        };
+        let (names, journal, entries, bar) =
+            (&mut progress.names, &mut progress.journal, &entries, &bar);
+        let writer = scope
+            .spawn(move || write_batches(work, from_gpu, shapes, names, journal, entries, bar));
 
         for batch in from_decoder.iter() {
-            if stop.requested() {
+            if work.stop.requested() {
                 break;
             }
             let t = Instant::now();
@@ -546,19 +373,19 @@ pub fn run(req: Args) -> ExitCode {
                 // rather than taking the finished work's record with it.
                 let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run_batch(
-                        &mut explainer,
+                        explainer,
                         &images,
                         target,
                         req.raw,
                         profiler.as_mut(),
-                        &mut stage_times,
+                        &mut outcome.stage_times,
                     )
                 }));
                 let out = match out {
                     Ok(out) => out,
                     Err(p) => {
                         let msg = format!("the GPU stage stopped: {}", panic_text(&p));
-                        internal.push(msg.clone());
+                        outcome.internal.push(msg.clone());
                         let results = index
                             .iter()
                             .map(|&i| (i, Err(format!("internal error: {msg}"))))
@@ -573,7 +400,7 @@ pub fn run(req: Args) -> ExitCode {
                 index.into_iter().zip(out).collect()
             };
             drop(batch.images);
-            gpu_seconds += t.elapsed().as_secs_f64();
+            outcome.gpu_seconds += t.elapsed().as_secs_f64();
             let explained = Explained {
                 results,
                 errors: batch.errors,
@@ -585,23 +412,193 @@ pub fn run(req: Args) -> ExitCode {
         drop(to_writer);
         drop(from_decoder);
         match decoder.join() {
-            Ok(s) => decode_seconds = s,
-            Err(p) => internal.push(format!("the decoder stopped: {}", panic_text(&p))),
+            Ok(s) => outcome.decode_seconds = s,
+            Err(p) => outcome
+                .internal
+                .push(format!("the decoder stopped: {}", panic_text(&p))),
         }
         match writer.join() {
-            Ok((s, f)) => (encode_seconds, journal_failed) = (s, f),
-            Err(p) => internal.push(format!("the writer stopped: {}", panic_text(&p))),
+            Ok((s, f)) => (outcome.encode_seconds, outcome.journal_failed) = (s, f),
+            Err(p) => outcome
+                .internal
+                .push(format!("the writer stopped: {}", panic_text(&p))),
         }
     });
-    progress.finish_and_clear();
-    for e in &internal {
+    bar.finish_and_clear();
+    for e in &outcome.internal {
         log::error(format!("internal error: {e}"));
     }
+    outcome.timestamps = profiler.as_ref().is_some_and(Profiler::enabled);
+    progress.todo = todo;
+    progress.entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
+    outcome
+}
 
-    let entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
-    let seconds = started.elapsed().as_secs_f64();
+/// The decoder thread: decodes `todo` into batches of at most `capacity` images and
+/// `--batch-pixels` pixels; returns its seconds.
+fn decode_batches(
+    work: &Work,
+    todo: &[usize],
+    to_gpu: std::sync::mpsc::SyncSender<Decoded>,
+) -> f64 {
+    let req = &work.config.args;
+    let (max_pixels, budget) = (req.common.max_pixels, req.batch_pixels);
+    let inputs = work.inputs;
+    let mut seconds = 0.0;
+    let mut batch = Decoded::default();
+    let mut pixels = 0u64;
+    for &i in todo {
+        if work.stop.requested() {
+            return seconds;
+        }
+        let t = Instant::now();
+        // A decoder that panics on a crafted file fails that file, not the run.
+        let decoded =
+            std::panic::catch_unwind(|| gradcam::decode_image_limited(&inputs[i].path, max_pixels))
+                .unwrap_or_else(|p| {
+                    Err(gradcam::Error::Image {
+                        path: inputs[i].path.clone(),
+                        reason: format!("the decoder failed: {}", panic_text(&p)),
+                    })
+                });
+        seconds += t.elapsed().as_secs_f64();
+        match decoded {
+            Ok(img) => {
+                let p = u64::from(img.width()) * u64::from(img.height());
+                let full = batch.images.len() == work.capacity as usize
+                    || (!batch.images.is_empty() && pixels + p > budget);
+                if full {
+                    if to_gpu.send(std::mem::take(&mut batch)).is_err() {
+                        return seconds;
+                    }
+                    pixels = 0;
+                }
+                pixels += p;
+                batch.images.push((i, img));
+            }
+            Err(e) => {
+                batch.errors.push((i, e.to_string()));
+                if batch.images.is_empty()
+                    && batch.errors.len() >= ERRORS_PER_BATCH
+                    && to_gpu.send(std::mem::take(&mut batch)).is_err()
+                {
+                    return seconds;
+                }
+            }
+        }
+    }
+    if !batch.images.is_empty() || !batch.errors.is_empty() {
+        let _ = to_gpu.send(batch);
+    }
+    seconds
+}
+
+/// The writer thread: writes each explained batch's files, makes them durable, records them in
+/// the journal; returns its seconds and whether the journal failed.
+fn write_batches(
+    work: &Work,
+    from_gpu: std::sync::mpsc::Receiver<Explained>,
+    shapes: RawShapes,
+    names: &mut OutputNames,
+    journal: &mut Journal,
+    entries: &Mutex<Vec<Option<Entry>>>,
+    bar: &indicatif::ProgressBar,
+) -> (f64, bool) {
+    let (dir, inputs, keys) = (work.dir, work.inputs, work.keys);
+    let raw = work.config.args.raw;
+    let say = |msg: String| bar.suspend(|| log::error(msg));
+    let mut seconds = 0.0;
+    let mut journal_failed = false;
+    for batch in from_gpu {
+        let t = Instant::now();
+        let mut done: Vec<(usize, Value)> = Vec::new();
+        let failure = |i: usize, error: String| json!({"image": escape_path(&inputs[i].path), "error": error});
+        for (i, error) in batch.errors {
+            say(error.clone());
+            done.push((i, failure(i, error)));
+        }
+        let mut written = Vec::new();
+        for (i, result) in batch.results {
+            let input = &inputs[i];
+            let written_one = result.and_then(|r| {
+                // A panic while encoding one image fails that image, not the run.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    write_outputs(input, r, dir, names, raw, work.labels, shapes)
+                }))
+                .map_err(|p| format!("internal error: {}", panic_text(&p)))?
+                .map_err(|e| e.to_string())
+            });
+            match written_one {
+                Ok(mut entry) => {
+                    // What --resume matches, whatever the directory it runs from.
+                    entry["source"] = json!(keys[i]);
+                    written.push((i, entry));
+                }
+                Err(e) => {
+                    let msg = failure_message(&input.path, &e);
+                    say(msg.clone());
+                    done.push((i, failure(i, msg)));
+                }
+            }
+        }
+        // The renames are made durable before anything is recorded as written.
+        match dir.sync() {
+            Ok(()) => done.extend(written),
+            Err(e) => {
+                say(e.to_string());
+                done.extend(
+                    written
+                        .into_iter()
+                        .map(|(i, _)| (i, failure(i, e.to_string()))),
+                );
+            }
+        }
+        let mut recorded = Ok(());
+        for (i, entry) in &done {
+            if recorded.is_ok() {
+                recorded = journal.append(&record(&keys[*i], entry));
+            }
+        }
+        if let Err(e) = recorded.and_then(|()| journal.sync()) {
+            if !journal_failed {
+                say(e.to_string());
+            }
+            journal_failed = true;
+        }
+        let n = done.len() as u64;
+        {
+            let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, entry) in done {
+                entries[i] = Some(Entry::new(&entry));
+            }
+        }
+        bar.inc(n);
+        seconds += t.elapsed().as_secs_f64();
+    }
+    (seconds, journal_failed)
+}
+
+/// What the report says about the run besides its inputs.
+struct Report<'a> {
+    setup: &'a Setup,
+    capacity: u32,
+    seconds: f64,
+    gpu_bytes: u64,
+}
+
+/// Writes the report (replacing the placeholder), removes the journal, prints the profile and
+/// returns the exit status.
+fn finish(work: &Work, progress: Progress, outcome: Outcome, report: &Report) -> ExitCode {
+    let config = work.config;
+    let req = &config.args;
+    let out = req.out.as_path();
+    let dir = work.dir;
+    let engine = &report.setup.engine;
+    let entries = &progress.entries;
+    let mut journal_failed = outcome.journal_failed;
     // A signal that came after the last input was done stopped nothing.
-    let signal = stop
+    let signal = work
+        .stop
         .signal()
         .filter(|_| entries.iter().any(Option::is_none));
     let listed: Vec<&Entry> = entries.iter().flatten().collect();
@@ -610,25 +607,26 @@ pub fn run(req: Args) -> ExitCode {
     let not_started = entries.len() - listed.len();
     let status = if signal.is_some() {
         "interrupted"
-    } else if not_started > 0 || !internal.is_empty() {
+    } else if not_started > 0 || !outcome.internal.is_empty() {
         "incomplete"
     } else {
         "complete"
     };
-    let done_now = listed.len() - resumed;
-    let report = json!({
+    let done_now = listed.len() - progress.resumed;
+    let seconds = report.seconds;
+    let json_report = json!({
         "tool": REPORT_TOOL,
         "status": status,
-        "weights": weights,
+        "weights": report.setup.weights,
         "architecture": engine.model().architecture,
-        "layer": layer,
+        "layer": config.layer,
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,
         "class": req.class,
         "adapter": engine.context().adapter_info.name,
         "backend": format!("{:?}", engine.context().adapter_info.backend).to_lowercase(),
-        "batch": capacity,
-        "settings": settings,
+        "batch": report.capacity,
+        "settings": config.settings,
         // Streamed in below, one entry per line.
         "images": IMAGES_PLACEHOLDER,
         "totals": {
@@ -636,7 +634,7 @@ pub fn run(req: Args) -> ExitCode {
             "explained": explained,
             "failed": failed,
             "not_started": not_started,
-            "resumed": resumed,
+            "resumed": progress.resumed,
             "interrupted": signal.is_some(),
             "signal": signal,
             "seconds": seconds,
@@ -645,17 +643,17 @@ pub fn run(req: Args) -> ExitCode {
     });
     if req.profile {
         print_profile(&Profile {
-            stages: &stage_times,
-            timestamps: profiler.as_ref().is_some_and(Profiler::enabled),
-            gpu_wall: gpu_seconds,
-            decode: decode_seconds,
-            encode: encode_seconds,
-            gpu_bytes: explainer.gpu_bytes(),
-            batch: capacity,
-            images: todo.len(),
+            stages: &outcome.stage_times,
+            timestamps: outcome.timestamps,
+            gpu_wall: outcome.gpu_seconds,
+            decode: outcome.decode_seconds,
+            encode: outcome.encode_seconds,
+            gpu_bytes: report.gpu_bytes,
+            batch: report.capacity,
+            images: progress.todo.len(),
         });
     }
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    let text = serde_json::to_string_pretty(&json_report).unwrap_or_default() + "\n";
     let placeholder = format!("\"{IMAGES_PLACEHOLDER}\"");
     let (head, tail) = text.split_once(&placeholder).unwrap_or((&text, ""));
     let written = dir
@@ -675,7 +673,7 @@ pub fn run(req: Args) -> ExitCode {
         return ExitCode::from(EXIT_SOME_FAILED);
     }
     // The report now lists every finished input with its files: the journal has done its job.
-    if let Err(e) = journal.remove(&dir) {
+    if let Err(e) = progress.journal.remove(dir) {
         log::error(e);
         journal_failed = true;
     }

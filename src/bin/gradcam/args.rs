@@ -1,0 +1,183 @@
+//! The command line as clap parses it: every subcommand's arguments and their help, and nothing
+//! else. `config.rs` turns them into a checked configuration; the runners (`explain.rs`,
+//! `classify.rs`, `layers.rs`) carry it out and return the exit status.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gradcam::Colormap;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gradcam",
+    version,
+    about = "Grad-CAM heatmaps and classification on the GPU (EfficientNet-Lite0, WGSL on wgpu)",
+    after_help = "Exit status: 0 every input processed; 1 some inputs failed (each named on stderr; \
+                  the others were processed); 2 usage error, unreadable weights or labels, no GPU \
+                  adapter, an output folder that cannot be written or is in use by another run; \
+                  128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: the images \
+                  finished so far are written whole and listed in the report; resume with \
+                  --resume).\n\n\
+                  Environment: WGPU_BACKEND (vulkan, metal, dx12, gl; comma-separated) limits the \
+                  backends tried; WGPU_ADAPTER_NAME picks an adapter by name substring, like --adapter."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Explain images with Grad-CAM: DIR/<stem>.png is the heatmap over the image at its own
+    /// size, DIR/report.json lists each image's class, label, score and top-5.
+    ///
+    /// Outputs are written atomically and never replace an input; inputs with the same stem get
+    /// <stem>-2, <stem>-3, ... in input order. Images found in sub-folders of a folder given as
+    /// input go to the same sub-folders of DIR. DIR/journal.jsonl records each finished input as
+    /// it is written; a stopped or killed run continues with --resume. One run at a time holds
+    /// DIR (DIR/.gradcam.lock).
+    Explain(ExplainArgs),
+    /// List the layers a Grad-CAM can target (the names `explain --layer` takes), with their
+    /// shapes; the default is marked.
+    Layers(LayersArgs),
+    /// Classify images: one JSON line per image on stdout,
+    /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
+    /// with softmax probabilities. A failing image gets an error line on stderr.
+    Classify(ClassifyArgs),
+}
+
+/// The arguments of `layers`.
+#[derive(Args, Debug)]
+pub struct LayersArgs {
+    /// Weights (safetensors). Default: the built-in ImageNet model.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// The architecture of --weights, when recognising it from the tensors is not wanted.
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
+}
+
+/// The arguments of `classify`.
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or folders of them (searched
+    /// recursively).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// How many classes to list per image.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+    /// Images per GPU batch.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The options every command that runs the model shares.
+#[derive(Args, Debug)]
+pub struct Common {
+    /// Weights (safetensors, as `safetensors.torch.save_file(model.state_dict(), FILE)` writes
+    /// them) of a torchvision ResNet-18/34/50/101/152, VGG-16 / VGG-16-BN or MobileNetV2, or an
+    /// EfficientNet-Lite0–4; the architecture is recognised from the tensors. Default: the
+    /// built-in ImageNet EfficientNet-Lite0.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// The architecture of --weights (resnet50, efficientnet-lite2, ...), instead of recognising
+    /// it.
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
+    /// Input normalisation mean per RGB channel after x/255, e.g. 0.485,0.456,0.406 (default: the
+    /// architecture's, or the weights file's `mean` header).
+    #[arg(long, value_name = "R,G,B")]
+    pub mean: Option<String>,
+    /// Input normalisation divisor per RGB channel, e.g. 0.229,0.224,0.225 (default: the
+    /// architecture's, or the weights file's `std` header).
+    #[arg(long, value_name = "R,G,B")]
+    pub std: Option<String>,
+    /// Class labels, one per line in class order. Default: ImageNet's for 1000 classes,
+    /// `class N` otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Use the adapter whose name contains this (case-insensitive), e.g. "llvmpipe" or "nvidia".
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Refuse images larger than this many pixels (checked before decoding; such an image is an
+    /// error naming it, the others go on).
+    #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+/// The arguments of `explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Image files (PNG, JPEG, WebP, BMP, TIFF, GIF, ...) or folders of them (searched
+    /// recursively).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Target layer, by the module path PyTorch users pass to pytorch-grad-cam (`layer4`,
+    /// `layer3.1`, `features.30`, `head`, `blocks.N`). Default: the model's (ResNet `layer4`,
+    /// VGG-16 `features.30`, VGG-16-BN `features.43`, MobileNetV2 `features.18`,
+    /// EfficientNet-Lite `head`). Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer
+    /// CAM (--raw's grid is then the first layer's). `--layer help` (or `gradcam layers`) lists
+    /// them with their shapes.
+    #[arg(long, value_name = "LAYER")]
+    pub layer: Option<String>,
+    /// Explain this class for every image instead of each image's predicted class.
+    #[arg(long, value_name = "N")]
+    pub class: Option<u32>,
+    /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
+    #[arg(long, default_value = "jet", value_parser = parse_colormap, value_name = "NAME")]
+    pub colormap: Colormap,
+    /// Weight of the image in the overlay, in [0, 1]; the heatmap gets 1 - W.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_weight, value_name = "W")]
+    pub image_weight: f32,
+    /// Also write DIR/<stem>.safetensors with `cam` (f32 [S, S] at the model's input size S,
+    /// 224 for the built-in model, comparable with
+    /// pytorch-grad-cam's output), `cam_grid` (f32 [h, w], before upsampling, after ReLU) and
+    /// `logits` (f32 [classes]).
+    #[arg(long)]
+    pub raw: bool,
+    /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
+    /// at most 32, or 16 on a CPU adapter such as lavapipe). Larger batches are split into GPU
+    /// batches that fit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
+    /// Pixels per GPU batch, summed over its images: a batch of large photos is cut short so
+    /// that host memory stays bounded (an image larger than this goes alone).
+    #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_pixels: u64,
+    /// Continue the unfinished run in DIR: inputs whose outputs are recorded in its journal
+    /// and still whole are skipped, everything else is done, and the report covers all.
+    #[arg(long, conflicts_with = "restart")]
+    pub resume: bool,
+    /// Discard the unfinished run in DIR (its journal) and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Print GPU time per stage (preprocess, forward, backward, cam, overlay; from timestamp
+    /// queries where the adapter has them), CPU decode and encode time, and GPU buffer bytes.
+    #[arg(long)]
+    pub profile: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn parse_colormap(s: &str) -> Result<Colormap, String> {
+    s.parse().map_err(|e: gradcam::Error| e.to_string())
+}
+
+fn parse_weight(s: &str) -> Result<f32, String> {
+    let w: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("{w} is outside [0, 1]"))
+    }
+}

@@ -1,0 +1,175 @@
+//! The resolved configuration: the parsed arguments checked and turned into what the runners
+//! use (the model with its normalisation, the target layers and class, the settings a run
+//! records) and, once a run starts, the labels and the GPU. Everything that can be refused
+//! without touching a file or the GPU is refused here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gradcam::model::Arch;
+use gradcam::output::{canonical, escape_path};
+use gradcam::{AdapterOptions, Engine, ExplainOptions, GpuContext, Labels, Model, Target};
+use serde_json::{json, Value};
+
+use crate::args::{Common, ExplainArgs};
+
+/// The default model, compiled in so the binary works from any directory.
+const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../../weights/efficientnet_lite0.safetensors");
+const DEFAULT_WEIGHTS_NAME: &str = "<built-in efficientnet_lite0.safetensors>";
+const DEFAULT_LABELS: &str = include_str!("../../../weights/imagenet_classes.txt");
+
+/// `explain` resolved: a layer listing (`--layer help`), or a run.
+pub enum Explain {
+    /// Print the model's layers.
+    ListLayers(Box<Model>),
+    /// Explain the inputs.
+    Run(Box<ExplainConfig>),
+}
+
+/// A checked `explain` run.
+pub struct ExplainConfig {
+    /// The model, with the normalisation the options give.
+    pub model: Model,
+    /// The target layers, comma-separated, as the model names them.
+    pub layer: String,
+    /// What the explainer computes.
+    pub options: ExplainOptions,
+    /// The class explained in every image.
+    pub target: Target,
+    /// What the run records about itself in its journal; a resumed run must match it.
+    pub settings: Value,
+    /// The arguments, for what the runner reads as given (inputs, folder, batch, switches).
+    pub args: ExplainArgs,
+}
+
+impl Explain {
+    /// Checks `args` against the model they name.
+    pub fn resolve(args: ExplainArgs) -> Result<Self, String> {
+        let model = load_common(&args.common).map_err(|e| e.to_string())?;
+        let layer = args
+            .layer
+            .clone()
+            .unwrap_or_else(|| model.default_layer.clone());
+        if layer == "help" {
+            return Ok(Explain::ListLayers(Box::new(model)));
+        }
+        model.target_layer_list(&layer).map_err(|e| e.to_string())?;
+        if let Some(c) = args.class.filter(|&c| c >= model.classes) {
+            return Err(format!(
+                "class {c} is out of range: this model has classes 0..={}",
+                model.classes - 1
+            ));
+        }
+        let options = ExplainOptions {
+            layer: layer.clone(),
+            colormap: args.colormap,
+            image_weight: args.image_weight,
+            input_gradient: false,
+        };
+        let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
+        let settings = settings(&args, &layer);
+        Ok(Explain::Run(Box::new(ExplainConfig {
+            model,
+            layer,
+            options,
+            target,
+            settings,
+            args,
+        })))
+    }
+}
+
+/// What the run records about itself in the journal header: a resumed run must match it.
+fn settings(req: &ExplainArgs, layer: &str) -> Value {
+    let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
+    json!({
+        "layer": layer,
+        "colormap": req.colormap.name(),
+        "image_weight": req.image_weight,
+        "class": req.class,
+        "raw": req.raw,
+        "weights": file(&req.common.weights),
+        "arch": req.common.arch,
+        "mean": req.common.mean,
+        "std": req.common.std,
+        "labels": file(&req.common.labels),
+    })
+}
+
+/// The settings where `past` and `now` differ, as `name: past → now`.
+pub fn differences(past: &Value, now: &Value) -> Vec<String> {
+    let Some(fields) = now.as_object() else {
+        return vec![];
+    };
+    fields
+        .iter()
+        .filter(|(k, v)| past.get(k.as_str()).unwrap_or(&Value::Null) != *v)
+        .map(|(k, v)| {
+            format!(
+                "{k}: {} → {v}",
+                past.get(k.as_str()).unwrap_or(&Value::Null)
+            )
+        })
+        .collect()
+}
+
+/// What a run needs besides the model: the engine on its GPU, the labels, and the weights' name
+/// for the report.
+pub struct Setup {
+    pub engine: Engine,
+    pub labels: Labels,
+    pub weights: String,
+}
+
+/// The model the common options name, with their normalisation.
+pub fn load_common(common: &Common) -> Result<Model, gradcam::Error> {
+    let mut model = load_model(common.weights.as_deref(), common.arch.as_deref())?;
+    if common.mean.is_some() || common.std.is_some() {
+        let parse = |flag: &str, text: &Option<String>, default: [f32; 3]| match text {
+            Some(t) => gradcam::model::parse_channels(t)
+                .map_err(|e| gradcam::Error::InvalidRequest(format!("--{flag}: {e}"))),
+            None => Ok(default),
+        };
+        let mean = parse("mean", &common.mean, model.mean)?;
+        let std = parse("std", &common.std, model.std)?;
+        model.set_normalization(mean, std)?;
+    }
+    Ok(model)
+}
+
+/// The model in `weights` (as architecture `arch` when given), or the built-in one.
+pub fn load_model(weights: Option<&Path>, arch: Option<&str>) -> Result<Model, gradcam::Error> {
+    let arch = arch.map(Arch::parse).transpose()?;
+    match weights {
+        Some(path) => Model::load_as(path, arch),
+        None => Model::from_bytes_as(
+            Path::new(DEFAULT_WEIGHTS_NAME),
+            DEFAULT_WEIGHTS.to_vec(),
+            arch,
+        ),
+    }
+}
+
+/// The labels and the GPU for `model`.
+pub fn setup(common: &Common, model: Model) -> Result<Setup, gradcam::Error> {
+    let classes = model.classes as usize;
+    let builtin = Path::new("<built-in imagenet_classes.txt>");
+    let labels = match (&common.labels, &common.weights) {
+        (Some(path), _) => Labels::load(path, classes)?,
+        (None, _) if classes == 1000 => Labels::parse(builtin, DEFAULT_LABELS, classes)?,
+        (None, _) => Labels::numbered(classes),
+    };
+    let ctx = GpuContext::new(&AdapterOptions {
+        name: common.adapter.clone(),
+    })?;
+    let weights = common
+        .weights
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| DEFAULT_WEIGHTS_NAME.to_string());
+    Ok(Setup {
+        engine: Engine::new(Arc::new(ctx), model),
+        labels,
+        weights,
+    })
+}

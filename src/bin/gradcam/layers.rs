@@ -1,0 +1,49 @@
+//! `gradcam layers` (and `explain --layer help`): the layers a Grad-CAM can target.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use gradcam::Model;
+
+use crate::args::LayersArgs;
+use crate::config::load_model;
+use crate::{fail_setup, EXIT_OK, EXIT_SOME_FAILED};
+
+/// Runs `gradcam layers`.
+pub fn run(args: LayersArgs) -> ExitCode {
+    match load_model(args.weights.as_deref(), args.arch.as_deref()) {
+        Ok(model) => print_layers(&model),
+        Err(e) => fail_setup(e),
+    }
+}
+
+/// The layers a Grad-CAM can target, one per line with its shape, the default marked.
+pub fn print_layers(model: &Model) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let width = model
+        .target_layers
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut lines = vec![format!("{:<width$}  shape (C × H × W)", "layer")];
+    for (name, tensor) in &model.target_layers {
+        let t = &model.tensors[*tensor];
+        let default = if *name == model.default_layer {
+            "  (default)"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{name:<width$}  {} × {} × {}{default}",
+            t.channels, t.height, t.width
+        ));
+    }
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(EXIT_SOME_FAILED);
+        }
+    }
+    ExitCode::from(EXIT_OK)
+}
