@@ -65,8 +65,18 @@ impl Engine {
         forward: &mut Forward,
         images: &[&image::RgbImage],
     ) -> Result<Vec<Vec<f32>>> {
+        let ctx = forward.context().clone();
+        ctx.block_on(self.classify_async(forward, images))
+    }
+
+    /// [`Engine::classify`] as a future: never blocks (see [`GpuContext::block_on`]).
+    pub async fn classify_async(
+        &self,
+        forward: &mut Forward,
+        images: &[&image::RgbImage],
+    ) -> Result<Vec<Vec<f32>>> {
         forward.upload_images(images)?;
-        forward.run(true)?;
-        forward.read_logits()
+        forward.run_async(true).await?;
+        forward.read_logits_async().await
     }
 }

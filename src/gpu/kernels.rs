@@ -10,6 +10,8 @@
 //! checks the declaration against the WGSL (binding names, numbers and kinds; parameter field
 //! offsets and size).
 
+use std::future::Future;
+
 use super::params::*;
 
 /// How a kernel's binding is used; the order of a kernel's list is its binding numbers.
@@ -479,7 +481,12 @@ impl Kernels {
             let spec = &ALL_KERNELS[id as usize];
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let kernel = Kernel::new(&self.device, spec);
-            if let Some(e) = pollster::block_on(scope.pop()) {
+            // Natively the scope's result is known at once; it is polled once, never waited for.
+            // Where it is not ready (a browser), the message is not recorded here, and the first
+            // submission using the kernel fails with "pipeline is invalid" instead.
+            let popped = std::pin::pin!(scope.pop())
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+            if let std::task::Poll::Ready(Some(e)) = popped {
                 if let Ok(mut errors) = self.errors.lock() {
                     errors.push(format!("compiling kernel {}: {e}", spec.name));
                 }

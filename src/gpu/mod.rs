@@ -2,10 +2,13 @@
 //! recording of dispatches and readback.
 
 pub mod kernels;
+mod oneshot;
 pub mod params;
 pub mod profile;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use wgpu::util::DeviceExt;
 
@@ -296,15 +299,46 @@ impl GpuContext {
         }
     }
 
-    /// Submits `encoder` inside validation and out-of-memory error scopes, waits for the GPU and
-    /// turns any error into [`Error::Gpu`].
+    /// Submits `encoder` inside validation and out-of-memory error scopes and turns any error
+    /// into [`Error::Gpu`]. Blocks only on [`GpuContext::submit_async`].
     pub fn submit(&self, stage: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.block_on(self.submit_async(stage, encoder))
+    }
+
+    /// Submits `encoder` inside validation and out-of-memory error scopes; resolves to any error
+    /// they caught, as [`Error::Gpu`]. Does not wait for the GPU to finish the work.
+    pub async fn submit_async(&self, stage: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         self.queue.submit([encoder.finish()]);
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
+        let v = validation.pop().await;
+        let o = oom.pop().await;
         self.check(stage, v.or(o))
+    }
+
+    /// Runs `future` (one of the engine's `*_async` operations) to completion on this thread,
+    /// polling the device while it waits: native wgpu runs its callbacks (buffer mapping) only
+    /// when the device is polled. The engine's core is asynchronous, so that a browser build can
+    /// await the same operations; the CLI, the Python binding and the blocking methods call this.
+    pub fn block_on<T>(&self, future: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut future = std::pin::pin!(future);
+        pollster::block_on(std::future::poll_fn(|cx| {
+            match future.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(out),
+                Poll::Pending => {
+                    if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+                        return Poll::Ready(Err(Error::Gpu {
+                            stage: "waiting for the GPU".into(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                    // Its callback has run (or is running on another thread that polled the
+                    // device at the same time): look again.
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        }))
     }
 
     fn check(&self, stage: &str, scoped: Option<wgpu::Error>) -> Result<()> {
@@ -351,29 +385,30 @@ impl GpuContext {
         bytes: u64,
         f: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let slice = staging.slice(..bytes);
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        self.block_on(self.read_staging_async(stage, staging, bytes, f))
+    }
+
+    /// Maps the first `bytes` of `staging` (filled by submitted work) for reading, resolving when
+    /// the GPU has finished that work; hands the mapped bytes to `f`, unmaps, and resolves to its
+    /// result. Never blocks: the mapping completes when the device is polled (natively, by
+    /// [`GpuContext::block_on`]) or by the browser's event loop.
+    pub async fn read_staging_async<T>(
+        &self,
+        stage: &str,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let gpu_error = |reason: String| Error::Gpu {
             stage: stage.to_string(),
             reason,
         };
-        // Another thread polling the same device may be the one that runs the callback, a little
-        // after our poll returns: wait for it rather than assume it ran.
-        let mapped = loop {
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| gpu_error(e.to_string()))?;
-            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                Ok(r) => break r,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(gpu_error("the readback buffer was never mapped".into()))
-                }
-            }
-        };
+        let (tx, rx) = oneshot::channel();
+        let slice = staging.slice(..bytes);
+        slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        let mapped = rx
+            .await
+            .ok_or_else(|| gpu_error("the readback buffer was never mapped".into()))?;
         mapped.map_err(|e| gpu_error(format!("mapping the readback buffer failed: {e}")))?;
         let out = {
             let view = slice
@@ -389,11 +424,23 @@ impl GpuContext {
     /// Copies `bytes` of `src` into a fresh staging buffer and reads them back. For tests and
     /// one-off inspection; the batch path keeps its own staging buffers.
     pub fn read_buffer(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.block_on(self.read_buffer_async(src, bytes))
+    }
+
+    /// [`GpuContext::read_buffer`] as a future.
+    pub async fn read_buffer_async(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let staging = self.staging("readback", bytes);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.next_multiple_of(4));
-        self.submit("readback", encoder)?;
-        let mut v = self.read_staging("readback", &staging, bytes.next_multiple_of(4))?;
+        self.submit_async("readback", encoder).await?;
+        let mut v = self
+            .read_staging_async(
+                "readback",
+                &staging,
+                bytes.next_multiple_of(4),
+                <[u8]>::to_vec,
+            )
+            .await?;
         v.truncate(bytes as usize);
         Ok(v)
     }

@@ -87,8 +87,14 @@ impl Profiler {
         encoder.copy_buffer_to_buffer(r, 0, s, 0, u64::from(2 * n) * 8);
     }
 
-    /// Reads the durations of the timed passes (seconds, in recording order) and starts over.
+    /// Reads the durations of the timed passes (seconds, in recording order) and starts over
+    /// ([`Profiler::read_async`], blocking).
     pub fn read(&mut self, ctx: &GpuContext) -> Result<Vec<(String, f64)>> {
+        ctx.block_on(self.read_async(ctx))
+    }
+
+    /// Reads the durations of the timed passes once the GPU is done with them, and starts over.
+    pub async fn read_async(&mut self, ctx: &GpuContext) -> Result<Vec<(String, f64)>> {
         let Some(staging) = &self.staging else {
             return Ok(Vec::new());
         };
@@ -96,7 +102,14 @@ impl Profiler {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let raw = ctx.read_staging("profiler readback", staging, (n * 16) as u64)?;
+        let raw = ctx
+            .read_staging_async(
+                "profiler readback",
+                staging,
+                (n * 16) as u64,
+                <[u8]>::to_vec,
+            )
+            .await?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
         let period = f64::from(ctx.queue.get_timestamp_period()) * 1e-9;
         let out = self

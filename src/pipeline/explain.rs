@@ -473,36 +473,61 @@ impl Explainer {
         self.forward.launches() + self.steps.len() + self.overlay_steps.len()
     }
 
-    /// Runs what [`Explainer::record`] records and waits for the GPU. Results stay on the GPU:
-    /// see [`Explainer::cam_buffer`], [`Explainer::overlay_buffer`], or [`Explainer::read`].
+    /// Submits what [`Explainer::record`] records ([`Explainer::run_async`], blocking).
+    /// Results stay on the GPU: see [`Explainer::cam_buffer`], [`Explainer::overlay_buffer`], or
+    /// [`Explainer::read`].
     pub fn run(&self) -> Result<()> {
+        self.context().block_on(self.run_async())
+    }
+
+    /// Submits what [`Explainer::record`] records; resolves to any error the submission raised.
+    /// Work submitted later on the same queue (a readback, an app's render pass) sees the
+    /// results.
+    pub async fn run_async(&self) -> Result<()> {
         let ctx = self.forward.context();
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         self.record(&mut encoder);
-        ctx.submit("Grad-CAM", encoder)
+        ctx.submit_async("Grad-CAM", encoder).await
     }
 
     /// Runs the batch timed per stage (`preprocess`, `forward`, `backward`, `cam`, `overlay`) and
     /// waits; the durations are read from `profiler` afterwards (empty without timestamps).
     pub fn run_profiled(&self, profiler: &mut Profiler) -> Result<Vec<(String, f64)>> {
+        self.context().block_on(self.run_profiled_async(profiler))
+    }
+
+    /// [`Explainer::run_profiled`] as a future.
+    pub async fn run_profiled_async(&self, profiler: &mut Profiler) -> Result<Vec<(String, f64)>> {
         let ctx = self.forward.context();
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         self.record_profiled(&mut encoder, profiler, false);
         profiler.resolve(&mut encoder);
-        ctx.submit("Grad-CAM", encoder)?;
-        profiler.read(ctx)
+        ctx.submit_async("Grad-CAM", encoder).await?;
+        profiler.read_async(ctx).await
     }
 
-    /// Uploads, runs and reads back a batch in one call.
+    /// Uploads, runs and reads back a batch in one call ([`Explainer::explain_async`],
+    /// blocking).
     pub fn explain(
         &mut self,
         images: &[&image::RgbImage],
         targets: &[Target],
         what: Readback,
     ) -> Result<Vec<Explanation>> {
+        let ctx = self.context().clone();
+        ctx.block_on(self.explain_async(images, targets, what))
+    }
+
+    /// Uploads, runs and reads back a batch; never blocks (see [`GpuContext::block_on`]).
+    pub async fn explain_async(
+        &mut self,
+        images: &[&image::RgbImage],
+        targets: &[Target],
+        what: Readback,
+    ) -> Result<Vec<Explanation>> {
         self.upload(images, targets)?;
-        self.run()?;
-        self.read(what)
+        self.run_async().await?;
+        self.read_async(what).await
     }
 
     /// The normalized CAMs of the batch: f32 `[batch, S, S]`, S = [`Explainer::cam_size`].
@@ -545,8 +570,14 @@ impl Explainer {
     }
 
     /// Reads the batch's results back with one map: logits and classes always, the rest as
-    /// `what` asks.
+    /// `what` asks ([`Explainer::read_async`], blocking).
     pub fn read(&mut self, what: Readback) -> Result<Vec<Explanation>> {
+        let ctx = self.context().clone();
+        ctx.block_on(self.read_async(what))
+    }
+
+    /// Reads the batch's results back with one map once the GPU is done with them.
+    pub async fn read_async(&mut self, what: Readback) -> Result<Vec<Explanation>> {
         let ctx = self.forward.context().clone();
         let model = self.forward.model();
         let n = self.forward.batch() as u64;
@@ -580,9 +611,9 @@ impl Explainer {
             encoder.copy_buffer_to_buffer(buffer, 0, &self.staging, offset, *len);
             offset += len;
         }
-        ctx.submit("Grad-CAM readback", encoder)?;
+        ctx.submit_async("Grad-CAM readback", encoder).await?;
         // The mapped bytes are split straight into per-image results: each byte copied once.
-        ctx.read_staging_with("Grad-CAM readback", &self.staging, total, |raw| {
+        ctx.read_staging_async("Grad-CAM readback", &self.staging, total, |raw| {
             let mut at = 0usize;
             let mut take = |len: u64| {
                 let s = &raw[at..at + len as usize];
@@ -630,6 +661,7 @@ impl Explainer {
             }
             out
         })
+        .await
     }
 
     /// Reads the target layer's gradient of the current batch (NHWC), for tests and debugging.

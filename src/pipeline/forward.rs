@@ -410,15 +410,27 @@ impl Forward {
         );
     }
 
-    /// Runs the forward pass on what was uploaded and waits for it.
+    /// Submits the forward pass on what was uploaded ([`Forward::run_async`], blocking).
     pub fn run(&self, preprocess: bool) -> Result<()> {
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        self.record(&mut encoder, preprocess);
-        self.ctx.submit("forward pass", encoder)
+        self.ctx.block_on(self.run_async(preprocess))
     }
 
-    /// Reads the logits of the current batch back, one `Vec` per image.
+    /// Submits the forward pass on what was uploaded; resolves to any error the submission
+    /// raised.
+    pub async fn run_async(&self, preprocess: bool) -> Result<()> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        self.record(&mut encoder, preprocess);
+        self.ctx.submit_async("forward pass", encoder).await
+    }
+
+    /// Reads the logits of the current batch back, one `Vec` per image
+    /// ([`Forward::read_logits_async`], blocking).
     pub fn read_logits(&self) -> Result<Vec<Vec<f32>>> {
+        self.ctx.block_on(self.read_logits_async())
+    }
+
+    /// Reads the logits of the current batch back, one `Vec` per image, once the GPU is done.
+    pub async fn read_logits_async(&self) -> Result<Vec<Vec<f32>>> {
         let classes = self.gpu_model.model.classes as usize;
         let bytes = (classes * self.batch() as usize * 4) as u64;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
@@ -429,11 +441,13 @@ impl Forward {
             0,
             bytes,
         );
-        self.ctx.submit("logits readback", encoder)?;
-        let raw = self
+        self.ctx.submit_async("logits readback", encoder).await?;
+        let values: Vec<f32> = self
             .ctx
-            .read_staging("logits readback", &self.logits_staging, bytes)?;
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
+            .read_staging_async("logits readback", &self.logits_staging, bytes, |raw| {
+                bytemuck::pod_collect_to_vec(raw)
+            })
+            .await?;
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 
