@@ -1,7 +1,8 @@
 //! Every architecture against its reference, with seeded weights regenerated from the fixture's
 //! manifest (tools/make_arch_fixtures.py): logits, top-5, pytorch-grad-cam's GradCAM at the
 //! default layer and an earlier one (for another class), and the input gradient against
-//! torch.autograd.grad. The file is recognised as its architecture with no hint.
+//! torch.autograd.grad over the whole image (ops on a float32 tie set to the reference's side).
+//! The file is recognised as its architecture with no hint.
 
 mod common;
 
@@ -154,42 +155,39 @@ fn check(arch: &str) {
         );
 
         if input_gradient {
-            let got = explainer.read_input_gradient().expect("input gradient");
             let want = &r.tensors["input_grad"].data;
             let g = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            // Where an op the reference found on the edge of float32 rounding (an activation near
-            // its step, a max-pool window with two near-equal maxima) went the other way here,
-            // the pixels its flip changes are left out (and counted).
-            let (flipped, excluded) = flipped_pixels(&explainer, &r);
-            // Outside its pixels a flip changes the gradient by at most 1e-5 of the largest
-            // value, so up to five of them stay within half the tolerance there.
-            assert!(
-                flipped <= 5,
-                "{arch}: {flipped} activations on the edge flipped"
-            );
-            let keep: Vec<usize> = (0..want.len()).filter(|i| !excluded[i / 3]).collect();
-            let (got_kept, want_kept): (Vec<f32>, Vec<f32>) =
-                keep.iter().map(|i| (got[*i], want[*i])).unzip();
+            // An op the reference found on the edge of float32 rounding (an activation within
+            // 3e-7 of its step, a max-pool window with two near-equal maxima) may go the other
+            // way here: either side is exact, and one such flip moves the input gradient by up
+            // to a few percent. Those ops are set to the reference's side (by at most 3e-7 of
+            // their value, below float32 rounding of the reference itself), the backward pass
+            // runs again, and the whole image is compared.
+            let pinned = pin_ties(&explainer, &r);
+            if pinned > 0 {
+                explainer.run_backward().expect("backward pass");
+            }
+            let got = explainer.read_input_gradient().expect("input gradient");
             let what = format!("{arch} input gradient");
-            assert_close(&what, &got_kept, &want_kept, 1e-4 * g, 0.0);
+            assert_close(&what, &got, want, 1e-4 * g, 0.0);
             eprintln!(
-                "{arch} input gradient: max |diff| {:.2e} (largest {g:.2e}) on {:.1} % of the \
-                 image; {} op(s) on the edge went the other way",
-                max_abs_diff(&got_kept, &want_kept),
-                100.0 * keep.len() as f64 / want.len() as f64,
-                flipped
+                "{arch} input gradient: max |diff| {:.2e} (largest {g:.2e}) on the whole image; \
+                 {pinned} of {} ops on the edge of float32 rounding went the other way and were \
+                 set to the reference's side",
+                max_abs_diff(&got, want),
+                r.tensors["flips"].shape[0],
             );
         }
     }
 }
 
-/// How many of the ops the fixture lists as on the edge of float32 rounding (`flips`:
-/// activations near their step, max-pool windows with two near-equal largest values) went the
-/// other way here than in the reference, and the pixels where those flips change the input
-/// gradient (`flip_pixels`).
-fn flipped_pixels(explainer: &gradcam::Explainer, r: &Reference) -> (usize, Vec<bool>) {
+/// Sets each op the fixture lists as on the edge of float32 rounding (`flips`: activations
+/// near their step, max-pool windows with two near-equal largest values) that went the other way
+/// here to the reference's side, in the forward activations on the GPU; returns how many.
+fn pin_ties(explainer: &gradcam::Explainer, r: &Reference) -> usize {
     let forward = explainer.forward();
     let model = forward.model();
+    let queue = &forward.context().queue;
     // The k-th activation applied in the forward pass is the k-th op with an activation; the
     // k-th max pool, the k-th max-pool op.
     let activated: Vec<(usize, Activation)> = model
@@ -210,47 +208,58 @@ fn flipped_pixels(explainer: &gradcam::Explainer, r: &Reference) -> (usize, Vec<
             _ => None,
         })
         .collect();
-    // Each tensor read back once.
+    // Each tensor read back once (image 0 of the batch).
     let mut read: HashMap<usize, Vec<f32>> = HashMap::new();
     let mut value = |tensor: usize, c: usize, y: usize, x: usize| {
         let t = &model.tensors[tensor];
+        let index = (y * t.width as usize + x) * t.channels as usize + c;
         let values = read
             .entry(tensor)
             .or_insert_with(|| forward.read_tensor(tensor).expect("read activation"));
-        values[(y * t.width as usize + x) * t.channels as usize + c]
+        (values[index], index as u64 * 4)
     };
-    let (flips, pixels) = (&r.tensors["flips"], &r.tensors["flip_pixels"]);
-    let side = model.input_size as usize;
-    let row_bytes = side.div_ceil(8);
-    let mut excluded = vec![false; side * side];
-    let mut flipped = 0;
-    for (n, row) in flips.data.chunks_exact(8).enumerate() {
+    let mut pinned = 0;
+    for row in r.tensors["flips"].data.chunks_exact(8) {
         let v: Vec<usize> = row.iter().map(|x| *x as usize).collect();
         let (k, c, y, x) = (v[1], v[2], v[3], v[4]);
-        let same = if v[0] == 0 {
+        let (tensor, at, set) = if v[0] == 0 {
             let (tensor, activation) = activated[k];
-            let out = value(tensor, c, y, x);
+            let (out, at) = value(tensor, c, y, x);
             let passes = match activation {
                 Activation::Relu6 => out > 0.0 && out < 6.0,
                 _ => out > 0.0,
             };
-            passes == (v[5] == 1)
+            let reference_passes = v[5] == 1;
+            if passes == reference_passes {
+                continue;
+            }
+            // The backward pass reads only the activation's side from its output.
+            let set = match (reference_passes, out < 3.0) {
+                (true, true) => f32::MIN_POSITIVE,
+                (true, false) => 6.0f32.next_down(),
+                (false, true) => 0.0,
+                (false, false) => 6.0,
+            };
+            (tensor, at, set)
         } else {
-            // This engine routes a window's gradient to its first largest value, row-major.
-            let (first, second) = (value(pools[k], c, y, x), value(pools[k], c, v[6], v[7]));
-            first > second || (first == second && (y, x) < (v[6], v[7]))
+            // This engine routes a window's gradient to its first largest value, row-major; the
+            // reference chose (y, x) over (v[6], v[7]).
+            let ((first, at), (second, _)) =
+                (value(pools[k], c, y, x), value(pools[k], c, v[6], v[7]));
+            if first > second || (first == second && (y, x) < (v[6], v[7])) {
+                continue;
+            }
+            let set = if (y, x) < (v[6], v[7]) {
+                second
+            } else {
+                second.next_up()
+            };
+            (pools[k], at, set)
         };
-        if same {
-            continue;
-        }
-        flipped += 1;
-        let bits = &pixels.bytes[n * side * row_bytes..(n + 1) * side * row_bytes];
-        for (p, e) in excluded.iter_mut().enumerate() {
-            let (y, x) = (p / side, p % side);
-            *e |= bits[y * row_bytes + x / 8] & (0x80 >> (x % 8)) != 0;
-        }
+        queue.write_buffer(forward.tensor(tensor), at, bytemuck::bytes_of(&set));
+        pinned += 1;
     }
-    (flipped, excluded)
+    pinned
 }
 
 #[test]

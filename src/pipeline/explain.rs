@@ -490,6 +490,22 @@ impl Explainer {
         ctx.submit_async("Grad-CAM", encoder).await
     }
 
+    /// Submits the backward pass and the CAM again, on the forward activations now on the GPU
+    /// ([`Explainer::run_backward_async`], blocking).
+    pub fn run_backward(&self) -> Result<()> {
+        self.context().block_on(self.run_backward_async())
+    }
+
+    /// Submits the backward pass and the CAM again, on the forward activations now on the GPU:
+    /// for callers that edit them (the parity tests set activations that sit on a float32 tie to
+    /// the reference's side before comparing input gradients).
+    pub async fn run_backward_async(&self) -> Result<()> {
+        let ctx = self.forward.context();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        self.steps.record(ctx, &mut encoder);
+        ctx.submit_async("backward pass", encoder).await
+    }
+
     /// Runs the batch timed per stage (`preprocess`, `forward`, `backward`, `cam`, `overlay`) and
     /// waits; the durations are read from `profiler` afterwards (empty without timestamps).
     pub fn run_profiled(&self, profiler: &mut Profiler) -> Result<Vec<(String, f64)>> {
