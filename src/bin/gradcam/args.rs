@@ -11,7 +11,8 @@ use gradcam::Colormap;
 #[command(
     name = "gradcam",
     version,
-    about = "Grad-CAM heatmaps and classification on the GPU (EfficientNet-Lite0, WGSL on wgpu)",
+    about = "Grad-CAM heatmaps and classification on the GPU (torchvision ResNet, VGG-16, \
+             MobileNetV2, EfficientNet-Lite0-4; WGSL on wgpu)",
     after_help = "Exit status: 0 every input processed; 1 some inputs failed (each named on stderr; \
                   the others were processed); 2 usage error, unreadable weights or labels, no GPU \
                   adapter, an output folder that cannot be written or is in use by another run; \
@@ -121,9 +122,9 @@ pub struct ExplainArgs {
     /// Target layer, by the module path PyTorch users pass to pytorch-grad-cam (`layer4`,
     /// `layer3.1`, `features.30`, `head`, `blocks.N`). Default: the model's (ResNet `layer4`,
     /// VGG-16 `features.30`, VGG-16-BN `features.43`, MobileNetV2 `features.18`,
-    /// EfficientNet-Lite `head`). Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer
-    /// CAM (--raw's grid is then the first layer's). `--layer help` (or `gradcam layers`) lists
-    /// them with their shapes.
+    /// EfficientNet-Lite `head`). Several, comma-separated (`layer3,layer4`), give
+    /// pytorch-grad-cam's multi-layer CAM (--raw's grid is then the first layer's). `--layer
+    /// help` (or `gradcam layers`) lists them with their shapes.
     #[arg(long, value_name = "LAYER")]
     pub layer: Option<String>,
     /// Explain this class for every image instead of each image's predicted class.
