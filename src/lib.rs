@@ -40,5 +40,6 @@ pub use images::{
 pub use labels::Labels;
 pub use model::Model;
 pub use pipeline::{
-    softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Readback, Target,
+    softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Method, Readback,
+    Target,
 };

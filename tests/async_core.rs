@@ -9,7 +9,7 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 use common::{decode, engine, root};
-use gradcam::{Colormap, ExplainOptions, Readback, Target};
+use gradcam::{Colormap, ExplainOptions, Method, Readback, Target};
 
 /// Polls `future` once with a waker that does nothing, as an executor that must not block would.
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
@@ -21,6 +21,7 @@ fn explain_async_never_blocks_and_equals_explain() {
     let engine = engine();
     let options = ExplainOptions {
         layer: "head".into(),
+        method: Method::GradCam,
         colormap: Colormap::Jet,
         image_weight: 0.5,
         input_gradient: false,

@@ -307,6 +307,7 @@ fn help_documents_everything() {
         "--out",
         "--layer",
         "--class",
+        "--method",
         "--colormap",
         "--image-weight",
         "--raw",
@@ -320,6 +321,51 @@ fn help_documents_everything() {
     let out = gradcam(&["--help"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Exit status") && text.contains("WGPU_BACKEND"));
+}
+
+#[test]
+fn method_is_chosen_by_name_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = gradcam(&[
+        "explain",
+        "--quiet",
+        "--method",
+        "layercam",
+        "--class",
+        "281",
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_report(&out);
+    assert_eq!(report["method"], "layercam");
+    assert_eq!(report["settings"]["method"], "layercam");
+    let entry = &report["images"][0];
+    assert_eq!(entry["method"], "layercam");
+    assert_eq!(entry["layer"], "head");
+    assert_eq!(entry["target"], "class");
+    assert_eq!(entry["class"], 281);
+
+    let bad = gradcam(&[
+        "explain",
+        "--method",
+        "no-such-cam",
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("no-such-cam") && err.contains("gradcam++") && err.contains("layercam"),
+        "{err}"
+    );
 }
 
 fn read_report(dir: &Path) -> serde_json::Value {

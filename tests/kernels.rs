@@ -7,6 +7,7 @@ use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, CONV2D_TILED, POINTWISE_TILE};
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
+    CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams, CamGramParams,
     ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams,
     LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams,
     PoolParams, PreprocessParams,
@@ -391,6 +392,226 @@ fn global_avg_pool_matches_reference() {
         };
         let got = run!(0, &params, n * c, GlobalAvgPool { input: &input } => output);
         assert_close(&format!("pool {n}x{p}x{c}"), &got, &expected, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn cam_channel_weights_match_reference() {
+    let mut rng = SmallRng::seed_from_u64(21);
+    // (batch, pixels, channels): odd sizes, and Lite0's head.
+    for (n, p, c) in [(1, 1, 4), (3, 35, 20), (2, 49, 1280)] {
+        // Signed activations, as an MBConv block's output.
+        let a = random(&mut rng, n * p * c, -1.0, 3.0);
+        let mut g = random(&mut rng, n * p * c, -0.01, 0.01);
+        g[1] = 0.0;
+        for mode in [1u32, 2] {
+            // The formulas of shaders/cam_channel_weights.wgsl in f32, in its order.
+            let mut expected = vec![0f32; n * c];
+            for b in 0..n {
+                for k in 0..c {
+                    let at = |i: usize| (b * p + i) * c + k;
+                    let s: f32 = (0..p).fold(0.0, |s, i| s + a[at(i)]);
+                    expected[b * c + k] = (0..p).fold(0.0, |w, i| {
+                        let gi = g[at(i)];
+                        w + if mode == 1 {
+                            let (g2, g3) = (gi * gi, gi * gi * gi);
+                            let alpha = if gi != 0.0 {
+                                g2 / (2.0 * g2 + s * g3 + 1e-6)
+                            } else {
+                                0.0
+                            };
+                            gi.max(0.0) * alpha
+                        } else {
+                            gi * a[at(i)] / (s + 1e-7)
+                        }
+                    });
+                }
+            }
+            let params = CamChannelWeightsParams {
+                batch: n as u32,
+                pixels: p as u32,
+                channels: c as u32,
+                mode,
+            };
+            let got = run!(0, &params, n * c, CamChannelWeights { activations: &a, gradient: &g } => weights);
+            assert_close(
+                &format!("cam weights mode {mode} {n}x{p}x{c}"),
+                &got,
+                &expected,
+                1e-6,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn cam_elementwise_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(22);
+    for (n, p, c) in [(1, 1, 4), (3, 35, 20), (2, 49, 1280)] {
+        let a = random(&mut rng, n * p * c, -1.0, 3.0);
+        let g = random(&mut rng, n * p * c, -0.01, 0.01);
+        for mode in [0u32, 1, 2] {
+            let mut expected = vec![0f32; n * p];
+            for (i, e) in expected.iter_mut().enumerate() {
+                let s: f64 = (0..c)
+                    .map(|k| {
+                        let (gi, ai) = (f64::from(g[i * c + k]), f64::from(a[i * c + k]));
+                        match mode {
+                            0 => gi * ai,
+                            1 => (gi * ai).max(0.0),
+                            _ => gi.max(0.0) * ai,
+                        }
+                    })
+                    .sum();
+                *e = s.max(0.0) as f32;
+            }
+            let params = CamElementwiseParams {
+                batch: n as u32,
+                pixels: p as u32,
+                channels: c as u32,
+                mode,
+            };
+            let got =
+                run!(0, &params, n * p, CamElementwise { activations: &a, gradient: &g } => grid);
+            assert_close(
+                &format!("cam elementwise mode {mode} {n}x{p}x{c}"),
+                &got,
+                &expected,
+                1e-6,
+                1e-4,
+            );
+        }
+    }
+}
+
+/// The principal-component projection of shaders/cam_center.wgsl, cam_gram.wgsl and
+/// cam_eigen.wgsl, in f64: X = A (or G ⊙ A) centred per channel, projected on its top right
+/// singular vector, signed to correlate positively with X's per-position channel sums, ReLU-ed.
+fn eigen_reference(a: &[f32], g: Option<&[f32]>, p: usize, c: usize) -> Vec<f32> {
+    let x: Vec<f64> = (0..p * c)
+        .map(|i| f64::from(a[i]) * g.map_or(1.0, |g| f64::from(g[i])))
+        .collect();
+    let mean: Vec<f64> = (0..c)
+        .map(|k| (0..p).map(|q| x[q * c + k]).sum::<f64>() / p as f64)
+        .collect();
+    let xc: Vec<f64> = (0..p * c).map(|i| x[i] - mean[i % c]).collect();
+    // Power iteration on XᵀX (C × C), in f64 to convergence.
+    let gram: Vec<f64> = (0..c * c)
+        .map(|ij| {
+            (0..p)
+                .map(|q| xc[q * c + ij / c] * xc[q * c + ij % c])
+                .sum()
+        })
+        .collect();
+    let mut v: Vec<f64> = (0..c).map(|i| 1.0 + 0.125 * (i % 7) as f64).collect();
+    for _ in 0..20_000 {
+        let w: Vec<f64> = (0..c)
+            .map(|i| (0..c).map(|j| gram[i * c + j] * v[j]).sum())
+            .collect();
+        let norm = w.iter().map(|e| e * e).sum::<f64>().sqrt();
+        v = w.iter().map(|e| e / norm).collect();
+    }
+    let proj: Vec<f64> = (0..p)
+        .map(|q| (0..c).map(|k| xc[q * c + k] * v[k]).sum())
+        .collect();
+    let corr: f64 = (0..p)
+        .map(|q| proj[q] * (0..c).map(|k| x[q * c + k]).sum::<f64>())
+        .sum();
+    let sign = if corr >= 0.0 { 1.0 } else { -1.0 };
+    proj.iter().map(|e| (sign * e).max(0.0) as f32).collect()
+}
+
+#[test]
+fn eigen_projection_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(23);
+    // (batch, pixels, channels): fewer pixels than channels (Gram over pixels, Lite0's head) and
+    // fewer channels than pixels (Gram over channels), with and without the gradient.
+    for (n, p, c, with_gradient) in [(2, 49, 64, false), (1, 35, 12, true), (2, 9, 20, true)] {
+        // A dominant direction on top of noise, so that the top eigenvalue stands apart.
+        let mut a = random(&mut rng, n * p * c, -0.5, 0.5);
+        for b in 0..n {
+            let u = random(&mut rng, p, -1.0, 1.0);
+            let w = random(&mut rng, c, -1.0, 1.0);
+            for q in 0..p {
+                for k in 0..c {
+                    a[(b * p + q) * c + k] += 3.0 * u[q] * w[k];
+                }
+            }
+        }
+        let g = random(&mut rng, n * p * c, 0.5, 1.5);
+        let mut expected = Vec::new();
+        for b in 0..n {
+            let (ab, gb) = (
+                &a[b * p * c..(b + 1) * p * c],
+                &g[b * p * c..(b + 1) * p * c],
+            );
+            expected.extend(eigen_reference(ab, with_gradient.then_some(gb), p, c));
+        }
+        let use_gradient = u32::from(with_gradient);
+        let mode = u32::from(c < p);
+        let side = if mode == 0 { p } else { c };
+        let ctx = ctx();
+        let (a_buf, g_buf) = (ctx.storage_with("a", &a), ctx.storage_with("g", &g));
+        let centred = ctx.storage("centred", (n * p * c * 4) as u64).unwrap();
+        let gram = ctx.storage("gram", (n * side * side * 4) as u64).unwrap();
+        let grid = ctx.storage("grid", (n * p * 4) as u64).unwrap();
+        let (batch, pixels, channels) = (n as u32, p as u32, c as u32);
+        ctx.run_kernel(
+            launch::CamCenter {
+                activations: &a_buf,
+                gradient: &g_buf,
+                centred: &centred,
+            },
+            &CamCenterParams {
+                batch,
+                pixels,
+                channels,
+                use_gradient,
+            },
+        )
+        .unwrap();
+        ctx.run_kernel(
+            launch::CamGram {
+                centred: &centred,
+                gram: &gram,
+            },
+            &CamGramParams {
+                batch,
+                pixels,
+                channels,
+                mode,
+            },
+        )
+        .unwrap();
+        ctx.run_kernel(
+            launch::CamEigen {
+                gram: &gram,
+                centred: &centred,
+                activations: &a_buf,
+                gradient: &g_buf,
+                grid: &grid,
+            },
+            &CamEigenParams {
+                batch,
+                pixels,
+                channels,
+                mode,
+                use_gradient,
+                max_iterations: 4000,
+                _pad: [0; 2],
+            },
+        )
+        .unwrap();
+        let got = ctx.read_f32(&grid, n * p).unwrap();
+        let scale = expected.iter().copied().fold(0.0, f32::max);
+        assert_close(
+            &format!("eigen projection {n}x{p}x{c} gradient {with_gradient}"),
+            &got,
+            &expected,
+            1e-4 * scale,
+            0.0,
+        );
     }
 }
 

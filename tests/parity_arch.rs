@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::seeded::seeded_safetensors;
-use common::{assert_close, ctx, fixtures, max_abs_diff, top_indices, Fixture};
+use common::{assert_close, ctx, fixtures, floats, max_abs_diff, normalized, top_indices, Fixture};
 use gradcam::model::{Activation, Op};
 use gradcam::{Engine, ExplainOptions, Model, Readback, Target};
 
@@ -29,10 +29,6 @@ fn reference(arch: &str) -> Reference {
     }
 }
 
-fn floats(text: &str) -> Vec<f32> {
-    serde_json::from_str(text).expect("fixture metadata: a list of numbers")
-}
-
 /// The model the reference ran, from its seed, as `safetensors.torch.save_file` would store it
 /// (or the shipped weights).
 fn model(arch: &str, r: &Reference) -> Model {
@@ -42,16 +38,6 @@ fn model(arch: &str, r: &Reference) -> Model {
     };
     let name = format!("{arch}.safetensors");
     Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
-}
-
-/// `(image / 255 - mean) / std` in f32, NHWC, as the fixture script computes it.
-fn normalized(image: &Fixture, mean: &[f32], std: &[f32]) -> Vec<f32> {
-    image
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p / 255.0 - mean[i % 3]) / std[i % 3])
-        .collect()
 }
 
 fn check(arch: &str) {

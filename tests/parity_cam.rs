@@ -20,7 +20,7 @@ fn explainer_with(layer: &str, capacity: u32, image_weight: f32) -> Explainer {
                 layer: layer.into(),
                 colormap: Colormap::Jet,
                 image_weight,
-                input_gradient: false,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("explainer for {layer}: {e}"))

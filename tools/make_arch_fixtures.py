@@ -276,6 +276,16 @@ def ambiguous_ops(model, x, cls, tau=3e-7, keep=1e-5, batch=16):
     return np.array(rows, dtype=np.int64).reshape(-1, 8)
 
 
+def model_input(photo, side, mean, std):
+    """The photo resized to side × side (PIL bicubic) as uint8 HWC, and the model's input
+    (image / 255 - mean) / std in float32, in this order, as NCHW."""
+    image = np.asarray(photo.resize((side, side), Image.BICUBIC), dtype=np.uint8)
+    x = (image.astype(np.float32) / np.float32(255) - np.array(mean, np.float32)) / np.array(
+        std, np.float32
+    )
+    return image, torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
 def main(names):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -287,11 +297,7 @@ def main(names):
         make, side, (mean, std), cams = ARCHS[name]
         shipped = name == "efficientnet-lite0"
         model = (make() if shipped else fill(make(), SEED)).eval()
-        image = np.asarray(photo.resize((side, side), Image.BICUBIC), dtype=np.uint8)
-        x = (image.astype(np.float32) / np.float32(255) - np.array(mean, np.float32)) / np.array(
-            std, np.float32
-        )
-        x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        image, x = model_input(photo, side, mean, std)
         with torch.no_grad():
             logits = model(x)[0]
         predicted = int(logits.argmax())

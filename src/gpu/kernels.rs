@@ -209,6 +209,22 @@ kernels! {
     CamCombine => "cam_combine" (CamCombineParams) {
         activations: Storage, weights: Storage, grid: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels;
+    CamChannelWeights => "cam_channel_weights" (CamChannelWeightsParams) {
+        activations: Storage, gradient: Storage, weights: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
+    CamElementwise => "cam_elementwise" (CamElementwiseParams) {
+        activations: Storage, gradient: Storage, grid: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels;
+    CamCenter => "cam_center" (CamCenterParams) {
+        activations: Storage, gradient: Storage, centred: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
+    CamGram => "cam_gram" (CamGramParams) {
+        centred: Storage, gram: StorageReadWrite,
+    } invocations(p, _) = p.batch * gram_side(p.mode, p.pixels, p.channels).pow(2);
+    CamEigen => "cam_eigen" (CamEigenParams) fixed 64 {
+        gram: Storage, centred: Storage, activations: Storage, gradient: Storage,
+        grid: StorageReadWrite,
+    } invocations(p, _) = p.batch * 64;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;
@@ -314,6 +330,18 @@ fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, chann
     }
     blocked_invocations(variant, batch, height, width, channels)
 }
+
+/// The side of the Gram matrix of shaders/cam_gram.wgsl `mode` over a `pixels × channels` map.
+pub fn gram_side(mode: u32, pixels: u32, channels: u32) -> u32 {
+    if mode == 0 {
+        pixels
+    } else {
+        channels
+    }
+}
+
+/// The largest Gram matrix side shaders/cam_eigen.wgsl holds (`MAX_N`).
+pub const EIGEN_MAX_SIDE: u32 = 1024;
 
 /// The pointwise pipeline variant the engine uses (see [`POINTWISE_TILE`]).
 pub const POINTWISE_VARIANT: usize = 1;

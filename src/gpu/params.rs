@@ -315,6 +315,65 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_channel_weights.wgsl.
+    pub struct CamChannelWeightsParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 1: Grad-CAM++, 2: XGrad-CAM.
+        pub mode: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_elementwise.wgsl.
+    pub struct CamElementwiseParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 0: HiResCAM, 1: GradCAMElementWise, 2: LayerCAM.
+        pub mode: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_center.wgsl.
+    pub struct CamCenterParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 1: centre G ⊙ A (EigenGradCAM) instead of A.
+        pub use_gradient: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_gram.wgsl.
+    pub struct CamGramParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 0: X Xᵀ over pixels; 1: Xᵀ X over channels.
+        pub mode: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_eigen.wgsl.
+    pub struct CamEigenParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// As [`CamGramParams::mode`].
+        pub mode: u32,
+        /// As [`CamCenterParams::use_gradient`].
+        pub use_gradient: u32,
+        pub max_iterations: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/cam_minmax.wgsl.
     pub struct CamMinMaxParams {
         pub batch: u32,

@@ -1,23 +1,24 @@
-//! Grad-CAM's maps on the GPU: per target layer the channel weights (the spatial mean of the
-//! gradient), `ReLU(Σ_k w_k A_k)` at the layer's resolution, its normalisation and resize to the
-//! model's input size; with several layers their mean; then ReLU and normalisation again, as
-//! pytorch-grad-cam's `GradCAM` with `aggregate_multi_layers`.
+//! The CAM on the GPU, shared by every method: per target layer the method's map at the layer's
+//! resolution (after ReLU; `src/pipeline/methods/`), its normalisation and resize to the model's
+//! input size; with several layers their mean; then ReLU and normalisation again, as
+//! pytorch-grad-cam's `BaseCAM` with `aggregate_multi_layers`.
 
 use super::backward::BackwardPlan;
 use super::forward::Forward;
+use super::methods::{LayerInputs, Method};
 use super::steps::Steps;
 use crate::error::Result;
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{
-    CamCombineParams, CamMinMaxParams, CamNormalizeParams, CamResizeParams, PoolParams,
-};
+use crate::gpu::params::{CamMinMaxParams, CamNormalizeParams, CamResizeParams};
 use crate::gpu::GpuContext;
 
-/// Appends the CAM steps for `layers` (their gradients computed by `plan` into `grads`): the
-/// first layer's map at its resolution goes to `cam_grid`, the final normalised map to `cam`.
-/// Returns the bytes of the buffers only these steps hold.
-pub(super) fn push_grad_cam(
+/// Appends the CAM steps of `method` for `layers` (their gradients, when the method needs them,
+/// computed by `plan` into `grads`): the first layer's map at its resolution goes to `cam_grid`,
+/// the final normalised map to `cam`. Returns the bytes of the buffers only these steps hold.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push_cam(
     ctx: &GpuContext,
+    method: Method,
     forward: &Forward,
     plan: &BackwardPlan,
     grads: &[wgpu::Buffer],
@@ -34,7 +35,6 @@ pub(super) fn push_grad_cam(
     for (index, &layer) in layers.iter().enumerate() {
         let t = &model.tensors[layer];
         let (pixels, channels) = (t.height * t.width, t.channels);
-        let cam_weights = ctx.storage("cam_weights", u64::from(channels) * 4 * cap)?;
         let own_grid;
         let grid = if index == 0 {
             cam_grid
@@ -43,36 +43,20 @@ pub(super) fn push_grad_cam(
             internal_bytes += own_grid.size();
             &own_grid
         };
-        let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
-        internal_bytes += cam_weights.size() + grid_stats.size();
-        let gradient = plan.slot_of_tensor(layer).map(|slot| &grads[slot]);
-        steps.push(
+        internal_bytes += method.unit().record(
             ctx,
-            launch::GlobalAvgPool {
-                input: gradient.expect("the plan computes its targets' gradients"),
-                output: &cam_weights,
-            },
-            move |s| PoolParams {
-                batch: s.images,
+            steps,
+            &LayerInputs {
+                activations: forward.tensor(layer),
+                gradient: plan.slot_of_tensor(layer).map(|slot| &grads[slot]),
                 pixels,
                 channels,
-                _pad: 0,
-            },
-        );
-        steps.push(
-            ctx,
-            launch::CamCombine {
-                activations: forward.tensor(layer),
-                weights: &cam_weights,
+                capacity: cap,
                 grid,
             },
-            move |s| CamCombineParams {
-                batch: s.images,
-                pixels,
-                channels,
-                _pad: 0,
-            },
-        );
+        )?;
+        let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
+        internal_bytes += grid_stats.size();
         steps.push(
             ctx,
             launch::CamMinMax {

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::backward::{push_grad_step, BackwardPlan};
-use super::cam::push_grad_cam;
+use super::cam::push_cam;
 use super::forward::Forward;
+use super::methods::Method;
 use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub struct ExplainOptions {
     /// Several, comma-separated (`layer3,layer4`), give pytorch-grad-cam's multi-layer CAM: each
     /// layer's map normalised and resized, then their mean, normalised again.
     pub layer: String,
+    /// The CAM method.
+    pub method: Method,
     /// Heatmap colours.
     pub colormap: Colormap,
     /// Weight of the image in the overlay, in [0, 1]; the heatmap gets `1 - image_weight`.
@@ -45,6 +48,7 @@ impl Default for ExplainOptions {
     fn default() -> Self {
         Self {
             layer: String::new(),
+            method: Method::GradCam,
             colormap: Colormap::Jet,
             image_weight: 0.5,
             input_gradient: false,
@@ -82,7 +86,8 @@ pub struct Explanation {
     /// `[S × S]` row-major, S the model's input size ([`Explainer::cam_size`]): the normalized
     /// CAM, comparable with pytorch-grad-cam's output.
     pub cam: Option<Vec<f32>>,
-    /// `[h × w]` at the target layer's resolution: ReLU(Σ_k w_k A_k) before any normalization.
+    /// `[h × w]` at the (first) target layer's resolution: the method's map after ReLU, before
+    /// any normalization (for Grad-CAM, ReLU(Σ_k w_k A_k)).
     pub cam_grid: Option<Vec<f32>>,
     /// The heatmap blended over the image at the image's own size.
     pub overlay: Option<image::RgbaImage>,
@@ -198,36 +203,41 @@ impl Explainer {
                 _pad: [0; 2],
             },
         );
-        let head = &model.tensors[plan.pooled_input];
-        let (head_pixels, head_channels) = (head.height * head.width, head.channels);
-        let grad = |value: usize| &grads[plan.slot_of[value]];
-        let fc_weight = gpu_model
-            .classifier_weight()
-            .ok_or_else(|| Error::UnsupportedModel {
-                path: model.source.clone(),
-                reason: "the classifier's weights exceed one GPU binding".into(),
-            })?;
-        steps.push(
-            &ctx,
-            launch::LogitGrad {
-                targets: &targets,
-                fc_weight,
-                grad: grad(0),
-            },
-            move |s| LogitGradParams {
-                batch: s.images,
-                pixels: head_pixels,
-                channels: head_channels,
-                _pad: 0,
-            },
-        );
-        for step in &plan.steps {
-            push_grad_step(&ctx, &forward, &plan, &grads, &mut steps, step)?;
+        // The backward pass, when the method or the caller needs a gradient.
+        if options.method.needs().layer_gradient || options.input_gradient {
+            let head = &model.tensors[plan.pooled_input];
+            let (head_pixels, head_channels) = (head.height * head.width, head.channels);
+            let grad = |value: usize| &grads[plan.slot_of[value]];
+            let fc_weight =
+                gpu_model
+                    .classifier_weight()
+                    .ok_or_else(|| Error::UnsupportedModel {
+                        path: model.source.clone(),
+                        reason: "the classifier's weights exceed one GPU binding".into(),
+                    })?;
+            steps.push(
+                &ctx,
+                launch::LogitGrad {
+                    targets: &targets,
+                    fc_weight,
+                    grad: grad(0),
+                },
+                move |s| LogitGradParams {
+                    batch: s.images,
+                    pixels: head_pixels,
+                    channels: head_channels,
+                    _pad: 0,
+                },
+            );
+            for step in &plan.steps {
+                push_grad_step(&ctx, &forward, &plan, &grads, &mut steps, step)?;
+            }
         }
 
         let cam_start = steps.len();
-        let internal_bytes = push_grad_cam(
+        let internal_bytes = push_cam(
             &ctx,
+            options.method,
             &forward,
             &plan,
             &grads,
@@ -568,7 +578,8 @@ impl Explainer {
         &self.targets
     }
 
-    /// The gradient of the target logit with respect to the target layer: f32 NHWC.
+    /// The gradient of the target logit with respect to the target layer: f32 NHWC (computed
+    /// only when the method needs it, or with [`ExplainOptions::input_gradient`]).
     pub fn target_gradient_buffer(&self) -> &wgpu::Buffer {
         let slot = self.plan.slot_of_tensor(self.plan.targets[0]);
         &self.grads[slot.expect("the plan computes its targets' gradients")]

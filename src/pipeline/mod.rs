@@ -4,11 +4,13 @@ mod backward;
 mod cam;
 mod explain;
 mod forward;
+pub mod methods;
 pub mod steps;
 
 pub use backward::{BackwardPlan, GradStep};
 pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target};
 pub use forward::{pack_images, Forward, GpuModel};
+pub use methods::{Method, Needs};
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {

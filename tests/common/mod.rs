@@ -39,6 +39,21 @@ pub fn engine() -> &'static Engine {
     })
 }
 
+/// A list of numbers from fixture metadata (JSON).
+pub fn floats(text: &str) -> Vec<f32> {
+    serde_json::from_str(text).expect("fixture metadata: a list of numbers")
+}
+
+/// `(image / 255 - mean) / std` in f32, NHWC, as the fixture scripts compute it.
+pub fn normalized(image: &Fixture, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    image
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p / 255.0 - mean[i % 3]) / std[i % 3])
+        .collect()
+}
+
 /// A fixture tensor: shape and values as f32 (u8 tensors converted).
 pub struct Fixture {
     pub shape: Vec<usize>,

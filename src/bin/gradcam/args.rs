@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gradcam::Colormap;
+use gradcam::{Colormap, Method};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -130,6 +130,12 @@ pub struct ExplainArgs {
     /// Explain this class for every image instead of each image's predicted class.
     #[arg(long, value_name = "N")]
     pub class: Option<u32>,
+    /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
+    /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
+    /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
+    /// gradient, no backward pass), eigengradcam (EigenGradCAM).
+    #[arg(long, default_value = "gradcam", value_parser = parse_method, value_name = "NAME")]
+    pub method: Method,
     /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
     #[arg(long, default_value = "jet", value_parser = parse_colormap, value_name = "NAME")]
     pub colormap: Colormap,
@@ -168,6 +174,10 @@ pub struct ExplainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse().map_err(|e: gradcam::Error| e.to_string())
 }
 
 fn parse_colormap(s: &str) -> Result<Colormap, String> {

@@ -62,6 +62,7 @@ impl Explain {
         }
         let options = ExplainOptions {
             layer: layer.clone(),
+            method: args.method,
             colormap: args.colormap,
             image_weight: args.image_weight,
             input_gradient: false,
@@ -83,6 +84,7 @@ impl Explain {
 fn settings(req: &ExplainArgs, layer: &str) -> Value {
     let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
     json!({
+        "method": req.method.name(),
         "layer": layer,
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,

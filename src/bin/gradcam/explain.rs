@@ -504,7 +504,7 @@ fn write_batches(
     entries: &Mutex<Vec<Option<Entry>>>,
     bar: &indicatif::ProgressBar,
 ) -> (f64, bool) {
-    let (dir, inputs, keys) = (work.dir, work.inputs, work.keys);
+    let (dir, inputs, keys, config) = (work.dir, work.inputs, work.keys, work.config);
     let raw = work.config.args.raw;
     let say = |msg: String| bar.suspend(|| log::error(msg));
     let mut seconds = 0.0;
@@ -530,6 +530,13 @@ fn write_batches(
             });
             match written_one {
                 Ok(mut entry) => {
+                    // What was explained, and how.
+                    entry["method"] = json!(config.options.method.name());
+                    entry["layer"] = json!(config.layer);
+                    entry["target"] = json!(match config.target {
+                        Target::Predicted => "predicted",
+                        Target::Class(_) => "class",
+                    });
                     // What --resume matches, whatever the directory it runs from.
                     entry["source"] = json!(keys[i]);
                     written.push((i, entry));
@@ -619,6 +626,7 @@ fn finish(work: &Work, progress: Progress, outcome: Outcome, report: &Report) ->
         "status": status,
         "weights": report.setup.weights,
         "architecture": engine.model().architecture,
+        "method": config.options.method.name(),
         "layer": config.layer,
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,

@@ -1,0 +1,258 @@
+//! CAM methods. Each is a unit in its own file that records, for one target layer, the GPU work
+//! turning the layer's activations A (and, when it needs it, the gradient G = ∂target/∂A) into
+//! its map at the layer's resolution, after pytorch-grad-cam's `np.maximum(cam, 0)`. The
+//! explainer runs what every method shares once: the forward pass, the backward pass when the
+//! method needs it, the per-layer normalisation and resize, the multi-layer mean, the final
+//! normalisation and the overlay (`src/pipeline/cam.rs`).
+//!
+//! Adding a method: a file here implementing [`LayerMethod`], a [`Method`] variant with its name,
+//! and, when it is a new reduction, its shader.
+
+mod eigen;
+mod eigen_cam;
+mod eigen_grad_cam;
+mod grad_cam;
+mod grad_cam_elementwise;
+mod grad_cam_plusplus;
+mod hires_cam;
+mod layer_cam;
+mod xgrad_cam;
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::launch;
+use crate::gpu::params::{CamChannelWeightsParams, CamCombineParams, CamElementwiseParams};
+use crate::gpu::GpuContext;
+
+use super::steps::Steps;
+
+/// A CAM method, named as the CLI's `--method` takes it; each equals pytorch-grad-cam 1.5.7's
+/// class of the same name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GradCAM`: w_c = mean over space of G_c; Σ_c w_c A_c.
+    #[default]
+    GradCam,
+    /// `HiResCAM`: Σ_c G ⊙ A.
+    HiResCam,
+    /// `GradCAMElementWise`: Σ_c ReLU(G ⊙ A).
+    GradCamElementWise,
+    /// `GradCAMPlusPlus`: w_c = Σ_space ReLU(G)·α, α = G² / (2G² + S_c·G³ + 1e-6); Σ_c w_c A_c.
+    GradCamPlusPlus,
+    /// `XGradCAM`: w_c = Σ_space G·A / (S_c + 1e-7); Σ_c w_c A_c.
+    XGradCam,
+    /// `LayerCAM`: Σ_c ReLU(G) ⊙ A.
+    LayerCam,
+    /// `EigenCAM`: A projected on its first principal component (no gradient).
+    EigenCam,
+    /// `EigenGradCAM`: G ⊙ A projected on its first principal component.
+    EigenGradCam,
+}
+
+impl Method {
+    /// Every method, in the order `--method help` lists them.
+    pub const ALL: &'static [Method] = &[
+        Method::GradCam,
+        Method::HiResCam,
+        Method::GradCamElementWise,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::LayerCam,
+        Method::EigenCam,
+        Method::EigenGradCam,
+    ];
+
+    /// The name the CLI and the report use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::GradCam => "gradcam",
+            Method::HiResCam => "hirescam",
+            Method::GradCamElementWise => "gradcam-elementwise",
+            Method::GradCamPlusPlus => "gradcam++",
+            Method::XGradCam => "xgradcam",
+            Method::LayerCam => "layercam",
+            Method::EigenCam => "eigencam",
+            Method::EigenGradCam => "eigengradcam",
+        }
+    }
+
+    /// pytorch-grad-cam's class computing the same map.
+    pub fn reference(self) -> &'static str {
+        match self {
+            Method::GradCam => "GradCAM",
+            Method::HiResCam => "HiResCAM",
+            Method::GradCamElementWise => "GradCAMElementWise",
+            Method::GradCamPlusPlus => "GradCAMPlusPlus",
+            Method::XGradCam => "XGradCAM",
+            Method::LayerCam => "LayerCAM",
+            Method::EigenCam => "EigenCAM",
+            Method::EigenGradCam => "EigenGradCAM",
+        }
+    }
+
+    /// What the method needs besides the forward pass.
+    pub fn needs(self) -> Needs {
+        self.unit().needs()
+    }
+
+    /// The unit recording the method's GPU work.
+    pub(crate) fn unit(self) -> &'static dyn LayerMethod {
+        match self {
+            Method::GradCam => &grad_cam::GradCam,
+            Method::HiResCam => &hires_cam::HiResCam,
+            Method::GradCamElementWise => &grad_cam_elementwise::GradCamElementWise,
+            Method::GradCamPlusPlus => &grad_cam_plusplus::GradCamPlusPlus,
+            Method::XGradCam => &xgrad_cam::XGradCam,
+            Method::LayerCam => &layer_cam::LayerCam,
+            Method::EigenCam => &eigen_cam::EigenCam,
+            Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let wanted = s.to_ascii_lowercase();
+        Method::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == wanted || m.reference().eq_ignore_ascii_case(&wanted))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                Error::InvalidRequest(format!(
+                    "unknown method `{s}`; the methods are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// What a method needs from the engine besides the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// The gradient of the target logit at the target layer (a backward pass).
+    pub layer_gradient: bool,
+}
+
+/// What a method's map at one layer is computed from, and where it goes.
+pub(crate) struct LayerInputs<'a> {
+    /// The layer's activations, f32 `[batch, pixels, channels]`.
+    pub activations: &'a wgpu::Buffer,
+    /// ∂target/∂activations, same layout, when [`Needs::layer_gradient`].
+    pub gradient: Option<&'a wgpu::Buffer>,
+    /// Positions (h·w) and channels of the layer.
+    pub pixels: u32,
+    pub channels: u32,
+    /// Images the buffers hold.
+    pub capacity: u64,
+    /// Where the map goes, after ReLU: f32 `[batch, pixels]`.
+    pub grid: &'a wgpu::Buffer,
+}
+
+impl LayerInputs<'_> {
+    /// The layer gradient, which the method declared it needs.
+    pub fn gradient(&self) -> Result<&wgpu::Buffer> {
+        self.gradient
+            .ok_or_else(|| Error::InvalidRequest("the method needs the layer gradient".into()))
+    }
+}
+
+/// A CAM method's GPU work at one target layer.
+pub(crate) trait LayerMethod: Sync {
+    /// What it needs besides the forward pass: by default the layer gradient.
+    fn needs(&self) -> Needs {
+        Needs {
+            layer_gradient: true,
+        }
+    }
+
+    /// Appends the steps writing the layer's map, after ReLU, to `inputs.grid`; returns the
+    /// bytes of the buffers only these steps hold.
+    fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64>;
+}
+
+/// `ReLU(Σ_c w_c A_c)` into `inputs.grid`, for the methods that weight whole channels.
+fn weighted_sum(steps: &mut Steps, ctx: &GpuContext, inputs: &LayerInputs, weights: &wgpu::Buffer) {
+    let (pixels, channels) = (inputs.pixels, inputs.channels);
+    steps.push(
+        ctx,
+        launch::CamCombine {
+            activations: inputs.activations,
+            weights,
+            grid: inputs.grid,
+        },
+        move |s| CamCombineParams {
+            batch: s.images,
+            pixels,
+            channels,
+            _pad: 0,
+        },
+    );
+}
+
+/// A buffer of one f32 weight per channel and image.
+fn channel_weights(ctx: &GpuContext, inputs: &LayerInputs) -> Result<wgpu::Buffer> {
+    ctx.storage(
+        "cam_weights",
+        u64::from(inputs.channels) * 4 * inputs.capacity,
+    )
+}
+
+/// Channel weights by shaders/cam_channel_weights.wgsl `mode`, then `ReLU(Σ_c w_c A_c)`.
+fn weights_by_mode(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    inputs: &LayerInputs,
+    mode: u32,
+) -> Result<u64> {
+    let weights = channel_weights(ctx, inputs)?;
+    let (pixels, channels) = (inputs.pixels, inputs.channels);
+    steps.push(
+        ctx,
+        launch::CamChannelWeights {
+            activations: inputs.activations,
+            gradient: inputs.gradient()?,
+            weights: &weights,
+        },
+        move |s| CamChannelWeightsParams {
+            batch: s.images,
+            pixels,
+            channels,
+            mode,
+        },
+    );
+    weighted_sum(steps, ctx, inputs, &weights);
+    Ok(weights.size())
+}
+
+/// The map of shaders/cam_elementwise.wgsl `mode`, position by position.
+fn elementwise(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    inputs: &LayerInputs,
+    mode: u32,
+) -> Result<u64> {
+    let (pixels, channels) = (inputs.pixels, inputs.channels);
+    steps.push(
+        ctx,
+        launch::CamElementwise {
+            activations: inputs.activations,
+            gradient: inputs.gradient()?,
+            grid: inputs.grid,
+        },
+        move |s| CamElementwiseParams {
+            batch: s.images,
+            pixels,
+            channels,
+            mode,
+        },
+    );
+    Ok(0)
+}

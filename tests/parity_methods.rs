@@ -1,0 +1,149 @@
+//! Every CAM method against pytorch-grad-cam 1.5.7's class of the same name
+//! (tools/make_method_fixtures.py): the shipped EfficientNet-Lite0 at `head` and `blocks.8`,
+//! seeded ResNet-50 at `layer4`, each for the predicted class and an explicit one, max |diff| of
+//! the final CAM ≤ 1e-4 (against the reference's float64 run where its float32 run flipped an
+//! activation on the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the
+//! principal component).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use common::seeded::seeded_safetensors;
+use common::{assert_close, ctx, fixtures, floats, max_abs_diff, normalized};
+use gradcam::{Engine, ExplainOptions, Method, Model, Readback, Target};
+
+fn metadata(path: &str) -> HashMap<String, String> {
+    let path = common::root().join(format!("tests/fixtures/{path}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+    meta.metadata().clone().expect("fixture metadata")
+}
+
+/// The weights the reference ran: the shipped Lite0, or the seeded model of the architecture
+/// fixture the method fixture names.
+fn model(arch: &str, weights: &str) -> Model {
+    let meta = metadata(weights);
+    let bytes = match meta["seed"].as_str() {
+        "shipped" => std::fs::read(common::weights_path()).expect("shipped weights"),
+        seed => seeded_safetensors(&meta["manifest"], seed.parse().expect("seed")),
+    };
+    let name = format!("{arch}.safetensors");
+    Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
+}
+
+fn check(arch: &str) {
+    let fx = fixtures(&format!("methods/{arch}"));
+    let meta = metadata(&format!("methods/{arch}"));
+    let weights = &meta["weights"];
+    let arch_meta = metadata(weights);
+    let model = model(arch, weights);
+    let input = normalized(
+        &fx["image"],
+        &floats(&arch_meta["mean"]),
+        &floats(&arch_meta["std"]),
+    );
+    let engine = Engine::new(ctx(), model);
+
+    // Keys `<method>.<layer>.<target>`, grouped by method and layer: both targets in one batch.
+    let mut groups: BTreeMap<(String, String), Vec<(String, Target)>> = BTreeMap::new();
+    for key in fx
+        .keys()
+        .filter(|k| *k != "image" && !k.ends_with(".f64") && !k.ends_with(".neg"))
+    {
+        let (rest, target) = key.rsplit_once('.').expect("<method>.<layer>.<target>");
+        let (method, layer) = rest.split_once('.').expect("<method>.<layer>");
+        let target = match target.strip_prefix('c') {
+            Some(c) => Target::Class(c.parse().expect("class")),
+            None => Target::Predicted,
+        };
+        groups
+            .entry((method.to_string(), layer.to_string()))
+            .or_default()
+            .push((key.clone(), target));
+    }
+    let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.0.as_str()).collect();
+    for method in Method::ALL {
+        assert!(
+            methods.contains(method.name()),
+            "{arch}: the fixture has no {method}"
+        );
+    }
+
+    for ((method, layer), cases) in &groups {
+        let method: Method = method.parse().expect("method");
+        let mut explainer = engine
+            .explainer(
+                cases.len() as u32,
+                ExplainOptions {
+                    layer: layer.clone(),
+                    method,
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{arch} {method} {layer}: {e}"));
+        let batch: Vec<f32> = cases.iter().flat_map(|_| input.iter().copied()).collect();
+        let targets: Vec<Target> = cases.iter().map(|c| c.1).collect();
+        explainer
+            .upload_input(&batch, &targets)
+            .expect("upload input");
+        explainer.run().expect("run");
+        let results = explainer.read(Readback::ALL).expect("read");
+        for ((key, _), result) in cases.iter().zip(results) {
+            let cam = result.cam.expect("cam");
+            let want = &fx[key].data;
+            // The other valid answers: the reference's float64 run (where its float32 run
+            // flipped an activation on the edge of rounding), and for a principal component the
+            // other sign (LAPACK's choice in the reference).
+            let mut candidates = vec![(want, "float32")];
+            if let Some(e) = fx.get(&format!("{key}.f64")) {
+                candidates.push((&e.data, "float64"));
+            }
+            if let Some(e) = fx.get(&format!("{key}.neg")) {
+                candidates.push((&e.data, "float32, other sign"));
+            }
+            let (closest, d, which) = candidates
+                .into_iter()
+                .map(|(c, which)| (c, max_abs_diff(&cam, c), which))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("a reference");
+            assert_close(&format!("{arch} {key}"), &cam, closest, 1e-4, 0.0);
+            eprintln!("{arch} {key:40} CAM max |diff| {d:.2e} from the {which} reference");
+        }
+    }
+}
+
+#[test]
+fn efficientnet_lite0_shipped() {
+    check("efficientnet-lite0");
+}
+
+#[test]
+fn resnet50_seeded() {
+    check("resnet50");
+}
+
+#[test]
+fn methods_without_a_gradient_run_no_backward_pass() {
+    let engine = common::engine();
+    let explainer = |method| {
+        engine
+            .explainer(
+                1,
+                ExplainOptions {
+                    layer: "blocks.8".into(),
+                    method,
+                    ..Default::default()
+                },
+            )
+            .expect("explainer")
+    };
+    let (grad, eigen) = (explainer(Method::GradCam), explainer(Method::EigenCam));
+    assert!(!Method::EigenCam.needs().layer_gradient);
+    // Grad-CAM: the logit's gradient, one launch per backward step, GAP and combine; Eigen-CAM:
+    // centring, Gram matrix and power iteration, and no backward launch.
+    let backward = 1 + grad.plan().steps.len();
+    assert!(backward > 10, "blocks.8 is deep enough to tell");
+    assert_eq!(eigen.launches() + backward, grad.launches() + 1);
+}

@@ -1,0 +1,176 @@
+"""Reference CAMs of every method the engine ships, from pytorch-grad-cam 1.5.7, for
+tests/parity_methods.rs.
+
+    python tools/make_method_fixtures.py [ARCH ...]      (default: all)
+    python tools/make_method_fixtures.py --scan          (how well conditioned each Lite0 block is)
+
+Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/chelsea.png resized
+to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
+    image              u8  [S, S, 3]
+    <method>.<layer>.<target>
+                       f32 [S, S]   the method's CAM (pytorch-grad-cam's class of that name,
+                                    `ClassifierOutputTarget`), <target> `pred` (the predicted
+                                    class, no target given) or `c<N>` (class N: the second best)
+    <...>.neg          f32 [S, S]   for the principal-component methods (eigencam, eigengradcam):
+                                    the map with the projection's sign the other way (LAPACK's
+                                    sign is arbitrary)
+    <...>.f64          f32 [S, S]   the same computed in float64, where it differs from the
+                                    float32 one by more than 1e-5 (an activation on the edge of
+                                    float32 rounding flipped in the reference's float32 run)
+  metadata: arch, weights (the fixture under tests/fixtures/arch/ whose manifest and seed give
+  the weights), classes (JSON: the predicted and the explicit class).
+The weights are those of tools/make_arch_fixtures.py: the shipped EfficientNet-Lite0, and seeded
+torchvision ResNet-50.
+"""
+import copy
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.numpy import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_arch_fixtures import ARCHS, SEED, model_input, module  # noqa: E402
+from seeded_weights import fill  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "methods")
+
+# The engine's method names and pytorch-grad-cam's classes.
+METHODS = {
+    "gradcam": "GradCAM",
+    "hirescam": "HiResCAM",
+    "gradcam-elementwise": "GradCAMElementWise",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+}
+
+# Methods whose map is a principal component: its sign is LAPACK's choice, so the fixture holds
+# the reference's map for either sign (`.neg`: the projection negated before the ReLU).
+EIGEN = {"eigencam": "eigen_cam", "eigengradcam": "eigen_grad_cam"}
+
+# Methods that read no gradient give every class the same map: explained for the predicted one.
+CLASS_FREE = {"eigencam"}
+
+# arch: the target layers explained. Lite0's inner layer is blocks.8, the blocks.N where the
+# reference is best conditioned: `--scan` perturbs the layer's activations A or gradient G by 1e-6
+# relative noise and reports how far GradCAM++'s and XGradCAM's CAMs move. At blocks.8 they move
+# by about 1e-5; at most other blocks by 2e-5 to 5e-3 (GradCAM++'s denominator
+# 2G^2 + S_c G^3 + 1e-6 nears 0 where S_c G nears -2, XGradCAM's S_c nearly cancels), so there no
+# independent float32 computation, the reference's own float64 run included, is within 1e-4.
+LAYERS = {
+    "efficientnet-lite0": ["head", "blocks.8"],
+    "resnet50": ["layer4"],
+}
+
+
+def cam_of(method, model, layer, x, cls, negate=False):
+    import importlib
+
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    klass = getattr(pytorch_grad_cam, METHODS[method])
+    targets = None if cls is None else [ClassifierOutputTarget(cls)]
+    if negate:
+        owner = importlib.import_module(f"pytorch_grad_cam.{EIGEN[method]}")
+        original = owner.get_2d_projection
+        owner.get_2d_projection = lambda a: -original(a)
+    try:
+        with klass(model=model, target_layers=[module(model, layer)]) as cam:
+            return cam(input_tensor=x, targets=targets)[0]
+    finally:
+        if negate:
+            owner.get_2d_projection = original
+
+
+def scan():
+    """How far GradCAM++ and XGradCAM move at each Lite0 block under 1e-6 relative noise."""
+    from make_fixtures import layer_module
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    make, side, (mean, std), _ = ARCHS["efficientnet-lite0"]
+    model = make().eval()
+    photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
+    image, x = model_input(photo, side, mean, std)
+
+    def maps(a, g):
+        s = a.sum(axis=(2, 3))[:, :, None, None]
+        g2 = g * g
+        alpha = np.where(g != 0, g2 / (2 * g2 + s * g2 * g + 1e-6), 0)
+        for w in ((np.maximum(g, 0) * alpha).sum(axis=(2, 3)), (g * a / (s + 1e-7)).sum(axis=(2, 3))):
+            cam = np.maximum((w[:, :, None, None] * a).sum(axis=1), 0)
+            yield scale_cam_image(cam, (side, side))[0]
+
+    rng = np.random.default_rng(0)
+    noisy = lambda v: (v * (1 + rng.normal(0, 1e-6, v.shape))).astype(np.float32)  # noqa: E731
+    for b in range(len(model._blocks)):
+        worst = 0.0
+        for cls in (None, 282):
+            saved = {}
+
+            def hook(_, __, out):
+                saved["a"] = out.detach().numpy().copy()
+                out.register_hook(lambda g: saved.__setitem__("g", g.detach().numpy().copy()))
+
+            handle = layer_module(model, f"blocks.{b}").register_forward_hook(hook)
+            model.zero_grad()
+            logits = model(x)
+            logits[0, int(logits.argmax()) if cls is None else cls].backward()
+            handle.remove()
+            a, g = saved["a"], saved["g"]
+            for base, by_a, by_g in zip(maps(a, g), maps(noisy(a), g), maps(a, noisy(g))):
+                worst = max(worst, np.abs(by_a - base).max(), np.abs(by_g - base).max())
+        print(f"blocks.{b}: GradCAM++ / XGradCAM move by up to {worst:.1e}")
+
+
+def main(names):
+    torch.set_num_threads(2)
+    os.makedirs(OUT, exist_ok=True)
+    photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
+    for name in names:
+        make, side, (mean, std), _ = ARCHS[name]
+        shipped = name == "efficientnet-lite0"
+        model = (make() if shipped else fill(make(), SEED)).eval()
+        m64 = copy.deepcopy(model).double()
+        image, x = model_input(photo, side, mean, std)
+        with torch.no_grad():
+            logits = model(x)[0]
+        order = torch.argsort(logits, descending=True)
+        predicted, other = int(order[0]), int(order[1])
+        out = {"image": image}
+        for method in METHODS:
+            for layer in LAYERS[name]:
+                for cls in (None,) if method in CLASS_FREE else (None, other):
+                    key = f"{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
+                    result = cam_of(method, model, layer, x, cls)
+                    out[key] = result.astype(np.float32)
+                    if method in EIGEN:
+                        out[key + ".neg"] = cam_of(method, model, layer, x, cls, True)
+                        continue
+                    exact = cam_of(method, m64, layer, x.double(), cls)
+                    d = np.abs(exact - result).max()
+                    if d > 1e-5:
+                        out[key + ".f64"] = exact.astype(np.float32)
+                        print(f"  {key}: float32 and float64 differ by {d:.1e}")
+        metadata = {
+            "arch": name,
+            "weights": f"arch/{name}",
+            "classes": json.dumps([predicted, other]),
+        }
+        path = os.path.join(OUT, f"{name}.safetensors")
+        save_file(out, path, metadata=metadata)
+        print(f"{name}: predicted {predicted}, explicit {other} -> {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--scan"]:
+        scan()
+    else:
+        main(sys.argv[1:] or list(LAYERS))
