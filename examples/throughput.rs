@@ -1,19 +1,20 @@
-//! End-to-end Grad-CAM throughput as the comparison script measures it: images decoded
+//! End-to-end CAM throughput as the comparison script measures it: images decoded
 //! beforehand (decode excluded), then per batch upload RGB8 → GPU pipeline → overlay RGBA8 read
 //! back at each image's own size (overlay included). Prints one JSON line.
 //!
 //! cargo run --release --example throughput -- [--batch N] [--images N] [--layer L]
-//!     [--weights FILE] IMAGE...
+//!     [--method NAME] [--weights FILE] IMAGE...
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use gradcam::{ExplainOptions, GpuContext, Model, Readback};
+use gradcam::{ExplainOptions, GpuContext, Method, Model, Readback};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batch = 16u32;
     let mut count = 64usize;
     let mut layer = String::new();
+    let mut method = Method::GradCam;
     let mut weights = "weights/efficientnet_lite0.safetensors".to_string();
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -22,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--batch" => batch = args.next().ok_or("--batch N")?.parse()?,
             "--images" => count = args.next().ok_or("--images N")?.parse()?,
             "--layer" => layer = args.next().ok_or("--layer L")?,
+            "--method" => method = args.next().ok_or("--method NAME")?.parse()?,
             "--weights" => weights = args.next().ok_or("--weights FILE")?,
             _ => files.push(a),
         }
@@ -45,6 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         gpu_batch,
         ExplainOptions {
             layer: layer.clone(),
+            method,
             ..Default::default()
         },
     )?;
@@ -72,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "batch": batch,
             "gpu_batch": gpu_batch,
             "layer": layer,
+            "method": method.name(),
             "images": count,
             "overlay_pixels": pixels,
             "seconds": seconds,
