@@ -19,6 +19,7 @@
 //! # Ok::<(), gradcam::Error>(())
 //! ```
 
+pub mod boxes;
 mod colormap;
 mod engine;
 mod error;

@@ -148,6 +148,15 @@ pub struct ExplainArgs {
     /// `logits` (f32 [classes]).
     #[arg(long)]
     pub raw: bool,
+    /// Add each image's localisation box to its report entry ("box": [x0, y0, x1, y1], pixels
+    /// x0..x1 × y0..y1 of the image) and draw it on the overlay: the bounding box of the largest
+    /// 8-connected region where the CAM, at the image's size, is at least --box-threshold of
+    /// its maximum (the Grad-CAM paper's weakly supervised localisation).
+    #[arg(long)]
+    pub boxes: bool,
+    /// The fraction of the CAM's maximum that --boxes thresholds at, in (0, 1].
+    #[arg(long, default_value = "0.15", value_parser = parse_fraction, value_name = "F")]
+    pub box_threshold: f64,
     /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
     /// at most 32, or 16 on a CPU adapter such as lavapipe). Larger batches are split into GPU
     /// batches that fit.
@@ -174,6 +183,15 @@ pub struct ExplainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if f > 0.0 && f <= 1.0 {
+        Ok(f)
+    } else {
+        Err(format!("{f} is outside (0, 1]"))
+    }
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {

@@ -90,6 +90,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "image_weight": req.image_weight,
         "class": req.class,
         "raw": req.raw,
+        "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),
         "arch": req.common.arch,
         "mean": req.common.mean,

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use gradcam::boxes::{draw_box, localisation_box};
 use gradcam::gpu::Profiler;
 use gradcam::output::{
     canonical, escape_path, holds_a_run, record, DirLock, Journal, OutputDir, OutputNames, PastRun,
@@ -376,7 +377,7 @@ fn explain_inputs(
                         explainer,
                         &images,
                         target,
-                        req.raw,
+                        req.raw || req.boxes,
                         profiler.as_mut(),
                         &mut outcome.stage_times,
                     )
@@ -506,6 +507,11 @@ fn write_batches(
 ) -> (f64, bool) {
     let (dir, inputs, keys, config) = (work.dir, work.inputs, work.keys, work.config);
     let raw = work.config.args.raw;
+    let boxes = work
+        .config
+        .args
+        .boxes
+        .then_some(work.config.args.box_threshold as f32);
     let say = |msg: String| bar.suspend(|| log::error(msg));
     let mut seconds = 0.0;
     let mut journal_failed = false;
@@ -523,7 +529,7 @@ fn write_batches(
             let written_one = result.and_then(|r| {
                 // A panic while encoding one image fails that image, not the run.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    write_outputs(input, r, dir, names, raw, work.labels, shapes)
+                    write_outputs(input, r, dir, names, (raw, boxes), work.labels, shapes)
                 }))
                 .map_err(|p| format!("internal error: {}", panic_text(&p)))?
                 .map_err(|e| e.to_string())
@@ -793,21 +799,36 @@ struct RawShapes {
     cam: u32,
 }
 
+/// The colour of a drawn localisation box.
+const BOX_COLOUR: [u8; 3] = [0, 255, 0];
+
+/// Line width of a drawn box: 2 pixels per 500 of the image's larger side, at least 2.
+fn box_thickness(width: u32, height: u32) -> u32 {
+    (width.max(height) / 250).max(2)
+}
+
 fn write_outputs(
     input: &Input,
     r: Explanation,
     dir: &OutputDir,
     names: &mut OutputNames,
-    raw: bool,
+    (raw, boxes): (bool, Option<f32>),
     labels: &Labels,
     shapes: RawShapes,
 ) -> Result<Value, gradcam::Error> {
     let stem = names.next(&input.path, &input.subdir);
     let png_rel = OutputNames::relative(&stem, "png");
-    let overlay = r
+    let mut overlay = r
         .overlay
         .ok_or_else(|| gradcam::Error::InvalidRequest("no overlay was produced".into()))?;
     let (width, height) = overlay.dimensions();
+    // The localisation box, from the CAM read back, drawn on the overlay.
+    let bounding_box = boxes.and_then(|threshold| {
+        let cam = r.cam.as_deref()?;
+        let b = localisation_box(cam, shapes.cam, width, height, threshold)?;
+        draw_box(&mut overlay, b, BOX_COLOUR, box_thickness(width, height));
+        Some(b)
+    });
     let rgb = image::DynamicImage::ImageRgba8(overlay).into_rgb8();
     let mut png = Vec::new();
     rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -830,6 +851,9 @@ fn write_outputs(
         "score": probs.get(class).copied().unwrap_or(0.0),
         "top": top_json(labels, &r.logits, 5),
     });
+    if boxes.is_some() {
+        entry["box"] = json!(bounding_box);
+    }
     if raw {
         let raw_rel = OutputNames::relative(&stem, "safetensors");
         let cam = r.cam.as_deref().unwrap_or_default();
