@@ -404,13 +404,22 @@ fn cam_channel_weights_match_reference() {
         let a = random(&mut rng, n * p * c, -1.0, 3.0);
         let mut g = random(&mut rng, n * p * c, -0.01, 0.01);
         g[1] = 0.0;
-        for mode in [1u32, 2] {
+        for mode in [1u32, 2, 3] {
             // The formulas of shaders/cam_channel_weights.wgsl in f32, in its order.
             let mut expected = vec![0f32; n * c];
             for b in 0..n {
                 for k in 0..c {
                     let at = |i: usize| (b * p + i) * c + k;
                     let s: f32 = (0..p).fold(0.0, |s, i| s + a[at(i)]);
+                    if mode == 3 {
+                        // FEM: the fraction above mean + 2 standard deviations.
+                        let mean = s / p as f32;
+                        let v = (0..p).fold(0.0, |v, i| v + (a[at(i)] - mean).powi(2));
+                        let threshold = mean + 2.0 * (v / p as f32).sqrt();
+                        let above = (0..p).filter(|&i| a[at(i)] > threshold).count();
+                        expected[b * c + k] = above as f32 / p as f32;
+                        continue;
+                    }
                     expected[b * c + k] = (0..p).fold(0.0, |w, i| {
                         let gi = g[at(i)];
                         w + if mode == 1 {

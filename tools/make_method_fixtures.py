@@ -49,6 +49,7 @@ METHODS = {
     "layercam": "LayerCAM",
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGradCAM",
+    "fem": "FEM",
 }
 
 # Methods whose map is a principal component: its sign is LAPACK's choice, so the fixture holds
@@ -56,7 +57,7 @@ METHODS = {
 EIGEN = {"eigencam": "eigen_cam", "eigengradcam": "eigen_grad_cam"}
 
 # Methods that read no gradient give every class the same map: explained for the predicted one.
-CLASS_FREE = {"eigencam"}
+CLASS_FREE = {"eigencam", "fem"}
 
 # arch: the target layers explained. Lite0's inner layer is blocks.8, the blocks.N where the
 # reference is best conditioned: `--scan` perturbs the layer's activations A or gradient G by 1e-6

@@ -320,7 +320,7 @@ gpu_struct! {
         pub batch: u32,
         pub pixels: u32,
         pub channels: u32,
-        /// 1: Grad-CAM++, 2: XGrad-CAM.
+        /// 1: Grad-CAM++, 2: XGrad-CAM, 3: FEM.
         pub mode: u32,
     }
 }

@@ -133,7 +133,7 @@ pub struct ExplainArgs {
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
-    /// gradient, no backward pass), eigengradcam (EigenGradCAM).
+    /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient).
     #[arg(long, default_value = "gradcam", value_parser = parse_method, value_name = "NAME")]
     pub method: Method,
     /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.

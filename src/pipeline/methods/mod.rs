@@ -11,6 +11,7 @@
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
+mod fem;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plusplus;
@@ -46,6 +47,8 @@ pub enum Method {
     EigenCam,
     /// `EigenGradCAM`: G ⊙ A projected on its first principal component.
     EigenGradCam,
+    /// `FEM`: w_c = the fraction of positions where A_c > μ_c + 2σ_c; Σ_c w_c A_c (no gradient).
+    Fem,
 }
 
 impl Method {
@@ -59,6 +62,7 @@ impl Method {
         Method::LayerCam,
         Method::EigenCam,
         Method::EigenGradCam,
+        Method::Fem,
     ];
 
     /// The name the CLI and the report use.
@@ -72,6 +76,7 @@ impl Method {
             Method::LayerCam => "layercam",
             Method::EigenCam => "eigencam",
             Method::EigenGradCam => "eigengradcam",
+            Method::Fem => "fem",
         }
     }
 
@@ -86,6 +91,7 @@ impl Method {
             Method::LayerCam => "LayerCAM",
             Method::EigenCam => "EigenCAM",
             Method::EigenGradCam => "EigenGradCAM",
+            Method::Fem => "FEM",
         }
     }
 
@@ -105,6 +111,7 @@ impl Method {
             Method::LayerCam => &layer_cam::LayerCam,
             Method::EigenCam => &eigen_cam::EigenCam,
             Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
+            Method::Fem => &fem::Fem,
         }
     }
 }
@@ -205,6 +212,9 @@ fn channel_weights(ctx: &GpuContext, inputs: &LayerInputs) -> Result<wgpu::Buffe
     )
 }
 
+/// shaders/cam_channel_weights.wgsl's mode for FEM, which reads no gradient.
+const FEM_MODE: u32 = 3;
+
 /// Channel weights by shaders/cam_channel_weights.wgsl `mode`, then `ReLU(Σ_c w_c A_c)`.
 fn weights_by_mode(
     ctx: &GpuContext,
@@ -214,11 +224,16 @@ fn weights_by_mode(
 ) -> Result<u64> {
     let weights = channel_weights(ctx, inputs)?;
     let (pixels, channels) = (inputs.pixels, inputs.channels);
+    // FEM reads no gradient; the binding still needs a buffer.
+    let gradient = match mode {
+        FEM_MODE => inputs.activations,
+        _ => inputs.gradient()?,
+    };
     steps.push(
         ctx,
         launch::CamChannelWeights {
             activations: inputs.activations,
-            gradient: inputs.gradient()?,
+            gradient,
             weights: &weights,
         },
         move |s| CamChannelWeightsParams {
