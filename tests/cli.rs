@@ -368,6 +368,61 @@ fn method_is_chosen_by_name_and_reported() {
     );
 }
 
+#[test]
+fn targets_file_gives_per_image_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let csv = dir.path().join("targets.csv");
+    std::fs::write(
+        &csv,
+        "image,class\n# tabby cat for the cat; the cup keeps its predicted class\n\nexamples/images/chelsea.png,281\n",
+    )
+    .unwrap();
+    let run = gradcam(&[
+        "explain",
+        "--quiet",
+        "--targets",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+        "examples/images/coffee.png",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_report(&out);
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(
+        (images[0]["class"].as_u64(), images[0]["target"].as_str()),
+        (Some(281), Some("class"))
+    );
+    assert_eq!(images[1]["target"], "predicted");
+    assert_eq!(images[1]["class"], images[1]["top"][0]["class"]);
+
+    std::fs::write(
+        &csv,
+        "examples/images/chelsea.png,281\nexamples/images/coffee.png,1000\n",
+    )
+    .unwrap();
+    let bad = gradcam(&[
+        "explain",
+        "--targets",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("targets.csv:2") && err.contains("1000"),
+        "{err}"
+    );
+}
+
 fn read_report(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
     serde_json::from_str(&text).expect("valid JSON")

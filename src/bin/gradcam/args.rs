@@ -128,8 +128,13 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "LAYER")]
     pub layer: Option<String>,
     /// Explain this class for every image instead of each image's predicted class.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "targets")]
     pub class: Option<u32>,
+    /// Per-image classes: a CSV file of `image,class` lines (paths as given on the command line,
+    /// or relative to the current folder; a header line `image,class`, blank lines and lines
+    /// starting with `#` are skipped). Images it does not list get their predicted class.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no

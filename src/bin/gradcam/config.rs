@@ -3,6 +3,7 @@
 //! records) and, once a run starts, the labels and the GPU. Everything that can be refused
 //! without touching a file or the GPU is refused here.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,8 +35,10 @@ pub struct ExplainConfig {
     pub layer: String,
     /// What the explainer computes.
     pub options: ExplainOptions,
-    /// The class explained in every image.
+    /// The class explained in every image not listed in `targets`.
     pub target: Target,
+    /// Per-image classes from `--targets`, by canonical path.
+    pub targets: HashMap<PathBuf, u32>,
     /// What the run records about itself in its journal; a resumed run must match it.
     pub settings: Value,
     /// The arguments, for what the runner reads as given (inputs, folder, batch, switches).
@@ -68,16 +71,51 @@ impl Explain {
             input_gradient: false,
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
+        let targets = match &args.targets {
+            Some(file) => read_targets(file, model.classes)?,
+            None => HashMap::new(),
+        };
         let settings = settings(&args, &layer);
         Ok(Explain::Run(Box::new(ExplainConfig {
             model,
             layer,
             options,
             target,
+            targets,
             settings,
             args,
         })))
     }
+}
+
+/// The `image,class` lines of a `--targets` file, by the image's canonical path; each error
+/// names the file and line.
+fn read_targets(file: &Path, classes: u32) -> Result<HashMap<PathBuf, u32>, String> {
+    let shown = escape_path(file);
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{shown}: {e}"))?;
+    let mut targets = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let at = n + 1;
+        if line.is_empty() || line.starts_with('#') || (at == 1 && line == "image,class") {
+            continue;
+        }
+        let (image, class) = line
+            .rsplit_once(',')
+            .ok_or_else(|| format!("{shown}:{at}: expected `image,class`, found `{line}`"))?;
+        let class: u32 = class
+            .trim()
+            .parse()
+            .map_err(|_| format!("{shown}:{at}: `{}` is not a class number", class.trim()))?;
+        if class >= classes {
+            return Err(format!(
+                "{shown}:{at}: class {class} is out of range: this model has classes 0..={}",
+                classes - 1
+            ));
+        }
+        targets.insert(canonical(Path::new(image.trim())), class);
+    }
+    Ok(targets)
 }
 
 /// What the run records about itself in the journal header: a resumed run must match it.
@@ -89,6 +127,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "colormap": req.colormap.name(),
         "image_weight": req.image_weight,
         "class": req.class,
+        "targets": file(&req.targets),
         "raw": req.raw,
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),

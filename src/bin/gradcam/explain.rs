@@ -343,7 +343,13 @@ fn explain_inputs(
         bar
     };
     let mut outcome = Outcome::default();
-    let target = work.config.target;
+    // Each input's class: from --targets, else --class, else the predicted one.
+    let target_of = |i: usize| {
+        work.config
+            .targets
+            .get(&work.inputs[i].canonical)
+            .map_or(work.config.target, |&c| Target::Class(c))
+    };
     let todo = std::mem::take(&mut progress.todo);
     let entries = Mutex::new(std::mem::take(&mut progress.entries));
     std::thread::scope(|scope| {
@@ -376,7 +382,7 @@ fn explain_inputs(
                     run_batch(
                         explainer,
                         &images,
-                        target,
+                        &index.iter().map(|&i| target_of(i)).collect::<Vec<_>>(),
                         req.raw || req.boxes,
                         profiler.as_mut(),
                         &mut outcome.stage_times,
@@ -539,7 +545,11 @@ fn write_batches(
                     // What was explained, and how.
                     entry["method"] = json!(config.options.method.name());
                     entry["layer"] = json!(config.layer);
-                    entry["target"] = json!(match config.target {
+                    let target = config
+                        .targets
+                        .get(&input.canonical)
+                        .map_or(config.target, |&c| Target::Class(c));
+                    entry["target"] = json!(match target {
                         Target::Predicted => "predicted",
                         Target::Class(_) => "class",
                     });
@@ -759,7 +769,7 @@ fn print_profile(p: &Profile) {
 fn run_batch(
     explainer: &mut Explainer,
     images: &[&image::RgbImage],
-    target: Target,
+    targets: &[Target],
     raw: bool,
     profiler: Option<&mut Profiler>,
     stage_times: &mut Vec<(String, f64)>,
@@ -769,20 +779,20 @@ fn run_batch(
         cam_grid: raw,
         overlay: true,
     };
-    let targets = vec![target; images.len()];
     let whole = match profiler {
-        Some(p) => explainer.upload(images, &targets).and_then(|()| {
+        Some(p) => explainer.upload(images, targets).and_then(|()| {
             stage_times.extend(explainer.run_profiled(p)?);
             explainer.read(what)
         }),
-        None => explainer.explain(images, &targets, what),
+        None => explainer.explain(images, targets, what),
     };
     match whole {
         Ok(r) => r.into_iter().map(Ok).collect(),
         Err(e) if images.len() == 1 => vec![Err(e.to_string())],
         Err(_) => images
             .iter()
-            .map(|img| {
+            .zip(targets)
+            .map(|(img, &target)| {
                 explainer
                     .explain(&[img], &[target], what)
                     .map_err(|e| e.to_string())
