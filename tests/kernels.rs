@@ -8,9 +8,9 @@ use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, CONV2D_TILED, POI
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
     CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams, CamGramParams,
-    ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams,
-    LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams,
-    PoolParams, PreprocessParams,
+    CamSaliencyParams, ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta,
+    LinearGradParams, LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams,
+    PointwiseParams, PoolParams, PreprocessParams,
 };
 use gradcam::model::same_padding;
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
@@ -621,6 +621,26 @@ fn eigen_projection_matches_reference() {
             1e-4 * scale,
             0.0,
         );
+    }
+}
+
+#[test]
+fn cam_saliency_matches_reference() {
+    let mut rng = SmallRng::seed_from_u64(24);
+    // (batch, pixels, channels): RGB input gradients, and an odd channel count.
+    for (n, p, c) in [(1, 1, 3), (3, 35, 3), (2, 49, 5)] {
+        let g = random(&mut rng, n * p * c, -1.0, 1.0);
+        let expected: Vec<f32> = (0..n * p)
+            .map(|i| (0..c).fold(0f32, |m, k| m.max(g[i * c + k].abs())))
+            .collect();
+        let params = CamSaliencyParams {
+            batch: n as u32,
+            pixels: p as u32,
+            channels: c as u32,
+            _pad: 0,
+        };
+        let got = run!(0, &params, n * p, CamSaliency { gradient: &g } => grid);
+        assert_eq!(got, expected, "saliency {n}x{p}x{c}");
     }
 }
 

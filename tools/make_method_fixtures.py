@@ -50,6 +50,8 @@ METHODS = {
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGradCAM",
     "fem": "FEM",
+    # No pytorch-grad-cam class: computed from torch.autograd.grad (see `saliency`).
+    "saliency": None,
 }
 
 # Methods whose map is a principal component: its sign is LAPACK's choice, so the fixture holds
@@ -71,10 +73,28 @@ LAYERS = {
 }
 
 
+def saliency(model, x, cls):
+    """The saliency map: max over channels of |d logit / d x|, normalised as pytorch-grad-cam
+    normalises a one-layer map (scale_cam_image, ReLU, mean over the one layer, scale_cam_image)."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    c = int(logits[0].argmax()) if cls is None else cls
+    (g,) = torch.autograd.grad(logits[0, c], xg)
+    m = g.abs().amax(dim=1).detach().numpy()
+    side = m.shape[-1]
+    m = scale_cam_image(np.maximum(m, 0), (side, side))[:, None]
+    return scale_cam_image(np.mean(np.maximum(m, 0), axis=1))[0]
+
+
 def cam_of(method, model, layer, x, cls, negate=False):
     import importlib
 
     import pytorch_grad_cam
+
+    if method == "saliency":
+        return saliency(model, x, cls)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     klass = getattr(pytorch_grad_cam, METHODS[method])
@@ -147,7 +167,12 @@ def main(names):
         predicted, other = int(order[0]), int(order[1])
         out = {"image": image}
         for method in METHODS:
-            for layer in LAYERS[name]:
+            # ResNet-50's input gradient goes through ReLU and max-pool ties that any two float32
+            # runs may take either way (tests/parity_arch.rs pins them for its input gradient);
+            # the saliency map is checked on Lite0, whose input gradient has none here.
+            if method == "saliency" and not shipped:
+                continue
+            for layer in ["input"] if method == "saliency" else LAYERS[name]:
                 for cls in (None,) if method in CLASS_FREE else (None, other):
                     key = f"{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
                     result = cam_of(method, model, layer, x, cls)

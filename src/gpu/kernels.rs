@@ -225,6 +225,9 @@ kernels! {
         gram: Storage, centred: Storage, activations: Storage, gradient: Storage,
         grid: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;
+    CamSaliency => "cam_saliency" (CamSaliencyParams) {
+        gradient: Storage, grid: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;

@@ -374,6 +374,16 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/cam_saliency.wgsl.
+    pub struct CamSaliencyParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        pub _pad: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/cam_minmax.wgsl.
     pub struct CamMinMaxParams {
         pub batch: u32,

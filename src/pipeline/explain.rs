@@ -142,6 +142,9 @@ pub struct Explainer {
     internal_bytes: u64,
 }
 
+/// The layer name of a map made at the input image ([`Needs::input`](super::methods::Needs)).
+pub const INPUT_LAYER: &str = "input";
+
 /// `requested` value meaning "the argmax" (shaders/select_target.wgsl `ARGMAX`).
 const ARGMAX: u32 = u32::MAX;
 
@@ -160,8 +163,15 @@ impl Explainer {
         if options.layer.is_empty() {
             options.layer = model.default_layer.clone();
         }
-        // Several layers (`layer3,layer4`) give pytorch-grad-cam's multi-layer CAM.
-        let layers = model.target_layer_list(&options.layer)?;
+        // Several layers (`layer3,layer4`) give pytorch-grad-cam's multi-layer CAM; a method
+        // whose map is made at the input (saliency) ignores them.
+        let needs = options.method.needs();
+        let layers = if needs.input {
+            options.layer = INPUT_LAYER.into();
+            vec![model.input]
+        } else {
+            model.target_layer_list(&options.layer)?
+        };
         let target = layers[0];
         let mut targets = layers.clone();
         if options.input_gradient {
@@ -204,7 +214,7 @@ impl Explainer {
             },
         );
         // The backward pass, when the method or the caller needs a gradient.
-        if options.method.needs().layer_gradient || options.input_gradient {
+        if needs.backward() || options.input_gradient {
             let head = &model.tensors[plan.pooled_input];
             let (head_pixels, head_channels) = (head.height * head.width, head.channels);
             let grad = |value: usize| &grads[plan.slot_of[value]];

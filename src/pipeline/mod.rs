@@ -8,7 +8,7 @@ pub mod methods;
 pub mod steps;
 
 pub use backward::{BackwardPlan, GradStep};
-pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target};
+pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target, INPUT_LAYER};
 pub use forward::{pack_images, Forward, GpuModel};
 pub use methods::{Method, Needs};
 

@@ -138,7 +138,8 @@ pub struct ExplainArgs {
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
-    /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient).
+    /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient),
+    /// saliency (max over RGB of the input gradient's magnitude; --layer does not apply).
     #[arg(long, default_value = "gradcam", value_parser = parse_method, value_name = "NAME")]
     pub method: Method,
     /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.

@@ -56,7 +56,13 @@ impl Explain {
         if layer == "help" {
             return Ok(Explain::ListLayers(Box::new(model)));
         }
-        model.target_layer_list(&layer).map_err(|e| e.to_string())?;
+        // A map made at the input image (saliency) has no target layer.
+        let layer = if args.method.needs().input {
+            gradcam::pipeline::INPUT_LAYER.to_string()
+        } else {
+            model.target_layer_list(&layer).map_err(|e| e.to_string())?;
+            layer
+        };
         if let Some(c) = args.class.filter(|&c| c >= model.classes) {
             return Err(format!(
                 "class {c} is out of range: this model has classes 0..={}",

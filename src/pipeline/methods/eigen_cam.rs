@@ -10,9 +10,7 @@ pub(super) struct EigenCam;
 
 impl LayerMethod for EigenCam {
     fn needs(&self) -> Needs {
-        Needs {
-            layer_gradient: false,
-        }
+        Needs::ACTIVATIONS
     }
 
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {

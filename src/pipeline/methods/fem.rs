@@ -12,9 +12,7 @@ pub(super) struct Fem;
 
 impl LayerMethod for Fem {
     fn needs(&self) -> Needs {
-        Needs {
-            layer_gradient: false,
-        }
+        Needs::ACTIVATIONS
     }
 
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {

@@ -17,6 +17,7 @@ mod grad_cam_elementwise;
 mod grad_cam_plusplus;
 mod hires_cam;
 mod layer_cam;
+mod saliency;
 mod xgrad_cam;
 
 use crate::error::{Error, Result};
@@ -49,6 +50,9 @@ pub enum Method {
     EigenGradCam,
     /// `FEM`: w_c = the fraction of positions where A_c > μ_c + 2σ_c; Σ_c w_c A_c (no gradient).
     Fem,
+    /// Saliency: the largest |∂logit/∂x| over the input's channels, at the input image (no
+    /// pytorch-grad-cam class; Simonyan et al.'s gradient map).
+    Saliency,
 }
 
 impl Method {
@@ -63,6 +67,7 @@ impl Method {
         Method::EigenCam,
         Method::EigenGradCam,
         Method::Fem,
+        Method::Saliency,
     ];
 
     /// The name the CLI and the report use.
@@ -77,6 +82,7 @@ impl Method {
             Method::EigenCam => "eigencam",
             Method::EigenGradCam => "eigengradcam",
             Method::Fem => "fem",
+            Method::Saliency => "saliency",
         }
     }
 
@@ -92,6 +98,7 @@ impl Method {
             Method::EigenCam => "EigenCAM",
             Method::EigenGradCam => "EigenGradCAM",
             Method::Fem => "FEM",
+            Method::Saliency => "Saliency",
         }
     }
 
@@ -112,6 +119,7 @@ impl Method {
             Method::EigenCam => &eigen_cam::EigenCam,
             Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
             Method::Fem => &fem::Fem,
+            Method::Saliency => &saliency::Saliency,
         }
     }
 }
@@ -146,6 +154,32 @@ impl std::str::FromStr for Method {
 pub struct Needs {
     /// The gradient of the target logit at the target layer (a backward pass).
     pub layer_gradient: bool,
+    /// The map is made at the input image from the gradient of the target logit with respect
+    /// to it (a backward pass to the input); target layers do not apply.
+    pub input: bool,
+}
+
+impl Needs {
+    /// A map at the target layer from its activations and gradient.
+    pub const LAYER_GRADIENT: Needs = Needs {
+        layer_gradient: true,
+        input: false,
+    };
+    /// A map at the target layer from its activations alone: no backward pass.
+    pub const ACTIVATIONS: Needs = Needs {
+        layer_gradient: false,
+        input: false,
+    };
+    /// A map at the input image from the input gradient.
+    pub const INPUT_GRADIENT: Needs = Needs {
+        layer_gradient: false,
+        input: true,
+    };
+
+    /// Whether a backward pass runs.
+    pub fn backward(self) -> bool {
+        self.layer_gradient || self.input
+    }
 }
 
 /// What a method's map at one layer is computed from, and where it goes.
@@ -175,9 +209,7 @@ impl LayerInputs<'_> {
 pub(crate) trait LayerMethod: Sync {
     /// What it needs besides the forward pass: by default the layer gradient.
     fn needs(&self) -> Needs {
-        Needs {
-            layer_gradient: true,
-        }
+        Needs::LAYER_GRADIENT
     }
 
     /// Appends the steps writing the layer's map, after ReLU, to `inputs.grid`; returns the
