@@ -7,7 +7,7 @@ mod common;
 use std::collections::VecDeque;
 use std::path::Path;
 
-use common::run_gradcam as gradcam;
+use common::{read_report, run_gradcam as gradcam};
 
 /// OpenCV's INTER_LINEAR resize of a square map, one output pixel at a time.
 fn resize(map: &[f32], side: usize, width: usize, height: usize) -> Vec<f32> {
@@ -102,8 +102,7 @@ fn boxes_match_a_reference_and_surround_the_objects() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     assert_eq!(report["settings"]["boxes"], 0.15);
     for entry in report["images"].as_array().unwrap() {
         let (w, h) = (

@@ -5,7 +5,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_no_panic, root, run_gradcam as gradcam, stderr_lines, weights_path};
+use common::{
+    assert_no_panic, read_report, root, run_gradcam as gradcam, stderr_lines, weights_path,
+};
 
 /// Writes a copy of the default weights with `edit` applied to its tensor list.
 fn edited_weights(
@@ -421,11 +423,6 @@ fn targets_file_gives_per_image_classes() {
         err.contains("targets.csv:2") && err.contains("1000"),
         "{err}"
     );
-}
-
-fn read_report(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
-    serde_json::from_str(&text).expect("valid JSON")
 }
 
 #[test]

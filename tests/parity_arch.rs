@@ -7,12 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use common::seeded::seeded_safetensors;
-use common::{assert_close, ctx, fixtures, floats, max_abs_diff, normalized, top_indices, Fixture};
+use common::{
+    assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
+    reference_model, top_indices, Fixture,
+};
 use gradcam::model::{Activation, Op};
-use gradcam::{Engine, ExplainOptions, Model, Readback, Target};
+use gradcam::{Engine, ExplainOptions, Readback, Target};
 
 struct Reference {
     tensors: HashMap<String, Fixture>,
@@ -20,29 +21,15 @@ struct Reference {
 }
 
 fn reference(arch: &str) -> Reference {
-    let path = common::root().join(format!("tests/fixtures/arch/{arch}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
     Reference {
         tensors: fixtures(&format!("arch/{arch}")),
-        metadata: meta.metadata().clone().expect("fixture metadata"),
+        metadata: fixture_metadata(&format!("arch/{arch}")),
     }
-}
-
-/// The model the reference ran, from its seed, as `safetensors.torch.save_file` would store it
-/// (or the shipped weights).
-fn model(arch: &str, r: &Reference) -> Model {
-    let bytes = match r.metadata["seed"].as_str() {
-        "shipped" => std::fs::read(common::weights_path()).expect("shipped weights"),
-        seed => seeded_safetensors(&r.metadata["manifest"], seed.parse().expect("seed")),
-    };
-    let name = format!("{arch}.safetensors");
-    Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
 }
 
 fn check(arch: &str) {
     let r = reference(arch);
-    let model = model(arch, &r);
+    let model = reference_model(arch, &r.metadata);
     assert_eq!(model.architecture, arch, "recognised architecture");
     let (mean, std) = (floats(&r.metadata["mean"]), floats(&r.metadata["std"]));
     assert_eq!(

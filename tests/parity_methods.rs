@@ -1,45 +1,31 @@
 //! Every CAM method against pytorch-grad-cam 1.5.7's class of the same name
-//! (tools/make_method_fixtures.py): the shipped EfficientNet-Lite0 at `head` and `blocks.8`,
-//! seeded ResNet-50 at `layer4`, each for the predicted class and an explicit one, max |diff| of
-//! the final CAM ≤ 1e-4 (against the reference's float64 run where its float32 run flipped an
-//! activation on the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the
-//! principal component).
+//! (tools/make_method_fixtures.py): the shipped EfficientNet-Lite0 at `head` and `blocks.8`, seeded
+//! ResNet-50 at `layer4`, each for the predicted class and an explicit one, max |diff| of the final
+//! CAM ≤ 1e-4 (against the reference's float64 run where its float32 run flipped an activation on
+//! the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the principal
+//! component). The fixture stores the maps to 7.7e-6, as round(65535 · cam) in u16.
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::BTreeMap;
 
-use common::seeded::seeded_safetensors;
-use common::{assert_close, ctx, fixtures, floats, max_abs_diff, normalized};
-use gradcam::{Engine, ExplainOptions, Method, Model, Readback, Target};
+use common::{
+    assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
+    reference_model, Fixture,
+};
+use gradcam::{Engine, ExplainOptions, Method, Readback, Target};
 
-fn metadata(path: &str) -> HashMap<String, String> {
-    let path = common::root().join(format!("tests/fixtures/{path}.safetensors"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
-    meta.metadata().clone().expect("fixture metadata")
-}
-
-/// The weights the reference ran: the shipped Lite0, or the seeded model of the architecture
-/// fixture the method fixture names.
-fn model(arch: &str, weights: &str) -> Model {
-    let meta = metadata(weights);
-    let bytes = match meta["seed"].as_str() {
-        "shipped" => std::fs::read(common::weights_path()).expect("shipped weights"),
-        seed => seeded_safetensors(&meta["manifest"], seed.parse().expect("seed")),
-    };
-    let name = format!("{arch}.safetensors");
-    Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
+/// A stored map: round(65535 · cam) as u16 (tools/make_method_fixtures.py), back in [0, 1].
+fn map(f: &Fixture) -> Vec<f32> {
+    f.data.iter().map(|v| v / 65535.0).collect()
 }
 
 /// Checks every map the fixture of `arch` holds; with `all_methods`, that it holds every method.
 fn check(arch: &str, all_methods: bool) {
     let fx = fixtures(&format!("methods/{arch}"));
-    let meta = metadata(&format!("methods/{arch}"));
-    let weights = &meta["weights"];
-    let arch_meta = metadata(weights);
-    let model = model(arch, weights);
+    let meta = fixture_metadata(&format!("methods/{arch}"));
+    let arch_meta = fixture_metadata(&meta["weights"]);
+    let model = reference_model(arch, &arch_meta);
     let input = normalized(
         &fx["image"],
         &floats(&arch_meta["mean"]),
@@ -93,23 +79,26 @@ fn check(arch: &str, all_methods: bool) {
         let results = explainer.read(Readback::ALL).expect("read");
         for ((key, _), result) in cases.iter().zip(results) {
             let cam = result.cam.expect("cam");
-            let want = &fx[key].data;
+            let want = map(&fx[key]);
             // The other valid answers: the reference's float64 run (where its float32 run
             // flipped an activation on the edge of rounding), and for a principal component the
             // other sign (LAPACK's choice in the reference).
             let mut candidates = vec![(want, "float32")];
             if let Some(e) = fx.get(&format!("{key}.f64")) {
-                candidates.push((&e.data, "float64"));
+                candidates.push((map(e), "float64"));
             }
             if let Some(e) = fx.get(&format!("{key}.neg")) {
-                candidates.push((&e.data, "float32, other sign"));
+                candidates.push((map(e), "float32, other sign"));
             }
             let (closest, d, which) = candidates
                 .into_iter()
-                .map(|(c, which)| (c, max_abs_diff(&cam, c), which))
+                .map(|(c, which)| {
+                    let d = max_abs_diff(&cam, &c);
+                    (c, d, which)
+                })
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("a reference");
-            assert_close(&format!("{arch} {key}"), &cam, closest, 1e-4, 0.0);
+            assert_close(&format!("{arch} {key}"), &cam, &closest, 1e-4, 0.0);
             eprintln!("{arch} {key:40} CAM max |diff| {d:.2e} from the {which} reference");
         }
     }

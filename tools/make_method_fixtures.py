@@ -8,13 +8,15 @@ Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/ch
 to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
     image              u8  [S, S, 3]
     <method>.<layer>.<target>
-                       f32 [S, S]   the method's CAM (pytorch-grad-cam's class of that name,
+                       u16 [S, S]   the method's CAM, in [0, 1], stored as round(65535 * cam) (the
+                                    test divides by 65535: at most 7.7e-6 from the float32 map,
+                                    half the file of float32) (pytorch-grad-cam's class of that name,
                                     `ClassifierOutputTarget`), <target> `pred` (the predicted
                                     class, no target given) or `c<N>` (class N: the second best)
-    <...>.neg          f32 [S, S]   for the principal-component methods (eigencam, eigengradcam):
+    <...>.neg          u16 [S, S]   for the principal-component methods (eigencam, eigengradcam):
                                     the map with the projection's sign the other way (LAPACK's
                                     sign is arbitrary)
-    <...>.f64          f32 [S, S]   the same computed in float64, where it differs from the
+    <...>.f64          u16 [S, S]   the same computed in float64, where it differs from the
                                     float32 one by more than 1e-5 (an activation on the edge of
                                     float32 rounding flipped in the reference's float32 run)
   metadata: arch, weights (the fixture under tests/fixtures/arch/ whose manifest and seed give
@@ -151,6 +153,11 @@ def scan():
         print(f"blocks.{b}: GradCAM++ / XGradCAM move by up to {worst:.1e}")
 
 
+def quantized(cam):
+    """A CAM in [0, 1] as round(65535 * cam), u16."""
+    return np.round(np.clip(cam, 0, 1) * 65535).astype(np.uint16)
+
+
 def main(names):
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
@@ -176,14 +183,14 @@ def main(names):
                 for cls in (None,) if method in CLASS_FREE else (None, other):
                     key = f"{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
                     result = cam_of(method, model, layer, x, cls)
-                    out[key] = result.astype(np.float32)
+                    out[key] = quantized(result)
                     if method in EIGEN:
-                        out[key + ".neg"] = cam_of(method, model, layer, x, cls, True)
+                        out[key + ".neg"] = quantized(cam_of(method, model, layer, x, cls, True))
                         continue
                     exact = cam_of(method, m64, layer, x.double(), cls)
                     d = np.abs(exact - result).max()
                     if d > 1e-5:
-                        out[key + ".f64"] = exact.astype(np.float32)
+                        out[key + ".f64"] = quantized(exact)
                         print(f"  {key}: float32 and float64 differ by {d:.1e}")
         metadata = {
             "arch": name,

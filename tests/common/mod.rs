@@ -54,11 +54,34 @@ pub fn normalized(image: &Fixture, mean: &[f32], std: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// A fixture tensor: shape and values as f32 (u8 tensors converted).
+/// A fixture tensor: shape and values as f32 (u8, u16 and i64 tensors converted).
 pub struct Fixture {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
     pub bytes: Vec<u8>,
+}
+
+/// The string metadata of `tests/fixtures/<name>.safetensors`.
+pub fn fixture_metadata(name: &str) -> HashMap<String, String> {
+    let path = root()
+        .join("tests/fixtures")
+        .join(format!("{name}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.metadata().clone().expect("fixture metadata")
+}
+
+/// The model a reference ran, named `<arch>.safetensors`: the shipped weights when the fixture
+/// metadata's `seed` is `shipped`, else regenerated from its seed and `manifest` as
+/// `safetensors.torch.save_file` would store them.
+pub fn reference_model(arch: &str, meta: &HashMap<String, String>) -> Model {
+    let bytes = match meta["seed"].as_str() {
+        "shipped" => std::fs::read(weights_path()).expect("shipped weights"),
+        seed => seeded::seeded_safetensors(&meta["manifest"], seed.parse().expect("seed")),
+    };
+    let name = format!("{arch}.safetensors");
+    Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))
 }
 
 /// All tensors of `tests/fixtures/<name>.safetensors`.
@@ -79,6 +102,10 @@ pub fn fixtures(name: &str) -> HashMap<String, Fixture> {
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect(),
                 safetensors::Dtype::U8 => raw.iter().map(|b| f32::from(*b)).collect(),
+                safetensors::Dtype::U16 => raw
+                    .chunks_exact(2)
+                    .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])))
+                    .collect(),
                 safetensors::Dtype::I64 => raw
                     .chunks_exact(8)
                     .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
@@ -185,4 +212,10 @@ pub fn assert_no_panic(out: &std::process::Output) {
         !err.contains("panicked") && out.status.code() != Some(101),
         "gradcam panicked:\n{err}"
     );
+}
+
+/// `DIR/report.json` of an `explain` run.
+pub fn read_report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("valid JSON")
 }

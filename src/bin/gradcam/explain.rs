@@ -383,7 +383,12 @@ fn explain_inputs(
                         explainer,
                         &images,
                         &index.iter().map(|&i| target_of(i)).collect::<Vec<_>>(),
-                        req.raw || req.boxes,
+                        Readback {
+                            // --boxes reads the CAM; --raw also its grid.
+                            cam: req.raw || req.boxes,
+                            cam_grid: req.raw,
+                            overlay: true,
+                        },
                         profiler.as_mut(),
                         &mut outcome.stage_times,
                     )
@@ -770,15 +775,10 @@ fn run_batch(
     explainer: &mut Explainer,
     images: &[&image::RgbImage],
     targets: &[Target],
-    raw: bool,
+    what: Readback,
     profiler: Option<&mut Profiler>,
     stage_times: &mut Vec<(String, f64)>,
 ) -> Vec<Result<Explanation, String>> {
-    let what = Readback {
-        cam: raw,
-        cam_grid: raw,
-        overlay: true,
-    };
     let whole = match profiler {
         Some(p) => explainer.upload(images, targets).and_then(|()| {
             stage_times.extend(explainer.run_profiled(p)?);
