@@ -76,7 +76,8 @@ def reference_model(arch):
 # The engine's method names and pytorch-grad-cam's classes.
 METHODS = {"gradcam": "GradCAM", "hirescam": "HiResCAM", "gradcam-elementwise": "GradCAMElementWise",
            "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "layercam": "LayerCAM",
-           "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "fem": "FEM"}
+           "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "fem": "FEM",
+           "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
 
 
 def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, method="gradcam"):

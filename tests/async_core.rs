@@ -25,6 +25,7 @@ fn explain_async_never_blocks_and_equals_explain() {
         colormap: Colormap::Jet,
         image_weight: 0.5,
         input_gradient: false,
+        method_batch: None,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

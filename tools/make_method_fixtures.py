@@ -2,6 +2,8 @@
 tests/parity_methods.rs.
 
     python tools/make_method_fixtures.py [ARCH ...]      (default: all)
+    python tools/make_method_fixtures.py --only M1,M2 [ARCH ...]   (only these methods' maps,
+                                                          merged into the existing files)
     python tools/make_method_fixtures.py --scan          (how well conditioned each Lite0 block is)
 
 Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/chelsea.png resized
@@ -52,6 +54,8 @@ METHODS = {
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGradCAM",
     "fem": "FEM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
     # No pytorch-grad-cam class: computed from torch.autograd.grad (see `saliency`).
     "saliency": None,
 }
@@ -73,6 +77,23 @@ LAYERS = {
     "efficientnet-lite0": ["head", "blocks.8"],
     "resnet50": ["layer4"],
 }
+
+# The methods that run one forward pass per channel, where they are checked: the reference takes
+# ~150 s per image and class at a 1,280- or 2,048-channel layer on 2 cores, and so would the
+# engine's Score-CAM on lavapipe (one whole network per channel). Score-CAM at Lite0's blocks.8
+# (112 channels); Ablation-CAM at Lite0's head (after a ReLU6: ablated to 0) and blocks.8 (signed:
+# the reference's minimum - k * 1e7 ablation value), and ResNet-50's layer4 for its class.
+PROBE_LAYERS = {
+    "scorecam": {"efficientnet-lite0": [("blocks.8", True)]},
+    "ablationcam": {
+        "efficientnet-lite0": [("head", True), ("blocks.8", True)],
+        "resnet50": [("layer4", False)],
+    },
+}
+
+# Ablation-CAM's weights are a float32 difference of two forward passes by definition (the
+# reference's own float64 run differs by ~4e-4): no float64 variant.
+NO_F64 = {"ablationcam"}
 
 
 def saliency(model, x, cls):
@@ -105,8 +126,20 @@ def cam_of(method, model, layer, x, cls, negate=False):
         owner = importlib.import_module(f"pytorch_grad_cam.{EIGEN[method]}")
         original = owner.get_2d_projection
         owner.get_2d_projection = lambda a: -original(a)
+    extra = {}
+    if method == "ablationcam":
+        from pytorch_grad_cam.ablation_layer import AblationLayer
+
+        class BlockAblationLayer(AblationLayer):
+            """AblationLayer as the reference defines it, also accepting the keyword arguments
+            (`drop_connect_rate`) that the Lite model passes to a block it replaces."""
+
+            def __call__(self, x, **_):
+                return super().__call__(x)
+
+        extra["ablation_layer"] = BlockAblationLayer()
     try:
-        with klass(model=model, target_layers=[module(model, layer)]) as cam:
+        with klass(model=model, target_layers=[module(model, layer)], **extra) as cam:
             return cam(input_tensor=x, targets=targets)[0]
     finally:
         if negate:
@@ -158,7 +191,18 @@ def quantized(cam):
     return np.round(np.clip(cam, 0, 1) * 65535).astype(np.uint16)
 
 
-def main(names):
+def plan(method, name):
+    """(layer, classes) pairs of `method` on `name`; classes None = predicted only."""
+    if method == "saliency":
+        return [("input", True)] if name == "efficientnet-lite0" else []
+    if method in PROBE_LAYERS:
+        return PROBE_LAYERS[method].get(name, [])
+    return [(layer, method not in CLASS_FREE) for layer in LAYERS[name]]
+
+
+def main(names, only=None):
+    from safetensors.numpy import load_file
+
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
     photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
@@ -172,20 +216,23 @@ def main(names):
             logits = model(x)[0]
         order = torch.argsort(logits, descending=True)
         predicted, other = int(order[0]), int(order[1])
+        path = os.path.join(OUT, f"{name}.safetensors")
         out = {"image": image}
-        for method in METHODS:
+        if only:
+            out = {k: v for k, v in load_file(path).items() if k.split(".")[0] not in only}
+        for method in only or METHODS:
             # ResNet-50's input gradient goes through ReLU and max-pool ties that any two float32
             # runs may take either way (tests/parity_arch.rs pins them for its input gradient);
             # the saliency map is checked on Lite0, whose input gradient has none here.
-            if method == "saliency" and not shipped:
-                continue
-            for layer in ["input"] if method == "saliency" else LAYERS[name]:
-                for cls in (None,) if method in CLASS_FREE else (None, other):
+            for layer, both in plan(method, name):
+                for cls in (None, other) if both else (None,):
                     key = f"{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
                     result = cam_of(method, model, layer, x, cls)
                     out[key] = quantized(result)
                     if method in EIGEN:
                         out[key + ".neg"] = quantized(cam_of(method, model, layer, x, cls, True))
+                        continue
+                    if method in NO_F64:
                         continue
                     exact = cam_of(method, m64, layer, x.double(), cls)
                     d = np.abs(exact - result).max()
@@ -197,7 +244,6 @@ def main(names):
             "weights": f"arch/{name}",
             "classes": json.dumps([predicted, other]),
         }
-        path = os.path.join(OUT, f"{name}.safetensors")
         save_file(out, path, metadata=metadata)
         print(f"{name}: predicted {predicted}, explicit {other} -> {os.path.relpath(path, ROOT)}")
 
@@ -205,5 +251,7 @@ def main(names):
 if __name__ == "__main__":
     if sys.argv[1:] == ["--scan"]:
         scan()
+    elif sys.argv[1:2] == ["--only"]:
+        main(sys.argv[3:] or list(LAYERS), sys.argv[2].split(","))
     else:
         main(sys.argv[1:] or list(LAYERS))

@@ -228,6 +228,25 @@ kernels! {
     CamSaliency => "cam_saliency" (CamSaliencyParams) {
         gradient: Storage, grid: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels;
+    ScoreMinMax => "score_minmax" (ScoreMinMaxParams) fixed 64 {
+        activations: Storage, stats: StorageReadWrite,
+    } invocations(p, _) = p.items * 64;
+    ScoreMask => "score_mask" (ScoreMaskParams) {
+        cursor: Storage, activations: Storage, stats: Storage, input: Storage,
+        masked: StorageReadWrite,
+    } invocations(p, _) = p.rows * p.size * p.size;
+    Ablate => "ablate" (AblateParams) {
+        cursor: Storage, activations: Storage, stats: Storage, ablated: StorageReadWrite,
+    } invocations(p, _) = p.rows * p.pixels * p.channels;
+    ProbeBroadcast => "probe_broadcast" (ProbeBroadcastParams) {
+        cursor: Storage, source: Storage, copies: StorageReadWrite,
+    } invocations(p, _) = p.rows * p.len;
+    ProbeGather => "probe_gather" (ProbeGatherParams) fixed 64 {
+        logits: Storage, targets: Storage, cursor: StorageReadWrite, scores: StorageReadWrite,
+    } invocations(p, _) = 64;
+    ProbeWeights => "probe_weights" (ProbeWeightsParams) fixed 64 {
+        scores: Storage, logits: Storage, targets: Storage, weights: StorageReadWrite,
+    } invocations(p, _) = p.batch * 64;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;

@@ -282,6 +282,17 @@ impl GpuContext {
         dispatches: &[Dispatch],
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) {
+        self.record_dispatches(encoder, label, dispatches.iter(), timestamp_writes);
+    }
+
+    /// Records `dispatches` into one compute pass (timed when `timestamp_writes` is given).
+    pub fn record_dispatches<'d>(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &str,
+        dispatches: impl Iterator<Item = &'d Dispatch>,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(label),
             timestamp_writes,

@@ -432,3 +432,68 @@ gpu_struct! {
         pub _pad: [u32; 2],
     }
 }
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/score_minmax.wgsl.
+    pub struct ScoreMinMaxParams {
+        pub items: u32,
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub size: u32,
+        pub _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/score_mask.wgsl.
+    pub struct ScoreMaskParams {
+        pub rows: u32,
+        pub channels: u32,
+        pub images: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub size: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/ablate.wgsl.
+    pub struct AblateParams {
+        pub rows: u32,
+        pub channels: u32,
+        pub images: u32,
+        pub pixels: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/probe_broadcast.wgsl.
+    pub struct ProbeBroadcastParams {
+        pub rows: u32,
+        pub per_image: u32,
+        pub images: u32,
+        pub len: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/probe_gather.wgsl.
+    pub struct ProbeGatherParams {
+        pub rows: u32,
+        pub per_image: u32,
+        pub images: u32,
+        pub classes: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/probe_weights.wgsl.
+    pub struct ProbeWeightsParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub classes: u32,
+        pub mode: u32,
+    }
+}

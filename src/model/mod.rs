@@ -158,6 +158,32 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The tensor it writes.
+    pub fn output(&self) -> usize {
+        match *self {
+            Op::Preprocess { output }
+            | Op::Conv { output, .. }
+            | Op::MaxPool { output, .. }
+            | Op::GlobalAvgPool { output, .. }
+            | Op::Linear { output, .. } => output,
+        }
+    }
+
+    /// The tensors it reads (none for preprocessing, which reads the uploaded pixels).
+    pub fn reads(&self) -> Vec<usize> {
+        match *self {
+            Op::Preprocess { .. } => Vec::new(),
+            Op::Conv {
+                input, residual, ..
+            } => std::iter::once(input).chain(residual).collect(),
+            Op::MaxPool { input, .. }
+            | Op::GlobalAvgPool { input, .. }
+            | Op::Linear { input, .. } => vec![input],
+        }
+    }
+}
+
 /// A loaded network, ready to upload.
 #[derive(Clone, Debug)]
 pub struct Model {

@@ -23,6 +23,8 @@ pub(super) fn push_cam(
     plan: &BackwardPlan,
     grads: &[wgpu::Buffer],
     layers: &[usize],
+    targets: &wgpu::Buffer,
+    method_batch: Option<u32>,
     (cam_grid, cam): (&wgpu::Buffer, &wgpu::Buffer),
     steps: &mut Steps,
 ) -> Result<u64> {
@@ -47,6 +49,10 @@ pub(super) fn push_cam(
             ctx,
             steps,
             &LayerInputs {
+                forward,
+                layer,
+                targets,
+                method_batch,
                 activations: forward.tensor(layer),
                 gradient: plan.slot_of_tensor(layer).map(|slot| &grads[slot]),
                 pixels,

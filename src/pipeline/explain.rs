@@ -42,6 +42,9 @@ pub struct ExplainOptions {
     /// Also compute the gradient of the target logit with respect to the (normalised) input
     /// image: see [`Explainer::input_gradient_buffer`].
     pub input_gradient: bool,
+    /// Rows of each probe batch of Score-CAM and Ablation-CAM (the forward passes run per
+    /// channel, in chunks); `None`: as many as fit the device's limits, at most 256.
+    pub method_batch: Option<u32>,
 }
 
 impl Default for ExplainOptions {
@@ -52,6 +55,7 @@ impl Default for ExplainOptions {
             colormap: Colormap::Jet,
             image_weight: 0.5,
             input_gradient: false,
+            method_batch: None,
         }
     }
 }
@@ -157,6 +161,11 @@ impl Explainer {
                 options.image_weight
             )));
         }
+        if options.method_batch == Some(0) {
+            return Err(Error::InvalidRequest(
+                "the method batch must be at least 1".into(),
+            ));
+        }
         let ctx = forward.context().clone();
         let gpu_model = forward.gpu_model().clone();
         let model = gpu_model.model.clone();
@@ -252,6 +261,8 @@ impl Explainer {
             &plan,
             &grads,
             &layers,
+            &targets,
+            options.method_batch,
             (&cam_grid, &cam),
             &mut steps,
         )?;

@@ -505,7 +505,7 @@ pub fn image_layout(images: &[&image::RgbImage]) -> Result<(Vec<ImageMeta>, u32,
 }
 
 /// What [`push_op`] recorded.
-enum Pushed {
+pub(super) enum Pushed {
     /// The preprocessing step, rebound when the pixel buffer grows.
     Preprocess(Step<kind::Preprocess>),
     /// Another op's steps.
@@ -519,7 +519,7 @@ impl<K> From<Step<K>> for Pushed {
 }
 
 /// Appends the launch of one forward op to `steps`.
-fn push_op(
+pub(super) fn push_op(
     ctx: &GpuContext,
     gpu_model: &GpuModel,
     tensors: &[wgpu::Buffer],

@@ -5,6 +5,7 @@ mod cam;
 mod explain;
 mod forward;
 pub mod methods;
+mod probe;
 pub mod steps;
 
 pub use backward::{BackwardPlan, GradStep};

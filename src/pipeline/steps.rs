@@ -56,12 +56,32 @@ fn configured<K: KernelKind>(
     })
 }
 
-/// Kernel launches in execution order.
+/// Work recorded between two steps whose number of launches depends on the batch: a chunked
+/// loop such as the probe batches of Score-CAM and Ablation-CAM (`src/pipeline/probe.rs`).
+pub trait Repeat: Send + Sync {
+    /// Sets its parameters for the batch `shape`.
+    fn configure(&mut self, ctx: &GpuContext, shape: BatchShape);
+    /// Records its work for the batch `shape` as one compute pass, timed with
+    /// `timestamp_writes` when given.
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: BatchShape,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    );
+    /// Bytes of the GPU buffers only it holds.
+    fn gpu_bytes(&self) -> u64;
+}
+
+/// Kernel launches in execution order, with [`Repeat`]s between them.
 pub struct Steps {
     label: &'static str,
     dispatches: Vec<Dispatch>,
     configures: Vec<Configure>,
     shape: Option<BatchShape>,
+    /// Each recorded before the step at its index (or at the end when the index is `len`).
+    repeats: Vec<(usize, Box<dyn Repeat>)>,
 }
 
 impl Steps {
@@ -72,7 +92,14 @@ impl Steps {
             dispatches: Vec::new(),
             configures: Vec::new(),
             shape: None,
+            repeats: Vec::new(),
         }
+    }
+
+    /// Appends `repeat`, recorded after the steps pushed so far and before the next.
+    pub fn push_repeat(&mut self, repeat: Box<dyn Repeat>) {
+        self.repeats.push((self.dispatches.len(), repeat));
+        self.shape = None;
     }
 
     /// Number of steps.
@@ -147,21 +174,57 @@ impl Steps {
             ctx.queue.write_buffer(&d.params, 0, &bytes);
             d.invocations = invocations;
         }
+        for (_, repeat) in &mut self.repeats {
+            repeat.configure(ctx, shape);
+        }
         self.shape = Some(shape);
     }
 
-    /// Records steps `range` into one compute pass.
+    /// The segments of `range` between the repeats inside it: (steps, the repeat after them).
+    fn segments(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> Vec<(std::ops::Range<usize>, Option<&dyn Repeat>)> {
+        let len = self.dispatches.len();
+        let mut out = Vec::new();
+        let mut start = range.start;
+        for (at, repeat) in &self.repeats {
+            let inside = (range.start..range.end).contains(at) || (*at == len && range.end == len);
+            if inside {
+                out.push((start..*at, Some(repeat.as_ref())));
+                start = *at;
+            }
+        }
+        out.push((start..range.end, None));
+        out
+    }
+
+    /// Records steps `range` (and the repeats among them) into compute passes.
     pub fn record_range(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         range: std::ops::Range<usize>,
     ) {
-        ctx.record(encoder, self.label, &self.dispatches[range]);
+        let shape = self.shape.unwrap_or_default();
+        for (steps, repeat) in self.segments(range) {
+            if !steps.is_empty() {
+                ctx.record(encoder, self.label, &self.dispatches[steps]);
+            }
+            if let Some(repeat) = repeat {
+                repeat.record(ctx, encoder, shape, None);
+            }
+        }
+    }
+
+    /// The launches, in order.
+    pub(crate) fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
     }
 
     /// Records steps `range` timed by `profiler`: as one pass labelled `label`, or with
-    /// `per_kernel` one pass per step.
+    /// `per_kernel` one pass per step; each repeat among them is one pass labelled by its stage
+    /// `label` and `probe`.
     pub fn record_range_profiled(
         &self,
         ctx: &GpuContext,
@@ -171,16 +234,26 @@ impl Steps {
         label: &str,
         per_kernel: bool,
     ) {
-        ctx.record_profiled(
-            encoder,
-            label,
-            &self.dispatches[range],
-            profiler,
-            per_kernel,
-        );
+        let shape = self.shape.unwrap_or_default();
+        for (steps, repeat) in self.segments(range) {
+            // An empty timed pass only where there is nothing else to record.
+            if !steps.is_empty() || repeat.is_none() {
+                ctx.record_profiled(
+                    encoder,
+                    label,
+                    &self.dispatches[steps],
+                    profiler,
+                    per_kernel,
+                );
+            }
+            if let Some(repeat) = repeat {
+                let writes = profiler.pass(&format!("{label} probe"));
+                repeat.record(ctx, encoder, shape, writes);
+            }
+        }
     }
 
-    /// Records every step into one compute pass.
+    /// Records every step (and repeat) into compute passes.
     pub fn record(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
         self.record_range(ctx, encoder, 0..self.dispatches.len());
     }

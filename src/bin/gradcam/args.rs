@@ -139,7 +139,9 @@ pub struct ExplainArgs {
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
     /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient),
-    /// saliency (max over RGB of the input gradient's magnitude; --layer does not apply).
+    /// scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
+    /// one pass of the network after the layer per channel), saliency (max over RGB of the input
+    /// gradient's magnitude; --layer does not apply).
     #[arg(long, default_value = "gradcam", value_parser = parse_method, value_name = "NAME")]
     pub method: Method,
     /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.
@@ -160,6 +162,10 @@ pub struct ExplainArgs {
     /// its maximum (the Grad-CAM paper's weakly supervised localisation).
     #[arg(long)]
     pub boxes: bool,
+    /// Scorecam and ablationcam: the forward passes (one per channel and image) run on the GPU
+    /// in chunks of N; default: as many as fit the device's limits, at most 256.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub method_batch: Option<u32>,
     /// The fraction of the CAM's maximum that --boxes thresholds at, in (0, 1].
     #[arg(long, default_value = "0.15", value_parser = parse_fraction, value_name = "F")]
     pub box_threshold: f64,

@@ -75,6 +75,7 @@ impl Explain {
             colormap: args.colormap,
             image_weight: args.image_weight,
             input_gradient: false,
+            method_batch: args.method_batch,
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {

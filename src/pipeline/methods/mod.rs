@@ -8,6 +8,7 @@
 //! Adding a method: a file here implementing [`LayerMethod`], a [`Method`] variant with its name,
 //! and, when it is a new reduction, its shader.
 
+mod ablation_cam;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
@@ -18,13 +19,18 @@ mod grad_cam_plusplus;
 mod hires_cam;
 mod layer_cam;
 mod saliency;
+mod score_cam;
 mod xgrad_cam;
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{CamChannelWeightsParams, CamCombineParams, CamElementwiseParams};
+use crate::gpu::params::{
+    CamChannelWeightsParams, CamCombineParams, CamElementwiseParams, ProbeWeightsParams,
+};
 use crate::gpu::GpuContext;
 
+use super::forward::Forward;
+use super::probe::Probe;
 use super::steps::Steps;
 
 /// A CAM method, named as the CLI's `--method` takes it; each equals pytorch-grad-cam 1.5.7's
@@ -50,6 +56,12 @@ pub enum Method {
     EigenGradCam,
     /// `FEM`: w_c = the fraction of positions where A_c > μ_c + 2σ_c; Σ_c w_c A_c (no gradient).
     Fem,
+    /// `ScoreCAM`: w = softmax over channels of the target logit of the input masked by each
+    /// upsampled, [0, 1]-scaled channel; Σ_c w_c A_c (one forward pass per channel).
+    ScoreCam,
+    /// `AblationCAM`: w_k = (s0 − s_k) / s0, s_k the target logit with channel k ablated;
+    /// Σ_k w_k A_k (one pass of the network after the layer per channel).
+    AblationCam,
     /// Saliency: the largest |∂logit/∂x| over the input's channels, at the input image (no
     /// pytorch-grad-cam class; Simonyan et al.'s gradient map).
     Saliency,
@@ -67,6 +79,8 @@ impl Method {
         Method::EigenCam,
         Method::EigenGradCam,
         Method::Fem,
+        Method::ScoreCam,
+        Method::AblationCam,
         Method::Saliency,
     ];
 
@@ -82,6 +96,8 @@ impl Method {
             Method::EigenCam => "eigencam",
             Method::EigenGradCam => "eigengradcam",
             Method::Fem => "fem",
+            Method::ScoreCam => "scorecam",
+            Method::AblationCam => "ablationcam",
             Method::Saliency => "saliency",
         }
     }
@@ -98,6 +114,8 @@ impl Method {
             Method::EigenCam => "EigenCAM",
             Method::EigenGradCam => "EigenGradCAM",
             Method::Fem => "FEM",
+            Method::ScoreCam => "ScoreCAM",
+            Method::AblationCam => "AblationCAM",
             Method::Saliency => "Saliency",
         }
     }
@@ -119,6 +137,8 @@ impl Method {
             Method::EigenCam => &eigen_cam::EigenCam,
             Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
             Method::Fem => &fem::Fem,
+            Method::ScoreCam => &score_cam::ScoreCam,
+            Method::AblationCam => &ablation_cam::AblationCam,
             Method::Saliency => &saliency::Saliency,
         }
     }
@@ -184,6 +204,14 @@ impl Needs {
 
 /// What a method's map at one layer is computed from, and where it goes.
 pub(crate) struct LayerInputs<'a> {
+    /// The forward workspace (the model, its activations and logits).
+    pub forward: &'a Forward,
+    /// The layer's tensor id.
+    pub layer: usize,
+    /// The class each image is explained for, u32 `[batch]`.
+    pub targets: &'a wgpu::Buffer,
+    /// Rows of a probe batch (Score-CAM, Ablation-CAM); `None`: from the device's limits.
+    pub method_batch: Option<u32>,
     /// The layer's activations, f32 `[batch, pixels, channels]`.
     pub activations: &'a wgpu::Buffer,
     /// ∂target/∂activations, same layout, when [`Needs::layer_gradient`].
@@ -242,6 +270,47 @@ fn channel_weights(ctx: &GpuContext, inputs: &LayerInputs) -> Result<wgpu::Buffe
         "cam_weights",
         u64::from(inputs.channels) * 4 * inputs.capacity,
     )
+}
+
+/// shaders/probe_weights.wgsl's modes: Score-CAM's softmax, Ablation-CAM's relative drop.
+const SOFTMAX_MODE: u32 = 0;
+const ABLATION_MODE: u32 = 1;
+
+/// Completes a probe method (Score-CAM, Ablation-CAM): the probe loop writing each (image,
+/// channel) score, the channel weights of shaders/probe_weights.wgsl `mode` from the scores, and
+/// `ReLU(Σ_c w_c A_c)`. Returns the bytes of the buffers it holds.
+fn probe_weighted_sum(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    inputs: &LayerInputs,
+    probe: Probe,
+    mode: u32,
+) -> Result<u64> {
+    let main = inputs.forward;
+    let model = main.model();
+    let scores = channel_weights(ctx, inputs)?;
+    let repeat = probe.finish(ctx, main, inputs.targets, &scores);
+    let probe_bytes = repeat.gpu_bytes();
+    steps.push_repeat(repeat);
+    let weights = channel_weights(ctx, inputs)?;
+    let (channels, classes) = (inputs.channels, model.classes);
+    steps.push(
+        ctx,
+        launch::ProbeWeights {
+            scores: &scores,
+            logits: main.tensor(model.logits),
+            targets: inputs.targets,
+            weights: &weights,
+        },
+        move |s| ProbeWeightsParams {
+            batch: s.images,
+            channels,
+            classes,
+            mode,
+        },
+    );
+    weighted_sum(steps, ctx, inputs, &weights);
+    Ok(scores.size() + weights.size() + probe_bytes)
 }
 
 /// shaders/cam_channel_weights.wgsl's mode for FEM, which reads no gradient.
