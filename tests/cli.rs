@@ -310,6 +310,7 @@ fn help_documents_everything() {
         "--layer",
         "--class",
         "--method",
+        "--method-batch",
         "--colormap",
         "--image-weight",
         "--raw",
@@ -368,6 +369,46 @@ fn method_is_chosen_by_name_and_reported() {
         err.contains("no-such-cam") && err.contains("gradcam++") && err.contains("layercam"),
         "{err}"
     );
+}
+
+#[test]
+fn probe_methods_run_in_chunks_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = gradcam(&[
+        "explain",
+        "--quiet",
+        "--method",
+        "ablationcam",
+        "--method-batch",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+        "examples/images/coffee.png",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_report(&out);
+    assert_eq!(report["method"], "ablationcam");
+    assert_eq!(report["images"][0]["class"], 285);
+    assert!(out.join("chelsea.png").is_file() && out.join("coffee.png").is_file());
+
+    let bad = gradcam(&[
+        "explain",
+        "--method",
+        "scorecam",
+        "--method-batch",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--method-batch"));
 }
 
 #[test]

@@ -151,4 +151,8 @@ fn methods_without_a_gradient_run_no_backward_pass() {
     let backward = 1 + grad.plan().steps.len();
     assert!(backward > 10, "blocks.8 is deep enough to tell");
     assert_eq!(eigen.launches() + backward, grad.launches() + 1);
+    // Nor any gradient buffer.
+    assert!(eigen.target_gradient_buffer().is_none());
+    assert!(grad.target_gradient_buffer().is_some());
+    assert!(eigen.gpu_bytes() < grad.gpu_bytes());
 }

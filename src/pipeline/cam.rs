@@ -54,7 +54,7 @@ pub(super) fn push_cam(
                 targets,
                 method_batch,
                 activations: forward.tensor(layer),
-                gradient: plan.slot_of_tensor(layer).map(|slot| &grads[slot]),
+                gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
                 pixels,
                 channels,
                 capacity: cap,

@@ -196,7 +196,10 @@ impl Explainer {
 
         let requested = ctx.storage("requested_classes", 4 * cap)?;
         let targets = ctx.storage("target_classes", 4 * cap)?;
-        let grads = (0..plan.slots)
+        // Gradient buffers only where a backward pass runs.
+        let backward = needs.backward() || options.input_gradient;
+        let slots = if backward { plan.slots } else { 0 };
+        let grads = (0..slots)
             .map(|i| ctx.storage(&format!("grad.{i}"), plan.slot_len as u64 * 4 * cap))
             .collect::<Result<Vec<_>>>()?;
         let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
@@ -223,7 +226,7 @@ impl Explainer {
             },
         );
         // The backward pass, when the method or the caller needs a gradient.
-        if needs.backward() || options.input_gradient {
+        if backward {
             let head = &model.tensors[plan.pooled_input];
             let (head_pixels, head_channels) = (head.height * head.width, head.channels);
             let grad = |value: usize| &grads[plan.slot_of[value]];
@@ -599,11 +602,13 @@ impl Explainer {
         &self.targets
     }
 
-    /// The gradient of the target logit with respect to the target layer: f32 NHWC (computed
-    /// only when the method needs it, or with [`ExplainOptions::input_gradient`]).
-    pub fn target_gradient_buffer(&self) -> &wgpu::Buffer {
-        let slot = self.plan.slot_of_tensor(self.plan.targets[0]);
-        &self.grads[slot.expect("the plan computes its targets' gradients")]
+    /// The gradient of the target logit with respect to the target layer: f32 NHWC; `None` when
+    /// no backward pass runs (a method that needs no gradient, without
+    /// [`ExplainOptions::input_gradient`]).
+    pub fn target_gradient_buffer(&self) -> Option<&wgpu::Buffer> {
+        self.plan
+            .slot_of_tensor(self.plan.targets[0])
+            .and_then(|slot| self.grads.get(slot))
     }
 
     /// With [`ExplainOptions::input_gradient`], the gradient of the target logit with respect to
@@ -614,7 +619,7 @@ impl Explainer {
             .input_gradient
             .then(|| self.plan.slot_of_tensor(input))
             .flatten()
-            .map(|slot| &self.grads[slot])
+            .and_then(|slot| self.grads.get(slot))
     }
 
     /// Reads the batch's results back with one map: logits and classes always, the rest as
@@ -716,9 +721,11 @@ impl Explainer {
     pub fn read_target_gradient(&self) -> Result<Vec<f32>> {
         let model = self.forward.model();
         let n = model.tensors[self.plan.targets[0]].len() * self.forward.batch() as usize;
-        self.forward
-            .context()
-            .read_f32(self.target_gradient_buffer(), n)
+        self.forward.context().read_f32(
+            self.target_gradient_buffer()
+                .ok_or_else(|| Error::InvalidRequest("this method runs no backward pass".into()))?,
+            n,
+        )
     }
 
     /// Reads the input gradient of the current batch (NHWC), when

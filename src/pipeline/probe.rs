@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use super::forward::{push_op, Forward};
 use super::steps::{BatchShape, Repeat, Steps};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{ProbeBroadcastParams, ProbeGatherParams};
 use crate::gpu::GpuContext;
@@ -84,10 +84,21 @@ impl Probe {
         let mut tensors = Vec::with_capacity(model.tensors.len());
         for (id, t) in model.tensors.iter().enumerate() {
             let buffer = if used.contains(&id) {
-                let b = ctx.storage(
-                    &format!("probe.{}", t.name),
-                    t.len() as u64 * 4 * u64::from(rows),
-                )?;
+                let b = ctx
+                    .storage(
+                        &format!("probe.{}", t.name),
+                        t.len() as u64 * 4 * u64::from(rows),
+                    )
+                    .map_err(|_| {
+                        Error::InvalidRequest(format!(
+                            "a method batch of {rows} copies of `{}` exceeds one binding on this \
+                             adapter ({} bytes); use a smaller method batch",
+                            t.name,
+                            ctx.limits
+                                .max_storage_buffer_binding_size
+                                .min(ctx.limits.max_buffer_size)
+                        ))
+                    })?;
                 bytes += b.size();
                 b
             } else {
