@@ -102,6 +102,7 @@ fn check(arch: &str) {
         let expected_class = match target {
             Target::Class(c) => c,
             Target::Predicted => predicted,
+            Target::Rank(_) => unreachable!("the fixtures name classes"),
         };
         assert_eq!(result.class, expected_class, "{arch} {key}: class");
 

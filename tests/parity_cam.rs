@@ -325,6 +325,38 @@ fn batch_with_different_classes_equals_single_runs() {
 }
 
 #[test]
+fn ranked_targets_follow_the_logits() {
+    // Rank r: the r-th class by logit, chosen on the GPU; its map is that class's map.
+    let img = image("chelsea_224");
+    let ranks = [0u32, 1, 4, 999];
+    let imgs: Vec<&image::RgbImage> = ranks.iter().map(|_| &img).collect();
+    let targets: Vec<Target> = ranks.iter().map(|&r| Target::Rank(r)).collect();
+    let mut ex = explainer("head", 4);
+    let ranked = ex.explain(&imgs, &targets, Readback::ALL).unwrap();
+    let logits = &ranked[0].logits;
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
+    let explicit: Vec<Target> = ranks
+        .iter()
+        .map(|&r| Target::Class(order[r as usize]))
+        .collect();
+    let by_class = ex.explain(&imgs, &explicit, Readback::ALL).unwrap();
+    for ((r, a), b) in ranks.iter().zip(&ranked).zip(&by_class) {
+        assert_eq!(a.class, order[*r as usize], "rank {r}");
+        assert_eq!(a.cam, b.cam, "rank {r}: the map of its class");
+    }
+    let err = ex
+        .explain(&[&img], &[Target::Rank(1000)], Readback::ALL)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rank 1000"), "{err}");
+}
+
+#[test]
 fn bad_requests_are_errors() {
     let engine = engine();
     let err = engine

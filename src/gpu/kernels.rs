@@ -178,7 +178,7 @@ kernels! {
     } invocations(p, _) = p.batch * p.out_features;
     SelectTarget => "select_target" (SelectTargetParams) {
         logits: Storage, requested: Storage, targets: StorageReadWrite,
-    } invocations(p, _) = p.batch;
+    } invocations(p, _) = p.batch * p.classes;
     LinearGrad => "linear_grad" (LinearGradParams) {
         grad_out: Storage, forward_out: Storage, weight: Storage, grad_in: StorageReadWrite,
     } invocations(p, _) = p.batch * p.in_features;

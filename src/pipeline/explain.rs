@@ -22,6 +22,9 @@ pub enum Target {
     Predicted,
     /// This class.
     Class(u32),
+    /// The class ranked this high by its logit, chosen on the GPU: 0 is the predicted class, 1
+    /// the second most likely (ties by the lower class index).
+    Rank(u32),
 }
 
 /// How an [`Explainer`] explains.
@@ -151,6 +154,8 @@ pub const INPUT_LAYER: &str = "input";
 
 /// `requested` value meaning "the argmax" (shaders/select_target.wgsl `ARGMAX`).
 const ARGMAX: u32 = u32::MAX;
+/// `requested` flag meaning "the class of rank `value & !RANKED`" (select_target.wgsl `RANKED`).
+const RANKED: u32 = 1 << 31;
 
 impl Explainer {
     /// A workspace on `forward`'s model and device for its capacity, explaining `options.layer`.
@@ -445,6 +450,12 @@ impl Explainer {
                     return Err(Error::InvalidRequest(format!(
                         "class {c} is out of range: this model has classes 0..={}",
                         classes - 1
+                    )))
+                }
+                Target::Rank(r) if r < classes => self.requested_host.push(RANKED | r),
+                Target::Rank(r) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "rank {r} is out of range: this model has {classes} classes"
                     )))
                 }
             }

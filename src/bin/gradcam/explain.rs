@@ -557,6 +557,7 @@ fn write_batches(
                     entry["target"] = json!(match target {
                         Target::Predicted => "predicted",
                         Target::Class(_) => "class",
+                        Target::Rank(_) => "rank",
                     });
                     // What --resume matches, whatever the directory it runs from.
                     entry["source"] = json!(keys[i]);
