@@ -311,6 +311,7 @@ fn help_documents_everything() {
         "--class",
         "--method",
         "--method-batch",
+        "--top-k",
         "--colormap",
         "--image-weight",
         "--raw",
@@ -409,6 +410,63 @@ fn probe_methods_run_in_chunks_from_the_cli() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--method-batch"));
+}
+
+#[test]
+fn top_k_explains_each_images_most_likely_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "explain",
+            "--quiet",
+            "--top-k",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "examples/images/chelsea.png",
+            "examples/images/coffee.png",
+        ];
+        a.extend_from_slice(extra);
+        gradcam(&a)
+    };
+    let run = args(&[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_report(&out);
+    let entries = report["images"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "two entries per image");
+    for (i, e) in entries.iter().enumerate() {
+        let rank = i % 2;
+        assert_eq!(e["rank"], rank);
+        assert_eq!(e["target"], "rank");
+        // The class of that rank in the image's own top list.
+        assert_eq!(e["class"], e["top"][rank]["class"]);
+        let stem = if i < 2 { "chelsea" } else { "coffee" };
+        let name = format!("{stem}_{}.png", e["class"]);
+        assert!(out.join(&name).is_file(), "{name}");
+        assert!(e["output"].as_str().unwrap().ends_with(&name));
+    }
+    assert_eq!(entries[0]["class"], 285);
+    // Every (image, rank) is recorded: a resumed run has nothing left to do.
+    let again = args(&["--resume"]);
+    assert!(again.status.success());
+    assert_eq!(read_report(&out)["totals"]["resumed"], 4);
+
+    let bad = gradcam(&[
+        "explain",
+        "--top-k",
+        "2",
+        "--class",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "examples/images/chelsea.png",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

@@ -170,6 +170,11 @@ impl OutputNames {
     /// Names stay within [`NAME_MAX`] bytes with the longest extension: a stem that would not
     /// fit (a 255-byte input name with `.safetensors`, or with `-2`) is shortened.
     pub fn next(&mut self, input: &Path, subdir: &Path) -> PathBuf {
+        self.next_with_suffix(input, subdir, "")
+    }
+
+    /// [`OutputNames::next`] for the input's stem followed by `suffix` (e.g. `_285`).
+    pub fn next_with_suffix(&mut self, input: &Path, subdir: &Path, suffix: &str) -> PathBuf {
         let stem: &OsStr = input
             .file_stem()
             .filter(|s| !s.is_empty())
@@ -180,10 +185,11 @@ impl OutputNames {
             .map(|e| e.len() + 1)
             .max()
             .unwrap_or(0);
-        let named = |suffix: &str| {
-            let room = NAME_MAX.saturating_sub(longest_ext + suffix.len());
+        let named = |n: &str| {
+            let room = NAME_MAX.saturating_sub(longest_ext + suffix.len() + n.len());
             let mut name = shorten(stem, room);
             name.push(suffix);
+            name.push(n);
             subdir.join(name)
         };
         let mut candidate = named("");

@@ -135,6 +135,11 @@ pub struct ExplainArgs {
     /// starting with `#` are skipped). Images it does not list get their predicted class.
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
+    /// Explain each image's K most likely classes: outputs `<stem>_<class>.png`, one report
+    /// entry per class (`"rank"` 0 to K-1, most likely first).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["class", "targets"])]
+    pub top_k: Option<u32>,
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no

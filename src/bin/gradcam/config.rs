@@ -63,6 +63,12 @@ impl Explain {
             model.target_layer_list(&layer).map_err(|e| e.to_string())?;
             layer
         };
+        if let Some(k) = args.top_k.filter(|&k| k > model.classes) {
+            return Err(format!(
+                "--top-k {k} is more than this model's {} classes",
+                model.classes
+            ));
+        }
         if let Some(c) = args.class.filter(|&c| c >= model.classes) {
             return Err(format!(
                 "class {c} is out of range: this model has classes 0..={}",
@@ -135,6 +141,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "image_weight": req.image_weight,
         "class": req.class,
         "targets": file(&req.targets),
+        "top_k": req.top_k,
         "raw": req.raw,
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),

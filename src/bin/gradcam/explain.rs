@@ -202,14 +202,29 @@ fn gather_inputs(
     }
     // A file given twice is explained once: one key per input, the canonical path.
     let mut seen = HashSet::new();
-    Ok(inputs
+    let unique = inputs
         .into_iter()
         .map(|i| {
             let key = escape_path(&i.canonical);
             (i, key)
         })
-        .filter(|(_, k)| seen.insert(k.clone()))
-        .unzip())
+        .filter(|(_, k)| seen.insert(k.clone()));
+    // With --top-k each image is K inputs, one per rank, next to each other (decoded once),
+    // keyed `<path>\ttop-<rank>`: an escaped path never holds a tab.
+    Ok(match req.top_k {
+        None => unique.unzip(),
+        Some(k) => unique
+            .flat_map(|(input, key)| {
+                (0..k).map(move |r| {
+                    let ranked = Input {
+                        rank: Some(r),
+                        ..input.clone()
+                    };
+                    (ranked, format!("{key}\ttop-{r}"))
+                })
+            })
+            .unzip(),
+    })
 }
 
 /// The run's record: each input's report entry once it is done (carried over from the run it
@@ -343,13 +358,9 @@ fn explain_inputs(
         bar
     };
     let mut outcome = Outcome::default();
-    // Each input's class: from --targets, else --class, else the predicted one.
-    let target_of = |i: usize| {
-        work.config
-            .targets
-            .get(&work.inputs[i].canonical)
-            .map_or(work.config.target, |&c| Target::Class(c))
-    };
+    // Each input's class: its rank with --top-k, else from --targets, else --class, else the
+    // predicted one.
+    let target_of = |i: usize| target_of(work.config, &work.inputs[i]);
     let todo = std::mem::take(&mut progress.todo);
     let entries = Mutex::new(std::mem::take(&mut progress.entries));
     std::thread::scope(|scope| {
@@ -459,20 +470,33 @@ fn decode_batches(
     let mut seconds = 0.0;
     let mut batch = Decoded::default();
     let mut pixels = 0u64;
+    let mut previous: Option<(std::path::PathBuf, Result<image::RgbImage, String>)> = None;
     for &i in todo {
         if work.stop.requested() {
             return seconds;
         }
         let t = Instant::now();
-        // A decoder that panics on a crafted file fails that file, not the run.
-        let decoded =
-            std::panic::catch_unwind(|| gradcam::decode_image_limited(&inputs[i].path, max_pixels))
+        // The ranks of one image (--top-k) follow each other: decoded once.
+        let decoded = match &previous {
+            Some((canonical, d)) if *canonical == inputs[i].canonical => d.clone(),
+            _ => {
+                // A decoder that panics on a crafted file fails that file, not the run.
+                let d = std::panic::catch_unwind(|| {
+                    gradcam::decode_image_limited(&inputs[i].path, max_pixels)
+                })
                 .unwrap_or_else(|p| {
                     Err(gradcam::Error::Image {
                         path: inputs[i].path.clone(),
                         reason: format!("the decoder failed: {}", panic_text(&p)),
                     })
-                });
+                })
+                .map_err(|e| e.to_string());
+                if inputs[i].rank.is_some() {
+                    previous = Some((inputs[i].canonical.clone(), d.clone()));
+                }
+                d
+            }
+        };
         seconds += t.elapsed().as_secs_f64();
         match decoded {
             Ok(img) => {
@@ -489,7 +513,7 @@ fn decode_batches(
                 batch.images.push((i, img));
             }
             Err(e) => {
-                batch.errors.push((i, e.to_string()));
+                batch.errors.push((i, e));
                 if batch.images.is_empty()
                     && batch.errors.len() >= ERRORS_PER_BATCH
                     && to_gpu.send(std::mem::take(&mut batch)).is_err()
@@ -550,10 +574,10 @@ fn write_batches(
                     // What was explained, and how.
                     entry["method"] = json!(config.options.method.name());
                     entry["layer"] = json!(config.layer);
-                    let target = config
-                        .targets
-                        .get(&input.canonical)
-                        .map_or(config.target, |&c| Target::Class(c));
+                    let target = target_of(config, input);
+                    if let Target::Rank(r) = target {
+                        entry["rank"] = json!(r);
+                    }
                     entry["target"] = json!(match target {
                         Target::Predicted => "predicted",
                         Target::Class(_) => "class",
@@ -813,6 +837,18 @@ struct RawShapes {
 /// The colour of a drawn localisation box.
 const BOX_COLOUR: [u8; 3] = [0, 255, 0];
 
+/// The class an input is explained for: its rank with --top-k, else its class from --targets,
+/// else --class, else the predicted one.
+fn target_of(config: &ExplainConfig, input: &Input) -> Target {
+    match input.rank {
+        Some(r) => Target::Rank(r),
+        None => config
+            .targets
+            .get(&input.canonical)
+            .map_or(config.target, |&c| Target::Class(c)),
+    }
+}
+
 /// Line width of a drawn box: 2 pixels per 500 of the image's larger side, at least 2.
 fn box_thickness(width: u32, height: u32) -> u32 {
     (width.max(height) / 250).max(2)
@@ -827,7 +863,11 @@ fn write_outputs(
     labels: &Labels,
     shapes: RawShapes,
 ) -> Result<Value, gradcam::Error> {
-    let stem = names.next(&input.path, &input.subdir);
+    // With --top-k, `<stem>_<class>`.
+    let suffix = input
+        .rank
+        .map_or(String::new(), |_| format!("_{}", r.class));
+    let stem = names.next_with_suffix(&input.path, &input.subdir, &suffix);
     let png_rel = OutputNames::relative(&stem, "png");
     let mut overlay = r
         .overlay

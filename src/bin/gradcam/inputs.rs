@@ -24,6 +24,9 @@ pub struct Input {
     pub named: bool,
     /// Its canonical path ([`canonical`]), computed once: what identifies it across runs.
     pub canonical: PathBuf,
+    /// With `--top-k`: which of the image's most likely classes this input explains (0: the
+    /// most likely). Each image is then K inputs, one per rank.
+    pub rank: Option<u32>,
 }
 
 /// Inputs as given, with each folder replaced by the image files in it and in its sub-folders,
@@ -40,6 +43,7 @@ pub fn expand(given: Vec<PathBuf>, exclude: &HashSet<PathBuf>) -> Result<Vec<Inp
                 path: input,
                 subdir: PathBuf::new(),
                 named: true,
+                rank: None,
             });
             continue;
         }
@@ -105,6 +109,7 @@ fn walk(
             path,
             subdir: subdir.to_path_buf(),
             named: false,
+            rank: None,
         });
     }
     Ok(())
