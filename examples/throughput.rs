@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cam: false,
         cam_grid: false,
         overlay: true,
+        guided: false,
     };
     // Warm-up: pipelines compiled, buffers sized.
     ex.explain(&images[..gpu_batch as usize], &[], what)?;

@@ -26,6 +26,7 @@ fn explain_async_never_blocks_and_equals_explain() {
         image_weight: 0.5,
         input_gradient: false,
         method_batch: None,
+        guided: false,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

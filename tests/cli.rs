@@ -312,6 +312,7 @@ fn help_documents_everything() {
         "--method",
         "--method-batch",
         "--top-k",
+        "--guided",
         "--colormap",
         "--image-weight",
         "--raw",
@@ -467,6 +468,46 @@ fn top_k_explains_each_images_most_likely_classes() {
         "examples/images/chelsea.png",
     ]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn guided_writes_guided_backpropagation_and_guided_grad_cam() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // An input named like another's guided output keeps its own name's output apart.
+    let images = dir.path().join("in");
+    std::fs::create_dir(&images).unwrap();
+    for name in ["chelsea.png", "chelsea_guided.png"] {
+        std::fs::copy("examples/images/chelsea.png", images.join(name)).unwrap();
+    }
+    let run = gradcam(&[
+        "explain",
+        "--quiet",
+        "--guided",
+        "--out",
+        out.to_str().unwrap(),
+        images.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = read_report(&out);
+    assert_eq!(report["settings"]["guided"], true);
+    let mut written = std::collections::HashSet::new();
+    for entry in report["images"].as_array().unwrap() {
+        for key in ["output", "guided", "guided_gradcam"] {
+            let path = entry[key].as_str().unwrap().to_string();
+            let img = image::open(&path).unwrap();
+            if key != "output" {
+                assert_eq!((img.width(), img.height()), (224, 224), "{path}");
+            }
+            assert!(written.insert(path.clone()), "{path} written twice");
+        }
+        assert_eq!(entry["files"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(written.len(), 6);
 }
 
 #[test]

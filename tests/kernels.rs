@@ -902,6 +902,7 @@ fn pipelines_are_compiled_when_first_needed() {
         cam: false,
         cam_grid: false,
         overlay: true,
+        guided: false,
     };
     explainer
         .explain(&[&image], &[gradcam::Target::Predicted], what)

@@ -8,11 +8,11 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::ties::pin_ties;
 use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
-use gradcam::model::{Activation, Op};
 use gradcam::{Engine, ExplainOptions, Readback, Target};
 
 struct Reference {
@@ -137,7 +137,7 @@ fn check(arch: &str) {
             // to a few percent. Those ops are set to the reference's side (by at most 3e-7 of
             // their value, below float32 rounding of the reference itself), the backward pass
             // runs again, and the whole image is compared.
-            let pinned = pin_ties(&explainer, &r);
+            let pinned = pin_ties(&explainer, &r.tensors["flips"]);
             if pinned > 0 {
                 explainer.run_backward().expect("backward pass");
             }
@@ -153,87 +153,6 @@ fn check(arch: &str) {
             );
         }
     }
-}
-
-/// Sets each op the fixture lists as on the edge of float32 rounding (`flips`: activations
-/// near their step, max-pool windows with two near-equal largest values) that went the other way
-/// here to the reference's side, in the forward activations on the GPU; returns how many.
-fn pin_ties(explainer: &gradcam::Explainer, r: &Reference) -> usize {
-    let forward = explainer.forward();
-    let model = forward.model();
-    let queue = &forward.context().queue;
-    // The k-th activation applied in the forward pass is the k-th op with an activation; the
-    // k-th max pool, the k-th max-pool op.
-    let activated: Vec<(usize, Activation)> = model
-        .ops
-        .iter()
-        .filter_map(|op| match *op {
-            Op::Conv { conv, output, .. } => Some((output, model.convs[conv].activation)),
-            Op::Linear { linear, output, .. } => Some((output, model.linears[linear].activation)),
-            _ => None,
-        })
-        .filter(|(_, a)| *a != Activation::None)
-        .collect();
-    let pools: Vec<usize> = model
-        .ops
-        .iter()
-        .filter_map(|op| match *op {
-            Op::MaxPool { input, .. } => Some(input),
-            _ => None,
-        })
-        .collect();
-    // Each tensor read back once (image 0 of the batch).
-    let mut read: HashMap<usize, Vec<f32>> = HashMap::new();
-    let mut value = |tensor: usize, c: usize, y: usize, x: usize| {
-        let t = &model.tensors[tensor];
-        let index = (y * t.width as usize + x) * t.channels as usize + c;
-        let values = read
-            .entry(tensor)
-            .or_insert_with(|| forward.read_tensor(tensor).expect("read activation"));
-        (values[index], index as u64 * 4)
-    };
-    let mut pinned = 0;
-    for row in r.tensors["flips"].data.chunks_exact(8) {
-        let v: Vec<usize> = row.iter().map(|x| *x as usize).collect();
-        let (k, c, y, x) = (v[1], v[2], v[3], v[4]);
-        let (tensor, at, set) = if v[0] == 0 {
-            let (tensor, activation) = activated[k];
-            let (out, at) = value(tensor, c, y, x);
-            let passes = match activation {
-                Activation::Relu6 => out > 0.0 && out < 6.0,
-                _ => out > 0.0,
-            };
-            let reference_passes = v[5] == 1;
-            if passes == reference_passes {
-                continue;
-            }
-            // The backward pass reads only the activation's side from its output.
-            let set = match (reference_passes, out < 3.0) {
-                (true, true) => f32::MIN_POSITIVE,
-                (true, false) => 6.0f32.next_down(),
-                (false, true) => 0.0,
-                (false, false) => 6.0,
-            };
-            (tensor, at, set)
-        } else {
-            // This engine routes a window's gradient to its first largest value, row-major; the
-            // reference chose (y, x) over (v[6], v[7]).
-            let ((first, at), (second, _)) =
-                (value(pools[k], c, y, x), value(pools[k], c, v[6], v[7]));
-            if first > second || (first == second && (y, x) < (v[6], v[7])) {
-                continue;
-            }
-            let set = if (y, x) < (v[6], v[7]) {
-                second
-            } else {
-                second.next_up()
-            };
-            (pools[k], at, set)
-        };
-        queue.write_buffer(forward.tensor(tensor), at, bytemuck::bytes_of(&set));
-        pinned += 1;
-    }
-    pinned
 }
 
 #[test]

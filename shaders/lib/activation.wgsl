@@ -1,11 +1,12 @@
 // Convolution epilogues and their derivatives. Activation codes (src/gpu/params.rs
-// `Activation`): 0 none, 1 ReLU6, 2 ReLU.
+// `Activation`): 0 none, 1 ReLU6, 2 ReLU; in a backward pass only, 3 the guided ReLU of guided
+// backpropagation (src/pipeline/backward.rs `GUIDED_RELU`).
 
 fn activate(v: vec4<f32>, code: u32) -> vec4<f32> {
     if code == 1u {
         return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
     }
-    if code == 2u {
+    if code == 2u || code == 3u {
         return max(v, vec4<f32>(0.0));
     }
     return v;
@@ -19,6 +20,11 @@ fn activation_mask(g: vec4<f32>, y: vec4<f32>, code: u32) -> vec4<f32> {
     }
     if code == 2u {
         return select(vec4<f32>(0.0), g, y > vec4<f32>(0.0));
+    }
+    // Guided ReLU (pytorch-grad-cam GuidedBackpropReLU): only positive gradients, only where
+    // the input was positive.
+    if code == 3u {
+        return select(vec4<f32>(0.0), g, (y > vec4<f32>(0.0)) & (g > vec4<f32>(0.0)));
     }
     return g;
 }

@@ -247,6 +247,12 @@ kernels! {
     ProbeWeights => "probe_weights" (ProbeWeightsParams) fixed 64 {
         scores: Storage, logits: Storage, targets: Storage, weights: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;
+    GuidedStats => "guided_stats" (GuidedStatsParams) fixed 64 {
+        gradient: Storage, cam: Storage, stats: StorageReadWrite,
+    } invocations(p, _) = p.batch * 2 * 64;
+    GuidedImage => "guided_image" (GuidedStatsParams) {
+        gradient: Storage, cam: Storage, stats: Storage, images: StorageReadWrite,
+    } invocations(p, _) = p.batch * 2 * p.pixels;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;

@@ -497,3 +497,12 @@ gpu_struct! {
         pub mode: u32,
     }
 }
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/guided_stats.wgsl and guided_image.wgsl.
+    pub struct GuidedStatsParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub _pad: [u32; 2],
+    }
+}

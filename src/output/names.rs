@@ -138,6 +138,9 @@ pub struct OutputNames {
     taken: HashSet<PathBuf>,
     inputs: HashSet<PathBuf>,
     extensions: Vec<&'static str>,
+    /// Suffixes of the other outputs an input has beside its own (`_guided`): each name is
+    /// taken only with all of them free.
+    companions: Vec<&'static str>,
 }
 
 impl OutputNames {
@@ -155,13 +158,33 @@ impl OutputNames {
             taken: HashSet::new(),
             inputs: inputs.into_iter().collect(),
             extensions: extensions.to_vec(),
+            companions: Vec::new(),
         }
+    }
+
+    /// Each input also has outputs `<stem><suffix>` for these suffixes (e.g. `_guided`).
+    pub fn with_companions(mut self, suffixes: &[&'static str]) -> Self {
+        self.companions = suffixes.to_vec();
+        self
+    }
+
+    /// `stem` and its companions' stems.
+    fn family(&self, stem: &Path) -> Vec<PathBuf> {
+        std::iter::once(stem.to_path_buf())
+            .chain(self.companions.iter().map(|c| {
+                let mut name = stem.as_os_str().to_os_string();
+                name.push(c);
+                PathBuf::from(name)
+            }))
+            .collect()
     }
 
     /// Marks `stem` (relative to the folder, without extension) as taken, e.g. by an output an
     /// earlier, resumed run wrote.
     pub fn reserve(&mut self, stem: PathBuf) {
-        self.taken.insert(stem);
+        for s in self.family(&stem) {
+            self.taken.insert(s);
+        }
     }
 
     /// The stem to use for `input`'s outputs, relative to the folder and without extension:
@@ -184,7 +207,8 @@ impl OutputNames {
             .iter()
             .map(|e| e.len() + 1)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + self.companions.iter().map(|c| c.len()).max().unwrap_or(0);
         let named = |n: &str| {
             let room = NAME_MAX.saturating_sub(longest_ext + suffix.len() + n.len());
             let mut name = shorten(stem, room);
@@ -194,11 +218,17 @@ impl OutputNames {
         };
         let mut candidate = named("");
         let mut n = 1;
-        while self.taken.contains(&candidate) || self.replaces_input(&candidate) {
+        let busy = |names: &Self, stem: &Path| {
+            names
+                .family(stem)
+                .iter()
+                .any(|s| names.taken.contains(s) || names.replaces_input(s))
+        };
+        while busy(self, &candidate) {
             n += 1;
             candidate = named(&format!("-{n}"));
         }
-        self.taken.insert(candidate.clone());
+        self.reserve(candidate.clone());
         candidate
     }
 

@@ -140,7 +140,13 @@ pub struct BackwardPlan {
     pub slots: usize,
     /// Values per image of the largest gradient (each buffer's size).
     pub slot_len: usize,
+    /// Guided backpropagation: every ReLU's backward passes only positive gradients where its
+    /// input was positive ([`BackwardPlan::guided`]).
+    pub guided: bool,
 }
+
+/// shaders/lib/activation.wgsl's code for the guided ReLU, used in backward passes only.
+const GUIDED_RELU: u32 = 3;
 
 /// The state of the reverse walk that derives a plan: gradient values made so far, the
 /// contributions each tensor has received, and the steps.
@@ -197,6 +203,23 @@ impl Walk<'_> {
 }
 
 impl BackwardPlan {
+    /// The plan made guided, as pytorch-grad-cam's `GuidedBackpropReLUModel`: its ReLUs pass
+    /// back only positive gradients, and only where their input was positive. ReLU6 (Lite,
+    /// MobileNetV2) is left alone, as the reference replaces only `nn.ReLU` modules.
+    pub fn guided(mut self) -> Self {
+        self.guided = true;
+        self
+    }
+
+    /// The shader code of activation `a`'s derivative in this plan.
+    fn mask_code(&self, a: Activation) -> u32 {
+        if self.guided && a == Activation::Relu {
+            GUIDED_RELU
+        } else {
+            a as u32
+        }
+    }
+
     /// Plans the backward pass from the logits to every tensor of `targets` (tensor indices,
     /// the model's input allowed).
     pub fn new(model: &Model, targets: &[usize]) -> Result<Self> {
@@ -427,6 +450,7 @@ impl BackwardPlan {
             slots: free_after.len(),
             slot_of,
             slot_len,
+            guided: false,
         })
     }
 
@@ -456,7 +480,7 @@ pub(super) fn push_grad_step(
             activation,
         } => {
             let len4 = model.tensors[y].len() as u32 / 4;
-            let activation = activation as u32;
+            let activation = plan.mask_code(activation);
             steps.push(
                 ctx,
                 launch::ActivationGrad {
@@ -486,7 +510,7 @@ pub(super) fn push_grad_step(
             // Without an extra gradient the binding still needs a buffer; it is never read.
             let add_extra = u32::from(extra.is_some());
             let extra = grad(extra.unwrap_or(grad_out));
-            let mask = mask as u32;
+            let mask = plan.mask_code(mask);
             let (kernel, stride) = (c.kernel, c.stride);
             let forward_out = forward.tensor(output);
             match c.kind {
@@ -578,7 +602,7 @@ pub(super) fn push_grad_step(
             mask,
         } => {
             let l = &model.linears[linear];
-            let (features, total, mask) = (l.in_features, l.out_features, mask as u32);
+            let (features, total, mask) = (l.in_features, l.out_features, plan.mask_code(mask));
             for (i, chunk) in gpu_model.linears[linear].iter().enumerate() {
                 let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
                 steps.push(

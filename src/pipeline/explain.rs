@@ -11,7 +11,7 @@ use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{LogitGradParams, OverlayParams, SelectTargetParams};
+use crate::gpu::params::{GuidedStatsParams, LogitGradParams, OverlayParams, SelectTargetParams};
 use crate::gpu::{GpuContext, Profiler};
 
 /// Which class to explain for an image.
@@ -48,6 +48,9 @@ pub struct ExplainOptions {
     /// Rows of each probe batch of Score-CAM and Ablation-CAM (the forward passes run per
     /// channel, in chunks); `None`: as many as fit the device's limits, at most 256.
     pub method_batch: Option<u32>,
+    /// Also guided backpropagation and Guided Grad-CAM, the Grad-CAM paper's high-resolution
+    /// pictures, at the model's input size: see [`Explanation::guided`].
+    pub guided: bool,
 }
 
 impl Default for ExplainOptions {
@@ -59,6 +62,7 @@ impl Default for ExplainOptions {
             image_weight: 0.5,
             input_gradient: false,
             method_batch: None,
+            guided: false,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Readback {
     pub cam_grid: bool,
     /// The overlays at each image's own size.
     pub overlay: bool,
+    /// With [`ExplainOptions::guided`], the guided backpropagation and Guided Grad-CAM pictures.
+    pub guided: bool,
 }
 
 impl Readback {
@@ -80,6 +86,7 @@ impl Readback {
         cam: true,
         cam_grid: true,
         overlay: true,
+        guided: true,
     };
 }
 
@@ -98,6 +105,15 @@ pub struct Explanation {
     pub cam_grid: Option<Vec<f32>>,
     /// The heatmap blended over the image at the image's own size.
     pub overlay: Option<image::RgbaImage>,
+    /// With [`ExplainOptions::guided`]: guided backpropagation, the gradient of the target logit
+    /// at the normalised input with every ReLU's backward passing only positive gradients where
+    /// its input was positive (pytorch-grad-cam's `GuidedBackpropReLUModel`, which replaces only
+    /// `nn.ReLU` modules: on ReLU6 networks, Lite and MobileNetV2, the plain input gradient),
+    /// as its `deprocess_image` makes it a picture, `[S × S]`.
+    pub guided: Option<image::RgbImage>,
+    /// With [`ExplainOptions::guided`]: Guided Grad-CAM, `deprocess_image(cam · guided
+    /// gradient)` with the method's final CAM, `[S × S]`.
+    pub guided_gradcam: Option<image::RgbImage>,
 }
 
 /// Buffers and recorded work for explaining batches of up to `capacity` images at one target
@@ -147,6 +163,10 @@ pub struct Explainer {
     staging: wgpu::Buffer,
     /// Bytes of the buffers only the recorded steps hold (CAM weights and statistics).
     internal_bytes: u64,
+    /// With [`ExplainOptions::guided`], the pictures: RGBA8 in u32, `[batch, 2, S × S]`, and
+    /// the guided gradient they are made from.
+    guided: Option<wgpu::Buffer>,
+    guided_gradient: Option<wgpu::Buffer>,
 }
 
 /// The layer name of a map made at the input image ([`Needs::input`](super::methods::Needs)).
@@ -232,37 +252,11 @@ impl Explainer {
         );
         // The backward pass, when the method or the caller needs a gradient.
         if backward {
-            let head = &model.tensors[plan.pooled_input];
-            let (head_pixels, head_channels) = (head.height * head.width, head.channels);
-            let grad = |value: usize| &grads[plan.slot_of[value]];
-            let fc_weight =
-                gpu_model
-                    .classifier_weight()
-                    .ok_or_else(|| Error::UnsupportedModel {
-                        path: model.source.clone(),
-                        reason: "the classifier's weights exceed one GPU binding".into(),
-                    })?;
-            steps.push(
-                &ctx,
-                launch::LogitGrad {
-                    targets: &targets,
-                    fc_weight,
-                    grad: grad(0),
-                },
-                move |s| LogitGradParams {
-                    batch: s.images,
-                    pixels: head_pixels,
-                    channels: head_channels,
-                    _pad: 0,
-                },
-            );
-            for step in &plan.steps {
-                push_grad_step(&ctx, &forward, &plan, &grads, &mut steps, step)?;
-            }
+            push_backward(&ctx, &forward, &plan, &grads, &targets, &mut steps)?;
         }
 
         let cam_start = steps.len();
-        let internal_bytes = push_cam(
+        let mut internal_bytes = push_cam(
             &ctx,
             options.method,
             &forward,
@@ -274,6 +268,15 @@ impl Explainer {
             (&cam_grid, &cam),
             &mut steps,
         )?;
+        // Guided backpropagation runs after the CAM, which Guided Grad-CAM multiplies in.
+        let (guided, guided_gradient) = if options.guided {
+            let (images, gradient, bytes) =
+                push_guided(&ctx, &forward, &targets, &cam, &mut steps)?;
+            internal_bytes += bytes;
+            (Some(images), Some(gradient))
+        } else {
+            (None, None)
+        };
         let mut explainer = Self {
             forward,
             options,
@@ -294,6 +297,8 @@ impl Explainer {
             bound_pixels: u64::MAX,
             staging,
             internal_bytes,
+            guided,
+            guided_gradient,
         };
         explainer.build_overlay_steps();
         Ok(explainer)
@@ -359,6 +364,7 @@ impl Explainer {
             + self.overlay.size()
             + self.staging.size()
             + self.internal_bytes
+            + self.guided.as_ref().map_or(0, wgpu::Buffer::size)
     }
 
     /// The options it was made with.
@@ -665,6 +671,15 @@ impl Explainer {
         if overlay {
             copies.push((&self.overlay, total_pixels * 4));
         }
+        let side = self.cam_size();
+        let guided_len = cam_len * 2 * 4;
+        let guided = match (&self.guided, what.guided) {
+            (Some(buffer), true) => {
+                copies.push((buffer, n * guided_len));
+                true
+            }
+            _ => false,
+        };
         let total: u64 = copies.iter().map(|(_, b)| *b).sum();
         if total > self.staging.size() {
             self.staging = ctx.staging("explain_readback", total.next_power_of_two());
@@ -693,6 +708,18 @@ impl Explainer {
                 .cam_grid
                 .then(|| bytemuck::pod_collect_to_vec(take(n * grid_len * 4)));
             let overlays: Option<&[u8]> = overlay.then(|| take(total_pixels * 4));
+            let pictures: Option<&[u8]> = guided.then(|| take(n * guided_len));
+            // RGBA8 → RGB, one picture of `[batch, 2]`.
+            let picture = |i: usize, which: usize| {
+                let at = (i * 2 + which) * cam_len as usize * 4;
+                pictures.and_then(|p| {
+                    let rgb: Vec<u8> = p[at..at + cam_len as usize * 4]
+                        .chunks_exact(4)
+                        .flat_map(|px| [px[0], px[1], px[2]])
+                        .collect();
+                    image::RgbImage::from_raw(side, side, rgb)
+                })
+            };
 
             let mut out = Vec::with_capacity(n as usize);
             let mut pixel_offset = 0usize;
@@ -721,6 +748,8 @@ impl Explainer {
                         .as_ref()
                         .map(|v| v[i * grid_len as usize..(i + 1) * grid_len as usize].to_vec()),
                     overlay,
+                    guided: picture(i, 0),
+                    guided_gradcam: picture(i, 1),
                 });
             }
             out
@@ -739,6 +768,17 @@ impl Explainer {
         )
     }
 
+    /// Reads the guided-backpropagation gradient at the normalised input of the current batch
+    /// (NHWC), when [`ExplainOptions::guided`] asked for it.
+    pub fn read_guided_gradient(&self) -> Result<Vec<f32>> {
+        let model = self.forward.model();
+        let buffer = self.guided_gradient.as_ref().ok_or_else(|| {
+            Error::InvalidRequest("the explainer was made without `guided`".into())
+        })?;
+        let n = model.tensors[model.input].len() * self.forward.batch() as usize;
+        self.forward.context().read_f32(buffer, n)
+    }
+
     /// Reads the input gradient of the current batch (NHWC), when
     /// [`ExplainOptions::input_gradient`] asked for it.
     pub fn read_input_gradient(&self) -> Result<Vec<f32>> {
@@ -754,4 +794,98 @@ impl Explainer {
     pub fn context(&self) -> &Arc<GpuContext> {
         self.forward.context()
     }
+}
+
+/// Appends a backward pass by `plan` into `grads`, seeded with the gradient of each image's
+/// target logit (`targets`).
+fn push_backward(
+    ctx: &GpuContext,
+    forward: &Forward,
+    plan: &BackwardPlan,
+    grads: &[wgpu::Buffer],
+    targets: &wgpu::Buffer,
+    steps: &mut Steps,
+) -> Result<()> {
+    let gpu_model = forward.gpu_model();
+    let model = &gpu_model.model;
+    let head = &model.tensors[plan.pooled_input];
+    let (head_pixels, head_channels) = (head.height * head.width, head.channels);
+    let fc_weight = gpu_model
+        .classifier_weight()
+        .ok_or_else(|| Error::UnsupportedModel {
+            path: model.source.clone(),
+            reason: "the classifier's weights exceed one GPU binding".into(),
+        })?;
+    steps.push(
+        ctx,
+        launch::LogitGrad {
+            targets,
+            fc_weight,
+            grad: &grads[plan.slot_of[0]],
+        },
+        move |s| LogitGradParams {
+            batch: s.images,
+            pixels: head_pixels,
+            channels: head_channels,
+            _pad: 0,
+        },
+    );
+    for step in &plan.steps {
+        push_grad_step(ctx, forward, plan, grads, steps, step)?;
+    }
+    Ok(())
+}
+
+/// Appends guided backpropagation to the input and pytorch-grad-cam's `deprocess_image` of the
+/// guided gradient and of it times `cam`, into a new buffer of RGBA8 pictures `[batch, 2, S·S]`.
+/// Returns that buffer, the guided gradient's, and the bytes of the buffers only these steps
+/// hold.
+fn push_guided(
+    ctx: &GpuContext,
+    forward: &Forward,
+    targets: &wgpu::Buffer,
+    cam: &wgpu::Buffer,
+    steps: &mut Steps,
+) -> Result<(wgpu::Buffer, wgpu::Buffer, u64)> {
+    let model = forward.model();
+    let input = model.input;
+    let plan = BackwardPlan::new(model, &[input])?.guided();
+    let cap = u64::from(forward.capacity());
+    let grads = (0..plan.slots)
+        .map(|i| ctx.storage(&format!("guided_grad.{i}"), plan.slot_len as u64 * 4 * cap))
+        .collect::<Result<Vec<_>>>()?;
+    push_backward(ctx, forward, &plan, &grads, targets, steps)?;
+    let gradient = plan
+        .slot_of_tensor(input)
+        .map(|slot| &grads[slot])
+        .ok_or_else(|| Error::InvalidRequest("the guided plan has no input gradient".into()))?;
+    let pixels = model.input_size * model.input_size;
+    let stats = ctx.storage("guided_stats", 2 * 8 * cap)?;
+    let images = ctx.storage("guided_images", 2 * u64::from(pixels) * 4 * cap)?;
+    let params = move |s: &BatchShape| GuidedStatsParams {
+        batch: s.images,
+        pixels,
+        _pad: [0; 2],
+    };
+    steps.push(
+        ctx,
+        launch::GuidedStats {
+            gradient,
+            cam,
+            stats: &stats,
+        },
+        params,
+    );
+    steps.push(
+        ctx,
+        launch::GuidedImage {
+            gradient,
+            cam,
+            stats: &stats,
+            images: &images,
+        },
+        params,
+    );
+    let bytes = grads.iter().map(wgpu::Buffer::size).sum::<u64>() + stats.size();
+    Ok((images, gradient.clone(), bytes))
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
 
 pub mod seeded;
+pub mod ties;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

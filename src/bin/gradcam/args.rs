@@ -140,6 +140,13 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..),
           conflicts_with_all = ["class", "targets"])]
     pub top_k: Option<u32>,
+    /// Also write guided backpropagation as `<stem>_guided.png` and Guided Grad-CAM (the guided
+    /// gradient times the CAM) as `<stem>_guided_gradcam.png`, at the model's input size, with
+    /// pytorch-grad-cam's `deprocess_image`. Only `nn.ReLU` networks (ResNet, VGG) have a guided
+    /// rule; on ReLU6 networks (Lite, MobileNetV2) it is the plain input gradient, as in the
+    /// reference.
+    #[arg(long)]
+    pub guided: bool,
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no

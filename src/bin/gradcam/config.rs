@@ -82,6 +82,7 @@ impl Explain {
             image_weight: args.image_weight,
             input_gradient: false,
             method_batch: args.method_batch,
+            guided: args.guided,
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {
@@ -142,6 +143,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "class": req.class,
         "targets": file(&req.targets),
         "top_k": req.top_k,
+        "guided": req.guided,
         "raw": req.raw,
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),

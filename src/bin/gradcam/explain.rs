@@ -253,11 +253,17 @@ impl Progress {
         } else {
             &["png"]
         };
+        let companions: &[&'static str] = if req.guided {
+            &[GUIDED_SUFFIX, GUIDED_GRADCAM_SUFFIX]
+        } else {
+            &[]
+        };
         let mut names = OutputNames::new(
             &req.out,
             inputs.iter().map(|i| i.canonical.clone()),
             extensions,
-        );
+        )
+        .with_companions(companions);
         let mut entries: Vec<Option<Entry>> = vec![None; inputs.len()];
         let mut resumed = 0usize;
         let mut carried = Vec::new();
@@ -399,6 +405,7 @@ fn explain_inputs(
                             cam: req.raw || req.boxes,
                             cam_grid: req.raw,
                             overlay: true,
+                            guided: req.guided,
                         },
                         profiler.as_mut(),
                         &mut outcome.stage_times,
@@ -837,6 +844,27 @@ struct RawShapes {
 /// The colour of a drawn localisation box.
 const BOX_COLOUR: [u8; 3] = [0, 255, 0];
 
+/// `--guided`'s outputs: `<stem>_guided.png`, `<stem>_guided_gradcam.png`.
+const GUIDED_SUFFIX: &str = "_guided";
+const GUIDED_GRADCAM_SUFFIX: &str = "_guided_gradcam";
+
+/// Encodes `image` as PNG and writes it as `rel` in `dir`; returns its size.
+fn write_png(
+    dir: &OutputDir,
+    rel: &Path,
+    image: &image::RgbImage,
+) -> Result<usize, gradcam::Error> {
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| gradcam::Error::Image {
+            path: dir.path().join(rel),
+            reason: format!("cannot encode PNG: {e}"),
+        })?;
+    dir.write(rel, &png)?;
+    Ok(png.len())
+}
+
 /// The class an input is explained for: its rank with --top-k, else its class from --targets,
 /// else --class, else the predicted one.
 fn target_of(config: &ExplainConfig, input: &Input) -> Target {
@@ -881,15 +909,24 @@ fn write_outputs(
         Some(b)
     });
     let rgb = image::DynamicImage::ImageRgba8(overlay).into_rgb8();
-    let mut png = Vec::new();
-    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| gradcam::Error::Image {
-            path: dir.path().join(&png_rel),
-            reason: format!("cannot encode PNG: {e}"),
-        })?;
+    let png_len = write_png(dir, &png_rel, &rgb)?;
     drop(rgb);
-    dir.write(&png_rel, &png)?;
-    let mut files = vec![json!({"path": escape_path(&png_rel), "bytes": png.len()})];
+    let mut files = vec![json!({"path": escape_path(&png_rel), "bytes": png_len})];
+    // --guided: the two pictures beside the overlay.
+    let mut guided = serde_json::Map::new();
+    for (picture, suffix, key) in [
+        (&r.guided, GUIDED_SUFFIX, "guided"),
+        (&r.guided_gradcam, GUIDED_GRADCAM_SUFFIX, "guided_gradcam"),
+    ] {
+        if let Some(picture) = picture {
+            let mut name = stem.as_os_str().to_os_string();
+            name.push(suffix);
+            let rel = OutputNames::relative(Path::new(&name), "png");
+            let len = write_png(dir, &rel, picture)?;
+            files.push(json!({"path": escape_path(&rel), "bytes": len}));
+            guided.insert(key.into(), json!(escape_path(&dir.path().join(&rel))));
+        }
+    }
     let probs = gradcam::softmax(&r.logits);
     let class = r.class as usize;
     let mut entry = json!({
@@ -904,6 +941,9 @@ fn write_outputs(
     });
     if boxes.is_some() {
         entry["box"] = json!(bounding_box);
+    }
+    for (key, path) in guided {
+        entry[key] = path;
     }
     if raw {
         let raw_rel = OutputNames::relative(&stem, "safetensors");
