@@ -4,17 +4,19 @@
 //   mode 0: gram = X X^T (n = pixels), top eigenpair (lambda, u): projection = sqrt(lambda) u
 //   mode 1: gram = X^T X (n = channels), top eigenvector v:      projection = X v
 // The SVD's sign is arbitrary; ours is chosen so that the projection is positively correlated
-// with the per-position channel sum of the uncentred matrix (A, or G * A with `use_gradient`).
+// with the per-position channel sum of the uncentred matrix (`source`:
+// shaders/lib/eigen_matrix.wgsl).
 // One workgroup per image.
 //
 // Kept in sync with src/gpu/params.rs (`CamEigenParams`).
+#import eigen_matrix
 
 struct Params {
     batch: u32,
     pixels: u32,
     channels: u32,
     mode: u32,
-    use_gradient: u32,
+    source: u32,
     // Upper bound on the power iterations; they stop earlier once the vector no longer moves.
     max_iterations: u32,
     _pad0: u32,
@@ -28,7 +30,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> centred: array<f32>;
 // [batch, pixels, channels]
 @group(0) @binding(3) var<storage, read> activations: array<f32>;
-// [batch, pixels, channels]: read when `use_gradient` is 1
+// [batch, pixels, channels], or per-channel weights [batch, channels]: read for `source` > 0
 @group(0) @binding(4) var<storage, read> gradient: array<f32>;
 // [batch, pixels]
 @group(0) @binding(5) var<storage, read_write> grid: array<f32>;
@@ -125,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var m = 0.0;
         for (var k = 0u; k < c; k++) {
             let i = base + q * c + k;
-            m += select(activations[i], gradient[i] * activations[i], params.use_gradient == 1u);
+            m += matrix_value(i);
         }
         grid[b * p + q] = proj;
         corr += proj * m;

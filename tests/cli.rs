@@ -313,6 +313,7 @@ fn help_documents_everything() {
         "--method-batch",
         "--top-k",
         "--guided",
+        "--eigen-smooth",
         "--colormap",
         "--image-weight",
         "--raw",

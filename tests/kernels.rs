@@ -557,7 +557,7 @@ fn eigen_projection_matches_reference() {
             );
             expected.extend(eigen_reference(ab, with_gradient.then_some(gb), p, c));
         }
-        let use_gradient = u32::from(with_gradient);
+        let source = u32::from(with_gradient);
         let mode = u32::from(c < p);
         let side = if mode == 0 { p } else { c };
         let ctx = ctx();
@@ -576,7 +576,7 @@ fn eigen_projection_matches_reference() {
                 batch,
                 pixels,
                 channels,
-                use_gradient,
+                source,
             },
         )
         .unwrap();
@@ -606,7 +606,7 @@ fn eigen_projection_matches_reference() {
                 pixels,
                 channels,
                 mode,
-                use_gradient,
+                source,
                 max_iterations: 4000,
                 _pad: [0; 2],
             },

@@ -5,6 +5,9 @@
 //! the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the principal
 //! component). The fixture stores the maps to 7.7e-6, as round(65535 · cam) in u16.
 //!
+//! Keys `smooth/<method>.<layer>.<target>` hold the method with pytorch-grad-cam's
+//! `eigen_smooth`, against either sign of its principal component.
+//!
 //! Score-CAM and Ablation-CAM, whose forward passes per channel run in chunks, are checked with
 //! the default chunk and with chunks of 7 rows, whose boundaries fall inside images.
 
@@ -37,23 +40,27 @@ fn check(arch: &str, all_methods: bool) {
     let engine = Engine::new(ctx(), model);
 
     // Keys `<method>.<layer>.<target>`, grouped by method and layer: both targets in one batch.
-    let mut groups: BTreeMap<(String, String), Vec<(String, Target)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(bool, String, String), Vec<(String, Target)>> = BTreeMap::new();
     for key in fx
         .keys()
         .filter(|k| *k != "image" && !k.ends_with(".f64") && !k.ends_with(".neg"))
     {
-        let (rest, target) = key.rsplit_once('.').expect("<method>.<layer>.<target>");
+        let (smooth, plain) = match key.strip_prefix("smooth/") {
+            Some(k) => (true, k),
+            None => (false, key.as_str()),
+        };
+        let (rest, target) = plain.rsplit_once('.').expect("<method>.<layer>.<target>");
         let (method, layer) = rest.split_once('.').expect("<method>.<layer>");
         let target = match target.strip_prefix('c') {
             Some(c) => Target::Class(c.parse().expect("class")),
             None => Target::Predicted,
         };
         groups
-            .entry((method.to_string(), layer.to_string()))
+            .entry((smooth, method.to_string(), layer.to_string()))
             .or_default()
             .push((key.clone(), target));
     }
-    let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.0.as_str()).collect();
+    let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.1.as_str()).collect();
     for method in Method::ALL.iter().filter(|_| all_methods) {
         assert!(
             methods.contains(method.name()),
@@ -61,17 +68,17 @@ fn check(arch: &str, all_methods: bool) {
         );
     }
 
-    let runs = groups.iter().flat_map(|((method, layer), cases)| {
+    let runs = groups.iter().flat_map(|((smooth, method, layer), cases)| {
         let method: Method = method.parse().expect("method");
         let chunks = match method {
-            Method::ScoreCam | Method::AblationCam => vec![None, Some(7)],
+            Method::ScoreCam | Method::AblationCam if !smooth => vec![None, Some(7)],
             _ => vec![None],
         };
         chunks
             .into_iter()
-            .map(move |chunk| (method, layer, cases, chunk))
+            .map(move |chunk| (*smooth, method, layer, cases, chunk))
     });
-    for (method, layer, cases, method_batch) in runs {
+    for (eigen_smooth, method, layer, cases, method_batch) in runs {
         let mut explainer = engine
             .explainer(
                 cases.len() as u32,
@@ -79,6 +86,7 @@ fn check(arch: &str, all_methods: bool) {
                     layer: layer.clone(),
                     method,
                     method_batch,
+                    eigen_smooth,
                     ..Default::default()
                 },
             )

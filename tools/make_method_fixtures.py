@@ -4,6 +4,7 @@ tests/parity_methods.rs.
     python tools/make_method_fixtures.py [ARCH ...]      (default: all)
     python tools/make_method_fixtures.py --only M1,M2 [ARCH ...]   (only these methods' maps,
                                                           merged into the existing files)
+    python tools/make_method_fixtures.py --only smooth [ARCH ...]  (only the eigen_smooth maps)
     python tools/make_method_fixtures.py --scan          (how well conditioned each Lite0 block is)
 
 Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/chelsea.png resized
@@ -18,6 +19,9 @@ to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
     <...>.neg          u16 [S, S]   for the principal-component methods (eigencam, eigengradcam):
                                     the map with the projection's sign the other way (LAPACK's
                                     sign is arbitrary)
+    smooth/<method>.<layer>.<target>, smooth/<...>.neg
+                       u16 [S, S]   the method with eigen_smooth=True, for either sign of the
+                                    principal component
     <...>.f64          u16 [S, S]   the same computed in float64, where it differs from the
                                     float32 one by more than 1e-5 (an activation on the edge of
                                     float32 rounding flipped in the reference's float32 run)
@@ -91,6 +95,27 @@ PROBE_LAYERS = {
     },
 }
 
+# eigen_smooth: (method, layer, explicit class too) per arch, for the methods whose reference
+# uses it (base_cam.get_cam_image, and HiResCAM's, GradCAMElementWise's and LayerCAM's own).
+SMOOTH = {
+    "efficientnet-lite0": [
+        ("gradcam", "head", True),
+        ("gradcam++", "head", False),
+        ("xgradcam", "head", False),
+        ("hirescam", "head", False),
+        ("gradcam-elementwise", "head", False),
+        ("layercam", "head", False),
+        ("scorecam", "blocks.8", False),
+        ("ablationcam", "head", False),
+    ],
+    "resnet50": [
+        ("gradcam", "layer4", False),
+        ("layercam", "layer4", False),
+    ],
+}
+# The modules whose get_2d_projection eigen_smooth calls.
+SMOOTH_MODULES = ["base_cam", "hirescam", "grad_cam_elementwise", "layer_cam"]
+
 # Ablation-CAM's weights are a float32 difference of two forward passes by definition (the
 # reference's own float64 run differs by ~4e-4): no float64 variant.
 NO_F64 = {"ablationcam"}
@@ -111,7 +136,7 @@ def saliency(model, x, cls):
     return scale_cam_image(np.mean(np.maximum(m, 0), axis=1))[0]
 
 
-def cam_of(method, model, layer, x, cls, negate=False):
+def cam_of(method, model, layer, x, cls, negate=False, smooth=False):
     import importlib
 
     import pytorch_grad_cam
@@ -122,10 +147,13 @@ def cam_of(method, model, layer, x, cls, negate=False):
 
     klass = getattr(pytorch_grad_cam, METHODS[method])
     targets = None if cls is None else [ClassifierOutputTarget(cls)]
+    owners = []
     if negate:
-        owner = importlib.import_module(f"pytorch_grad_cam.{EIGEN[method]}")
-        original = owner.get_2d_projection
-        owner.get_2d_projection = lambda a: -original(a)
+        names = SMOOTH_MODULES if smooth else [EIGEN[method]]
+        owners = [importlib.import_module(f"pytorch_grad_cam.{n}") for n in names]
+        original = owners[0].get_2d_projection
+        for owner in owners:
+            owner.get_2d_projection = lambda a: -original(a)
     extra = {}
     if method == "ablationcam":
         from pytorch_grad_cam.ablation_layer import AblationLayer
@@ -140,9 +168,9 @@ def cam_of(method, model, layer, x, cls, negate=False):
         extra["ablation_layer"] = BlockAblationLayer()
     try:
         with klass(model=model, target_layers=[module(model, layer)], **extra) as cam:
-            return cam(input_tensor=x, targets=targets)[0]
+            return cam(input_tensor=x, targets=targets, eigen_smooth=smooth)[0]
     finally:
-        if negate:
+        for owner in owners:
             owner.get_2d_projection = original
 
 
@@ -219,8 +247,20 @@ def main(names, only=None):
         path = os.path.join(OUT, f"{name}.safetensors")
         out = {"image": image}
         if only:
-            out = {k: v for k, v in load_file(path).items() if k.split(".")[0] not in only}
-        for method in only or METHODS:
+            kept = load_file(path).items()
+            if only == ["smooth"]:
+                out = {k: v for k, v in kept if not k.startswith("smooth/")}
+            else:
+                out = {k: v for k, v in kept if k.split(".")[0] not in only}
+        if only == ["smooth"] or not only:
+            for method, layer, both in SMOOTH.get(name, []):
+                for cls in (None, other) if both else (None,):
+                    key = f"smooth/{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
+                    out[key] = quantized(cam_of(method, model, layer, x, cls, smooth=True))
+                    out[key + ".neg"] = quantized(
+                        cam_of(method, model, layer, x, cls, negate=True, smooth=True)
+                    )
+        for method in [] if only == ["smooth"] else only or METHODS:
             # ResNet-50's input gradient goes through ReLU and max-pool ties that any two float32
             # runs may take either way (tests/parity_arch.rs pins them for its input gradient);
             # the saliency map is checked on Lite0, whose input gradient has none here.

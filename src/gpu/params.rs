@@ -342,8 +342,9 @@ gpu_struct! {
         pub batch: u32,
         pub pixels: u32,
         pub channels: u32,
-        /// 1: centre G ⊙ A (EigenGradCAM) instead of A.
-        pub use_gradient: u32,
+        /// The matrix centred: shaders/lib/eigen_matrix.wgsl's `source` (0 A, 1 G ⊙ A, 2 w_c A_c,
+        /// 3 ReLU(G ⊙ A), 4 ReLU(G) ⊙ A).
+        pub source: u32,
     }
 }
 
@@ -366,8 +367,8 @@ gpu_struct! {
         pub channels: u32,
         /// As [`CamGramParams::mode`].
         pub mode: u32,
-        /// As [`CamCenterParams::use_gradient`].
-        pub use_gradient: u32,
+        /// As [`CamCenterParams::source`].
+        pub source: u32,
         pub max_iterations: u32,
         pub _pad: [u32; 2],
     }

@@ -25,6 +25,7 @@ pub(super) fn push_cam(
     layers: &[usize],
     targets: &wgpu::Buffer,
     method_batch: Option<u32>,
+    eigen_smooth: bool,
     (cam_grid, cam): (&wgpu::Buffer, &wgpu::Buffer),
     steps: &mut Steps,
 ) -> Result<u64> {
@@ -53,6 +54,7 @@ pub(super) fn push_cam(
                 layer,
                 targets,
                 method_batch,
+                eigen_smooth,
                 activations: forward.tensor(layer),
                 gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
                 pixels,

@@ -51,6 +51,11 @@ pub struct ExplainOptions {
     /// Also guided backpropagation and Guided Grad-CAM, the Grad-CAM paper's high-resolution
     /// pictures, at the model's input size: see [`Explanation::guided`].
     pub guided: bool,
+    /// pytorch-grad-cam's `eigen_smooth`: the methods that sum weighted activations over the
+    /// channels (Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, element-wise Grad-CAM, LayerCAM,
+    /// Score-CAM, Ablation-CAM) take their first principal component instead; the others ignore
+    /// it, as in the reference.
+    pub eigen_smooth: bool,
 }
 
 impl Default for ExplainOptions {
@@ -63,6 +68,7 @@ impl Default for ExplainOptions {
             input_gradient: false,
             method_batch: None,
             guided: false,
+            eigen_smooth: false,
         }
     }
 }
@@ -265,6 +271,7 @@ impl Explainer {
             &layers,
             &targets,
             options.method_batch,
+            options.eigen_smooth,
             (&cam_grid, &cam),
             &mut steps,
         )?;

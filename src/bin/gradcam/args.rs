@@ -147,6 +147,11 @@ pub struct ExplainArgs {
     /// reference.
     #[arg(long)]
     pub guided: bool,
+    /// pytorch-grad-cam's eigen_smooth: gradcam, gradcam++, xgradcam, hirescam,
+    /// gradcam-elementwise, layercam, scorecam and ablationcam take the first principal
+    /// component of what they would sum over the channels; the other methods ignore it.
+    #[arg(long)]
+    pub eigen_smooth: bool,
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no

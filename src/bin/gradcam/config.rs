@@ -83,6 +83,7 @@ impl Explain {
             input_gradient: false,
             method_batch: args.method_batch,
             guided: args.guided,
+            eigen_smooth: args.eigen_smooth,
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {
@@ -144,6 +145,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "targets": file(&req.targets),
         "top_k": req.top_k,
         "guided": req.guided,
+        "eigen_smooth": req.eigen_smooth,
         "raw": req.raw,
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),

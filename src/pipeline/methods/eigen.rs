@@ -1,6 +1,7 @@
 //! The principal-component projection shared by Eigen-CAM and EigenGradCAM (pytorch-grad-cam's
 //! `get_2d_projection`, utils/svd_on_activations.py): the layer's matrix X (A, or G ⊙ A) as
-//! pixels × channels, centred per channel, projected on its first right singular vector. On the
+//! pixels × channels, centred per channel, projected on its first right singular vector; also
+//! eigen-smooth, the same projection of what a method would sum over channels. On the
 //! GPU: the centring (shaders/cam_center.wgsl), the Gram matrix of X's smaller side
 //! (shaders/cam_gram.wgsl), and power iteration to its top eigenvector with the projection
 //! (shaders/cam_eigen.wgsl). The SVD's sign is arbitrary (LAPACK's, in the reference); ours is
@@ -16,13 +17,29 @@ use crate::pipeline::steps::Steps;
 /// Power iterations at most; they stop once the vector no longer moves at float32 resolution.
 const MAX_ITERATIONS: u32 = 4000;
 
-/// Appends the projection of X (`use_gradient`: G ⊙ A, else A) on its first principal component,
-/// ReLU-ed, into `inputs.grid`; returns the bytes of its scratch buffers.
+/// The matrix X projected (shaders/lib/eigen_matrix.wgsl `source`).
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A (Eigen-CAM).
+    Activations,
+    /// G ⊙ A (EigenGradCAM; HiResCAM's eigen-smooth).
+    GradientTimesActivations,
+    /// w_c A_c with these per-channel weights `[batch, channels]` (eigen-smooth of the methods
+    /// that weight channels).
+    Weighted(&'a wgpu::Buffer),
+    /// ReLU(G ⊙ A) (GradCAMElementWise's eigen-smooth).
+    RectifiedProduct,
+    /// ReLU(G) ⊙ A (LayerCAM's eigen-smooth).
+    RectifiedGradientTimesActivations,
+}
+
+/// Appends the projection of X (`source`) on its first principal component, ReLU-ed, into
+/// `inputs.grid`; returns the bytes of its scratch buffers.
 pub(super) fn projection(
     ctx: &GpuContext,
     steps: &mut Steps,
     inputs: &LayerInputs,
-    use_gradient: bool,
+    source: Source,
 ) -> Result<u64> {
     let (pixels, channels) = (inputs.pixels, inputs.channels);
     let mode = u32::from(channels < pixels);
@@ -34,11 +51,13 @@ pub(super) fn projection(
         )));
     }
     // Without the gradient the binding still needs a buffer; it is never read.
-    let gradient = match use_gradient {
-        true => inputs.gradient()?,
-        false => inputs.activations,
+    let (gradient, source) = match source {
+        Source::Activations => (inputs.activations, 0),
+        Source::GradientTimesActivations => (inputs.gradient()?, 1),
+        Source::Weighted(weights) => (weights, 2),
+        Source::RectifiedProduct => (inputs.gradient()?, 3),
+        Source::RectifiedGradientTimesActivations => (inputs.gradient()?, 4),
     };
-    let use_gradient = u32::from(use_gradient);
     let centred = ctx.storage(
         "eigen_centred",
         u64::from(pixels * channels) * 4 * inputs.capacity,
@@ -55,7 +74,7 @@ pub(super) fn projection(
             batch: s.images,
             pixels,
             channels,
-            use_gradient,
+            source,
         },
     );
     steps.push(
@@ -85,7 +104,7 @@ pub(super) fn projection(
             pixels,
             channels,
             mode,
-            use_gradient,
+            source,
             max_iterations: MAX_ITERATIONS,
             _pad: [0; 2],
         },

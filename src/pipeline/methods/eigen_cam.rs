@@ -14,6 +14,6 @@ impl LayerMethod for EigenCam {
     }
 
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
-        eigen::projection(ctx, steps, inputs, false)
+        eigen::projection(ctx, steps, inputs, eigen::Source::Activations)
     }
 }

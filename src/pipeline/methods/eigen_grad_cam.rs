@@ -10,6 +10,6 @@ pub(super) struct EigenGradCam;
 
 impl LayerMethod for EigenGradCam {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
-        eigen::projection(ctx, steps, inputs, true)
+        eigen::projection(ctx, steps, inputs, eigen::Source::GradientTimesActivations)
     }
 }

@@ -16,6 +16,11 @@ impl LayerMethod for Fem {
     }
 
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
-        weights_by_mode(ctx, steps, inputs, FEM_MODE)
+        // FEM sums its weighted activations whatever eigen-smooth says, as the reference.
+        let inputs = LayerInputs {
+            eigen_smooth: false,
+            ..*inputs
+        };
+        weights_by_mode(ctx, steps, &inputs, FEM_MODE)
     }
 }

@@ -27,7 +27,7 @@ impl LayerMethod for GradCam {
                 _pad: 0,
             },
         );
-        weighted_sum(steps, ctx, inputs, &weights);
-        Ok(weights.size())
+        let smooth = weighted_sum(steps, ctx, inputs, &weights)?;
+        Ok(weights.size() + smooth)
     }
 }

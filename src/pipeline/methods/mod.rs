@@ -203,7 +203,11 @@ impl Needs {
 }
 
 /// What a method's map at one layer is computed from, and where it goes.
+#[derive(Clone, Copy)]
 pub(crate) struct LayerInputs<'a> {
+    /// pytorch-grad-cam's `eigen_smooth`: the methods that sum weighted activations over the
+    /// channels take their first principal component instead.
+    pub eigen_smooth: bool,
     /// The forward workspace (the model, its activations and logits).
     pub forward: &'a Forward,
     /// The layer's tensor id.
@@ -245,8 +249,18 @@ pub(crate) trait LayerMethod: Sync {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64>;
 }
 
-/// `ReLU(Σ_c w_c A_c)` into `inputs.grid`, for the methods that weight whole channels.
-fn weighted_sum(steps: &mut Steps, ctx: &GpuContext, inputs: &LayerInputs, weights: &wgpu::Buffer) {
+/// `ReLU(Σ_c w_c A_c)` into `inputs.grid`, for the methods that weight whole channels; with
+/// eigen-smooth, the first principal component of the weighted activations w_c A_c instead of
+/// their sum (pytorch-grad-cam base_cam.py `get_cam_image`). Returns its scratch bytes.
+fn weighted_sum(
+    steps: &mut Steps,
+    ctx: &GpuContext,
+    inputs: &LayerInputs,
+    weights: &wgpu::Buffer,
+) -> Result<u64> {
+    if inputs.eigen_smooth {
+        return eigen::projection(ctx, steps, inputs, eigen::Source::Weighted(weights));
+    }
     let (pixels, channels) = (inputs.pixels, inputs.channels);
     steps.push(
         ctx,
@@ -262,6 +276,7 @@ fn weighted_sum(steps: &mut Steps, ctx: &GpuContext, inputs: &LayerInputs, weigh
             _pad: 0,
         },
     );
+    Ok(0)
 }
 
 /// A buffer of one f32 weight per channel and image.
@@ -309,8 +324,8 @@ fn probe_weighted_sum(
             mode,
         },
     );
-    weighted_sum(steps, ctx, inputs, &weights);
-    Ok(scores.size() + weights.size() + probe_bytes)
+    let smooth = weighted_sum(steps, ctx, inputs, &weights)?;
+    Ok(scores.size() + weights.size() + probe_bytes + smooth)
 }
 
 /// shaders/cam_channel_weights.wgsl's mode for FEM, which reads no gradient.
@@ -344,8 +359,8 @@ fn weights_by_mode(
             mode,
         },
     );
-    weighted_sum(steps, ctx, inputs, &weights);
-    Ok(weights.size())
+    let smooth = weighted_sum(steps, ctx, inputs, &weights)?;
+    Ok(weights.size() + smooth)
 }
 
 /// The map of shaders/cam_elementwise.wgsl `mode`, position by position.
@@ -355,6 +370,15 @@ fn elementwise(
     inputs: &LayerInputs,
     mode: u32,
 ) -> Result<u64> {
+    // Eigen-smooth: the principal component of the element-wise product instead of its sum.
+    if inputs.eigen_smooth {
+        let source = match mode {
+            0 => eigen::Source::GradientTimesActivations,
+            1 => eigen::Source::RectifiedProduct,
+            _ => eigen::Source::RectifiedGradientTimesActivations,
+        };
+        return eigen::projection(ctx, steps, inputs, source);
+    }
     let (pixels, channels) = (inputs.pixels, inputs.channels);
     steps.push(
         ctx,
