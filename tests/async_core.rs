@@ -28,6 +28,7 @@ fn explain_async_never_blocks_and_equals_explain() {
         method_batch: None,
         guided: false,
         eigen_smooth: false,
+        aug_smooth: false,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

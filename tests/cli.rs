@@ -314,6 +314,7 @@ fn help_documents_everything() {
         "--top-k",
         "--guided",
         "--eigen-smooth",
+        "--aug-smooth",
         "--colormap",
         "--image-weight",
         "--raw",

@@ -6,7 +6,8 @@
 //! component). The fixture stores the maps to 7.7e-6, as round(65535 · cam) in u16.
 //!
 //! Keys `smooth/<method>.<layer>.<target>` hold the method with pytorch-grad-cam's
-//! `eigen_smooth`, against either sign of its principal component.
+//! `eigen_smooth`, against either sign of its principal component; `aug/...` with its
+//! `aug_smooth`.
 //!
 //! Score-CAM and Ablation-CAM, whose forward passes per channel run in chunks, are checked with
 //! the default chunk and with chunks of 7 rows, whose boundaries fall inside images.
@@ -40,14 +41,17 @@ fn check(arch: &str, all_methods: bool) {
     let engine = Engine::new(ctx(), model);
 
     // Keys `<method>.<layer>.<target>`, grouped by method and layer: both targets in one batch.
-    let mut groups: BTreeMap<(bool, String, String), Vec<(String, Target)>> = BTreeMap::new();
+    // (eigen_smooth, aug_smooth, method, layer)
+    type Group = (bool, bool, String, String);
+    let mut groups: BTreeMap<Group, Vec<(String, Target)>> = BTreeMap::new();
     for key in fx
         .keys()
         .filter(|k| *k != "image" && !k.ends_with(".f64") && !k.ends_with(".neg"))
     {
-        let (smooth, plain) = match key.strip_prefix("smooth/") {
-            Some(k) => (true, k),
-            None => (false, key.as_str()),
+        let (smooth, aug, plain) = match (key.strip_prefix("smooth/"), key.strip_prefix("aug/")) {
+            (Some(k), _) => (true, false, k),
+            (_, Some(k)) => (false, true, k),
+            _ => (false, false, key.as_str()),
         };
         let (rest, target) = plain.rsplit_once('.').expect("<method>.<layer>.<target>");
         let (method, layer) = rest.split_once('.').expect("<method>.<layer>");
@@ -56,11 +60,11 @@ fn check(arch: &str, all_methods: bool) {
             None => Target::Predicted,
         };
         groups
-            .entry((smooth, method.to_string(), layer.to_string()))
+            .entry((smooth, aug, method.to_string(), layer.to_string()))
             .or_default()
             .push((key.clone(), target));
     }
-    let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.1.as_str()).collect();
+    let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.2.as_str()).collect();
     for method in Method::ALL.iter().filter(|_| all_methods) {
         assert!(
             methods.contains(method.name()),
@@ -68,17 +72,19 @@ fn check(arch: &str, all_methods: bool) {
         );
     }
 
-    let runs = groups.iter().flat_map(|((smooth, method, layer), cases)| {
-        let method: Method = method.parse().expect("method");
-        let chunks = match method {
-            Method::ScoreCam | Method::AblationCam if !smooth => vec![None, Some(7)],
-            _ => vec![None],
-        };
-        chunks
-            .into_iter()
-            .map(move |chunk| (*smooth, method, layer, cases, chunk))
-    });
-    for (eigen_smooth, method, layer, cases, method_batch) in runs {
+    let runs = groups
+        .iter()
+        .flat_map(|((smooth, aug, method, layer), cases)| {
+            let method: Method = method.parse().expect("method");
+            let chunks = match method {
+                Method::ScoreCam | Method::AblationCam if !smooth => vec![None, Some(7)],
+                _ => vec![None],
+            };
+            chunks
+                .into_iter()
+                .map(move |chunk| ((*smooth, *aug), method, layer, cases, chunk))
+        });
+    for ((eigen_smooth, aug_smooth), method, layer, cases, method_batch) in runs {
         let mut explainer = engine
             .explainer(
                 cases.len() as u32,
@@ -87,6 +93,7 @@ fn check(arch: &str, all_methods: bool) {
                     method,
                     method_batch,
                     eigen_smooth,
+                    aug_smooth,
                     ..Default::default()
                 },
             )

@@ -4,7 +4,8 @@ tests/parity_methods.rs.
     python tools/make_method_fixtures.py [ARCH ...]      (default: all)
     python tools/make_method_fixtures.py --only M1,M2 [ARCH ...]   (only these methods' maps,
                                                           merged into the existing files)
-    python tools/make_method_fixtures.py --only smooth [ARCH ...]  (only the eigen_smooth maps)
+    python tools/make_method_fixtures.py --only smooth [ARCH ...]  (only the eigen_smooth and
+                                                          aug_smooth maps)
     python tools/make_method_fixtures.py --scan          (how well conditioned each Lite0 block is)
 
 Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/chelsea.png resized
@@ -22,6 +23,9 @@ to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
     smooth/<method>.<layer>.<target>, smooth/<...>.neg
                        u16 [S, S]   the method with eigen_smooth=True, for either sign of the
                                     principal component
+    aug/<method>.<layer>.<target>
+                       u16 [S, S]   the method with aug_smooth=True (its maps are means of six
+                                    normalised maps, in [0, 1] too)
     <...>.f64          u16 [S, S]   the same computed in float64, where it differs from the
                                     float32 one by more than 1e-5 (an activation on the edge of
                                     float32 rounding flipped in the reference's float32 run)
@@ -113,6 +117,13 @@ SMOOTH = {
         ("layercam", "layer4", False),
     ],
 }
+# aug_smooth: (method, layer, explicit class too) per arch. Not GradCAM++ at Lite0's blocks.8:
+# on the flipped and scaled variants the reference's own float32 and float64 maps there differ by
+# 7.1e-5 (the conditioning `--scan` measures for the plain input), and this engine's by 1.1e-4.
+AUG = {
+    "efficientnet-lite0": [("gradcam", "head", True), ("gradcam++", "head", False)],
+    "resnet50": [("gradcam", "layer4", False)],
+}
 # The modules whose get_2d_projection eigen_smooth calls.
 SMOOTH_MODULES = ["base_cam", "hirescam", "grad_cam_elementwise", "layer_cam"]
 
@@ -136,7 +147,7 @@ def saliency(model, x, cls):
     return scale_cam_image(np.mean(np.maximum(m, 0), axis=1))[0]
 
 
-def cam_of(method, model, layer, x, cls, negate=False, smooth=False):
+def cam_of(method, model, layer, x, cls, negate=False, smooth=False, aug=False):
     import importlib
 
     import pytorch_grad_cam
@@ -168,7 +179,7 @@ def cam_of(method, model, layer, x, cls, negate=False, smooth=False):
         extra["ablation_layer"] = BlockAblationLayer()
     try:
         with klass(model=model, target_layers=[module(model, layer)], **extra) as cam:
-            return cam(input_tensor=x, targets=targets, eigen_smooth=smooth)[0]
+            return cam(input_tensor=x, targets=targets, eigen_smooth=smooth, aug_smooth=aug)[0]
     finally:
         for owner in owners:
             owner.get_2d_projection = original
@@ -249,7 +260,7 @@ def main(names, only=None):
         if only:
             kept = load_file(path).items()
             if only == ["smooth"]:
-                out = {k: v for k, v in kept if not k.startswith("smooth/")}
+                out = {k: v for k, v in kept if not k.startswith(("smooth/", "aug/"))}
             else:
                 out = {k: v for k, v in kept if k.split(".")[0] not in only}
         if only == ["smooth"] or not only:
@@ -260,6 +271,17 @@ def main(names, only=None):
                     out[key + ".neg"] = quantized(
                         cam_of(method, model, layer, x, cls, negate=True, smooth=True)
                     )
+            for method, layer, both in AUG.get(name, []):
+                for cls in (None, other) if both else (None,):
+                    key = f"aug/{method}.{layer}." + ("pred" if cls is None else f"c{cls}")
+                    result = cam_of(method, model, layer, x, cls, aug=True)
+                    out[key] = quantized(result)
+                    # The flipped and scaled variants meet their own float32 edges.
+                    exact = cam_of(method, m64, layer, x.double(), cls, aug=True)
+                    d = np.abs(exact - result).max()
+                    if d > 1e-5:
+                        out[key + ".f64"] = quantized(exact)
+                        print(f"  {key}: float32 and float64 differ by {d:.1e}")
         for method in [] if only == ["smooth"] else only or METHODS:
             # ResNet-50's input gradient goes through ReLU and max-pool ties that any two float32
             # runs may take either way (tests/parity_arch.rs pins them for its input gradient);

@@ -253,6 +253,12 @@ kernels! {
     GuidedImage => "guided_image" (GuidedStatsParams) {
         gradient: Storage, cam: Storage, stats: Storage, images: StorageReadWrite,
     } invocations(p, _) = p.batch * 2 * p.pixels;
+    Augment => "augment" (AugmentParams) {
+        pristine: Storage, input: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.size * p.size * 3;
+    AugMean => "aug_mean" (AugMeanParams) {
+        cam: StorageReadWrite, slots: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.size * p.size;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;

@@ -507,3 +507,26 @@ gpu_struct! {
         pub _pad: [u32; 2],
     }
 }
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/augment.wgsl.
+    pub struct AugmentParams {
+        pub batch: u32,
+        pub size: u32,
+        pub flip: u32,
+        pub factor: f32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/aug_mean.wgsl.
+    pub struct AugMeanParams {
+        pub batch: u32,
+        pub size: u32,
+        pub variant: u32,
+        pub variants: u32,
+        pub flip: u32,
+        pub finish: u32,
+        pub _pad: [u32; 2],
+    }
+}

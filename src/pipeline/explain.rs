@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::augment::{AugSmooth, RUN_ORDER};
 use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_cam;
 use super::forward::Forward;
@@ -56,6 +57,12 @@ pub struct ExplainOptions {
     /// Score-CAM, Ablation-CAM) take their first principal component instead; the others ignore
     /// it, as in the reference.
     pub eigen_smooth: bool,
+    /// pytorch-grad-cam's `aug_smooth`: the whole pipeline runs on six variants of the input
+    /// (left-right flipped or not, times 0.9, 1 or 1.1; the class re-chosen per variant when
+    /// none is given) and the CAM is the mean of their CAMs, flipped back, with no
+    /// renormalisation. The logits, class, grid and guided pictures read back are the plain
+    /// image's.
+    pub aug_smooth: bool,
 }
 
 impl Default for ExplainOptions {
@@ -69,6 +76,7 @@ impl Default for ExplainOptions {
             method_batch: None,
             guided: false,
             eigen_smooth: false,
+            aug_smooth: false,
         }
     }
 }
@@ -173,6 +181,8 @@ pub struct Explainer {
     /// the guided gradient they are made from.
     guided: Option<wgpu::Buffer>,
     guided_gradient: Option<wgpu::Buffer>,
+    /// With [`ExplainOptions::aug_smooth`], the variants' buffers and steps.
+    aug: Option<AugSmooth>,
 }
 
 /// The layer name of a map made at the input image ([`Needs::input`](super::methods::Needs)).
@@ -284,6 +294,11 @@ impl Explainer {
         } else {
             (None, None)
         };
+        let aug = if options.aug_smooth {
+            Some(AugSmooth::new(&ctx, &forward, &cam)?)
+        } else {
+            None
+        };
         let mut explainer = Self {
             forward,
             options,
@@ -306,6 +321,7 @@ impl Explainer {
             internal_bytes,
             guided,
             guided_gradient,
+            aug,
         };
         explainer.build_overlay_steps();
         Ok(explainer)
@@ -372,6 +388,7 @@ impl Explainer {
             + self.staging.size()
             + self.internal_bytes
             + self.guided.as_ref().map_or(0, wgpu::Buffer::size)
+            + self.aug.as_ref().map_or(0, AugSmooth::gpu_bytes)
     }
 
     /// The options it was made with.
@@ -432,6 +449,9 @@ impl Explainer {
         }
         self.steps.configure(&ctx, shape);
         self.overlay_steps.configure(&ctx, shape);
+        if let Some(aug) = &mut self.aug {
+            aug.configure(&ctx, shape);
+        }
         Ok(())
     }
 
@@ -442,7 +462,11 @@ impl Explainer {
         self.set_targets(nhwc.len() / per.max(1), targets)?;
         self.forward.upload_input(nhwc)?;
         let ctx = self.forward.context().clone();
-        self.steps.configure(&ctx, self.forward.shape());
+        let shape = self.forward.shape();
+        self.steps.configure(&ctx, shape);
+        if let Some(aug) = &mut self.aug {
+            aug.configure(&ctx, shape);
+        }
         Ok(())
     }
 
@@ -489,8 +513,25 @@ impl Explainer {
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let ctx = self.forward.context();
         let with_images = !self.forward.image_sizes().is_empty();
-        self.forward.record(encoder, with_images);
-        self.steps.record(ctx, encoder);
+        match &self.aug {
+            None => {
+                self.forward.record(encoder, with_images);
+                self.steps.record(ctx, encoder);
+            }
+            Some(aug) => {
+                if with_images {
+                    self.forward.record_preprocess(encoder);
+                }
+                aug.record_keep(&self.forward, encoder);
+                for v in RUN_ORDER {
+                    aug.record_variant(ctx, encoder, v);
+                    self.forward.record(encoder, false);
+                    self.steps.record(ctx, encoder);
+                    aug.record_store(ctx, encoder, v);
+                }
+                aug.record_finish(ctx, encoder);
+            }
+        }
         if with_images {
             self.overlay_steps.record(ctx, encoder);
         }
@@ -506,13 +547,35 @@ impl Explainer {
     ) {
         let ctx = self.forward.context();
         let with_images = !self.forward.image_sizes().is_empty();
-        self.forward
-            .record_profiled(encoder, with_images, profiler, per_kernel);
         let (c, n) = (self.cam_start, self.steps.len());
-        self.steps
-            .record_range_profiled(ctx, encoder, 0..c, profiler, "backward", per_kernel);
-        self.steps
-            .record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
+        let pipeline = |encoder: &mut wgpu::CommandEncoder, profiler: &mut Profiler| {
+            self.steps
+                .record_range_profiled(ctx, encoder, 0..c, profiler, "backward", per_kernel);
+            self.steps
+                .record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
+        };
+        match &self.aug {
+            None => {
+                self.forward
+                    .record_profiled(encoder, with_images, profiler, per_kernel);
+                pipeline(encoder, profiler);
+            }
+            // Each stage's time is the sum over the six variants.
+            Some(aug) => {
+                if with_images {
+                    self.forward.record_preprocess(encoder);
+                }
+                aug.record_keep(&self.forward, encoder);
+                for v in RUN_ORDER {
+                    aug.record_variant(ctx, encoder, v);
+                    self.forward
+                        .record_profiled(encoder, false, profiler, per_kernel);
+                    pipeline(encoder, profiler);
+                    aug.record_store(ctx, encoder, v);
+                }
+                aug.record_finish(ctx, encoder);
+            }
+        }
         if with_images {
             let m = self.overlay_steps.len();
             self.overlay_steps.record_range_profiled(
@@ -528,7 +591,12 @@ impl Explainer {
 
     /// Number of kernel launches per batch (for sizing a per-kernel [`Profiler`]).
     pub fn launches(&self) -> usize {
-        self.forward.launches() + self.steps.len() + self.overlay_steps.len()
+        let variants = if self.aug.is_some() {
+            RUN_ORDER.len()
+        } else {
+            1
+        };
+        variants * (self.forward.launches() + self.steps.len()) + self.overlay_steps.len()
     }
 
     /// Submits what [`Explainer::record`] records ([`Explainer::run_async`], blocking).

@@ -1,5 +1,6 @@
 //! Recording the network's work on the GPU. Each stage records commands; none reads back.
 
+mod augment;
 mod backward;
 mod cam;
 mod explain;

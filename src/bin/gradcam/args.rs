@@ -152,6 +152,11 @@ pub struct ExplainArgs {
     /// component of what they would sum over the channels; the other methods ignore it.
     #[arg(long)]
     pub eigen_smooth: bool,
+    /// pytorch-grad-cam's aug_smooth: the CAM is the mean of the CAMs of six variants of the
+    /// input (flipped left-right or not, times 0.9, 1, 1.1), each flipped back; six times the
+    /// work.
+    #[arg(long)]
+    pub aug_smooth: bool,
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no

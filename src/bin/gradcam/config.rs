@@ -84,6 +84,7 @@ impl Explain {
             method_batch: args.method_batch,
             guided: args.guided,
             eigen_smooth: args.eigen_smooth,
+            aug_smooth: args.aug_smooth,
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {
@@ -146,6 +147,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "top_k": req.top_k,
         "guided": req.guided,
         "eigen_smooth": req.eigen_smooth,
+        "aug_smooth": req.aug_smooth,
         "raw": req.raw,
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),

@@ -109,7 +109,8 @@ pub fn run(config: ExplainConfig) -> ExitCode {
         capacity,
         stop: &stop,
     };
-    let profiler = req.profile.then(|| Profiler::new(engine.context(), 8));
+    // Five stages, each timed six times over with --aug-smooth.
+    let profiler = req.profile.then(|| Profiler::new(engine.context(), 32));
     let outcome = explain_inputs(&work, &mut explainer, profiler, &mut progress);
     let report = Report {
         setup: &setup,
