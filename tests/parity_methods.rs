@@ -29,7 +29,11 @@ fn map(f: &Fixture) -> Vec<f32> {
 
 /// Checks every map the fixture of `arch` holds; with `all_methods`, that it holds every method.
 fn check(arch: &str, all_methods: bool) {
-    let fx = fixtures(&format!("methods/{arch}"));
+    // The fixture's parts (tools/make_method_fixtures.py `PARTS`), one map.
+    let mut fx = fixtures(&format!("methods/{arch}"));
+    for part in ["probe", "smooth"] {
+        fx.extend(fixtures(&format!("methods/{arch}.{part}")));
+    }
     let meta = fixture_metadata(&format!("methods/{arch}"));
     let arch_meta = fixture_metadata(&meta["weights"]);
     let model = reference_model(arch, &arch_meta);

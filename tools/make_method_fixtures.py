@@ -8,8 +8,8 @@ tests/parity_methods.rs.
                                                           aug_smooth maps)
     python tools/make_method_fixtures.py --scan          (how well conditioned each Lite0 block is)
 
-Writes tests/fixtures/methods/<arch>.safetensors holding, for examples/images/chelsea.png resized
-to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
+Writes tests/fixtures/methods/<arch>[.probe|.smooth].safetensors (see PARTS) holding, for
+examples/images/chelsea.png resized to the model's side S (PIL bicubic, as tools/make_arch_fixtures.py):
     image              u8  [S, S, 3]
     <method>.<layer>.<target>
                        u16 [S, S]   the method's CAM, in [0, 1], stored as round(65535 * cam) (the
@@ -230,6 +230,23 @@ def quantized(cam):
     return np.round(np.clip(cam, 0, 1) * 65535).astype(np.uint16)
 
 
+# The files of an arch's fixture: <arch>.safetensors (the methods from one forward and backward
+# pass), <arch>.probe.safetensors (Score-CAM, Ablation-CAM), <arch>.smooth.safetensors
+# (eigen_smooth, aug_smooth).
+PARTS = ["", "probe", "smooth"]
+
+
+def part_of(key):
+    """The part of the fixture that holds `key`."""
+    if key.startswith(("smooth/", "aug/")):
+        return "smooth"
+    return "probe" if key.split(".")[0] in ("scorecam", "ablationcam") else ""
+
+
+def part_path(name, part):
+    return os.path.join(OUT, f"{name}{'.' + part if part else ''}.safetensors")
+
+
 def plan(method, name):
     """(layer, classes) pairs of `method` on `name`; classes None = predicted only."""
     if method == "saliency":
@@ -255,10 +272,9 @@ def main(names, only=None):
             logits = model(x)[0]
         order = torch.argsort(logits, descending=True)
         predicted, other = int(order[0]), int(order[1])
-        path = os.path.join(OUT, f"{name}.safetensors")
         out = {"image": image}
         if only:
-            kept = load_file(path).items()
+            kept = [kv for part in PARTS for kv in load_file(part_path(name, part)).items()]
             if only == ["smooth"]:
                 out = {k: v for k, v in kept if not k.startswith(("smooth/", "aug/"))}
             else:
@@ -306,8 +322,12 @@ def main(names, only=None):
             "weights": f"arch/{name}",
             "classes": json.dumps([predicted, other]),
         }
-        save_file(out, path, metadata=metadata)
-        print(f"{name}: predicted {predicted}, explicit {other} -> {os.path.relpath(path, ROOT)}")
+        # Split in parts to keep each file small; the test reads them all.
+        for part in PARTS:
+            keys = {k: v for k, v in out.items() if part_of(k) == part or k == "image"}
+            path = part_path(name, part)
+            save_file(keys, path, metadata=metadata)
+            print(f"{name}: predicted {predicted}, explicit {other} -> {os.path.relpath(path, ROOT)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ const VARIANTS: [(bool, f32); 6] = [
 
 /// The order they run in: the plain image last, so that what is read back besides the CAM
 /// (logits, class, the grid, guided pictures) is the plain image's.
-pub(super) const RUN_ORDER: [usize; 6] = [0, 2, 3, 4, 5, 1];
+const RUN_ORDER: [usize; 6] = [0, 2, 3, 4, 5, 1];
 
 /// The buffers and steps of aug-smooth around the shared pipeline.
 pub(super) struct AugSmooth {
@@ -115,40 +115,39 @@ impl AugSmooth {
         self.finish.configure(ctx, shape);
     }
 
+    /// How many times the pipeline runs per batch.
+    pub(super) fn variants(&self) -> usize {
+        RUN_ORDER.len()
+    }
+
     /// Bytes of its buffers.
     pub(super) fn gpu_bytes(&self) -> u64 {
         self.pristine.size() + self.slots.size()
     }
 
-    /// Records the copy of the preprocessed input aside.
-    pub(super) fn record_keep(&self, forward: &Forward, encoder: &mut wgpu::CommandEncoder) {
+    /// Records everything between preprocessing (recorded here for image batches) and the
+    /// overlay: the input kept aside, then per variant its input, `pipeline` (the forward pass
+    /// on the input tensor as it is, target choice, backward and CAM) and its CAM kept; then the
+    /// mean into the CAM buffer.
+    pub(super) fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        forward: &Forward,
+        with_images: bool,
+        mut pipeline: impl FnMut(&mut wgpu::CommandEncoder),
+    ) {
+        if with_images {
+            forward.record_preprocess(encoder);
+        }
         let model = forward.model();
         let bytes = model.tensors[model.input].len() as u64 * 4 * u64::from(forward.batch());
         encoder.copy_buffer_to_buffer(forward.tensor(model.input), 0, &self.pristine, 0, bytes);
-    }
-
-    /// Records the writing of variant `v`'s input.
-    pub(super) fn record_variant(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        v: usize,
-    ) {
-        self.augment[v].record(ctx, encoder);
-    }
-
-    /// Records the keeping of variant `v`'s CAM.
-    pub(super) fn record_store(
-        &self,
-        ctx: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        v: usize,
-    ) {
-        self.store[v].record(ctx, encoder);
-    }
-
-    /// Records the mean of the variants' CAMs into the CAM buffer.
-    pub(super) fn record_finish(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
+        for v in RUN_ORDER {
+            self.augment[v].record(ctx, encoder);
+            pipeline(encoder);
+            self.store[v].record(ctx, encoder);
+        }
         self.finish.record(ctx, encoder);
     }
 }

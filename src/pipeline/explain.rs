@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::augment::{AugSmooth, RUN_ORDER};
+use super::augment::AugSmooth;
 use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_cam;
 use super::forward::Forward;
@@ -518,19 +518,10 @@ impl Explainer {
                 self.forward.record(encoder, with_images);
                 self.steps.record(ctx, encoder);
             }
-            Some(aug) => {
-                if with_images {
-                    self.forward.record_preprocess(encoder);
-                }
-                aug.record_keep(&self.forward, encoder);
-                for v in RUN_ORDER {
-                    aug.record_variant(ctx, encoder, v);
-                    self.forward.record(encoder, false);
-                    self.steps.record(ctx, encoder);
-                    aug.record_store(ctx, encoder, v);
-                }
-                aug.record_finish(ctx, encoder);
-            }
+            Some(aug) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
+                self.forward.record(encoder, false);
+                self.steps.record(ctx, encoder);
+            }),
         }
         if with_images {
             self.overlay_steps.record(ctx, encoder);
@@ -561,20 +552,11 @@ impl Explainer {
                 pipeline(encoder, profiler);
             }
             // Each stage's time is the sum over the six variants.
-            Some(aug) => {
-                if with_images {
-                    self.forward.record_preprocess(encoder);
-                }
-                aug.record_keep(&self.forward, encoder);
-                for v in RUN_ORDER {
-                    aug.record_variant(ctx, encoder, v);
-                    self.forward
-                        .record_profiled(encoder, false, profiler, per_kernel);
-                    pipeline(encoder, profiler);
-                    aug.record_store(ctx, encoder, v);
-                }
-                aug.record_finish(ctx, encoder);
-            }
+            Some(aug) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
+                self.forward
+                    .record_profiled(encoder, false, profiler, per_kernel);
+                pipeline(encoder, profiler);
+            }),
         }
         if with_images {
             let m = self.overlay_steps.len();
@@ -591,11 +573,7 @@ impl Explainer {
 
     /// Number of kernel launches per batch (for sizing a per-kernel [`Profiler`]).
     pub fn launches(&self) -> usize {
-        let variants = if self.aug.is_some() {
-            RUN_ORDER.len()
-        } else {
-            1
-        };
+        let variants = self.aug.as_ref().map_or(1, AugSmooth::variants);
         variants * (self.forward.launches() + self.steps.len()) + self.overlay_steps.len()
     }
 
