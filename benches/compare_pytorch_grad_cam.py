@@ -17,10 +17,11 @@ Usage:
         grad-cam opencv-python-headless pillow numpy
     python3 benches/compare_pytorch_grad_cam.py [--arch resnet50] [--batch 16] [--images 64]
                                                 [--threads N] [--layer L] [--method NAME]
-                                                [IMAGE ...]
+                                                [--guided] [IMAGE ...]
 
 --method names the CAM method as the CLI does (gradcam, gradcam++, eigencam, ...); both sides run
-it (pytorch-grad-cam's class of that name).
+it (pytorch-grad-cam's class of that name). --guided adds guided backpropagation and Guided
+Grad-CAM pictures per image on both sides (the engine reads them back with the overlays).
 
 --threads sets torch's intra-op threads and, for a CPU adapter (lavapipe), LP_NUM_THREADS; it
 defaults to the machine's CPU count. Set WGPU_ADAPTER_NAME to choose the engine's adapter (a real
@@ -77,21 +78,25 @@ def reference_model(arch):
 METHODS = {"gradcam": "GradCAM", "hirescam": "HiResCAM", "gradcam-elementwise": "GradCAMElementWise",
            "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "layercam": "LayerCAM",
            "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "fem": "FEM",
-           "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+           "scorecam": "ScoreCAM", "ablationcam": "AblationCAM", "fullgrad": "FullGrad"}
 
 
-def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, method="gradcam"):
+def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, method="gradcam",
+                          guided=False):
     import cv2
     import numpy as np
     import pytorch_grad_cam
     import torch
     import torch.nn.functional as F
-    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     model = model.to(device)
-    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=[module(layer)])
+    # FullGrad takes every bias layer itself.
+    layers = [] if method == "fullgrad" else [module(layer)]
+    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=layers)
+    guided_model = pytorch_grad_cam.GuidedBackpropReLUModel(model=model, device=device) if guided else None
 
     def explain(chunk):  # noqa: E306
         xs = []
@@ -105,6 +110,13 @@ def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, meth
             h, w = rgb.shape[:2]
             full = cv2.resize(m, (w, h))
             out.append(show_cam_on_image(np.float32(rgb) / 255, full, use_rgb=True))
+        if guided_model is not None:
+            # As the reference's cam.py: guided backpropagation per image (its model explains
+            # image 0 of what it is given), Guided Grad-CAM = deprocess(cam x guided gradient).
+            for x, m in zip(xs, maps):
+                gb = guided_model(x.to(device), target_category=None)
+                out.append(deprocess_image(cv2.merge([m, m, m]) * gb))
+                out.append(deprocess_image(gb))
         return out
 
     def run(images, batch):
@@ -127,12 +139,12 @@ def build_gradcam():
     subprocess.run(["cargo", "build", "--release", "--example", "throughput"], cwd=ROOT, check=True)
 
 
-def run_gradcam(files, count, batch, layer, threads, weights, method="gradcam"):
+def run_gradcam(files, count, batch, layer, threads, weights, method="gradcam", guided=False):
     env = dict(os.environ)
     env.setdefault("LP_NUM_THREADS", str(threads))
     cmd = [os.path.join(ROOT, "target", "release", "examples", "throughput"),
            "--batch", str(batch), "--images", str(count), "--layer", layer,
-           "--weights", weights, "--method", method] + files
+           "--weights", weights, "--method", method] + (["--guided"] if guided else []) + files
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -147,6 +159,9 @@ def main():
     ap.add_argument("--layer", help="default: the architecture's default layer")
     ap.add_argument("--device", default="cpu", help="pytorch-grad-cam's device: cpu or cuda")
     ap.add_argument("--method", default="gradcam", choices=sorted(METHODS))
+    ap.add_argument("--guided", action="store_true",
+                    help="also guided backpropagation and Guided Grad-CAM per image (the reference's "
+                         "GuidedBackpropReLUModel and deprocess_image; the engine's --guided)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="measurements per engine, alternating; the best of each is compared")
     args = ap.parse_args()
@@ -162,12 +177,12 @@ def main():
     args.layer = args.layer or DEFAULT_LAYERS[args.arch]
     model, module, mean, std, weights = reference_model(args.arch)
     reference = load_pytorch_grad_cam(model, module, mean, std, args.layer, args.threads, args.device,
-                                      args.method)
+                                      args.method, args.guided)
     # Alternate the two so that a slow spell of a shared machine hits both alike; keep the best.
     ours_runs, ref_runs = [], []
     for _ in range(args.repeat):
         ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights,
-                                     args.method))
+                                     args.method, args.guided))
         ref_runs.append(reference(images, args.batch))
     ours = max(ours_runs, key=lambda r: r["images_per_second"])
     ref = max(ref_runs, key=lambda r: r["images_per_second"])
@@ -175,7 +190,7 @@ def main():
     print(json.dumps({"gradcam": ours, "pytorch_grad_cam": ref, "ratio": ratio,
                       "all_runs": {"gradcam": [r["images_per_second"] for r in ours_runs],
                                    "pytorch_grad_cam": [r["images_per_second"] for r in ref_runs]}}, indent=2))
-    print(f"\n{args.arch}, {args.method}, batch {args.batch}, {args.count} images, {args.threads} threads, "
+    print(f"\n{args.arch}, {args.method}{' + guided' if args.guided else ''}, batch {args.batch}, {args.count} images, {args.threads} threads, "
           f"layer {args.layer}, "
           f"best of {args.repeat}:")
     print(f"  pytorch-grad-cam ({args.device}): {ref['images_per_second']:8.2f} images/s")

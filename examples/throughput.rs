@@ -3,7 +3,9 @@
 //! back at each image's own size (overlay included). Prints one JSON line.
 //!
 //! cargo run --release --example throughput -- [--batch N] [--images N] [--layer L]
-//!     [--method NAME] [--weights FILE] IMAGE...
+//!     [--method NAME] [--guided] [--weights FILE] IMAGE...
+//!
+//! `--guided` also makes and reads back the guided backpropagation and Guided Grad-CAM pictures.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut count = 64usize;
     let mut layer = String::new();
     let mut method = Method::GradCam;
+    let mut guided = false;
     let mut weights = "weights/efficientnet_lite0.safetensors".to_string();
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -25,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--layer" => layer = args.next().ok_or("--layer L")?,
             "--method" => method = args.next().ok_or("--method NAME")?.parse()?,
             "--weights" => weights = args.next().ok_or("--weights FILE")?,
+            "--guided" => guided = true,
             _ => files.push(a),
         }
     }
@@ -48,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ExplainOptions {
             layer: layer.clone(),
             method,
+            guided,
             ..Default::default()
         },
     )?;
@@ -55,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cam: false,
         cam_grid: false,
         overlay: true,
-        guided: false,
+        guided,
     };
     // Warm-up: pipelines compiled, buffers sized.
     ex.explain(&images[..gpu_batch as usize], &[], what)?;
@@ -77,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "gpu_batch": gpu_batch,
             "layer": layer,
             "method": method.name(),
+            "guided": guided,
             "images": count,
             "overlay_pixels": pixels,
             "seconds": seconds,

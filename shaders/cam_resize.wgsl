@@ -1,6 +1,7 @@
 // Normalizes each map with its (min, max) — (x - min) / (max - min + 1e-7), as pytorch-grad-cam's
-// scale_cam_image — and resizes it bilinearly with OpenCV's INTER_LINEAR semantics (half-pixel
-// centres, source coordinates clamped to the edge): cv2.resize(cam, (out_w, out_h)).
+// scale_cam_image — unless `normalise` is 0, and resizes it bilinearly with OpenCV's
+// INTER_LINEAR semantics (half-pixel centres, source coordinates clamped to the edge):
+// cv2.resize(cam, (out_w, out_h)).
 // With several target layers, the maps are averaged as pytorch-grad-cam's aggregate_multi_layers
 // does in float32: layer 0 writes, the next ones add in order, the last divides by the count.
 //
@@ -17,7 +18,9 @@ struct Params {
     // This map's index among `layers` target layers.
     layer: u32,
     layers: u32,
-    _pad0: u32,
+    // 1: min-max scale the map with `stats` first; 0: resize it as it is (FullGrad's sum,
+    // scaled only once, at the end).
+    normalise: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,13 +49,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let x0 = u32(sx.x);
     let y1 = min(y0 + 1u, params.in_h - 1u);
     let x1 = min(x0 + 1u, params.in_w - 1u);
-    let st = stats[n];
-    let scale = (st.y - st.x) + 1e-7;
+    // (x - 0) / 1 is x exactly when the map is not scaled.
+    var lo = 0.0;
+    var scale = 1.0;
+    if params.normalise == 1u {
+        let st = stats[n];
+        lo = st.x;
+        scale = (st.y - st.x) + 1e-7;
+    }
     let base = n * params.in_h * params.in_w;
-    let a = (src[base + y0 * params.in_w + x0] - st.x) / scale;
-    let b = (src[base + y0 * params.in_w + x1] - st.x) / scale;
-    let c = (src[base + y1 * params.in_w + x0] - st.x) / scale;
-    let d = (src[base + y1 * params.in_w + x1] - st.x) / scale;
+    let a = (src[base + y0 * params.in_w + x0] - lo) / scale;
+    let b = (src[base + y0 * params.in_w + x1] - lo) / scale;
+    let c = (src[base + y1 * params.in_w + x0] - lo) / scale;
+    let d = (src[base + y1 * params.in_w + x1] - lo) / scale;
     let top = a * (1.0 - sx.y) + b * sx.y;
     let bottom = c * (1.0 - sx.y) + d * sx.y;
     var v = top * (1.0 - sy.y) + bottom * sy.y;

@@ -3,7 +3,9 @@
 //! ResNet-50 at `layer4`, each for the predicted class and an explicit one, max |diff| of the final
 //! CAM ≤ 1e-4 (against the reference's float64 run where its float32 run flipped an activation on
 //! the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the principal
-//! component). The fixture stores the maps to 7.7e-6, as round(65535 · cam) in u16.
+//! component). The maps made from the input gradient (saliency, FullGrad) run one image per batch
+//! with the arch fixture's float32 ties pinned to the reference's side. The fixture stores the
+//! maps to 7.7e-6, as round(65535 · cam) in u16.
 //!
 //! Keys `smooth/<method>.<layer>.<target>` hold the method with pytorch-grad-cam's
 //! `eigen_smooth`, against either sign of its principal component; `aug/...` with its
@@ -16,6 +18,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::ties::pin_ties;
 use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, Fixture,
@@ -88,6 +91,20 @@ fn check(arch: &str, all_methods: bool) {
                 .into_iter()
                 .map(move |chunk| ((*smooth, *aug), method, layer, cases, chunk))
         });
+    // The arch fixture's float32 ties (activations and max-pool windows on the edge of
+    // rounding), pinned to the reference's side for the maps made from the input gradient, which
+    // crosses every layer: one image per batch, as common::ties::pin_ties pins image 0.
+    let flips = fixtures(&meta["weights"]).remove("flips");
+    let runs = runs.flat_map(|(smooth, method, layer, cases, chunk)| {
+        let batches: Vec<&[(String, Target)]> = if method.needs().input && flips.is_some() {
+            cases.chunks(1).collect()
+        } else {
+            vec![cases.as_slice()]
+        };
+        batches
+            .into_iter()
+            .map(move |cases| (smooth, method, layer, cases, chunk))
+    });
     for ((eigen_smooth, aug_smooth), method, layer, cases, method_batch) in runs {
         let mut explainer = engine
             .explainer(
@@ -108,6 +125,11 @@ fn check(arch: &str, all_methods: bool) {
             .upload_input(&batch, &targets)
             .expect("upload input");
         explainer.run().expect("run");
+        if let Some(flips) = flips.as_ref().filter(|_| method.needs().input) {
+            if pin_ties(&explainer, flips) > 0 {
+                explainer.run_backward().expect("backward pass");
+            }
+        }
         let results = explainer.read(Readback::ALL).expect("read");
         for ((key, _), result) in cases.iter().zip(results) {
             let cam = result.cam.expect("cam");
@@ -144,7 +166,6 @@ fn efficientnet_lite0_shipped() {
 
 #[test]
 fn resnet50_seeded() {
-    // Every method but saliency (see tools/make_method_fixtures.py).
     check("resnet50", false);
 }
 

@@ -64,6 +64,7 @@ METHODS = {
     "fem": "FEM",
     "scorecam": "ScoreCAM",
     "ablationcam": "AblationCAM",
+    "fullgrad": "FullGrad",
     # No pytorch-grad-cam class: computed from torch.autograd.grad (see `saliency`).
     "saliency": None,
 }
@@ -177,8 +178,10 @@ def cam_of(method, model, layer, x, cls, negate=False, smooth=False, aug=False):
                 return super().__call__(x)
 
         extra["ablation_layer"] = BlockAblationLayer()
+    # FullGrad takes every bias layer itself (and warns when given target layers).
+    layers = [] if method == "fullgrad" else [module(model, layer)]
     try:
-        with klass(model=model, target_layers=[module(model, layer)], **extra) as cam:
+        with klass(model=model, target_layers=layers, **extra) as cam:
             return cam(input_tensor=x, targets=targets, eigen_smooth=smooth, aug_smooth=aug)[0]
     finally:
         for owner in owners:
@@ -249,8 +252,9 @@ def part_path(name, part):
 
 def plan(method, name):
     """(layer, classes) pairs of `method` on `name`; classes None = predicted only."""
-    if method == "saliency":
-        return [("input", True)] if name == "efficientnet-lite0" else []
+    if method in ("saliency", "fullgrad"):
+        # A map at the input (FullGrad: every bias layer and the input): no target layer.
+        return [("input", True)]
     if method in PROBE_LAYERS:
         return PROBE_LAYERS[method].get(name, [])
     return [(layer, method not in CLASS_FREE) for layer in LAYERS[name]]
@@ -300,8 +304,9 @@ def main(names, only=None):
                         print(f"  {key}: float32 and float64 differ by {d:.1e}")
         for method in [] if only == ["smooth"] else only or METHODS:
             # ResNet-50's input gradient goes through ReLU and max-pool ties that any two float32
-            # runs may take either way (tests/parity_arch.rs pins them for its input gradient);
-            # the saliency map is checked on Lite0, whose input gradient has none here.
+            # runs may take either way: tests/parity_methods.rs pins the arch fixture's `flips`
+            # for the maps made from the input gradient (saliency, FullGrad), as
+            # tests/parity_arch.rs does for the gradient itself.
             for layer, both in plan(method, name):
                 for cls in (None, other) if both else (None,):
                     key = f"{method}.{layer}." + ("pred" if cls is None else f"c{cls}")

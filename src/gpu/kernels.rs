@@ -228,6 +228,13 @@ kernels! {
     CamSaliency => "cam_saliency" (CamSaliencyParams) {
         gradient: Storage, grid: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels;
+    FullGradStats => "full_grad_stats" (FullGradParams) {
+        gradient: Storage, forward: Storage, factors: Storage, stats: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
+    FullGradSum => "full_grad_sum" (FullGradParams) {
+        gradient: Storage, forward: Storage, factors: Storage, stats: Storage,
+        map: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels;
     ScoreMinMax => "score_minmax" (ScoreMinMaxParams) fixed 64 {
         activations: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.items * 64;

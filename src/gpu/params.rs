@@ -385,6 +385,22 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/lib/full_grad.wgsl (full_grad_stats, full_grad_sum).
+    pub struct FullGradParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 0: a bias layer's map, 1: the input's.
+        pub mode: u32,
+        /// The conv's activation (shaders/lib/activation.wgsl's code), for a bias layer.
+        pub activation: u32,
+        /// full_grad_sum: add to the map instead of writing it.
+        pub accumulate: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/cam_minmax.wgsl.
     pub struct CamMinMaxParams {
         pub batch: u32,
@@ -406,7 +422,8 @@ gpu_struct! {
         /// last divides by `layers` (the multi-layer mean).
         pub layer: u32,
         pub layers: u32,
-        pub _pad: u32,
+        /// 1: min-max scale the map with `stats` first; 0: resize it as it is.
+        pub normalise: u32,
     }
 }
 

@@ -173,6 +173,10 @@ impl<'a> Graph<'a> {
         } else {
             vec![0.0; co]
         };
+        // FullGrad's biases: the conv's own (the gradient at the conv's output is the
+        // BatchNorm's times γ/√(σ² + ε)), then the BatchNorm's, computed in float32 as
+        // pytorch-grad-cam's `get_bias_data` does.
+        let mut full_grad_biases = Vec::new();
         // Folding in f64 keeps the folded weights as close as f32 allows to conv-then-BN.
         let (scale, bias): (Vec<f64>, Vec<f32>) = match spec.bn {
             Some(bn) => {
@@ -185,6 +189,18 @@ impl<'a> Graph<'a> {
                         self.unsupported(format!("{bn}.running_var[{i}] is negative ({})", var[i]))
                     );
                 }
+                if spec.conv_bias {
+                    full_grad_biases.push(
+                        (0..co)
+                            .map(|o| conv_bias[o] * (gamma[o] / (var[o] + spec.bn_eps).sqrt()))
+                            .collect(),
+                    );
+                }
+                full_grad_biases.push(
+                    (0..co)
+                        .map(|o| -(mean[o] * gamma[o] / (var[o] + spec.bn_eps).sqrt()) + beta[o])
+                        .collect(),
+                );
                 let eps = f64::from(spec.bn_eps);
                 let scale: Vec<f64> = (0..co)
                     .map(|o| f64::from(gamma[o]) / (f64::from(var[o]) + eps).sqrt())
@@ -198,7 +214,12 @@ impl<'a> Graph<'a> {
                     .collect();
                 (scale, bias)
             }
-            None => (vec![1.0; co], conv_bias),
+            None => {
+                if spec.conv_bias {
+                    full_grad_biases.push(conv_bias.clone());
+                }
+                (vec![1.0; co], conv_bias)
+            }
         };
         if !in_channels.is_multiple_of(4) && kind != ConvKind::Dense
             || !spec.out_channels.is_multiple_of(4)
@@ -259,6 +280,7 @@ impl<'a> Graph<'a> {
             weight,
             weight_torch,
             bias,
+            full_grad_biases,
         });
         self.ops.push(Op::Conv {
             conv: self.convs.len() - 1,

@@ -57,6 +57,12 @@ pub struct Conv {
     pub weight_torch: Vec<f32>,
     /// Folded bias, `[out]`.
     pub bias: Vec<f32>,
+    /// The biases FullGrad reads at this conv (pytorch-grad-cam's `FullGrad` takes every module
+    /// whose exact type is `nn.Conv2d` or `nn.BatchNorm2d` and which has a bias), in module
+    /// order: the conv's own bias, then the BatchNorm's `β − μ·γ/√(σ² + ε)`. Each is stored as
+    /// the per-channel factor that turns the gradient at this op's output before its activation
+    /// into that module's bias times the gradient at its output, `[out]`.
+    pub full_grad_biases: Vec<Vec<f32>>,
 }
 
 /// A fully connected layer, `output = act(weight · input + bias)`.

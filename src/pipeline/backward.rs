@@ -120,6 +120,21 @@ impl GradStep {
     }
 }
 
+/// A conv's output gradient, complete and live at a point of the backward pass: where work that
+/// reads every layer's gradient (FullGrad's bias gradients) is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTap {
+    /// Recorded after this many of [`BackwardPlan::steps`].
+    pub after: usize,
+    /// Index into [`Model::convs`].
+    pub conv: usize,
+    /// The conv's output tensor (its forward value gives the activation's mask).
+    pub output: usize,
+    /// The gradient value at the output, after the activation (mask it by the conv's
+    /// activation for the gradient before it).
+    pub value: usize,
+}
+
 /// Everything the backward pass runs for a set of target tensors.
 #[derive(Clone, Debug)]
 pub struct BackwardPlan {
@@ -143,6 +158,9 @@ pub struct BackwardPlan {
     /// Guided backpropagation: every ReLU's backward passes only positive gradients where its
     /// input was positive ([`BackwardPlan::guided`]).
     pub guided: bool,
+    /// Every conv whose output gradient the pass computes, in the order the pass completes them
+    /// (from the classifier back), each at the step after which its gradient is still live.
+    pub conv_taps: Vec<ConvTap>,
 }
 
 /// shaders/lib/activation.wgsl's code for the guided ReLU, used in backward passes only.
@@ -159,6 +177,7 @@ struct Walk<'a> {
     pending: HashMap<usize, Vec<usize>>,
     grad_of: HashMap<usize, usize>,
     steps: Vec<GradStep>,
+    conv_taps: Vec<ConvTap>,
 }
 
 impl Walk<'_> {
@@ -287,6 +306,7 @@ impl BackwardPlan {
             pending: HashMap::from([(pooled_input, vec![0])]),
             grad_of: HashMap::new(),
             steps: Vec::new(),
+            conv_taps: Vec::new(),
         };
         for op in model.ops.iter().rev() {
             match *op {
@@ -302,6 +322,7 @@ impl BackwardPlan {
                         continue;
                     };
                     let c = &model.convs[conv];
+                    let first_reader = walk.steps.len();
                     let mut grad_out = g;
                     let mut mask = c.activation;
                     if let Some(r) = residual.filter(|r| reach[*r]) {
@@ -331,6 +352,14 @@ impl BackwardPlan {
                             pad: (pad_top, pad_left),
                         });
                     }
+                    // After the first step reading `g` (which it outlives until then), or at
+                    // once when no step reads it.
+                    walk.conv_taps.push(ConvTap {
+                        after: (first_reader + 1).min(walk.steps.len()),
+                        conv,
+                        output,
+                        value: g,
+                    });
                 }
                 Op::MaxPool {
                     input,
@@ -395,6 +424,7 @@ impl BackwardPlan {
             value_tensor,
             grad_of,
             steps,
+            conv_taps,
             ..
         } = walk;
         for &t in targets {
@@ -416,6 +446,10 @@ impl BackwardPlan {
         }
         for t in targets {
             last_use[grad_of[t]] = i64::MAX;
+        }
+        for tap in &conv_taps {
+            let v = &mut last_use[tap.value];
+            *v = (*v).max(tap.after as i64 - 1);
         }
         let mut slot_of = vec![usize::MAX; value_tensor.len()];
         let mut free_after: Vec<i64> = Vec::new();
@@ -451,6 +485,7 @@ impl BackwardPlan {
             slot_of,
             slot_len,
             guided: false,
+            conv_taps,
         })
     }
 

@@ -65,20 +65,24 @@ pub(super) fn push_cam(
         )?;
         let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
         internal_bytes += grid_stats.size();
-        steps.push(
-            ctx,
-            launch::CamMinMax {
-                map: grid,
-                stats: &grid_stats,
-            },
-            move |s| CamMinMaxParams {
-                batch: s.images,
-                len: pixels,
-                relu: 0,
-                _pad: 0,
-            },
-        );
+        let scaled = method.unit().scaled_per_layer();
+        if scaled {
+            steps.push(
+                ctx,
+                launch::CamMinMax {
+                    map: grid,
+                    stats: &grid_stats,
+                },
+                move |s| CamMinMaxParams {
+                    batch: s.images,
+                    len: pixels,
+                    relu: 0,
+                    _pad: 0,
+                },
+            );
+        }
         let (gh, gw, layer) = (t.height, t.width, index as u32);
+        let normalise = u32::from(scaled);
         steps.push(
             ctx,
             launch::CamResize {
@@ -94,7 +98,7 @@ pub(super) fn push_cam(
                 out_w: cam_size,
                 layer,
                 layers: count,
-                _pad: 0,
+                normalise,
             },
         );
     }

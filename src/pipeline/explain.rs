@@ -7,7 +7,7 @@ use super::augment::AugSmooth;
 use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_cam;
 use super::forward::Forward;
-use super::methods::Method;
+use super::methods::{GradientTap, Method};
 use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
@@ -207,6 +207,13 @@ impl Explainer {
                 "the method batch must be at least 1".into(),
             ));
         }
+        if options.eigen_smooth && options.method == Method::FullGrad {
+            return Err(Error::InvalidRequest(
+                "eigen-smooth is not implemented for fullgrad (the reference's principal \
+                 component of its per-layer maps)"
+                    .into(),
+            ));
+        }
         let ctx = forward.context().clone();
         let gpu_model = forward.gpu_model().clone();
         let model = gpu_model.model.clone();
@@ -266,9 +273,22 @@ impl Explainer {
                 _pad: [0; 2],
             },
         );
-        // The backward pass, when the method or the caller needs a gradient.
+        // The backward pass, when the method or the caller needs a gradient, with the work the
+        // method does on every layer's gradient on the way (FullGrad).
+        let mut tap = options
+            .method
+            .unit()
+            .gradient_tap(&ctx, &forward, &cam_grid)?;
         if backward {
-            push_backward(&ctx, &forward, &plan, &grads, &targets, &mut steps)?;
+            push_backward(
+                &ctx,
+                &forward,
+                &plan,
+                &grads,
+                &targets,
+                &mut steps,
+                tap.as_deref_mut(),
+            )?;
         }
 
         let cam_start = steps.len();
@@ -285,6 +305,7 @@ impl Explainer {
             (&cam_grid, &cam),
             &mut steps,
         )?;
+        internal_bytes += tap.as_ref().map_or(0, |t| t.gpu_bytes());
         // Guided backpropagation runs after the CAM, which Guided Grad-CAM multiplies in.
         let (guided, guided_gradient) = if options.guided {
             let (images, gradient, bytes) =
@@ -858,6 +879,7 @@ fn push_backward(
     grads: &[wgpu::Buffer],
     targets: &wgpu::Buffer,
     steps: &mut Steps,
+    mut tap: Option<&mut (dyn GradientTap + 'static)>,
 ) -> Result<()> {
     let gpu_model = forward.gpu_model();
     let model = &gpu_model.model;
@@ -883,8 +905,16 @@ fn push_backward(
             _pad: 0,
         },
     );
-    for step in &plan.steps {
-        push_grad_step(ctx, forward, plan, grads, steps, step)?;
+    let mut taps = plan.conv_taps.iter().peekable();
+    for done in 0..=plan.steps.len() {
+        if done > 0 {
+            push_grad_step(ctx, forward, plan, grads, steps, &plan.steps[done - 1])?;
+        }
+        while let Some(at) = taps.next_if(|t| t.after == done) {
+            if let Some(tap) = tap.as_deref_mut() {
+                tap.record(ctx, steps, forward, at, &grads[plan.slot_of[at.value]])?;
+            }
+        }
     }
     Ok(())
 }
@@ -907,7 +937,7 @@ fn push_guided(
     let grads = (0..plan.slots)
         .map(|i| ctx.storage(&format!("guided_grad.{i}"), plan.slot_len as u64 * 4 * cap))
         .collect::<Result<Vec<_>>>()?;
-    push_backward(ctx, forward, &plan, &grads, targets, steps)?;
+    push_backward(ctx, forward, &plan, &grads, targets, steps, None)?;
     let gradient = plan
         .slot_of_tensor(input)
         .map(|slot| &grads[slot])

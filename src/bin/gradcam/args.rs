@@ -162,8 +162,10 @@ pub struct ExplainArgs {
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
     /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient),
     /// scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
-    /// one pass of the network after the layer per channel), saliency (max over RGB of the input
-    /// gradient's magnitude; --layer does not apply).
+    /// one pass of the network after the layer per channel), fullgrad (FullGrad: the input
+    /// gradient times the input and every bias layer's bias times its gradient, at the input;
+    /// --layer does not apply), saliency (max over RGB of the input gradient's magnitude;
+    /// --layer does not apply).
     #[arg(long, default_value = "gradcam", value_parser = parse_method, value_name = "NAME")]
     pub method: Method,
     /// Heatmap colours: jet (OpenCV's, as pytorch-grad-cam), turbo, viridis, inferno, magma.

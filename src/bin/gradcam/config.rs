@@ -56,7 +56,7 @@ impl Explain {
         if layer == "help" {
             return Ok(Explain::ListLayers(Box::new(model)));
         }
-        // A map made at the input image (saliency) has no target layer.
+        // A map made at the input image (fullgrad, saliency) has no target layer.
         let layer = if args.method.needs().input {
             gradcam::pipeline::INPUT_LAYER.to_string()
         } else {

@@ -13,6 +13,7 @@ mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
 mod fem;
+mod full_grad;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plusplus;
@@ -29,6 +30,7 @@ use crate::gpu::params::{
 };
 use crate::gpu::GpuContext;
 
+use super::backward::ConvTap;
 use super::forward::Forward;
 use super::probe::Probe;
 use super::steps::Steps;
@@ -65,6 +67,10 @@ pub enum Method {
     /// Saliency: the largest |∂logit/∂x| over the input's channels, at the input image (no
     /// pytorch-grad-cam class; Simonyan et al.'s gradient map).
     Saliency,
+    /// `FullGrad`: at the input image, the sum of |∂T/∂x ⊙ x| per input channel and of
+    /// |b_c ∂T/∂z_c| for every channel of every bias layer z (BatchNorm, or a conv with a bias),
+    /// each min-max scaled and resized; one final scaling, no ReLU (target layers do not apply).
+    FullGrad,
 }
 
 impl Method {
@@ -81,6 +87,7 @@ impl Method {
         Method::Fem,
         Method::ScoreCam,
         Method::AblationCam,
+        Method::FullGrad,
         Method::Saliency,
     ];
 
@@ -99,6 +106,7 @@ impl Method {
             Method::ScoreCam => "scorecam",
             Method::AblationCam => "ablationcam",
             Method::Saliency => "saliency",
+            Method::FullGrad => "fullgrad",
         }
     }
 
@@ -117,6 +125,7 @@ impl Method {
             Method::ScoreCam => "ScoreCAM",
             Method::AblationCam => "AblationCAM",
             Method::Saliency => "Saliency",
+            Method::FullGrad => "FullGrad",
         }
     }
 
@@ -140,6 +149,7 @@ impl Method {
             Method::ScoreCam => &score_cam::ScoreCam,
             Method::AblationCam => &ablation_cam::AblationCam,
             Method::Saliency => &saliency::Saliency,
+            Method::FullGrad => &full_grad::FullGrad,
         }
     }
 }
@@ -247,6 +257,42 @@ pub(crate) trait LayerMethod: Sync {
     /// Appends the steps writing the layer's map, after ReLU, to `inputs.grid`; returns the
     /// bytes of the buffers only these steps hold.
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64>;
+
+    /// Work the method records inside the backward pass, on each conv's output gradient while
+    /// it is live (FullGrad's bias gradients), into `grid` before [`LayerMethod::record`] runs;
+    /// `None` (the default): none.
+    fn gradient_tap(
+        &self,
+        _ctx: &GpuContext,
+        _forward: &Forward,
+        _grid: &wgpu::Buffer,
+    ) -> Result<Option<Box<dyn GradientTap>>> {
+        Ok(None)
+    }
+
+    /// Whether the map is min-max scaled at its layer before being resized (pytorch-grad-cam's
+    /// `scale_cam_image` per layer); `false`: the map is made at the input size and scaled
+    /// once, at the end (FullGrad).
+    fn scaled_per_layer(&self) -> bool {
+        true
+    }
+}
+
+/// Work recorded inside the backward pass at each [`ConvTap`], in the order the plan lists them.
+pub(crate) trait GradientTap {
+    /// Appends the steps reading `gradient`, the value `tap.value` at the output of conv
+    /// `tap.conv`.
+    fn record(
+        &mut self,
+        ctx: &GpuContext,
+        steps: &mut Steps,
+        forward: &Forward,
+        tap: &ConvTap,
+        gradient: &wgpu::Buffer,
+    ) -> Result<()>;
+
+    /// Bytes of the buffers only its steps hold.
+    fn gpu_bytes(&self) -> u64;
 }
 
 /// `ReLU(Σ_c w_c A_c)` into `inputs.grid`, for the methods that weight whole channels; with
