@@ -1,6 +1,6 @@
 //! Per-kernel GPU time of one Grad-CAM batch, from timestamp queries (one pass per kernel).
 //!
-//! cargo run --release --example profile_kernels -- [BATCH] [LAYER] [WEIGHTS]
+//! cargo run --release --example profile_kernels -- [BATCH] [LAYER] [WEIGHTS] [METHOD]
 
 use std::sync::Arc;
 
@@ -29,6 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch,
         ExplainOptions {
             layer,
+            method: std::env::args()
+                .nth(4)
+                .map(|m| m.parse())
+                .transpose()?
+                .unwrap_or_default(),
             ..Default::default()
         },
     )?;
@@ -51,7 +56,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ex.record_profiled(&mut encoder, &mut profiler, true);
         profiler.resolve(&mut encoder);
         ctx.submit("profile", encoder)?;
-        let run = totals(&profiler.read(&ctx)?);
+        let times = profiler.read(&ctx)?;
+        if std::env::var_os("PER_LAUNCH").is_some() {
+            // The slowest launches of this run, in launch order within their kernel.
+            let mut launches: Vec<(usize, &(String, f64))> = times.iter().enumerate().collect();
+            launches.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+            for (i, (k, t)) in launches.into_iter().take(12) {
+                println!("  launch {i:3} {k:22} {:8.2} ms", t * 1e3);
+            }
+        }
+        let run = totals(&times);
         if best.is_empty() {
             best = run;
         } else {

@@ -1,6 +1,6 @@
 // Eigen-CAM's map: the projection of the centred matrix X [pixels, channels] on its first
 // principal component (pytorch-grad-cam 1.5.7 get_2d_projection: M @ VT[0] from an SVD), by power
-// iteration on the Gram matrix of X's smaller side (shaders/cam_gram.wgsl), then ReLU-ed:
+// iteration on the Gram matrix of X's smaller side (shaders/cam_gram.wgsl), then ReLU-ed (`relu`):
 //   mode 0: gram = X X^T (n = pixels), top eigenpair (lambda, u): projection = sqrt(lambda) u
 //   mode 1: gram = X^T X (n = channels), top eigenvector v:      projection = X v
 // The SVD's sign is arbitrary; ours is chosen so that the projection is positively correlated
@@ -19,7 +19,8 @@ struct Params {
     source: u32,
     // Upper bound on the power iterations; they stop earlier once the vector no longer moves.
     max_iterations: u32,
-    _pad0: u32,
+    // 1: the projection ReLU-ed (the CAM methods); 0: as it is (FullGrad's eigen-smooth).
+    relu: u32,
     _pad1: u32,
 }
 
@@ -135,6 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let sign = select(-1.0, 1.0, total(lid, corr) >= 0.0);
     // Each invocation rewrites the positions it wrote.
     for (var q = lid; q < p; q += WG) {
-        grid[b * p + q] = max(sign * grid[b * p + q], 0.0);
+        let v = sign * grid[b * p + q];
+        grid[b * p + q] = select(v, max(v, 0.0), params.relu == 1u);
     }
 }

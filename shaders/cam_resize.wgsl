@@ -21,6 +21,12 @@ struct Params {
     // 1: min-max scale the map with `stats` first; 0: resize it as it is (FullGrad's sum,
     // scaled only once, at the end).
     normalise: u32,
+    // `dst` holds `dst_channels` maps interleaved per position, this one at `dst_channel`
+    // (FullGrad's eigen-smooth matrix); 1 and 0 for a plain map.
+    dst_channels: u32,
+    dst_channel: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -28,7 +34,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 // [batch]: (min, max) of each source map
 @group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
-// [batch, out_h * out_w]
+// [batch, out_h * out_w, dst_channels]
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
@@ -65,11 +71,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let top = a * (1.0 - sx.y) + b * sx.y;
     let bottom = c * (1.0 - sx.y) + d * sx.y;
     var v = top * (1.0 - sy.y) + bottom * sy.y;
+    let at = id * params.dst_channels + params.dst_channel;
     if params.layer > 0u {
-        v = dst[id] + v;
+        v = dst[at] + v;
     }
     if params.layer + 1u == params.layers && params.layers > 1u {
         v = v / f32(params.layers);
     }
-    dst[id] = v;
+    dst[at] = v;
 }

@@ -1,5 +1,5 @@
 // FullGrad's map of one bias layer (or of the input) at its own resolution: per image and
-// position, the sum over channels of shaders/lib/full_grad.wgsl's value min-max scaled per
+// position, the sum over channels (`first_channel`, `channel_count` of them) of shaders/lib/full_grad.wgsl's value min-max scaled per
 // channel, (v - min) / ((max - min) + 1e-7) as scale_cam_image, in channel order in float32 as
 // numpy's sum over the channel axis. Resizing is linear, so the sum of the resized channels the
 // reference takes is this sum resized. Written to `map`, or added to it with `accumulate`.
@@ -21,7 +21,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let n = id / params.pixels;
     var sum = 0.0;
-    for (var c = 0u; c < params.channels; c++) {
+    for (var c = params.first_channel; c < params.first_channel + params.channel_count; c++) {
         let st = stats[n * params.channels + c];
         sum += (full_grad_value(id * params.channels + c, c) - st.x) / ((st.y - st.x) + 1e-7);
     }

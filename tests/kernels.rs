@@ -608,7 +608,8 @@ fn eigen_projection_matches_reference() {
                 mode,
                 source,
                 max_iterations: 4000,
-                _pad: [0; 2],
+                relu: 1,
+                _pad: 0,
             },
         )
         .unwrap();

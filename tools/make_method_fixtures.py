@@ -101,7 +101,8 @@ PROBE_LAYERS = {
 }
 
 # eigen_smooth: (method, layer, explicit class too) per arch, for the methods whose reference
-# uses it (base_cam.get_cam_image, and HiResCAM's, GradCAMElementWise's and LayerCAM's own).
+# uses it (base_cam.get_cam_image, and HiResCAM's, GradCAMElementWise's, LayerCAM's and
+# FullGrad's own).
 SMOOTH = {
     "efficientnet-lite0": [
         ("gradcam", "head", True),
@@ -112,10 +113,12 @@ SMOOTH = {
         ("layercam", "head", False),
         ("scorecam", "blocks.8", False),
         ("ablationcam", "head", False),
+        ("fullgrad", "input", True),
     ],
     "resnet50": [
         ("gradcam", "layer4", False),
         ("layercam", "layer4", False),
+        ("fullgrad", "input", False),
     ],
 }
 # aug_smooth: (method, layer, explicit class too) per arch. Not GradCAM++ at Lite0's blocks.8:
@@ -126,7 +129,7 @@ AUG = {
     "resnet50": [("gradcam", "layer4", False)],
 }
 # The modules whose get_2d_projection eigen_smooth calls.
-SMOOTH_MODULES = ["base_cam", "hirescam", "grad_cam_elementwise", "layer_cam"]
+SMOOTH_MODULES = ["base_cam", "hirescam", "grad_cam_elementwise", "layer_cam", "fullgrad_cam"]
 
 # Ablation-CAM's weights are a float32 difference of two forward passes by definition (the
 # reference's own float64 run differs by ~4e-4): no float64 variant.

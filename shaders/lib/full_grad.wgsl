@@ -18,8 +18,9 @@ struct Params {
     activation: u32,
     // full_grad_sum: 1 adds to `map` instead of writing it.
     accumulate: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // full_grad_sum: the channels summed, first_channel..first_channel + channel_count.
+    first_channel: u32,
+    channel_count: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

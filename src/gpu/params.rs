@@ -370,7 +370,9 @@ gpu_struct! {
         /// As [`CamCenterParams::source`].
         pub source: u32,
         pub max_iterations: u32,
-        pub _pad: [u32; 2],
+        /// 1: the projection ReLU-ed; 0: as it is (FullGrad's eigen-smooth).
+        pub relu: u32,
+        pub _pad: u32,
     }
 }
 
@@ -396,7 +398,9 @@ gpu_struct! {
         pub activation: u32,
         /// full_grad_sum: add to the map instead of writing it.
         pub accumulate: u32,
-        pub _pad: [u32; 2],
+        /// full_grad_sum: the channels summed, `first_channel..first_channel + channel_count`.
+        pub first_channel: u32,
+        pub channel_count: u32,
     }
 }
 
@@ -424,6 +428,11 @@ gpu_struct! {
         pub layers: u32,
         /// 1: min-max scale the map with `stats` first; 0: resize it as it is.
         pub normalise: u32,
+        /// `dst` holds this many maps interleaved per position, this one at `dst_channel`
+        /// (FullGrad's eigen-smooth matrix); 1 and 0 for a plain map.
+        pub dst_channels: u32,
+        pub dst_channel: u32,
+        pub _pad: [u32; 2],
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::backward::BackwardPlan;
 use super::forward::Forward;
-use super::methods::{LayerInputs, Method};
+use super::methods::{GradientTap, LayerInputs, Method};
 use super::steps::Steps;
 use crate::error::Result;
 use crate::gpu::kernels::launch;
@@ -14,7 +14,8 @@ use crate::gpu::GpuContext;
 
 /// Appends the CAM steps of `method` for `layers` (their gradients, when the method needs them,
 /// computed by `plan` into `grads`): the first layer's map at its resolution goes to `cam_grid`,
-/// the final normalised map to `cam`. Returns the bytes of the buffers only these steps hold.
+/// the final normalised map to `cam`. A method's gradient `tap`, which ran in the backward
+/// pass, completes its map. Returns the bytes of the buffers only these steps hold.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn push_cam(
     ctx: &GpuContext,
@@ -28,6 +29,7 @@ pub(super) fn push_cam(
     eigen_smooth: bool,
     (cam_grid, cam): (&wgpu::Buffer, &wgpu::Buffer),
     steps: &mut Steps,
+    mut tap: Option<&mut (dyn GradientTap + 'static)>,
 ) -> Result<u64> {
     let model = forward.model();
     let cap = u64::from(forward.capacity());
@@ -46,23 +48,24 @@ pub(super) fn push_cam(
             internal_bytes += own_grid.size();
             &own_grid
         };
-        internal_bytes += method.unit().record(
-            ctx,
-            steps,
-            &LayerInputs {
-                forward,
-                layer,
-                targets,
-                method_batch,
-                eigen_smooth,
-                activations: forward.tensor(layer),
-                gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
-                pixels,
-                channels,
-                capacity: cap,
-                grid,
-            },
-        )?;
+        let inputs = LayerInputs {
+            forward,
+            layer,
+            targets,
+            method_batch,
+            eigen_smooth,
+            activations: forward.tensor(layer),
+            gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
+            pixels,
+            channels,
+            capacity: cap,
+            grid,
+        };
+        // A method with a gradient tap completes its map with it.
+        internal_bytes += match tap.as_deref_mut() {
+            Some(tap) => tap.finish(ctx, steps, &inputs)?,
+            None => method.unit().record(ctx, steps, &inputs)?,
+        };
         let grid_stats = ctx.storage("cam_grid_stats", 8 * cap)?;
         internal_bytes += grid_stats.size();
         let scaled = method.unit().scaled_per_layer();
@@ -99,6 +102,9 @@ pub(super) fn push_cam(
                 layer,
                 layers: count,
                 normalise,
+                dst_channels: 1,
+                dst_channel: 0,
+                _pad: [0; 2],
             },
         );
     }

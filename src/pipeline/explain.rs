@@ -207,13 +207,6 @@ impl Explainer {
                 "the method batch must be at least 1".into(),
             ));
         }
-        if options.eigen_smooth && options.method == Method::FullGrad {
-            return Err(Error::InvalidRequest(
-                "eigen-smooth is not implemented for fullgrad (the reference's principal \
-                 component of its per-layer maps)"
-                    .into(),
-            ));
-        }
         let ctx = forward.context().clone();
         let gpu_model = forward.gpu_model().clone();
         let model = gpu_model.model.clone();
@@ -278,7 +271,7 @@ impl Explainer {
         let mut tap = options
             .method
             .unit()
-            .gradient_tap(&ctx, &forward, &cam_grid)?;
+            .gradient_tap(&ctx, &forward, options.eigen_smooth)?;
         if backward {
             push_backward(
                 &ctx,
@@ -304,8 +297,8 @@ impl Explainer {
             options.eigen_smooth,
             (&cam_grid, &cam),
             &mut steps,
+            tap.as_deref_mut(),
         )?;
-        internal_bytes += tap.as_ref().map_or(0, |t| t.gpu_bytes());
         // Guided backpropagation runs after the CAM, which Guided Grad-CAM multiplies in.
         let (guided, guided_gradient) = if options.guided {
             let (images, gradient, bytes) =

@@ -41,6 +41,17 @@ pub(super) fn projection(
     inputs: &LayerInputs,
     source: Source,
 ) -> Result<u64> {
+    signed_projection(ctx, steps, inputs, source, true)
+}
+
+/// [`projection`], ReLU-ed with `relu` or left signed (FullGrad's eigen-smooth).
+pub(super) fn signed_projection(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    inputs: &LayerInputs,
+    source: Source,
+    relu: bool,
+) -> Result<u64> {
     let (pixels, channels) = (inputs.pixels, inputs.channels);
     let mode = u32::from(channels < pixels);
     let side = gram_side(mode, pixels, channels);
@@ -106,7 +117,8 @@ pub(super) fn projection(
             mode,
             source,
             max_iterations: MAX_ITERATIONS,
-            _pad: [0; 2],
+            relu: u32::from(relu),
+            _pad: 0,
         },
     );
     Ok(centred.size() + gram.size())

@@ -14,13 +14,17 @@
 //! (shaders/cam_resize.wgsl, unscaled): resizing is linear, so this equals the reference's sum of
 //! resized channels. The input's channels are added last, at the input size.
 //!
-//! `eigen_smooth` (the reference's principal component of the per-layer maps at 1/8 size) is
-//! not implemented: the explainer refuses it for FullGrad.
+//! With eigen-smooth, as the reference: each of those maps (the three input channels, and each
+//! bias layer's sum at the input size) is min-max scaled again and resized to 1/8 of the input
+//! side, a column of a positions × maps matrix; the map is that matrix's projection on its
+//! first principal component (the Eigen-CAM kernels, not ReLU-ed), min-max scaled and resized
+//! back to the input size.
 
+use super::eigen::{signed_projection, Source};
 use super::{GradientTap, LayerInputs, LayerMethod, Needs};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{CamResizeParams, FullGradParams};
+use crate::gpu::params::{CamMinMaxParams, CamResizeParams, FullGradParams};
 use crate::gpu::GpuContext;
 use crate::model::Op;
 use crate::pipeline::backward::ConvTap;
@@ -46,73 +50,166 @@ impl LayerMethod for FullGrad {
         &self,
         ctx: &GpuContext,
         forward: &Forward,
-        grid: &wgpu::Buffer,
+        eigen_smooth: bool,
     ) -> Result<Option<Box<dyn GradientTap>>> {
-        Ok(Some(Box::new(BiasGradients::new(ctx, forward, grid)?)))
+        Ok(Some(Box::new(BiasGradients::new(
+            ctx,
+            forward,
+            eigen_smooth,
+        )?)))
     }
 
-    /// The input's channels, added to the bias layers' sum the taps left in `inputs.grid`.
-    fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
-        let stats = ctx.storage(
-            "full_grad_input_stats",
-            8 * u64::from(inputs.channels) * inputs.capacity,
-        )?;
-        let gradient = inputs.gradient()?;
-        let (pixels, channels) = (inputs.pixels, inputs.channels);
-        let params = move |batch| FullGradParams {
-            batch,
-            pixels,
-            channels,
-            mode: INPUT_MODE,
-            activation: 0,
-            accumulate: 1,
-            _pad: [0; 2],
-        };
-        // The factors binding is unused for the input; it still needs a buffer.
+    /// Never called: the gradient tap completes the map.
+    fn record(&self, _: &GpuContext, _: &mut Steps, _: &LayerInputs) -> Result<u64> {
+        Err(Error::InvalidRequest(
+            "FullGrad's map is made by its gradient tap".into(),
+        ))
+    }
+}
+
+/// Appends the steps of one map's parts of FullGrad: each channel's extremes of the value
+/// `params(.., 0)` describes, then the scaled channels `first..first + count` summed into `map`
+/// (added with `accumulate`).
+#[allow(clippy::too_many_arguments)]
+fn push_sum(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    (gradient, forward, factors): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+    stats: &wgpu::Buffer,
+    map: &wgpu::Buffer,
+    params: FullGradParams,
+    with_stats: bool,
+) {
+    if with_stats {
         steps.push(
             ctx,
             launch::FullGradStats {
                 gradient,
-                forward: inputs.activations,
-                factors: inputs.activations,
-                stats: &stats,
+                forward,
+                factors,
+                stats,
             },
-            move |s| params(s.images),
-        );
-        steps.push(
-            ctx,
-            launch::FullGradSum {
-                gradient,
-                forward: inputs.activations,
-                factors: inputs.activations,
-                stats: &stats,
-                map: inputs.grid,
+            move |s| FullGradParams {
+                batch: s.images,
+                ..params
             },
-            move |s| params(s.images),
         );
-        Ok(stats.size())
     }
+    steps.push(
+        ctx,
+        launch::FullGradSum {
+            gradient,
+            forward,
+            factors,
+            stats,
+            map,
+        },
+        move |s| FullGradParams {
+            batch: s.images,
+            ..params
+        },
+    );
 }
 
-/// The bias layers' part of FullGrad, recorded conv by conv inside the backward pass into the
-/// map at the input size.
+/// `dst` (channel `channel` of `channels`) = `src` (`from`² per image) resized to `to`², scaled
+/// by `stats` first when given.
+#[allow(clippy::too_many_arguments)]
+fn push_resize(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    src: &wgpu::Buffer,
+    stats: Option<&wgpu::Buffer>,
+    dst: &wgpu::Buffer,
+    (from, to): ((u32, u32), u32),
+    add: bool,
+    (channels, channel): (u32, u32),
+) {
+    let normalise = u32::from(stats.is_some());
+    steps.push(
+        ctx,
+        launch::CamResize {
+            src,
+            // Unread when not scaling; the binding still needs a buffer.
+            stats: stats.unwrap_or(src),
+            dst,
+        },
+        move |s| CamResizeParams {
+            batch: s.images,
+            in_h: from.0,
+            in_w: from.1,
+            out_h: to,
+            out_w: to,
+            // Layer 1 of 1 adds to the map, layer 0 of 1 writes it; neither divides.
+            layer: u32::from(add),
+            layers: 1,
+            normalise,
+            dst_channels: channels,
+            dst_channel: channel,
+            _pad: [0; 2],
+        },
+    );
+}
+
+/// Each image's (min, max) of `map` (`len` values per image) into `stats`.
+fn push_minmax(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    map: &wgpu::Buffer,
+    stats: &wgpu::Buffer,
+    len: u32,
+) {
+    steps.push(ctx, launch::CamMinMax { map, stats }, move |s| {
+        CamMinMaxParams {
+            batch: s.images,
+            len,
+            relu: 0,
+            _pad: 0,
+        }
+    });
+}
+
+/// FullGrad's work: the bias layers' part recorded conv by conv inside the backward pass, then
+/// the input's part and (with eigen-smooth) the projection.
 struct BiasGradients {
-    /// The map, f32 `[batch, S × S]`: the first bias written, the next ones added.
-    grid: wgpu::Buffer,
     /// Each channel's (min, max), `[batch, channels]`, reused by every bias.
     stats: wgpu::Buffer,
-    /// One bias layer's sum at its resolution, `[batch, h × w]`, reused by every bias.
+    /// One bias layer's sum at its resolution, `[batch, h × w]`, reused by every bias (and with
+    /// eigen-smooth by each input channel).
     layer_map: wgpu::Buffer,
     /// The biases' factors, uploaded once.
     factors: Vec<wgpu::Buffer>,
-    /// Whether the map has been written.
-    written: bool,
+    /// The maps summed so far (without eigen-smooth, into the map; with it, the matrix's
+    /// columns filled).
+    maps: u32,
+    /// Side of the map: the model's input size.
+    size: u32,
+    /// With eigen-smooth, its buffers.
+    eigen: Option<Eigen>,
+    /// Without eigen-smooth: the bias layers' maps summed at the input size, f32
+    /// `[batch, size²]`.
+    sum: wgpu::Buffer,
+}
+
+/// Eigen-smooth's buffers.
+struct Eigen {
+    /// One map at the input size, `[batch, size²]`, and its (min, max) `[batch]`.
+    full: wgpu::Buffer,
+    full_stats: wgpu::Buffer,
+    /// The maps at 1/8 of the side, `[batch, side², columns]`.
+    matrix: wgpu::Buffer,
+    side: u32,
+    columns: u32,
 }
 
 impl BiasGradients {
-    fn new(ctx: &GpuContext, forward: &Forward, grid: &wgpu::Buffer) -> Result<Self> {
+    fn new(ctx: &GpuContext, forward: &Forward, eigen_smooth: bool) -> Result<Self> {
         let model = forward.model();
-        if model.convs.iter().all(|c| c.full_grad_biases.is_empty()) {
+        let biases: u32 = model
+            .convs
+            .iter()
+            .map(|c| c.full_grad_biases.len() as u32)
+            .sum();
+        if biases == 0 {
             return Err(Error::UnsupportedModel {
                 path: model.source.clone(),
                 reason: "FullGrad needs a BatchNorm or a conv with a bias; the network has none"
@@ -130,13 +227,83 @@ impl BiasGradients {
                 c.max(u64::from(t.channels)),
             )
         });
+        let size = model.input_size;
+        let full_len = u64::from(size * size) * 4 * cap;
+        let eigen = if eigen_smooth {
+            // The reference resizes to (width // 8, height // 8).
+            let side = size / 8;
+            let columns = biases + 3;
+            Some(Eigen {
+                full: ctx.storage("full_grad_map", full_len)?,
+                full_stats: ctx.storage("full_grad_map_stats", 8 * cap)?,
+                matrix: ctx.storage(
+                    "full_grad_matrix",
+                    u64::from(side * side * columns) * 4 * cap,
+                )?,
+                side,
+                columns,
+            })
+        } else {
+            None
+        };
         Ok(Self {
-            grid: grid.clone(),
-            stats: ctx.storage("full_grad_stats", 8 * channels * cap)?,
-            layer_map: ctx.storage("full_grad_layer", 4 * pixels * cap)?,
+            stats: ctx.storage("full_grad_stats", 8 * channels.max(3) * cap)?,
+            // With eigen-smooth it also holds each input channel's map, at the input size.
+            layer_map: ctx.storage(
+                "full_grad_layer",
+                4 * pixels.max(if eigen_smooth {
+                    u64::from(size * size)
+                } else {
+                    0
+                }) * cap,
+            )?,
             factors: Vec::new(),
-            written: false,
+            maps: 0,
+            size,
+            sum: ctx.storage("full_grad_sum", if eigen_smooth { 16 } else { full_len })?,
+            eigen,
         })
+    }
+
+    /// Adds the map in `src` (`from`² per image, unscaled) to the sum: without eigen-smooth
+    /// resized into the sum; with it resized to the input size, scaled, and resized into the
+    /// matrix's next column.
+    fn add_map(
+        &mut self,
+        ctx: &GpuContext,
+        steps: &mut Steps,
+        src: &wgpu::Buffer,
+        from: (u32, u32),
+    ) {
+        let size = self.size;
+        match &self.eigen {
+            None => push_resize(
+                ctx,
+                steps,
+                src,
+                None,
+                &self.sum,
+                (from, size),
+                self.maps > 0,
+                (1, 0),
+            ),
+            Some(e) => {
+                // A map already at the input size is resized to itself: exactly a copy.
+                push_resize(ctx, steps, src, None, &e.full, (from, size), false, (1, 0));
+                push_minmax(ctx, steps, &e.full, &e.full_stats, size * size);
+                push_resize(
+                    ctx,
+                    steps,
+                    &e.full,
+                    Some(&e.full_stats),
+                    &e.matrix,
+                    ((size, size), e.side),
+                    false,
+                    (e.columns, self.maps),
+                );
+            }
+        }
+        self.maps += 1;
     }
 }
 
@@ -153,70 +320,129 @@ impl GradientTap for BiasGradients {
         let conv = &model.convs[tap.conv];
         let t = &model.tensors[tap.output];
         let (h, w, channels) = (t.height, t.width, t.channels);
-        let (pixels, size) = (h * w, model.input_size);
-        let activation = conv.activation as u32;
         let output = forward.tensor(tap.output);
         for bias in &conv.full_grad_biases {
             let factors = ctx.storage_with(&format!("full_grad.{}", conv.name), bias);
-            let params = move |batch, accumulate| FullGradParams {
-                batch,
-                pixels,
+            let params = FullGradParams {
+                batch: 0,
+                pixels: h * w,
                 channels,
                 mode: BIAS_MODE,
-                activation,
-                accumulate,
-                _pad: [0; 2],
+                activation: conv.activation as u32,
+                accumulate: 0,
+                first_channel: 0,
+                channel_count: channels,
             };
-            steps.push(
+            let layer_map = self.layer_map.clone();
+            push_sum(
                 ctx,
-                launch::FullGradStats {
-                    gradient,
-                    forward: output,
-                    factors: &factors,
-                    stats: &self.stats,
-                },
-                move |s| params(s.images, 0),
+                steps,
+                (gradient, output, &factors),
+                &self.stats,
+                &layer_map,
+                params,
+                true,
             );
-            steps.push(
-                ctx,
-                launch::FullGradSum {
-                    gradient,
-                    forward: output,
-                    factors: &factors,
-                    stats: &self.stats,
-                    map: &self.layer_map,
-                },
-                move |s| params(s.images, 0),
-            );
-            // Layer 0 of 1 writes the map, layer 1 of 1 adds to it; neither divides.
-            let layer = u32::from(self.written);
-            steps.push(
-                ctx,
-                launch::CamResize {
-                    src: &self.layer_map,
-                    stats: &self.stats,
-                    dst: &self.grid,
-                },
-                move |s| CamResizeParams {
-                    batch: s.images,
-                    in_h: h,
-                    in_w: w,
-                    out_h: size,
-                    out_w: size,
-                    layer,
-                    layers: 1,
-                    normalise: 0,
-                },
-            );
-            self.written = true;
+            self.add_map(ctx, steps, &layer_map, (h, w));
             self.factors.push(factors);
         }
         Ok(())
     }
 
-    fn gpu_bytes(&self) -> u64 {
-        self.stats.size()
+    /// The input's channels |∂T/∂x ⊙ x|: added to the bias layers' sum, which goes to
+    /// `inputs.grid`; with eigen-smooth, three more columns, then the projection.
+    fn finish(&mut self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
+        let gradient = inputs.gradient()?;
+        let x = inputs.activations;
+        let (pixels, channels, size) = (inputs.pixels, inputs.channels, self.size);
+        let params = |first_channel, channel_count, accumulate| FullGradParams {
+            batch: 0,
+            pixels,
+            channels,
+            mode: INPUT_MODE,
+            activation: 0,
+            accumulate,
+            first_channel,
+            channel_count,
+        };
+        // The factors binding is unused for the input; it still needs a buffer.
+        let sources = (gradient, x, x);
+        let mut bytes = self.stats.size()
             + self.layer_map.size()
-            + self.factors.iter().map(wgpu::Buffer::size).sum::<u64>()
+            + self.sum.size()
+            + self.factors.iter().map(wgpu::Buffer::size).sum::<u64>();
+        let Some(e) = &self.eigen else {
+            // The sum so far, plus the input's channels, into the grid.
+            push_resize(
+                ctx,
+                steps,
+                &self.sum,
+                None,
+                inputs.grid,
+                ((size, size), size),
+                false,
+                (1, 0),
+            );
+            push_sum(
+                ctx,
+                steps,
+                sources,
+                &self.stats,
+                inputs.grid,
+                params(0, channels, 1),
+                true,
+            );
+            return Ok(bytes);
+        };
+        let (side, columns) = (e.side, e.columns);
+        bytes += e.full.size() + e.full_stats.size() + e.matrix.size();
+        // Each input channel on its own: a column each.
+        let layer_map = self.layer_map.clone();
+        for c in 0..channels {
+            push_sum(
+                ctx,
+                steps,
+                sources,
+                &self.stats,
+                &layer_map,
+                params(c, 1, 0),
+                c == 0,
+            );
+            self.add_map(ctx, steps, &layer_map, (size, size));
+        }
+        let e = self.eigen.as_ref().expect("eigen-smooth buffers");
+        let projection = ctx.storage(
+            "full_grad_projection",
+            u64::from(side * side) * 4 * inputs.capacity,
+        )?;
+        let stats = ctx.storage("full_grad_projection_stats", 8 * inputs.capacity)?;
+        bytes += projection.size() + stats.size();
+        bytes += signed_projection(
+            ctx,
+            steps,
+            &LayerInputs {
+                activations: &e.matrix,
+                gradient: None,
+                pixels: side * side,
+                channels: columns,
+                grid: &projection,
+                ..*inputs
+            },
+            Source::Activations,
+            false,
+        )?;
+        // scale_accross_batch_and_channels back to the input size.
+        push_minmax(ctx, steps, &projection, &stats, side * side);
+        push_resize(
+            ctx,
+            steps,
+            &projection,
+            Some(&stats),
+            inputs.grid,
+            ((side, side), size),
+            false,
+            (1, 0),
+        );
+        Ok(bytes)
     }
 }

@@ -259,13 +259,13 @@ pub(crate) trait LayerMethod: Sync {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64>;
 
     /// Work the method records inside the backward pass, on each conv's output gradient while
-    /// it is live (FullGrad's bias gradients), into `grid` before [`LayerMethod::record`] runs;
-    /// `None` (the default): none.
+    /// it is live (FullGrad's bias gradients); the tap then completes the map in place of
+    /// [`LayerMethod::record`]. `None` (the default): none.
     fn gradient_tap(
         &self,
         _ctx: &GpuContext,
         _forward: &Forward,
-        _grid: &wgpu::Buffer,
+        _eigen_smooth: bool,
     ) -> Result<Option<Box<dyn GradientTap>>> {
         Ok(None)
     }
@@ -291,8 +291,9 @@ pub(crate) trait GradientTap {
         gradient: &wgpu::Buffer,
     ) -> Result<()>;
 
-    /// Bytes of the buffers only its steps hold.
-    fn gpu_bytes(&self) -> u64;
+    /// Appends, after the backward pass, the steps completing the map into `inputs.grid` (in
+    /// place of [`LayerMethod::record`]); returns the bytes of the buffers only its steps hold.
+    fn finish(&mut self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64>;
 }
 
 /// `ReLU(Σ_c w_c A_c)` into `inputs.grid`, for the methods that weight whole channels; with
