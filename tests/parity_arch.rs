@@ -84,6 +84,16 @@ fn check(arch: &str) {
             .upload_input(&input, &[target])
             .expect("upload input");
         explainer.run().expect("run");
+        // An op the reference found on the edge of float32 rounding (an activation near its
+        // step, a max-pool window with two near-equal maxima) may go the other way here: either
+        // side is exact, and one such flip moves the gradients downstream of it, and so CAMs at
+        // inner layers and the input gradient, by up to a few percent. Those ops are set to the
+        // reference's side (by less than float32 rounding of the reference's own values, or for
+        // seeded Lite3 the fixture's wider margin), and the backward pass and the CAM run again.
+        let pinned = pin_ties(&explainer, &r.tensors["flips"]);
+        if pinned > 0 {
+            explainer.run_backward().expect("backward pass");
+        }
         let result = explainer.read(Readback::ALL).expect("read").remove(0);
 
         let logits = &r.tensors["logits"].data;
@@ -131,16 +141,7 @@ fn check(arch: &str) {
         if input_gradient {
             let want = &r.tensors["input_grad"].data;
             let g = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            // An op the reference found on the edge of float32 rounding (an activation within
-            // 3e-7 of its step, a max-pool window with two near-equal maxima) may go the other
-            // way here: either side is exact, and one such flip moves the input gradient by up
-            // to a few percent. Those ops are set to the reference's side (by at most 3e-7 of
-            // their value, below float32 rounding of the reference itself), the backward pass
-            // runs again, and the whole image is compared.
-            let pinned = pin_ties(&explainer, &r.tensors["flips"]);
-            if pinned > 0 {
-                explainer.run_backward().expect("backward pass");
-            }
+            // Compared on the whole image, with the ties pinned above.
             let got = explainer.read_input_gradient().expect("input gradient");
             let what = format!("{arch} input gradient");
             assert_close(&what, &got, want, 1e-4 * g, 0.0);

@@ -155,11 +155,13 @@ impl<'a> Graph<'a> {
                 "{prefix}: depthwise conv with {ci} inputs and {co} outputs"
             )));
         }
+        // A 1×1 stride-1 conv pads nothing (PyTorch's padding=0, or TF "SAME", which pads a
+        // 1-wide kernel by 0): a channel mix per pixel.
         let kind = match spec.kind {
             ConvKind::Dense
                 if spec.kernel == 1
                     && spec.stride == 1
-                    && spec.padding == Padding::Symmetric(0) =>
+                    && matches!(spec.padding, Padding::Same | Padding::Symmetric(0)) =>
             {
                 ConvKind::Pointwise
             }
