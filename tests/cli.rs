@@ -473,6 +473,63 @@ fn top_k_explains_each_images_most_likely_classes() {
 }
 
 #[test]
+fn shards_cover_every_input_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("in");
+    std::fs::create_dir(&images).unwrap();
+    for name in ["c.png", "a.png", "b.png"] {
+        std::fs::copy("examples/images/chelsea.png", images.join(name)).unwrap();
+    }
+    let mut explained = Vec::new();
+    for (k, want) in [(0, vec!["a.png", "c.png"]), (1, vec!["b.png"])] {
+        let out = dir.path().join(format!("out{k}"));
+        let shard = format!("{k}/2");
+        let run = gradcam(&[
+            "explain",
+            "--quiet",
+            "--shard",
+            &shard,
+            "--out",
+            out.to_str().unwrap(),
+            images.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report = read_report(&out);
+        assert_eq!(report["settings"]["shard"], shard.as_str());
+        let names: Vec<String> = report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let path = PathBuf::from(e["image"].as_str().unwrap());
+                path.file_name().unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        assert_eq!(names, want, "shard {shard}");
+        explained.extend(names);
+    }
+    explained.sort();
+    assert_eq!(explained, ["a.png", "b.png", "c.png"]);
+
+    for bad in ["2/2", "1", "0/0"] {
+        let run = gradcam(&[
+            "explain",
+            "--shard",
+            bad,
+            "--out",
+            dir.path().join("bad").to_str().unwrap(),
+            images.to_str().unwrap(),
+        ]);
+        assert_eq!(run.status.code(), Some(2), "--shard {bad}");
+        assert!(String::from_utf8_lossy(&run.stderr).contains("--shard"));
+    }
+}
+
+#[test]
 fn guided_writes_guided_backpropagation_and_guided_grad_cam() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");

@@ -140,6 +140,12 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..),
           conflicts_with_all = ["class", "targets"])]
     pub top_k: Option<u32>,
+    /// Process only shard K of N (K from 0 to N-1): the inputs whose position in the inputs
+    /// sorted by path is K modulo N, so that N independent runs (a Slurm array `--array=0-(N-1)`
+    /// with `--shard $SLURM_ARRAY_TASK_ID/N`, Kubernetes Indexed Jobs, GNU parallel), each with
+    /// its own --out, explain every input exactly once. With --resume a re-run shard continues.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
     /// Also write guided backpropagation as `<stem>_guided.png` and Guided Grad-CAM (the guided
     /// gradient times the CAM) as `<stem>_guided_gradcam.png`, at the model's input size, with
     /// pytorch-grad-cam's `deprocess_image`. Only `nn.ReLU` networks (ResNet, VGG) have a guided
@@ -236,6 +242,37 @@ fn parse_method(s: &str) -> Result<Method, String> {
 
 fn parse_colormap(s: &str) -> Result<Colormap, String> {
     s.parse().map_err(|e: gradcam::Error| e.to_string())
+}
+
+/// `--shard K/N`: this run's part of the sorted inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// K, from 0 to `count` - 1.
+    pub index: usize,
+    /// N, at least 1.
+    pub count: usize,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not K/N (e.g. 0/4: the first of four shards)"))?;
+    let number = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{t}` in `{s}` is not a whole number"))
+    };
+    let (index, count) = (number(k)?, number(n)?);
+    if count == 0 {
+        return Err(format!("`{s}`: there must be at least one shard"));
+    }
+    if index >= count {
+        return Err(format!(
+            "`{s}`: shards are numbered 0 to {} (K/N with K < N)",
+            count - 1
+        ));
+    }
+    Ok(Shard { index, count })
 }
 
 fn parse_weight(s: &str) -> Result<f32, String> {

@@ -145,6 +145,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "class": req.class,
         "targets": file(&req.targets),
         "top_k": req.top_k,
+        "shard": req.shard.map(|s| format!("{}/{}", s.index, s.count)),
         "guided": req.guided,
         "eigen_smooth": req.eigen_smooth,
         "aug_smooth": req.aug_smooth,

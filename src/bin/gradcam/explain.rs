@@ -203,13 +203,32 @@ fn gather_inputs(
     }
     // A file given twice is explained once: one key per input, the canonical path.
     let mut seen = HashSet::new();
-    let unique = inputs
+    let mut unique: Vec<(Input, String)> = inputs
         .into_iter()
         .map(|i| {
             let key = escape_path(&i.canonical);
             (i, key)
         })
-        .filter(|(_, k)| seen.insert(k.clone()));
+        .filter(|(_, k)| seen.insert(k.clone()))
+        .collect();
+    // --shard K/N: the inputs at positions K, K + N, ... of the inputs sorted by path, the same
+    // list in every shard whatever order they were given in.
+    if let Some(shard) = req.shard {
+        unique.sort_by(|a, b| a.1.cmp(&b.1));
+        unique = unique
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % shard.count == shard.index)
+            .map(|(_, u)| u)
+            .collect();
+        if unique.is_empty() {
+            return Err(format!(
+                "--shard {}/{}: this shard has no inputs (there are fewer inputs than shards)",
+                shard.index, shard.count
+            ));
+        }
+    }
+    let unique = unique.into_iter();
     // With --top-k each image is K inputs, one per rank, next to each other (decoded once),
     // keyed `<path>\ttop-<rank>`: an escaped path never holds a tab.
     Ok(match req.top_k {
