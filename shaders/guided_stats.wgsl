@@ -3,33 +3,13 @@
 // gradient times the CAM at the same position (`which` 1). One workgroup per (image, which):
 // the mean, then the mean squared deviation from it, as numpy's std.
 //
-// Kept in sync with src/gpu/params.rs (`GuidedStatsParams`).
+#import guided
 
-struct Params {
-    batch: u32,
-    pixels: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-// [batch, pixels, 3]: the guided gradient at the normalised input
-@group(0) @binding(1) var<storage, read> gradient: array<f32>;
-// [batch, pixels]: the final CAM
-@group(0) @binding(2) var<storage, read> cam: array<f32>;
 // [batch, 2]: (mean, std)
 @group(0) @binding(3) var<storage, read_write> stats: array<vec2<f32>>;
 
 const REDUCE_SIZE: u32 = 64u;
 var<workgroup> partial: array<f32, REDUCE_SIZE>;
-
-fn value(b: u32, which: u32, i: u32) -> f32 {
-    let g = gradient[b * params.pixels * 3u + i];
-    if which == 1u {
-        return g * cam[b * params.pixels + i / 3u];
-    }
-    return g;
-}
 
 fn reduce(lid: u32, v: f32) -> f32 {
     partial[lid] = v;
@@ -57,12 +37,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let len = params.pixels * 3u;
     var sum = 0.0;
     for (var i = lid; i < len; i += REDUCE_SIZE) {
-        sum += value(b, which, i);
+        sum += guided_value(b, which, i);
     }
     let mean = reduce(lid, sum) / f32(len);
     var squares = 0.0;
     for (var i = lid; i < len; i += REDUCE_SIZE) {
-        let d = value(b, which, i) - mean;
+        let d = guided_value(b, which, i) - mean;
         squares += d * d;
     }
     let deviation = sqrt(reduce(lid, squares) / f32(len));

@@ -526,7 +526,7 @@ gpu_struct! {
 }
 
 gpu_struct! {
-    /// Kept in sync with `Params` in shaders/guided_stats.wgsl and guided_image.wgsl.
+    /// Kept in sync with `Params` in shaders/lib/guided.wgsl (guided_stats, guided_image).
     pub struct GuidedStatsParams {
         pub batch: u32,
         pub pixels: u32,
