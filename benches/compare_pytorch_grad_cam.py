@@ -162,6 +162,9 @@ def main():
     ap.add_argument("--guided", action="store_true",
                     help="also guided backpropagation and Guided Grad-CAM per image (the reference's "
                          "GuidedBackpropReLUModel and deprocess_image; the engine's --guided)")
+    ap.add_argument("--reference-only", action="store_true",
+                    help="measure pytorch-grad-cam alone (where the engine is measured by "
+                         "examples/gpu_report.rs in the same session, e.g. on a machine without cargo)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="measurements per engine, alternating; the best of each is compared")
     args = ap.parse_args()
@@ -173,11 +176,19 @@ def main():
     decoded = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     images = [decoded[i % len(decoded)] for i in range(args.count)]
 
-    build_gradcam()
+    if not args.reference_only:
+        build_gradcam()
     args.layer = args.layer or DEFAULT_LAYERS[args.arch]
     model, module, mean, std, weights = reference_model(args.arch)
     reference = load_pytorch_grad_cam(model, module, mean, std, args.layer, args.threads, args.device,
                                       args.method, args.guided)
+    if args.reference_only:
+        runs = [reference(images, args.batch) for _ in range(args.repeat)]
+        best = max(runs, key=lambda r: r["images_per_second"])
+        best["all_runs"] = [r["images_per_second"] for r in runs]
+        best.update(arch=args.arch, layer=args.layer, method=args.method, weights=weights)
+        print(json.dumps(best))
+        return
     # Alternate the two so that a slow spell of a shared machine hits both alike; keep the best.
     ours_runs, ref_runs = [], []
     for _ in range(args.repeat):

@@ -328,6 +328,7 @@ fn gpu_validation_errors_are_values() {
         bind_group,
         params: params_uniform,
         invocations: 64,
+        work: Default::default(),
     };
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
     ctx.record(&mut encoder, "bad", std::slice::from_ref(&dispatch));

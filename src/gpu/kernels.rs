@@ -57,6 +57,32 @@ pub trait KernelKind: 'static {
     type Params: GpuStruct;
     /// Invocations a launch of pipeline `variant` with `params` needs.
     fn invocations(params: &Self::Params, variant: usize) -> u32;
+    /// The arithmetic and the least memory traffic a launch with `params` needs (for the GPU
+    /// report's achieved GFLOP/s and GB/s); zero where the kernel declares none.
+    #[allow(unused_variables)]
+    fn work(params: &Self::Params) -> Work {
+        Work::default()
+    }
+}
+
+/// What one launch must do at the least: floating-point operations (a fused multiply-add counts
+/// two) and bytes read and written once each (inputs, weights, outputs; caches not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Floating-point operations.
+    pub flops: u64,
+    /// Bytes moved to and from memory.
+    pub bytes: u64,
+}
+
+impl Work {
+    /// `flops` operations over `floats` f32 values moved.
+    fn new(flops: u64, floats: u64) -> Self {
+        Self {
+            flops,
+            bytes: 4 * floats,
+        }
+    }
 }
 
 /// A typed launch: the buffers of one kernel's bindings after its parameters, by the names the
@@ -78,7 +104,7 @@ macro_rules! kernels {
     ($(
         $id:ident => $name:literal ($params:ty) $(fixed $fixed:literal)? $(variants $variants:ident)? {
             $($binding:ident: $kind:ident),* $(,)?
-        } invocations($p:ident, $v:tt) = $invocations:expr;
+        } invocations($p:ident, $v:tt) = $invocations:expr $(, work($wp:ident) = $work:expr)?;
     )*) => {
         /// Identifies a kernel; the discriminant indexes [`ALL_KERNELS`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +149,11 @@ macro_rules! kernels {
                     fn invocations($p: &$params, $v: usize) -> u32 {
                         $invocations
                     }
+                    $(
+                        fn work($wp: &$params) -> Work {
+                            $work
+                        }
+                    )?
                 }
             )*
         }
@@ -163,19 +194,26 @@ kernels! {
     } invocations(p, _) = p.batch * p.out_h * p.out_w;
     Conv2d => "conv2d" (ConvParams) variants CONV2D_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
-    } invocations(p, v) = conv2d_invocations(v, p.batch, p.out_h, p.out_w, p.out_c);
+    } invocations(p, v) = conv2d_invocations(v, p.batch, p.out_h, p.out_w, p.out_c),
+    work(p) = conv_work(p.batch, p.in_h * p.in_w, p.in_c, p.out_h * p.out_w, p.out_c, p.kernel,
+                        p.has_residual);
     DepthwiseConv => "depthwise_conv" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
-    } invocations(p, v) = blocked_invocations(v, p.batch, p.out_h, p.out_w, p.channels);
+    } invocations(p, v) = blocked_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
+    work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
     PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_TILE {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
-    } invocations(p, v) = tiled_invocations(v, p.rows, p.out_channels);
+    } invocations(p, v) = tiled_invocations(v, p.rows, p.out_channels),
+    work(p) = conv_work(1, p.rows, p.in_channels, p.rows, p.out_channels, 1, p.has_residual);
     GlobalAvgPool => "global_avg_pool" (PoolParams) {
         input: Storage, output: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.channels / 4;
+    } invocations(p, _) = p.batch * p.channels / 4,
+    work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
+                        u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
     Linear => "linear" (LinearParams) {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.out_features;
+    } invocations(p, _) = p.batch * p.out_features,
+    work(p) = conv_work(p.batch, 1, p.in_features, 1, p.out_features, 1, 0);
     SelectTarget => "select_target" (SelectTargetParams) {
         logits: Storage, requested: Storage, targets: StorageReadWrite,
     } invocations(p, _) = p.batch * p.classes;
@@ -188,15 +226,20 @@ kernels! {
     PointwiseConvGrad => "pointwise_conv_grad" (PointwiseGradParams) variants POINTWISE_TILE {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, v) = tiled_invocations(v, p.rows, p.in_channels);
+    } invocations(p, v) = tiled_invocations(v, p.rows, p.in_channels),
+    work(p) = conv_work(1, p.rows, p.out_channels, p.rows, p.in_channels, 1, 1 + p.add_extra);
     DepthwiseConvGrad => "depthwise_conv_grad" (DepthwiseGradParams) {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4;
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4,
+    work(p) = depthwise_work(p.batch, p.out_h * p.out_w, p.in_h * p.in_w, p.channels, p.kernel,
+                             1 + p.add_extra);
     Conv2dGrad => "conv2d_grad" (ConvGradParams) {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c;
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c,
+    work(p) = conv_work(p.batch, p.out_h * p.out_w, p.out_c, p.in_h * p.in_w, p.in_c, p.kernel,
+                        1 + p.add_extra);
     ActivationGrad => "activation_grad" (ActivationGradParams) {
         forward: Storage, from_grad: Storage, to_grad: StorageReadWrite,
     } invocations(p, _) = p.len4;
@@ -370,6 +413,48 @@ fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, chann
         return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);
     }
     blocked_invocations(variant, batch, height, width, channels)
+}
+
+/// A dense convolution's (or a matrix product's) work: `batch` images of `in_pixels × in_c`
+/// to `out_pixels × out_c` through a `kernel`² window, with `extra` more output-sized tensors
+/// read (a residual, a mask).
+fn conv_work(
+    batch: u32,
+    in_pixels: u32,
+    in_c: u32,
+    out_pixels: u32,
+    out_c: u32,
+    kernel: u32,
+    extra: u32,
+) -> Work {
+    let (b, k2) = (u64::from(batch), u64::from(kernel * kernel));
+    let out = b * u64::from(out_pixels) * u64::from(out_c);
+    Work::new(
+        2 * out * k2 * u64::from(in_c),
+        b * u64::from(in_pixels) * u64::from(in_c)
+            + k2 * u64::from(in_c) * u64::from(out_c)
+            + out * u64::from(1 + extra),
+    )
+}
+
+/// A depthwise convolution's work from `in_pixels` to `out_pixels` per channel (the gradient
+/// runs from the output side to the input side), with `extra` more output-sized tensors read.
+fn depthwise_work(
+    batch: u32,
+    in_pixels: u32,
+    out_pixels: u32,
+    channels: u32,
+    kernel: u32,
+    extra: u32,
+) -> Work {
+    let (b, c, k2) = (
+        u64::from(batch),
+        u64::from(channels),
+        u64::from(kernel * kernel),
+    );
+    let (inp, out) = (b * u64::from(in_pixels) * c, b * u64::from(out_pixels) * c);
+    let taps = inp.max(out);
+    Work::new(2 * taps * k2, inp + k2 * c + out * u64::from(1 + extra))
 }
 
 /// The side of the Gram matrix of shaders/cam_gram.wgsl `mode` over a `pixels × channels` map.
@@ -583,4 +668,6 @@ pub struct Dispatch {
     pub params: wgpu::Buffer,
     /// Invocations for the current batch size.
     pub invocations: u32,
+    /// Its work for the current batch size.
+    pub work: Work,
 }

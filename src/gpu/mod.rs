@@ -13,7 +13,7 @@ use std::task::Poll;
 use wgpu::util::DeviceExt;
 
 use crate::error::{one_line, Error, Result};
-pub use kernels::{launch, Dispatch, Kernel, KernelId, KernelKind, Kernels, Launch};
+pub use kernels::{launch, Dispatch, Kernel, KernelId, KernelKind, Kernels, Launch, Work};
 pub use profile::Profiler;
 
 /// How to pick an adapter.
@@ -487,6 +487,7 @@ impl GpuContext {
             bind_group: k.bind(&self.device, &uniform, &launch),
             params: uniform,
             invocations: <L::Kind as KernelKind>::invocations(params, variant),
+            work: <L::Kind as KernelKind>::work(params),
         };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.record(&mut encoder, k.spec.name, std::slice::from_ref(&dispatch));

@@ -2,8 +2,36 @@
 //! profiled stage or kernel; where the adapter lacks timestamps nothing is recorded and callers
 //! fall back to wall-clock time.
 
-use super::GpuContext;
+use super::{GpuContext, Work};
 use crate::error::Result;
+
+/// What a pass timed one launch at a time ran.
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchInfo {
+    /// The kernel's name (its WGSL file).
+    pub kernel: &'static str,
+    /// Its pipeline variant.
+    pub variant: usize,
+    /// Invocations launched.
+    pub invocations: u32,
+    /// Workgroups launched (x, y).
+    pub workgroups: (u32, u32),
+    /// Invocations per workgroup.
+    pub workgroup_size: u32,
+    /// The launch's work, as its kernel declares it.
+    pub work: Work,
+}
+
+/// One timed pass: its label, the launch it held when timed one launch at a time, its duration.
+#[derive(Clone, Debug)]
+pub struct Timed {
+    /// The pass's label (the kernel's name for a single launch).
+    pub label: String,
+    /// The launch, when the pass held exactly one.
+    pub launch: Option<LaunchInfo>,
+    /// Seconds on the GPU.
+    pub seconds: f64,
+}
 
 /// Collects begin/end timestamps of labelled compute passes over one or more submissions.
 pub struct Profiler {
@@ -12,6 +40,7 @@ pub struct Profiler {
     staging: Option<wgpu::Buffer>,
     capacity: u32,
     labels: Vec<String>,
+    launches: Vec<Option<LaunchInfo>>,
 }
 
 impl Profiler {
@@ -29,6 +58,7 @@ impl Profiler {
                 staging: None,
                 capacity: 0,
                 labels: Vec::new(),
+                launches: Vec::new(),
             };
         }
         let count = (2 * passes).min(wgpu::QUERY_SET_MAX_QUERIES);
@@ -50,6 +80,7 @@ impl Profiler {
             staging: Some(ctx.staging("profiler_readback", bytes)),
             capacity: count / 2,
             labels: Vec::new(),
+            launches: Vec::new(),
         }
     }
 
@@ -60,12 +91,22 @@ impl Profiler {
 
     /// Timestamp writes for the next pass, labelled `label`; `None` when disabled or full.
     pub fn pass(&mut self, label: &str) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        self.pass_of(label, None)
+    }
+
+    /// Timestamp writes for the next pass, labelled `label` and holding `launch` alone.
+    pub fn pass_of(
+        &mut self,
+        label: &str,
+        launch: Option<LaunchInfo>,
+    ) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
         let i = self.labels.len() as u32;
         if i >= self.capacity {
             return None;
         }
         let query_set = self.query_set.as_ref()?;
         self.labels.push(label.to_string());
+        self.launches.push(launch);
         Some(wgpu::ComputePassTimestampWrites {
             query_set,
             beginning_of_pass_write_index: Some(2 * i),
@@ -95,6 +136,23 @@ impl Profiler {
 
     /// Reads the durations of the timed passes once the GPU is done with them, and starts over.
     pub async fn read_async(&mut self, ctx: &GpuContext) -> Result<Vec<(String, f64)>> {
+        Ok(self
+            .read_timed_async(ctx)
+            .await?
+            .into_iter()
+            .map(|t| (t.label, t.seconds))
+            .collect())
+    }
+
+    /// Reads the timed passes with the launch each held ([`Profiler::read_timed_async`],
+    /// blocking).
+    pub fn read_timed(&mut self, ctx: &GpuContext) -> Result<Vec<Timed>> {
+        ctx.block_on(self.read_timed_async(ctx))
+    }
+
+    /// Reads the timed passes, in recording order, with the launch each held when recorded one
+    /// launch at a time; starts over.
+    pub async fn read_timed_async(&mut self, ctx: &GpuContext) -> Result<Vec<Timed>> {
         let Some(staging) = &self.staging else {
             return Ok(Vec::new());
         };
@@ -115,12 +173,12 @@ impl Profiler {
         let out = self
             .labels
             .drain(..)
+            .zip(self.launches.drain(..))
             .enumerate()
-            .map(|(i, label)| {
-                (
-                    label,
-                    ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
-                )
+            .map(|(i, (label, launch))| Timed {
+                label,
+                launch,
+                seconds: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
             })
             .collect();
         Ok(out)
@@ -143,9 +201,19 @@ impl GpuContext {
             self.record_pass(encoder, label, dispatches, writes);
             return;
         }
+        let max = self.limits.max_compute_workgroups_per_dimension;
         for d in dispatches {
-            let name = self.kernels.get(d.kernel).spec.name;
-            let writes = profiler.pass(name);
+            let kernel = self.kernels.get(d.kernel);
+            let name = kernel.spec.name;
+            let launch = LaunchInfo {
+                kernel: name,
+                variant: d.variant,
+                invocations: d.invocations,
+                workgroups: kernel.grid(d.invocations, max),
+                workgroup_size: kernel.workgroup_size,
+                work: d.work,
+            };
+            let writes = profiler.pass_of(name, Some(launch));
             self.record_pass(encoder, name, std::slice::from_ref(d), writes);
         }
     }

@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use crate::gpu::kernels::{Dispatch, KernelKind, Launch};
+use crate::gpu::kernels::{Dispatch, KernelKind, Launch, Work};
 use crate::gpu::{GpuContext, Profiler};
 
 /// What the parameters of a batch's kernels depend on.
@@ -16,7 +16,7 @@ pub struct BatchShape {
 }
 
 /// Computes a step's parameter bytes and invocation count for a batch.
-type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, u32) + Send + Sync>;
+type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, u32, Work) + Send + Sync>;
 
 /// A step of a [`Steps`] list, typed by its kernel so that it can only be rebound to that
 /// kernel's bindings.
@@ -52,6 +52,7 @@ fn configured<K: KernelKind>(
         (
             bytemuck::bytes_of(&params).to_vec(),
             K::invocations(&params, variant),
+            K::work(&params),
         )
     })
 }
@@ -145,6 +146,7 @@ impl Steps {
             bind_group,
             params,
             invocations: 0,
+            work: Work::default(),
         });
         self.configures
             .push(configured::<L::Kind>(variant, configure));
@@ -170,9 +172,10 @@ impl Steps {
             return;
         }
         for (d, configure) in self.dispatches.iter_mut().zip(&self.configures) {
-            let (bytes, invocations) = configure(&shape);
+            let (bytes, invocations, work) = configure(&shape);
             ctx.queue.write_buffer(&d.params, 0, &bytes);
             d.invocations = invocations;
+            d.work = work;
         }
         for (_, repeat) in &mut self.repeats {
             repeat.configure(ctx, shape);
