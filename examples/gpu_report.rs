@@ -670,6 +670,8 @@ fn batch_section(
     let with_readback = f64::from(batch) * reps as f64 / start.elapsed().as_secs_f64();
     let per_batch_ms = |d: Duration| d.as_secs_f64() * 1e3 / reps as f64;
 
+    let transfers = transfer_split(ctx, &ex, &images)?;
+
     let launch_rows: Vec<Value> = launches
         .iter()
         .enumerate()
@@ -711,8 +713,80 @@ fn batch_section(
             "wait": per_batch_ms(split[3]),
             "read": per_batch_ms(split[4]),
         },
+        "transfers": transfers,
         "gpu_bytes_per_image": ex.gpu_bytes() / u64::from(batch),
         "launches": launch_rows,
+    }))
+}
+
+/// Where the host side's time goes, for this batch's sizes: the RGB8 upload as a host copy into
+/// wgpu's staging (`write_buffer`) and the copy to the GPU; the overlays' download as the GPU's
+/// copy into a mapped buffer, the mapping, and the host copy out of it (into memory already
+/// touched, and into fresh allocations as the results are). GB/s each, best of 3.
+fn transfer_split(
+    ctx: &GpuContext,
+    ex: &Explainer,
+    images: &[&image::RgbImage],
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let rgb: u64 = images.iter().map(|i| i.as_raw().len() as u64).sum();
+    let overlay: u64 = images
+        .iter()
+        .map(|i| u64::from(i.width() * i.height()) * 4)
+        .sum();
+    let upload_bytes = rgb.next_multiple_of(4);
+    let host = vec![7u8; upload_bytes as usize];
+    let target = ctx.storage("transfer_upload", upload_bytes)?;
+    let staging = ctx.staging("transfer_download", overlay);
+    let mut out = vec![0u8; overlay as usize];
+    let mut best = [f64::INFINITY; 6];
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        ctx.queue.write_buffer(&target, 0, &host);
+        let t1 = Instant::now();
+        ctx.queue.submit([]);
+        ctx.wait()?;
+        let t2 = Instant::now();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(ex.overlay_buffer(), 0, &staging, 0, overlay);
+        ctx.submit("download", encoder)?;
+        ctx.wait()?;
+        let t3 = Instant::now();
+        let slice = staging.slice(..overlay);
+        slice.map_async(wgpu::MapMode::Read, |_| ());
+        ctx.wait()?;
+        let t4 = Instant::now();
+        {
+            let view = slice.get_mapped_range().map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            out.copy_from_slice(&view);
+            best[4] = best[4].min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            // As the results are made: one fresh allocation per image.
+            let mut at = 0usize;
+            let mut fresh = Vec::with_capacity(images.len());
+            for i in images {
+                let len = (i.width() * i.height() * 4) as usize;
+                fresh.push(view[at..at + len].to_vec());
+                at += len;
+            }
+            best[5] = best[5].min(t.elapsed().as_secs_f64());
+            std::hint::black_box(&fresh);
+        }
+        staging.unmap();
+        for (b, d) in best.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+            *b = b.min(d.as_secs_f64());
+        }
+    }
+    let gbs = |bytes: u64, s: f64| bytes as f64 / s.max(1e-12) / 1e9;
+    Ok(json!({
+        "upload_bytes": upload_bytes,
+        "upload_host_copy_gb_per_s": gbs(upload_bytes, best[0]),
+        "upload_to_gpu_gb_per_s": gbs(upload_bytes, best[1]),
+        "overlay_bytes": overlay,
+        "download_to_host_gb_per_s": gbs(overlay, best[2]),
+        "map_ms": best[3] * 1e3,
+        "host_copy_out_gb_per_s": gbs(overlay, best[4]),
+        "host_copy_out_fresh_gb_per_s": gbs(overlay, best[5]),
     }))
 }
 
@@ -757,6 +831,19 @@ fn print_batch(b: &Value, with_launches: bool) {
         f(&c["submit"]),
         f(&c["wait"]),
         f(&c["read"]),
+    );
+    let t = &b["transfers"];
+    println!(
+        "  transfers (GB/s): upload host copy {:.1}, to GPU {:.1}; overlays to host {:.1}, map \
+         {:.3} ms, host copy out {:.1} (into fresh allocations {:.1}); {:.1} MB up, {:.1} MB down",
+        f(&t["upload_host_copy_gb_per_s"]),
+        f(&t["upload_to_gpu_gb_per_s"]),
+        f(&t["download_to_host_gb_per_s"]),
+        f(&t["map_ms"]),
+        f(&t["host_copy_out_gb_per_s"]),
+        f(&t["host_copy_out_fresh_gb_per_s"]),
+        f(&t["upload_bytes"]) / 1e6,
+        f(&t["overlay_bytes"]) / 1e6,
     );
     if !with_launches {
         return;

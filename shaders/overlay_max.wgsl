@@ -1,6 +1,7 @@
 // First half of pytorch-grad-cam's show_cam_on_image at each image's own resolution: the largest
 // channel value of the blend (1 - w) * heat / 255 + w * img / 255 over the whole image, which the
-// overlay kernel divides by. One workgroup per image.
+// overlay kernel divides by. `chunks` workgroups per image, each writing the maximum of its share
+// of the pixels; overlay.wgsl takes the maximum of those.
 //
 // The blend (sampling the model-resolution CAM bilinearly at the image's size, OpenCV
 // INTER_LINEAR semantics, then the colormap lookup) is the same code as in overlay.wgsl.
@@ -15,8 +16,9 @@ struct Params {
     // f32(1 - w) and f32(w), both rounded from f64 as numpy does with a Python float weight.
     heat_weight: f32,
     image_weight: f32,
-    _pad0: u32,
-    _pad1: u32,
+    // workgroups (partial maxima) per image of overlay_max.wgsl
+    chunks: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -27,7 +29,7 @@ struct Params {
 // the uploaded RGB8 images
 @group(0) @binding(3) var<storage, read> pixels: array<u32>;
 @group(0) @binding(4) var<storage, read> metas: array<ImageMeta>;
-// [batch]
+// [batch, chunks]
 @group(0) @binding(5) var<storage, read_write> maxima: array<f32>;
 
 const REDUCE_SIZE: u32 = 64u;
@@ -35,14 +37,17 @@ var<workgroup> partial: array<f32, REDUCE_SIZE>;
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = wid.x + wid.y * nwg.x;
+    let group = wid.x + wid.y * nwg.x;
+    let n = group / params.chunks;
+    // Uniform per workgroup, so the barriers below are reached by all invocations or none.
     if n >= params.batch {
         return;
     }
     let image = metas[n];
     let count = image.width * image.height;
+    let stride = params.chunks * REDUCE_SIZE;
     var mx = 0.0;
-    for (var i = lid; i < count; i += REDUCE_SIZE) {
+    for (var i = (group % params.chunks) * REDUCE_SIZE + lid; i < count; i += stride) {
         let b = blend(n, image, i % image.width, i / image.width);
         mx = max(mx, max(b.x, max(b.y, b.z)));
     }
@@ -55,6 +60,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if lid == 0u {
-        maxima[n] = partial[0];
+        maxima[group] = partial[0];
     }
 }

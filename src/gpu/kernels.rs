@@ -320,7 +320,7 @@ kernels! {
     } invocations(p, _) = p.batch * p.len;
     OverlayMax => "overlay_max" (OverlayParams) fixed 64 {
         cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: StorageReadWrite,
-    } invocations(p, _) = p.batch * 64;
+    } invocations(p, _) = p.batch * p.chunks * 64;
     Overlay => "overlay" (OverlayParams) {
         cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: Storage,
         overlay: StorageReadWrite,

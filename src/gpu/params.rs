@@ -456,8 +456,21 @@ gpu_struct! {
         pub heat_weight: f32,
         /// `f32(w)`.
         pub image_weight: f32,
-        pub _pad: [u32; 2],
+        /// Workgroups per image of shaders/overlay_max.wgsl, each writing one partial maximum
+        /// ([`overlay_chunks`]).
+        pub chunks: u32,
+        pub _pad: u32,
     }
+}
+
+/// The most workgroups per image shaders/overlay_max.wgsl runs (partial maxima per image).
+pub const OVERLAY_MAX_CHUNKS: u32 = 64;
+
+/// Workgroups per image for shaders/overlay_max.wgsl when the largest image has `pixels`: one
+/// per 4,096 pixels (64 per invocation), at most [`OVERLAY_MAX_CHUNKS`], so that one large
+/// image fills a GPU rather than one workgroup.
+pub fn overlay_chunks(pixels: u32) -> u32 {
+    pixels.div_ceil(4096).clamp(1, OVERLAY_MAX_CHUNKS)
 }
 
 gpu_struct! {

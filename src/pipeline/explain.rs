@@ -12,7 +12,10 @@ use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{GuidedStatsParams, LogitGradParams, OverlayParams, SelectTargetParams};
+use crate::gpu::params::{
+    overlay_chunks, GuidedStatsParams, LogitGradParams, OverlayParams, SelectTargetParams,
+    OVERLAY_MAX_CHUNKS,
+};
 use crate::gpu::{GpuContext, Profiler};
 
 /// Which class to explain for an image.
@@ -246,7 +249,7 @@ impl Explainer {
         let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
         let cam = ctx.storage("cam", cam_len * 4 * cap)?;
         let lut = ctx.storage_with("colormap", &options.colormap.packed());
-        let maxima = ctx.storage("overlay_maxima", 4 * cap)?;
+        let maxima = ctx.storage("overlay_maxima", 4 * u64::from(OVERLAY_MAX_CHUNKS) * cap)?;
         let overlay = ctx.storage("overlay", 4 << 20)?;
         let staging = ctx.staging("explain_readback", 4 << 20);
 
@@ -355,7 +358,8 @@ impl Explainer {
             total_pixels: s.total_pixels,
             heat_weight,
             image_weight,
-            _pad: [0; 2],
+            chunks: overlay_chunks(s.largest_pixels),
+            _pad: 0,
         };
         let mut steps = Steps::new("overlay");
         steps.push(

@@ -315,6 +315,11 @@ impl Forward {
         self.set_shape(BatchShape {
             images: images.len() as u32,
             total_pixels,
+            largest_pixels: images
+                .iter()
+                .map(|i| i.width() * i.height())
+                .max()
+                .unwrap_or(0),
         })?;
         // Packed straight into wgpu's staging memory: no host copy of the batch is kept.
         let mut view = wgpu::BufferSize::new(needed)
@@ -351,7 +356,7 @@ impl Forward {
         self.image_sizes.clear();
         self.set_shape(BatchShape {
             images: (nhwc.len() / per) as u32,
-            total_pixels: 0,
+            ..Default::default()
         })?;
         let input = &self.tensors[self.gpu_model.model.input];
         self.ctx

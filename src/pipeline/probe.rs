@@ -121,7 +121,7 @@ impl Probe {
             ctx,
             BatchShape {
                 images: rows,
-                total_pixels: 0,
+                ..Default::default()
             },
         );
         Ok(Self {

@@ -13,6 +13,8 @@ pub struct BatchShape {
     pub images: u32,
     /// Pixels of all the batch's images at their own sizes (the overlay's size).
     pub total_pixels: u32,
+    /// Pixels of the batch's largest image.
+    pub largest_pixels: u32,
 }
 
 /// Computes a step's parameter bytes and invocation count for a batch.
