@@ -196,6 +196,8 @@ fn adapter_section(ctx: &GpuContext, max_batch: u32) -> Value {
         },
         "features": feature_names,
         "timestamps": ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        "tuning": format!("{:?}", ctx.tuner.mode()),
+        "tuning_cache": ctx.tuner.cache_path().map(|p| p.display().to_string()),
         "max_batch": max_batch,
     })
 }
@@ -218,6 +220,11 @@ fn print_adapter(a: &Value) {
     println!(
         "max batch (largest activation within the binding limit): {}",
         a["max_batch"]
+    );
+    println!(
+        "tuning: {} (cache {})",
+        a["tuning"].as_str().unwrap_or("?"),
+        a["tuning_cache"].as_str().unwrap_or("none")
     );
 }
 
@@ -593,12 +600,14 @@ fn batch_section(
     (peak_gbs, peak_gflops): (f64, f64),
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let ctx = engine.context();
+    let start = Instant::now();
     let mut ex = explainer(engine, o, batch)?;
     let images: Vec<&image::RgbImage> = (0..batch as usize)
         .map(|i| &photos[i % photos.len()])
         .collect();
-    // Warm-up: every pipeline compiled, every buffer sized.
+    // Warm-up: every pipeline compiled, every buffer sized, every launch shape tuned.
     ex.explain(&images, &[], OVERLAY)?;
+    let first_batch_ms = start.elapsed().as_secs_f64() * 1e3;
 
     // GPU time per stage, min over runs.
     let mut profiler = Profiler::new(ctx, ex.launches() as u32 + 16);
@@ -706,6 +715,7 @@ fn batch_section(
         "images_per_s_gpu_resident": resident,
         "images_per_s_with_readback": with_readback,
         "repetitions": reps,
+        "first_batch_ms": first_batch_ms,
         "cpu_ms_per_batch": {
             "upload": per_batch_ms(split[0]),
             "record": per_batch_ms(split[1]),
@@ -815,6 +825,10 @@ fn print_batch(b: &Value, with_launches: bool) {
         f(&b["images_per_s_gpu_resident"]),
         f(&b["images_per_s_with_readback"]),
         f(&b["gpu_bytes_per_image"]) / 1e6,
+    );
+    println!(
+        "  first batch (compile, allocate, tune): {:.1} ms",
+        f(&b["first_batch_ms"])
     );
     if let Some(stages) = b["stages_ms"].as_object() {
         let s: Vec<String> = stages

@@ -13,7 +13,7 @@ struct Params {
     total_pixels: u32,
     heat_weight: f32,
     image_weight: f32,
-    // workgroups (partial maxima) per image of overlay_max.wgsl
+    // used by overlay_max.wgsl only
     chunks: u32,
     _pad: u32,
 }
@@ -23,8 +23,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> lut: array<u32>;
 @group(0) @binding(3) var<storage, read> pixels: array<u32>;
 @group(0) @binding(4) var<storage, read> metas: array<ImageMeta>;
-// [batch, chunks]: partial maxima from overlay_max.wgsl
-@group(0) @binding(5) var<storage, read> maxima: array<f32>;
+// [batch]: (unused, maximum) of overlay_max.wgsl's partial maxima, reduced by cam_minmax.wgsl
+@group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
 // [total_pixels]: RGBA8 packed as r | g << 8 | b << 16 | a << 24
 @group(0) @binding(6) var<storage, read_write> overlay: array<u32>;
 
@@ -50,10 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let image = metas[lo];
     let local = id - image.out_offset;
     // A zero maximum (an all-black image at image weight 1) would divide by zero: write black.
-    var m = 0.0;
-    for (var c = 0u; c < params.chunks; c++) {
-        m = max(m, maxima[lo * params.chunks + c]);
-    }
+    let m = stats[lo].y;
     let b = select(vec3<f32>(0.0), blend(lo, image, local % image.width, local / image.width) / m, m > 0.0);
     let q = vec3<u32>(min(255.0 * b, vec3<f32>(255.0)));
     overlay[id] = q.x | (q.y << 8u) | (q.z << 16u) | (255u << 24u);

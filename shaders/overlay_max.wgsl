@@ -1,7 +1,7 @@
 // First half of pytorch-grad-cam's show_cam_on_image at each image's own resolution: the largest
 // channel value of the blend (1 - w) * heat / 255 + w * img / 255 over the whole image, which the
 // overlay kernel divides by. `chunks` workgroups per image, each writing the maximum of its share
-// of the pixels; overlay.wgsl takes the maximum of those.
+// of the pixels; cam_minmax.wgsl takes the maximum of those for overlay.wgsl.
 //
 // The blend (sampling the model-resolution CAM bilinearly at the image's size, OpenCV
 // INTER_LINEAR semantics, then the colormap lookup) is the same code as in overlay.wgsl.

@@ -2,18 +2,21 @@
 //! manifest (tools/make_arch_fixtures.py): logits, top-5, pytorch-grad-cam's GradCAM at the
 //! default layer and an earlier one (for another class), and the input gradient against
 //! torch.autograd.grad over the whole image (ops on a float32 tie set to the reference's side).
-//! The file is recognised as its architecture with no hint.
+//! The file is recognised as its architecture with no hint. Every pipeline variant the tuner may
+//! choose (src/gpu/tune.rs) is forced in turn and checked the same way.
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use common::ties::pin_ties;
 use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
-use gradcam::{Engine, ExplainOptions, Readback, Target};
+use gradcam::gpu::{KernelId, TuneMode};
+use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
 
 struct Reference {
     tensors: HashMap<String, Fixture>,
@@ -28,6 +31,10 @@ fn reference(arch: &str) -> Reference {
 }
 
 fn check(arch: &str) {
+    check_on(ctx(), arch);
+}
+
+fn check_on(ctx: Arc<GpuContext>, arch: &str) {
     let r = reference(arch);
     let model = reference_model(arch, &r.metadata);
     assert_eq!(model.architecture, arch, "recognised architecture");
@@ -40,7 +47,7 @@ fn check(arch: &str) {
     assert_eq!(image.shape[0] as u32, model.input_size);
     let input = normalized(image, &mean, &std);
     let predicted: u32 = r.metadata["classes"].parse().expect("class");
-    let engine = Engine::new(ctx(), model);
+    let engine = Engine::new(ctx, model);
 
     let mut cams: Vec<(&str, &str, Target)> = Vec::new();
     for key in r
@@ -214,4 +221,80 @@ fn efficientnet_lite3() {
 #[test]
 fn efficientnet_lite4() {
     check("efficientnet-lite4");
+}
+
+/// Each variant the tuner may choose instead of the builder's, forced on every launch whose
+/// candidates include it, on networks that use it: the same parity as the builder's choice.
+#[test]
+fn every_tuned_variant() {
+    let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
+    ctx.tuner.set_mode(TuneMode::Off);
+    let cases: [(KernelId, &[usize], &[&str]); 3] = [
+        // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3).
+        (
+            KernelId::PointwiseConv,
+            &[2, 3],
+            &["efficientnet-lite0", "resnet18"],
+        ),
+        // The generic depthwise kernel instead of the kernel-size specializations.
+        (KernelId::DepthwiseConv, &[0], &["efficientnet-lite0"]),
+        // The generic conv (and the tiled one for Lite's specialized stem).
+        (
+            KernelId::Conv2d,
+            &[0, 2],
+            &["efficientnet-lite0", "resnet18"],
+        ),
+    ];
+    for (kernel, variants, archs) in cases {
+        for &variant in variants {
+            ctx.tuner.force(kernel, Some(variant));
+            for arch in archs {
+                eprintln!("{kernel:?} forced to variant {variant}: {arch}");
+                check_on(ctx.clone(), arch);
+            }
+            ctx.tuner.force(kernel, None);
+        }
+    }
+}
+
+/// Tuning on (as on a GPU): each launch shape is timed once, a candidate is kept for each, the
+/// choices are cached on disk and read back by a new context, and the results still match the
+/// reference.
+#[test]
+fn tuned_choices_are_cached_and_exact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
+    ctx.tuner.set_cache_dir(dir.path());
+    ctx.tuner.set_mode(TuneMode::On);
+    check_on(ctx.clone(), "efficientnet-lite0");
+    let choices = ctx.tuner.choices();
+    assert!(
+        choices
+            .iter()
+            .any(|(k, _)| k.starts_with("pointwise_conv/"))
+            && choices
+                .iter()
+                .any(|(k, _)| k.starts_with("depthwise_conv/"))
+            && choices.iter().any(|(k, _)| k.starts_with("conv2d/")),
+        "every tuned kernel was timed: {choices:?}"
+    );
+    let path = ctx.tuner.cache_path().expect("a cache path");
+    assert!(
+        path.starts_with(dir.path()) && path.exists(),
+        "{}",
+        path.display()
+    );
+
+    let again = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
+    again.tuner.set_cache_dir(dir.path());
+    assert_eq!(
+        again.tuner.choices(),
+        choices,
+        "read back from {}",
+        path.display()
+    );
+    // An unwritable cache costs nothing but time.
+    again.tuner.set_cache_dir(path.join("not-a-folder"));
+    again.tuner.set_mode(TuneMode::Again);
+    check_on(again.clone(), "efficientnet-lite0");
 }

@@ -107,7 +107,7 @@ macro_rules! kernels {
         } invocations($p:ident, $v:tt) = $invocations:expr $(, work($wp:ident) = $work:expr)?;
     )*) => {
         /// Identifies a kernel; the discriminant indexes [`ALL_KERNELS`].
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum KernelId {
             $(
                 #[doc = concat!("shaders/", $name, ".wgsl")]
@@ -322,18 +322,21 @@ kernels! {
         cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: StorageReadWrite,
     } invocations(p, _) = p.batch * p.chunks * 64;
     Overlay => "overlay" (OverlayParams) {
-        cam: Storage, lut: Storage, pixels: Storage, metas: Storage, maxima: Storage,
+        cam: Storage, lut: Storage, pixels: Storage, metas: Storage, stats: Storage,
         overlay: StorageReadWrite,
     } invocations(p, _) = p.total_pixels;
 }
 
 /// Register tiles of shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (rows × vec4
-/// columns per invocation) as variants 1..: variant 1 is what the engine uses (16 × 3, the fastest
-/// measured on lavapipe); the 8 × 2 tile keeps fewer registers live for GPUs with small register
-/// files. The default pipeline (variant 0) uses the WGSL defaults, 16 × 3.
+/// columns per invocation) as variants 1..: variant 1 is what the builder chooses (16 × 3, the
+/// fastest measured on lavapipe); the 8 × 2 and 4 × 1 tiles keep fewer registers live and launch
+/// 4× and 12× more invocations, for GPUs and for small layers (batch 1, late blocks), where the
+/// tuner ([`tuning_candidates`]) picks per layer. The default pipeline (variant 0) uses the WGSL
+/// defaults, 16 × 3.
 pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
     &[("ROWS", 16.0), ("COLS", 3.0)],
     &[("ROWS", 8.0), ("COLS", 2.0)],
+    &[("ROWS", 4.0), ("COLS", 1.0)],
 ];
 
 /// Rows and vec4 columns per invocation of pointwise pipeline `variant`.
@@ -455,6 +458,30 @@ fn depthwise_work(
     let (inp, out) = (b * u64::from(in_pixels) * c, b * u64::from(out_pixels) * c);
     let taps = inp.max(out);
     Work::new(2 * taps * k2, inp + k2 * c + out * u64::from(1 + extra))
+}
+
+/// The pipeline variants of `kernel` that compute what `variant` computes for every parameter set
+/// the builder gives it that variant with: what the tuner (src/gpu/tune.rs) times. Fewer than two
+/// for a kernel that is not tuned. Only forward kernels are tuned: timing a launch overwrites its
+/// output, which the forward pass writes again anyway.
+pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
+    let mut out = vec![variant];
+    let mut add = |v: usize| {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    };
+    match kernel {
+        KernelId::PointwiseConv => (1..=POINTWISE_TILE.len()).for_each(&mut add),
+        // The generic kernel: one output pixel per invocation, 4× the invocations.
+        KernelId::DepthwiseConv => add(0),
+        KernelId::Conv2d => {
+            add(CONV2D_TILED);
+            add(0);
+        }
+        _ => return Vec::new(),
+    }
+    out
 }
 
 /// The side of the Gram matrix of shaders/cam_gram.wgsl `mode` over a `pixels × channels` map.

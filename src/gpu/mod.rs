@@ -5,6 +5,7 @@ pub mod kernels;
 mod oneshot;
 pub mod params;
 pub mod profile;
+pub mod tune;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{one_line, Error, Result};
 pub use kernels::{launch, Dispatch, Kernel, KernelId, KernelKind, Kernels, Launch, Work};
 pub use profile::Profiler;
+pub use tune::{TuneMode, Tuner};
 
 /// How to pick an adapter.
 #[derive(Clone, Debug, Default)]
@@ -36,6 +38,8 @@ pub struct GpuContext {
     pub kernels: Kernels,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// The pipeline variant chosen per launch shape on this adapter (src/gpu/tune.rs).
+    pub tuner: Tuner,
     /// Errors wgpu raised outside any error scope, collected rather than panicking.
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -208,12 +212,17 @@ impl GpuContext {
         // that rejects one reports it (naming the kernel) through `uncaptured`, checked after
         // each submission.
         let kernels = Kernels::new(&device, uncaptured.clone());
+        let tuner = Tuner::new(
+            &adapter_info,
+            device.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        );
         Ok(Self {
             device,
             queue,
             adapter_info,
             kernels,
             limits,
+            tuner,
             uncaptured,
         })
     }

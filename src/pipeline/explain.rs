@@ -13,8 +13,8 @@ use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    overlay_chunks, GuidedStatsParams, LogitGradParams, OverlayParams, SelectTargetParams,
-    OVERLAY_MAX_CHUNKS,
+    overlay_chunks, CamMinMaxParams, GuidedStatsParams, LogitGradParams, OverlayParams,
+    SelectTargetParams, OVERLAY_MAX_CHUNKS,
 };
 use crate::gpu::{GpuContext, Profiler};
 
@@ -170,7 +170,10 @@ pub struct Explainer {
     cam_grid: wgpu::Buffer,
     cam: wgpu::Buffer,
     lut: wgpu::Buffer,
+    /// overlay_max.wgsl's partial maxima, `[batch, chunks]`.
     maxima: wgpu::Buffer,
+    /// Their maximum per image (cam_minmax.wgsl), which the overlay divides by.
+    overlay_stats: wgpu::Buffer,
     overlay: wgpu::Buffer,
     steps: Steps,
     /// Index of the first CAM step in `steps` (the ones before are the backward pass).
@@ -250,6 +253,7 @@ impl Explainer {
         let cam = ctx.storage("cam", cam_len * 4 * cap)?;
         let lut = ctx.storage_with("colormap", &options.colormap.packed());
         let maxima = ctx.storage("overlay_maxima", 4 * u64::from(OVERLAY_MAX_CHUNKS) * cap)?;
+        let overlay_stats = ctx.storage("overlay_stats", 8 * cap)?;
         let overlay = ctx.storage("overlay", 4 << 20)?;
         let staging = ctx.staging("explain_readback", 4 << 20);
 
@@ -329,6 +333,7 @@ impl Explainer {
             cam,
             lut,
             maxima,
+            overlay_stats,
             overlay,
             steps,
             cam_start,
@@ -373,6 +378,20 @@ impl Explainer {
             },
             configure,
         );
+        // The partial maxima's maximum per image (the minimum is not used).
+        steps.push(
+            &ctx,
+            launch::CamMinMax {
+                map: &self.maxima,
+                stats: &self.overlay_stats,
+            },
+            |s: &BatchShape| CamMinMaxParams {
+                batch: s.images,
+                len: overlay_chunks(s.largest_pixels),
+                relu: 0,
+                _pad: 0,
+            },
+        );
         steps.push(
             &ctx,
             launch::Overlay {
@@ -380,7 +399,7 @@ impl Explainer {
                 lut: &self.lut,
                 pixels,
                 metas,
-                maxima: &self.maxima,
+                stats: &self.overlay_stats,
                 overlay: &self.overlay,
             },
             configure,
@@ -402,6 +421,7 @@ impl Explainer {
             + self.cam.size()
             + self.lut.size()
             + self.maxima.size()
+            + self.overlay_stats.size()
             + self.overlay.size()
             + self.staging.size()
             + self.internal_bytes

@@ -3,7 +3,8 @@
 
 use std::marker::PhantomData;
 
-use crate::gpu::kernels::{Dispatch, KernelKind, Launch, Work};
+use crate::gpu::kernels::{tuning_candidates, Dispatch, KernelKind, Launch, Work};
+use crate::gpu::tune::Choice;
 use crate::gpu::{GpuContext, Profiler};
 
 /// What the parameters of a batch's kernels depend on.
@@ -18,7 +19,21 @@ pub struct BatchShape {
 }
 
 /// Computes a step's parameter bytes and invocation count for a batch.
-type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, u32, Work) + Send + Sync>;
+type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, Work) + Send + Sync>;
+
+/// How a step's launch is sized: the builder's pipeline variant, and the kernel's invocation
+/// count for any variant from the parameter bytes (the tuner may choose another variant).
+struct Sizing {
+    variant: usize,
+    invocations: fn(&[u8], usize) -> u32,
+}
+
+fn invocations_of<K: KernelKind>(params: &[u8], variant: usize) -> u32 {
+    K::invocations(&bytemuck::pod_read_unaligned(params), variant)
+}
+
+/// Timed runs per candidate when tuning (the least is kept).
+const TUNING_RUNS: usize = 3;
 
 /// A step of a [`Steps`] list, typed by its kernel so that it can only be rebound to that
 /// kernel's bindings.
@@ -43,19 +58,14 @@ impl<K> Step<K> {
     }
 }
 
-/// The type-erased `configure` of kernel `K`: its parameter bytes and its invocation count as
-/// the kernel declares it.
+/// The type-erased `configure` of kernel `K`: its parameter bytes and its work as the kernel
+/// declares it.
 fn configured<K: KernelKind>(
-    variant: usize,
     configure: impl Fn(&BatchShape) -> K::Params + Send + Sync + 'static,
 ) -> Configure {
     Box::new(move |shape| {
         let params = configure(shape);
-        (
-            bytemuck::bytes_of(&params).to_vec(),
-            K::invocations(&params, variant),
-            K::work(&params),
-        )
+        (bytemuck::bytes_of(&params).to_vec(), K::work(&params))
     })
 }
 
@@ -82,6 +92,7 @@ pub struct Steps {
     label: &'static str,
     dispatches: Vec<Dispatch>,
     configures: Vec<Configure>,
+    sizings: Vec<Sizing>,
     shape: Option<BatchShape>,
     /// Each recorded before the step at its index (or at the end when the index is `len`).
     repeats: Vec<(usize, Box<dyn Repeat>)>,
@@ -94,6 +105,7 @@ impl Steps {
             label,
             dispatches: Vec::new(),
             configures: Vec::new(),
+            sizings: Vec::new(),
             shape: None,
             repeats: Vec::new(),
         }
@@ -150,8 +162,11 @@ impl Steps {
             invocations: 0,
             work: Work::default(),
         });
-        self.configures
-            .push(configured::<L::Kind>(variant, configure));
+        self.configures.push(configured::<L::Kind>(configure));
+        self.sizings.push(Sizing {
+            variant,
+            invocations: invocations_of::<L::Kind>,
+        });
         self.shape = None;
         Step {
             index: self.dispatches.len() - 1,
@@ -173,16 +188,98 @@ impl Steps {
         if self.shape == Some(shape) {
             return;
         }
-        for (d, configure) in self.dispatches.iter_mut().zip(&self.configures) {
-            let (bytes, invocations, work) = configure(&shape);
+        let mut untimed = Vec::new();
+        for (i, (d, configure)) in self.dispatches.iter_mut().zip(&self.configures).enumerate() {
+            let (bytes, work) = configure(&shape);
             ctx.queue.write_buffer(&d.params, 0, &bytes);
-            d.invocations = invocations;
+            let sizing = &self.sizings[i];
+            let choice = ctx.tuner.choose(d.kernel, sizing.variant, &bytes);
+            d.variant = match choice {
+                Choice::Use(v) => v,
+                Choice::Time => sizing.variant,
+            };
+            d.invocations = (sizing.invocations)(&bytes, d.variant);
             d.work = work;
+            if choice == Choice::Time {
+                untimed.push((i, bytes));
+            }
+        }
+        if !untimed.is_empty() {
+            self.tune(ctx, &untimed);
         }
         for (_, repeat) in &mut self.repeats {
             repeat.configure(ctx, shape);
         }
         self.shape = Some(shape);
+    }
+
+    /// Times every candidate variant of the steps `untimed` (index, parameter bytes) on their
+    /// own buffers, keeps the fastest for each, and tells the tuner. Their outputs are
+    /// overwritten, which is why only forward kernels are tuned (the next run writes them again).
+    /// On any error the builder's variants stay.
+    fn tune(&mut self, ctx: &GpuContext, untimed: &[(usize, Vec<u8>)]) {
+        // (step, candidate, invocations)
+        let jobs: Vec<(usize, usize, u32)> = untimed
+            .iter()
+            .flat_map(|(i, bytes)| {
+                let sizing = &self.sizings[*i];
+                tuning_candidates(self.dispatches[*i].kernel, sizing.variant)
+                    .into_iter()
+                    .map(move |c| (*i, c, (sizing.invocations)(bytes, c)))
+            })
+            .collect();
+        let mut best = vec![f64::INFINITY; jobs.len()];
+        let max = ctx.limits.max_compute_workgroups_per_dimension;
+        let per_submit = (wgpu::QUERY_SET_MAX_QUERIES as usize / 2 / TUNING_RUNS).max(1);
+        for (c, chunk) in jobs.chunks(per_submit).enumerate() {
+            let mut profiler = Profiler::new(ctx, (chunk.len() * TUNING_RUNS) as u32);
+            if !profiler.enabled() {
+                return;
+            }
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            for _ in 0..TUNING_RUNS {
+                for &(i, variant, invocations) in chunk {
+                    let d = &self.dispatches[i];
+                    let kernel = ctx.kernels.get(d.kernel);
+                    let (x, y) = kernel.grid(invocations, max);
+                    let writes = profiler.pass(kernel.spec.name);
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("tuning"),
+                        timestamp_writes: writes,
+                    });
+                    pass.set_pipeline(&kernel.pipelines[variant]);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+            }
+            profiler.resolve(&mut encoder);
+            if ctx.submit("tuning", encoder).is_err() {
+                return;
+            }
+            let Ok(times) = profiler.read(ctx) else {
+                return;
+            };
+            for (k, (_, t)) in times.iter().enumerate() {
+                let j = c * per_submit + k % chunk.len();
+                best[j] = best[j].min(*t);
+            }
+        }
+        let mut results = Vec::new();
+        for (i, bytes) in untimed {
+            let sizing = &self.sizings[*i];
+            // The builder's variant comes first among the candidates and wins ties.
+            let (mut choice, mut least) = (sizing.variant, f64::INFINITY);
+            for (j, &(step, variant, _)) in jobs.iter().enumerate() {
+                if step == *i && best[j] < least {
+                    (choice, least) = (variant, best[j]);
+                }
+            }
+            let d = &mut self.dispatches[*i];
+            d.variant = choice;
+            d.invocations = (sizing.invocations)(bytes, choice);
+            results.push((d.kernel, sizing.variant, bytes.clone(), choice));
+        }
+        ctx.tuner.record(&results);
     }
 
     /// The segments of `range` between the repeats inside it: (steps, the repeat after them).

@@ -103,6 +103,11 @@ pub struct Common {
     /// Use the adapter whose name contains this (case-insensitive), e.g. "llvmpipe" or "nvidia".
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// Time every candidate kernel variant again on this adapter and replace the cached
+    /// choices (tuning is otherwise done once per adapter, driver and version, on GPUs only;
+    /// GRADCAM_TUNE=0 turns it off, 1 turns it on for a CPU adapter).
+    #[arg(long)]
+    pub tune: bool,
     /// Refuse images larger than this many pixels (checked before decoding; such an image is an
     /// error naming it, the others go on).
     #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS)]

@@ -225,6 +225,9 @@ pub fn setup(common: &Common, model: Model) -> Result<Setup, gradcam::Error> {
     let ctx = GpuContext::new(&AdapterOptions {
         name: common.adapter.clone(),
     })?;
+    if common.tune {
+        ctx.tuner.retune();
+    }
     let weights = common
         .weights
         .as_ref()
