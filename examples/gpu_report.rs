@@ -135,6 +135,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latency["mean_ms"].as_f64().unwrap_or(0.0),
     );
     report.insert("latency", latency);
+    // Every tuning timing made above: launch key (kernel/builder's variant/parameters) and each
+    // candidate's milliseconds.
+    let timings: Vec<Value> = ctx
+        .tuner
+        .timings()
+        .into_iter()
+        .map(|(key, times)| {
+            let ms: serde_json::Map<String, Value> = times
+                .into_iter()
+                .map(|(v, t)| (v.to_string(), json!(t * 1e3)))
+                .collect();
+            json!({"launch": key, "ms": ms})
+        })
+        .collect();
+    println!("\ntuning: {} launch shapes timed", timings.len());
+    report.insert("tuning", Value::Array(timings));
     report.insert(
         "settings",
         json!({
@@ -462,10 +478,21 @@ fn calibration_section(ctx: &GpuContext) -> Result<Value, Box<dyn std::error::Er
         bytemuck::cast_slice(&[0.9999f32, 0.9999, 0.9999, 0.9999, 1e-3, 1e-3, 1e-3, 1e-3]),
     );
     let pipeline = |source: &str| {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some("calibration"),
             source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        };
+        // SAFETY: both kernels' only loop runs to a constant; without wgpu's loop counter the
+        // FMA chain is what the driver compiles (as the engine's kernels, src/gpu/kernels.rs).
+        let module = unsafe {
+            device.create_shader_module_trusted(
+                descriptor,
+                wgpu::ShaderRuntimeChecks {
+                    force_loop_bounding: false,
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                },
+            )
+        };
         device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("calibration"),
             layout: None,

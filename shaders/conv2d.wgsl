@@ -5,13 +5,17 @@
 // given explicitly: pad_top/pad_left here, the remainder (bottom/right) is implied by the output
 // size, so symmetric and TF "SAME" padding are both expressed.
 //
-// Three paths. KERNEL = 0 and TILED = 0 (the default pipeline) takes any kernel size, stride and
+// Four paths. KERNEL = 0 and TILED = 0 (the default pipeline) takes any kernel size, stride and
 // channel count from the parameters, one output pixel and four channels per invocation. TILED = 1
 // does the same as a register tile (an implicit matrix product over NHWC): OX adjacent output
 // pixels × TCO vec4s of output channels per invocation, each input value loaded once for TCO
 // vec4s of channels and each weight once for OX pixels. The pipeline specialized for the stem
 // (KERNEL 3, STRIDE 2, IN_C 3) computes OX adjacent output pixels per invocation with every input
-// value and weight loaded once into registers.
+// value and weight loaded once into registers. GEMM = 1, for GPUs, is the implicit matrix product
+// [pixels, k·k·in_c] × [k·k·in_c, out_c] tiled through workgroup memory: a workgroup of 64
+// invocations computes 64 pixels × 64 output channels, each invocation 8 pixels × 2 vec4s of
+// channels, and every step stages 16 columns of the input patches and 16 rows of the weights,
+// each loaded once per workgroup instead of once per invocation.
 //
 // Kept in sync with src/gpu/params.rs (`ConvParams`).
 #import index
@@ -57,6 +61,17 @@ override STRIDE: u32 = 1u;
 override IN_C: u32 = 3u;
 // 1: the register-tiled generic path.
 override TILED: u32 = 0u;
+// 1: the workgroup-tiled path (src/gpu/kernels.rs CONV2D_GEMM); needs WORKGROUP_SIZE 64.
+override GEMM: u32 = 0u;
+// Its tile: pixels, vec4s of output channels, and reduction columns per step.
+const GM: u32 = 64u;
+const GN4: u32 = 16u;
+const GK: u32 = 16u;
+// Row stride of the staged patches: one more than GM, so that the 16 invocations storing one
+// pixel's 16 columns write 16 different banks.
+const GMP: u32 = 65u;
+var<workgroup> tile_a: array<f32, 1040>; // [GK, GMP]
+var<workgroup> tile_b: array<vec4<f32>, 256>; // [GK, GN4]
 // vec4s of output channels per invocation on the tiled path (src/pipeline/forward.rs TILE_CO4).
 const TCO: u32 = 2u;
 // Output pixels per invocation on the specialized path (src/pipeline/forward.rs BLOCK_OX).
@@ -189,8 +204,96 @@ fn tiled(id: u32) {
     }
 }
 
+fn gemm(group: u32, lid: u32) {
+    let c4 = params.out_c / 4u;
+    let pixels = params.batch * params.out_h * params.out_w;
+    let ntiles = (c4 + GN4 - 1u) / GN4;
+    // Uniform per workgroup, so every invocation reaches the barriers or none does.
+    if group >= ((pixels + GM - 1u) / GM) * ntiles {
+        return;
+    }
+    // Neighbouring workgroups share their patches (the same pixels, other channels).
+    let m0 = (group / ntiles) * GM;
+    let n0 = (group % ntiles) * GN4;
+    let kdim = params.kernel * params.kernel * params.in_c;
+    // What this invocation stages: column lid % GK of the patches of pixels lid / GK + 4 r.
+    let col = lid % GK;
+    var base: array<u32, 16>;
+    var y0: array<i32, 16>;
+    var x0: array<i32, 16>;
+    for (var r = 0u; r < 16u; r++) {
+        let m = m0 + lid / GK + 4u * r;
+        let ox = m % params.out_w;
+        let oy = (m / params.out_w) % params.out_h;
+        let n = m / (params.out_w * params.out_h);
+        base[r] = n * params.in_h;
+        // A pixel past the end reads nothing (its row is never written).
+        y0[r] = select(-1000000, i32(oy * params.stride) - i32(params.pad_top), m < pixels);
+        x0[r] = i32(ox * params.stride) - i32(params.pad_left);
+    }
+    // What this invocation computes: pixels ty + 8 i, channel vec4s tx and tx + 8.
+    let tx = lid % 8u;
+    let ty = lid / 8u;
+    var acc: array<vec4<f32>, 16>;
+    for (var k0 = 0u; k0 < kdim; k0 += GK) {
+        let k = k0 + col;
+        let ci = k % params.in_c;
+        let kx = (k / params.in_c) % params.kernel;
+        let ky = k / (params.in_c * params.kernel);
+        for (var r = 0u; r < 16u; r++) {
+            let iy = y0[r] + i32(ky);
+            let ix = x0[r] + i32(kx);
+            var v = 0.0;
+            if k < kdim && iy >= 0 && iy < i32(params.in_h) && ix >= 0 && ix < i32(params.in_w) {
+                v = input[((base[r] + u32(iy)) * params.in_w + u32(ix)) * params.in_c + ci];
+            }
+            tile_a[col * GMP + lid / GK + 4u * r] = v;
+        }
+        for (var r = 0u; r < 4u; r++) {
+            let e = lid + 64u * r;
+            let kb = k0 + e / GN4;
+            let co = n0 + e % GN4;
+            var w = vec4<f32>(0.0);
+            if kb < kdim && co < c4 {
+                w = weight[kb * c4 + co];
+            }
+            tile_b[e] = w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < GK; kk++) {
+            let b0 = tile_b[kk * GN4 + tx];
+            let b1 = tile_b[kk * GN4 + tx + 8u];
+            for (var i = 0u; i < 8u; i++) {
+                let a = tile_a[kk * GMP + ty + 8u * i];
+                acc[2u * i] = fma(vec4<f32>(a), b0, acc[2u * i]);
+                acc[2u * i + 1u] = fma(vec4<f32>(a), b1, acc[2u * i + 1u]);
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + ty + 8u * i;
+        for (var j = 0u; j < 2u; j++) {
+            let co = n0 + tx + 8u * j;
+            if m < pixels && co < c4 {
+                let at = m * c4 + co;
+                output[at] = finish(acc[2u * i + j] + bias[co], at);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    if GEMM != 0u {
+        gemm(wid.x + wid.y * nwg.x, lid);
+        return;
+    }
     let id = invocation_index(gid, nwg);
     if KERNEL != 0u {
         blocked(id);

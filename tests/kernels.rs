@@ -4,7 +4,9 @@
 mod common;
 
 use common::{assert_close, ctx};
-use gradcam::gpu::kernels::{conv2d_variant, depthwise_variant, CONV2D_TILED, POINTWISE_TILE};
+use gradcam::gpu::kernels::{
+    conv2d_variant, depthwise_variant, CONV2D_GEMM, CONV2D_TILED, POINTWISE_TILE,
+};
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
     CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams, CamGramParams,
@@ -358,6 +360,7 @@ fn conv2d_matches_reference() {
             0,
             conv2d_variant(k as u32, s as u32, ci as u32),
             CONV2D_TILED,
+            CONV2D_GEMM,
         ] {
             // No residual: the binding gets any buffer.
             let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &bias } => output);
@@ -1085,7 +1088,7 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             has_residual: res,
             _pad: [0; 3],
         };
-        for variant in [0, CONV2D_TILED] {
+        for variant in [0, CONV2D_TILED, CONV2D_GEMM] {
             let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!(
                 "conv2d v{variant} act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}"

@@ -238,10 +238,11 @@ fn every_tuned_variant() {
         ),
         // The generic depthwise kernel instead of the kernel-size specializations.
         (KernelId::DepthwiseConv, &[0], &["efficientnet-lite0"]),
-        // The generic conv (and the tiled one for Lite's specialized stem).
+        // The generic conv, the workgroup-tiled one (and the register-tiled one for Lite's
+        // specialized stem).
         (
             KernelId::Conv2d,
-            &[0, 2],
+            &[0, 2, 3],
             &["efficientnet-lite0", "resnet18"],
         ),
     ];

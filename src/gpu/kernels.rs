@@ -354,10 +354,15 @@ pub fn pointwise_tile(variant: usize) -> (u32, u32) {
 pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
     &[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)],
     &[("TILED", 1.0)],
+    &[("GEMM", 1.0)],
 ];
 
 /// The register-tiled variant of shaders/conv2d.wgsl.
 pub const CONV2D_TILED: usize = 2;
+
+/// The workgroup-tiled variant of shaders/conv2d.wgsl (64 pixels × 64 channels per workgroup of
+/// 64 invocations), for GPUs: chosen by the tuner.
+pub const CONV2D_GEMM: usize = 3;
 
 /// The conv2d variant the engine runs for `kernel` × `stride` over `in_channels`: the one
 /// specialized for it, or the register-tiled generic path.
@@ -366,6 +371,7 @@ pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
         .iter()
         .position(|v| {
             v.len() == 3
+                && v[0].0 == "KERNEL"
                 && v[0].1 == f64::from(kernel)
                 && v[1].1 == f64::from(stride)
                 && v[2].1 == f64::from(in_channels)
@@ -412,6 +418,11 @@ pub const TILE_CO4: u32 = 2;
 /// Invocations of shaders/conv2d.wgsl pipeline `variant` for an output of
 /// `batch × height × width × channels`.
 fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
+    if variant == CONV2D_GEMM {
+        return WORKGROUP_SIZE
+            * (batch * height * width).div_ceil(64)
+            * (channels / 4).div_ceil(16);
+    }
     if variant == CONV2D_TILED {
         return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);
     }
@@ -477,6 +488,7 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
         KernelId::DepthwiseConv => add(0),
         KernelId::Conv2d => {
             add(CONV2D_TILED);
+            add(CONV2D_GEMM);
             add(0);
         }
         _ => return Vec::new(),
@@ -524,7 +536,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, spec: &'static KernelSpec) -> Self {
+    fn new(device: &wgpu::Device, spec: &'static KernelSpec, loop_bounding: bool) -> Self {
         let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
             .bindings
             .iter()
@@ -557,10 +569,29 @@ impl Kernel {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(spec.name),
             source: wgpu::ShaderSource::Wgsl(spec.source.into()),
-        });
+        };
+        let module = if loop_bounding {
+            device.create_shader_module(descriptor)
+        } else {
+            // SAFETY: wgpu's runtime loop bounding (a counter in every loop, which keeps
+            // drivers from unrolling the register-tiled loops) is the only check left out;
+            // bounds and integer-division checks stay. Every loop in shaders/ terminates: `for`
+            // loops run to a constant or to a parameter bounded by a buffer's length, stepping
+            // by a positive constant or by a parameter the host clamps to at least 1
+            // (`overlay_chunks`); the one `while` halves an interval of images.
+            unsafe {
+                device.create_shader_module_trusted(
+                    descriptor,
+                    wgpu::ShaderRuntimeChecks {
+                        force_loop_bounding: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    },
+                )
+            }
+        };
         let workgroup: &[(&str, f64)] = if spec.fixed_workgroup.is_some() {
             &[]
         } else {
@@ -633,6 +664,9 @@ impl Kernel {
 pub struct Kernels {
     device: wgpu::Device,
     kernels: Vec<std::sync::OnceLock<Kernel>>,
+    /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
+    /// what leaving it out gains; off by default).
+    loop_bounding: bool,
     /// Where compile errors go: the context's list of errors reported outside a submission,
     /// which its next check returns (before the "pipeline is invalid" they cause).
     errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -650,6 +684,7 @@ impl Kernels {
                 .iter()
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
+            loop_bounding: std::env::var("GRADCAM_LOOP_BOUNDING").is_ok_and(|v| v.trim() == "1"),
             errors,
         }
     }
@@ -661,7 +696,7 @@ impl Kernels {
         self.kernels[id as usize].get_or_init(|| {
             let spec = &ALL_KERNELS[id as usize];
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let kernel = Kernel::new(&self.device, spec);
+            let kernel = Kernel::new(&self.device, spec, self.loop_bounding);
             // Natively the scope's result is known at once; it is polled once, never waited for.
             // Where it is not ready (a browser), the message is not recorded here, and the first
             // submission using the kernel fails with "pipeline is invalid" instead.

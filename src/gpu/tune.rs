@@ -50,6 +50,8 @@ struct State {
     choices: BTreeMap<String, usize>,
     /// Keys timed since this process started (re-timed in `Again` mode only once).
     timed: std::collections::BTreeSet<String>,
+    /// Each timing made by this process, in order: key and (variant, seconds) per candidate.
+    timings: Vec<(String, Vec<(usize, f64)>)>,
     /// Variants forced per kernel (tests), over every other choice.
     forced: HashMap<KernelId, usize>,
     /// The cache file; `None` when no folder could be found.
@@ -103,6 +105,7 @@ impl Tuner {
                 mode,
                 choices,
                 timed: Default::default(),
+                timings: Vec::new(),
                 forced: HashMap::new(),
                 cache,
                 identity,
@@ -166,6 +169,12 @@ impl Tuner {
             .collect()
     }
 
+    /// The timings this process made, in order: launch key and each candidate's (variant,
+    /// seconds), for reports.
+    pub fn timings(&self) -> Vec<(String, Vec<(usize, f64)>)> {
+        self.state().timings.clone()
+    }
+
     /// What to run for a launch of `kernel` that the builder gave `variant`, with parameter
     /// bytes `params`.
     pub fn choose(&self, kernel: KernelId, variant: usize, params: &[u8]) -> Choice {
@@ -190,13 +199,15 @@ impl Tuner {
         }
     }
 
-    /// Records the variant timed fastest for a launch, and writes the cache.
-    pub(crate) fn record(&self, results: &[(KernelId, usize, Vec<u8>, usize)]) {
+    /// Records the variant timed fastest for each launch (kernel, the builder's variant,
+    /// parameters, fastest, every candidate's time), and writes the cache.
+    pub(crate) fn record(&self, results: Vec<Timing>) {
         let mut s = self.state();
-        for (kernel, variant, params, best) in results {
-            let key = launch_key(*kernel, *variant, params);
+        for (kernel, variant, params, best, times) in results {
+            let key = launch_key(kernel, variant, &params);
             s.timed.insert(key.clone());
-            s.choices.insert(key, *best);
+            s.choices.insert(key.clone(), best);
+            s.timings.push((key, times));
         }
         if let Some(path) = s.cache.clone() {
             // Best effort: an unwritable cache only means timing again in the next process.
@@ -204,6 +215,10 @@ impl Tuner {
         }
     }
 }
+
+/// One launch's timing: kernel, the builder's variant, parameter bytes, the fastest variant, and
+/// each candidate's (variant, seconds).
+pub(crate) type Timing = (KernelId, usize, Vec<u8>, usize, Vec<(usize, f64)>);
 
 /// A launch's key: kernel name, the builder's variant and the parameter bytes in hex.
 fn launch_key(kernel: KernelId, variant: usize, params: &[u8]) -> String {

@@ -269,17 +269,21 @@ impl Steps {
             let sizing = &self.sizings[*i];
             // The builder's variant comes first among the candidates and wins ties.
             let (mut choice, mut least) = (sizing.variant, f64::INFINITY);
+            let mut times = Vec::new();
             for (j, &(step, variant, _)) in jobs.iter().enumerate() {
-                if step == *i && best[j] < least {
-                    (choice, least) = (variant, best[j]);
+                if step == *i {
+                    times.push((variant, best[j]));
+                    if best[j] < least {
+                        (choice, least) = (variant, best[j]);
+                    }
                 }
             }
             let d = &mut self.dispatches[*i];
             d.variant = choice;
             d.invocations = (sizing.invocations)(bytes, choice);
-            results.push((d.kernel, sizing.variant, bytes.clone(), choice));
+            results.push((d.kernel, sizing.variant, bytes.clone(), choice, times));
         }
-        ctx.tuner.record(&results);
+        ctx.tuner.record(results);
     }
 
     /// The segments of `range` between the repeats inside it: (steps, the repeat after them).
