@@ -6,6 +6,7 @@ mod oneshot;
 pub mod params;
 pub mod profile;
 pub mod tune;
+pub mod upload;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

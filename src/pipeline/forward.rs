@@ -11,6 +11,7 @@ use crate::gpu::params::{
     ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams,
     PoolParams, PreprocessParams,
 };
+use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
 use crate::model::{ConvKind, Model, Op};
 
@@ -143,6 +144,8 @@ pub struct Forward {
     steps: Steps,
     preprocess_step: Step<kind::Preprocess>,
     logits_staging: wgpu::Buffer,
+    /// The reused, mapped buffer the pixels are written through.
+    upload: Upload,
 }
 
 const INITIAL_PIXEL_BYTES: u64 = 4 << 20;
@@ -195,6 +198,7 @@ impl Forward {
             steps,
             preprocess_step,
             logits_staging,
+            upload: Upload::new(),
         })
     }
 
@@ -222,7 +226,11 @@ impl Forward {
     /// the shared weights.
     pub fn gpu_bytes(&self) -> u64 {
         let tensors: u64 = self.tensors.iter().map(wgpu::Buffer::size).sum();
-        tensors + self.pixels.size() + self.metas.size() + self.logits_staging.size()
+        tensors
+            + self.pixels.size()
+            + self.metas.size()
+            + self.logits_staging.size()
+            + self.upload.gpu_bytes()
     }
 
     /// Number of kernel launches per batch.
@@ -321,21 +329,9 @@ impl Forward {
                 .max()
                 .unwrap_or(0),
         })?;
-        // Packed straight into wgpu's staging memory: no host copy of the batch is kept.
-        let mut view = wgpu::BufferSize::new(needed)
-            .and_then(|size| self.ctx.queue.write_buffer_with(&self.pixels, 0, size))
-            .ok_or_else(|| Error::Gpu {
-                stage: "upload".into(),
-                reason: format!("cannot stage {needed} bytes of pixels"),
-            })?;
-        let mut at = 0;
-        for img in images {
-            let raw = img.as_raw();
-            view.slice(at..at + raw.len()).copy_from_slice(raw);
-            at += raw.len();
-        }
-        view.slice(at..len).copy_from_slice(&[0u8; 3][..len - at]);
-        drop(view);
+        // Packed straight into mapped upload memory: no host copy of the batch is kept.
+        let parts: Vec<&[u8]> = images.iter().map(|i| i.as_raw().as_slice()).collect();
+        self.upload.write(&self.ctx, &self.pixels, &parts, len)?;
         self.ctx
             .queue
             .write_buffer(&self.metas, 0, bytemuck::cast_slice(&metas));
