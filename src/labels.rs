@@ -4,6 +4,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// weights/imagenet_classes.txt.
+const IMAGENET: &str = include_str!("../weights/imagenet_classes.txt");
+
 /// Names for a model's classes.
 #[derive(Clone, Debug)]
 pub struct Labels {
@@ -41,6 +44,22 @@ impl Labels {
             });
         }
         Ok(Self { names })
+    }
+
+    /// The 1,000 ImageNet class names, in torchvision's order (compiled in).
+    pub fn imagenet() -> Self {
+        Self::parse(Path::new("<built-in imagenet_classes.txt>"), IMAGENET, 1000)
+            .expect("the built-in ImageNet labels are 1,000 non-empty lines")
+    }
+
+    /// The names a model with `classes` classes gets by default: ImageNet's for 1,000 classes,
+    /// `class N` otherwise.
+    pub fn default_for(classes: usize) -> Self {
+        if classes == 1000 {
+            Self::imagenet()
+        } else {
+            Self::numbered(classes)
+        }
     }
 
     /// Generic names `class N` for a model without a labels file.

@@ -30,10 +30,17 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 
+/// The README's Rust example (its Library section), compiled and run by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use colormap::Colormap;
 pub use engine::Engine;
 pub use error::{one_line, Error, Result};
 pub use gpu::{AdapterOptions, GpuContext};
+/// The image crate this crate decodes with ([`image::RgbImage`] in, [`image::RgbaImage`] out).
+pub use image;
 pub use images::{
     decode_image, decode_image_bytes, decode_image_bytes_limited, decode_image_limited,
     DEFAULT_MAX_PIXELS,
@@ -44,3 +51,5 @@ pub use pipeline::{
     softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Method, Readback,
     Target,
 };
+/// The wgpu this crate is built on (devices, buffers and encoders in its API are of this version).
+pub use wgpu;

@@ -394,3 +394,38 @@ fn bad_requests_are_errors() {
         .to_string();
     assert!(err.contains("1000") && err.contains("0..=999"), "{err}");
 }
+
+#[test]
+fn results_carry_label_and_score() {
+    let mut ex = explainer("head", 2);
+    let img = image("chelsea");
+    let out = ex
+        .explain(
+            &[&img, &img],
+            &[Target::Predicted, Target::Class(281)],
+            Readback {
+                cam: false,
+                cam_grid: false,
+                overlay: false,
+                guided: false,
+            },
+        )
+        .expect("explain");
+    assert_eq!((out[0].class, out[0].label.as_str()), (285, "Egyptian cat"));
+    assert_eq!((out[1].class, out[1].label.as_str()), (281, "tabby"));
+    for r in &out {
+        let p = gradcam::softmax(&r.logits)[r.class as usize];
+        assert!(
+            (r.score - p).abs() < 1e-6,
+            "score {} vs softmax {p}",
+            r.score
+        );
+    }
+    assert!(out[0].score > 0.5 && out[1].score < out[0].score);
+
+    let model = engine().model().clone();
+    let err = model
+        .with_labels(gradcam::Labels::numbered(10))
+        .expect_err("10 labels for 1000 classes");
+    assert!(err.to_string().contains("10 labels"), "{err}");
+}

@@ -439,6 +439,7 @@ impl<'a> Graph<'a> {
             logits,
             target_layers: self.target_layers,
             default_layer: description.default_layer,
+            labels: crate::Labels::default_for(classes as usize),
         })
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use crate::gpu::params::Activation;
+use crate::Labels;
 pub use arch::{Arch, ARCHITECTURES};
 pub use builder::parse_channels;
 pub use tensors::WeightFile;
@@ -223,7 +224,18 @@ pub struct Model {
     /// The layer explained when none is named (pytorch-grad-cam's usual choice for the
     /// architecture).
     pub default_layer: String,
+    /// The classes' names, given to each result ([`crate::Explanation::label`]): ImageNet's for
+    /// 1,000 classes, `class N` otherwise, until [`Model::with_labels`] replaces them.
+    pub labels: Labels,
 }
+
+/// The shipped EfficientNet-Lite0 weights (ImageNet, 19 MB), compiled in with the default
+/// feature `builtin-model`.
+#[cfg(feature = "builtin-model")]
+pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/efficientnet_lite0.safetensors");
+
+/// The name [`Model::builtin`] gives its source in messages.
+pub const BUILTIN_WEIGHTS_NAME: &str = "<built-in efficientnet_lite0.safetensors>";
 
 impl Model {
     /// Loads a network from a safetensors file, recognising its architecture from the tensor
@@ -243,6 +255,35 @@ impl Model {
     pub fn load_as(path: impl AsRef<Path>, arch: Option<Arch>) -> Result<Self> {
         let file = WeightFile::open(path.as_ref())?;
         arch::build(&file, arch)
+    }
+
+    /// The shipped EfficientNet-Lite0 (ImageNet), compiled into the library: no file needed.
+    /// Leave it out of a build with `default-features = false`.
+    ///
+    /// ```no_run
+    /// let model = gradcam::Model::builtin()?;
+    /// assert_eq!(model.labels.get(285), "Egyptian cat");
+    /// # Ok::<(), gradcam::Error>(())
+    /// ```
+    #[cfg(feature = "builtin-model")]
+    pub fn builtin() -> Result<Self> {
+        Self::from_bytes(Path::new(BUILTIN_WEIGHTS_NAME), BUILTIN_WEIGHTS.to_vec())
+    }
+
+    /// The model with `labels` as its class names; an error unless there is one per class.
+    pub fn with_labels(mut self, labels: Labels) -> Result<Self> {
+        if labels.len() != self.classes as usize {
+            return Err(Error::Labels {
+                path: self.source.clone(),
+                reason: format!(
+                    "{} labels for a model with {} classes",
+                    labels.len(),
+                    self.classes
+                ),
+            });
+        }
+        self.labels = labels;
+        Ok(self)
     }
 
     /// Like [`Model::load`] on a file already in memory; `name` is used in messages.

@@ -167,6 +167,10 @@ impl Readback {
 pub struct Explanation {
     /// The class explained.
     pub class: u32,
+    /// Its name ([`crate::Model::labels`]).
+    pub label: String,
+    /// Its softmax probability over the logits.
+    pub score: f32,
     /// The image's logits.
     pub logits: Vec<f32>,
     /// `[S × S]` row-major, S the model's input size ([`Explainer::cam_size`]): the normalized
@@ -795,6 +799,9 @@ impl Explainer {
     /// Reads the batch's results back with one map once the GPU is done with them.
     pub async fn read_async(&mut self, what: Readback) -> Result<Vec<Explanation>> {
         let ctx = self.forward.context().clone();
+        // Shared, not copied: each result names its class from it.
+        let shared_model = self.forward.gpu_model().model.clone();
+        let labels = &shared_model.labels;
         let model = self.forward.model();
         let n = self.forward.batch() as u64;
         let classes = u64::from(model.classes);
@@ -876,9 +883,16 @@ impl Explainer {
             for i in 0..n as usize {
                 let overlay = overlays.next().flatten();
                 let c = classes as usize;
+                let image_logits = &logits[i * c..(i + 1) * c];
+                let class = targets[i];
                 out.push(Explanation {
-                    class: targets[i],
-                    logits: logits[i * c..(i + 1) * c].to_vec(),
+                    class,
+                    label: labels.get(class as usize).to_string(),
+                    score: crate::softmax(image_logits)
+                        .get(class as usize)
+                        .copied()
+                        .unwrap_or(0.0),
+                    logits: image_logits.to_vec(),
                     cam: cams
                         .as_ref()
                         .map(|v| v[i * cam_len as usize..(i + 1) * cam_len as usize].to_vec()),

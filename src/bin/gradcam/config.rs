@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 
 use crate::args::{Common, ExplainArgs};
 
-/// The default model, compiled in so the binary works from any directory.
-const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../../../weights/efficientnet_lite0.safetensors");
-const DEFAULT_WEIGHTS_NAME: &str = "<built-in efficientnet_lite0.safetensors>";
-const DEFAULT_LABELS: &str = include_str!("../../../weights/imagenet_classes.txt");
+/// The default model, compiled into the library so the binary works from any directory.
+use gradcam::model::{
+    BUILTIN_WEIGHTS as DEFAULT_WEIGHTS, BUILTIN_WEIGHTS_NAME as DEFAULT_WEIGHTS_NAME,
+};
 
 /// `explain` resolved: a layer listing (`--layer help`), or a run.
 pub enum Explain {
@@ -216,12 +216,11 @@ pub fn load_model(weights: Option<&Path>, arch: Option<&str>) -> Result<Model, g
 /// The labels and the GPU for `model`.
 pub fn setup(common: &Common, model: Model) -> Result<Setup, gradcam::Error> {
     let classes = model.classes as usize;
-    let builtin = Path::new("<built-in imagenet_classes.txt>");
-    let labels = match (&common.labels, &common.weights) {
-        (Some(path), _) => Labels::load(path, classes)?,
-        (None, _) if classes == 1000 => Labels::parse(builtin, DEFAULT_LABELS, classes)?,
-        (None, _) => Labels::numbered(classes),
+    let labels = match &common.labels {
+        Some(path) => Labels::load(path, classes)?,
+        None => Labels::default_for(classes),
     };
+    let model = model.with_labels(labels.clone())?;
     let ctx = GpuContext::new(&AdapterOptions {
         name: common.adapter.clone(),
     })?;
