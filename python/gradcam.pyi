@@ -1,0 +1,77 @@
+"""GPU Grad-CAM: class activation maps equal to pytorch-grad-cam's, on any GPU through wgpu."""
+import os
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+ImageLike = Union[str, "os.PathLike[str]", npt.NDArray[np.uint8], "PIL.Image.Image"]  # noqa: F821
+
+class Result:
+    """What Engine.explain returns, for the images explained, in input order."""
+
+    cam: npt.NDArray[np.float32]
+    """[N, S, S]: the CAMs at the model's input size, as pytorch-grad-cam returns them."""
+    overlay: List[npt.NDArray[np.uint8]]
+    """Per image, [h, w, 3]: the heatmap blended over the image at its own size."""
+    classes: List[int]
+    """The class explained per image."""
+    scores: List[float]
+    """Its softmax probability."""
+    labels: List[str]
+    """Its name."""
+    logits: npt.NDArray[np.float32]
+    """[N, classes]."""
+    indices: List[int]
+    """Position of each result in the images given."""
+    errors: List[Tuple[int, str]]
+    """With on_error="skip": (position, message) of each image that could not be explained."""
+    def __len__(self) -> int: ...
+
+class Engine:
+    """A GPU Grad-CAM engine on one adapter with one model.
+
+    Engine() uses the built-in EfficientNet-Lite0 (ImageNet); Engine(weights="resnet50.safetensors")
+    loads a torchvision ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with
+    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe").
+    """
+
+    def __init__(
+        self,
+        weights: Optional[Union[str, "os.PathLike[str]"]] = None,
+        adapter: Optional[str] = None,
+        batch: Optional[int] = None,
+        labels: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> None: ...
+    @property
+    def adapter(self) -> str: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def layers(self) -> List[str]: ...
+    @property
+    def default_layer(self) -> str: ...
+    @property
+    def labels(self) -> List[str]: ...
+    @property
+    def batch(self) -> int: ...
+    def explain(
+        self,
+        images: Sequence[ImageLike],
+        method: str = "gradcam",
+        layer: Optional[str] = None,
+        targets: Optional[Sequence[int]] = None,
+        colormap: str = "jet",
+        image_weight: float = 0.5,
+        on_error: str = "raise",
+    ) -> Result:
+        """Explain images (paths, PIL images or uint8 arrays [h, w, 3], any sizes).
+
+        method and layer take the CLI's names (layer None: the model's default); targets gives
+        one class per image (None: each image's predicted class). A bad image raises ValueError
+        naming its index, or with on_error="skip" is listed in Result.errors. The GIL is released
+        while the GPU works.
+        """
+        ...

@@ -1,0 +1,401 @@
+//! Python bindings of the engine: `gradcam.Engine().explain(images)` returns the CAMs, overlays,
+//! classes, scores, labels and logits as numpy arrays and Python lists. The GPU work runs with the
+//! GIL released. Errors are Python exceptions carrying the CLI's one-line messages: `ValueError`
+//! for what the caller gave (an image, a target, a method or layer name), `OSError` for files,
+//! `RuntimeError` for the GPU.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gradcam_engine as engine;
+use numpy::ndarray::{Array2, Array3};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use engine::{Colormap, ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target};
+
+/// The engine's error as the Python exception for its kind, with its one-line message.
+fn to_py(e: engine::Error) -> PyErr {
+    let message = engine::one_line(&e.to_string());
+    match e {
+        engine::Error::Io { .. } => PyOSError::new_err(message),
+        engine::Error::NoAdapter { .. }
+        | engine::Error::Device { .. }
+        | engine::Error::Gpu { .. } => PyRuntimeError::new_err(message),
+        _ => PyValueError::new_err(message),
+    }
+}
+
+/// One input as the engine takes it, or why it cannot be: decoded files are decoded with the GIL
+/// released, arrays and PIL images are copied while it is held.
+enum Input {
+    File(PathBuf),
+    Pixels(image::RgbImage),
+}
+
+use engine::image;
+
+/// `obj` as an input: a path (str or os.PathLike), a PIL image, or a uint8 array [h, w, 3].
+fn input_of(obj: &Bound<'_, PyAny>) -> Result<Input, String> {
+    if let Ok(s) = obj.downcast::<PyString>() {
+        return Ok(Input::File(PathBuf::from(s.to_string())));
+    }
+    if obj.hasattr("__fspath__").unwrap_or(false) {
+        let path: PathBuf = obj.extract().map_err(|e| e.to_string())?;
+        return Ok(Input::File(path));
+    }
+    let array = if obj.hasattr("convert").unwrap_or(false) && obj.hasattr("size").unwrap_or(false) {
+        // A PIL image: its RGB pixels through numpy.
+        let rgb = obj
+            .call_method1("convert", ("RGB",))
+            .map_err(|e| format!("converting the PIL image to RGB: {e}"))?;
+        let numpy = obj.py().import("numpy").map_err(|e| e.to_string())?;
+        numpy
+            .call_method1("ascontiguousarray", (rgb,))
+            .map_err(|e| e.to_string())?
+    } else {
+        obj.clone()
+    };
+    let array = array
+        .downcast::<numpy::PyArrayDyn<u8>>()
+        .map_err(|_| {
+            "not a path, a PIL image or a numpy uint8 array of shape [height, width, 3]".to_string()
+        })?
+        .readonly();
+    let shape = array.shape();
+    if shape.len() != 3 || shape[2] != 3 {
+        return Err(format!(
+            "a uint8 array of shape {shape:?}; expected [height, width, 3] (RGB)"
+        ));
+    }
+    let (h, w) = (shape[0], shape[1]);
+    if h == 0 || w == 0 {
+        return Err("an image with no pixels".into());
+    }
+    let pixels: Vec<u8> = match array.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => array.as_array().iter().copied().collect(),
+    };
+    let (w, h) = (
+        u32::try_from(w).map_err(|_| "too wide".to_string())?,
+        u32::try_from(h).map_err(|_| "too tall".to_string())?,
+    );
+    image::RgbImage::from_raw(w, h, pixels)
+        .map(Input::Pixels)
+        .ok_or_else(|| "inconsistent array size".to_string())
+}
+
+/// What selects an explainer: method, layer, colormap, image weight.
+type Key = (String, String, String, u32);
+
+/// A GPU Grad-CAM engine on one adapter with one model. `Engine()` uses the built-in
+/// EfficientNet-Lite0 (ImageNet); `Engine(weights="resnet50.safetensors")` loads a torchvision
+/// ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with safetensors.
+#[pyclass(module = "gradcam", unsendable)]
+struct Engine {
+    engine: engine::Engine,
+    batch: u32,
+    explainers: HashMap<Key, Explainer>,
+}
+
+#[pymethods]
+impl Engine {
+    /// `weights`: a safetensors file (None: the built-in model); `adapter`: part of the GPU's
+    /// name (e.g. "nvidia", "llvmpipe"); `batch`: images per GPU batch (None: as many as fit,
+    /// at most 32, 16 on a CPU adapter); `labels`: a file with one class name per line.
+    #[new]
+    #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None))]
+    fn new(
+        py: Python<'_>,
+        weights: Option<PathBuf>,
+        adapter: Option<String>,
+        batch: Option<u32>,
+        labels: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let engine = py
+            .detach(|| -> engine::Result<engine::Engine> {
+                let mut model = match &weights {
+                    Some(path) => Model::load(path)?,
+                    None => Model::builtin()?,
+                };
+                if let Some(path) = &labels {
+                    let l = engine::Labels::load(path, model.classes as usize)?;
+                    model = model.with_labels(l)?;
+                }
+                let ctx = GpuContext::new(&engine::AdapterOptions { name: adapter })?;
+                Ok(engine::Engine::new(Arc::new(ctx), model))
+            })
+            .map_err(to_py)?;
+        let cpu = engine.context().adapter_info.device_type == engine::wgpu::DeviceType::Cpu;
+        let default = if cpu { 16 } else { 32 };
+        let batch = batch.unwrap_or(default).clamp(1, engine.max_batch());
+        Ok(Self {
+            engine,
+            batch,
+            explainers: HashMap::new(),
+        })
+    }
+
+    /// The adapter: "name (backend)".
+    #[getter]
+    fn adapter(&self) -> String {
+        self.engine.context().adapter_name()
+    }
+
+    /// The model's architecture, e.g. "efficientnet-lite0".
+    #[getter]
+    fn architecture(&self) -> String {
+        self.engine.model().architecture.clone()
+    }
+
+    /// The layers a CAM can target, by their PyTorch module paths.
+    #[getter]
+    fn layers(&self) -> Vec<String> {
+        let model = self.engine.model();
+        model.target_layers.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The layer explained when none is named.
+    #[getter]
+    fn default_layer(&self) -> String {
+        self.engine.model().default_layer.clone()
+    }
+
+    /// The class names, in class order.
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        let model = self.engine.model();
+        (0..model.classes as usize)
+            .map(|i| model.labels.get(i).to_string())
+            .collect()
+    }
+
+    /// Images per GPU batch.
+    #[getter]
+    fn batch(&self) -> u32 {
+        self.batch
+    }
+
+    /// Explains `images` (file paths, PIL images or numpy uint8 arrays [h, w, 3], any sizes)
+    /// with `method` at `layer` (the CLI's names; None: the model's default layer) for
+    /// `targets` (one class per image; None: each image's predicted class). `on_error`:
+    /// "raise" (a bad image raises ValueError naming its index) or "skip" (it is left out of
+    /// the result and listed in `Result.errors`).
+    #[pyo3(signature = (images, method="gradcam", layer=None, targets=None, colormap="jet", image_weight=0.5, on_error="raise"))]
+    #[allow(clippy::too_many_arguments)]
+    fn explain(
+        &mut self,
+        py: Python<'_>,
+        images: Vec<Bound<'_, PyAny>>,
+        method: &str,
+        layer: Option<String>,
+        targets: Option<Vec<i64>>,
+        colormap: &str,
+        image_weight: f32,
+        on_error: &str,
+    ) -> PyResult<ExplainResult> {
+        let skip = match on_error {
+            "raise" => false,
+            "skip" => true,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "on_error={other:?}: expected \"raise\" or \"skip\""
+                )))
+            }
+        };
+        if let Some(t) = &targets {
+            if t.len() != images.len() {
+                return Err(PyValueError::new_err(format!(
+                    "{} targets for {} images: give one class per image, or None",
+                    t.len(),
+                    images.len()
+                )));
+            }
+            let classes = i64::from(self.engine.model().classes);
+            if let Some((i, c)) = t
+                .iter()
+                .enumerate()
+                .find(|(_, c)| !(0..classes).contains(*c))
+            {
+                return Err(PyValueError::new_err(format!(
+                    "targets[{i}]: class {c} is not one of the model's {classes} classes"
+                )));
+            }
+        }
+        let method: Method = method.parse().map_err(to_py)?;
+        let colormap_value: Colormap = colormap.parse().map_err(to_py)?;
+        if !(0.0..=1.0).contains(&image_weight) {
+            return Err(PyValueError::new_err(format!(
+                "image_weight={image_weight}: expected a value in [0, 1]"
+            )));
+        }
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        let mut inputs: Vec<(usize, Input)> = Vec::with_capacity(images.len());
+        for (i, obj) in images.iter().enumerate() {
+            match input_of(obj) {
+                Ok(input) => inputs.push((i, input)),
+                Err(e) if skip => errors.push((i, e)),
+                Err(e) => return Err(PyValueError::new_err(format!("images[{i}]: {e}"))),
+            }
+        }
+
+        let key: Key = (
+            method.to_string(),
+            layer.clone().unwrap_or_default(),
+            colormap.to_string(),
+            image_weight.to_bits(),
+        );
+        if !self.explainers.contains_key(&key) {
+            let options = ExplainOptions {
+                layer: layer.unwrap_or_default(),
+                method,
+                colormap: colormap_value,
+                image_weight,
+                ..Default::default()
+            };
+            let ex = self.engine.explainer(self.batch, options).map_err(to_py)?;
+            self.explainers.insert(key.clone(), ex);
+        }
+        let explainer = self.explainers.get_mut(&key).expect("inserted above");
+        let batch = self.batch as usize;
+
+        // Decoding and the GPU work, with the GIL released.
+        let (done, failed) = py
+            .detach(move || -> engine::Result<_> {
+                let mut decoded: Vec<(usize, image::RgbImage)> = Vec::with_capacity(inputs.len());
+                let mut failed: Vec<(usize, String)> = Vec::new();
+                for (i, input) in inputs {
+                    match input {
+                        Input::Pixels(img) => decoded.push((i, img)),
+                        Input::File(path) => match engine::decode_image(&path) {
+                            Ok(img) => decoded.push((i, img)),
+                            Err(e) => failed.push((i, engine::one_line(&e.to_string()))),
+                        },
+                    }
+                }
+                if !skip {
+                    if let Some((i, e)) = failed.first() {
+                        return Err(engine::Error::InvalidRequest(format!("images[{i}]: {e}")));
+                    }
+                }
+                let mut done = Vec::with_capacity(decoded.len());
+                for chunk in decoded.chunks(batch) {
+                    let imgs: Vec<&image::RgbImage> = chunk.iter().map(|(_, img)| img).collect();
+                    let tgts: Vec<Target> = match &targets {
+                        Some(t) => chunk
+                            .iter()
+                            .map(|(i, _)| Target::Class(t[*i] as u32))
+                            .collect(),
+                        None => vec![Target::Predicted; chunk.len()],
+                    };
+                    let out = explainer.explain(
+                        &imgs,
+                        &tgts,
+                        Readback {
+                            cam: true,
+                            cam_grid: false,
+                            overlay: true,
+                            guided: false,
+                        },
+                    )?;
+                    done.extend(chunk.iter().map(|(i, _)| *i).zip(out));
+                }
+                Ok((done, failed))
+            })
+            .map_err(to_py)?;
+        errors.extend(failed);
+        errors.sort();
+
+        let n = done.len();
+        let side = self.engine.model().input_size as usize;
+        let classes = self.engine.model().classes as usize;
+        let mut cam = Vec::with_capacity(n * side * side);
+        let mut logits = Vec::with_capacity(n * classes);
+        let mut overlays = Vec::with_capacity(n);
+        let (mut indices, mut class_ids, mut scores, mut labels) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, r) in done {
+            cam.extend_from_slice(r.cam.as_deref().unwrap_or(&[]));
+            logits.extend_from_slice(&r.logits);
+            let overlay = r.overlay.expect("overlay read back");
+            let (w, h) = (overlay.width() as usize, overlay.height() as usize);
+            let rgb: Vec<u8> = overlay
+                .into_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            let array = Array3::from_shape_vec((h, w, 3), rgb).expect("overlay size");
+            overlays.push(array.into_pyarray(py).unbind());
+            indices.push(i);
+            class_ids.push(r.class);
+            scores.push(r.score);
+            labels.push(r.label);
+        }
+        Ok(ExplainResult {
+            cam: Array3::from_shape_vec((n, side, side), cam)
+                .expect("cam size")
+                .into_pyarray(py)
+                .unbind(),
+            overlay: overlays,
+            classes: class_ids,
+            scores,
+            labels,
+            logits: Array2::from_shape_vec((n, classes), logits)
+                .expect("logits size")
+                .into_pyarray(py)
+                .unbind(),
+            indices,
+            errors,
+        })
+    }
+}
+
+/// What `Engine.explain` returns, for the images that were explained, in input order.
+#[pyclass(module = "gradcam", name = "Result", get_all)]
+struct ExplainResult {
+    /// float32 [N, S, S]: the CAMs at the model's input size, as pytorch-grad-cam returns them.
+    cam: Py<PyArray3<f32>>,
+    /// uint8 [h, w, 3] per image: the heatmap blended over the image at its own size.
+    overlay: Vec<Py<PyArray3<u8>>>,
+    /// The class explained per image.
+    classes: Vec<u32>,
+    /// Its softmax probability.
+    scores: Vec<f32>,
+    /// Its name.
+    labels: Vec<String>,
+    /// float32 [N, classes].
+    logits: Py<PyArray2<f32>>,
+    /// Position of each result in the `images` given.
+    indices: Vec<usize>,
+    /// With on_error="skip": (position, message) of each image that could not be explained.
+    errors: Vec<(usize, String)>,
+}
+
+#[pymethods]
+impl ExplainResult {
+    fn __len__(&self) -> usize {
+        self.classes.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "gradcam.Result({} images, classes {:?}, {} errors)",
+            self.classes.len(),
+            self.classes,
+            self.errors.len()
+        )
+    }
+}
+
+/// GPU Grad-CAM: class activation maps equal to pytorch-grad-cam's, computed on any GPU (or a
+/// CPU Vulkan driver) through wgpu.
+#[pymodule]
+fn gradcam(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    m.add_class::<ExplainResult>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+"""The Python package's behaviour, and parity with pytorch-grad-cam where it is installed."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import gradcam
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHELSEA = ROOT / "examples" / "images" / "chelsea.png"
+COFFEE = ROOT / "examples" / "images" / "coffee.png"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return gradcam.Engine()
+
+
+def test_explains_a_file_path(engine):
+    res = engine.explain([str(CHELSEA)])
+    assert len(res) == 1
+    assert res.labels == ["Egyptian cat"]
+    assert res.classes == [285]
+    assert 0.5 < res.scores[0] <= 1.0
+    assert res.cam.shape == (1, 224, 224) and res.cam.dtype == np.float32
+    assert 0.0 <= res.cam.min() and res.cam.max() <= 1.0
+    assert res.logits.shape == (1, 1000)
+    assert res.overlay[0].shape == (300, 451, 3) and res.overlay[0].dtype == np.uint8
+
+
+def test_paths_arrays_and_pil_images_agree(engine):
+    from PIL import Image
+
+    pil = Image.open(CHELSEA)
+    array = np.asarray(pil.convert("RGB"))
+    res = engine.explain([CHELSEA, array, pil, array[:, ::-1]])  # a pathlib.Path, a non-contiguous view
+    assert res.classes[:3] == [285, 285, 285]
+    np.testing.assert_array_equal(res.cam[0], res.cam[1])
+    np.testing.assert_array_equal(res.cam[0], res.cam[2])
+    np.testing.assert_array_equal(res.overlay[0], res.overlay[2])
+
+
+def test_targets_and_batches_larger_than_the_gpu_batch(engine):
+    images = [str(CHELSEA), str(COFFEE)] * (engine.batch // 2 + 1)
+    targets = [281 if i % 2 == 0 else 967 for i in range(len(images))]
+    res = engine.explain(images, targets=targets)
+    assert res.classes == targets
+    assert res.labels[:2] == ["tabby", "espresso"]
+    assert res.cam.shape == (len(images), 224, 224)
+    np.testing.assert_array_equal(res.cam[0], res.cam[2])
+
+
+def test_methods_layers_and_colormaps(engine):
+    assert "head" in engine.layers and engine.default_layer == "head"
+    a = engine.explain([str(CHELSEA)], method="gradcam++", layer="blocks.15", colormap="turbo")
+    b = engine.explain([str(CHELSEA)])
+    assert a.classes == b.classes
+    assert not np.array_equal(a.cam, b.cam)
+
+
+def test_bad_inputs_raise_naming_the_image(engine, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"images\[1\]"):
+        engine.explain([str(CHELSEA), str(bad)])
+    with pytest.raises(ValueError, match=r"images\[0\].*\[height, width, 3\]"):
+        engine.explain([np.zeros((4, 4), np.uint8)])
+    with pytest.raises(ValueError, match=r"images\[0\]"):
+        engine.explain([12])
+    with pytest.raises(ValueError, match="targets"):
+        engine.explain([str(CHELSEA)], targets=[1, 2])
+    with pytest.raises(ValueError, match="1000"):
+        engine.explain([str(CHELSEA)], targets=[1000])
+    with pytest.raises(ValueError):
+        engine.explain([str(CHELSEA)], method="no-such-method")
+    with pytest.raises(ValueError):
+        engine.explain([str(CHELSEA)], layer="no.such.layer")
+    with pytest.raises(OSError):
+        gradcam.Engine(weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_on_error_skip_reports_and_goes_on(engine, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    res = engine.explain([str(bad), str(CHELSEA), np.zeros((2, 2, 4), np.uint8)], on_error="skip")
+    assert res.indices == [1] and res.classes == [285]
+    assert [i for i, _ in res.errors] == [0, 2]
+    assert "bad.png" in res.errors[0][1]
+
+
+def test_overlay_equals_the_cli(engine, tmp_path):
+    import subprocess
+
+    binary = ROOT / "target" / "release" / "gradcam"
+    if not binary.exists():
+        pytest.skip("the CLI is not built (cargo build --release)")
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    subprocess.run([str(binary), "explain", str(CHELSEA), "--out", str(out)], check=True, env=env,
+                   capture_output=True)
+    from PIL import Image
+
+    cli = np.asarray(Image.open(out / "chelsea.png").convert("RGB"))
+    np.testing.assert_array_equal(engine.explain([str(CHELSEA)]).overlay[0], cli)
+
+
+def test_cam_equals_pytorch_grad_cam():
+    """In the same process as the reference, on the same numpy inputs: <= 1e-4 (measured 1.3e-6
+    at head, 1.4e-6 at blocks.15). Earlier blocks are not compared on these full-size photos:
+    there the reference's own map moves by 6e-3 (blocks.3) to 9e-3 (blocks.8) on coffee.png
+    under 1e-6 noise on its input, so float32 rounding decides; tests/parity_cam.rs checks them
+    on the fixtures' 224x224 inputs."""
+    torch = pytest.importorskip("torch")
+    pytorch_grad_cam = pytest.importorskip("pytorch_grad_cam")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    import sys
+
+    import torch.nn.functional as F
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_fixtures import add_head_hook_point, layer_module, load_model
+
+    model = load_model()
+    add_head_hook_point(model)
+    rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in (CHELSEA, COFFEE)]
+    xs = []
+    for rgb in rgbs:
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, (224, 224), mode="bilinear", antialias=True, align_corners=False)
+        xs.append((x / 255.0 - 0.5) / 0.5)
+    for layer in ("head", "blocks.15"):
+        cam = pytorch_grad_cam.GradCAM(model=model, target_layers=[layer_module(model, layer)])
+        want = cam(input_tensor=torch.cat(xs), targets=None)
+        got = gradcam.Engine().explain(rgbs, layer=layer).cam
+        assert np.abs(got - want).max() <= 1e-4, layer
