@@ -17,7 +17,11 @@ Usage:
         grad-cam opencv-python-headless pillow numpy
     python3 benches/compare_pytorch_grad_cam.py [--arch resnet50] [--batch 16] [--images 64]
                                                 [--threads N] [--layer L] [--method NAME]
-                                                [--guided] [IMAGE ...]
+                                                [--guided] [--python] [IMAGE ...]
+
+--python runs this engine through its Python package (`pip install ./python`) in the same process
+as pytorch-grad-cam, both timed on the same numpy arrays (a list of uint8 [h, w, 3] in; CAMs and
+overlays as numpy out), instead of the Rust example.
 
 --method names the CAM method as the CLI does (gradcam, gradcam++, eigencam, ...); both sides run
 it (pytorch-grad-cam's class of that name). --guided adds guided backpropagation and Guided
@@ -149,6 +153,26 @@ def run_gradcam(files, count, batch, layer, threads, weights, method="gradcam", 
     return json.loads(out.strip().splitlines()[-1])
 
 
+def python_gradcam(images, batch, layer, weights, method, threads):
+    """This engine through its Python package (`pip install ./python`), in this process, on the
+    same numpy arrays as the reference: a list of uint8 [h, w, 3] in, numpy CAMs and overlays out."""
+    os.environ.setdefault("LP_NUM_THREADS", str(threads))
+    import gradcam
+
+    engine = gradcam.Engine(weights=weights, batch=batch)
+
+    def run(images):
+        engine.explain(images[:batch], method=method, layer=layer)  # warm-up (and tuning)
+        start = time.perf_counter()
+        for i in range(0, len(images), batch):
+            engine.explain(images[i:i + batch], method=method, layer=layer)
+        seconds = time.perf_counter() - start
+        return {"engine": "gradcam (Python package)", "adapter": engine.adapter, "batch": batch,
+                "images": len(images), "seconds": seconds, "images_per_second": len(images) / seconds}
+
+    return run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="*", help="image files (default: the two sample photos)")
@@ -162,6 +186,9 @@ def main():
     ap.add_argument("--guided", action="store_true",
                     help="also guided backpropagation and Guided Grad-CAM per image (the reference's "
                          "GuidedBackpropReLUModel and deprocess_image; the engine's --guided)")
+    ap.add_argument("--python", action="store_true",
+                    help="run this engine through its Python package in this process, on the same "
+                         "numpy arrays as the reference, instead of the Rust example")
     ap.add_argument("--reference-only", action="store_true",
                     help="measure pytorch-grad-cam alone (where the engine is measured by "
                          "examples/gpu_report.rs in the same session, e.g. on a machine without cargo)")
@@ -176,7 +203,7 @@ def main():
     decoded = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     images = [decoded[i % len(decoded)] for i in range(args.count)]
 
-    if not args.reference_only:
+    if not args.reference_only and not args.python:
         build_gradcam()
     args.layer = args.layer or DEFAULT_LAYERS[args.arch]
     model, module, mean, std, weights = reference_model(args.arch)
@@ -189,11 +216,18 @@ def main():
         best.update(arch=args.arch, layer=args.layer, method=args.method, weights=weights)
         print(json.dumps(best))
         return
+    python_ours = (python_gradcam(images, args.batch, args.layer, weights, args.method, args.threads)
+                   if args.python else None)
+    if args.python and args.guided:
+        sys.exit("--python: the Python package does not make the guided pictures yet")
     # Alternate the two so that a slow spell of a shared machine hits both alike; keep the best.
     ours_runs, ref_runs = [], []
     for _ in range(args.repeat):
-        ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights,
-                                     args.method, args.guided))
+        if args.python:
+            ours_runs.append(python_ours(images))
+        else:
+            ours_runs.append(run_gradcam(files, args.count, args.batch, args.layer, args.threads, weights,
+                                         args.method, args.guided))
         ref_runs.append(reference(images, args.batch))
     ours = max(ours_runs, key=lambda r: r["images_per_second"])
     ref = max(ref_runs, key=lambda r: r["images_per_second"])
