@@ -35,7 +35,8 @@ class Engine:
 
     Engine() uses the built-in EfficientNet-Lite0 (ImageNet); Engine(weights="resnet50.safetensors")
     loads a torchvision ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with
-    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe").
+    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe"). One engine
+    explains one batch at a time: give each thread (or Ray actor) its own.
     """
 
     def __init__(

@@ -93,8 +93,10 @@ type Key = (String, String, String, u32);
 
 /// A GPU Grad-CAM engine on one adapter with one model. `Engine()` uses the built-in
 /// EfficientNet-Lite0 (ImageNet); `Engine(weights="resnet50.safetensors")` loads a torchvision
-/// ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with safetensors.
-#[pyclass(module = "gradcam", unsendable)]
+/// ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with safetensors. One engine
+/// explains one batch at a time (a second thread's call meanwhile is refused): give each thread
+/// or Ray actor its own.
+#[pyclass(module = "gradcam")]
 struct Engine {
     engine: engine::Engine,
     batch: u32,
