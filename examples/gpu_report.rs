@@ -16,11 +16,15 @@
 //!   images/s with everything GPU-resident (images uploaded once, the pipeline run again and
 //!   again) and with each batch uploaded and its overlays read back, the CPU time split of the
 //!   latter (`upload`: pack + write; `record`; `submit`; `wait`; `read`: map + copy out), GPU
-//!   memory per image, and `launches`: every kernel launch in order with its variant,
-//!   workgroups, time (min of `--runs`), FLOPs, bytes, achieved GFLOP/s and GB/s and the % of
-//!   the calibrated peaks.
+//!   memory per image, `first_batch_ms` (compile, allocate, tune), `transfers` (the host copy
+//!   into staging, the copy to the GPU, the download, the map and the host copy out, GB/s each),
+//!   and `launches`: every kernel launch in order with its variant, workgroups, time (min of
+//!   `--runs`), FLOPs, bytes, achieved GFLOP/s and GB/s and the % of the calibrated peaks.
 //! - `latency`: batch 1, one image after another at mixed sizes (upload → overlay on the host),
 //!   p50 / p99 / mean over `--latency-runs` (at least 200).
+//! - `tuning`: every launch shape the tuner timed (kernel / builder's variant / parameters) with
+//!   each candidate variant's milliseconds.
+//! - `settings`: weights, layer, method, runs, engine version.
 //!
 //! Without TIMESTAMP_QUERY the GPU-time fields are `null` and the rest is measured by wall clock.
 
