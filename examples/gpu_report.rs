@@ -651,19 +651,13 @@ fn batch_section(
             merge_min(
                 &mut stages,
                 run.into_iter().map(|(l, t, _)| (l, t)).collect(),
+                |s| &mut s.1,
             );
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
             ex.record_profiled(&mut encoder, &mut profiler, true);
             profiler.resolve(&mut encoder);
             ctx.submit("profile", encoder)?;
-            let run = profiler.read_timed(ctx)?;
-            if launches.len() != run.len() {
-                launches = run;
-            } else {
-                for (b, r) in launches.iter_mut().zip(run) {
-                    b.seconds = b.seconds.min(r.seconds);
-                }
-            }
+            merge_min(&mut launches, profiler.read_timed(ctx)?, |t| &mut t.seconds);
         }
     }
     let gpu_ms: Option<f64> = timed.then(|| stages.iter().map(|s| s.1).sum::<f64>() * 1e3);
@@ -831,13 +825,15 @@ fn transfer_split(
     }))
 }
 
-fn merge_min(best: &mut Vec<(String, f64)>, run: Vec<(String, f64)>) {
+/// Keeps the least seconds (`seconds` picks them out) of each pass over the runs so far.
+fn merge_min<T>(best: &mut Vec<T>, mut run: Vec<T>, seconds: impl Fn(&mut T) -> &mut f64) {
     if best.len() != run.len() {
         *best = run;
         return;
     }
-    for (b, r) in best.iter_mut().zip(run) {
-        b.1 = b.1.min(r.1);
+    for (b, r) in best.iter_mut().zip(&mut run) {
+        let least = seconds(b).min(*seconds(r));
+        *seconds(b) = least;
     }
 }
 

@@ -63,7 +63,8 @@ override IN_C: u32 = 3u;
 override TILED: u32 = 0u;
 // 1: the workgroup-tiled path (src/gpu/kernels.rs CONV2D_GEMM); needs WORKGROUP_SIZE 64.
 override GEMM: u32 = 0u;
-// Its tile: pixels, vec4s of output channels, and reduction columns per step.
+// Its tile: pixels, vec4s of output channels (src/gpu/kernels.rs GEMM_TILE), and reduction
+// columns per step.
 const GM: u32 = 64u;
 const GN4: u32 = 16u;
 const GK: u32 = 16u;

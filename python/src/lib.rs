@@ -15,7 +15,9 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use engine::{Colormap, ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target};
+use engine::{
+    image, Colormap, ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target,
+};
 
 /// The engine's error as the Python exception for its kind, with its one-line message.
 fn to_py(e: engine::Error) -> PyErr {
@@ -35,8 +37,6 @@ enum Input {
     File(PathBuf),
     Pixels(image::RgbImage),
 }
-
-use engine::image;
 
 /// `obj` as an input: a path (str or os.PathLike), a PIL image, or a uint8 array [h, w, 3].
 fn input_of(obj: &Bound<'_, PyAny>) -> Result<Input, String> {

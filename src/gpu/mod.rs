@@ -307,17 +307,31 @@ impl GpuContext {
             label: Some(label),
             timestamp_writes,
         });
-        let max = self.limits.max_compute_workgroups_per_dimension;
         for d in dispatches {
-            if d.invocations == 0 {
-                continue;
-            }
-            let kernel = self.kernels.get(d.kernel);
-            let (x, y) = kernel.grid(d.invocations, max);
-            pass.set_pipeline(&kernel.pipelines[d.variant]);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
+            self.dispatch(&mut pass, d, d.variant, d.invocations);
         }
+    }
+
+    /// Records `d`'s launch into `pass` with pipeline `variant` over `invocations` (the tuner
+    /// times variants other than `d`'s own); nothing for no invocations.
+    pub(crate) fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        d: &Dispatch,
+        variant: usize,
+        invocations: u32,
+    ) {
+        if invocations == 0 {
+            return;
+        }
+        let kernel = self.kernels.get(d.kernel);
+        let (x, y) = kernel.grid(
+            invocations,
+            self.limits.max_compute_workgroups_per_dimension,
+        );
+        pass.set_pipeline(&kernel.pipelines[variant]);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
     }
 
     /// Submits `encoder` inside validation and out-of-memory error scopes and turns any error

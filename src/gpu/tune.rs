@@ -188,9 +188,11 @@ impl Tuner {
                 return Choice::Use(v);
             }
         }
+        if s.mode == TuneMode::Off {
+            return Choice::Use(variant);
+        }
         let key = launch_key(kernel, variant, params);
         match s.mode {
-            TuneMode::Off => Choice::Use(variant),
             TuneMode::Again if !s.timed.contains(&key) => Choice::Time,
             _ => match s.choices.get(&key) {
                 Some(&v) if candidates.contains(&v) => Choice::Use(v),

@@ -75,29 +75,21 @@ impl Upload {
                 },
                 None => wgpu::PollType::wait_indefinitely(),
             };
-            ctx.device.poll(poll).map_err(|e| Error::Gpu {
-                stage: "upload".into(),
-                reason: e.to_string(),
-            })?;
+            ctx.device
+                .poll(poll)
+                .map_err(|e| upload_error(e.to_string()))?;
         }
         if self.state.load(Ordering::Acquire) == FAILED {
             return write_queued(ctx, dst, parts, len);
         }
         {
-            let mut view =
-                buffer
-                    .slice(..len64)
-                    .get_mapped_range_mut()
-                    .map_err(|e| Error::Gpu {
-                        stage: "upload".into(),
-                        reason: e.to_string(),
-                    })?;
-            let mut at = 0;
-            for part in parts {
-                view.slice(at..at + part.len()).copy_from_slice(part);
-                at += part.len();
-            }
-            view.slice(at..len).copy_from_slice(&vec![0u8; len - at]);
+            let mut view = buffer
+                .slice(..len64)
+                .get_mapped_range_mut()
+                .map_err(|e| upload_error(e.to_string()))?;
+            pack(parts, len, |range, bytes| {
+                view.slice(range).copy_from_slice(bytes)
+            });
         }
         buffer.unmap();
         self.state.store(UNMAPPED, Ordering::Release);
@@ -124,15 +116,27 @@ fn write_queued(ctx: &GpuContext, dst: &wgpu::Buffer, parts: &[&[u8]], len: usiz
     let mut view = ctx
         .queue
         .write_buffer_with(dst, 0, size)
-        .ok_or_else(|| Error::Gpu {
-            stage: "upload".into(),
-            reason: format!("cannot stage {len} bytes"),
-        })?;
+        .ok_or_else(|| upload_error(format!("cannot stage {len} bytes")))?;
+    pack(parts, len, |range, bytes| {
+        view.slice(range).copy_from_slice(bytes)
+    });
+    Ok(())
+}
+
+/// Writes `parts` one after another, then zeros up to `len`, through `write(range, bytes)`
+/// (both kinds of write-only view).
+fn pack(parts: &[&[u8]], len: usize, mut write: impl FnMut(std::ops::Range<usize>, &[u8])) {
     let mut at = 0;
     for part in parts {
-        view.slice(at..at + part.len()).copy_from_slice(part);
+        write(at..at + part.len(), part);
         at += part.len();
     }
-    view.slice(at..len).copy_from_slice(&vec![0u8; len - at]);
-    Ok(())
+    write(at..len, &vec![0u8; len - at]);
+}
+
+fn upload_error(reason: String) -> Error {
+    Error::Gpu {
+        stage: "upload".into(),
+        reason,
+    }
 }

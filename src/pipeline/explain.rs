@@ -22,15 +22,15 @@ use crate::gpu::{GpuContext, Profiler};
 /// readback into fresh allocations is bound by page faults (1.7 GB/s measured on an H200 host),
 /// so a large batch is split over the CPU's threads.
 fn split_overlays(packed: &[u8], sizes: &[(u32, u32)]) -> Vec<Option<image::RgbaImage>> {
-    let lens: Vec<usize> = sizes.iter().map(|&(w, h)| (w * h * 4) as usize).collect();
     let one = |(&(w, h), range): (&(u32, u32), std::ops::Range<usize>)| {
         packed
             .get(range)
             .and_then(|p| image::RgbaImage::from_raw(w, h, p.to_vec()))
     };
-    let mut ranges = Vec::with_capacity(lens.len());
+    let mut ranges = Vec::with_capacity(sizes.len());
     let mut at = 0;
-    for len in &lens {
+    for &(w, h) in sizes {
+        let len = (w * h * 4) as usize;
         ranges.push(at..at + len);
         at += len;
     }

@@ -18,14 +18,16 @@ pub struct BatchShape {
     pub largest_pixels: u32,
 }
 
-/// Computes a step's parameter bytes and invocation count for a batch.
+/// Computes a step's parameter bytes and work for a batch.
 type Configure = Box<dyn Fn(&BatchShape) -> (Vec<u8>, Work) + Send + Sync>;
 
-/// How a step's launch is sized: the builder's pipeline variant, and the kernel's invocation
-/// count for any variant from the parameter bytes (the tuner may choose another variant).
+/// How a step's launch is sized: the builder's pipeline variant, the kernel's invocation count
+/// for any variant from the parameter bytes (the tuner may choose another variant), and the
+/// parameter bytes last written (a batch of another shape that leaves them alone writes nothing).
 struct Sizing {
     variant: usize,
     invocations: fn(&[u8], usize) -> u32,
+    written: Vec<u8>,
 }
 
 fn invocations_of<K: KernelKind>(params: &[u8], variant: usize) -> u32 {
@@ -166,6 +168,7 @@ impl Steps {
         self.sizings.push(Sizing {
             variant,
             invocations: invocations_of::<L::Kind>,
+            written: Vec::new(),
         });
         self.shape = None;
         Step {
@@ -191,8 +194,11 @@ impl Steps {
         let mut untimed = Vec::new();
         for (i, (d, configure)) in self.dispatches.iter_mut().zip(&self.configures).enumerate() {
             let (bytes, work) = configure(&shape);
+            let sizing = &mut self.sizings[i];
+            if sizing.written == bytes {
+                continue; // the same launch as before: parameters, variant and work stand
+            }
             ctx.queue.write_buffer(&d.params, 0, &bytes);
-            let sizing = &self.sizings[i];
             let choice = ctx.tuner.choose(d.kernel, sizing.variant, &bytes);
             d.variant = match choice {
                 Choice::Use(v) => v,
@@ -201,8 +207,9 @@ impl Steps {
             d.invocations = (sizing.invocations)(&bytes, d.variant);
             d.work = work;
             if choice == Choice::Time {
-                untimed.push((i, bytes));
+                untimed.push((i, bytes.clone()));
             }
+            sizing.written = bytes;
         }
         if !untimed.is_empty() {
             self.tune(ctx, &untimed);
@@ -229,7 +236,6 @@ impl Steps {
             })
             .collect();
         let mut best = vec![f64::INFINITY; jobs.len()];
-        let max = ctx.limits.max_compute_workgroups_per_dimension;
         let per_submit = (wgpu::QUERY_SET_MAX_QUERIES as usize / 2 / TUNING_RUNS).max(1);
         for (c, chunk) in jobs.chunks(per_submit).enumerate() {
             let mut profiler = Profiler::new(ctx, (chunk.len() * TUNING_RUNS) as u32);
@@ -240,16 +246,12 @@ impl Steps {
             for _ in 0..TUNING_RUNS {
                 for &(i, variant, invocations) in chunk {
                     let d = &self.dispatches[i];
-                    let kernel = ctx.kernels.get(d.kernel);
-                    let (x, y) = kernel.grid(invocations, max);
-                    let writes = profiler.pass(kernel.spec.name);
+                    let writes = profiler.pass(ctx.kernels.get(d.kernel).spec.name);
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some("tuning"),
                         timestamp_writes: writes,
                     });
-                    pass.set_pipeline(&kernel.pipelines[variant]);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, 1);
+                    ctx.dispatch(&mut pass, d, variant, invocations);
                 }
             }
             profiler.resolve(&mut encoder);
