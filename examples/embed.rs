@@ -32,19 +32,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let image = gradcam::decode_image(&path)?;
     explainer.upload(&[&image], &[Target::Predicted])?;
 
-    // Record into the app's encoder, next to its own work, and submit it with that work.
+    // A texture for the overlay, made once; the app samples it like any other.
+    let texture = explainer.create_overlay_texture(0, wgpu::TextureFormat::Rgba8UnormSrgb)?;
+
+    // Each frame: record into the app's encoder, next to its own work, and submit it with that
+    // work. The overlay goes from the engine's buffer into the texture without leaving the GPU.
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("frame"),
     });
     explainer.record(&mut encoder);
+    explainer.copy_overlay_to_texture(&mut encoder, 0, &texture)?;
     queue.submit([encoder.finish()]);
 
-    // The results are GPU buffers the app can bind directly, e.g. to draw the overlay.
+    // The results are GPU resources the app can bind directly.
+    let region = explainer.overlay_regions()[0];
     println!(
-        "overlay buffer: {} bytes (RGBA8 packed in u32, {}x{}); cam buffer: {} bytes (f32 224x224)",
-        explainer.overlay_buffer().size(),
-        image.width(),
-        image.height(),
+        "overlay texture {}x{} ({:?}); in the overlay buffer at byte {}, {} bytes per row; \
+         cam buffer: {} bytes (f32 224x224)",
+        texture.width(),
+        texture.height(),
+        texture.format(),
+        region.offset,
+        region.bytes_per_row,
         explainer.cam_buffer().size()
     );
 

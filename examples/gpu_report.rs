@@ -764,10 +764,8 @@ fn transfer_split(
     images: &[&image::RgbImage],
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let rgb: u64 = images.iter().map(|i| i.as_raw().len() as u64).sum();
-    let overlay: u64 = images
-        .iter()
-        .map(|i| u64::from(i.width() * i.height()) * 4)
-        .sum();
+    let regions = ex.overlay_regions();
+    let overlay: u64 = regions.last().map_or(0, |r| r.offset + r.len());
     let upload_bytes = rgb.next_multiple_of(4);
     let host = vec![7u8; upload_bytes as usize];
     let target = ctx.storage("transfer_upload", upload_bytes)?;
@@ -797,13 +795,10 @@ fn transfer_split(
             best[4] = best[4].min(t.elapsed().as_secs_f64());
             let t = Instant::now();
             // As the results are made: one fresh allocation per image.
-            let mut at = 0usize;
-            let mut fresh = Vec::with_capacity(images.len());
-            for i in images {
-                let len = (i.width() * i.height() * 4) as usize;
-                fresh.push(view[at..at + len].to_vec());
-                at += len;
-            }
+            let fresh: Vec<Vec<u8>> = regions
+                .iter()
+                .map(|r| view[r.offset as usize..(r.offset + r.len()) as usize].to_vec())
+                .collect();
             best[5] = best[5].min(t.elapsed().as_secs_f64());
             std::hint::black_box(&fresh);
         }

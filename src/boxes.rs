@@ -119,6 +119,20 @@ pub fn localisation_box(
     )
 }
 
+/// The colour the CLI and the Python package draw a localisation box in.
+pub const BOX_COLOUR: [u8; 3] = [0, 255, 0];
+
+/// Line width of a drawn box: 2 pixels per 500 of the image's larger side, at least 2.
+pub fn box_thickness(width: u32, height: u32) -> u32 {
+    (width.max(height) / 250).max(2)
+}
+
+/// Draws `b` on an overlay as the CLI's `--boxes` does: [`BOX_COLOUR`], [`box_thickness`].
+pub fn draw_localisation_box(overlay: &mut image::RgbaImage, b: BoundingBox) {
+    let thickness = box_thickness(overlay.width(), overlay.height());
+    draw_box(overlay, b, BOX_COLOUR, thickness);
+}
+
 /// Draws `b`'s outline, `thickness` pixels wide inside the box, in `colour`.
 pub fn draw_box(image: &mut image::RgbaImage, b: BoundingBox, colour: [u8; 3], thickness: u32) {
     let [x0, y0, x1, y1] = b;

@@ -48,8 +48,8 @@ pub use images::{
 pub use labels::Labels;
 pub use model::Model;
 pub use pipeline::{
-    softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Method, Readback,
-    Target,
+    softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Method,
+    OverlayRegion, Readback, Target,
 };
 /// The wgpu this crate is built on (devices, buffers and encoders in its API are of this version).
 pub use wgpu;

@@ -429,3 +429,90 @@ fn results_carry_label_and_score() {
         .expect_err("10 labels for 1000 classes");
     assert!(err.to_string().contains("10 labels"), "{err}");
 }
+
+#[test]
+fn overlays_copy_into_textures_as_read_back() {
+    // Each overlay, copied from the batch's buffer into a texture on the GPU, holds the pixels
+    // that `read` brings back; the regions tile the buffer 256-byte aligned.
+    let mut odd = image::RgbImage::new(37, 23);
+    for (x, y, px) in odd.enumerate_pixels_mut() {
+        *px = image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 3) as u8]);
+    }
+    let images = [image("chelsea"), image("coffee_224"), odd];
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let mut ex = explainer("head", 3);
+    let read = ex.explain(&refs, &[], Readback::ALL).unwrap();
+    let regions = ex.overlay_regions();
+    assert_eq!(regions.len(), 3);
+    let mut end = 0;
+    for (r, img) in regions.iter().zip(&images) {
+        assert_eq!((r.width, r.height), img.dimensions());
+        assert_eq!(r.offset, end, "regions follow one another");
+        assert_eq!(r.offset % 256, 0);
+        assert_eq!(r.bytes_per_row % 256, 0);
+        assert!(r.bytes_per_row >= r.width * 4 && r.bytes_per_row < r.width * 4 + 256);
+        end = r.offset + r.len();
+    }
+    assert!(end <= ex.overlay_buffer().size());
+
+    let ctx = ex.context().clone();
+    for (i, result) in read.iter().enumerate() {
+        let region = regions[i];
+        let texture = ex
+            .create_overlay_texture(i, gradcam::wgpu::TextureFormat::Rgba8UnormSrgb)
+            .unwrap();
+        assert_eq!(
+            (texture.width(), texture.height()),
+            (region.width, region.height)
+        );
+        let staging = ctx.staging("texture_readback", region.len());
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        ex.copy_overlay_to_texture(&mut encoder, i, &texture)
+            .unwrap();
+        encoder.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            gradcam::wgpu::TexelCopyBufferInfo {
+                buffer: &staging,
+                layout: gradcam::wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(region.bytes_per_row),
+                    rows_per_image: Some(region.height),
+                },
+            },
+            region.extent(),
+        );
+        ctx.submit("texture", encoder).unwrap();
+        let bytes = ctx.read_staging("texture", &staging, region.len()).unwrap();
+        let row = region.width as usize * 4;
+        let pixels: Vec<u8> = bytes
+            .chunks_exact(region.bytes_per_row as usize)
+            .flat_map(|r| r[..row].to_vec())
+            .collect();
+        let expected = result.overlay.as_ref().expect("overlay");
+        assert_eq!(
+            &pixels,
+            expected.as_raw(),
+            "image {i}: texture differs from read()"
+        );
+    }
+
+    // Wrong requests are errors, not panics or validation failures.
+    let format = gradcam::wgpu::TextureFormat::Rgba8Unorm;
+    let err = ex
+        .create_overlay_texture(3, format)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("image 3 is not in the batch"), "{err}");
+    let err = ex
+        .create_overlay_texture(0, gradcam::wgpu::TextureFormat::R32Float)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Rgba8Unorm"), "{err}");
+    let small = ex.create_overlay_texture(2, format).unwrap();
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    let err = ex
+        .copy_overlay_to_texture(&mut encoder, 0, &small)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("larger than the texture"), "{err}");
+}

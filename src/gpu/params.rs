@@ -91,9 +91,21 @@ gpu_struct! {
         pub offset: u32,
         pub width: u32,
         pub height: u32,
-        /// Pixel offset of the image's overlay in the batch's RGBA8 output.
+        /// Pixel offset of the image's overlay in the batch's RGBA8 output, a multiple of
+        /// [`OVERLAY_ROW_PIXELS`]; its rows are [`overlay_row_pitch`] pixels apart.
         pub out_offset: u32,
     }
+}
+
+/// Overlay rows start this many pixels apart at least: 256 bytes of RGBA8, wgpu's
+/// `COPY_BYTES_PER_ROW_ALIGNMENT`, so that each image's overlay can be copied from the batch's
+/// buffer into a texture as it lies.
+pub const OVERLAY_ROW_PIXELS: u32 = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / 4;
+
+/// Pixels from one row of an image's overlay to the next: the width rounded up to
+/// [`OVERLAY_ROW_PIXELS`] (`overlay_row_pitch` in shaders/lib/image.wgsl).
+pub const fn overlay_row_pitch(width: u32) -> u32 {
+    width.next_multiple_of(OVERLAY_ROW_PIXELS)
 }
 
 gpu_struct! {

@@ -13,27 +13,108 @@ use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    overlay_chunks, CamMinMaxParams, GuidedStatsParams, LogitGradParams, OverlayParams,
-    SelectTargetParams, OVERLAY_MAX_CHUNKS,
+    overlay_chunks, overlay_row_pitch, CamMinMaxParams, GuidedStatsParams, LogitGradParams,
+    OverlayParams, SelectTargetParams, OVERLAY_MAX_CHUNKS,
 };
 use crate::gpu::{GpuContext, Profiler};
 
-/// The packed overlays of a batch as one image each (`sizes` in order). Copying out of the mapped
-/// readback into fresh allocations is bound by page faults (1.7 GB/s measured on an H200 host),
-/// so a large batch is split over the CPU's threads.
-fn split_overlays(packed: &[u8], sizes: &[(u32, u32)]) -> Vec<Option<image::RgbaImage>> {
-    let one = |(&(w, h), range): (&(u32, u32), std::ops::Range<usize>)| {
-        packed
-            .get(range)
-            .and_then(|p| image::RgbaImage::from_raw(w, h, p.to_vec()))
-    };
-    let mut ranges = Vec::with_capacity(sizes.len());
-    let mut at = 0;
-    for &(w, h) in sizes {
-        let len = (w * h * 4) as usize;
-        ranges.push(at..at + len);
-        at += len;
+/// Where one image's overlay lies in [`Explainer::overlay_buffer`]: RGBA8 rows of `width`
+/// pixels, `bytes_per_row` apart (a multiple of 256, as `copy_buffer_to_texture` requires),
+/// starting at byte `offset` (a multiple of 256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverlayRegion {
+    /// Byte offset of the first row.
+    pub offset: u64,
+    /// Bytes from one row to the next.
+    pub bytes_per_row: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl OverlayRegion {
+    /// The regions of a batch of images of `sizes`, in order.
+    pub fn of_batch(sizes: &[(u32, u32)]) -> Vec<Self> {
+        let mut offset = 0;
+        sizes
+            .iter()
+            .map(|&(width, height)| {
+                let region = Self {
+                    offset,
+                    bytes_per_row: overlay_row_pitch(width) * 4,
+                    width,
+                    height,
+                };
+                offset += region.len();
+                region
+            })
+            .collect()
     }
+
+    /// Bytes from the first row's start to the end of the last row's padding.
+    pub fn len(&self) -> u64 {
+        u64::from(self.bytes_per_row) * u64::from(self.height)
+    }
+
+    /// Whether the region has no pixels (never, for a region of an uploaded image).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The region's size as a texture extent.
+    pub fn extent(&self) -> wgpu::Extent3d {
+        wgpu::Extent3d {
+            width: self.width,
+            height: self.height,
+            depth_or_array_layers: 1,
+        }
+    }
+
+    /// The region of `buffer` as the source of `copy_buffer_to_texture`.
+    pub fn copy_source<'a>(&self, buffer: &'a wgpu::Buffer) -> wgpu::TexelCopyBufferInfo<'a> {
+        wgpu::TexelCopyBufferInfo {
+            buffer,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: self.offset,
+                bytes_per_row: Some(self.bytes_per_row),
+                rows_per_image: Some(self.height),
+            },
+        }
+    }
+
+    /// The overlay's pixels out of the batch's bytes, its rows' padding left out.
+    fn image(&self, packed: &[u8]) -> Option<image::RgbaImage> {
+        let start = usize::try_from(self.offset).ok()?;
+        let rows = packed.get(start..start + usize::try_from(self.len()).ok()?)?;
+        let row = self.width as usize * 4;
+        let pixels = if row == self.bytes_per_row as usize {
+            rows.to_vec()
+        } else {
+            let mut pixels = Vec::with_capacity(row * self.height as usize);
+            for r in rows.chunks_exact(self.bytes_per_row as usize) {
+                pixels.extend_from_slice(&r[..row]);
+            }
+            pixels
+        };
+        image::RgbaImage::from_raw(self.width, self.height, pixels)
+    }
+}
+
+/// Overlays are RGBA8, `Rgba8Unorm` or `Rgba8UnormSrgb` (the same bytes).
+fn check_overlay_format(format: wgpu::TextureFormat) -> Result<()> {
+    match format {
+        wgpu::TextureFormat::Rgba8Unorm | wgpu::TextureFormat::Rgba8UnormSrgb => Ok(()),
+        other => Err(Error::InvalidRequest(format!(
+            "an overlay texture is Rgba8Unorm or Rgba8UnormSrgb, not {other:?}"
+        ))),
+    }
+}
+
+/// The batch's overlays as one image each. Copying out of the mapped readback into fresh
+/// allocations is bound by page faults (1.7 GB/s measured on an H200 host), so a large batch is
+/// split over the CPU's threads.
+fn split_overlays(packed: &[u8], regions: &[OverlayRegion]) -> Vec<Option<image::RgbaImage>> {
+    let one = |r: &OverlayRegion| r.image(packed);
+    let at = regions.last().map_or(0, |r| (r.offset + r.len()) as usize);
     // Threads only where there is enough to copy: 8 MB per thread at least.
     const PER_THREAD: usize = 8 << 20;
     let threads = if cfg!(target_arch = "wasm32") {
@@ -42,18 +123,19 @@ fn split_overlays(packed: &[u8], sizes: &[(u32, u32)]) -> Vec<Option<image::Rgba
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(at / PER_THREAD)
-            .min(sizes.len())
+            .min(regions.len())
             .max(1)
     };
     if threads == 1 {
-        return sizes.iter().zip(ranges).map(one).collect();
+        return regions.iter().map(one).collect();
     }
     // Contiguous runs of images of about equal bytes, one per thread.
     let share = at.div_ceil(threads);
     let mut runs: Vec<std::ops::Range<usize>> = Vec::with_capacity(threads);
     let mut start = 0;
-    for (i, r) in ranges.iter().enumerate() {
-        if r.end >= share * (runs.len() + 1) || i + 1 == ranges.len() {
+    for (i, r) in regions.iter().enumerate() {
+        let end = (r.offset + r.len()) as usize;
+        if end >= share * (runs.len() + 1) || i + 1 == regions.len() {
             runs.push(start..i + 1);
             start = i + 1;
         }
@@ -62,8 +144,8 @@ fn split_overlays(packed: &[u8], sizes: &[(u32, u32)]) -> Vec<Option<image::Rgba
         let handles: Vec<_> = runs
             .into_iter()
             .map(|run| {
-                let (sizes, ranges) = (&sizes[run.clone()], ranges[run].to_vec());
-                scope.spawn(move || sizes.iter().zip(ranges).map(one).collect::<Vec<_>>())
+                let regions = &regions[run];
+                scope.spawn(move || regions.iter().map(one).collect::<Vec<_>>())
             })
             .collect();
         handles
@@ -758,10 +840,95 @@ impl Explainer {
         &self.cam_grid
     }
 
-    /// The overlays: RGBA8 packed in u32 (`r | g << 8 | b << 16 | a << 24`), the batch's images
-    /// one after another, each at its own size, row-major.
+    /// The overlays: RGBA8 (`r | g << 8 | b << 16 | a << 24` in each u32), the batch's images
+    /// one after another, each at its own size, row-major, each row padded to a multiple of 256
+    /// bytes; [`Explainer::overlay_regions`] says where each lies.
     pub fn overlay_buffer(&self) -> &wgpu::Buffer {
         &self.overlay
+    }
+
+    /// Where each image of the current batch has its overlay in [`Explainer::overlay_buffer`];
+    /// empty when the batch was uploaded as tensors ([`Explainer::upload_input`]), which has no
+    /// overlay.
+    pub fn overlay_regions(&self) -> Vec<OverlayRegion> {
+        OverlayRegion::of_batch(self.forward.image_sizes())
+    }
+
+    /// A texture for image `image`'s overlay: its size, in `format` (`Rgba8Unorm`, or
+    /// `Rgba8UnormSrgb` to sample it as linear light), usable as a copy destination and source
+    /// and for binding. Made once and filled per batch by
+    /// [`Explainer::copy_overlay_to_texture`].
+    pub fn create_overlay_texture(
+        &self,
+        image: usize,
+        format: wgpu::TextureFormat,
+    ) -> Result<wgpu::Texture> {
+        let region = self.overlay_region(image)?;
+        check_overlay_format(format)?;
+        Ok(self
+            .context()
+            .device
+            .create_texture(&wgpu::TextureDescriptor {
+                label: Some("overlay"),
+                size: region.extent(),
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::COPY_SRC
+                    | wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            }))
+    }
+
+    /// Records the copy of image `image`'s overlay into the top-left corner of `texture`
+    /// (RGBA8, at least the image's size, with `COPY_DST`): after [`Explainer::record`] in the
+    /// same encoder, or after [`Explainer::run`]. The pixels never leave the GPU.
+    pub fn copy_overlay_to_texture(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        image: usize,
+        texture: &wgpu::Texture,
+    ) -> Result<()> {
+        let region = self.overlay_region(image)?;
+        check_overlay_format(texture.format())?;
+        if texture.width() < region.width || texture.height() < region.height {
+            return Err(Error::InvalidRequest(format!(
+                "the overlay of image {image} is {}x{}, larger than the texture ({}x{})",
+                region.width,
+                region.height,
+                texture.width(),
+                texture.height()
+            )));
+        }
+        if !texture.usage().contains(wgpu::TextureUsages::COPY_DST) {
+            return Err(Error::InvalidRequest(
+                "the overlay's texture needs TextureUsages::COPY_DST".into(),
+            ));
+        }
+        encoder.copy_buffer_to_texture(
+            region.copy_source(&self.overlay),
+            texture.as_image_copy(),
+            region.extent(),
+        );
+        Ok(())
+    }
+
+    /// Image `image`'s [`OverlayRegion`], or an error naming what is missing.
+    fn overlay_region(&self, image: usize) -> Result<OverlayRegion> {
+        let sizes = self.forward.image_sizes();
+        if sizes.is_empty() {
+            return Err(Error::InvalidRequest(
+                "the batch was uploaded as tensors and has no overlay".into(),
+            ));
+        }
+        self.overlay_regions().get(image).copied().ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "image {image} is not in the batch ({} images)",
+                sizes.len()
+            ))
+        })
     }
 
     /// The class each image was explained for: u32 `[batch]`.
@@ -875,7 +1042,7 @@ impl Explainer {
             };
 
             let mut overlays = match overlays {
-                Some(o) => split_overlays(o, &sizes),
+                Some(o) => split_overlays(o, &OverlayRegion::of_batch(&sizes)),
                 None => Vec::new(),
             }
             .into_iter();

@@ -8,8 +8,8 @@ use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_variant, depthwise_variant, kind, launch, POINTWISE_VARIANT};
 use crate::gpu::params::{
-    ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams,
-    PoolParams, PreprocessParams,
+    overlay_row_pitch, ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams,
+    PointwiseParams, PoolParams, PreprocessParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -461,7 +461,8 @@ impl Forward {
 
 /// Packs a batch's RGB8 pixels one image after another into `bytes` (cleared first, padded to a
 /// multiple of four) and describes each image for the kernels: byte offset, size, and pixel offset
-/// of its overlay. Returns the metas and the batch's total pixels. Fails on an empty image or a
+/// of its overlay. Returns the metas and the batch's overlay pixels (rows padded to
+/// [`overlay_row_pitch`]). Fails on an empty image or a
 /// batch whose offsets do not fit 32 bits.
 pub fn pack_images(
     images: &[&image::RgbImage],
@@ -477,8 +478,8 @@ pub fn pack_images(
     Ok((metas, total))
 }
 
-/// The layout [`pack_images`] gives a batch, without packing it: the metas, the total pixels
-/// and the packed length in bytes (a multiple of four).
+/// The layout [`pack_images`] gives a batch, without packing it: the metas, the overlay's pixels
+/// (rows padded) and the packed length in bytes (a multiple of four).
 pub fn image_layout(images: &[&image::RgbImage]) -> Result<(Vec<ImageMeta>, u32, usize)> {
     let mut metas = Vec::with_capacity(images.len());
     let mut bytes = 0usize;
@@ -497,7 +498,7 @@ pub fn image_layout(images: &[&image::RgbImage]) -> Result<(Vec<ImageMeta>, u32,
             height: img.height(),
             out_offset: out,
         });
-        out_offset += u64::from(img.width()) * u64::from(img.height());
+        out_offset += u64::from(overlay_row_pitch(img.width())) * u64::from(img.height());
         bytes += img.as_raw().len();
     }
     let total = u32::try_from(out_offset)

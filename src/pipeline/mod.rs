@@ -10,7 +10,9 @@ mod probe;
 pub mod steps;
 
 pub use backward::{BackwardPlan, GradStep};
-pub use explain::{ExplainOptions, Explainer, Explanation, Readback, Target, INPUT_LAYER};
+pub use explain::{
+    ExplainOptions, Explainer, Explanation, OverlayRegion, Readback, Target, INPUT_LAYER,
+};
 pub use forward::{pack_images, Forward, GpuModel};
 pub use methods::{Method, Needs};
 

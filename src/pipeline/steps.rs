@@ -12,7 +12,8 @@ use crate::gpu::{GpuContext, Profiler};
 pub struct BatchShape {
     /// Images in the batch.
     pub images: u32,
-    /// Pixels of all the batch's images at their own sizes (the overlay's size).
+    /// Pixels of the batch's overlays at the images' own sizes, each row padded to
+    /// [`overlay_row_pitch`](crate::gpu::params::overlay_row_pitch).
     pub total_pixels: u32,
     /// Pixels of the batch's largest image.
     pub largest_pixels: u32,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gradcam::boxes::{draw_box, localisation_box};
+use gradcam::boxes::{draw_localisation_box, localisation_box};
 use gradcam::gpu::Profiler;
 use gradcam::output::{
     canonical, escape_path, holds_a_run, record, DirLock, Journal, OutputDir, OutputNames, PastRun,
@@ -861,9 +861,6 @@ struct RawShapes {
     cam: u32,
 }
 
-/// The colour of a drawn localisation box.
-const BOX_COLOUR: [u8; 3] = [0, 255, 0];
-
 /// `--guided`'s outputs: `<stem>_guided.png`, `<stem>_guided_gradcam.png`.
 const GUIDED_SUFFIX: &str = "_guided";
 const GUIDED_GRADCAM_SUFFIX: &str = "_guided_gradcam";
@@ -897,11 +894,6 @@ fn target_of(config: &ExplainConfig, input: &Input) -> Target {
     }
 }
 
-/// Line width of a drawn box: 2 pixels per 500 of the image's larger side, at least 2.
-fn box_thickness(width: u32, height: u32) -> u32 {
-    (width.max(height) / 250).max(2)
-}
-
 fn write_outputs(
     input: &Input,
     r: Explanation,
@@ -925,7 +917,7 @@ fn write_outputs(
     let bounding_box = boxes.and_then(|threshold| {
         let cam = r.cam.as_deref()?;
         let b = localisation_box(cam, shapes.cam, width, height, threshold)?;
-        draw_box(&mut overlay, b, BOX_COLOUR, box_thickness(width, height));
+        draw_localisation_box(&mut overlay, b);
         Some(b)
     });
     let rgb = image::DynamicImage::ImageRgba8(overlay).into_rgb8();
