@@ -2,13 +2,14 @@
 """Explain a folder of images, or any path Ray Data reads (local, s3://, gs://, ...), on a pool of
 actors, one per GPU, with Ray Data: each actor holds one gradcam.Engine and explains batches of
 decoded images; the overlays are written to OUT/overlays/<name>.png (through a temporary file and
-a rename, never half-written) and the results to OUT/results/ as JSON lines (path, class, label,
-score, overlay path, error). The same script runs on a laptop (CPU adapters when there is no GPU)
+a rename, never half-written, with each image's localisation box drawn) and the results to
+OUT/results/ as JSON lines (path, class, label, score, box as [x0, y0, x1, y1] in the image's
+pixels, overlay path, error). The same script runs on a laptop (CPU adapters when there is no GPU)
 and on a cluster, by the address given to ray.init.
 
     pip install ./python "ray[data]"
     python3 examples/ray_explain.py IMAGES --out OUT [--actors N] [--gpus-per-actor 1] [--cpus-per-actor 1]
-                                    [--batch 16] [--method gradcam] [--layer L]
+                                    [--batch 16] [--method gradcam] [--layer L] [--box-threshold 0.15]
                                     [--weights FILE] [--address auto|ray://HOST:10001]
 
 Image names must be unique across the input (the overlay takes the input's file name).
@@ -22,13 +23,14 @@ import time
 class Explain:
     """A Ray Data callable class: one engine per actor, reused for every batch it is given."""
 
-    def __init__(self, out, method, layer, weights):
+    def __init__(self, out, method, layer, weights, box_threshold):
         import gradcam
 
         self.engine = gradcam.Engine(weights=weights)
         self.out = out
         self.method = method
         self.layer = layer
+        self.box_threshold = box_threshold
 
     def __call__(self, batch):
         import numpy as np
@@ -36,9 +38,10 @@ class Explain:
 
         paths = [str(p) for p in batch["path"]]
         images = [np.ascontiguousarray(img, dtype=np.uint8) for img in batch["image"]]
-        res = self.engine.explain(images, method=self.method, layer=self.layer, on_error="skip")
-        rows = {i: {"path": p, "class": None, "label": None, "score": None, "overlay": None,
-                    "error": None} for i, p in enumerate(paths)}
+        res = self.engine.explain(images, method=self.method, layer=self.layer, on_error="skip",
+                                  boxes=True, box_threshold=self.box_threshold)
+        rows = {i: {"path": p, "class": None, "label": None, "score": None, "box": None,
+                    "overlay": None, "error": None} for i, p in enumerate(paths)}
         for i, message in res.errors:
             rows[i]["error"] = message
         for k, i in enumerate(res.indices):
@@ -48,9 +51,10 @@ class Explain:
             Image.fromarray(res.overlay[k]).save(tmp, format="PNG")
             os.replace(tmp, target)
             rows[i].update({"class": int(res.classes[k]), "label": res.labels[k],
-                            "score": float(res.scores[k]), "overlay": target})
+                            "score": float(res.scores[k]), "overlay": target,
+                            "box": list(res.boxes[k]) if res.boxes[k] is not None else None})
         columns = {}
-        for key in ("path", "class", "label", "score", "overlay", "error"):
+        for key in ("path", "class", "label", "score", "box", "overlay", "error"):
             columns[key] = np.array([rows[i][key] for i in range(len(paths))], dtype=object)
         return columns
 
@@ -69,6 +73,8 @@ def main():
     ap.add_argument("--method", default="gradcam")
     ap.add_argument("--layer", default=None)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--box-threshold", type=float, default=0.15,
+                    help="the localisation box's threshold, a fraction of the CAM's maximum")
     ap.add_argument("--address", default=None, help="ray.init address (default: a local instance)")
     args = ap.parse_args()
 
@@ -86,7 +92,7 @@ def main():
     results = ds.map_batches(
         Explain,
         fn_constructor_kwargs={"out": out, "method": args.method, "layer": args.layer,
-                               "weights": args.weights},
+                               "weights": args.weights, "box_threshold": args.box_threshold},
         batch_size=args.batch,
         batch_format="numpy",
         concurrency=args.actors,

@@ -28,6 +28,14 @@ class Result:
     """Position of each result in the images given."""
     errors: List[Tuple[int, str]]
     """With on_error="skip": (position, message) of each image that could not be explained."""
+    boxes: Optional[List[Optional[Tuple[int, int, int, int]]]]
+    """With boxes=True, per image: (x0, y0, x1, y1), pixels x0..x1 x y0..y1 of the image (ends
+    exclusive), or None where the CAM has no positive value. None without boxes."""
+    guided: Optional[List[npt.NDArray[np.uint8]]]
+    """With guided=True, per image, [S, S, 3]: guided backpropagation as deprocess_image makes it
+    a picture. None without guided."""
+    guided_gradcam: Optional[List[npt.NDArray[np.uint8]]]
+    """With guided=True, per image, [S, S, 3]: Guided Grad-CAM. None without guided."""
     def __len__(self) -> int: ...
 
 class Engine:
@@ -67,12 +75,22 @@ class Engine:
         colormap: str = "jet",
         image_weight: float = 0.5,
         on_error: str = "raise",
+        boxes: bool = False,
+        box_threshold: float = 0.15,
+        draw_boxes: bool = True,
+        guided: bool = False,
+        eigen_smooth: bool = False,
+        aug_smooth: bool = False,
     ) -> Result:
         """Explain images (paths, PIL images or uint8 arrays [h, w, 3], any sizes).
 
         method and layer take the CLI's names (layer None: the model's default); targets gives
         one class per image (None: each image's predicted class). A bad image raises ValueError
-        naming its index, or with on_error="skip" is listed in Result.errors. The GIL is released
-        while the GPU works.
+        naming its index, or with on_error="skip" is listed in Result.errors. boxes adds each
+        image's localisation box (the largest region of the CAM at the image's size at least
+        box_threshold of its maximum) to Result.boxes and draws it on the overlay, as the CLI's
+        --boxes does (draw_boxes=False leaves the overlay plain). guided adds guided backpropagation and Guided Grad-CAM pictures.
+        eigen_smooth and aug_smooth are pytorch-grad-cam's options. The GIL is released while the
+        GPU works.
         """
         ...

@@ -15,6 +15,7 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use engine::boxes::{draw_localisation_box, localisation_box};
 use engine::{
     image, Colormap, ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target,
 };
@@ -88,8 +89,17 @@ fn input_of(obj: &Bound<'_, PyAny>) -> Result<Input, String> {
         .ok_or_else(|| "inconsistent array size".to_string())
 }
 
-/// What selects an explainer: method, layer, colormap, image weight.
-type Key = (String, String, String, u32);
+/// What selects an explainer: method, layer, colormap, image weight, guided, eigen_smooth,
+/// aug_smooth.
+type Key = (String, String, String, u32, bool, bool, bool);
+
+/// An RGB picture as a numpy uint8 array [h, w, 3]; RGBA input loses its alpha.
+fn rgb_array(py: Python<'_>, width: u32, height: u32, rgb: Vec<u8>) -> Py<PyArray3<u8>> {
+    Array3::from_shape_vec((height as usize, width as usize, 3), rgb)
+        .expect("picture size")
+        .into_pyarray(py)
+        .unbind()
+}
 
 /// A GPU Grad-CAM engine on one adapter with one model. `Engine()` uses the built-in
 /// EfficientNet-Lite0 (ImageNet); `Engine(weights="resnet50.safetensors")` loads a torchvision
@@ -185,8 +195,13 @@ impl Engine {
     /// with `method` at `layer` (the CLI's names; None: the model's default layer) for
     /// `targets` (one class per image; None: each image's predicted class). `on_error`:
     /// "raise" (a bad image raises ValueError naming its index) or "skip" (it is left out of
-    /// the result and listed in `Result.errors`).
-    #[pyo3(signature = (images, method="gradcam", layer=None, targets=None, colormap="jet", image_weight=0.5, on_error="raise"))]
+    /// the result and listed in `Result.errors`). `boxes`: each image's localisation box (the
+    /// largest region where the CAM at the image's size is at least `box_threshold` of its
+    /// maximum) in `Result.boxes`, drawn on the overlay as the CLI's --boxes draws it unless
+    /// `draw_boxes` is False.
+    /// `guided`: guided backpropagation and Guided Grad-CAM pictures in `Result.guided` and
+    /// `Result.guided_gradcam`. `eigen_smooth`, `aug_smooth`: pytorch-grad-cam's options.
+    #[pyo3(signature = (images, method="gradcam", layer=None, targets=None, colormap="jet", image_weight=0.5, on_error="raise", boxes=false, box_threshold=0.15, draw_boxes=true, guided=false, eigen_smooth=false, aug_smooth=false))]
     #[allow(clippy::too_many_arguments)]
     fn explain(
         &mut self,
@@ -198,6 +213,12 @@ impl Engine {
         colormap: &str,
         image_weight: f32,
         on_error: &str,
+        boxes: bool,
+        box_threshold: f32,
+        draw_boxes: bool,
+        guided: bool,
+        eigen_smooth: bool,
+        aug_smooth: bool,
     ) -> PyResult<ExplainResult> {
         let skip = match on_error {
             "raise" => false,
@@ -234,6 +255,11 @@ impl Engine {
                 "image_weight={image_weight}: expected a value in [0, 1]"
             )));
         }
+        if boxes && !(box_threshold > 0.0 && box_threshold <= 1.0) {
+            return Err(PyValueError::new_err(format!(
+                "box_threshold={box_threshold}: expected a fraction of the maximum in (0, 1]"
+            )));
+        }
         let mut errors: Vec<(usize, String)> = Vec::new();
         let mut inputs: Vec<(usize, Input)> = Vec::with_capacity(images.len());
         for (i, obj) in images.iter().enumerate() {
@@ -249,6 +275,9 @@ impl Engine {
             layer.clone().unwrap_or_default(),
             colormap.to_string(),
             image_weight.to_bits(),
+            guided,
+            eigen_smooth,
+            aug_smooth,
         );
         if !self.explainers.contains_key(&key) {
             let options = ExplainOptions {
@@ -256,6 +285,9 @@ impl Engine {
                 method,
                 colormap: colormap_value,
                 image_weight,
+                guided,
+                eigen_smooth,
+                aug_smooth,
                 ..Default::default()
             };
             let ex = self.engine.explainer(self.batch, options).map_err(to_py)?;
@@ -300,7 +332,7 @@ impl Engine {
                             cam: true,
                             cam_grid: false,
                             overlay: true,
-                            guided: false,
+                            guided,
                         },
                     )?;
                     done.extend(chunk.iter().map(|(i, _)| *i).zip(out));
@@ -319,18 +351,36 @@ impl Engine {
         let mut overlays = Vec::with_capacity(n);
         let (mut indices, mut class_ids, mut scores, mut labels) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut found_boxes = Vec::with_capacity(n);
+        let (mut guided_pictures, mut guided_gradcam) = (Vec::new(), Vec::new());
         for (i, r) in done {
-            cam.extend_from_slice(r.cam.as_deref().unwrap_or(&[]));
+            let image_cam = r.cam.as_deref().unwrap_or(&[]);
+            cam.extend_from_slice(image_cam);
             logits.extend_from_slice(&r.logits);
-            let overlay = r.overlay.expect("overlay read back");
-            let (w, h) = (overlay.width() as usize, overlay.height() as usize);
+            let mut overlay = r.overlay.expect("overlay read back");
+            let (w, h) = overlay.dimensions();
+            if boxes {
+                let b = localisation_box(image_cam, side as u32, w, h, box_threshold);
+                if let (Some(b), true) = (b, draw_boxes) {
+                    draw_localisation_box(&mut overlay, b);
+                }
+                found_boxes.push(b.map(|[x0, y0, x1, y1]| (x0, y0, x1, y1)));
+            }
             let rgb: Vec<u8> = overlay
                 .into_raw()
                 .chunks_exact(4)
                 .flat_map(|p| [p[0], p[1], p[2]])
                 .collect();
-            let array = Array3::from_shape_vec((h, w, 3), rgb).expect("overlay size");
-            overlays.push(array.into_pyarray(py).unbind());
+            overlays.push(rgb_array(py, w, h, rgb));
+            for (picture, list) in [
+                (r.guided, &mut guided_pictures),
+                (r.guided_gradcam, &mut guided_gradcam),
+            ] {
+                if let Some(p) = picture {
+                    let (w, h) = p.dimensions();
+                    list.push(rgb_array(py, w, h, p.into_raw()));
+                }
+            }
             indices.push(i);
             class_ids.push(r.class);
             scores.push(r.score);
@@ -351,9 +401,15 @@ impl Engine {
                 .unbind(),
             indices,
             errors,
+            boxes: boxes.then_some(found_boxes),
+            guided: guided.then_some(guided_pictures),
+            guided_gradcam: guided.then_some(guided_gradcam),
         })
     }
 }
+
+/// A localisation box as Python sees it: (x0, y0, x1, y1).
+type BoxCorners = (u32, u32, u32, u32);
 
 /// What `Engine.explain` returns, for the images that were explained, in input order.
 #[pyclass(module = "gradcam", name = "Result", get_all)]
@@ -374,6 +430,15 @@ struct ExplainResult {
     indices: Vec<usize>,
     /// With on_error="skip": (position, message) of each image that could not be explained.
     errors: Vec<(usize, String)>,
+    /// With boxes=True, per image: (x0, y0, x1, y1), pixels x0..x1 × y0..y1 of the image (ends
+    /// exclusive), or None where the CAM has no positive value; None without boxes.
+    boxes: Option<Vec<Option<BoxCorners>>>,
+    /// With guided=True, per image: guided backpropagation as pytorch-grad-cam's
+    /// deprocess_image makes it a picture, uint8 [S, S, 3]; None without guided.
+    guided: Option<Vec<Py<PyArray3<u8>>>>,
+    /// With guided=True, per image: Guided Grad-CAM (the CAM times the guided gradient),
+    /// uint8 [S, S, 3]; None without guided.
+    guided_gradcam: Option<Vec<Py<PyArray3<u8>>>>,
 }
 
 #[pymethods]

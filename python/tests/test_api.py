@@ -105,6 +105,43 @@ def test_overlay_equals_the_cli(engine, tmp_path):
     np.testing.assert_array_equal(engine.explain([str(CHELSEA)]).overlay[0], cli)
 
 
+def test_boxes_and_guided_pictures_equal_the_cli(engine, tmp_path):
+    import json
+    import subprocess
+
+    binary = ROOT / "target" / "release" / "gradcam"
+    if not binary.exists():
+        pytest.skip("the CLI is not built (cargo build --release)")
+    out = tmp_path / "out"
+    subprocess.run([str(binary), "explain", str(CHELSEA), "--boxes", "--guided", "--out", str(out)],
+                   check=True, capture_output=True)
+    from PIL import Image
+
+    res = engine.explain([str(CHELSEA)], boxes=True, guided=True)
+    report = json.loads((out / "report.json").read_text())
+    entry = next(e for e in report["images"] if e.get("box"))
+    assert list(res.boxes[0]) == entry["box"]
+    x0, y0, x1, y1 = res.boxes[0]
+    assert 0 <= x0 < x1 <= 451 and 0 <= y0 < y1 <= 300
+    cli = np.asarray(Image.open(out / "chelsea.png").convert("RGB"))
+    np.testing.assert_array_equal(res.overlay[0], cli)
+    assert (res.overlay[0][y0, x0:x1] == [0, 255, 0]).all(), "the box is drawn"
+    for name, pictures in (("chelsea_guided.png", res.guided), ("chelsea_guided_gradcam.png", res.guided_gradcam)):
+        assert pictures[0].shape == (224, 224, 3) and pictures[0].dtype == np.uint8
+        np.testing.assert_array_equal(pictures[0], np.asarray(Image.open(out / name).convert("RGB")))
+
+    plain = engine.explain([str(CHELSEA)])
+    undrawn = engine.explain([str(CHELSEA)], boxes=True, draw_boxes=False)
+    assert undrawn.boxes == res.boxes
+    np.testing.assert_array_equal(undrawn.overlay[0], plain.overlay[0])
+    assert plain.boxes is None and plain.guided is None and plain.guided_gradcam is None
+    with pytest.raises(ValueError, match="box_threshold"):
+        engine.explain([str(CHELSEA)], boxes=True, box_threshold=0.0)
+    # A threshold of 1: only the maximum's region remains, inside the default box.
+    tight = engine.explain([str(CHELSEA)], boxes=True, box_threshold=1.0).boxes[0]
+    assert x0 <= tight[0] < tight[2] <= x1 and y0 <= tight[1] < tight[3] <= y1
+
+
 def test_cam_equals_pytorch_grad_cam():
     """In the same process as the reference, on the same numpy inputs: <= 1e-4 (measured 1.3e-6
     at head, 1.4e-6 at blocks.15). Earlier blocks are not compared on these full-size photos:

@@ -1,5 +1,6 @@
 """examples/ray_explain.py on a local Ray instance (lavapipe here): every image explained once,
-every overlay written and equal to the engine's, with one actor and with two."""
+every overlay (with its localisation box) and box written and equal to the engine's, with one
+actor and with two."""
 import json
 import os
 import pathlib
@@ -50,8 +51,9 @@ def test_ray_example_explains_every_image_once(tmp_path, actors):
     engine = gradcam.Engine()
     for r in rows:
         rgb = np.asarray(Image.open(r["path"]).convert("RGB"))
-        want = engine.explain([rgb])
+        want = engine.explain([rgb], boxes=True)
         assert (r["class"], r["label"]) == (want.classes[0], want.labels[0])
+        assert r["box"] == list(want.boxes[0])
         assert abs(r["score"] - want.scores[0]) < 1e-6
         written = np.asarray(Image.open(r["overlay"]).convert("RGB"))
         np.testing.assert_array_equal(written, want.overlay[0])
