@@ -516,3 +516,90 @@ fn overlays_copy_into_textures_as_read_back() {
         .to_string();
     assert!(err.contains("larger than the texture"), "{err}");
 }
+
+#[test]
+fn activations_nothing_reads_later_share_buffers_and_change_nothing() {
+    // An explainer from Engine::explainer keeps only the activations read after the forward
+    // pass; one made on Forward::new keeps every one. Their results are identical, bit for bit.
+    // (Every method's parity test, tests/parity_methods.rs, runs on explainers that share.)
+    let eng = engine();
+    let images = [image("chelsea"), image("coffee_224")];
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    for (layer, method) in [
+        ("head", gradcam::Method::GradCam),
+        ("blocks.8", gradcam::Method::GradCam),
+        ("blocks.8", gradcam::Method::GradCamPlusPlus),
+        ("head", gradcam::Method::FullGrad),
+    ] {
+        let options = ExplainOptions {
+            layer: layer.into(),
+            method,
+            ..Default::default()
+        };
+        let mut lean = eng.explainer(2, options.clone()).unwrap();
+        let mut full = Explainer::new(eng.forward(2).unwrap(), options).unwrap();
+        let a = lean.explain(&refs, &[], Readback::ALL).unwrap();
+        let b = full.explain(&refs, &[], Readback::ALL).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.logits, y.logits, "{layer} {method:?}: logits");
+            assert_eq!(x.cam, y.cam, "{layer} {method:?}: cam");
+            assert_eq!(x.overlay, y.overlay, "{layer} {method:?}: overlay");
+        }
+        let (lean_bytes, full_bytes) = (lean.gpu_bytes(), full.gpu_bytes());
+        println!("{layer} {method:?}: {lean_bytes} bytes, every activation kept {full_bytes}");
+        assert!(lean_bytes <= full_bytes, "{layer} {method:?}");
+        if (layer, method) == ("head", gradcam::Method::GradCam) {
+            // At head, Grad-CAM reads the head's activations and the logits only: more than
+            // half the activations' bytes are saved.
+            let model = eng.model();
+            let activations = model.activation_values() as u64 * 4 * 2;
+            assert!(
+                full_bytes - lean_bytes > activations / 2,
+                "{lean_bytes} vs {full_bytes}, activations {activations}"
+            );
+            let forward = lean.forward();
+            let head = model.target_layer("head").expect("head tensor");
+            assert!(forward.keeps(head) && forward.keeps(model.logits));
+            let stem = model.ops[1].output();
+            assert!(!forward.keeps(stem));
+            let err = forward.read_tensor(stem).unwrap_err().to_string();
+            assert!(err.contains("not kept"), "{err}");
+            assert!(forward.read_tensor(head).is_ok());
+        }
+    }
+}
+
+#[test]
+fn shared_activation_buffers_never_hold_two_live_tensors() {
+    let model = engine().model();
+    let kept = vec![false; model.tensors.len()];
+    let (slots, sizes) =
+        gradcam::pipeline::share_by_liveness(model, &kept, |t| model.tensors[t].len() as u64 * 4);
+    // Each tensor lives from the op that writes it to the last op that reads it.
+    let mut span = vec![(usize::MAX, 0usize); model.tensors.len()];
+    for (i, op) in model.ops.iter().enumerate() {
+        let o = op.output();
+        span[o] = (span[o].0.min(i), span[o].1.max(i));
+        for t in op.reads() {
+            span[t].1 = span[t].1.max(i);
+        }
+    }
+    for a in 0..slots.len() {
+        let Some(sa) = slots[a] else { continue };
+        assert!(sizes[sa] >= model.tensors[a].len() as u64 * 4);
+        for b in a + 1..slots.len() {
+            if slots[b] == Some(sa) {
+                let (x, y) = (span[a], span[b]);
+                assert!(
+                    x.1 < y.0 || y.1 < x.0,
+                    "tensors {a} and {b} overlap in buffer {sa}"
+                );
+            }
+        }
+    }
+    assert!(
+        sizes.len() <= 4,
+        "{} shared buffers for Lite0's chain",
+        sizes.len()
+    );
+}

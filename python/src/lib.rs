@@ -116,8 +116,8 @@ struct Engine {
 #[pymethods]
 impl Engine {
     /// `weights`: a safetensors file (None: the built-in model); `adapter`: part of the GPU's
-    /// name (e.g. "nvidia", "llvmpipe"); `batch`: images per GPU batch (None: as many as fit,
-    /// at most 32, 16 on a CPU adapter); `labels`: a file with one class name per line.
+    /// name (e.g. "nvidia", "llvmpipe"); `batch`: images per GPU batch (None: the engine's
+    /// default, up to 256 on a GPU, 16 on a CPU adapter); `labels`: a file with one class name per line.
     #[new]
     #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None))]
     fn new(
@@ -141,9 +141,9 @@ impl Engine {
                 Ok(engine::Engine::new(Arc::new(ctx), model))
             })
             .map_err(to_py)?;
-        let cpu = engine.context().adapter_info.device_type == engine::wgpu::DeviceType::Cpu;
-        let default = if cpu { 16 } else { 32 };
-        let batch = batch.unwrap_or(default).clamp(1, engine.max_batch());
+        let batch = batch
+            .unwrap_or_else(|| engine.default_batch())
+            .clamp(1, engine.max_batch());
         Ok(Self {
             engine,
             batch,

@@ -250,6 +250,13 @@ impl GpuContext {
 
     /// An uninitialised (zeroed) storage buffer of `bytes` bytes (at least 16).
     pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_storage(label, bytes)?;
+        Ok(self.storage_unchecked(label, bytes))
+    }
+
+    /// Whether a storage buffer of `bytes` fits one binding on this adapter, or the error saying
+    /// it does not.
+    pub fn check_storage(&self, label: &str, bytes: u64) -> Result<()> {
         let bytes = bytes.max(16).next_multiple_of(4);
         if bytes > self.limits.max_storage_buffer_binding_size
             || bytes > self.limits.max_buffer_size
@@ -260,14 +267,20 @@ impl GpuContext {
                 self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size as _)
             )));
         }
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        Ok(())
+    }
+
+    /// [`GpuContext::storage`] for a size [`GpuContext::check_storage`] accepted.
+    pub(crate) fn storage_unchecked(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        let bytes = bytes.max(16).next_multiple_of(4);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
-        }))
+        })
     }
 
     /// A staging buffer for reading `bytes` back.

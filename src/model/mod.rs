@@ -297,7 +297,7 @@ impl Model {
         arch::build(&file, arch)
     }
 
-    /// Values per image of all activations kept for the backward pass.
+    /// Values per image of all the activations.
     pub fn activation_values(&self) -> usize {
         self.tensors.iter().map(TensorSpec::len).sum()
     }

@@ -342,6 +342,8 @@ const RANKED: u32 = 1 << 31;
 
 impl Explainer {
     /// A workspace on `forward`'s model and device for its capacity, explaining `options.layer`.
+    /// Made by [`Engine::explainer`](crate::Engine::explainer), it keeps only the activations
+    /// read after the forward pass; made on a [`Forward::new`], every activation.
     pub fn new(forward: Forward, mut options: ExplainOptions) -> Result<Self> {
         if !(0.0..=1.0).contains(&options.image_weight) {
             return Err(Error::InvalidRequest(format!(
@@ -461,6 +463,9 @@ impl Explainer {
         } else {
             None
         };
+        // Everything that reads the forward's tensors has asked for them: the rest share buffers.
+        let mut forward = forward;
+        forward.finish()?;
         let mut explainer = Self {
             forward,
             options,

@@ -1,8 +1,12 @@
 //! The forward pass: preprocessing of uploaded RGB8 images, every layer of the plan, logits.
-//! All activations stay in per-tensor buffers sized for the workspace's batch capacity, so the
-//! backward pass can reuse them; the only readback is the logits, on request.
+//! Activations are buffers sized for the workspace's batch capacity. A workspace made with
+//! [`Forward::new`] keeps every tensor in its own buffer. An explainer's workspace keeps only the
+//! tensors read after the forward pass (those its backward pass, CAM and readback ask for with
+//! [`Forward::tensor`] while it is set up); the others share a few buffers, each reused once the
+//! tensor it held has been read for the last time ([`share_by_liveness`]). The only readback is
+//! the logits, on request.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
@@ -135,14 +139,22 @@ pub struct Forward {
     gpu_model: Arc<GpuModel>,
     capacity: u32,
     shape: BatchShape,
-    /// One buffer per model tensor (NHWC, `capacity` images).
+    /// One buffer per model tensor (NHWC, `capacity` images); tensors that are not kept share
+    /// theirs. Empty until the workspace is finished.
     tensors: Vec<wgpu::Buffer>,
+    /// While the workspace is set up: the buffers handed out so far (those tensors are kept).
+    asked: Vec<OnceLock<wgpu::Buffer>>,
+    /// Per tensor, whether it has a buffer of its own (once finished).
+    kept: Vec<bool>,
+    /// The buffers the tensors that are not kept share.
+    shared: Vec<wgpu::Buffer>,
     pixels: wgpu::Buffer,
     pixels_generation: u64,
     metas: wgpu::Buffer,
     image_sizes: Vec<(u32, u32)>,
     steps: Steps,
-    preprocess_step: Step<kind::Preprocess>,
+    /// The preprocessing step (once finished).
+    preprocess_step: Option<Step<kind::Preprocess>>,
     logits_staging: wgpu::Buffer,
     /// The reused, mapped buffer the pixels are written through.
     upload: Upload,
@@ -151,19 +163,36 @@ pub struct Forward {
 const INITIAL_PIXEL_BYTES: u64 = 4 << 20;
 
 impl Forward {
-    /// A workspace for batches of up to `capacity` images.
+    /// A workspace for batches of up to `capacity` images, every tensor in its own buffer (any
+    /// activation can be read back).
     pub fn new(ctx: Arc<GpuContext>, gpu_model: Arc<GpuModel>, capacity: u32) -> Result<Self> {
+        let mut forward = Self::deferred(ctx, gpu_model, capacity)?;
+        let all = forward.asked.len();
+        for id in 0..all {
+            forward.tensor(id);
+        }
+        forward.finish()?;
+        Ok(forward)
+    }
+
+    /// A workspace whose tensor buffers are handed out on request ([`Forward::tensor`]) while
+    /// its readers are set up; [`Forward::finish`] then shares the buffers of the rest and
+    /// records the forward pass.
+    pub(crate) fn deferred(
+        ctx: Arc<GpuContext>,
+        gpu_model: Arc<GpuModel>,
+        capacity: u32,
+    ) -> Result<Self> {
         if capacity == 0 {
             return Err(Error::InvalidRequest(
                 "batch size must be at least 1".into(),
             ));
         }
         let model = gpu_model.model.clone();
-        let tensors = model
-            .tensors
-            .iter()
-            .map(|t| ctx.storage(&t.name, t.len() as u64 * 4 * u64::from(capacity)))
-            .collect::<Result<Vec<_>>>()?;
+        // Every tensor's size is checked here, so that handing one out cannot fail.
+        for t in &model.tensors {
+            ctx.check_storage(&t.name, t.len() as u64 * 4 * u64::from(capacity))?;
+        }
         let pixels = ctx.storage("pixels", INITIAL_PIXEL_BYTES)?;
         let metas = ctx.storage(
             "image_metas",
@@ -173,33 +202,87 @@ impl Forward {
             "logits_readback",
             u64::from(model.classes) * 4 * u64::from(capacity),
         );
-        let mut steps = Steps::new("forward");
-        let mut preprocess_step = None;
-        for op in &model.ops {
-            let pushed = push_op(&ctx, &gpu_model, &tensors, &pixels, &metas, &mut steps, op);
-            if let Pushed::Preprocess(step) = pushed {
-                preprocess_step = Some(step);
-            }
-        }
-        let preprocess_step = preprocess_step.ok_or_else(|| Error::UnsupportedModel {
-            path: model.source.clone(),
-            reason: "the graph has no preprocessing op".into(),
-        })?;
         Ok(Self {
             ctx,
             gpu_model,
             capacity,
             shape: BatchShape::default(),
-            tensors,
+            tensors: Vec::new(),
+            asked: model.tensors.iter().map(|_| OnceLock::new()).collect(),
+            kept: Vec::new(),
+            shared: Vec::new(),
             pixels,
             pixels_generation: 0,
             metas,
             image_sizes: Vec::new(),
-            steps,
-            preprocess_step,
+            steps: Steps::new("forward"),
+            preprocess_step: None,
             logits_staging,
             upload: Upload::new(),
         })
+    }
+
+    /// Gives the tensors no one asked for shared buffers and records the forward pass; nothing
+    /// once finished.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if self.preprocess_step.is_some() {
+            return Ok(());
+        }
+        let model = self.gpu_model.model.clone();
+        // The logits are always read back.
+        self.tensor(model.logits);
+        let asked = std::mem::take(&mut self.asked);
+        self.kept = asked.iter().map(|b| b.get().is_some()).collect();
+        let bytes = |t: usize| model.tensors[t].len() as u64 * 4 * u64::from(self.capacity);
+        let (slots, sizes) = share_by_liveness(&model, &self.kept, bytes);
+        self.shared = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| self.ctx.storage(&format!("activations.{i}"), size))
+            .collect::<Result<_>>()?;
+        self.tensors = asked
+            .into_iter()
+            .zip(&slots)
+            .enumerate()
+            .map(|(t, (own, slot))| match (own.into_inner(), slot) {
+                (Some(own), _) => Ok(own),
+                (None, Some(slot)) => Ok(self.shared[*slot].clone()),
+                // Not kept and never written (no op makes it): its own buffer.
+                (None, None) => {
+                    self.kept[t] = true;
+                    self.ctx.storage(&model.tensors[t].name, bytes(t))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let mut steps = Steps::new("forward");
+        for op in &model.ops {
+            let pushed = push_op(
+                &self.ctx,
+                &self.gpu_model,
+                &self.tensors,
+                &self.pixels,
+                &self.metas,
+                &mut steps,
+                op,
+            );
+            if let Pushed::Preprocess(step) = pushed {
+                self.preprocess_step = Some(step);
+            }
+        }
+        self.steps = steps;
+        if self.preprocess_step.is_none() {
+            return Err(Error::UnsupportedModel {
+                path: model.source.clone(),
+                reason: "the graph has no preprocessing op".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether tensor `id` has a buffer of its own, so that it holds the batch's activations
+    /// after the forward pass (see the module's documentation).
+    pub fn keeps(&self, id: usize) -> bool {
+        self.kept.get(id).copied().unwrap_or(true)
     }
 
     /// The most images one batch can hold.
@@ -225,8 +308,12 @@ impl Forward {
     /// Bytes of GPU buffers this workspace holds (activations, uploads, readback), not counting
     /// the shared weights.
     pub fn gpu_bytes(&self) -> u64 {
-        let tensors: u64 = self.tensors.iter().map(wgpu::Buffer::size).sum();
-        tensors
+        let own: u64 = (self.tensors.iter().zip(&self.kept))
+            .filter(|(_, kept)| **kept)
+            .map(|(b, _)| b.size())
+            .sum();
+        let shared: u64 = self.shared.iter().map(wgpu::Buffer::size).sum();
+        own + shared
             + self.pixels.size()
             + self.metas.size()
             + self.logits_staging.size()
@@ -253,9 +340,18 @@ impl Forward {
         &self.gpu_model
     }
 
-    /// The buffer of model tensor `id` (NHWC, f32).
+    /// The buffer of model tensor `id` (NHWC, f32). Asked for while an explainer is set up, the
+    /// tensor is kept; once finished, a tensor that is not kept ([`Forward::keeps`]) returns the
+    /// buffer it shares, which after the forward pass holds a later tensor.
     pub fn tensor(&self, id: usize) -> &wgpu::Buffer {
-        &self.tensors[id]
+        match self.asked.get(id) {
+            Some(own) => own.get_or_init(|| {
+                let t = &self.gpu_model.model.tensors[id];
+                let bytes = t.len() as u64 * 4 * u64::from(self.capacity);
+                self.ctx.storage_unchecked(&t.name, bytes)
+            }),
+            None => &self.tensors[id],
+        }
     }
 
     /// The uploaded RGB8 pixels of the batch, and a counter that changes whenever the buffer is
@@ -310,15 +406,17 @@ impl Forward {
             self.pixels_generation += 1;
             let model = self.gpu_model.model.clone();
             let out = model.input;
-            self.steps.rebind(
-                &self.ctx,
-                self.preprocess_step,
-                launch::Preprocess {
-                    pixels: &self.pixels,
-                    metas: &self.metas,
-                    output: &self.tensors[out],
-                },
-            );
+            if let Some(step) = self.preprocess_step {
+                self.steps.rebind(
+                    &self.ctx,
+                    step,
+                    launch::Preprocess {
+                        pixels: &self.pixels,
+                        metas: &self.metas,
+                        output: &self.tensors[out],
+                    },
+                );
+            }
         }
         self.set_shape(BatchShape {
             images: images.len() as u32,
@@ -363,11 +461,10 @@ impl Forward {
 
     /// Records the forward pass; with `preprocess` false the input tensor is used as uploaded.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, preprocess: bool) {
-        let first = if preprocess {
-            0
-        } else {
-            self.preprocess_step.index() + 1
+        let Some(p) = self.preprocess_step else {
+            return;
         };
+        let first = if preprocess { 0 } else { p.index() + 1 };
         self.steps
             .record_range(&self.ctx, encoder, first..self.steps.len());
     }
@@ -381,7 +478,9 @@ impl Forward {
         profiler: &mut Profiler,
         per_kernel: bool,
     ) {
-        let p = self.preprocess_step.index();
+        let Some(p) = self.preprocess_step.map(|s| s.index()) else {
+            return;
+        };
         if preprocess {
             self.steps.record_range_profiled(
                 &self.ctx,
@@ -404,11 +503,10 @@ impl Forward {
 
     /// Records the preprocessing step alone.
     pub fn record_preprocess(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.steps.record_range(
-            &self.ctx,
-            encoder,
-            self.preprocess_step.index()..self.preprocess_step.index() + 1,
-        );
+        if let Some(p) = self.preprocess_step {
+            self.steps
+                .record_range(&self.ctx, encoder, p.index()..p.index() + 1);
+        }
     }
 
     /// Submits the forward pass on what was uploaded ([`Forward::run_async`], blocking).
@@ -454,9 +552,67 @@ impl Forward {
 
     /// Reads model tensor `id` of the current batch (NHWC), for tests and debugging.
     pub fn read_tensor(&self, id: usize) -> Result<Vec<f32>> {
+        if !self.keeps(id) {
+            return Err(Error::InvalidRequest(format!(
+                "tensor `{}` is not kept by this workspace: nothing after the forward pass reads it",
+                self.gpu_model.model.tensors[id].name
+            )));
+        }
         let n = self.gpu_model.model.tensors[id].len() * self.batch() as usize;
         self.ctx.read_f32(&self.tensors[id], n)
     }
+}
+
+/// Shares buffers among the tensors that are not `kept`: walking the ops in order, a tensor's
+/// buffer is free again after the last op that reads it, and an op's output takes the smallest
+/// free buffer that holds it (else the largest, grown; else a new one). Returns each tensor's
+/// buffer (`None` for kept tensors, and for any no op writes or that two ops write) and the
+/// buffers' sizes in bytes (`bytes` of a tensor).
+pub fn share_by_liveness(
+    model: &Model,
+    kept: &[bool],
+    bytes: impl Fn(usize) -> u64,
+) -> (Vec<Option<usize>>, Vec<u64>) {
+    let n = model.tensors.len();
+    let mut writers = vec![0usize; n];
+    let mut last_use = vec![0usize; n];
+    for (i, op) in model.ops.iter().enumerate() {
+        writers[op.output()] += 1;
+        last_use[op.output()] = last_use[op.output()].max(i);
+        for t in op.reads() {
+            last_use[t] = last_use[t].max(i);
+        }
+    }
+    let mut slot_of: Vec<Option<usize>> = vec![None; n];
+    let mut sizes: Vec<u64> = Vec::new();
+    // Per buffer, the tensor in it, or None when it is free.
+    let mut occupant: Vec<Option<usize>> = Vec::new();
+    for (i, op) in model.ops.iter().enumerate() {
+        for o in occupant.iter_mut() {
+            if o.is_some_and(|t| last_use[t] < i) {
+                *o = None;
+            }
+        }
+        let t = op.output();
+        if kept[t] || writers[t] != 1 {
+            continue;
+        }
+        let need = bytes(t);
+        let free = || (0..sizes.len()).filter(|&s| occupant[s].is_none());
+        let slot = free()
+            .filter(|&s| sizes[s] >= need)
+            .min_by_key(|&s| sizes[s])
+            .or_else(|| free().max_by_key(|&s| sizes[s]))
+            .unwrap_or_else(|| {
+                sizes.push(0);
+                occupant.push(None);
+                sizes.len() - 1
+            });
+        sizes[slot] = sizes[slot].max(need);
+        occupant[slot] = Some(t);
+        slot_of[t] = Some(slot);
+    }
+    (slot_of, sizes)
 }
 
 /// Packs a batch's RGB8 pixels one image after another into `bytes` (cleared first, padded to a

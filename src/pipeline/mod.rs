@@ -13,7 +13,7 @@ pub use backward::{BackwardPlan, GradStep};
 pub use explain::{
     ExplainOptions, Explainer, Explanation, OverlayRegion, Readback, Target, INPUT_LAYER,
 };
-pub use forward::{pack_images, Forward, GpuModel};
+pub use forward::{pack_images, share_by_liveness, Forward, GpuModel};
 pub use methods::{Method, Needs};
 
 /// Softmax of one image's logits, computed in f64 for stable probabilities.
