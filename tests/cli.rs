@@ -322,6 +322,7 @@ fn help_documents_everything() {
         "--labels",
         "--adapter",
         "--batch",
+        "--in-flight",
     ] {
         assert!(text.contains(flag), "explain --help lacks {flag}");
     }
@@ -902,4 +903,71 @@ fn layers_lists_every_target_with_its_shape() {
     assert!(!out_dir.exists());
     let out = gradcam(&["layers", "--weights", "no-such-file.safetensors"]);
     assert_setup_error(&out, &["no-such-file.safetensors"]);
+}
+
+#[test]
+fn two_batches_in_flight_write_what_one_does() {
+    // --in-flight 2 (the default on a GPU) alternates two explainers, reading one batch back
+    // while the other runs; outputs, bad-input handling and order are those of one at a time.
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let chelsea = image::open(root().join("examples/images/chelsea.png")).unwrap();
+    for i in 0..7u32 {
+        let img = chelsea.resize_exact(
+            60 + i * 13,
+            40 + i * 7,
+            image::imageops::FilterType::Triangle,
+        );
+        img.to_rgb8()
+            .save(inputs.join(format!("img{i}.png")))
+            .unwrap();
+    }
+    std::fs::write(inputs.join("img3b.png"), b"not a png").unwrap();
+    let mut outputs = Vec::new();
+    for in_flight in ["1", "2"] {
+        let out = dir.path().join(format!("out{in_flight}"));
+        let run = gradcam(&[
+            "explain",
+            inputs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "2",
+            "--boxes",
+            "--in-flight",
+            in_flight,
+        ]);
+        assert_no_panic(&run);
+        assert_eq!(run.status.code(), Some(1), "{:?}", stderr_lines(&run));
+        let report = read_report(&out);
+        assert_eq!(report["totals"]["explained"], 7);
+        assert_eq!(report["totals"]["failed"], 1);
+        let entries: Vec<(String, serde_json::Value, serde_json::Value)> = report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = Path::new(e["image"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                (name, e["class"].clone(), e["box"].clone())
+            })
+            .collect();
+        let pixels: Vec<Vec<u8>> = (0..7)
+            .map(|i| {
+                image::open(out.join(format!("img{i}.png")))
+                    .unwrap()
+                    .to_rgb8()
+                    .into_raw()
+            })
+            .collect();
+        outputs.push((entries, pixels));
+    }
+    assert_eq!(outputs[0].0, outputs[1].0, "report entries");
+    assert!(outputs[0].1 == outputs[1].1, "overlays differ");
+    let err = gradcam(&["explain", "examples/images/chelsea.png", "--in-flight", "3"]);
+    assert_eq!(err.status.code(), Some(2));
 }

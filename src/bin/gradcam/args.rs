@@ -204,11 +204,16 @@ pub struct ExplainArgs {
     /// The fraction of the CAM's maximum that --boxes thresholds at, in (0, 1].
     #[arg(long, default_value = "0.15", value_parser = parse_fraction, value_name = "F")]
     pub box_threshold: f64,
-    /// Images per GPU batch (default: as many as the adapter's largest storage binding holds,
-    /// at most 32, or 16 on a CPU adapter such as lavapipe). Larger batches are split into GPU
-    /// batches that fit.
+    /// Images per GPU batch (default: on a GPU the largest power of two up to 256 whose
+    /// activations fit 8 GiB and one storage binding; 32 on an integrated GPU; 16 on a CPU
+    /// adapter such as lavapipe). Larger batches are split into GPU batches that fit.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
+    /// GPU batches in flight: with 2, one batch's results are read back while the GPU works on
+    /// the next, at twice the GPU memory (default: 2 on a GPU, 1 on a CPU adapter and with
+    /// --profile).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub in_flight: Option<u32>,
     /// Pixels per GPU batch, summed over its images: a batch of large photos is cut short so
     /// that host memory stays bounded (an image larger than this goes alone).
     #[arg(long, value_name = "N", default_value_t = gradcam::DEFAULT_MAX_PIXELS,

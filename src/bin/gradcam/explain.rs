@@ -6,7 +6,7 @@
 //! run is continued with `--resume`. Decoding, the GPU and PNG writing overlap on three threads;
 //! none of them can end the run by failing to log.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -83,19 +83,27 @@ pub fn run(config: ExplainConfig) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail_setup(e),
     };
-    // On a CPU adapter (lavapipe) the GPU buffers are host memory and a batch beyond 16 gains
-    // nothing (measured: 17.1 images/s at 16 and at 32) but costs 50 MB per image.
     let engine = &setup.engine;
-    let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
-    let requested = req.batch.unwrap_or(if cpu_adapter { 16 } else { 32 });
+    let requested = req.batch.unwrap_or_else(|| engine.default_batch());
     let capacity = requested
         .min(engine.max_batch())
         .min(inputs.len() as u32)
         .max(1);
-    let mut explainer = match engine.explainer(capacity, config.options.clone()) {
-        Ok(x) => x,
-        Err(e) => return fail_setup(e),
+    // Two batches in flight on a GPU (one read back while the GPU works on the other); one on
+    // a CPU adapter, whose cores do both, and when profiling.
+    let cpu_adapter = engine.context().adapter_info.device_type == wgpu::DeviceType::Cpu;
+    let in_flight = match req.in_flight {
+        Some(n) => n,
+        None if cpu_adapter || req.profile => 1,
+        None => 2,
     };
+    let mut explainers = Vec::with_capacity(in_flight as usize);
+    for _ in 0..in_flight {
+        match engine.explainer(capacity, config.options.clone()) {
+            Ok(x) => explainers.push(x),
+            Err(e) => return fail_setup(e),
+        }
+    }
     let mut progress = match Progress::start(&config, &folder, &inputs, &keys) {
         Ok(p) => p,
         Err(e) => return fail_setup(e),
@@ -111,12 +119,12 @@ pub fn run(config: ExplainConfig) -> ExitCode {
     };
     // Five stages, each timed six times over with --aug-smooth.
     let profiler = req.profile.then(|| Profiler::new(engine.context(), 32));
-    let outcome = explain_inputs(&work, &mut explainer, profiler, &mut progress);
+    let outcome = explain_inputs(&work, &mut explainers, profiler, &mut progress);
     let report = Report {
         setup: &setup,
         capacity,
         seconds: started.elapsed().as_secs_f64(),
-        gpu_bytes: explainer.gpu_bytes(),
+        gpu_bytes: explainers.iter().map(Explainer::gpu_bytes).sum(),
     };
     finish(&work, progress, outcome, &report)
 }
@@ -365,7 +373,7 @@ struct Outcome {
 /// one's PNGs are encoded and written on CPU threads while the GPU explains the current one.
 fn explain_inputs(
     work: &Work,
-    explainer: &mut Explainer,
+    explainers: &mut [Explainer],
     mut profiler: Option<Profiler>,
     progress: &mut Progress,
 ) -> Outcome {
@@ -394,66 +402,89 @@ fn explain_inputs(
         let (to_writer, from_gpu) = std::sync::mpsc::sync_channel::<Explained>(0);
         let decoder = scope.spawn(|| decode_batches(work, &todo, to_gpu));
         let shapes = RawShapes {
-            grid: explainer.grid_size(),
-            cam: explainer.cam_size(),
+            grid: explainers[0].grid_size(),
+            cam: explainers[0].cam_size(),
         };
         let (names, journal, entries, bar) =
             (&mut progress.names, &mut progress.journal, &entries, &bar);
         let writer = scope
             .spawn(move || write_batches(work, from_gpu, shapes, names, journal, entries, bar));
 
-        for batch in from_decoder.iter() {
-            if work.stop.requested() {
-                break;
-            }
-            let t = Instant::now();
-            let results = if batch.images.is_empty() {
-                Vec::new()
+        let what = Readback {
+            // --boxes reads the CAM; --raw also its grid.
+            cam: req.raw || req.boxes,
+            cam_grid: req.raw,
+            overlay: true,
+            guided: req.guided,
+        };
+        // Batches submitted to the GPU and not read back yet, oldest first: with two
+        // explainers, one batch's results are read while the GPU works on the next.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(explainers.len());
+        let mut next = 0;
+        let mut stopped = false;
+        let mut batches = from_decoder.iter();
+        loop {
+            let batch = if stopped || work.stop.requested() {
+                None
             } else {
-                let index: Vec<usize> = batch.images.iter().map(|(i, _)| *i).collect();
-                let images: Vec<&image::RgbImage> =
-                    batch.images.iter().map(|(_, img)| img).collect();
+                batches.next()
+            };
+            let t = Instant::now();
+            if let Some(batch) = batch {
+                let targets: Vec<Target> =
+                    batch.images.iter().map(|(i, _)| target_of(*i)).collect();
+                let slot = next;
+                next = (next + 1) % explainers.len();
                 // A panic in the GPU stage fails this batch and ends the run with a report,
                 // rather than taking the finished work's record with it.
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_batch(
-                        explainer,
-                        &images,
-                        &index.iter().map(|&i| target_of(i)).collect::<Vec<_>>(),
-                        Readback {
-                            // --boxes reads the CAM; --raw also its grid.
-                            cam: req.raw || req.boxes,
-                            cam_grid: req.raw,
-                            overlay: true,
-                            guided: req.guided,
-                        },
+                let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    start_batch(
+                        &mut explainers[slot],
+                        &batch.images,
+                        &targets,
                         profiler.as_mut(),
                         &mut outcome.stage_times,
                     )
-                }));
-                let out = match out {
-                    Ok(out) => out,
-                    Err(p) => {
-                        let msg = format!("the GPU stage stopped: {}", panic_text(&p));
-                        outcome.internal.push(msg.clone());
-                        let results = index
-                            .iter()
-                            .map(|&i| (i, Err(format!("internal error: {msg}"))))
-                            .collect();
-                        let _ = to_writer.send(Explained {
-                            results,
-                            errors: batch.errors,
-                        });
-                        break;
-                    }
-                };
-                index.into_iter().zip(out).collect()
+                }))
+                .map_err(|p| format!("the GPU stage stopped: {}", panic_text(&p)));
+                in_flight.push_back(InFlight {
+                    slot,
+                    batch,
+                    targets,
+                    started,
+                });
+                if in_flight.len() < explainers.len() {
+                    outcome.gpu_seconds += t.elapsed().as_secs_f64();
+                    continue;
+                }
+            }
+            let Some(done) = in_flight.pop_front() else {
+                break;
             };
-            drop(batch.images);
+            let explainer = &mut explainers[done.slot];
+            let results = match done.started {
+                Err(panicked) => Err(panicked),
+                Ok(started) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    finish_batch(explainer, &done.batch.images, &done.targets, started, what)
+                }))
+                .map_err(|p| format!("the GPU stage stopped: {}", panic_text(&p))),
+            };
+            let index = done.batch.images.iter().map(|(i, _)| *i);
+            let results = match results {
+                Ok(out) => index.zip(out).collect(),
+                Err(msg) => {
+                    outcome.internal.push(msg.clone());
+                    stopped = true;
+                    index
+                        .map(|i| (i, Err(format!("internal error: {msg}"))))
+                        .collect()
+                }
+            };
+            drop(done.batch.images);
             outcome.gpu_seconds += t.elapsed().as_secs_f64();
             let explained = Explained {
                 results,
-                errors: batch.errors,
+                errors: done.batch.errors,
             };
             if to_writer.send(explained).is_err() {
                 break;
@@ -821,30 +852,55 @@ fn print_profile(p: &Profile) {
     ));
 }
 
-/// Explains one decoded batch; if the batch as a whole fails on the GPU, each image is retried
-/// alone so one bad image does not take the others with it.
-fn run_batch(
+/// A batch whose GPU work was submitted on `explainers[slot]`: its images, their targets, and
+/// whether the upload and submission went well (a panic's message if they panicked).
+struct InFlight {
+    slot: usize,
+    batch: Decoded,
+    targets: Vec<Target>,
+    started: Result<gradcam::Result<()>, String>,
+}
+
+/// Uploads a decoded batch and submits its GPU work, timed by `profiler` when there is one,
+/// without waiting for it.
+fn start_batch(
     explainer: &mut Explainer,
-    images: &[&image::RgbImage],
+    images: &[(usize, image::RgbImage)],
     targets: &[Target],
-    what: Readback,
     profiler: Option<&mut Profiler>,
     stage_times: &mut Vec<(String, f64)>,
+) -> gradcam::Result<()> {
+    if images.is_empty() {
+        return Ok(());
+    }
+    let images: Vec<&image::RgbImage> = images.iter().map(|(_, img)| img).collect();
+    explainer.upload(&images, targets)?;
+    match profiler {
+        Some(p) => stage_times.extend(explainer.run_profiled(p)?),
+        None => explainer.run()?,
+    }
+    Ok(())
+}
+
+/// Reads back a batch [`start_batch`] submitted; if the batch as a whole failed on the GPU, each
+/// image is retried alone so one bad image does not take the others with it.
+fn finish_batch(
+    explainer: &mut Explainer,
+    images: &[(usize, image::RgbImage)],
+    targets: &[Target],
+    started: gradcam::Result<()>,
+    what: Readback,
 ) -> Vec<Result<Explanation, String>> {
-    let whole = match profiler {
-        Some(p) => explainer.upload(images, targets).and_then(|()| {
-            stage_times.extend(explainer.run_profiled(p)?);
-            explainer.read(what)
-        }),
-        None => explainer.explain(images, targets, what),
-    };
-    match whole {
+    if images.is_empty() {
+        return Vec::new();
+    }
+    match started.and_then(|()| explainer.read(what)) {
         Ok(r) => r.into_iter().map(Ok).collect(),
         Err(e) if images.len() == 1 => vec![Err(e.to_string())],
         Err(_) => images
             .iter()
             .zip(targets)
-            .map(|(img, &target)| {
+            .map(|((_, img), &target)| {
                 explainer
                     .explain(&[img], &[target], what)
                     .map_err(|e| e.to_string())
