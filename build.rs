@@ -2,9 +2,9 @@
 //! `$OUT_DIR/shaders/<kernel>.wgsl` with
 //! - every `#import NAME` replaced by `shaders/lib/NAME.wgsl`, inlined once (the first time it is
 //!   imported, imports of imports included), so shared helpers are written once;
-//! - every `#generate register_tile OUT NCOLS KCH BIAS` replaced by the entry point of a
-//!   register-tiled matrix product (see [`register_tile`]), so the two pointwise kernels share
-//!   one generated body instead of two committed copies.
+//! - every `#generate register_tile OUT NCOLS KCH BIAS` replaced by `fn register_tile(id)`, one
+//!   invocation of a register-tiled matrix product (see [`register_tile`]), so the two pointwise
+//!   kernels share one generated body instead of two committed copies.
 //!
 //! The kernel registry (`src/gpu/kernels.rs`) compiles the prepared files into the binary.
 
@@ -50,7 +50,7 @@ fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: 
 const MAX_ROWS: usize = 16;
 const MAX_COLS: usize = 3;
 
-/// The entry point of a register-tiled product `OUT[r, c] = finish(sum_k load_a(r, k) ·
+/// Invocation `id` of a register-tiled product `OUT[r, c] = finish(sum_k load_a(r, k) ·
 /// weight[k, c] (+ bias[c]), index)` over `params.rows` rows, NCOLS output channels and KCH
 /// reduction channels, with the importer's `load_a` and `finish`. Each invocation keeps up to
 /// MAX_ROWS × MAX_COLS vec4 accumulators, written out statement by statement (lavapipe keeps
@@ -59,9 +59,7 @@ const MAX_COLS: usize = 3;
 fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
     let mut b = String::new();
     b.push_str(&format!(
-        "@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
-    let id = invocation_index(gid, nwg);
+        "fn register_tile(id: u32) {{
     let c4 = {ncols} / 4u;
     let k4 = {kch} / 4u;
     let col_tiles = (c4 + COLS - 1u) / COLS;

@@ -8,7 +8,14 @@
 // 1 ReLU6, 2 ReLU.
 //
 // ROWS and COLS are override constants (at most 16 and 3) so the tile can be tuned per adapter
-// (src/gpu/kernels.rs POINTWISE_TILE). The tile is written out row by row (by build.rs, from the
+// (src/gpu/kernels.rs POINTWISE_VARIANTS).
+//
+// With SPLIT_COLS > 0 (the split-K variants, for layers with few rows: batch 1, late blocks) a
+// workgroup of 64 computes SPLIT_ROWS rows by SPLIT_COLS vec4s of output channels instead: its
+// invocations are SPLIT_COLS columns by 64 / SPLIT_COLS slices of the input channels, each
+// slice summing every (64 / SPLIT_COLS)-th vec4 of them; the slices' partial sums meet in
+// workgroup memory and the first slice adds them up (in slice order) and finishes. Adjacent
+// invocations read adjacent weight vec4s; an input vec4 is read by all the columns at once. The tile is written out row by row (by build.rs, from the
 // `#generate` line at the end): lavapipe's compiler keeps written-out accumulators in registers
 // (or cheap spill slots), while loops over private arrays cost it far more; the rows and columns
 // beyond ROWS and COLS are removed when the pipeline is specialized.
@@ -45,6 +52,13 @@ struct Params {
 override WORKGROUP_SIZE: u32 = 64u;
 override ROWS: u32 = 16u;
 override COLS: u32 = 3u;
+// 0: the register tile; else the split-K layout above (4, 8 or 16: a divisor of 64).
+override SPLIT_COLS: u32 = 0u;
+const SPLIT_ROWS: u32 = 4u;
+const SPLIT_SIZE: u32 = 64u;
+
+// [invocation, row]: each invocation's partial sums of its SPLIT_ROWS rows.
+var<workgroup> partial: array<vec4<f32>, 256>;
 
 fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     var r = v;
@@ -62,5 +76,83 @@ fn load_a(index: u32) -> vec4<f32> {
     return input[index];
 }
 
-// The entry point: the register tile, written out by build.rs (`register_tile`).
+// The register tile, written out by build.rs (`register_tile`).
 #generate register_tile output params.out_channels params.in_channels bias
+
+// Workgroup `group` of the split-K layout; `lid` its invocation.
+fn split_k(group: u32, lid: u32) {
+    // At least 1: the override is 0 in the register-tile pipelines, which never call this.
+    let cols = max(SPLIT_COLS, 1u);
+    let c4 = params.out_channels / 4u;
+    let k4 = params.in_channels / 4u;
+    let slices = SPLIT_SIZE / cols;
+    let col_tiles = (c4 + cols - 1u) / cols;
+    let row_tiles = (params.rows + SPLIT_ROWS - 1u) / SPLIT_ROWS;
+    // Uniform per workgroup, so the barrier below is reached by all invocations or none.
+    if group >= row_tiles * col_tiles {
+        return;
+    }
+    let j = lid % cols;
+    let slice = lid / cols;
+    let col = min((group % col_tiles) * cols + j, c4 - 1u);
+    let row0 = (group / col_tiles) * SPLIT_ROWS;
+    let last_row = params.rows - 1u;
+    let s0 = min(row0, last_row) * k4;
+    let s1 = min(row0 + 1u, last_row) * k4;
+    let s2 = min(row0 + 2u, last_row) * k4;
+    let s3 = min(row0 + 3u, last_row) * k4;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var k = slice; k < k4; k += slices) {
+        let w = k * 4u * c4 + col;
+        let w0 = weight[w];
+        let w1 = weight[w + c4];
+        let w2 = weight[w + 2u * c4];
+        let w3 = weight[w + 3u * c4];
+        let x0 = load_a(s0 + k);
+        let x1 = load_a(s1 + k);
+        let x2 = load_a(s2 + k);
+        let x3 = load_a(s3 + k);
+        a0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
+        a1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
+        a2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
+        a3 += x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
+    }
+    partial[lid * 4u] = a0;
+    partial[lid * 4u + 1u] = a1;
+    partial[lid * 4u + 2u] = a2;
+    partial[lid * 4u + 3u] = a3;
+    workgroupBarrier();
+    if slice != 0u || (group % col_tiles) * cols + j >= c4 {
+        return;
+    }
+    let b = bias[col];
+    for (var r = 0u; r < SPLIT_ROWS; r++) {
+        let row = row0 + r;
+        if row >= params.rows {
+            break;
+        }
+        var v = partial[j * 4u + r];
+        for (var s = 1u; s < slices; s++) {
+            v += partial[(s * cols + j) * 4u + r];
+        }
+        let o = row * c4 + col;
+        output[o] = finish(v + b, o);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    if SPLIT_COLS > 0u {
+        split_k(wid.x + wid.y * nwg.x, lid);
+        return;
+    }
+    register_tile(invocation_index(gid, nwg));
+}

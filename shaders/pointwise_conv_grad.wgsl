@@ -58,5 +58,10 @@ fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     return v;
 }
 
-// The entry point: the register tile, written out by build.rs (`register_tile`).
+// The register tile, written out by build.rs (`register_tile`).
 #generate register_tile grad_in params.in_channels params.out_channels none
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    register_tile(invocation_index(gid, nwg));
+}

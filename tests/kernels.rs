@@ -6,6 +6,7 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
     conv2d_variant, depthwise_variant, CONV2D_GEMM, CONV2D_TILED, POINTWISE_TILE,
+    POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -79,7 +80,7 @@ fn pointwise_conv_matches_reference() {
             has_residual: u32::from(res),
             _pad: [0; 3],
         };
-        for variant in 0..=POINTWISE_TILE.len() {
+        for variant in 0..=POINTWISE_VARIANTS.len() {
             let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             assert_close(
                 &format!("pointwise {rows}x{ci}->{co} variant {variant}"),
@@ -1037,7 +1038,7 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             has_residual: res,
             _pad: [0; 3],
         };
-        for variant in 0..=POINTWISE_TILE.len() {
+        for variant in 0..=POINTWISE_VARIANTS.len() {
             let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!("pointwise {rows}x{ci}->{co} act {act} res {res} v{variant}");
             assert_close(&what, &got, &expected, 1e-4, 1e-5);

@@ -201,9 +201,9 @@ kernels! {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = blocked_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
     work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
-    PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_TILE {
+    PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
-    } invocations(p, v) = tiled_invocations(v, p.rows, p.out_channels),
+    } invocations(p, v) = pointwise_invocations(v, p.rows, p.out_channels),
     work(p) = conv_work(1, p.rows, p.in_channels, p.rows, p.out_channels, 1, p.has_residual);
     GlobalAvgPool => "global_avg_pool" (PoolParams) {
         input: Storage, output: StorageReadWrite,
@@ -339,7 +339,39 @@ pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
     &[("ROWS", 4.0), ("COLS", 1.0)],
 ];
 
-/// Rows and vec4 columns per invocation of pointwise pipeline `variant`.
+/// Pipeline variants of shaders/pointwise_conv.wgsl: 1 to 3 the register tiles of
+/// [`POINTWISE_TILE`], in its order; 4 and 5 the split-K layouts (a workgroup of 64 computes 4
+/// rows × 16 or 8 vec4 columns, its invocations splitting the input channels 4 or 8 ways), for
+/// layers with too few rows to fill a GPU with register tiles (batch 1, late blocks).
+pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("ROWS", 16.0), ("COLS", 3.0)],
+    &[("ROWS", 8.0), ("COLS", 2.0)],
+    &[("ROWS", 4.0), ("COLS", 1.0)],
+    &[("SPLIT_COLS", 16.0)],
+    &[("SPLIT_COLS", 8.0)],
+];
+
+/// Rows per workgroup of the split-K variants (`SPLIT_ROWS` in shaders/pointwise_conv.wgsl).
+const SPLIT_ROWS: u32 = 4;
+
+/// The vec4 columns per workgroup of pointwise pipeline `variant` when it is a split-K layout.
+pub fn pointwise_split(variant: usize) -> Option<u32> {
+    let constants = POINTWISE_VARIANTS.get(variant.checked_sub(1)?)?;
+    constants
+        .iter()
+        .find(|(name, _)| *name == "SPLIT_COLS")
+        .map(|(_, v)| *v as u32)
+}
+
+/// Invocations of shaders/pointwise_conv.wgsl's pipeline `variant` for `rows × channels`.
+fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
+    match pointwise_split(variant) {
+        Some(cols) => rows.div_ceil(SPLIT_ROWS) * (channels / 4).div_ceil(cols) * WORKGROUP_SIZE,
+        None => tiled_invocations(variant, rows, channels),
+    }
+}
+
+/// Rows and vec4 columns per invocation of pointwise pipeline `variant` (a register tile).
 pub fn pointwise_tile(variant: usize) -> (u32, u32) {
     match variant {
         0 => (16, 3),
@@ -487,7 +519,7 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
         }
     };
     match kernel {
-        KernelId::PointwiseConv => (1..=POINTWISE_TILE.len()).for_each(&mut add),
+        KernelId::PointwiseConv => (1..=POINTWISE_VARIANTS.len()).for_each(&mut add),
         // The generic kernel: one output pixel per invocation, 4× the invocations.
         KernelId::DepthwiseConv => add(0),
         KernelId::Conv2d => {

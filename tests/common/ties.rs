@@ -10,7 +10,8 @@ use super::Fixture;
 /// Sets each op an arch fixture lists as on the edge of float32 rounding (its `flips`: activations
 /// near their step, max-pool windows with two near-equal largest values) that went the other way
 /// here to the reference's side, in the forward activations of image 0 on the GPU; returns how
-/// many. Then [`gradcam::Explainer::run_backward`] gives the backward pass the reference took.
+/// many (the tensors the backward pass reads; the others share buffers). Then
+/// [`gradcam::Explainer::run_backward`] gives the backward pass the reference took.
 pub fn pin_ties(explainer: &gradcam::Explainer, flips: &Fixture) -> usize {
     let forward = explainer.forward();
     let model = forward.model();
@@ -49,6 +50,12 @@ pub fn pin_ties(explainer: &gradcam::Explainer, flips: &Fixture) -> usize {
     for row in flips.data.chunks_exact(8) {
         let v: Vec<usize> = row.iter().map(|x| *x as usize).collect();
         let (k, c, y, x) = (v[1], v[2], v[3], v[4]);
+        // A tensor the backward pass does not read shares its buffer (gradcam::Forward::keeps):
+        // its ties cannot change the gradients.
+        let tensor = if v[0] == 0 { activated[k].0 } else { pools[k] };
+        if !forward.keeps(tensor) {
+            continue;
+        }
         let (tensor, at, set) = if v[0] == 0 {
             let (tensor, activation) = activated[k];
             let (out, at) = value(tensor, c, y, x);
