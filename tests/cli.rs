@@ -971,3 +971,66 @@ fn two_batches_in_flight_write_what_one_does() {
     let err = gradcam(&["explain", "examples/images/chelsea.png", "--in-flight", "3"]);
     assert_eq!(err.status.code(), Some(2));
 }
+
+#[test]
+fn every_tuned_variant_explains_as_the_builders_choice() {
+    // Each pipeline variant the tuner may pick, forced through the whole CLI
+    // (GRADCAM_FORCE), gives the overlay and CAM of the builder's choice.
+    let dir = tempfile::tempdir().unwrap();
+    let run_with = |force: &str, out: &Path| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_gradcam"))
+            .args([
+                "explain",
+                "examples/images/chelsea.png",
+                "examples/images/coffee.png",
+            ])
+            .args(["--raw", "--quiet", "--out", out.to_str().unwrap()])
+            .env("GRADCAM_FORCE", force)
+            .current_dir(root())
+            .output()
+            .expect("run gradcam");
+        assert_no_panic(&run);
+        assert!(run.status.success(), "{force}: {:?}", stderr_lines(&run));
+        ["chelsea", "coffee"].map(|stem| {
+            let overlay = image::open(out.join(format!("{stem}.png")))
+                .unwrap()
+                .to_rgb8();
+            let bytes = std::fs::read(out.join(format!("{stem}.safetensors"))).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let cam: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("cam").unwrap().data());
+            (overlay, cam)
+        })
+    };
+    let baseline = run_with("", &dir.path().join("builder"));
+    let forced = [
+        "pointwise_conv=2",
+        "pointwise_conv=3",
+        "pointwise_conv=4",
+        "pointwise_conv=5",
+        "depthwise_conv=0",
+        "conv2d=0",
+        "conv2d=2",
+        "conv2d=3",
+    ];
+    for (i, force) in forced.iter().enumerate() {
+        let got = run_with(force, &dir.path().join(format!("forced{i}")));
+        for ((overlay, cam), (want_overlay, want_cam)) in got.iter().zip(&baseline) {
+            let d = common::max_abs_diff(cam, want_cam);
+            assert!(d <= 1e-4, "{force}: CAM max |diff| {d}");
+            // Float sums in another order may move `255 * cam` across an integer, so that a
+            // pixel takes the neighbouring colormap entry (jet moves a channel by at most 4 per
+            // entry, blended at half weight) and rounds the other way: at most 3, rarely.
+            let diffs: Vec<u8> = overlay
+                .as_raw()
+                .iter()
+                .zip(want_overlay.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let max = diffs.iter().copied().max().unwrap_or(0);
+            let changed = diffs.iter().filter(|d| **d > 0).count();
+            eprintln!("{force}: overlay max |diff| {max}, {changed} of {} channels", diffs.len());
+            assert!(max <= 3, "{force}: overlay channel off by {max}");
+            assert!(changed * 1000 < diffs.len(), "{force}: {changed} channels differ");
+        }
+    }
+}

@@ -15,6 +15,7 @@ use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
+use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_VARIANT};
 use gradcam::gpu::{KernelId, TuneMode};
 use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
 
@@ -230,10 +231,10 @@ fn every_tuned_variant() {
     let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
     ctx.tuner.set_mode(TuneMode::Off);
     let cases: [(KernelId, &[usize], &[&str]); 3] = [
-        // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3).
+        // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3), the two split-K layouts.
         (
             KernelId::PointwiseConv,
-            &[2, 3],
+            &[2, 3, 4, 5],
             &["efficientnet-lite0", "resnet18"],
         ),
         // The generic depthwise kernel instead of the kernel-size specializations.
@@ -246,6 +247,12 @@ fn every_tuned_variant() {
             &["efficientnet-lite0", "resnet18"],
         ),
     ];
+    // Every pointwise candidate besides the builder's is forced: a new variant is not forgotten.
+    let others: Vec<usize> = tuning_candidates(KernelId::PointwiseConv, POINTWISE_VARIANT)
+        .into_iter()
+        .filter(|&v| v != POINTWISE_VARIANT)
+        .collect();
+    assert_eq!(others, cases[0].1);
     for (kernel, variants, archs) in cases {
         for &variant in variants {
             ctx.tuner.force(kernel, Some(variant));

@@ -115,6 +115,9 @@ macro_rules! kernels {
             )*
         }
 
+        /// Every kernel's id, in [`KernelId`] order.
+        pub const ALL_KERNEL_IDS: &[KernelId] = &[$(KernelId::$id),*];
+
         /// Every kernel the engine builds, in [`KernelId`] order; a test checks this list
         /// against the files in `shaders/`.
         pub const ALL_KERNELS: &[KernelSpec] = &[
@@ -505,6 +508,18 @@ fn depthwise_work(
     let (inp, out) = (b * u64::from(in_pixels) * c, b * u64::from(out_pixels) * c);
     let taps = inp.max(out);
     Work::new(2 * taps * k2, inp + k2 * c + out * u64::from(1 + extra))
+}
+
+impl KernelId {
+    /// The kernel's name, its file stem in `shaders/`.
+    pub fn name(self) -> &'static str {
+        ALL_KERNELS[self as usize].name
+    }
+
+    /// The kernel named `name` (its file stem in `shaders/`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL_KERNEL_IDS.iter().copied().find(|k| k.name() == name)
+    }
 }
 
 /// The pipeline variants of `kernel` that compute what `variant` computes for every parameter set

@@ -8,7 +8,9 @@
 //! where the builder's choices were measured. `GRADCAM_TUNE=0` turns it off, `1` on, `again`
 //! re-times every shape (also [`Tuner::retune`], the CLI's `--tune`); `GRADCAM_TUNE_CACHE`
 //! names the cache folder (default `$XDG_CACHE_HOME/gradcam`, else `~/.cache/gradcam`). A
-//! missing or unwritable cache only costs time.
+//! missing or unwritable cache only costs time. `GRADCAM_FORCE=KERNEL=VARIANT[,...]` (e.g.
+//! `pointwise_conv=4`) forces a variant wherever it is a candidate, as [`Tuner::force`] does:
+//! for checking each variant end to end through the CLI.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -16,6 +18,19 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::kernels::{tuning_candidates, KernelId, ALL_KERNELS};
+
+/// `GRADCAM_FORCE`'s `KERNEL=VARIANT` pairs, comma-separated; what does not parse is left out.
+fn parse_forced(text: &str) -> HashMap<KernelId, usize> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (name, variant) = pair.split_once('=')?;
+            Some((
+                KernelId::from_name(name.trim())?,
+                variant.trim().parse().ok()?,
+            ))
+        })
+        .collect()
+}
 
 /// Whether launches are tuned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,13 +115,16 @@ impl Tuner {
             .as_ref()
             .and_then(|p| load(p, &identity))
             .unwrap_or_default();
+        let forced = std::env::var("GRADCAM_FORCE")
+            .map(|v| parse_forced(&v))
+            .unwrap_or_default();
         Self {
             state: Mutex::new(State {
                 mode,
                 choices,
                 timed: Default::default(),
                 timings: Vec::new(),
-                forced: HashMap::new(),
+                forced,
                 cache,
                 identity,
             }),
