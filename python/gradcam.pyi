@@ -43,7 +43,9 @@ class Engine:
 
     Engine() uses the built-in EfficientNet-Lite0 (ImageNet); Engine(weights="resnet50.safetensors")
     loads a torchvision ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with
-    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe"). One engine
+    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe"). batch is the
+    images per GPU batch (None: up to 256 on a GPU, 16 on a CPU adapter); in_flight the GPU
+    batches in flight when a call spans several (None: 2 on a GPU, 1 on a CPU adapter). One engine
     explains one batch at a time: give each thread (or Ray actor) its own.
     """
 
@@ -53,6 +55,7 @@ class Engine:
         adapter: Optional[str] = None,
         batch: Optional[int] = None,
         labels: Optional[Union[str, "os.PathLike[str]"]] = None,
+        in_flight: Optional[int] = None,
     ) -> None: ...
     @property
     def adapter(self) -> str: ...

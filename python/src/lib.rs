@@ -110,23 +110,34 @@ fn rgb_array(py: Python<'_>, width: u32, height: u32, rgb: Vec<u8>) -> Py<PyArra
 struct Engine {
     engine: engine::Engine,
     batch: u32,
-    explainers: HashMap<Key, Explainer>,
+    /// GPU batches in flight in one `explain` call over several batches.
+    in_flight: usize,
+    /// Per setting, up to `in_flight` explainers, used in turn.
+    explainers: HashMap<Key, Vec<Explainer>>,
 }
 
 #[pymethods]
 impl Engine {
     /// `weights`: a safetensors file (None: the built-in model); `adapter`: part of the GPU's
     /// name (e.g. "nvidia", "llvmpipe"); `batch`: images per GPU batch (None: the engine's
-    /// default, up to 256 on a GPU, 16 on a CPU adapter); `labels`: a file with one class name per line.
+    /// default, up to 256 on a GPU, 16 on a CPU adapter); `labels`: a file with one class name per
+    /// line; `in_flight`: GPU batches in flight when a call spans several (1 or 2; None: 2 on a
+    /// GPU, where one batch is read back while the GPU works on the next, 1 on a CPU adapter).
     #[new]
-    #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None))]
+    #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None, in_flight=None))]
     fn new(
         py: Python<'_>,
         weights: Option<PathBuf>,
         adapter: Option<String>,
         batch: Option<u32>,
         labels: Option<PathBuf>,
+        in_flight: Option<usize>,
     ) -> PyResult<Self> {
+        if let Some(n) = in_flight.filter(|n| !(1..=2).contains(n)) {
+            return Err(PyValueError::new_err(format!(
+                "in_flight={n}: expected 1 or 2"
+            )));
+        }
         let engine = py
             .detach(|| -> engine::Result<engine::Engine> {
                 let mut model = match &weights {
@@ -144,9 +155,11 @@ impl Engine {
         let batch = batch
             .unwrap_or_else(|| engine.default_batch())
             .clamp(1, engine.max_batch());
+        let cpu = engine.context().adapter_info.device_type == engine::wgpu::DeviceType::Cpu;
         Ok(Self {
             engine,
             batch,
+            in_flight: in_flight.unwrap_or(if cpu { 1 } else { 2 }),
             explainers: HashMap::new(),
         })
     }
@@ -279,9 +292,13 @@ impl Engine {
             eigen_smooth,
             aug_smooth,
         );
-        if !self.explainers.contains_key(&key) {
+        // As many explainers as batches can be in flight in this call.
+        let wanted = self
+            .in_flight
+            .min(inputs.len().div_ceil(self.batch as usize).max(1));
+        while self.explainers.get(&key).map_or(0, Vec::len) < wanted {
             let options = ExplainOptions {
-                layer: layer.unwrap_or_default(),
+                layer: layer.clone().unwrap_or_default(),
                 method,
                 colormap: colormap_value,
                 image_weight,
@@ -291,9 +308,9 @@ impl Engine {
                 ..Default::default()
             };
             let ex = self.engine.explainer(self.batch, options).map_err(to_py)?;
-            self.explainers.insert(key.clone(), ex);
+            self.explainers.entry(key.clone()).or_default().push(ex);
         }
-        let explainer = self.explainers.get_mut(&key).expect("inserted above");
+        let explainers = self.explainers.get_mut(&key).expect("inserted above");
         let batch = self.batch as usize;
 
         // Decoding and the GPU work, with the GIL released.
@@ -315,27 +332,47 @@ impl Engine {
                         return Err(engine::Error::InvalidRequest(format!("images[{i}]: {e}")));
                     }
                 }
+                let what = Readback {
+                    cam: true,
+                    cam_grid: false,
+                    overlay: true,
+                    guided,
+                };
+                // Batch k runs on explainer k mod n; with two, batch k is read back after batch
+                // k + 1 is submitted, so the copy-out overlaps the GPU's work.
+                let n = explainers.len();
+                let chunks: Vec<&[(usize, image::RgbImage)]> = decoded.chunks(batch).collect();
                 let mut done = Vec::with_capacity(decoded.len());
-                for chunk in decoded.chunks(batch) {
-                    let imgs: Vec<&image::RgbImage> = chunk.iter().map(|(_, img)| img).collect();
-                    let tgts: Vec<Target> = match &targets {
-                        Some(t) => chunk
-                            .iter()
-                            .map(|(i, _)| Target::Class(t[*i] as u32))
-                            .collect(),
-                        None => vec![Target::Predicted; chunk.len()],
+                let mut pending: Option<usize> = None;
+                for k in 0..=chunks.len() {
+                    if let Some(chunk) = chunks.get(k) {
+                        let imgs: Vec<&image::RgbImage> =
+                            chunk.iter().map(|(_, img)| img).collect();
+                        let tgts: Vec<Target> = match &targets {
+                            Some(t) => chunk
+                                .iter()
+                                .map(|(i, _)| Target::Class(t[*i] as u32))
+                                .collect(),
+                            None => vec![Target::Predicted; chunk.len()],
+                        };
+                        explainers[k % n].upload(&imgs, &tgts)?;
+                        explainers[k % n].run()?;
+                    }
+                    // The oldest batch in flight, once the next is submitted (or none is left).
+                    let read = match pending {
+                        Some(p) if n > 1 || k >= chunks.len() => Some(p),
+                        _ if n == 1 && k < chunks.len() => Some(k),
+                        _ => None,
                     };
-                    let out = explainer.explain(
-                        &imgs,
-                        &tgts,
-                        Readback {
-                            cam: true,
-                            cam_grid: false,
-                            overlay: true,
-                            guided,
-                        },
-                    )?;
-                    done.extend(chunk.iter().map(|(i, _)| *i).zip(out));
+                    if let Some(r) = read {
+                        let out = explainers[r % n].read(what)?;
+                        done.extend(chunks[r].iter().map(|(i, _)| *i).zip(out));
+                    }
+                    pending = if n > 1 && k < chunks.len() {
+                        Some(k)
+                    } else {
+                        None
+                    };
                 }
                 Ok((done, failed))
             })

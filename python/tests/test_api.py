@@ -51,6 +51,19 @@ def test_targets_and_batches_larger_than_the_gpu_batch(engine):
     np.testing.assert_array_equal(res.cam[0], res.cam[2])
 
 
+def test_two_batches_in_flight_give_the_same_results():
+    images = [str(CHELSEA), str(COFFEE)] * 2 + [str(CHELSEA)]
+    targets = [281, 967, 285, 504, 282]
+    one = gradcam.Engine(batch=2, in_flight=1).explain(images, targets=targets)
+    two = gradcam.Engine(batch=2, in_flight=2).explain(images, targets=targets)
+    assert one.classes == two.classes == targets
+    np.testing.assert_array_equal(one.cam, two.cam)
+    for a, b in zip(one.overlay, two.overlay):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="in_flight"):
+        gradcam.Engine(in_flight=3)
+
+
 def test_methods_layers_and_colormaps(engine):
     assert "head" in engine.layers and engine.default_layer == "head"
     a = engine.explain([str(CHELSEA)], method="gradcam++", layer="blocks.15", colormap="turbo")
