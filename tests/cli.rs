@@ -1007,6 +1007,7 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "pointwise_conv=3",
         "pointwise_conv=4",
         "pointwise_conv=5",
+        "pointwise_conv=6",
         "depthwise_conv=0",
         "conv2d=0",
         "conv2d=2",

@@ -234,7 +234,7 @@ fn every_tuned_variant() {
         // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3), the two split-K layouts.
         (
             KernelId::PointwiseConv,
-            &[2, 3, 4, 5],
+            &[2, 3, 4, 5, 6],
             &["efficientnet-lite0", "resnet18"],
         ),
         // The generic depthwise kernel instead of the kernel-size specializations.

@@ -343,15 +343,17 @@ pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
 ];
 
 /// Pipeline variants of shaders/pointwise_conv.wgsl: 1 to 3 the register tiles of
-/// [`POINTWISE_TILE`], in its order; 4 and 5 the split-K layouts (a workgroup of 64 computes 4
-/// rows × 16 or 8 vec4 columns, its invocations splitting the input channels 4 or 8 ways), for
-/// layers with too few rows to fill a GPU with register tiles (batch 1, late blocks).
+/// [`POINTWISE_TILE`], in its order; 4 to 6 the split-K layouts (a workgroup of 64 computes 4
+/// rows × 16, 8 or 4 vec4 columns, its invocations splitting the input channels 4, 8 or 16 ways),
+/// for layers with too few rows to fill a GPU with register tiles (batch 1, late blocks: the
+/// 1152 → 192 projection at 7×7 is 624 invocations of 288 steps each as a 4 × 1 tile).
 pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("ROWS", 16.0), ("COLS", 3.0)],
     &[("ROWS", 8.0), ("COLS", 2.0)],
     &[("ROWS", 4.0), ("COLS", 1.0)],
     &[("SPLIT_COLS", 16.0)],
     &[("SPLIT_COLS", 8.0)],
+    &[("SPLIT_COLS", 4.0)],
 ];
 
 /// Rows per workgroup of the split-K variants (`SPLIT_ROWS` in shaders/pointwise_conv.wgsl).
