@@ -3,6 +3,10 @@
 // dispatches over row ranges: this one computes rows out_offset.. of a layer with out_total
 // outputs, with `weight` and `bias` holding only those rows.
 //
+// With SPLIT 1 (the variant for few images: the classifier at batch 1) a workgroup of 64 computes
+// one output, its invocations reading the weight row side by side (coalesced) and summing in
+// workgroup memory; else one invocation computes one output over the whole row.
+//
 // Kept in sync with src/gpu/params.rs (`LinearParams`).
 #import index
 #import activation
@@ -32,9 +36,53 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+override SPLIT: u32 = 0u;
+const SPLIT_SIZE: u32 = 64u;
+
+var<workgroup> partial: array<vec4<f32>, SPLIT_SIZE>;
+
+fn store(n: u32, o: u32, acc: vec4<f32>) {
+    let v = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
+    output[n * params.out_total + params.out_offset + o] = activate(vec4<f32>(v), params.activation).x;
+}
+
+// Output `group` (image-major) by the 64 invocations of a workgroup.
+fn split(group: u32, lid: u32) {
+    // Uniform per workgroup, so the barriers below are reached by all invocations or none.
+    if group >= params.batch * params.out_features {
+        return;
+    }
+    let n = group / params.out_features;
+    let o = group % params.out_features;
+    let k4 = params.in_features / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var k = lid; k < k4; k += SPLIT_SIZE) {
+        acc += input[n * k4 + k] * weight[o * k4 + k];
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = SPLIT_SIZE / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        store(n, o, partial[0]);
+    }
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    if SPLIT > 0u {
+        split(wid.x + wid.y * nwg.x, lid);
+        return;
+    }
     let id = invocation_index(gid, nwg);
     if id >= params.batch * params.out_features {
         return;
@@ -46,6 +94,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var k = 0u; k < k4; k++) {
         acc += input[n * k4 + k] * weight[o * k4 + k];
     }
-    let v = bias[o] + (acc.x + acc.y) + (acc.z + acc.w);
-    output[n * params.out_total + params.out_offset + o] = activate(vec4<f32>(v), params.activation).x;
+    store(n, o, acc);
 }

@@ -1012,6 +1012,7 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "conv2d=0",
         "conv2d=2",
         "conv2d=3",
+        "linear=1",
     ];
     for (i, force) in forced.iter().enumerate() {
         let got = run_with(force, &dir.path().join(format!("forced{i}")));
@@ -1029,9 +1030,15 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
                 .collect();
             let max = diffs.iter().copied().max().unwrap_or(0);
             let changed = diffs.iter().filter(|d| **d > 0).count();
-            eprintln!("{force}: overlay max |diff| {max}, {changed} of {} channels", diffs.len());
+            eprintln!(
+                "{force}: overlay max |diff| {max}, {changed} of {} channels",
+                diffs.len()
+            );
             assert!(max <= 3, "{force}: overlay channel off by {max}");
-            assert!(changed * 1000 < diffs.len(), "{force}: {changed} channels differ");
+            assert!(
+                changed * 1000 < diffs.len(),
+                "{force}: {changed} channels differ"
+            );
         }
     }
 }

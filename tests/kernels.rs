@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
-    conv2d_variant, depthwise_variant, CONV2D_GEMM, CONV2D_TILED, POINTWISE_TILE,
+    conv2d_variant, depthwise_variant, CONV2D_GEMM, CONV2D_TILED, LINEAR_SPLIT, POINTWISE_TILE,
     POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
@@ -680,14 +680,16 @@ fn linear_matches_reference() {
             out_total: o as u32,
             _pad: [0; 2],
         };
-        let got = run!(0, &params, n * o, Linear { input: &input, weight: &weight, bias: &bias } => output);
-        assert_close(
-            &format!("linear {n}x{k}->{o} act {act}"),
-            &got,
-            &expected,
-            1e-4,
-            1e-5,
-        );
+        for variant in [0, LINEAR_SPLIT] {
+            let got = run!(variant, &params, n * o, Linear { input: &input, weight: &weight, bias: &bias } => output);
+            assert_close(
+                &format!("linear {n}x{k}->{o} act {act} variant {variant}"),
+                &got,
+                &expected,
+                1e-4,
+                1e-5,
+            );
+        }
     }
 }
 

@@ -230,7 +230,7 @@ fn efficientnet_lite4() {
 fn every_tuned_variant() {
     let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
     ctx.tuner.set_mode(TuneMode::Off);
-    let cases: [(KernelId, &[usize], &[&str]); 3] = [
+    let cases: [(KernelId, &[usize], &[&str]); 4] = [
         // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3), the two split-K layouts.
         (
             KernelId::PointwiseConv,
@@ -246,6 +246,8 @@ fn every_tuned_variant() {
             &[0, 2, 3],
             &["efficientnet-lite0", "resnet18"],
         ),
+        // The classifier by one workgroup per output.
+        (KernelId::Linear, &[1], &["efficientnet-lite0", "resnet18"]),
     ];
     // Every pointwise candidate besides the builder's is forced: a new variant is not forgotten.
     let others: Vec<usize> = tuning_candidates(KernelId::PointwiseConv, POINTWISE_VARIANT)

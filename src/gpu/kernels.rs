@@ -213,9 +213,9 @@ kernels! {
     } invocations(p, _) = p.batch * p.channels / 4,
     work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
                         u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
-    Linear => "linear" (LinearParams) {
+    Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.out_features,
+    } invocations(p, v) = p.batch * p.out_features * if v == LINEAR_SPLIT { WORKGROUP_SIZE } else { 1 },
     work(p) = conv_work(p.batch, 1, p.in_features, 1, p.out_features, 1, 0);
     SelectTarget => "select_target" (SelectTargetParams) {
         logits: Storage, requested: Storage, targets: StorageReadWrite,
@@ -355,6 +355,13 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("SPLIT_COLS", 8.0)],
     &[("SPLIT_COLS", 4.0)],
 ];
+
+/// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output.
+pub const LINEAR_VARIANTS: &[&[(&str, f64)]] = &[&[("SPLIT", 1.0)]];
+
+/// The variant of shaders/linear.wgsl where a workgroup of 64 computes one output, reading the
+/// weight row side by side (coalesced): for few images, as the classifier at batch 1.
+pub const LINEAR_SPLIT: usize = 1;
 
 /// Rows per workgroup of the split-K variants (`SPLIT_ROWS` in shaders/pointwise_conv.wgsl).
 const SPLIT_ROWS: u32 = 4;
@@ -544,6 +551,7 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             add(CONV2D_GEMM);
             add(0);
         }
+        KernelId::Linear => add(LINEAR_SPLIT),
         _ => return Vec::new(),
     }
     out
