@@ -10,10 +10,11 @@ use gradcam::gpu::kernels::{
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
-    CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams, CamGramParams,
-    CamSaliencyParams, ConvGradParams, ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta,
-    LinearGradParams, LinearParams, MaxPoolGradParams, MaxPoolParams, PointwiseGradParams,
-    PointwiseParams, PoolParams, PreprocessParams,
+    minmax_chunks, CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams,
+    CamGramParams, CamMinMaxParams, CamSaliencyParams, ConvGradParams, ConvParams,
+    DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams, LinearParams,
+    MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams, PoolParams,
+    PreprocessParams, MINMAX_PAIRS,
 };
 use gradcam::model::same_padding;
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
@@ -1268,5 +1269,44 @@ fn max_pool_and_its_gradient_match_reference() {
         let len = n * h * w * c;
         let got = run!(0, &p, len, MaxPoolGrad { grad_out: &grad_out, input: &input, extra: &extra } => grad_in);
         assert_close(&format!("{what} gradient"), &got, &grad_in, 1e-6, 1e-6);
+    }
+}
+
+#[test]
+fn cam_minmax_over_several_workgroups_per_image() {
+    // A 224² map over 13 workgroups per image, then the pairs' pass; a 7×7 map in one. With and
+    // without the ReLU, batch 3, the extremes anywhere in the map.
+    let mut rng = SmallRng::seed_from_u64(31);
+    for (len, relu) in [(224 * 224, 1), (224 * 224, 0), (49, 0), (4097, 1)] {
+        let batch = 3;
+        let map = random(&mut rng, batch * len, -3.0, 2.0);
+        let chunks = minmax_chunks(len as u32);
+        let first = CamMinMaxParams {
+            batch: batch as u32,
+            len: len as u32,
+            relu,
+            chunks,
+        };
+        let pairs = run!(0, &first, batch * chunks as usize * 2, CamMinMax { map: &map } => stats);
+        let second = CamMinMaxParams {
+            batch: batch as u32,
+            len: chunks,
+            relu: MINMAX_PAIRS,
+            chunks: 1,
+        };
+        let got = run!(0, &second, batch * 2, CamMinMax { map: &pairs } => stats);
+        for n in 0..batch {
+            let values =
+                map[n * len..(n + 1) * len]
+                    .iter()
+                    .map(|&v| if relu == 1 { v.max(0.0) } else { v });
+            let lo = values.clone().fold(f32::INFINITY, f32::min);
+            let hi = values.fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(
+                (got[2 * n], got[2 * n + 1]),
+                (lo, hi),
+                "len {len} relu {relu} image {n}"
+            );
+        }
     }
 }

@@ -314,7 +314,7 @@ kernels! {
     } invocations(p, _) = p.batch * p.size * p.size;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
-    } invocations(p, _) = p.batch * 64;
+    } invocations(p, _) = p.batch * p.chunks.max(1) * 64;
     CamResize => "cam_resize" (CamResizeParams) {
         src: Storage, stats: Storage, dst: StorageReadWrite,
     } invocations(p, _) = p.batch * p.out_h * p.out_w;

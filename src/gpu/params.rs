@@ -420,10 +420,23 @@ gpu_struct! {
     /// Kept in sync with `Params` in shaders/cam_minmax.wgsl.
     pub struct CamMinMaxParams {
         pub batch: u32,
+        /// Values per image (pairs with [`MINMAX_PAIRS`]).
         pub len: u32,
+        /// 0: the values as they are; 1: after a ReLU; [`MINMAX_PAIRS`]: (min, max) pairs of an
+        /// earlier pass, reduced to one pair.
         pub relu: u32,
-        pub _pad: u32,
+        /// Workgroups per image, each writing the (min, max) of its share ([`minmax_chunks`]).
+        pub chunks: u32,
     }
+}
+
+/// [`CamMinMaxParams::relu`] for a second pass over the first pass's per-chunk pairs.
+pub const MINMAX_PAIRS: u32 = 2;
+
+/// Workgroups per image for shaders/cam_minmax.wgsl over `len` values: one per 4,096 (64 per
+/// invocation), at most 64, so that a 224² map at batch 1 is not one workgroup's work.
+pub fn minmax_chunks(len: u32) -> u32 {
+    len.div_ceil(4096).clamp(1, 64)
 }
 
 gpu_struct! {

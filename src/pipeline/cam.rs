@@ -9,7 +9,9 @@ use super::methods::{GradientTap, LayerInputs, Method};
 use super::steps::Steps;
 use crate::error::Result;
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{CamMinMaxParams, CamNormalizeParams, CamResizeParams};
+use crate::gpu::params::{
+    minmax_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, MINMAX_PAIRS,
+};
 use crate::gpu::GpuContext;
 
 /// Appends the CAM steps of `method` for `layers` (their gradients, when the method needs them,
@@ -80,7 +82,7 @@ pub(super) fn push_cam(
                     batch: s.images,
                     len: pixels,
                     relu: 0,
-                    _pad: 0,
+                    chunks: 1,
                 },
             );
         }
@@ -108,17 +110,35 @@ pub(super) fn push_cam(
             },
         );
     }
+    // The map's minimum and maximum over several workgroups per image, then their pairs'.
+    let len = cam_size * cam_size;
+    let chunks = minmax_chunks(len);
+    let partial = ctx.storage("cam_partial_stats", 8 * u64::from(chunks) * cap)?;
+    internal_bytes += partial.size();
     steps.push(
         ctx,
         launch::CamMinMax {
             map: cam,
+            stats: &partial,
+        },
+        move |s| CamMinMaxParams {
+            batch: s.images,
+            len,
+            relu: 1,
+            chunks,
+        },
+    );
+    steps.push(
+        ctx,
+        launch::CamMinMax {
+            map: &partial,
             stats: &cam_stats,
         },
         move |s| CamMinMaxParams {
             batch: s.images,
-            len: cam_size * cam_size,
-            relu: 1,
-            _pad: 0,
+            len: chunks,
+            relu: MINMAX_PAIRS,
+            chunks: 1,
         },
     );
     steps.push(

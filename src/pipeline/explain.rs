@@ -535,7 +535,7 @@ impl Explainer {
                 batch: s.images,
                 len: overlay_chunks(s.largest_pixels),
                 relu: 0,
-                _pad: 0,
+                chunks: 1,
             },
         );
         steps.push(

@@ -49,7 +49,7 @@ impl LayerMethod for AblationCam {
                 batch: s.images,
                 len: pixels * channels,
                 relu: 0,
-                _pad: 0,
+                chunks: 1,
             },
         );
         let rows = inputs

@@ -163,7 +163,7 @@ fn push_minmax(
             batch: s.images,
             len,
             relu: 0,
-            _pad: 0,
+            chunks: 1,
         }
     });
 }
