@@ -96,7 +96,9 @@ pub fn run(config: ExplainConfig) -> ExitCode {
         Some(n) => n,
         None if cpu_adapter || req.profile => 1,
         None => 2,
-    };
+    }
+    // No more explainers than batches.
+    .min(inputs.len().div_ceil(capacity as usize).max(1) as u32);
     let mut explainers = Vec::with_capacity(in_flight as usize);
     for _ in 0..in_flight {
         match engine.explainer(capacity, config.options.clone()) {
