@@ -711,12 +711,12 @@ fn batch_section(
     pair[1].explain(&images, &[], OVERLAY)?;
     let start = Instant::now();
     pair[0].upload(&images, &[])?;
-    pair[0].run()?;
+    pair[0].run_with_readback(OVERLAY)?;
     for k in 1..=reps {
         let (now, then) = (k % 2, (k + 1) % 2);
         if k < reps {
             pair[now].upload(&images, &[])?;
-            pair[now].run()?;
+            pair[now].run_with_readback(OVERLAY)?;
         }
         let out = pair[then].read(OVERLAY)?;
         debug_assert_eq!(out.len(), batch as usize);

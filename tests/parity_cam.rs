@@ -603,3 +603,38 @@ fn shared_activation_buffers_never_hold_two_live_tensors() {
         sizes.len()
     );
 }
+
+#[test]
+fn results_copied_with_the_batch_equal_a_separate_readback() {
+    // run_with_readback puts the copies in the batch's own submission (two explainers in turn,
+    // as the CLI runs on a GPU); read then returns what explain does. Reading something else
+    // than what was copied copies again.
+    let images = [image("chelsea"), image("coffee_224")];
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let want = explainer("head", 2)
+        .explain(&refs, &[], Readback::ALL)
+        .unwrap();
+    let mut pair = [explainer("head", 1), explainer("head", 1)];
+    for (ex, img) in pair.iter_mut().zip(&refs) {
+        ex.upload(&[img], &[]).unwrap();
+        ex.run_with_readback(Readback::ALL).unwrap();
+    }
+    for (i, ex) in pair.iter_mut().enumerate() {
+        let got = ex.read(Readback::ALL).unwrap().remove(0);
+        assert_eq!(got.logits, want[i].logits, "image {i}");
+        assert_eq!(got.cam, want[i].cam, "image {i}");
+        assert_eq!(got.overlay, want[i].overlay, "image {i}");
+    }
+    let only_cam = Readback {
+        cam: true,
+        cam_grid: false,
+        overlay: false,
+        guided: false,
+    };
+    let ex = &mut pair[0];
+    ex.upload(&[refs[0]], &[]).unwrap();
+    ex.run_with_readback(only_cam).unwrap();
+    let got = ex.read(Readback::ALL).unwrap().remove(0);
+    assert_eq!(got.overlay, want[0].overlay);
+    assert_eq!(got.cam_grid, want[0].cam_grid);
+}

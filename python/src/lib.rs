@@ -356,7 +356,7 @@ impl Engine {
                             None => vec![Target::Predicted; chunk.len()],
                         };
                         explainers[k % n].upload(&imgs, &tgts)?;
-                        explainers[k % n].run()?;
+                        explainers[k % n].run_with_readback(what)?;
                     }
                     // The oldest batch in flight, once the next is submitted (or none is left).
                     let read = match pending {

@@ -356,12 +356,23 @@ impl GpuContext {
     /// Submits `encoder` inside validation and out-of-memory error scopes; resolves to any error
     /// they caught, as [`Error::Gpu`]. Does not wait for the GPU to finish the work.
     pub async fn submit_async(&self, stage: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.submit_indexed_async(stage, encoder).await.map(|_| ())
+    }
+
+    /// [`GpuContext::submit_async`], resolving to the submission's index (to wait for it alone
+    /// with [`GpuContext::block_on_submission`]).
+    pub async fn submit_indexed_async(
+        &self,
+        stage: &str,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<wgpu::SubmissionIndex> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        self.queue.submit([encoder.finish()]);
+        let index = self.queue.submit([encoder.finish()]);
         let v = validation.pop().await;
         let o = oom.pop().await;
-        self.check(stage, v.or(o))
+        self.check(stage, v.or(o))?;
+        Ok(index)
     }
 
     /// Runs `future` (one of the engine's `*_async` operations) to completion on this thread,
@@ -369,12 +380,28 @@ impl GpuContext {
     /// when the device is polled. The engine's core is asynchronous, so that a browser build can
     /// await the same operations; the CLI, the Python binding and the blocking methods call this.
     pub fn block_on<T>(&self, future: impl Future<Output = Result<T>>) -> Result<T> {
+        self.block_on_submission(None, future)
+    }
+
+    /// [`GpuContext::block_on`] for a future that needs only submission `index` (and earlier
+    /// ones) done: the first wait is for that submission alone, so work submitted after it (the
+    /// next batch) keeps running while the future's callbacks run; later waits are for all.
+    pub fn block_on_submission<T>(
+        &self,
+        index: Option<wgpu::SubmissionIndex>,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let mut future = std::pin::pin!(future);
+        let mut index = index;
         pollster::block_on(std::future::poll_fn(|cx| {
             match future.as_mut().poll(cx) {
                 Poll::Ready(out) => Poll::Ready(out),
                 Poll::Pending => {
-                    if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+                    let wait = wgpu::PollType::Wait {
+                        submission_index: index.take(),
+                        timeout: None,
+                    };
+                    if let Err(e) = self.device.poll(wait) {
                         return Poll::Ready(Err(Error::Gpu {
                             stage: "waiting for the GPU".into(),
                             reason: e.to_string(),

@@ -322,6 +322,9 @@ pub struct Explainer {
     overlay_steps: Steps,
     bound_pixels: u64,
     staging: wgpu::Buffer,
+    /// What [`Explainer::run_with_readback`] copied into `staging` with the batch's own
+    /// submission, and that submission.
+    copied: Option<(Readback, wgpu::SubmissionIndex)>,
     /// Bytes of the buffers only the recorded steps hold (CAM weights and statistics).
     internal_bytes: u64,
     /// With [`ExplainOptions::guided`], the pictures: RGBA8 in u32, `[batch, 2, S × S]`, and
@@ -486,6 +489,7 @@ impl Explainer {
             overlay_steps: Steps::new("overlay"),
             bound_pixels: u64::MAX,
             staging,
+            copied: None,
             internal_bytes,
             guided,
             guided_gradient,
@@ -608,6 +612,7 @@ impl Explainer {
     /// Uploads a batch: the images (any sizes) and, per image, the class to explain (`targets`
     /// empty: the predicted class for all).
     pub fn upload(&mut self, images: &[&image::RgbImage], targets: &[Target]) -> Result<()> {
+        self.copied = None;
         self.set_targets(images.len(), targets)?;
         self.forward.upload_images(images)?;
         let shape = self.forward.shape();
@@ -642,6 +647,7 @@ impl Explainer {
     /// Uploads already-normalized input tensors (NHWC) instead of images: the CAM is computed,
     /// but there is no overlay.
     pub fn upload_input(&mut self, nhwc: &[f32], targets: &[Target]) -> Result<()> {
+        self.copied = None;
         let per = self.forward.model().tensors[self.forward.model().input].len();
         self.set_targets(nhwc.len() / per.max(1), targets)?;
         self.forward.upload_input(nhwc)?;
@@ -778,6 +784,69 @@ impl Explainer {
         ctx.submit_async("Grad-CAM", encoder).await
     }
 
+    /// Submits the batch with the copies of its results for [`Explainer::read`] at the end of
+    /// the same submission ([`Explainer::run_with_readback_async`], blocking on nothing but the
+    /// submission). With two explainers taking batches in turn, reading one batch back then waits
+    /// for that batch alone while the GPU works on the other's.
+    pub fn run_with_readback(&mut self, what: Readback) -> Result<()> {
+        let ctx = self.context().clone();
+        ctx.block_on(self.run_with_readback_async(what))
+    }
+
+    /// [`Explainer::run_with_readback`] as a future.
+    pub async fn run_with_readback_async(&mut self, what: Readback) -> Result<()> {
+        let ctx = self.forward.context().clone();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        self.record(&mut encoder);
+        self.record_readback(&mut encoder, what);
+        let index = ctx.submit_indexed_async("Grad-CAM", encoder).await?;
+        self.copied = Some((what, index));
+        Ok(())
+    }
+
+    /// The buffers [`Explainer::read`] copies for `what`, with their bytes.
+    fn readback_copies(&self, what: Readback) -> Vec<(&wgpu::Buffer, u64)> {
+        let model = self.forward.model();
+        let n = self.forward.batch() as u64;
+        let cam_len = u64::from(self.cam_size() * self.cam_size());
+        let grid_len = u64::from(self.grid_size.0 * self.grid_size.1);
+        let mut copies: Vec<(&wgpu::Buffer, u64)> = vec![
+            (
+                self.forward.tensor(model.logits),
+                n * u64::from(model.classes) * 4,
+            ),
+            (&self.targets, n * 4),
+        ];
+        if what.cam {
+            copies.push((&self.cam, n * cam_len * 4));
+        }
+        if what.cam_grid {
+            copies.push((&self.cam_grid, n * grid_len * 4));
+        }
+        if what.overlay && !self.forward.image_sizes().is_empty() {
+            let total_pixels = u64::from(self.forward.shape().total_pixels);
+            copies.push((&self.overlay, total_pixels * 4));
+        }
+        if let (Some(buffer), true) = (&self.guided, what.guided) {
+            copies.push((buffer, n * cam_len * 2 * 4));
+        }
+        copies
+    }
+
+    /// Records the copies of `what` into the staging buffer (grown to hold them).
+    fn record_readback(&mut self, encoder: &mut wgpu::CommandEncoder, what: Readback) {
+        let total: u64 = self.readback_copies(what).iter().map(|(_, b)| *b).sum();
+        if total > self.staging.size() {
+            let ctx = self.forward.context().clone();
+            self.staging = ctx.staging("explain_readback", total.next_power_of_two());
+        }
+        let mut offset = 0;
+        for (buffer, len) in self.readback_copies(what) {
+            encoder.copy_buffer_to_buffer(buffer, 0, &self.staging, offset, len);
+            offset += len;
+        }
+    }
+
     /// Submits the backward pass and the CAM again, on the forward activations now on the GPU
     /// ([`Explainer::run_backward_async`], blocking).
     pub fn run_backward(&self) -> Result<()> {
@@ -870,6 +939,14 @@ impl Explainer {
     ) -> Result<wgpu::Texture> {
         let region = self.overlay_region(image)?;
         check_overlay_format(format)?;
+        let largest = self.context().device.limits().max_texture_dimension_2d;
+        if region.width > largest || region.height > largest {
+            return Err(Error::InvalidRequest(format!(
+                "the overlay of image {image} is {}x{}, larger than this adapter's textures \
+                 ({largest} pixels a side)",
+                region.width, region.height
+            )));
+        }
         Ok(self
             .context()
             .device
@@ -906,6 +983,11 @@ impl Explainer {
                 texture.width(),
                 texture.height()
             )));
+        }
+        if texture.dimension() != wgpu::TextureDimension::D2 || texture.sample_count() != 1 {
+            return Err(Error::InvalidRequest(
+                "the overlay's texture must be 2D with one sample per pixel".into(),
+            ));
         }
         if !texture.usage().contains(wgpu::TextureUsages::COPY_DST) {
             return Err(Error::InvalidRequest(
@@ -965,7 +1047,12 @@ impl Explainer {
     /// `what` asks ([`Explainer::read_async`], blocking).
     pub fn read(&mut self, what: Readback) -> Result<Vec<Explanation>> {
         let ctx = self.context().clone();
-        ctx.block_on(self.read_async(what))
+        // After run_with_readback, wait for that submission alone.
+        let index = match &self.copied {
+            Some((copied, index)) if *copied == what => Some(index.clone()),
+            _ => None,
+        };
+        ctx.block_on_submission(index, self.read_async(what))
     }
 
     /// Reads the batch's results back with one map once the GPU is done with them.
@@ -983,39 +1070,17 @@ impl Explainer {
         let overlay = what.overlay && !sizes.is_empty();
         let total_pixels = u64::from(self.forward.shape().total_pixels);
 
-        let mut copies: Vec<(&wgpu::Buffer, u64)> = vec![
-            (self.forward.tensor(model.logits), n * classes * 4),
-            (&self.targets, n * 4),
-        ];
-        if what.cam {
-            copies.push((&self.cam, n * cam_len * 4));
-        }
-        if what.cam_grid {
-            copies.push((&self.cam_grid, n * grid_len * 4));
-        }
-        if overlay {
-            copies.push((&self.overlay, total_pixels * 4));
-        }
         let side = self.cam_size();
         let guided_len = cam_len * 2 * 4;
-        let guided = match (&self.guided, what.guided) {
-            (Some(buffer), true) => {
-                copies.push((buffer, n * guided_len));
-                true
-            }
-            _ => false,
-        };
-        let total: u64 = copies.iter().map(|(_, b)| *b).sum();
-        if total > self.staging.size() {
-            self.staging = ctx.staging("explain_readback", total.next_power_of_two());
+        let guided = self.guided.is_some() && what.guided;
+        // The copies, unless run_with_readback made them with the batch.
+        if !matches!(&self.copied, Some((copied, _)) if *copied == what) {
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            self.record_readback(&mut encoder, what);
+            ctx.submit_async("Grad-CAM readback", encoder).await?;
         }
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        let mut offset = 0;
-        for (buffer, len) in &copies {
-            encoder.copy_buffer_to_buffer(buffer, 0, &self.staging, offset, *len);
-            offset += len;
-        }
-        ctx.submit_async("Grad-CAM readback", encoder).await?;
+        self.copied = None;
+        let total: u64 = self.readback_copies(what).iter().map(|(_, b)| *b).sum();
         // The mapped bytes are split straight into per-image results: each byte copied once.
         ctx.read_staging_async("Grad-CAM readback", &self.staging, total, |raw| {
             let mut at = 0usize;

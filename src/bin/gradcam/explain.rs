@@ -126,7 +126,9 @@ pub fn run(config: ExplainConfig) -> ExitCode {
         setup: &setup,
         capacity,
         seconds: started.elapsed().as_secs_f64(),
-        gpu_bytes: explainers.iter().map(Explainer::gpu_bytes).sum(),
+        // The weights, which the explainers share, once.
+        gpu_bytes: explainers.iter().map(Explainer::gpu_bytes).sum::<u64>()
+            - (explainers.len() as u64 - 1) * explainers[0].forward().gpu_model().gpu_bytes(),
     };
     finish(&work, progress, outcome, &report)
 }
@@ -444,6 +446,7 @@ fn explain_inputs(
                         &mut explainers[slot],
                         &batch.images,
                         &targets,
+                        what,
                         profiler.as_mut(),
                         &mut outcome.stage_times,
                     )
@@ -863,12 +866,13 @@ struct InFlight {
     started: Result<gradcam::Result<()>, String>,
 }
 
-/// Uploads a decoded batch and submits its GPU work, timed by `profiler` when there is one,
-/// without waiting for it.
+/// Uploads a decoded batch and submits its GPU work with the copies of `what` for
+/// [`finish_batch`] (timed by `profiler` when there is one), without waiting for it.
 fn start_batch(
     explainer: &mut Explainer,
     images: &[(usize, image::RgbImage)],
     targets: &[Target],
+    what: Readback,
     profiler: Option<&mut Profiler>,
     stage_times: &mut Vec<(String, f64)>,
 ) -> gradcam::Result<()> {
@@ -879,7 +883,7 @@ fn start_batch(
     explainer.upload(&images, targets)?;
     match profiler {
         Some(p) => stage_times.extend(explainer.run_profiled(p)?),
-        None => explainer.run()?,
+        None => explainer.run_with_readback(what)?,
     }
     Ok(())
 }
