@@ -292,7 +292,7 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     if GEMM != 0u {
-        gemm(wid.x + wid.y * nwg.x, lid);
+        gemm(workgroup_index(wid, nwg), lid);
         return;
     }
     let id = invocation_index(gid, nwg);

@@ -80,7 +80,7 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     if SPLIT > 0u {
-        split(wid.x + wid.y * nwg.x, lid);
+        split(workgroup_index(wid, nwg), lid);
         return;
     }
     let id = invocation_index(gid, nwg);

@@ -151,7 +151,7 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     if SPLIT_COLS > 0u {
-        split_k(wid.x + wid.y * nwg.x, lid);
+        split_k(workgroup_index(wid, nwg), lid);
         return;
     }
     register_tile(invocation_index(gid, nwg));

@@ -10,9 +10,9 @@ use gradcam::gpu::kernels::{
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
-    minmax_chunks, CamCenterParams, CamChannelWeightsParams, CamEigenParams, CamElementwiseParams,
-    CamGramParams, CamMinMaxParams, CamSaliencyParams, ConvGradParams, ConvParams,
-    DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams, LinearParams,
+    reduction_chunks, CamCenterParams, CamChannelWeightsParams, CamEigenParams,
+    CamElementwiseParams, CamGramParams, CamMinMaxParams, CamSaliencyParams, ConvGradParams,
+    ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams, LinearParams,
     MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams, PoolParams,
     PreprocessParams, MINMAX_PAIRS,
 };
@@ -1280,7 +1280,7 @@ fn cam_minmax_over_several_workgroups_per_image() {
     for (len, relu) in [(224 * 224, 1), (224 * 224, 0), (49, 0), (4097, 1)] {
         let batch = 3;
         let map = random(&mut rng, batch * len, -3.0, 2.0);
-        let chunks = minmax_chunks(len as u32);
+        let chunks = reduction_chunks(len as u32);
         let first = CamMinMaxParams {
             batch: batch as u32,
             len: len as u32,

@@ -4,3 +4,9 @@
 fn invocation_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
+
+// The linear index of the workgroup, for kernels whose workgroups cooperate on one item
+// (dispatched on the same 2-D grid).
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}

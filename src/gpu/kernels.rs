@@ -642,7 +642,7 @@ impl Kernel {
             // bounds and integer-division checks stay. Every loop in shaders/ terminates: `for`
             // loops run to a constant or to a parameter bounded by a buffer's length, stepping
             // by a positive constant or by a parameter the host clamps to at least 1
-            // (`overlay_chunks`); the one `while` halves an interval of images.
+            // (`reduction_chunks`); the one `while` halves an interval of images.
             unsafe {
                 device.create_shader_module_trusted(
                     descriptor,

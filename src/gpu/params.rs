@@ -425,19 +425,13 @@ gpu_struct! {
         /// 0: the values as they are; 1: after a ReLU; [`MINMAX_PAIRS`]: (min, max) pairs of an
         /// earlier pass, reduced to one pair.
         pub relu: u32,
-        /// Workgroups per image, each writing the (min, max) of its share ([`minmax_chunks`]).
+        /// Workgroups per image, each writing the (min, max) of its share ([`reduction_chunks`]).
         pub chunks: u32,
     }
 }
 
 /// [`CamMinMaxParams::relu`] for a second pass over the first pass's per-chunk pairs.
 pub const MINMAX_PAIRS: u32 = 2;
-
-/// Workgroups per image for shaders/cam_minmax.wgsl over `len` values: one per 4,096 (64 per
-/// invocation), at most 64, so that a 224² map at batch 1 is not one workgroup's work.
-pub fn minmax_chunks(len: u32) -> u32 {
-    len.div_ceil(4096).clamp(1, 64)
-}
 
 gpu_struct! {
     /// Kept in sync with `Params` in shaders/cam_resize.wgsl.
@@ -482,20 +476,22 @@ gpu_struct! {
         /// `f32(w)`.
         pub image_weight: f32,
         /// Workgroups per image of shaders/overlay_max.wgsl, each writing one partial maximum
-        /// ([`overlay_chunks`]).
+        /// ([`reduction_chunks`]).
         pub chunks: u32,
         pub _pad: u32,
     }
 }
 
-/// The most workgroups per image shaders/overlay_max.wgsl runs (partial maxima per image).
-pub const OVERLAY_MAX_CHUNKS: u32 = 64;
+/// The most workgroups per image a per-image reduction runs (shaders/overlay_max.wgsl,
+/// shaders/cam_minmax.wgsl): partial results per image.
+pub const MAX_REDUCTION_CHUNKS: u32 = 64;
 
-/// Workgroups per image for shaders/overlay_max.wgsl when the largest image has `pixels`: one
-/// per 4,096 pixels (64 per invocation), at most [`OVERLAY_MAX_CHUNKS`], so that one large
-/// image fills a GPU rather than one workgroup.
-pub fn overlay_chunks(pixels: u32) -> u32 {
-    pixels.div_ceil(4096).clamp(1, OVERLAY_MAX_CHUNKS)
+/// Workgroups per image for a per-image reduction over `len` values (overlay_max.wgsl over the
+/// largest image's pixels, cam_minmax.wgsl over a map): one per 4,096 (64 per invocation), at
+/// most [`MAX_REDUCTION_CHUNKS`], so that one large image or a 224² map at batch 1 fills a GPU
+/// rather than one workgroup.
+pub fn reduction_chunks(len: u32) -> u32 {
+    len.div_ceil(4096).clamp(1, MAX_REDUCTION_CHUNKS)
 }
 
 gpu_struct! {

@@ -10,7 +10,7 @@ use super::steps::Steps;
 use crate::error::Result;
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    minmax_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, MINMAX_PAIRS,
+    reduction_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, MINMAX_PAIRS,
 };
 use crate::gpu::GpuContext;
 
@@ -112,7 +112,7 @@ pub(super) fn push_cam(
     }
     // The map's minimum and maximum over several workgroups per image, then their pairs'.
     let len = cam_size * cam_size;
-    let chunks = minmax_chunks(len);
+    let chunks = reduction_chunks(len);
     let partial = ctx.storage("cam_partial_stats", 8 * u64::from(chunks) * cap)?;
     internal_bytes += partial.size();
     steps.push(

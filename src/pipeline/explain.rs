@@ -13,8 +13,8 @@ use crate::colormap::Colormap;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    overlay_chunks, overlay_row_pitch, CamMinMaxParams, GuidedStatsParams, LogitGradParams,
-    OverlayParams, SelectTargetParams, OVERLAY_MAX_CHUNKS,
+    overlay_row_pitch, reduction_chunks, CamMinMaxParams, GuidedStatsParams, LogitGradParams,
+    OverlayParams, SelectTargetParams, MAX_REDUCTION_CHUNKS,
 };
 use crate::gpu::{GpuContext, Profiler};
 
@@ -398,7 +398,7 @@ impl Explainer {
         let cam_grid = ctx.storage("cam_grid", grid_len * 4 * cap)?;
         let cam = ctx.storage("cam", cam_len * 4 * cap)?;
         let lut = ctx.storage_with("colormap", &options.colormap.packed());
-        let maxima = ctx.storage("overlay_maxima", 4 * u64::from(OVERLAY_MAX_CHUNKS) * cap)?;
+        let maxima = ctx.storage("overlay_maxima", 4 * u64::from(MAX_REDUCTION_CHUNKS) * cap)?;
         let overlay_stats = ctx.storage("overlay_stats", 8 * cap)?;
         let overlay = ctx.storage("overlay", 4 << 20)?;
         let staging = ctx.staging("explain_readback", 4 << 20);
@@ -513,7 +513,7 @@ impl Explainer {
             total_pixels: s.total_pixels,
             heat_weight,
             image_weight,
-            chunks: overlay_chunks(s.largest_pixels),
+            chunks: reduction_chunks(s.largest_pixels),
             _pad: 0,
         };
         let mut steps = Steps::new("overlay");
@@ -537,7 +537,7 @@ impl Explainer {
             },
             |s: &BatchShape| CamMinMaxParams {
                 batch: s.images,
-                len: overlay_chunks(s.largest_pixels),
+                len: reduction_chunks(s.largest_pixels),
                 relu: 0,
                 chunks: 1,
             },

@@ -191,7 +191,7 @@ impl Forward {
         let model = gpu_model.model.clone();
         // Every tensor's size is checked here, so that handing one out cannot fail.
         for t in &model.tensors {
-            ctx.check_storage(&t.name, t.len() as u64 * 4 * u64::from(capacity))?;
+            ctx.check_storage(&t.name, tensor_bytes(t, capacity))?;
         }
         let pixels = ctx.storage("pixels", INITIAL_PIXEL_BYTES)?;
         let metas = ctx.storage(
@@ -233,7 +233,8 @@ impl Forward {
         self.tensor(model.logits);
         let asked = std::mem::take(&mut self.asked);
         self.kept = asked.iter().map(|b| b.get().is_some()).collect();
-        let bytes = |t: usize| model.tensors[t].len() as u64 * 4 * u64::from(self.capacity);
+        let capacity = self.capacity;
+        let bytes = |t: usize| tensor_bytes(&model.tensors[t], capacity);
         let (slots, sizes) = share_by_liveness(&model, &self.kept, bytes);
         self.shared = sizes
             .iter()
@@ -347,8 +348,8 @@ impl Forward {
         match self.asked.get(id) {
             Some(own) => own.get_or_init(|| {
                 let t = &self.gpu_model.model.tensors[id];
-                let bytes = t.len() as u64 * 4 * u64::from(self.capacity);
-                self.ctx.storage_unchecked(&t.name, bytes)
+                self.ctx
+                    .storage_unchecked(&t.name, tensor_bytes(t, self.capacity))
             }),
             None => &self.tensors[id],
         }
@@ -561,6 +562,11 @@ impl Forward {
         let n = self.gpu_model.model.tensors[id].len() * self.batch() as usize;
         self.ctx.read_f32(&self.tensors[id], n)
     }
+}
+
+/// Bytes of tensor `t`'s buffer for `capacity` images (f32).
+fn tensor_bytes(t: &crate::model::TensorSpec, capacity: u32) -> u64 {
+    t.len() as u64 * 4 * u64::from(capacity)
 }
 
 /// Shares buffers among the tensors that are not `kept`: walking the ops in order, a tensor's
