@@ -28,27 +28,35 @@ fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: 
                     out.push_str(&format!("// ---- end of {module}\n"));
                 }
             }
-            None => match line.trim().strip_prefix("#generate register_tile ") {
-                Some(args) => {
+            None => {
+                if let Some(args) = line.trim().strip_prefix("#generate register_tile ") {
                     let args: Vec<&str> = args.split_whitespace().collect();
                     let [output, ncols, kch, bias] = args[..] else {
                         panic!("{name}: #generate register_tile OUT NCOLS KCH BIAS, got {args:?}");
                     };
                     out.push_str(&register_tile(output, ncols, kch, bias == "bias"));
-                }
-                None => {
+                } else if let Some(args) = line.trim().strip_prefix("#generate depthwise_block ") {
+                    let args: Vec<u32> = args
+                        .split_whitespace()
+                        .map(|a| a.parse().expect("#generate depthwise_block takes numbers"))
+                        .collect();
+                    let [kernel, stride, ox, oy] = args[..] else {
+                        panic!("{name}: #generate depthwise_block K S OX OY, got {args:?}");
+                    };
+                    out.push_str(&depthwise_block(kernel, stride, ox, oy));
+                } else {
                     out.push_str(line);
                     out.push('\n');
                 }
-            },
+            }
         }
     }
 }
 
 /// Rows and vec4 columns of the largest register tile; the ROWS / COLS override constants pick a
 /// smaller one per pipeline (src/gpu/kernels.rs `POINTWISE_TILE`).
-const MAX_ROWS: usize = 16;
-const MAX_COLS: usize = 3;
+const MAX_ROWS: usize = 24;
+const MAX_COLS: usize = 6;
 
 /// Invocation `id` of a register-tiled product `OUT[r, c] = finish(sum_k load_a(r, k) ·
 /// weight[k, c] (+ bias[c]), index)` over `params.rows` rows, NCOLS output channels and KCH
@@ -75,7 +83,7 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
 "
     ));
     for j in 0..MAX_COLS {
-        b.push_str(&format!("    let c{j} = min(col + {j}u, last_col);\n"));
+        b.push_str(&format!("    let n{j} = min(col + {j}u, last_col);\n"));
     }
     for i in 0..MAX_ROWS {
         b.push_str(&format!(
@@ -95,7 +103,7 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
                 1 => "c4 + ".to_string(),
                 _ => format!("{q}u * c4 + "),
             };
-            b.push_str(&format!("        let w{q}_{j} = weight[w + {off}c{j}];\n"));
+            b.push_str(&format!("        let w{q}_{j} = weight[w + {off}n{j}];\n"));
         }
     }
     for i in 0..MAX_ROWS {
@@ -125,7 +133,7 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
     b.push_str("    }\n\n");
     if bias {
         for j in 0..MAX_COLS {
-            b.push_str(&format!("    let b{j} = bias[c{j}];\n"));
+            b.push_str(&format!("    let b{j} = bias[n{j}];\n"));
         }
     }
     for i in 0..MAX_ROWS {
@@ -140,13 +148,109 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
             };
             if j == 0 {
                 b.push_str(&format!(
-                    "        {output}[o + c0] = finish({val}, o + c0);\n"
+                    "        {output}[o + n0] = finish({val}, o + n0);\n"
                 ));
             } else {
                 b.push_str(&format!(
-                    "        if COLS > {j}u && col + {j}u < c4 {{\n            {output}[o + c{j}] = finish({val}, o + c{j});\n        }}\n"
+                    "        if COLS > {j}u && col + {j}u < c4 {{\n            {output}[o + n{j}] = finish({val}, o + n{j});\n        }}\n"
                 ));
             }
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
+/// `fn block_k{K}s{S}(id)`: invocation `id` of a depthwise K×K conv at stride S computing an
+/// OX × OY block of output pixels for one vec4 of channels, written out statement by statement
+/// (no loops, no private arrays: lavapipe keeps every value in registers or spill slots, where a
+/// loop it did not unroll would index arrays in memory). Each filter tap and each input pixel the
+/// block needs ((OX - 1)·S + K columns by (OY - 1)·S + K rows) is loaded once; padding reads as
+/// zero (the index clamped into the image, the value selected away).
+fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
+    let in_cols = (ox - 1) * stride + kernel;
+    let in_rows = (oy - 1) * stride + kernel;
+    let mut b = format!(
+        "fn block_k{kernel}s{stride}(id: u32) {{
+    let c4 = params.channels / 4u;
+    let blocks_x = (params.out_w + {ox}u - 1u) / {ox}u;
+    let blocks_y = (params.out_h + {oy}u - 1u) / {oy}u;
+    if id >= params.batch * blocks_y * blocks_x * c4 {{
+        return;
+    }}
+    let c = id % c4;
+    let t = id / c4;
+    let ox0 = (t % blocks_x) * {ox}u;
+    let oy0 = ((t / blocks_x) % blocks_y) * {oy}u;
+    let n = t / (blocks_x * blocks_y);
+    let ix0 = i32(ox0 * {stride}u) - i32(params.pad_left);
+    let iy0 = i32(oy0 * {stride}u) - i32(params.pad_top);
+    let last_x = i32(params.in_w) - 1;
+    let last_y = i32(params.in_h) - 1;
+    let b = bias[c];
+"
+    );
+    for k in 0..kernel * kernel {
+        b.push_str(&format!(
+            "    let w{k} = weight[{k}u * c4 + c];
+"
+        ));
+    }
+    for j in 0..in_cols {
+        b.push_str(&format!(
+            "    let cx{j} = u32(clamp(ix0 + {j}, 0, last_x));
+    let in{j} = ix0 + {j} >= 0 && ix0 + {j} <= last_x;
+"
+        ));
+    }
+    for a in 0..ox * oy {
+        b.push_str(&format!(
+            "    var a{a} = b;
+"
+        ));
+    }
+    for r in 0..in_rows {
+        b.push_str(&format!(
+            "    {{
+        let iy = iy0 + {r};
+        let row = (n * params.in_h + u32(clamp(iy, 0, last_y))) * params.in_w;
+        let row_in = iy >= 0 && iy <= last_y;
+"
+        ));
+        for j in 0..in_cols {
+            b.push_str(&format!(
+                "        let x{j} = select(vec4<f32>(0.0), input[(row + cx{j}) * c4 + c], row_in && in{j});
+"
+            ));
+        }
+        // Input row r feeds output row y through filter row r - y·S.
+        for y in 0..oy {
+            let Some(ky) = r.checked_sub(y * stride).filter(|&ky| ky < kernel) else {
+                continue;
+            };
+            for kx in 0..kernel {
+                for x in 0..ox {
+                    b.push_str(&format!(
+                        "        a{} += x{} * w{};\n",
+                        y * ox + x,
+                        x * stride + kx,
+                        ky * kernel + kx
+                    ));
+                }
+            }
+        }
+        b.push_str("    }\n");
+    }
+    for y in 0..oy {
+        b.push_str(&format!(
+            "    if oy0 + {y}u < params.out_h {{\n        let o = (n * params.out_h + oy0 + {y}u) * params.out_w + ox0;\n"
+        ));
+        for x in 0..ox {
+            b.push_str(&format!(
+                "        if ox0 + {x}u < params.out_w {{\n            output[(o + {x}u) * c4 + c] = activate(a{}, params.activation);\n        }}\n",
+                y * ox + x
+            ));
         }
         b.push_str("    }\n");
     }

@@ -7,7 +7,7 @@
 // connection) or before it (has_residual 2, ResNet's add-then-ReLU). Activation 0 none,
 // 1 ReLU6, 2 ReLU.
 //
-// ROWS and COLS are override constants (at most 16 and 3) so the tile can be tuned per adapter
+// ROWS and COLS are override constants (at most 24 and 6) so the tile can be tuned per adapter
 // (src/gpu/kernels.rs POINTWISE_VARIANTS).
 //
 // With SPLIT_COLS > 0 (the split-K variants, for layers with few rows: batch 1, late blocks) a
@@ -50,8 +50,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> output: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-override ROWS: u32 = 16u;
-override COLS: u32 = 3u;
+override ROWS: u32 = 24u;
+override COLS: u32 = 6u;
 // 0: the register tile; else the split-K layout above (4, 8 or 16: a divisor of 64).
 override SPLIT_COLS: u32 = 0u;
 const SPLIT_ROWS: u32 = 4u;

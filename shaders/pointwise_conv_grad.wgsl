@@ -40,8 +40,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> grad_in: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-override ROWS: u32 = 16u;
-override COLS: u32 = 3u;
+override ROWS: u32 = 24u;
+override COLS: u32 = 6u;
 
 fn load_a(index: u32) -> vec4<f32> {
     let g = grad_out[index];

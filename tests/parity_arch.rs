@@ -231,7 +231,7 @@ fn every_tuned_variant() {
     let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
     ctx.tuner.set_mode(TuneMode::Off);
     let cases: [(KernelId, &[usize], &[&str]); 4] = [
-        // 8 × 2 and 4 × 1 register tiles (the builder's is 16 × 3), the two split-K layouts.
+        // 8 × 2 and 4 × 1 register tiles (the builder's is 24 × 6), the two split-K layouts.
         (
             KernelId::PointwiseConv,
             &[2, 3, 4, 5, 6],

@@ -202,7 +202,7 @@ kernels! {
                         p.has_residual);
     DepthwiseConv => "depthwise_conv" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
-    } invocations(p, v) = blocked_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
+    } invocations(p, v) = depthwise_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
     work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
     PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
@@ -331,13 +331,15 @@ kernels! {
 }
 
 /// Register tiles of shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl (rows × vec4
-/// columns per invocation) as variants 1..: variant 1 is what the builder chooses (16 × 3, the
-/// fastest measured on lavapipe); the 8 × 2 and 4 × 1 tiles keep fewer registers live and launch
-/// 4× and 12× more invocations, for GPUs and for small layers (batch 1, late blocks), where the
-/// tuner ([`tuning_candidates`]) picks per layer. The default pipeline (variant 0) uses the WGSL
-/// defaults, 16 × 3.
+/// columns per invocation) as variants 1..: variant 1 is what the builder chooses (24 × 6, the
+/// fastest measured on lavapipe, where every storage load is eight scalar loads, so the fewer
+/// loads per multiply-add the better: 20 % less time in Lite0's pointwise convs than 16 × 3,
+/// which 24 × 4, 24 × 5, 16 × 6 and 32 × 6 did not beat); the 8 × 2 and 4 × 1 tiles keep fewer
+/// registers live and launch many more invocations, for GPUs and for small layers (batch 1,
+/// late blocks), where the tuner ([`tuning_candidates`]) picks per layer. The default pipeline
+/// (variant 0) uses the WGSL defaults, 24 × 6.
 pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
-    &[("ROWS", 16.0), ("COLS", 3.0)],
+    &[("ROWS", 24.0), ("COLS", 6.0)],
     &[("ROWS", 8.0), ("COLS", 2.0)],
     &[("ROWS", 4.0), ("COLS", 1.0)],
 ];
@@ -348,7 +350,7 @@ pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
 /// for layers with too few rows to fill a GPU with register tiles (batch 1, late blocks: the
 /// 1152 → 192 projection at 7×7 is 624 invocations of 288 steps each as a 4 × 1 tile).
 pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("ROWS", 16.0), ("COLS", 3.0)],
+    &[("ROWS", 24.0), ("COLS", 6.0)],
     &[("ROWS", 8.0), ("COLS", 2.0)],
     &[("ROWS", 4.0), ("COLS", 1.0)],
     &[("SPLIT_COLS", 16.0)],
@@ -386,10 +388,10 @@ fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
 /// Rows and vec4 columns per invocation of pointwise pipeline `variant` (a register tile).
 pub fn pointwise_tile(variant: usize) -> (u32, u32) {
     match variant {
-        0 => (16, 3),
+        0 => (24, 6),
         v => POINTWISE_TILE
             .get(v - 1)
-            .map_or((16, 3), |c| (c[0].1 as u32, c[1].1 as u32)),
+            .map_or((24, 6), |c| (c[0].1 as u32, c[1].1 as u32)),
     }
 }
 
@@ -427,13 +429,33 @@ pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
         .map_or(CONV2D_TILED, |i| i + 1)
 }
 
-/// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..).
+/// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..),
+/// each invocation a block of output pixels ([`DEPTHWISE_BLOCKS`]).
 pub const DEPTHWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("KERNEL", 3.0), ("STRIDE", 1.0)],
     &[("KERNEL", 3.0), ("STRIDE", 2.0)],
     &[("KERNEL", 5.0), ("STRIDE", 1.0)],
     &[("KERNEL", 5.0), ("STRIDE", 2.0)],
 ];
+
+/// Output pixels across and down per invocation of each specialized depthwise variant, in
+/// [`DEPTHWISE_VARIANTS`] order: the `#generate depthwise_block` lines of
+/// shaders/depthwise_conv.wgsl. A 4 × 4 block loads each input pixel once for up to 16 outputs
+/// (3×3 at stride 1: 45 loads for 144 multiply-adds, against 27 for 36 with a row of 4), and on
+/// lavapipe, where every storage load is one scalar load per invocation, loads set the time:
+/// Lite0's depthwise convs at batch 16 took 129 ms instead of 201; 8 × 4, 8 × 2 and 8 × 8 blocks
+/// measured the same within noise.
+pub const DEPTHWISE_BLOCKS: [(u32, u32); 4] = [(4, 4), (4, 4), (4, 4), (4, 4)];
+
+/// Output pixels across and down per invocation of depthwise pipeline `variant` (1 × 1 for the
+/// generic variant 0).
+pub fn depthwise_block(variant: usize) -> (u32, u32) {
+    variant
+        .checked_sub(1)
+        .and_then(|i| DEPTHWISE_BLOCKS.get(i))
+        .copied()
+        .unwrap_or((1, 1))
+}
 
 /// The depthwise variant specialized for `kernel` × `stride`, or 0 (the generic kernel).
 pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
@@ -443,11 +465,24 @@ pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// Invocations of depthwise pipeline `variant` for an output of `batch × height × width ×
+/// channels`: one per block of output pixels and vec4 of channels.
+fn depthwise_invocations(
+    variant: usize,
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+) -> u32 {
+    let (bx, by) = depthwise_block(variant);
+    batch * height.div_ceil(by) * width.div_ceil(bx) * channels / 4
+}
+
 /// Output pixels per invocation of the specialized (non-zero) variants of shaders/conv2d.wgsl
-/// and shaders/depthwise_conv.wgsl (`OX` in both).
+/// (`OX`).
 pub const BLOCK_OX: u32 = 4;
 
-/// Invocations of a row-blocked kernel (conv2d, depthwise_conv) for an output of
+/// Invocations of a row-blocked conv2d for an output of
 /// `batch × height × width × channels`: one per output pixel and vec4 of channels for the generic
 /// variant 0, one per BLOCK_OX adjacent pixels for the specialized ones.
 fn blocked_invocations(variant: usize, batch: u32, height: u32, width: u32, channels: u32) -> u32 {
