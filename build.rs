@@ -4,15 +4,40 @@
 //!   imported, imports of imports included), so shared helpers are written once;
 //! - every `#generate register_tile OUT NCOLS KCH BIAS` replaced by `fn register_tile(id)`, one
 //!   invocation of a register-tiled matrix product (see [`register_tile`]), so the two pointwise
-//!   kernels share one generated body instead of two committed copies.
+//!   kernels share one generated body instead of two committed copies; likewise
+//!   `#generate subgroup_tile ...` ([`subgroup_tile`]) and `#generate depthwise_block K S OX OY`
+//!   ([`depthwise_block`]);
+//! - the lines between `#subgroups` and `#end subgroups` (code using subgroup operations, which
+//!   a device without them rejects) left out, and written with the rest to a second file,
+//!   `<kernel>.subgroups.wgsl`, compiled only on devices with subgroups.
 //!
 //! The kernel registry (`src/gpu/kernels.rs`) compiles the prepared files into the binary.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: &mut String) {
+fn resolve(
+    name: &str,
+    text: &str,
+    lib: &Path,
+    seen: &mut HashSet<String>,
+    subgroups: bool,
+    out: &mut String,
+) {
+    let mut in_block = false;
     for line in text.lines() {
+        match line.trim() {
+            "#subgroups" => {
+                in_block = true;
+                continue;
+            }
+            "#end subgroups" => {
+                in_block = false;
+                continue;
+            }
+            _ if in_block && !subgroups => continue,
+            _ => {}
+        }
         match line.trim().strip_prefix("#import ") {
             Some(module) => {
                 let module = module.trim();
@@ -24,7 +49,7 @@ fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: 
                     out.push_str(&format!(
                         "// ---- #import {module} (shaders/lib/{module}.wgsl)\n"
                     ));
-                    resolve(module, &source, lib, seen, out);
+                    resolve(module, &source, lib, seen, subgroups, out);
                     out.push_str(&format!("// ---- end of {module}\n"));
                 }
             }
@@ -35,6 +60,22 @@ fn resolve(name: &str, text: &str, lib: &Path, seen: &mut HashSet<String>, out: 
                         panic!("{name}: #generate register_tile OUT NCOLS KCH BIAS, got {args:?}");
                     };
                     out.push_str(&register_tile(output, ncols, kch, bias == "bias"));
+                } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_tile ") {
+                    let args: Vec<&str> = args.split_whitespace().collect();
+                    let [output, ncols, kch, bias, rows, cols] = args[..] else {
+                        panic!(
+                            "{name}: #generate subgroup_tile OUT NCOLS KCH BIAS R C, got {args:?}"
+                        );
+                    };
+                    let number = |a: &str| a.parse::<u32>().expect("R and C are numbers");
+                    out.push_str(&subgroup_tile(
+                        output,
+                        ncols,
+                        kch,
+                        bias == "bias",
+                        number(rows),
+                        number(cols),
+                    ));
                 } else if let Some(args) = line.trim().strip_prefix("#generate depthwise_block ") {
                     let args: Vec<u32> = args
                         .split_whitespace()
@@ -162,6 +203,96 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
     b
 }
 
+/// `fn subgroup_tile(sg, lane)`: lane `lane` of subgroup `sg` (of 8 lanes) in a register-tiled
+/// product like [`register_tile`], where the subgroup's 8 lanes take 8 × R consecutive rows (R
+/// each) of the same C vec4 columns. Each step of 4 input channels needs 4·C weight vec4s, the
+/// same for every lane: each lane loads 4·C / 8 of them and they reach the others by
+/// `subgroupBroadcast` (on lavapipe a register shuffle, where every load is eight scalar loads).
+/// R and C are literals: a broadcast's lane must be a constant.
+fn subgroup_tile(output: &str, ncols: &str, kch: &str, bias: bool, r: u32, c: u32) -> String {
+    let items = 4 * c;
+    let per_lane = items.div_ceil(8);
+    let mut b = format!(
+        "fn subgroup_tile(sg: u32, lane: u32) {{
+    let c4 = {ncols} / 4u;
+    let k4 = {kch} / 4u;
+    let col_tiles = (c4 + {c}u - 1u) / {c}u;
+    let block = 8u * {r}u;
+    let row_blocks = (params.rows + block - 1u) / block;
+    // The same for the subgroup's lanes, so they all return or none.
+    if sg >= row_blocks * col_tiles {{
+        return;
+    }}
+    let col = (sg % col_tiles) * {c}u;
+    let row0 = (sg / col_tiles) * block + lane * {r}u;
+    let last_row = params.rows - 1u;
+    let last_col = c4 - 1u;
+"
+    );
+    // This lane's weight items m = lane + 8p: row m / C of the 4, column m % C.
+    for p in 0..per_lane {
+        b.push_str(&format!(
+            "    let m{p} = min(lane + {}u, {}u);\n    let off{p} = (m{p} / {c}u) * c4 + min(col + m{p} % {c}u, last_col);\n",
+            8 * p,
+            items - 1
+        ));
+    }
+    for i in 0..r {
+        b.push_str(&format!(
+            "    let s{i} = min(row0 + {i}u, last_row) * k4;\n"
+        ));
+    }
+    for i in 0..r {
+        for j in 0..c {
+            b.push_str(&format!("    var a{i}_{j} = vec4<f32>(0.0);\n"));
+        }
+    }
+    b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = k * 4u * c4;\n");
+    for p in 0..per_lane {
+        b.push_str(&format!("        let mine{p} = weight[w + off{p}];\n"));
+    }
+    for q in 0..4 {
+        for j in 0..c {
+            let m = q * c + j;
+            b.push_str(&format!(
+                "        let w{q}_{j} = subgroupBroadcast(mine{}, {}u);\n",
+                m / 8,
+                m % 8
+            ));
+        }
+    }
+    for i in 0..r {
+        b.push_str(&format!("        let x{i} = load_a(s{i} + k);\n"));
+        for j in 0..c {
+            b.push_str(&format!(
+                "        a{i}_{j} += x{i}.x * w0_{j} + x{i}.y * w1_{j} + x{i}.z * w2_{j} + x{i}.w * w3_{j};\n"
+            ));
+        }
+    }
+    b.push_str("    }\n");
+    for j in 0..c {
+        let load = if bias {
+            format!("bias[min(col + {j}u, last_col)]")
+        } else {
+            "vec4<f32>(0.0)".to_string()
+        };
+        b.push_str(&format!("    let b{j} = {load};\n"));
+    }
+    for i in 0..r {
+        b.push_str(&format!(
+            "    if row0 + {i}u < params.rows {{\n        let o = (row0 + {i}u) * c4 + col;\n"
+        ));
+        for j in 0..c {
+            b.push_str(&format!(
+                "        if col + {j}u < c4 {{\n            {output}[o + {j}u] = finish(a{i}_{j} + b{j}, o + {j}u);\n        }}\n"
+            ));
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
 /// `fn block_k{K}s{S}(id)`: invocation `id` of a depthwise K×K conv at stride S computing an
 /// OX × OY block of output pixels for one vec4 of channels, written out statement by statement
 /// (no loops, no private arrays: lavapipe keeps every value in registers or spill slots, where a
@@ -279,8 +410,14 @@ fn main() {
             .expect("UTF-8 name");
         let text = std::fs::read_to_string(&path).expect("readable shader");
         let mut resolved = String::with_capacity(text.len() * 2);
-        resolve(name, &text, &lib, &mut HashSet::new(), &mut resolved);
+        resolve(name, &text, &lib, &mut HashSet::new(), false, &mut resolved);
         std::fs::write(out.join(name), resolved).expect("write resolved shader");
+        if text.lines().any(|l| l.trim() == "#subgroups") {
+            let mut resolved = String::with_capacity(text.len() * 2);
+            resolve(name, &text, &lib, &mut HashSet::new(), true, &mut resolved);
+            let copy = out.join(name.replace(".wgsl", ".subgroups.wgsl"));
+            std::fs::write(copy, resolved).expect("write resolved shader");
+        }
     }
     for entry in std::fs::read_dir(&lib).expect("read shaders/lib/") {
         println!(

@@ -20,6 +20,9 @@
 // (or cheap spill slots), while loops over private arrays cost it far more; the rows and columns
 // beyond ROWS and COLS are removed when the pipeline is specialized.
 //
+// On devices with 8-lane subgroups (lavapipe), the subgroup tile at the end of this file (entry
+// point `main_subgroups`) shares each step's weights among a subgroup's lanes instead.
+//
 // Kept in sync with src/gpu/params.rs (`PointwiseParams`).
 #import index
 #import activation
@@ -156,3 +159,21 @@ fn main(
     }
     register_tile(invocation_index(gid, nwg));
 }
+
+// The subgroup tile (src/gpu/kernels.rs `POINTWISE_SUBGROUP`): only in the copy of this file
+// build.rs writes for devices with subgroup operations, run from its own entry point. It assumes
+// subgroups of 8 lanes made of consecutive invocations, lane = local index % 8 (lavapipe's
+// layout; the engine uses it on CPU adapters with 8-lane subgroups only).
+#subgroups
+#generate subgroup_tile output params.out_channels params.in_channels bias 8 8
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_subgroups(
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    subgroup_tile((workgroup_index(wid, nwg) * WORKGROUP_SIZE + lid) / 8u, lane);
+}
+#end subgroups

@@ -1003,6 +1003,8 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
     };
     let baseline = run_with("", &dir.path().join("builder"));
     let forced = [
+        // The 24 × 6 register tile, where the builder's is the subgroup tile (lavapipe).
+        "pointwise_conv=1",
         "pointwise_conv=2",
         "pointwise_conv=3",
         "pointwise_conv=4",

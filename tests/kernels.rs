@@ -5,8 +5,8 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
-    conv2d_variant, depthwise_variant, CONV2D_GEMM, CONV2D_TILED, LINEAR_SPLIT, POINTWISE_TILE,
-    POINTWISE_VARIANTS,
+    conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_TILED, LINEAR_SPLIT,
+    POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -50,6 +50,26 @@ macro_rules! run {
     }};
 }
 
+/// Lavapipe (CI's adapter) has 8-lane subgroups: there the subgroup tile is built, the builder's
+/// choice, and checked by the tests below with every other variant.
+#[test]
+fn lavapipe_builds_the_subgroup_tile() {
+    let ctx = ctx();
+    if ctx.adapter_name().contains("llvmpipe") {
+        assert!(ctx.kernels.subgroups(), "{}", ctx.adapter_name());
+        assert!(ctx
+            .kernels
+            .available(KernelId::PointwiseConv, POINTWISE_SUBGROUP));
+        assert_eq!(ctx.kernels.pointwise_variant(), POINTWISE_SUBGROUP);
+    } else {
+        eprintln!(
+            "{}: subgroup tile {}",
+            ctx.adapter_name(),
+            ctx.kernels.subgroups()
+        );
+    }
+}
+
 #[test]
 fn pointwise_conv_matches_reference() {
     let mut rng = SmallRng::seed_from_u64(1);
@@ -82,6 +102,9 @@ fn pointwise_conv_matches_reference() {
             _pad: [0; 3],
         };
         for variant in 0..=POINTWISE_VARIANTS.len() {
+            if !ctx().kernels.available(KernelId::PointwiseConv, variant) {
+                continue;
+            }
             let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             assert_close(
                 &format!("pointwise {rows}x{ci}->{co} variant {variant}"),
@@ -1042,6 +1065,9 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             _pad: [0; 3],
         };
         for variant in 0..=POINTWISE_VARIANTS.len() {
+            if !ctx().kernels.available(KernelId::PointwiseConv, variant) {
+                continue;
+            }
             let got = run!(variant, &p, rows * co, PointwiseConv { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!("pointwise {rows}x{ci}->{co} act {act} res {res} v{variant}");
             assert_close(&what, &got, &expected, 1e-4, 1e-5);

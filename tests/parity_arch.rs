@@ -15,7 +15,7 @@ use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
-use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_VARIANT};
+use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_SUBGROUP};
 use gradcam::gpu::{KernelId, TuneMode};
 use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
 
@@ -230,11 +230,25 @@ fn efficientnet_lite4() {
 fn every_tuned_variant() {
     let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
     ctx.tuner.set_mode(TuneMode::Off);
+    // Every pointwise candidate besides the builder's is forced: a new variant is not forgotten.
+    // The builder's is the subgroup tile where the device has it (lavapipe), else 24 × 6.
+    let builders = ctx.kernels.pointwise_variant();
+    let others: Vec<usize> = tuning_candidates(KernelId::PointwiseConv, builders)
+        .into_iter()
+        .filter(|&v| v != builders)
+        .collect();
+    let expected: &[usize] = if builders == POINTWISE_SUBGROUP {
+        &[1, 2, 3, 4, 5, 6]
+    } else {
+        &[2, 3, 4, 5, 6]
+    };
+    assert_eq!(others, expected);
     let cases: [(KernelId, &[usize], &[&str]); 4] = [
-        // 8 × 2 and 4 × 1 register tiles (the builder's is 24 × 6), the two split-K layouts.
+        // The 24 × 6 register tile (where the builder's is the subgroup tile), 8 × 2 and 4 × 1
+        // register tiles, the split-K layouts.
         (
             KernelId::PointwiseConv,
-            &[2, 3, 4, 5, 6],
+            &others,
             &["efficientnet-lite0", "resnet18"],
         ),
         // The generic depthwise kernel instead of the kernel-size specializations.
@@ -249,12 +263,6 @@ fn every_tuned_variant() {
         // The classifier by one workgroup per output.
         (KernelId::Linear, &[1], &["efficientnet-lite0", "resnet18"]),
     ];
-    // Every pointwise candidate besides the builder's is forced: a new variant is not forgotten.
-    let others: Vec<usize> = tuning_candidates(KernelId::PointwiseConv, POINTWISE_VARIANT)
-        .into_iter()
-        .filter(|&v| v != POINTWISE_VARIANT)
-        .collect();
-    assert_eq!(others, cases[0].1);
     for (kernel, variants, archs) in cases {
         for &variant in variants {
             ctx.tuner.force(kernel, Some(variant));

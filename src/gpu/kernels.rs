@@ -356,7 +356,37 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("SPLIT_COLS", 16.0)],
     &[("SPLIT_COLS", 8.0)],
     &[("SPLIT_COLS", 4.0)],
+    &[(SUBGROUPS, 1.0)],
 ];
+
+/// Marks a variant built from the kernel's subgroup copy (`<kernel>.subgroups.wgsl`, entry point
+/// `main_subgroups`), made only on devices whose subgroups the engine uses
+/// ([`Kernels::subgroups`]); not a constant of the shader.
+pub const SUBGROUPS: &str = "SUBGROUPS";
+
+/// The subgroup copies build.rs writes of the kernels with a `#subgroups` block.
+fn subgroup_source(kernel: &str) -> Option<&'static str> {
+    match kernel {
+        "pointwise_conv" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/pointwise_conv.subgroups.wgsl"
+        ))),
+        _ => None,
+    }
+}
+
+/// Variant 7 of shaders/pointwise_conv.wgsl, the builder's choice where the device has 8-lane
+/// subgroups of consecutive invocations (lavapipe): the subgroup's 8 lanes take 8 ×
+/// [`SUBGROUP_TILE`]`.0` consecutive rows of the same [`SUBGROUP_TILE`]`.1` vec4 columns, and each
+/// step's 32 weight vec4s, the same for all 8 lanes, are loaded 4 per lane and shared by
+/// `subgroupBroadcast`. On lavapipe every storage load is 8 scalar loads and a broadcast is a
+/// register shuffle: Lite0's pointwise convs at batch 16 took 288 ms against 340 with the
+/// 24 × 6 register tile (16 × 8, 12 × 8, 24 × 8, 8 × 16, 16 × 12 and 32 × 6 were no faster).
+pub const POINTWISE_SUBGROUP: usize = 7;
+
+/// Rows and vec4 columns per lane of [`POINTWISE_SUBGROUP`] (the `#generate subgroup_tile`
+/// line of shaders/pointwise_conv.wgsl).
+pub const SUBGROUP_TILE: (u32, u32) = (8, 8);
 
 /// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output.
 pub const LINEAR_VARIANTS: &[&[(&str, f64)]] = &[&[("SPLIT", 1.0)]];
@@ -381,6 +411,10 @@ pub fn pointwise_split(variant: usize) -> Option<u32> {
 fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
     match pointwise_split(variant) {
         Some(cols) => rows.div_ceil(SPLIT_ROWS) * (channels / 4).div_ceil(cols) * WORKGROUP_SIZE,
+        None if variant == POINTWISE_SUBGROUP => {
+            let (r, c) = SUBGROUP_TILE;
+            rows.div_ceil(8 * r) * (channels / 4).div_ceil(c) * 8
+        }
         None => tiled_invocations(variant, rows, channels),
     }
 }
@@ -578,7 +612,10 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
         }
     };
     match kernel {
-        KernelId::PointwiseConv => (1..=POINTWISE_VARIANTS.len()).for_each(&mut add),
+        // The subgroup tile only where the builder chose it, i.e. where the device has it.
+        KernelId::PointwiseConv => (1..=POINTWISE_VARIANTS.len())
+            .filter(|&v| v != POINTWISE_SUBGROUP || variant == POINTWISE_SUBGROUP)
+            .for_each(&mut add),
         // The generic kernel: one output pixel per invocation, 4× the invocations.
         KernelId::DepthwiseConv => add(0),
         KernelId::Conv2d => {
@@ -604,7 +641,9 @@ pub fn gram_side(mode: u32, pixels: u32, channels: u32) -> u32 {
 /// The largest Gram matrix side shaders/cam_eigen.wgsl holds (`MAX_N`).
 pub const EIGEN_MAX_SIDE: u32 = 1024;
 
-/// The pointwise pipeline variant the engine uses (see [`POINTWISE_TILE`]).
+/// The pipeline variant of shaders/pointwise_conv_grad.wgsl the engine uses (see
+/// [`POINTWISE_TILE`]), and of shaders/pointwise_conv.wgsl where there is no subgroup tile
+/// ([`Kernels::pointwise_variant`]).
 pub const POINTWISE_VARIANT: usize = 1;
 
 /// Invocations of the pointwise kernels' pipeline `variant` for a `rows × channels` output
@@ -623,8 +662,9 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub struct Kernel {
     /// What it was built from.
     pub spec: &'static KernelSpec,
-    /// The compute pipelines: the default, then one per [`KernelSpec::variants`] entry.
-    pub pipelines: Vec<wgpu::ComputePipeline>,
+    /// The compute pipelines: the default, then one per [`KernelSpec::variants`] entry (`None`
+    /// for a [`SUBGROUPS`] variant on a device without them).
+    pub pipelines: Vec<Option<wgpu::ComputePipeline>>,
     /// The layout of its group 0.
     pub layout: wgpu::BindGroupLayout,
     /// Invocations per workgroup.
@@ -632,7 +672,12 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    fn new(device: &wgpu::Device, spec: &'static KernelSpec, loop_bounding: bool) -> Self {
+    fn new(
+        device: &wgpu::Device,
+        spec: &'static KernelSpec,
+        loop_bounding: bool,
+        subgroups: bool,
+    ) -> Self {
         let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
             .bindings
             .iter()
@@ -665,13 +710,14 @@ impl Kernel {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let descriptor = wgpu::ShaderModuleDescriptor {
-            label: Some(spec.name),
-            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
-        };
-        let module = if loop_bounding {
-            device.create_shader_module(descriptor)
-        } else {
+        let module = |source: &'static str| {
+            let descriptor = wgpu::ShaderModuleDescriptor {
+                label: Some(spec.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            };
+            if loop_bounding {
+                return device.create_shader_module(descriptor);
+            }
             // SAFETY: wgpu's runtime loop bounding (a counter in every loop; on an H200 it cost
             // Lite0 29 % of its GPU time at batch 256) is the only check left out;
             // bounds and integer-division checks stay. Every loop in shaders/ terminates: `for`
@@ -688,6 +734,8 @@ impl Kernel {
                 )
             }
         };
+        let plain = module(spec.source);
+        let with_subgroups = subgroup_source(spec.name).filter(|_| subgroups).map(module);
         let workgroup: &[(&str, f64)] = if spec.fixed_workgroup.is_some() {
             &[]
         } else {
@@ -696,18 +744,31 @@ impl Kernel {
         let pipelines = std::iter::once(&[][..])
             .chain(spec.variants.iter().copied())
             .map(|constants| {
-                let all: Vec<(&str, f64)> = workgroup.iter().chain(constants).copied().collect();
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(spec.name),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some("main"),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &all,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+                let needs_subgroups = constants.iter().any(|(name, _)| *name == SUBGROUPS);
+                let (module, entry_point) = if needs_subgroups {
+                    (with_subgroups.as_ref()?, "main_subgroups")
+                } else {
+                    (&plain, "main")
+                };
+                let all: Vec<(&str, f64)> = workgroup
+                    .iter()
+                    .chain(constants)
+                    .filter(|(name, _)| *name != SUBGROUPS)
+                    .copied()
+                    .collect();
+                Some(
+                    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(spec.name),
+                        layout: Some(&pipeline_layout),
+                        module,
+                        entry_point: Some(entry_point),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &all,
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    }),
+                )
             })
             .collect();
         Self {
@@ -760,6 +821,10 @@ impl Kernel {
 pub struct Kernels {
     device: wgpu::Device,
     kernels: Vec<std::sync::OnceLock<Kernel>>,
+    /// Whether the [`SUBGROUPS`] variants are built: the device has subgroup operations in
+    /// subgroups of exactly 8 lanes and is a CPU adapter (lavapipe, where they were measured and
+    /// whose subgroups are consecutive invocations).
+    subgroups: bool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
     loop_bounding: bool,
@@ -773,9 +838,12 @@ impl Kernels {
     pub fn new(
         device: &wgpu::Device,
         errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        subgroups: bool,
     ) -> Self {
         Self {
             device: device.clone(),
+            subgroups: subgroups
+                && std::env::var("GRADCAM_SUBGROUPS").map_or(true, |v| v.trim() != "0"),
             kernels: ALL_KERNELS
                 .iter()
                 .map(|_| std::sync::OnceLock::new())
@@ -792,7 +860,7 @@ impl Kernels {
         self.kernels[id as usize].get_or_init(|| {
             let spec = &ALL_KERNELS[id as usize];
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let kernel = Kernel::new(&self.device, spec, self.loop_bounding);
+            let kernel = Kernel::new(&self.device, spec, self.loop_bounding, self.subgroups);
             // Natively the scope's result is known at once; it is polled once, never waited for.
             // Where it is not ready (a browser), the message is not recorded here, and the first
             // submission using the kernel fails with "pipeline is invalid" instead.
@@ -805,6 +873,30 @@ impl Kernels {
             }
             kernel
         })
+    }
+
+    /// Whether the [`SUBGROUPS`] variants are built on this device (`GRADCAM_SUBGROUPS=0` turns
+    /// them off, for measuring what they gain).
+    pub fn subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The shaders/pointwise_conv.wgsl variant the builder uses on this device:
+    /// [`POINTWISE_SUBGROUP`] where [`Kernels::subgroups`], else [`POINTWISE_VARIANT`].
+    pub fn pointwise_variant(&self) -> usize {
+        if self.subgroups {
+            POINTWISE_SUBGROUP
+        } else {
+            POINTWISE_VARIANT
+        }
+    }
+
+    /// Whether `variant` of kernel `id` has a pipeline on this device.
+    pub fn available(&self, id: KernelId, variant: usize) -> bool {
+        self.get(id)
+            .pipelines
+            .get(variant)
+            .is_some_and(|p| p.is_some())
     }
 
     /// How many kernels have been compiled so far.

@@ -172,7 +172,8 @@ impl GpuContext {
         // Ask for what the adapter offers: large activations need the full storage binding and
         // buffer sizes, which wgpu's defaults cap at 128/256 MiB.
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("gradcam"),
@@ -212,7 +213,13 @@ impl GpuContext {
         // Compiled when first needed: the shaders are validated by the test suite, and a driver
         // that rejects one reports it (naming the kernel) through `uncaptured`, checked after
         // each submission.
-        let kernels = Kernels::new(&device, uncaptured.clone());
+        // Subgroup variants where they were measured and their layout holds: a CPU adapter
+        // (lavapipe) with 8-lane subgroups.
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP)
+            && adapter_info.device_type == wgpu::DeviceType::Cpu
+            && adapter_info.subgroup_min_size == 8
+            && adapter_info.subgroup_max_size == 8;
+        let kernels = Kernels::new(&device, uncaptured.clone(), subgroups);
         let tuner = Tuner::new(
             &adapter_info,
             device.features().contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -342,7 +349,17 @@ impl GpuContext {
             invocations,
             self.limits.max_compute_workgroups_per_dimension,
         );
-        pass.set_pipeline(&kernel.pipelines[variant]);
+        let Some(pipeline) = kernel.pipelines.get(variant).and_then(Option::as_ref) else {
+            // Never chosen: the builder and the tuner pick only variants the device has.
+            if let Ok(mut errors) = self.uncaptured.lock() {
+                errors.push(format!(
+                    "{} has no pipeline variant {variant} on this device",
+                    kernel.spec.name
+                ));
+            }
+            return;
+        };
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &d.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
     }

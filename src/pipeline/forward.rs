@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{conv2d_variant, depthwise_variant, kind, launch, POINTWISE_VARIANT};
+use crate::gpu::kernels::{conv2d_variant, depthwise_variant, kind, launch};
 use crate::gpu::params::{
     overlay_row_pitch, ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams,
     PointwiseParams, PoolParams, PreprocessParams,
@@ -794,7 +794,7 @@ pub(super) fn push_op(
                 ConvKind::Pointwise => steps
                     .push_variant(
                         ctx,
-                        POINTWISE_VARIANT,
+                        ctx.kernels.pointwise_variant(),
                         launch::PointwiseConv {
                             input: &tensors[input],
                             weight: w,
