@@ -61,7 +61,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The slowest launches of this run, in launch order within their kernel.
             let mut launches: Vec<(usize, &(String, f64))> = times.iter().enumerate().collect();
             launches.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-            for (i, (k, t)) in launches.into_iter().take(12) {
+            // PER_LAUNCH=all: every launch.
+            let shown = if std::env::var("PER_LAUNCH").as_deref() == Ok("all") {
+                usize::MAX
+            } else {
+                12
+            };
+            for (i, (k, t)) in launches.into_iter().take(shown) {
                 println!("  launch {i:3} {k:22} {:8.2} ms", t * 1e3);
             }
         }
