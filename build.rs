@@ -76,6 +76,9 @@ fn resolve(
                         number(rows),
                         number(cols),
                     ));
+                } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_stem ") {
+                    let ox = args.trim().parse().expect("#generate subgroup_stem OX");
+                    out.push_str(&subgroup_stem(ox));
                 } else if let Some(args) = line.trim().strip_prefix("#generate depthwise_block ") {
                     let args: Vec<u32> = args
                         .split_whitespace()
@@ -288,6 +291,99 @@ fn subgroup_tile(output: &str, ncols: &str, kch: &str, bias: bool, r: u32, c: u3
             ));
         }
         b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
+/// `fn subgroup_stem(sg, lane)`: lane `lane` of subgroup `sg` (of 8 lanes) in a 3×3 conv at
+/// stride 2 over 3 input channels (the EfficientNet / MobileNet stem): the 8 lanes take 8
+/// consecutive vec4s of output channels at the same OX adjacent output pixels, so they need the
+/// same input values, (OX − 1)·2 + 3 columns × 3 channels per filter row: each lane loads an
+/// eighth of them and `subgroupBroadcast` shares them. Every weight vec4 is loaded once for OX
+/// pixels. Padding reads as zero.
+fn subgroup_stem(ox: u32) -> String {
+    let in_cols = (ox - 1) * 2 + 3;
+    let items = in_cols * 3;
+    let per_lane = items.div_ceil(8);
+    let mut b = format!(
+        "fn subgroup_stem(sg: u32, lane: u32) {{
+    let c4 = params.out_c / 4u;
+    let groups = (c4 + 7u) / 8u;
+    let blocks = (params.out_w + {ox}u - 1u) / {ox}u;
+    // The same for the subgroup's lanes, so they all return or none.
+    if sg >= params.batch * params.out_h * blocks * groups {{
+        return;
+    }}
+    let g = sg % groups;
+    let t = sg / groups;
+    let ox0 = (t % blocks) * {ox}u;
+    let oy = (t / blocks) % params.out_h;
+    let n = t / (blocks * params.out_h);
+    let co = min(g * 8u + lane, c4 - 1u);
+    let ix0 = i32(ox0 * 2u) - i32(params.pad_left);
+    let last_x = i32(params.in_w) - 1;
+    let last_y = i32(params.in_h) - 1;
+    let b = bias[co];
+"
+    );
+    // This lane's input items m = lane + 8p: column m / 3, channel m % 3.
+    for p in 0..per_lane {
+        b.push_str(&format!(
+            "    let m{p} = min(lane + {}u, {}u);\n    let x{p} = ix0 + i32(m{p} / 3u);\n    let in{p} = x{p} >= 0 && x{p} <= last_x;\n    let at{p} = u32(clamp(x{p}, 0, last_x)) * 3u + m{p} % 3u;\n",
+            8 * p,
+            items - 1
+        ));
+    }
+    for t in 0..ox {
+        b.push_str(&format!("    var a{t} = b;\n"));
+    }
+    for ky in 0..3 {
+        b.push_str(&format!(
+            "    {{
+        let iy = i32(oy * 2u + {ky}u) - i32(params.pad_top);
+        let row_in = iy >= 0 && iy <= last_y;
+        let row = (n * params.in_h + u32(clamp(iy, 0, last_y))) * params.in_w * 3u;
+"
+        ));
+        for p in 0..per_lane {
+            b.push_str(&format!(
+                "        let mine{p} = select(0.0, input[row + at{p}], row_in && in{p});\n"
+            ));
+        }
+        for m in 0..items {
+            b.push_str(&format!(
+                "        let v{m} = subgroupBroadcast(mine{}, {}u);\n",
+                m / 8,
+                m % 8
+            ));
+        }
+        for kx in 0..3 {
+            for ci in 0..3 {
+                b.push_str(&format!(
+                    "        let w{kx}_{ci} = weight[(({ky}u * 3u + {kx}u) * 3u + {ci}u) * c4 + co];\n"
+                ));
+                for t in 0..ox {
+                    b.push_str(&format!(
+                        "        a{t} += v{} * w{kx}_{ci};\n",
+                        (t * 2 + kx) * 3 + ci
+                    ));
+                }
+            }
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str(
+        "    if g * 8u + lane >= c4 {
+        return;
+    }
+    let out_row = (n * params.out_h + oy) * params.out_w;
+",
+    );
+    for t in 0..ox {
+        b.push_str(&format!(
+            "    if ox0 + {t}u < params.out_w {{\n        let at = (out_row + ox0 + {t}u) * c4 + co;\n        output[at] = finish(a{t}, at);\n    }}\n"
+        ));
     }
     b.push_str("}\n");
     b

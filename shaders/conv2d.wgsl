@@ -334,3 +334,20 @@ fn main(
     }
     output[id] = finish(acc, id);
 }
+
+// The stem on devices with 8-lane subgroups (src/gpu/kernels.rs `CONV2D_SUBGROUP_STEM`): only in
+// the copy of this file build.rs writes for them, run from its own entry point; subgroups of 8
+// consecutive invocations, lane = local index % 8, as in shaders/pointwise_conv.wgsl.
+#subgroups
+#generate subgroup_stem 8
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_subgroups(
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    subgroup_stem((workgroup_index(wid, nwg) * WORKGROUP_SIZE + lid) / 8u, lane);
+}
+#end subgroups

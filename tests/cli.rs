@@ -1012,6 +1012,8 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "pointwise_conv=6",
         "depthwise_conv=0",
         "conv2d=0",
+        // The stem's register-tiled specialization, where the builder's is the subgroup stem.
+        "conv2d=1",
         "conv2d=2",
         "conv2d=3",
         "linear=1",

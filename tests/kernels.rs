@@ -5,8 +5,8 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
-    conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_TILED, LINEAR_SPLIT,
-    POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
+    conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED,
+    LINEAR_SPLIT, POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -50,8 +50,8 @@ macro_rules! run {
     }};
 }
 
-/// Lavapipe (CI's adapter) has 8-lane subgroups: there the subgroup tile is built, the builder's
-/// choice, and checked by the tests below with every other variant.
+/// Lavapipe (CI's adapter) has 8-lane subgroups: there the subgroup tile and stem are built, the
+/// builder's choices, and checked by the tests below with every other variant.
 #[test]
 fn lavapipe_builds_the_subgroup_tile() {
     let ctx = ctx();
@@ -61,6 +61,10 @@ fn lavapipe_builds_the_subgroup_tile() {
             .kernels
             .available(KernelId::PointwiseConv, POINTWISE_SUBGROUP));
         assert_eq!(ctx.kernels.pointwise_variant(), POINTWISE_SUBGROUP);
+        assert_eq!(ctx.kernels.conv2d_variant(3, 2, 3), CONV2D_SUBGROUP_STEM);
+        assert!(ctx
+            .kernels
+            .available(KernelId::Conv2d, CONV2D_SUBGROUP_STEM));
     } else {
         eprintln!(
             "{}: subgroup tile {}",
@@ -384,6 +388,8 @@ fn conv2d_matches_reference() {
         for variant in [
             0,
             conv2d_variant(k as u32, s as u32, ci as u32),
+            // The device's choice: the subgroup stem on lavapipe.
+            ctx().kernels.conv2d_variant(k as u32, s as u32, ci as u32),
             CONV2D_TILED,
             CONV2D_GEMM,
         ] {

@@ -257,7 +257,7 @@ fn every_tuned_variant() {
         // specialized stem).
         (
             KernelId::Conv2d,
-            &[0, 2, 3],
+            &[0, 1, 2, 3],
             &["efficientnet-lite0", "resnet18"],
         ),
         // The classifier by one workgroup per output.

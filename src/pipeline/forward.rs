@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{conv2d_variant, depthwise_variant, kind, launch};
+use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
     overlay_row_pitch, ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams,
     PointwiseParams, PoolParams, PreprocessParams,
@@ -739,7 +739,7 @@ pub(super) fn push_op(
                 ConvKind::Dense => steps
                     .push_variant(
                         ctx,
-                        conv2d_variant(kernel, stride, i.channels),
+                        ctx.kernels.conv2d_variant(kernel, stride, i.channels),
                         launch::Conv2d {
                             input: &tensors[input],
                             weight: w,
