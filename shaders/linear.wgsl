@@ -96,3 +96,61 @@ fn main(
     }
     store(n, o, acc);
 }
+
+// The subgroup variant (src/gpu/kernels.rs `LINEAR_SUBGROUP`): a subgroup's 8 lanes take 8
+// consecutive outputs for the same 8 images; each lane loads its own weight vec4 and one image's
+// input vec4 per step, and the 8 input vec4s reach every lane by `subgroupBroadcast`: 2 loads
+// per 8 multiply-adds instead of 2 per 1. Only in the copy of this file build.rs writes for
+// devices with subgroups; subgroups of 8 consecutive invocations, lane = local index % 8.
+#subgroups
+fn subgroup_outputs(sg: u32, lane: u32) {
+    let groups = (params.out_features + 7u) / 8u;
+    // The same for the subgroup's lanes, so they all return or none.
+    if sg >= (params.batch + 7u) / 8u * groups {
+        return;
+    }
+    let o = min((sg % groups) * 8u + lane, params.out_features - 1u);
+    let n0 = (sg / groups) * 8u;
+    let k4 = params.in_features / 4u;
+    let mine = min(n0 + lane, params.batch - 1u) * k4;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        let w = weight[o * k4 + k];
+        let x = input[mine + k];
+        a0 += subgroupBroadcast(x, 0u) * w;
+        a1 += subgroupBroadcast(x, 1u) * w;
+        a2 += subgroupBroadcast(x, 2u) * w;
+        a3 += subgroupBroadcast(x, 3u) * w;
+        a4 += subgroupBroadcast(x, 4u) * w;
+        a5 += subgroupBroadcast(x, 5u) * w;
+        a6 += subgroupBroadcast(x, 6u) * w;
+        a7 += subgroupBroadcast(x, 7u) * w;
+    }
+    if (sg % groups) * 8u + lane >= params.out_features {
+        return;
+    }
+    let acc = array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var i = 0u; i < 8u; i++) {
+        if n0 + i < params.batch {
+            store(n0 + i, o, acc[i]);
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_subgroups(
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    subgroup_outputs((workgroup_index(wid, nwg) * WORKGROUP_SIZE + lid) / 8u, lane);
+}
+#end subgroups

@@ -1017,6 +1017,8 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "conv2d=2",
         "conv2d=3",
         "linear=1",
+        // One output per invocation, where the builder's is the subgroup variant (lavapipe).
+        "linear=0",
     ];
     for (i, force) in forced.iter().enumerate() {
         let got = run_with(force, &dir.path().join(format!("forced{i}")));

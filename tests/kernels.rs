@@ -6,7 +6,7 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
     conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED,
-    LINEAR_SPLIT, POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
+    LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -50,7 +50,7 @@ macro_rules! run {
     }};
 }
 
-/// Lavapipe (CI's adapter) has 8-lane subgroups: there the subgroup tile and stem are built, the
+/// Lavapipe (CI's adapter) has 8-lane subgroups: there the subgroup variants are built, the
 /// builder's choices, and checked by the tests below with every other variant.
 #[test]
 fn lavapipe_builds_the_subgroup_tile() {
@@ -65,6 +65,7 @@ fn lavapipe_builds_the_subgroup_tile() {
         assert!(ctx
             .kernels
             .available(KernelId::Conv2d, CONV2D_SUBGROUP_STEM));
+        assert_eq!(ctx.kernels.linear_variant(), LINEAR_SUBGROUP);
     } else {
         eprintln!(
             "{}: subgroup tile {}",
@@ -688,6 +689,8 @@ fn linear_matches_reference() {
         (3, 36, 17, 2),
         (2, 1280, 1000, 0),
         (2, 96, 40, 1),
+        // More images than a subgroup's 8, and a partial group of outputs.
+        (19, 64, 13, 2),
     ] {
         let input = random(&mut rng, n * k, -2.0, 2.0);
         let weight = random(&mut rng, o * k, -0.2, 0.2);
@@ -710,7 +713,10 @@ fn linear_matches_reference() {
             out_total: o as u32,
             _pad: [0; 2],
         };
-        for variant in [0, LINEAR_SPLIT] {
+        for variant in [0, LINEAR_SPLIT, LINEAR_SUBGROUP] {
+            if !ctx().kernels.available(KernelId::Linear, variant) {
+                continue;
+            }
             let got = run!(variant, &params, n * o, Linear { input: &input, weight: &weight, bias: &bias } => output);
             assert_close(
                 &format!("linear {n}x{k}->{o} act {act} variant {variant}"),

@@ -215,7 +215,7 @@ kernels! {
                         u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
-    } invocations(p, v) = p.batch * p.out_features * if v == LINEAR_SPLIT { WORKGROUP_SIZE } else { 1 },
+    } invocations(p, v) = linear_invocations(v, p.batch, p.out_features),
     work(p) = conv_work(p.batch, 1, p.in_features, 1, p.out_features, 1, 0);
     SelectTarget => "select_target" (SelectTargetParams) {
         logits: Storage, requested: Storage, targets: StorageReadWrite,
@@ -375,6 +375,10 @@ fn subgroup_source(kernel: &str) -> Option<&'static str> {
             env!("OUT_DIR"),
             "/shaders/conv2d.subgroups.wgsl"
         ))),
+        "linear" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/linear.subgroups.wgsl"
+        ))),
         _ => None,
     }
 }
@@ -392,12 +396,28 @@ pub const POINTWISE_SUBGROUP: usize = 7;
 /// line of shaders/pointwise_conv.wgsl).
 pub const SUBGROUP_TILE: (u32, u32) = (8, 8);
 
-/// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output.
-pub const LINEAR_VARIANTS: &[&[(&str, f64)]] = &[&[("SPLIT", 1.0)]];
+/// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output, and
+/// [`LINEAR_SUBGROUP`].
+pub const LINEAR_VARIANTS: &[&[(&str, f64)]] = &[&[("SPLIT", 1.0)], &[(SUBGROUPS, 1.0)]];
 
 /// The variant of shaders/linear.wgsl where a workgroup of 64 computes one output, reading the
 /// weight row side by side (coalesced): for few images, as the classifier at batch 1.
 pub const LINEAR_SPLIT: usize = 1;
+
+/// The variant of shaders/linear.wgsl where a subgroup's 8 lanes compute 8 outputs of the same 8
+/// images, sharing the images' inputs by `subgroupBroadcast`: the builder's choice where the
+/// device has 8-lane subgroups (lavapipe; Lite0's classifier at batch 16 took 13.2 ms one output
+/// per invocation).
+pub const LINEAR_SUBGROUP: usize = 2;
+
+/// Invocations of shaders/linear.wgsl's pipeline `variant` for `batch` × `outputs`.
+fn linear_invocations(variant: usize, batch: u32, outputs: u32) -> u32 {
+    match variant {
+        LINEAR_SPLIT => batch * outputs * WORKGROUP_SIZE,
+        LINEAR_SUBGROUP => batch.div_ceil(8) * outputs.div_ceil(8) * 8,
+        _ => batch * outputs,
+    }
+}
 
 /// Rows per workgroup of the split-K variants (`SPLIT_ROWS` in shaders/pointwise_conv.wgsl).
 const SPLIT_ROWS: u32 = 4;
@@ -644,7 +664,13 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             add(CONV2D_GEMM);
             add(0);
         }
-        KernelId::Linear => add(LINEAR_SPLIT),
+        KernelId::Linear => {
+            add(LINEAR_SPLIT);
+            // Where the builder chose the subgroup variant, one output per invocation too.
+            if variant == LINEAR_SUBGROUP {
+                add(0);
+            }
+        }
         _ => return Vec::new(),
     }
     out
@@ -920,6 +946,16 @@ impl Kernels {
             CONV2D_SUBGROUP_STEM
         } else {
             conv2d_variant(kernel, stride, in_channels)
+        }
+    }
+
+    /// The shaders/linear.wgsl variant the builder uses on this device: [`LINEAR_SUBGROUP`] where
+    /// [`Kernels::subgroups`], else 0 (one output per invocation).
+    pub fn linear_variant(&self) -> usize {
+        if self.subgroups {
+            LINEAR_SUBGROUP
+        } else {
+            0
         }
     }
 

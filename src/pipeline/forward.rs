@@ -872,8 +872,9 @@ pub(super) fn push_op(
                 (l.in_features, l.out_features, l.activation as u32);
             for chunk in &gpu_model.linears[linear] {
                 let (offset, rows) = (chunk.offset, chunk.rows);
-                steps.push(
+                steps.push_variant(
                     ctx,
+                    ctx.kernels.linear_variant(),
                     launch::Linear {
                         input: &tensors[input],
                         weight: &chunk.weight,
