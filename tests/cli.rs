@@ -1011,6 +1011,7 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "pointwise_conv=5",
         "pointwise_conv=6",
         "depthwise_conv=0",
+        "depthwise_conv=5",
         "conv2d=0",
         // The stem's register-tiled specialization, where the builder's is the subgroup stem.
         "conv2d=1",

@@ -6,7 +6,8 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
     conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED,
-    LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
+    DEPTHWISE_STAGED, LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_SUBGROUP, POINTWISE_TILE,
+    POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -330,7 +331,7 @@ fn depthwise_conv_matches_reference() {
         let len = n * oh * ow * c;
         // The generic pipeline and, where one exists, the one specialized for this size/stride.
         let specialized = depthwise_variant(k as u32, s as u32);
-        for variant in [0, specialized] {
+        for variant in [0, specialized, DEPTHWISE_STAGED] {
             let got = run!(variant, &p, len, DepthwiseConv { input: &input, weight: &weight, bias: &bias } => output);
             assert_close(
                 &format!("depthwise {n}x{h}x{w}x{c} k{k} s{s} variant {variant}"),

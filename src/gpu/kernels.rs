@@ -504,7 +504,15 @@ pub const DEPTHWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("KERNEL", 3.0), ("STRIDE", 2.0)],
     &[("KERNEL", 5.0), ("STRIDE", 1.0)],
     &[("KERNEL", 5.0), ("STRIDE", 2.0)],
+    &[("STAGED", 1.0)],
 ];
+
+/// The workgroup-staged variant of shaders/depthwise_conv.wgsl, for GPUs (a tuner candidate
+/// where the builder chose a specialization, i.e. kernel 3 or 5 at stride 1 or 2): a workgroup
+/// of 64 stages the input region of a 4 × 4 tile of output pixels × 8 vec4s of channels in
+/// workgroup memory (read coalesced, channels fastest), then each invocation computes 2 pixels
+/// of one channel vec4 from it.
+pub const DEPTHWISE_STAGED: usize = 5;
 
 /// Output pixels across and down per invocation of each specialized depthwise variant, in
 /// [`DEPTHWISE_VARIANTS`] order: the `#generate depthwise_block` lines of
@@ -529,7 +537,7 @@ pub fn depthwise_block(variant: usize) -> (u32, u32) {
 pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
     DEPTHWISE_VARIANTS
         .iter()
-        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
+        .position(|v| v.len() == 2 && v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
         .map_or(0, |i| i + 1)
 }
 
@@ -542,6 +550,14 @@ fn depthwise_invocations(
     width: u32,
     channels: u32,
 ) -> u32 {
+    if variant == DEPTHWISE_STAGED {
+        // One workgroup per 4 × 4 tile of pixels and 8 vec4s of channels.
+        return batch
+            * height.div_ceil(4)
+            * width.div_ceil(4)
+            * (channels / 4).div_ceil(8)
+            * WORKGROUP_SIZE;
+    }
     let (bx, by) = depthwise_block(variant);
     batch * height.div_ceil(by) * width.div_ceil(bx) * channels / 4
 }
@@ -654,7 +670,13 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             .filter(|&v| v != POINTWISE_SUBGROUP || variant == POINTWISE_SUBGROUP)
             .for_each(&mut add),
         // The generic kernel: one output pixel per invocation, 4× the invocations.
-        KernelId::DepthwiseConv => add(0),
+        KernelId::DepthwiseConv => {
+            add(0);
+            // The staged variant only for the specialized sizes, whose region fits.
+            if variant != 0 {
+                add(DEPTHWISE_STAGED);
+            }
+        }
         KernelId::Conv2d => {
             // Where the builder chose the subgroup stem, the stem's other specialization too.
             if variant == CONV2D_SUBGROUP_STEM {
@@ -688,10 +710,14 @@ pub fn gram_side(mode: u32, pixels: u32, channels: u32) -> u32 {
 /// The largest Gram matrix side shaders/cam_eigen.wgsl holds (`MAX_N`).
 pub const EIGEN_MAX_SIDE: u32 = 1024;
 
-/// The pipeline variant of shaders/pointwise_conv_grad.wgsl the engine uses (see
-/// [`POINTWISE_TILE`]), and of shaders/pointwise_conv.wgsl where there is no subgroup tile
-/// ([`Kernels::pointwise_variant`]).
+/// The register tile the builder uses on a CPU adapter (24 × 6, see [`POINTWISE_TILE`]) for
+/// shaders/pointwise_conv_grad.wgsl, and for shaders/pointwise_conv.wgsl where there is no
+/// subgroup tile ([`Kernels::pointwise_variant`]).
 pub const POINTWISE_VARIANT: usize = 1;
+
+/// The register tile the builder uses on a GPU (8 × 2): 24 × 6 would need 576 accumulator
+/// registers per invocation. Where the GPU has timestamp queries the tuner times the others.
+pub const POINTWISE_GPU_VARIANT: usize = 2;
 
 /// Invocations of the pointwise kernels' pipeline `variant` for a `rows × channels` output
 /// (shaders/pointwise_conv.wgsl: output channels; shaders/pointwise_conv_grad.wgsl: input
@@ -872,6 +898,8 @@ pub struct Kernels {
     /// subgroups of exactly 8 lanes and is a CPU adapter (lavapipe, where they were measured and
     /// whose subgroups are consecutive invocations).
     subgroups: bool,
+    /// Whether the device is a CPU adapter (the builder's register tiles differ).
+    cpu: bool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
     loop_bounding: bool,
@@ -881,14 +909,17 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The kernels of `device`; none is compiled yet. Compile errors are appended to `errors`.
+    /// The kernels of `device` (`cpu`: a CPU adapter; `subgroups`: build the [`SUBGROUPS`]
+    /// variants); none is compiled yet. Compile errors are appended to `errors`.
     pub fn new(
         device: &wgpu::Device,
         errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
         subgroups: bool,
+        cpu: bool,
     ) -> Self {
         Self {
             device: device.clone(),
+            cpu,
             subgroups: subgroups
                 && std::env::var("GRADCAM_SUBGROUPS").map_or(true, |v| v.trim() != "0"),
             kernels: ALL_KERNELS
@@ -929,12 +960,23 @@ impl Kernels {
     }
 
     /// The shaders/pointwise_conv.wgsl variant the builder uses on this device:
-    /// [`POINTWISE_SUBGROUP`] where [`Kernels::subgroups`], else [`POINTWISE_VARIANT`].
+    /// [`POINTWISE_SUBGROUP`] where [`Kernels::subgroups`], else
+    /// [`Kernels::pointwise_grad_variant`]'s register tile.
     pub fn pointwise_variant(&self) -> usize {
         if self.subgroups {
             POINTWISE_SUBGROUP
         } else {
+            self.pointwise_grad_variant()
+        }
+    }
+
+    /// The shaders/pointwise_conv_grad.wgsl variant the builder uses on this device:
+    /// [`POINTWISE_VARIANT`] on a CPU adapter, [`POINTWISE_GPU_VARIANT`] on a GPU.
+    pub fn pointwise_grad_variant(&self) -> usize {
+        if self.cpu {
             POINTWISE_VARIANT
+        } else {
+            POINTWISE_GPU_VARIANT
         }
     }
 

@@ -219,7 +219,8 @@ impl GpuContext {
             && adapter_info.device_type == wgpu::DeviceType::Cpu
             && adapter_info.subgroup_min_size == 8
             && adapter_info.subgroup_max_size == 8;
-        let kernels = Kernels::new(&device, uncaptured.clone(), subgroups);
+        let cpu = adapter_info.device_type == wgpu::DeviceType::Cpu;
+        let kernels = Kernels::new(&device, uncaptured.clone(), subgroups, cpu);
         let tuner = Tuner::new(
             &adapter_info,
             device.features().contains(wgpu::Features::TIMESTAMP_QUERY),

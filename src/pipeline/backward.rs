@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use super::forward::Forward;
 use super::steps::Steps;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{launch, POINTWISE_VARIANT};
+use crate::gpu::kernels::launch;
 use crate::gpu::params::{
     ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
     PointwiseGradParams,
@@ -555,7 +555,7 @@ pub(super) fn push_grad_step(
                     })?;
                     steps.push_variant(
                         ctx,
-                        POINTWISE_VARIANT,
+                        ctx.kernels.pointwise_grad_variant(),
                         launch::PointwiseConvGrad {
                             grad_out: grad(grad_out),
                             forward_out,
