@@ -364,6 +364,20 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
 /// ([`Kernels::subgroups`]); not a constant of the shader.
 pub const SUBGROUPS: &str = "SUBGROUPS";
 
+/// A hash of every kernel's source (subgroup copies included) and variant constants: tuned
+/// choices are cached under it, so a build whose kernels or variants differ times them again.
+pub fn fingerprint() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for spec in ALL_KERNELS {
+        spec.name.hash(&mut h);
+        spec.source.hash(&mut h);
+        subgroup_source(spec.name).hash(&mut h);
+        format!("{:?}", spec.variants).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// The subgroup copies build.rs writes of the kernels with a `#subgroups` block.
 fn subgroup_source(kernel: &str) -> Option<&'static str> {
     match kernel {

@@ -2,7 +2,8 @@
 //! same thing with different tilings ([`tuning_candidates`]). The first time a launch shape is
 //! configured on an adapter, every candidate is timed on it (timestamp queries, the least of a
 //! few runs) and the fastest is kept for every later launch of that shape. The choices are
-//! cached on disk per adapter, driver and engine version, so a process pays for them once.
+//! cached on disk per adapter, driver, engine version and kernel sources ([`fingerprint`]), so
+//! a process pays for them once.
 //!
 //! Tuning is on by default on GPUs with timestamp queries and off on CPU adapters (lavapipe),
 //! where the builder's choices were measured. `GRADCAM_TUNE=0` turns it off, `1` on, `again`
@@ -17,6 +18,8 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+#[cfg(doc)]
+use super::kernels::fingerprint;
 use super::kernels::{tuning_candidates, KernelId, ALL_KERNELS};
 
 /// `GRADCAM_FORCE`'s `KERNEL=VARIANT` pairs, comma-separated; what does not parse is left out.
@@ -91,14 +94,15 @@ impl Tuner {
             _ => default,
         };
         let identity = format!(
-            "{} | {:?} | {:#x}:{:#x} | {} {} | gradcam {}",
+            "{} | {:?} | {:#x}:{:#x} | {} {} | gradcam {} | kernels {:016x}",
             info.name,
             info.backend,
             info.vendor,
             info.device,
             info.driver,
             info.driver_info,
-            env!("CARGO_PKG_VERSION")
+            env!("CARGO_PKG_VERSION"),
+            super::kernels::fingerprint()
         );
         let cache = cache_dir().map(|dir| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
