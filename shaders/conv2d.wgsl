@@ -348,6 +348,6 @@ fn main_subgroups(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    subgroup_stem((workgroup_index(wid, nwg) * WORKGROUP_SIZE + lid) / 8u, lane);
+    subgroup_stem(subgroup_index(wid, nwg, lid), lane);
 }
 #end subgroups

@@ -151,6 +151,6 @@ fn main_subgroups(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    subgroup_outputs((workgroup_index(wid, nwg) * WORKGROUP_SIZE + lid) / 8u, lane);
+    subgroup_outputs(subgroup_index(wid, nwg, lid), lane);
 }
 #end subgroups

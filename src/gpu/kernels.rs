@@ -364,6 +364,10 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
 /// ([`Kernels::subgroups`]); not a constant of the shader.
 pub const SUBGROUPS: &str = "SUBGROUPS";
 
+/// Lanes per subgroup of the [`SUBGROUPS`] variants: they are built only on devices whose
+/// subgroups have exactly this many (`subgroup_index` in shaders/lib/index.wgsl).
+pub const SUBGROUP_LANES: u32 = 8;
+
 /// A hash of every kernel's source (subgroup copies included) and variant constants: tuned
 /// choices are cached under it, so a build whose kernels or variants differ times them again.
 pub fn fingerprint() -> u64 {
@@ -428,7 +432,9 @@ pub const LINEAR_SUBGROUP: usize = 2;
 fn linear_invocations(variant: usize, batch: u32, outputs: u32) -> u32 {
     match variant {
         LINEAR_SPLIT => batch * outputs * WORKGROUP_SIZE,
-        LINEAR_SUBGROUP => batch.div_ceil(8) * outputs.div_ceil(8) * 8,
+        LINEAR_SUBGROUP => {
+            batch.div_ceil(SUBGROUP_LANES) * outputs.div_ceil(SUBGROUP_LANES) * SUBGROUP_LANES
+        }
         _ => batch * outputs,
     }
 }
@@ -451,7 +457,7 @@ fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
         Some(cols) => rows.div_ceil(SPLIT_ROWS) * (channels / 4).div_ceil(cols) * WORKGROUP_SIZE,
         None if variant == POINTWISE_SUBGROUP => {
             let (r, c) = SUBGROUP_TILE;
-            rows.div_ceil(8 * r) * (channels / 4).div_ceil(c) * 8
+            rows.div_ceil(SUBGROUP_LANES * r) * (channels / 4).div_ceil(c) * SUBGROUP_LANES
         }
         None => tiled_invocations(variant, rows, channels),
     }
@@ -605,7 +611,8 @@ fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, chann
             * (channels / 4).div_ceil(GEMM_TILE.1);
     }
     if variant == CONV2D_SUBGROUP_STEM {
-        return batch * height * width.div_ceil(STEM_OX) * (channels / 4).div_ceil(8) * 8;
+        let groups = (channels / 4).div_ceil(SUBGROUP_LANES);
+        return batch * height * width.div_ceil(STEM_OX) * groups * SUBGROUP_LANES;
     }
     if variant == CONV2D_TILED {
         return batch * height * width.div_ceil(BLOCK_OX) * (channels / 4).div_ceil(TILE_CO4);

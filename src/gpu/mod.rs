@@ -15,6 +15,7 @@ use std::task::Poll;
 use wgpu::util::DeviceExt;
 
 use crate::error::{one_line, Error, Result};
+use kernels::SUBGROUP_LANES;
 pub use kernels::{launch, Dispatch, Kernel, KernelId, KernelKind, Kernels, Launch, Work};
 pub use profile::Profiler;
 pub use tune::{TuneMode, Tuner};
@@ -217,8 +218,8 @@ impl GpuContext {
         // (lavapipe) with 8-lane subgroups.
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP)
             && adapter_info.device_type == wgpu::DeviceType::Cpu
-            && adapter_info.subgroup_min_size == 8
-            && adapter_info.subgroup_max_size == 8;
+            && adapter_info.subgroup_min_size == SUBGROUP_LANES
+            && adapter_info.subgroup_max_size == SUBGROUP_LANES;
         let cpu = adapter_info.device_type == wgpu::DeviceType::Cpu;
         let kernels = Kernels::new(&device, uncaptured.clone(), subgroups, cpu);
         let tuner = Tuner::new(
