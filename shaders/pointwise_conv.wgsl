@@ -20,6 +20,9 @@
 // (or cheap spill slots), while loops over private arrays cost it far more; the rows and columns
 // beyond ROWS and COLS are removed when the pipeline is specialized.
 //
+// For GPUs, the workgroup tile (entry point `main_workgroup_tiled`, after the split-K layout)
+// stages tiles of the inputs and weights in workgroup memory.
+//
 // On devices with 8-lane subgroups (lavapipe), the subgroup tile at the end of this file (entry
 // point `main_subgroups`) shares each step's weights among a subgroup's lanes instead.
 //
@@ -158,6 +161,149 @@ fn main(
         return;
     }
     register_tile(invocation_index(gid, nwg));
+}
+
+// The workgroup tile (src/gpu/kernels.rs `POINTWISE_WORKGROUP_TILED`), for GPUs: a workgroup of
+// 64 computes GM rows by GN4 vec4s of output channels (src/gpu/kernels.rs `GEMM_TILE`), walking
+// the input channels GK4 vec4s at a time: it stages the step's input rows and weight rows in
+// workgroup memory, read from memory coalesced (adjacent invocations, adjacent vec4s), then each
+// invocation adds 8 rows × 2 vec4s of products from there, its rows' inputs as two vec4 loads and
+// its columns' weights as two. Run from its own entry point, so that the other variants'
+// pipelines hold none of its workgroup memory. Needs WORKGROUP_SIZE 64.
+const GM: u32 = 64u;
+const GN4: u32 = 16u;
+const GK4: u32 = 4u;
+// Stride of tile_a's channel rows in vec4s: GM / 4 + 1, so that the invocations staging one
+// input vec4 each (4 per row) store to at most two of a bank's words at once.
+const GAS: u32 = 17u;
+// [input channel of the step, row / 4]: the step's inputs, transposed, 4 rows to a vec4.
+var<workgroup> tile_a: array<vec4<f32>, 272>;
+// [input channel of the step, vec4 of output channels]
+var<workgroup> tile_b: array<vec4<f32>, 256>;
+
+// Row `row`, vec4 column `col` of the workgroup tile's output, where they exist.
+fn store_tile(row: u32, col: u32, c4: u32, v: vec4<f32>) {
+    if row < params.rows && col < c4 {
+        let o = row * c4 + col;
+        output[o] = finish(v + bias[col], o);
+    }
+}
+
+// Workgroup `group` of the workgroup tile; `lid` its invocation.
+fn workgroup_tile(group: u32, lid: u32) {
+    let c4 = params.out_channels / 4u;
+    let k4 = params.in_channels / 4u;
+    let col_tiles = (c4 + GN4 - 1u) / GN4;
+    // Uniform per workgroup, so every invocation reaches the barriers or none does.
+    if group >= ((params.rows + GM - 1u) / GM) * col_tiles {
+        return;
+    }
+    // Neighbouring workgroups share their input rows (the same rows, other channels).
+    let m0 = (group / col_tiles) * GM;
+    let n0 = (group % col_tiles) * GN4;
+    let last_row = params.rows - 1u;
+    // What this invocation stages: input vec4 `kv` of rows lid / GK4 + 16 r, and weight entries
+    // lid + 64 r.
+    let kv = lid % GK4;
+    // What it computes: rows 8 ty to 8 ty + 7, vec4 columns tx and tx + 8.
+    let tx = lid % 8u;
+    let ty = lid / 8u;
+    var p0 = vec4<f32>(0.0);
+    var p1 = vec4<f32>(0.0);
+    var p2 = vec4<f32>(0.0);
+    var p3 = vec4<f32>(0.0);
+    var p4 = vec4<f32>(0.0);
+    var p5 = vec4<f32>(0.0);
+    var p6 = vec4<f32>(0.0);
+    var p7 = vec4<f32>(0.0);
+    var q0 = vec4<f32>(0.0);
+    var q1 = vec4<f32>(0.0);
+    var q2 = vec4<f32>(0.0);
+    var q3 = vec4<f32>(0.0);
+    var q4 = vec4<f32>(0.0);
+    var q5 = vec4<f32>(0.0);
+    var q6 = vec4<f32>(0.0);
+    var q7 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < k4; k0 += GK4) {
+        let k = k0 + kv;
+        for (var r = 0u; r < 4u; r++) {
+            let row = lid / GK4 + 16u * r;
+            var x = vec4<f32>(0.0);
+            if k < k4 {
+                // Rows past the end repeat the last one (their outputs are never written).
+                x = load_a(min(m0 + row, last_row) * k4 + k);
+            }
+            // Channel 4 kv + i of this row goes to tile_a[4 kv + i][row / 4][row % 4].
+            let at = kv * 4u * GAS + row / 4u;
+            let lane = row % 4u;
+            tile_a[at][lane] = x.x;
+            tile_a[at + GAS][lane] = x.y;
+            tile_a[at + 2u * GAS][lane] = x.z;
+            tile_a[at + 3u * GAS][lane] = x.w;
+        }
+        for (var r = 0u; r < 4u; r++) {
+            // Entry e: input channel e / GN4 of the step, vec4 column e % GN4 of the tile.
+            let e = lid + 64u * r;
+            let channel = k0 * 4u + e / GN4;
+            let col = n0 + e % GN4;
+            var w = vec4<f32>(0.0);
+            if channel < params.in_channels && col < c4 {
+                w = weight[channel * c4 + col];
+            }
+            tile_b[e] = w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < GK4 * 4u; kk++) {
+            let a = tile_a[kk * GAS + 2u * ty];
+            let b = tile_a[kk * GAS + 2u * ty + 1u];
+            let w0 = tile_b[kk * GN4 + tx];
+            let w1 = tile_b[kk * GN4 + tx + 8u];
+            p0 += a.x * w0;
+            q0 += a.x * w1;
+            p1 += a.y * w0;
+            q1 += a.y * w1;
+            p2 += a.z * w0;
+            q2 += a.z * w1;
+            p3 += a.w * w0;
+            q3 += a.w * w1;
+            p4 += b.x * w0;
+            q4 += b.x * w1;
+            p5 += b.y * w0;
+            q5 += b.y * w1;
+            p6 += b.z * w0;
+            q6 += b.z * w1;
+            p7 += b.w * w0;
+            q7 += b.w * w1;
+        }
+        workgroupBarrier();
+    }
+    let row = m0 + 8u * ty;
+    let col = n0 + tx;
+    store_tile(row, col, c4, p0);
+    store_tile(row, col + 8u, c4, q0);
+    store_tile(row + 1u, col, c4, p1);
+    store_tile(row + 1u, col + 8u, c4, q1);
+    store_tile(row + 2u, col, c4, p2);
+    store_tile(row + 2u, col + 8u, c4, q2);
+    store_tile(row + 3u, col, c4, p3);
+    store_tile(row + 3u, col + 8u, c4, q3);
+    store_tile(row + 4u, col, c4, p4);
+    store_tile(row + 4u, col + 8u, c4, q4);
+    store_tile(row + 5u, col, c4, p5);
+    store_tile(row + 5u, col + 8u, c4, q5);
+    store_tile(row + 6u, col, c4, p6);
+    store_tile(row + 6u, col + 8u, c4, q6);
+    store_tile(row + 7u, col, c4, p7);
+    store_tile(row + 7u, col + 8u, c4, q7);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_workgroup_tiled(
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    workgroup_tile(workgroup_index(wid, nwg), lid);
 }
 
 // The subgroup tile (src/gpu/kernels.rs `POINTWISE_SUBGROUP`): only in the copy of this file

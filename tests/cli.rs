@@ -1010,6 +1010,8 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
         "pointwise_conv=4",
         "pointwise_conv=5",
         "pointwise_conv=6",
+        // The workgroup tile.
+        "pointwise_conv=8",
         "depthwise_conv=0",
         "depthwise_conv=5",
         "conv2d=0",

@@ -15,7 +15,7 @@ use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
-use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_SUBGROUP};
+use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_SUBGROUP, POINTWISE_VARIANTS};
 use gradcam::gpu::{KernelId, TuneMode};
 use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
 
@@ -237,12 +237,16 @@ fn every_tuned_variant() {
         .into_iter()
         .filter(|&v| v != builders)
         .collect();
-    // The register tiles and split-K layouts (1 to 6) but the builder's.
-    let expected: Vec<usize> = (1..POINTWISE_SUBGROUP).filter(|&v| v != builders).collect();
+    // The register tiles, split-K layouts and workgroup tile but the builder's (the subgroup
+    // tile is a candidate only where it is the builder's).
+    let expected: Vec<usize> = (1..=POINTWISE_VARIANTS.len())
+        .filter(|&v| v != builders && v != POINTWISE_SUBGROUP)
+        .collect();
     assert_eq!(others, expected);
     let cases: [(KernelId, &[usize], &[&str]); 4] = [
-        // The 24 × 6, 8 × 2 and 4 × 1 register tiles and the split-K layouts, but the builder's
-        // (the subgroup tile on lavapipe, 24 × 6 on other CPU adapters, 8 × 2 on a GPU).
+        // The 24 × 6, 8 × 2 and 4 × 1 register tiles, the split-K layouts and the workgroup
+        // tile, but the builder's (the subgroup tile on lavapipe, 24 × 6 on other CPU adapters,
+        // 8 × 2 on a GPU).
         (
             KernelId::PointwiseConv,
             &others,

@@ -348,7 +348,8 @@ pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
 /// [`POINTWISE_TILE`], in its order; 4 to 6 the split-K layouts (a workgroup of 64 computes 4
 /// rows × 16, 8 or 4 vec4 columns, its invocations splitting the input channels 4, 8 or 16 ways),
 /// for layers with too few rows to fill a GPU with register tiles (batch 1, late blocks: the
-/// 1152 → 192 projection at 7×7 is 624 invocations of 288 steps each as a 4 × 1 tile).
+/// 1152 → 192 projection at 7×7 is 624 invocations of 288 steps each as a 4 × 1 tile);
+/// 7 [`POINTWISE_SUBGROUP`]; 8 [`POINTWISE_WORKGROUP_TILED`].
 pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("ROWS", 24.0), ("COLS", 6.0)],
     &[("ROWS", 8.0), ("COLS", 2.0)],
@@ -357,7 +358,22 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
     &[("SPLIT_COLS", 8.0)],
     &[("SPLIT_COLS", 4.0)],
     &[(SUBGROUPS, 1.0)],
+    &[(WORKGROUP_TILED, 1.0)],
 ];
+
+/// Variant 8 of shaders/pointwise_conv.wgsl, for GPUs: the workgroup tile. A workgroup of 64
+/// computes [`GEMM_TILE`] (64 rows × 16 vec4s of output channels), staging each step's 16 input
+/// channels of its rows and the matching weight rows in workgroup memory (read from memory
+/// coalesced), each invocation 8 rows × 2 vec4s from there: every weight vec4 loaded from memory
+/// serves 64 rows, every input vec4 64 output channels. A tuner candidate everywhere; on lavapipe,
+/// where workgroup memory is ordinary memory read lane by lane, it is several times slower than
+/// the register tiles.
+pub const POINTWISE_WORKGROUP_TILED: usize = 8;
+
+/// Marks a variant run from the kernel's entry point `main_workgroup_tiled` (its workgroup-tiled
+/// layout, whose workgroup memory the other variants' pipelines then do not hold); not a constant
+/// of the shader.
+pub const WORKGROUP_TILED: &str = "WORKGROUP_TILED";
 
 /// Marks a variant built from the kernel's subgroup copy (`<kernel>.subgroups.wgsl`, entry point
 /// `main_subgroups`), made only on devices whose subgroups the engine uses
@@ -455,6 +471,9 @@ pub fn pointwise_split(variant: usize) -> Option<u32> {
 fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
     match pointwise_split(variant) {
         Some(cols) => rows.div_ceil(SPLIT_ROWS) * (channels / 4).div_ceil(cols) * WORKGROUP_SIZE,
+        None if variant == POINTWISE_WORKGROUP_TILED => {
+            rows.div_ceil(GEMM_TILE.0) * (channels / 4).div_ceil(GEMM_TILE.1) * WORKGROUP_SIZE
+        }
         None if variant == POINTWISE_SUBGROUP => {
             let (r, c) = SUBGROUP_TILE;
             rows.div_ceil(SUBGROUP_LANES * r) * (channels / 4).div_ceil(c) * SUBGROUP_LANES
@@ -498,8 +517,9 @@ pub const CONV2D_TILED: usize = 2;
 /// 64 invocations), for GPUs: chosen by the tuner.
 pub const CONV2D_GEMM: usize = 3;
 
-/// Output pixels and vec4s of output channels per workgroup of the workgroup-tiled conv2d path
-/// (`GM` and `GN4` in shaders/conv2d.wgsl).
+/// Output pixels (rows) and vec4s of output channels per workgroup of the workgroup-tiled
+/// variants, [`CONV2D_GEMM`] and [`POINTWISE_WORKGROUP_TILED`] (`GM` and `GN4` in
+/// shaders/conv2d.wgsl and shaders/pointwise_conv.wgsl).
 pub const GEMM_TILE: (u32, u32) = (64, 16);
 
 /// The conv2d variant the engine runs for `kernel` × `stride` over `in_channels`: the one
@@ -838,16 +858,18 @@ impl Kernel {
         let pipelines = std::iter::once(&[][..])
             .chain(spec.variants.iter().copied())
             .map(|constants| {
-                let needs_subgroups = constants.iter().any(|(name, _)| *name == SUBGROUPS);
-                let (module, entry_point) = if needs_subgroups {
+                let marked = |marker: &str| constants.iter().any(|(name, _)| *name == marker);
+                let (module, entry_point) = if marked(SUBGROUPS) {
                     (with_subgroups.as_ref()?, "main_subgroups")
+                } else if marked(WORKGROUP_TILED) {
+                    (&plain, "main_workgroup_tiled")
                 } else {
                     (&plain, "main")
                 };
                 let all: Vec<(&str, f64)> = workgroup
                     .iter()
                     .chain(constants)
-                    .filter(|(name, _)| *name != SUBGROUPS)
+                    .filter(|(name, _)| *name != SUBGROUPS && *name != WORKGROUP_TILED)
                     .copied()
                     .collect();
                 Some(
