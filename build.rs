@@ -5,8 +5,9 @@
 //! - every `#generate register_tile OUT NCOLS KCH BIAS` replaced by `fn register_tile(id)`, one
 //!   invocation of a register-tiled matrix product (see [`register_tile`]), so the two pointwise
 //!   kernels share one generated body instead of two committed copies; likewise
-//!   `#generate subgroup_tile ...` ([`subgroup_tile`]) and `#generate depthwise_block K S OX OY`
-//!   ([`depthwise_block`]);
+//!   `#generate subgroup_tile ...` ([`subgroup_tile`]), `#generate depthwise_block K S OX OY`
+//!   ([`depthwise_block`]) and `#generate depthwise_grad_block K S BX BY`
+//!   ([`depthwise_grad_block`]);
 //! - the lines between `#subgroups` and `#end subgroups` (code using subgroup operations, which
 //!   a device without them rejects) left out, and written with the rest to a second file,
 //!   `<kernel>.subgroups.wgsl`, compiled only on devices with subgroups.
@@ -88,6 +89,20 @@ fn resolve(
                         panic!("{name}: #generate depthwise_block K S OX OY, got {args:?}");
                     };
                     out.push_str(&depthwise_block(kernel, stride, ox, oy));
+                } else if let Some(args) =
+                    line.trim().strip_prefix("#generate depthwise_grad_block ")
+                {
+                    let args: Vec<u32> = args
+                        .split_whitespace()
+                        .map(|a| {
+                            a.parse()
+                                .expect("#generate depthwise_grad_block takes numbers")
+                        })
+                        .collect();
+                    let [kernel, stride, bx, by] = args[..] else {
+                        panic!("{name}: #generate depthwise_grad_block K S BX BY, got {args:?}");
+                    };
+                    out.push_str(&depthwise_grad_block(kernel, stride, bx, by));
                 } else {
                     out.push_str(line);
                     out.push('\n');
@@ -477,6 +492,123 @@ fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
             b.push_str(&format!(
                 "        if ox0 + {x}u < params.out_w {{\n            output[(o + {x}u) * c4 + c] = activate(a{}, params.activation);\n        }}\n",
                 y * ox + x
+            ));
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
+/// `fn grad_block_k{K}s{S}(id)`: invocation `id` of the input gradient of a depthwise K×K conv
+/// at stride S, computing a BX × BY block of input pixels for one vec4 of channels, written out
+/// like [`depthwise_block`]. Blocks are aligned in padded coordinates (u = ix + pad_left,
+/// v = iy + pad_top) at multiples of BX and BY, themselves multiples of S, so which filter tap
+/// joins each input pixel of the block to each output pixel is known here: pixel u0 + x gets
+/// output column u0 / S - ⌊(K - 1) / S⌋ + j through tap kx = x + ⌊(K - 1) / S⌋·S - j·S where
+/// that lies in 0..K. Each output gradient the block needs is loaded (and masked) once, each
+/// filter tap once; the gather form of the same sum as `generic` in the shader.
+fn depthwise_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
+    assert!(
+        bx.is_multiple_of(stride) && by.is_multiple_of(stride),
+        "grad block sides are multiples of the stride"
+    );
+    let reach = (kernel - 1) / stride;
+    let cols = (bx - 1) / stride + reach + 1;
+    let rows = (by - 1) / stride + reach + 1;
+    let mut b = format!(
+        "fn grad_block_k{kernel}s{stride}(id: u32) {{
+    let c4 = params.channels / 4u;
+    let blocks_x = (params.in_w + params.pad_left + {bx}u - 1u) / {bx}u;
+    let blocks_y = (params.in_h + params.pad_top + {by}u - 1u) / {by}u;
+    if id >= params.batch * blocks_y * blocks_x * c4 {{
+        return;
+    }}
+    let c = id % c4;
+    let t = id / c4;
+    let u0 = (t % blocks_x) * {bx}u;
+    let v0 = ((t / blocks_x) % blocks_y) * {by}u;
+    let n = t / (blocks_x * blocks_y);
+    let ox0 = i32(u0 / {stride}u) - {reach};
+    let oy0 = i32(v0 / {stride}u) - {reach};
+    let last_x = i32(params.out_w) - 1;
+    let last_y = i32(params.out_h) - 1;
+"
+    );
+    for k in 0..kernel * kernel {
+        b.push_str(&format!(
+            "    let w{k} = weight[{k}u * c4 + c];
+"
+        ));
+    }
+    for j in 0..cols {
+        b.push_str(&format!(
+            "    let cx{j} = u32(clamp(ox0 + {j}, 0, last_x));
+    let in{j} = ox0 + {j} >= 0 && ox0 + {j} <= last_x;
+"
+        ));
+    }
+    for a in 0..bx * by {
+        b.push_str(&format!(
+            "    var a{a} = vec4<f32>(0.0);
+"
+        ));
+    }
+    for r in 0..rows {
+        b.push_str(&format!(
+            "    {{
+        let oy = oy0 + {r};
+        let row = (n * params.out_h + u32(clamp(oy, 0, last_y))) * params.out_w;
+        let row_in = oy >= 0 && oy <= last_y;
+"
+        ));
+        for j in 0..cols {
+            b.push_str(&format!(
+                "        let g{j} = select(vec4<f32>(0.0), masked_grad((row + cx{j}) * c4 + c), row_in && in{j});\n"
+            ));
+        }
+        // Output row r reaches input row y through filter row y + reach·S - r·S.
+        for y in 0..by {
+            let Some(ky) = (y + reach * stride)
+                .checked_sub(r * stride)
+                .filter(|&ky| ky < kernel)
+            else {
+                continue;
+            };
+            for x in 0..bx {
+                for j in 0..cols {
+                    let Some(kx) = (x + reach * stride)
+                        .checked_sub(j * stride)
+                        .filter(|&kx| kx < kernel)
+                    else {
+                        continue;
+                    };
+                    b.push_str(&format!(
+                        "        a{} += g{j} * w{};\n",
+                        y * bx + x,
+                        ky * kernel + kx
+                    ));
+                }
+            }
+        }
+        b.push_str("    }\n");
+    }
+    for y in 0..by {
+        b.push_str(&format!(
+            "    let iy{y} = i32(v0 + {y}u) - i32(params.pad_top);
+    if iy{y} >= 0 && iy{y} < i32(params.in_h) {{
+        let i = (n * params.in_h + u32(iy{y})) * params.in_w;
+"
+        ));
+        for x in 0..bx {
+            b.push_str(&format!(
+                "        let ix{x} = i32(u0 + {x}u) - i32(params.pad_left);
+        if ix{x} >= 0 && ix{x} < i32(params.in_w) {{
+            let at = (i + u32(ix{x})) * c4 + c;
+            grad_in[at] = finish(a{}, at);
+        }}
+",
+                y * bx + x
             ));
         }
         b.push_str("    }\n");

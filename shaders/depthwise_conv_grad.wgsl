@@ -5,6 +5,14 @@
 // where g is the output gradient masked by the derivative of the conv's activation (ReLU6 or
 // ReLU) at the forward output. Stride 2 and the asymmetric TF "SAME" padding follow from the same relation.
 //
+// Two paths, as in depthwise_conv.wgsl:
+// - KERNEL = 0 (the default pipeline): any kernel size and stride from the parameters, one input
+//   pixel per invocation, gathering its taps.
+// - KERNEL, STRIDE overridden (the pipelines for 3x3 and 5x5 at strides 1 and 2,
+//   src/gpu/kernels.rs DEPTHWISE_GRAD_VARIANTS): each invocation computes a block of input
+//   pixels, loading and masking each output gradient the block needs once and each filter tap
+//   once, where the gather loads and masks each output gradient once per tap covering it.
+//
 // Kept in sync with src/gpu/params.rs (`DepthwiseGradParams`).
 #import index
 #import activation
@@ -40,10 +48,27 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> grad_in: array<vec4<f32>>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// 0: generic path; otherwise the kernel size this pipeline is specialized for.
+override KERNEL: u32 = 0u;
+override STRIDE: u32 = 1u;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
+// The output gradient at `index`, masked by the derivative of the conv's activation.
+fn masked_grad(index: u32) -> vec4<f32> {
+    let g = grad_out[index];
+    if params.mask == 0u {
+        return g;
+    }
+    return activation_mask(g, forward_out[index], params.mask);
+}
+
+fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
+    if params.add_extra == 1u {
+        return v + extra[index];
+    }
+    return v;
+}
+
+fn generic(id: u32) {
     let c4 = params.channels / 4u;
     if id >= params.batch * params.in_h * params.in_w * c4 {
         return;
@@ -68,12 +93,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
             let ox = u32(tx);
             let o = ((n * params.out_h + oy) * params.out_w + ox) * c4 + c;
-            let g = activation_mask(grad_out[o], forward_out[o], params.mask);
-            acc += g * weight[(ky * params.kernel + kx) * c4 + c];
+            acc += masked_grad(o) * weight[(ky * params.kernel + kx) * c4 + c];
         }
     }
-    if params.add_extra == 1u {
-        acc += extra[id];
+    grad_in[id] = finish(acc, id);
+}
+
+// The specialized blocks, written out by build.rs (`depthwise_grad_block K S BX BY`); the block
+// sizes are repeated in src/gpu/kernels.rs (`DEPTHWISE_GRAD_BLOCKS`), which sizes the dispatch.
+#generate depthwise_grad_block 3 1 4 4
+#generate depthwise_grad_block 3 2 4 4
+#generate depthwise_grad_block 5 1 4 4
+#generate depthwise_grad_block 5 2 4 4
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = invocation_index(gid, nwg);
+    if KERNEL == 3u && STRIDE == 1u {
+        grad_block_k3s1(id);
+    } else if KERNEL == 3u && STRIDE == 2u {
+        grad_block_k3s2(id);
+    } else if KERNEL == 5u && STRIDE == 1u {
+        grad_block_k5s1(id);
+    } else if KERNEL == 5u && STRIDE == 2u {
+        grad_block_k5s2(id);
+    } else {
+        generic(id);
     }
-    grad_in[id] = acc;
 }

@@ -5,9 +5,9 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
-    conv2d_variant, depthwise_variant, KernelId, CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED,
-    DEPTHWISE_STAGED, LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_SUBGROUP, POINTWISE_TILE,
-    POINTWISE_VARIANTS,
+    conv2d_variant, depthwise_grad_variant, depthwise_variant, KernelId, CONV2D_GEMM,
+    CONV2D_SUBGROUP_STEM, CONV2D_TILED, DEPTHWISE_STAGED, LINEAR_SPLIT, LINEAR_SUBGROUP,
+    POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -189,20 +189,27 @@ fn pointwise_conv_grad_matches_reference() {
 #[test]
 fn depthwise_conv_grad_matches_reference() {
     let mut rng = SmallRng::seed_from_u64(12);
-    // (batch, in h, in w, channels, kernel, stride)
+    // (batch, in h, in w, channels, kernel, stride, symmetric padding or TF "SAME"), every size
+    // the specialized blocks cover, odd sizes, blocks straddling the padding.
     let cases = [
-        (2, 7, 9, 12, 3, 1),
-        (1, 8, 8, 8, 3, 2),
-        (3, 11, 6, 16, 5, 2),
-        (1, 14, 14, 4, 5, 1),
-        (2, 28, 28, 24, 5, 2),
+        (2, 7, 9, 12, 3, 1, None),
+        (1, 8, 8, 8, 3, 2, None),
+        (3, 11, 6, 16, 5, 2, None),
+        (1, 14, 14, 4, 5, 1, None),
+        (2, 28, 28, 24, 5, 2, None),
+        (2, 9, 13, 8, 3, 2, Some(1)),
+        (1, 10, 7, 12, 3, 1, Some(1)),
+        (2, 13, 9, 4, 5, 1, Some(2)),
+        (1, 15, 12, 8, 5, 2, Some(2)),
+        (1, 6, 5, 4, 3, 2, Some(0)),
     ];
-    for (case, (n, h, w, c, k, s)) in cases.into_iter().enumerate() {
-        // The conv's activation as the mask: ReLU6 (the built-in model's) and ReLU, alternately.
-        let mask = 1 + (case as u32 % 2);
-        let (oh, pt) = same_padding(h as u32, k as u32, s as u32);
-        let (ow, pl) = same_padding(w as u32, k as u32, s as u32);
-        let (oh, ow, pt, pl) = (oh as usize, ow as usize, pt as i64, pl as i64);
+    for (case, (n, h, w, c, k, s, pad)) in cases.into_iter().enumerate() {
+        // The conv's activation as the mask: ReLU6 (the built-in model's), ReLU and none, in
+        // turn; every other case without the extra gradient.
+        let mask = (1 + case as u32) % 3;
+        let add_extra = u32::from(case % 2 == 0);
+        let (oh, pt) = window(h, k, s, pad);
+        let (ow, pl) = window(w, k, s, pad);
         let grad_out = random(&mut rng, n * oh * ow * c, -1.0, 1.0);
         let forward_out: Vec<f32> = (0..n * oh * ow * c)
             .map(|i| {
@@ -216,7 +223,10 @@ fn depthwise_conv_grad_matches_reference() {
         let weight = random(&mut rng, k * k * c, -1.0, 1.0);
         let extra = random(&mut rng, n * h * w * c, -1.0, 1.0);
         // Scatter form: each output's gradient flows to the inputs its window covered.
-        let mut expected: Vec<f64> = extra.iter().map(|v| f64::from(*v)).collect();
+        let mut expected: Vec<f64> = extra
+            .iter()
+            .map(|v| f64::from(*v) * f64::from(add_extra))
+            .collect();
         for b in 0..n {
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -254,17 +264,22 @@ fn depthwise_conv_grad_matches_reference() {
             pad_top: pt as u32,
             pad_left: pl as u32,
             mask,
-            add_extra: 1,
+            add_extra,
         };
         let len = n * h * w * c;
-        let got = run!(0, &p, len, DepthwiseConvGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
-        assert_close(
-            &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s} mask {mask}"),
-            &got,
-            &expected,
-            1e-5,
-            1e-5,
-        );
+        // The generic kernel and the block specialized for this size.
+        let specialized = depthwise_grad_variant(k as u32, s as u32);
+        assert_ne!(specialized, 0, "k{k} s{s} has a specialization");
+        for variant in [0, specialized] {
+            let got = run!(variant, &p, len, DepthwiseConvGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
+            assert_close(
+                &format!("depthwise grad {n}x{h}x{w}x{c} k{k} s{s} pad {pad:?} mask {mask} extra {add_extra} v{variant}"),
+                &got,
+                &expected,
+                1e-5,
+                1e-5,
+            );
+        }
     }
 }
 

@@ -231,10 +231,11 @@ kernels! {
         grad_in: StorageReadWrite,
     } invocations(p, v) = tiled_invocations(v, p.rows, p.in_channels),
     work(p) = conv_work(1, p.rows, p.out_channels, p.rows, p.in_channels, 1, 1 + p.add_extra);
-    DepthwiseConvGrad => "depthwise_conv_grad" (DepthwiseGradParams) {
+    DepthwiseConvGrad => "depthwise_conv_grad" (DepthwiseGradParams)
+            variants DEPTHWISE_GRAD_VARIANTS {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4,
+    } invocations(p, v) = depthwise_grad_invocations(v, p),
     work(p) = depthwise_work(p.batch, p.out_h * p.out_w, p.in_h * p.in_w, p.channels, p.kernel,
                              1 + p.add_extra);
     Conv2dGrad => "conv2d_grad" (ConvGradParams) {
@@ -579,6 +580,48 @@ pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
         .iter()
         .position(|v| v.len() == 2 && v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
         .map_or(0, |i| i + 1)
+}
+
+/// Specializations of shaders/depthwise_conv_grad.wgsl by kernel size and stride (variants 1..),
+/// each invocation a block of input pixels ([`DEPTHWISE_GRAD_BLOCKS`]).
+pub const DEPTHWISE_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
+    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
+    &[("KERNEL", 5.0), ("STRIDE", 1.0)],
+    &[("KERNEL", 5.0), ("STRIDE", 2.0)],
+];
+
+/// Input pixels across and down per invocation of each specialized depthwise-gradient variant, in
+/// [`DEPTHWISE_GRAD_VARIANTS`] order: the `#generate depthwise_grad_block` lines of
+/// shaders/depthwise_conv_grad.wgsl (multiples of the stride). Blocks start at multiples of
+/// these in padded coordinates (the input pixel plus the padding before it). A 4 × 4 block of a
+/// 3×3 conv at stride 1 loads and masks 36 output gradients for 144 multiply-adds, where one
+/// pixel per invocation loads and masks one per multiply-add.
+pub const DEPTHWISE_GRAD_BLOCKS: [(u32, u32); 4] = [(4, 4), (4, 4), (4, 4), (4, 4)];
+
+/// The depthwise-gradient variant specialized for `kernel` × `stride`, or 0 (the generic
+/// kernel).
+pub fn depthwise_grad_variant(kernel: u32, stride: u32) -> usize {
+    DEPTHWISE_GRAD_VARIANTS
+        .iter()
+        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
+        .map_or(0, |i| i + 1)
+}
+
+/// Invocations of depthwise-gradient pipeline `variant` for `p`: one per input pixel and vec4
+/// of channels for the generic variant 0, one per block (aligned in padded coordinates) for the
+/// specialized ones.
+fn depthwise_grad_invocations(variant: usize, p: &DepthwiseGradParams) -> u32 {
+    let c4 = p.channels / 4;
+    match variant
+        .checked_sub(1)
+        .and_then(|i| DEPTHWISE_GRAD_BLOCKS.get(i))
+    {
+        Some(&(bx, by)) => {
+            p.batch * (p.in_h + p.pad_top).div_ceil(by) * (p.in_w + p.pad_left).div_ceil(bx) * c4
+        }
+        None => p.batch * p.in_h * p.in_w * c4,
+    }
 }
 
 /// Invocations of depthwise pipeline `variant` for an output of `batch × height × width ×

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use super::forward::Forward;
 use super::steps::Steps;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::launch;
+use crate::gpu::kernels::{depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
     PointwiseGradParams,
@@ -574,8 +574,9 @@ pub(super) fn push_grad_step(
                     );
                 }
                 ConvKind::Depthwise => {
-                    steps.push(
+                    steps.push_variant(
                         ctx,
+                        depthwise_grad_variant(kernel, stride),
                         launch::DepthwiseConvGrad {
                             grad_out: grad(grad_out),
                             forward_out,
