@@ -6,8 +6,9 @@
 //!   invocation of a register-tiled matrix product (see [`register_tile`]), so the two pointwise
 //!   kernels share one generated body instead of two committed copies; likewise
 //!   `#generate subgroup_tile ...` ([`subgroup_tile`]), `#generate depthwise_block K S OX OY`
-//!   ([`depthwise_block`]) and `#generate depthwise_grad_block K S BX BY`
-//!   ([`depthwise_grad_block`]);
+//!   ([`depthwise_block`]), `#generate depthwise_grad_block K S BX BY`
+//!   ([`depthwise_grad_block`]) and `#generate image_grad_block K S BX BY`
+//!   ([`image_grad_block`]);
 //! - the lines between `#subgroups` and `#end subgroups` (code using subgroup operations, which
 //!   a device without them rejects) left out, and written with the rest to a second file,
 //!   `<kernel>.subgroups.wgsl`, compiled only on devices with subgroups.
@@ -103,6 +104,15 @@ fn resolve(
                         panic!("{name}: #generate depthwise_grad_block K S BX BY, got {args:?}");
                     };
                     out.push_str(&depthwise_grad_block(kernel, stride, bx, by));
+                } else if let Some(args) = line.trim().strip_prefix("#generate image_grad_block ") {
+                    let args: Vec<u32> = args
+                        .split_whitespace()
+                        .map(|a| a.parse().expect("#generate image_grad_block takes numbers"))
+                        .collect();
+                    let [kernel, stride, bx, by] = args[..] else {
+                        panic!("{name}: #generate image_grad_block K S BX BY, got {args:?}");
+                    };
+                    out.push_str(&image_grad_block(kernel, stride, bx, by));
                 } else {
                     out.push_str(line);
                     out.push('\n');
@@ -610,6 +620,129 @@ fn depthwise_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
 ",
                 y * bx + x
             ));
+        }
+        b.push_str("    }\n");
+    }
+    b.push_str("}\n");
+    b
+}
+
+/// `fn image_grad_block_k{K}s{S}(id)`: invocation `id` of the input gradient of a dense K×K conv
+/// at stride S over 3 input channels (a network's first conv: the gradient at the image),
+/// computing a BX × BY block of input pixels × their 3 channels. Blocks are aligned in padded
+/// coordinates as in [`depthwise_grad_block`]. For each vec4 of output channels (a loop over the
+/// parameters' channels) it loads and masks each output gradient the block needs once, then per
+/// filter tap its 3 weight vec4s once, adding `dot(gradient, weight)` to every pixel and channel
+/// the tap joins to an output.
+fn image_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
+    assert!(
+        bx.is_multiple_of(stride) && by.is_multiple_of(stride),
+        "grad block sides are multiples of the stride"
+    );
+    let reach = (kernel - 1) / stride;
+    let cols = (bx - 1) / stride + reach + 1;
+    let rows = (by - 1) / stride + reach + 1;
+    let mut b = format!(
+        "fn image_grad_block_k{kernel}s{stride}(id: u32) {{
+    let co4 = params.out_c / 4u;
+    let blocks_x = (params.in_w + params.pad_left + {bx}u - 1u) / {bx}u;
+    let blocks_y = (params.in_h + params.pad_top + {by}u - 1u) / {by}u;
+    if id >= params.batch * blocks_y * blocks_x {{
+        return;
+    }}
+    let u0 = (id % blocks_x) * {bx}u;
+    let v0 = ((id / blocks_x) % blocks_y) * {by}u;
+    let n = id / (blocks_x * blocks_y);
+    let ox0 = i32(u0 / {stride}u) - {reach};
+    let oy0 = i32(v0 / {stride}u) - {reach};
+    let last_x = i32(params.out_w) - 1;
+    let last_y = i32(params.out_h) - 1;
+"
+    );
+    for j in 0..cols {
+        b.push_str(&format!(
+            "    let cx{j} = u32(clamp(ox0 + {j}, 0, last_x));
+    let in{j} = ox0 + {j} >= 0 && ox0 + {j} <= last_x;
+"
+        ));
+    }
+    for r in 0..rows {
+        b.push_str(&format!(
+            "    let row{r} = ((n * params.out_h + u32(clamp(oy0 + {r}, 0, last_y))) * params.out_w) * co4;
+    let rin{r} = oy0 + {r} >= 0 && oy0 + {r} <= last_y;
+"
+        ));
+    }
+    for p in 0..bx * by {
+        for ci in 0..3 {
+            b.push_str(&format!("    var a{p}_{ci} = 0.0;\n"));
+        }
+    }
+    b.push_str("    for (var c = 0u; c < co4; c++) {\n");
+    for r in 0..rows {
+        for j in 0..cols {
+            b.push_str(&format!(
+                "        let g{r}_{j} = select(vec4<f32>(0.0), masked_grad(row{r} + cx{j} * co4 + c), rin{r} && in{j});\n"
+            ));
+        }
+    }
+    for ky in 0..kernel {
+        for kx in 0..kernel {
+            let t = ky * kernel + kx;
+            for ci in 0..3 {
+                b.push_str(&format!(
+                    "        let w{t}_{ci} = weight[({}u + {ci}u) * co4 + c];\n",
+                    3 * t
+                ));
+            }
+            // Input pixel (y, x) meets output (r, j) through this tap where
+            // y + reach·S - r·S = ky and likewise for x.
+            for y in 0..by {
+                let Some(r) = (y + reach * stride)
+                    .checked_sub(ky)
+                    .filter(|d| d % stride == 0)
+                    .map(|d| d / stride)
+                else {
+                    continue;
+                };
+                for x in 0..bx {
+                    let Some(j) = (x + reach * stride)
+                        .checked_sub(kx)
+                        .filter(|d| d % stride == 0)
+                        .map(|d| d / stride)
+                    else {
+                        continue;
+                    };
+                    let p = y * bx + x;
+                    for ci in 0..3 {
+                        b.push_str(&format!("        a{p}_{ci} += dot(g{r}_{j}, w{t}_{ci});\n"));
+                    }
+                }
+            }
+        }
+    }
+    b.push_str("    }\n");
+    for y in 0..by {
+        b.push_str(&format!(
+            "    let iy{y} = i32(v0 + {y}u) - i32(params.pad_top);
+    if iy{y} >= 0 && iy{y} < i32(params.in_h) {{
+        let i = (n * params.in_h + u32(iy{y})) * params.in_w;
+"
+        ));
+        for x in 0..bx {
+            b.push_str(&format!(
+                "        let ix{x} = i32(u0 + {x}u) - i32(params.pad_left);
+        if ix{x} >= 0 && ix{x} < i32(params.in_w) {{
+            let at = (i + u32(ix{x})) * 3u;
+",
+            ));
+            for ci in 0..3 {
+                b.push_str(&format!(
+                    "            grad_in[at + {ci}u] = finish(a{}_{ci}, at + {ci}u);\n",
+                    y * bx + x
+                ));
+            }
+            b.push_str("        }\n");
         }
         b.push_str("    }\n");
     }

@@ -8,6 +8,15 @@
 // extra row/column implied by the output size); any input channel count (the image's three
 // included, for the gradient at the input); output channels a multiple of four.
 //
+// Two paths:
+// - KERNEL = 0 (the default pipeline): any conv, one input value per invocation, gathering its
+//   taps.
+// - KERNEL, STRIDE overridden (src/gpu/kernels.rs CONV2D_GRAD_VARIANTS): a first conv over the
+//   image's 3 channels (the stems of EfficientNet, MobileNet, ResNet and VGG), each invocation a
+//   block of input pixels × 3 channels, loading and masking each output gradient the block needs
+//   once per vec4 of channels and each weight once, where the gather loads and masks each
+//   output gradient once per tap and input channel covering it.
+//
 // Kept in sync with src/gpu/params.rs (`ConvGradParams`).
 #import index
 #import activation
@@ -47,10 +56,27 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> grad_in: array<f32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// 0: generic path; otherwise the kernel size this pipeline is specialized for (3 input channels).
+override KERNEL: u32 = 0u;
+override STRIDE: u32 = 1u;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
+// The output gradient at `index`, masked by the derivative of the conv's activation.
+fn masked_grad(index: u32) -> vec4<f32> {
+    let g = grad_out[index];
+    if params.mask == 0u {
+        return g;
+    }
+    return activation_mask(g, forward_out[index], params.mask);
+}
+
+fn finish(v: f32, index: u32) -> f32 {
+    if params.add_extra == 1u {
+        return v + extra[index];
+    }
+    return v;
+}
+
+fn generic(id: u32) {
     if id >= params.batch * params.in_h * params.in_w * params.in_c {
         return;
     }
@@ -78,13 +104,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let w = ((ky * params.kernel + kx) * params.in_c + ci) * co4;
             var sum = vec4<f32>(0.0);
             for (var c = 0u; c < co4; c++) {
-                sum += activation_mask(grad_out[o + c], forward_out[o + c], params.mask) * weight[w + c];
+                sum += masked_grad(o + c) * weight[w + c];
             }
             acc += sum.x + sum.y + sum.z + sum.w;
         }
     }
-    if params.add_extra == 1u {
-        acc += extra[id];
+    grad_in[id] = finish(acc, id);
+}
+
+// The specialized blocks, written out by build.rs (`image_grad_block K S BX BY`); the block sizes
+// are repeated in src/gpu/kernels.rs (`CONV2D_GRAD_BLOCKS`), which sizes the dispatch.
+#generate image_grad_block 3 2 4 4
+#generate image_grad_block 7 2 4 4
+#generate image_grad_block 3 1 4 4
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = invocation_index(gid, nwg);
+    if KERNEL == 3u && STRIDE == 2u {
+        image_grad_block_k3s2(id);
+    } else if KERNEL == 7u && STRIDE == 2u {
+        image_grad_block_k7s2(id);
+    } else if KERNEL == 3u && STRIDE == 1u {
+        image_grad_block_k3s1(id);
+    } else {
+        generic(id);
     }
-    grad_in[id] = acc;
 }

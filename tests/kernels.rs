@@ -5,9 +5,10 @@ mod common;
 
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
-    conv2d_variant, depthwise_grad_variant, depthwise_variant, KernelId, CONV2D_GEMM,
-    CONV2D_SUBGROUP_STEM, CONV2D_TILED, DEPTHWISE_STAGED, LINEAR_SPLIT, LINEAR_SUBGROUP,
-    POINTWISE_SUBGROUP, POINTWISE_TILE, POINTWISE_VARIANTS,
+    conv2d_grad_variant, conv2d_variant, depthwise_grad_variant, depthwise_variant, KernelId,
+    CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED, DEPTHWISE_STAGED, LINEAR_SPLIT,
+    LINEAR_SUBGROUP, POINTWISE_GRAD_SUBGROUP, POINTWISE_GRAD_VARIANTS, POINTWISE_SUBGROUP,
+    POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -62,6 +63,13 @@ fn lavapipe_builds_the_subgroup_tile() {
             .kernels
             .available(KernelId::PointwiseConv, POINTWISE_SUBGROUP));
         assert_eq!(ctx.kernels.pointwise_variant(), POINTWISE_SUBGROUP);
+        assert_eq!(
+            ctx.kernels.pointwise_grad_variant(),
+            POINTWISE_GRAD_SUBGROUP
+        );
+        assert!(ctx
+            .kernels
+            .available(KernelId::PointwiseConvGrad, POINTWISE_GRAD_SUBGROUP));
         assert_eq!(ctx.kernels.conv2d_variant(3, 2, 3), CONV2D_SUBGROUP_STEM);
         assert!(ctx
             .kernels
@@ -173,7 +181,13 @@ fn pointwise_conv_grad_matches_reference() {
             add_extra: u32::from(extra),
             _pad: [0; 3],
         };
-        for variant in 0..=POINTWISE_TILE.len() {
+        for variant in 0..=POINTWISE_GRAD_VARIANTS.len() {
+            if !ctx()
+                .kernels
+                .available(KernelId::PointwiseConvGrad, variant)
+            {
+                continue;
+            }
             let got = run!(variant, &p, rows * ci, PointwiseConvGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra_grad } => grad_in);
             assert_close(
                 &format!("pointwise grad {rows}x{co}->{ci} mask {code} variant {variant}"),
@@ -1167,6 +1181,12 @@ fn conv2d_grad_matches_reference() {
         (2, 10, 9, 12, 4, 1, 2, Some(0), 0, true),  // ResNet projection shortcut
         (1, 8, 8, 3, 32, 3, 2, None, 1, false),     // EfficientNet stem
         (1, 7, 5, 5, 16, 5, 1, Some(2), 0, false),
+        // The gradient at the image through each block specialization: MobileNetV2's stem
+        // (symmetric), SAME with the extra gradient, VGG's first conv, odd sizes.
+        (2, 13, 10, 3, 16, 3, 2, Some(1), 1, true),
+        (1, 9, 14, 3, 8, 3, 2, None, 0, false),
+        (1, 11, 9, 3, 12, 3, 1, Some(1), 2, true),
+        (1, 9, 9, 3, 8, 7, 2, Some(3), 0, true),
     ];
     for (n, h, w, ci, co, k, s, pad, mask, with_extra) in cases {
         let (oh, pt) = window(h, k, s, pad);
@@ -1233,9 +1253,20 @@ fn conv2d_grad_matches_reference() {
             _pad: [0; 3],
         };
         let len = n * h * w * ci;
-        let got = run!(0, &p, len, Conv2dGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
-        let what = format!("conv2d grad {n}x{h}x{w}x{ci}<-{co} k{k} s{s} pad {pad:?} mask {mask}");
-        assert_close(&what, &got, &expected, 1e-5, 1e-5);
+        // The generic kernel and, at the image, the block specialized for this size.
+        let specialized = conv2d_grad_variant(k as u32, s as u32, ci as u32);
+        assert_eq!(
+            specialized != 0,
+            ci == 3,
+            "k{k} s{s}: specialized at the image only"
+        );
+        for variant in [0, specialized] {
+            let got = run!(variant, &p, len, Conv2dGrad { grad_out: &grad_out, forward_out: &forward_out, weight: &weight, extra: &extra } => grad_in);
+            let what = format!(
+                "conv2d grad {n}x{h}x{w}x{ci}<-{co} k{k} s{s} pad {pad:?} mask {mask} v{variant}"
+            );
+            assert_close(&what, &got, &expected, 1e-5, 1e-5);
+        }
     }
 }
 

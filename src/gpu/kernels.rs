@@ -226,10 +226,11 @@ kernels! {
     LogitGrad => "logit_grad" (LogitGradParams) {
         targets: Storage, fc_weight: Storage, grad: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
-    PointwiseConvGrad => "pointwise_conv_grad" (PointwiseGradParams) variants POINTWISE_TILE {
+    PointwiseConvGrad => "pointwise_conv_grad" (PointwiseGradParams)
+            variants POINTWISE_GRAD_VARIANTS {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, v) = tiled_invocations(v, p.rows, p.in_channels),
+    } invocations(p, v) = pointwise_grad_invocations(v, p.rows, p.in_channels),
     work(p) = conv_work(1, p.rows, p.out_channels, p.rows, p.in_channels, 1, 1 + p.add_extra);
     DepthwiseConvGrad => "depthwise_conv_grad" (DepthwiseGradParams)
             variants DEPTHWISE_GRAD_VARIANTS {
@@ -238,10 +239,10 @@ kernels! {
     } invocations(p, v) = depthwise_grad_invocations(v, p),
     work(p) = depthwise_work(p.batch, p.out_h * p.out_w, p.in_h * p.in_w, p.channels, p.kernel,
                              1 + p.add_extra);
-    Conv2dGrad => "conv2d_grad" (ConvGradParams) {
+    Conv2dGrad => "conv2d_grad" (ConvGradParams) variants CONV2D_GRAD_VARIANTS {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c,
+    } invocations(p, v) = conv2d_grad_invocations(v, p),
     work(p) = conv_work(p.batch, p.out_h * p.out_w, p.out_c, p.in_h * p.in_w, p.in_c, p.kernel,
                         1 + p.add_extra);
     ActivationGrad => "activation_grad" (ActivationGradParams) {
@@ -371,6 +372,20 @@ pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
 /// the register tiles.
 pub const POINTWISE_WORKGROUP_TILED: usize = 8;
 
+/// Pipeline variants of shaders/pointwise_conv_grad.wgsl: 1 to 3 the register tiles of
+/// [`POINTWISE_TILE`], in its order; 4 [`POINTWISE_GRAD_SUBGROUP`].
+pub const POINTWISE_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("ROWS", 24.0), ("COLS", 6.0)],
+    &[("ROWS", 8.0), ("COLS", 2.0)],
+    &[("ROWS", 4.0), ("COLS", 1.0)],
+    &[(SUBGROUPS, 1.0)],
+];
+
+/// Variant 4 of shaders/pointwise_conv_grad.wgsl, the builder's choice where the device has
+/// 8-lane subgroups (lavapipe): the subgroup tile of [`POINTWISE_SUBGROUP`], over the masked
+/// output gradient and the transposed weight.
+pub const POINTWISE_GRAD_SUBGROUP: usize = 4;
+
 /// Marks a variant run from the kernel's entry point `main_workgroup_tiled` (its workgroup-tiled
 /// layout, whose workgroup memory the other variants' pipelines then do not hold); not a constant
 /// of the shader.
@@ -413,6 +428,10 @@ fn subgroup_source(kernel: &str) -> Option<&'static str> {
         "linear" => Some(include_str!(concat!(
             env!("OUT_DIR"),
             "/shaders/linear.subgroups.wgsl"
+        ))),
+        "pointwise_conv_grad" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/pointwise_conv_grad.subgroups.wgsl"
         ))),
         _ => None,
     }
@@ -475,12 +494,25 @@ fn pointwise_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
         None if variant == POINTWISE_WORKGROUP_TILED => {
             rows.div_ceil(GEMM_TILE.0) * (channels / 4).div_ceil(GEMM_TILE.1) * WORKGROUP_SIZE
         }
-        None if variant == POINTWISE_SUBGROUP => {
-            let (r, c) = SUBGROUP_TILE;
-            rows.div_ceil(SUBGROUP_LANES * r) * (channels / 4).div_ceil(c) * SUBGROUP_LANES
-        }
+        None if variant == POINTWISE_SUBGROUP => subgroup_tile_invocations(rows, channels),
         None => tiled_invocations(variant, rows, channels),
     }
+}
+
+/// Invocations of shaders/pointwise_conv_grad.wgsl's pipeline `variant` for `rows × channels`
+/// (the conv's input channels).
+fn pointwise_grad_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
+    if variant == POINTWISE_GRAD_SUBGROUP {
+        subgroup_tile_invocations(rows, channels)
+    } else {
+        tiled_invocations(variant, rows, channels)
+    }
+}
+
+/// Invocations of a subgroup tile ([`SUBGROUP_TILE`] per lane) over `rows × channels`.
+fn subgroup_tile_invocations(rows: u32, channels: u32) -> u32 {
+    let (r, c) = SUBGROUP_TILE;
+    rows.div_ceil(SUBGROUP_LANES * r) * (channels / 4).div_ceil(c) * SUBGROUP_LANES
 }
 
 /// Rows and vec4 columns per invocation of pointwise pipeline `variant` (a register tile).
@@ -621,6 +653,48 @@ fn depthwise_grad_invocations(variant: usize, p: &DepthwiseGradParams) -> u32 {
             p.batch * (p.in_h + p.pad_top).div_ceil(by) * (p.in_w + p.pad_left).div_ceil(bx) * c4
         }
         None => p.batch * p.in_h * p.in_w * c4,
+    }
+}
+
+/// Specializations of shaders/conv2d_grad.wgsl (variants 1..) for a first conv's gradient at the
+/// image (3 input channels) by kernel size and stride: EfficientNet's and MobileNet's 3×3 / 2,
+/// ResNet's 7×7 / 2, VGG's 3×3 / 1. Each invocation computes a block of input pixels × 3
+/// channels ([`CONV2D_GRAD_BLOCKS`]).
+pub const CONV2D_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
+    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
+    &[("KERNEL", 7.0), ("STRIDE", 2.0)],
+    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
+];
+
+/// Input pixels across and down per invocation of each [`CONV2D_GRAD_VARIANTS`] entry: the
+/// `#generate image_grad_block` lines of shaders/conv2d_grad.wgsl. Blocks start at multiples of
+/// these in padded coordinates.
+pub const CONV2D_GRAD_BLOCKS: [(u32, u32); 3] = [(4, 4), (4, 4), (4, 4)];
+
+/// The conv2d-gradient variant for `kernel` × `stride` over `in_channels`: a block
+/// specialization for 3 input channels where there is one, else 0 (the generic kernel).
+pub fn conv2d_grad_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
+    if in_channels != 3 {
+        return 0;
+    }
+    CONV2D_GRAD_VARIANTS
+        .iter()
+        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
+        .map_or(0, |i| i + 1)
+}
+
+/// Invocations of conv2d-gradient pipeline `variant` for `p`: one per input value for the
+/// generic variant 0, one per block of input pixels (aligned in padded coordinates) for the
+/// specialized ones.
+fn conv2d_grad_invocations(variant: usize, p: &ConvGradParams) -> u32 {
+    match variant
+        .checked_sub(1)
+        .and_then(|i| CONV2D_GRAD_BLOCKS.get(i))
+    {
+        Some(&(bx, by)) => {
+            p.batch * (p.in_h + p.pad_top).div_ceil(by) * (p.in_w + p.pad_left).div_ceil(bx)
+        }
+        None => p.batch * p.in_h * p.in_w * p.in_c,
     }
 }
 
@@ -795,8 +869,8 @@ pub fn gram_side(mode: u32, pixels: u32, channels: u32) -> u32 {
 pub const EIGEN_MAX_SIDE: u32 = 1024;
 
 /// The register tile the builder uses on a CPU adapter (24 × 6, see [`POINTWISE_TILE`]) for
-/// shaders/pointwise_conv_grad.wgsl, and for shaders/pointwise_conv.wgsl where there is no
-/// subgroup tile ([`Kernels::pointwise_variant`]).
+/// shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl where there is no subgroup tile
+/// ([`Kernels::pointwise_variant`], [`Kernels::pointwise_grad_variant`]).
 pub const POINTWISE_VARIANT: usize = 1;
 
 /// The register tile the builder uses on a GPU (8 × 2): 24 × 6 would need 576 accumulator
@@ -1057,9 +1131,12 @@ impl Kernels {
     }
 
     /// The shaders/pointwise_conv_grad.wgsl variant the builder uses on this device:
-    /// [`POINTWISE_VARIANT`] on a CPU adapter, [`POINTWISE_GPU_VARIANT`] on a GPU.
+    /// [`POINTWISE_GRAD_SUBGROUP`] where [`Kernels::subgroups`], else [`POINTWISE_VARIANT`] on a
+    /// CPU adapter and [`POINTWISE_GPU_VARIANT`] on a GPU.
     pub fn pointwise_grad_variant(&self) -> usize {
-        if self.cpu {
+        if self.subgroups {
+            POINTWISE_GRAD_SUBGROUP
+        } else if self.cpu {
             POINTWISE_VARIANT
         } else {
             POINTWISE_GPU_VARIANT

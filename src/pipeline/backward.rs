@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use super::forward::Forward;
 use super::steps::Steps;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{depthwise_grad_variant, launch};
+use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
     PointwiseGradParams,
@@ -601,8 +601,9 @@ pub(super) fn push_grad_step(
                     );
                 }
                 ConvKind::Dense => {
-                    steps.push(
+                    steps.push_variant(
                         ctx,
+                        conv2d_grad_variant(kernel, stride, i.channels),
                         launch::Conv2dGrad {
                             grad_out: grad(grad_out),
                             forward_out,
