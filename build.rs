@@ -64,9 +64,11 @@ fn resolve(
                     out.push_str(&register_tile(output, ncols, kch, bias == "bias"));
                 } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_tile ") {
                     let args: Vec<&str> = args.split_whitespace().collect();
-                    let [output, ncols, kch, bias, rows, cols] = args[..] else {
+                    let (&[output, ncols, kch, bias, rows, cols], mode) =
+                        (&args[..args.len().min(6)], args.get(6))
+                    else {
                         panic!(
-                            "{name}: #generate subgroup_tile OUT NCOLS KCH BIAS R C, got {args:?}"
+                            "{name}: #generate subgroup_tile OUT NCOLS KCH BIAS R C [conv], got {args:?}"
                         );
                     };
                     let number = |a: &str| a.parse::<u32>().expect("R and C are numbers");
@@ -77,6 +79,7 @@ fn resolve(
                         bias == "bias",
                         number(rows),
                         number(cols),
+                        mode == Some(&"conv"),
                     ));
                 } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_stem ") {
                     let ox = args.trim().parse().expect("#generate subgroup_stem OX");
@@ -237,23 +240,45 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
 /// same for every lane: each lane loads 4·C / 8 of them and they reach the others by
 /// `subgroupBroadcast` (on lavapipe a register shuffle, where every load is eight scalar loads).
 /// R and C are literals: a broadcast's lane must be a constant.
-fn subgroup_tile(output: &str, ncols: &str, kch: &str, bias: bool, r: u32, c: u32) -> String {
+///
+/// With `conv`, the product is a dense convolution's (shaders/conv2d.wgsl, NHWC, input channels
+/// a multiple of 4): the rows are output pixels, and the reduction runs over the filter taps,
+/// each tap a product like the pointwise one over the input pixels it reads (zero in the
+/// padding), its weights the tap's `in_c` rows of the [k, k, in_c, out_c] weight.
+fn subgroup_tile(
+    output: &str,
+    ncols: &str,
+    kch: &str,
+    bias: bool,
+    r: u32,
+    c: u32,
+    conv: bool,
+) -> String {
     let items = 4 * c;
     let per_lane = items.div_ceil(8);
+    let (name, rows) = if conv {
+        (
+            "conv_subgroup_tile",
+            "params.batch * params.out_h * params.out_w",
+        )
+    } else {
+        ("subgroup_tile", "params.rows")
+    };
     let mut b = format!(
-        "fn subgroup_tile(sg: u32, lane: u32) {{
+        "fn {name}(sg: u32, lane: u32) {{
+    let rows = {rows};
     let c4 = {ncols} / 4u;
     let k4 = {kch} / 4u;
     let col_tiles = (c4 + {c}u - 1u) / {c}u;
     let block = 8u * {r}u;
-    let row_blocks = (params.rows + block - 1u) / block;
+    let row_blocks = (rows + block - 1u) / block;
     // The same for the subgroup's lanes, so they all return or none.
     if sg >= row_blocks * col_tiles {{
         return;
     }}
     let col = (sg % col_tiles) * {c}u;
     let row0 = (sg / col_tiles) * block + lane * {r}u;
-    let last_row = params.rows - 1u;
+    let last_row = rows - 1u;
     let last_col = c4 - 1u;
 "
     );
@@ -265,17 +290,73 @@ fn subgroup_tile(output: &str, ncols: &str, kch: &str, bias: bool, r: u32, c: u3
             items - 1
         ));
     }
-    for i in 0..r {
-        b.push_str(&format!(
-            "    let s{i} = min(row0 + {i}u, last_row) * k4;\n"
-        ));
-    }
-    for i in 0..r {
-        for j in 0..c {
-            b.push_str(&format!("    var a{i}_{j} = vec4<f32>(0.0);\n"));
+    if conv {
+        // Each row's output pixel: the top-left input tap and the image's first row.
+        b.push_str(
+            "    let last_x = i32(params.in_w) - 1;\n    let last_y = i32(params.in_h) - 1;\n",
+        );
+        for i in 0..r {
+            b.push_str(&format!(
+                "    let p{i} = min(row0 + {i}u, last_row);
+    let px{i} = i32((p{i} % params.out_w) * params.stride) - i32(params.pad_left);
+    let py{i} = i32(((p{i} / params.out_w) % params.out_h) * params.stride) - i32(params.pad_top);
+    let pn{i} = (p{i} / (params.out_w * params.out_h)) * params.in_h;
+"
+            ));
+        }
+    } else {
+        for i in 0..r {
+            b.push_str(&format!(
+                "    let s{i} = min(row0 + {i}u, last_row) * k4;\n"
+            ));
         }
     }
-    b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = k * 4u * c4;\n");
+    // The biases: a conv's accumulators start from them, a product's add them at the end.
+    let biases = |b: &mut String| {
+        for j in 0..c {
+            let load = if bias {
+                format!("bias[min(col + {j}u, last_col)]")
+            } else {
+                "vec4<f32>(0.0)".to_string()
+            };
+            b.push_str(&format!("    let b{j} = {load};\n"));
+        }
+    };
+    if conv {
+        biases(&mut b);
+    }
+    let start = |j: u32| {
+        if conv {
+            format!("b{j}")
+        } else {
+            "vec4<f32>(0.0)".to_string()
+        }
+    };
+    for i in 0..r {
+        for j in 0..c {
+            b.push_str(&format!("    var a{i}_{j} = {};\n", start(j)));
+        }
+    }
+    if conv {
+        b.push_str(
+            "    for (var ky = 0u; ky < params.kernel; ky++) {
+    for (var kx = 0u; kx < params.kernel; kx++) {
+    let tap = (ky * params.kernel + kx) * params.in_c;
+",
+        );
+        for i in 0..r {
+            b.push_str(&format!(
+                "    let iy{i} = py{i} + i32(ky);
+    let ix{i} = px{i} + i32(kx);
+    let ok{i} = iy{i} >= 0 && iy{i} <= last_y && ix{i} >= 0 && ix{i} <= last_x;
+    let s{i} = ((pn{i} + u32(clamp(iy{i}, 0, last_y))) * params.in_w + u32(clamp(ix{i}, 0, last_x))) * k4;
+"
+            ));
+        }
+        b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = (tap + k * 4u) * c4;\n");
+    } else {
+        b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = k * 4u * c4;\n");
+    }
     for p in 0..per_lane {
         b.push_str(&format!("        let mine{p} = weight[w + off{p}];\n"));
     }
@@ -290,29 +371,50 @@ fn subgroup_tile(output: &str, ncols: &str, kch: &str, bias: bool, r: u32, c: u3
         }
     }
     for i in 0..r {
-        b.push_str(&format!("        let x{i} = load_a(s{i} + k);\n"));
-        for j in 0..c {
+        if conv {
             b.push_str(&format!(
-                "        a{i}_{j} += x{i}.x * w0_{j} + x{i}.y * w1_{j} + x{i}.z * w2_{j} + x{i}.w * w3_{j};\n"
+                "        let x{i} = select(vec4<f32>(0.0), load_a(s{i} + k), ok{i});\n"
             ));
+        } else {
+            b.push_str(&format!("        let x{i} = load_a(s{i} + k);\n"));
+        }
+        for j in 0..c {
+            if conv {
+                // One product at a time, from the bias: the order of conv2d.wgsl's other paths.
+                b.push_str(&format!(
+                    "        a{i}_{j} += x{i}.x * w0_{j};\n        a{i}_{j} += x{i}.y * w1_{j};\n        a{i}_{j} += x{i}.z * w2_{j};\n        a{i}_{j} += x{i}.w * w3_{j};\n"
+                ));
+            } else {
+                b.push_str(&format!(
+                    "        a{i}_{j} += x{i}.x * w0_{j} + x{i}.y * w1_{j} + x{i}.z * w2_{j} + x{i}.w * w3_{j};\n"
+                ));
+            }
         }
     }
-    b.push_str("    }\n");
-    for j in 0..c {
-        let load = if bias {
-            format!("bias[min(col + {j}u, last_col)]")
-        } else {
-            "vec4<f32>(0.0)".to_string()
-        };
-        b.push_str(&format!("    let b{j} = {load};\n"));
+    // The k loop, and in a conv the two tap loops.
+    b.push_str(if conv {
+        "    }\n    }\n    }\n"
+    } else {
+        "    }\n"
+    });
+    if !conv {
+        biases(&mut b);
     }
+    let end = |j: u32| {
+        if conv {
+            String::new()
+        } else {
+            format!(" + b{j}")
+        }
+    };
     for i in 0..r {
         b.push_str(&format!(
-            "    if row0 + {i}u < params.rows {{\n        let o = (row0 + {i}u) * c4 + col;\n"
+            "    if row0 + {i}u < rows {{\n        let o = (row0 + {i}u) * c4 + col;\n"
         ));
         for j in 0..c {
             b.push_str(&format!(
-                "        if col + {j}u < c4 {{\n            {output}[o + {j}u] = finish(a{i}_{j} + b{j}, o + {j}u);\n        }}\n"
+                "        if col + {j}u < c4 {{\n            {output}[o + {j}u] = finish(a{i}_{j}{}, o + {j}u);\n        }}\n",
+                end(j)
             ));
         }
         b.push_str("    }\n");

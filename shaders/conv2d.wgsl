@@ -341,6 +341,21 @@ fn main(
 #subgroups
 #generate subgroup_stem 8
 
+// 1: the subgroup tile for convs over a multiple of 4 input channels (src/gpu/kernels.rs
+// CONV2D_SUBGROUP_TILE) instead of the subgroup stem.
+override SUBGROUP_TILE: u32 = 0u;
+
+// Input vec4 `index`: 4 consecutive channels of a pixel (the input's channels a multiple of 4).
+fn load_a(index: u32) -> vec4<f32> {
+    let i = index * 4u;
+    return vec4<f32>(input[i], input[i + 1u], input[i + 2u], input[i + 3u]);
+}
+
+// The pointwise conv's subgroup tile over the filter taps (build.rs `subgroup_tile`, conv mode):
+// 8 lanes × 8 output pixels of the same 8 vec4s of output channels, each step's weights loaded
+// once per subgroup and shared by broadcast.
+#generate subgroup_tile output params.out_c params.in_c bias 8 8 conv
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main_subgroups(
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -348,6 +363,10 @@ fn main_subgroups(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    subgroup_stem(subgroup_index(wid, nwg, lid), lane);
+    if SUBGROUP_TILE == 1u {
+        conv_subgroup_tile(subgroup_index(wid, nwg, lid), lane);
+    } else {
+        subgroup_stem(subgroup_index(wid, nwg, lid), lane);
+    }
 }
 #end subgroups

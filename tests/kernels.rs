@@ -6,9 +6,9 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
     conv2d_grad_variant, conv2d_variant, depthwise_grad_variant, depthwise_variant, KernelId,
-    CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_TILED, DEPTHWISE_STAGED, LINEAR_SPLIT,
-    LINEAR_SUBGROUP, POINTWISE_GRAD_SUBGROUP, POINTWISE_GRAD_VARIANTS, POINTWISE_SUBGROUP,
-    POINTWISE_VARIANTS,
+    CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_SUBGROUP_TILE, CONV2D_TILED, DEPTHWISE_STAGED,
+    LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_GRAD_SUBGROUP, POINTWISE_GRAD_VARIANTS,
+    POINTWISE_SUBGROUP, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -71,6 +71,10 @@ fn lavapipe_builds_the_subgroup_tile() {
             .kernels
             .available(KernelId::PointwiseConvGrad, POINTWISE_GRAD_SUBGROUP));
         assert_eq!(ctx.kernels.conv2d_variant(3, 2, 3), CONV2D_SUBGROUP_STEM);
+        assert_eq!(ctx.kernels.conv2d_variant(3, 1, 64), CONV2D_SUBGROUP_TILE);
+        assert!(ctx
+            .kernels
+            .available(KernelId::Conv2d, CONV2D_SUBGROUP_TILE));
         assert!(ctx
             .kernels
             .available(KernelId::Conv2d, CONV2D_SUBGROUP_STEM));
@@ -424,6 +428,9 @@ fn conv2d_matches_reference() {
             CONV2D_TILED,
             CONV2D_GEMM,
         ] {
+            if !ctx().kernels.available(KernelId::Conv2d, variant) {
+                continue;
+            }
             // No residual: the binding gets any buffer.
             let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &bias } => output);
             assert_close(
@@ -1121,6 +1128,11 @@ fn conv_epilogues_relu_and_residual_before_activation() {
         (2, 19, 15, 3, 8, 7, 2, 3, 2, 0),
         (1, 9, 9, 16, 8, 3, 1, 1, 2, 2),
         (3, 7, 5, 12, 4, 3, 2, 1, 1, 1),
+        // ResNet-sized channels (partial tiles of pixels and channels), stride 2, and the
+        // bottleneck's 1×1 / 2 projection shortcut.
+        (2, 14, 13, 64, 72, 3, 1, 1, 2, 2),
+        (1, 9, 11, 32, 40, 3, 2, 1, 1, 1),
+        (2, 10, 9, 16, 24, 1, 2, 0, 0, 0),
     ] {
         let (oh, pt) = window(h, k, s, Some(pad));
         let (ow, pl) = window(w, k, s, Some(pad));
@@ -1160,7 +1172,15 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             has_residual: res,
             _pad: [0; 3],
         };
-        for variant in [0, CONV2D_TILED, CONV2D_GEMM] {
+        let mut variants = vec![0, CONV2D_TILED, CONV2D_GEMM];
+        if ci % 4 == 0
+            && ctx()
+                .kernels
+                .available(KernelId::Conv2d, CONV2D_SUBGROUP_TILE)
+        {
+            variants.push(CONV2D_SUBGROUP_TILE);
+        }
+        for variant in variants {
             let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!(
                 "conv2d v{variant} act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}"

@@ -532,7 +532,14 @@ pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
     &[("TILED", 1.0)],
     &[("GEMM", 1.0)],
     &[(SUBGROUPS, 1.0)],
+    &[(SUBGROUPS, 1.0), ("SUBGROUP_TILE", 1.0)],
 ];
+
+/// The subgroup tile of shaders/conv2d.wgsl, the builder's choice for convs over a multiple of 4
+/// input channels (ResNet's and VGG's) where the device has 8-lane subgroups (lavapipe): the
+/// pointwise conv's [`POINTWISE_SUBGROUP`] tile ([`SUBGROUP_TILE`] per lane) run over the filter
+/// taps, rows being output pixels.
+pub const CONV2D_SUBGROUP_TILE: usize = 5;
 
 /// The subgroup stem of shaders/conv2d.wgsl (`#generate subgroup_stem`): the builder's choice for
 /// the 3×3 / 2 conv over RGB where the device has 8-lane subgroups (lavapipe). A subgroup's 8
@@ -746,6 +753,9 @@ fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, chann
         return WORKGROUP_SIZE
             * (batch * height * width).div_ceil(GEMM_TILE.0)
             * (channels / 4).div_ceil(GEMM_TILE.1);
+    }
+    if variant == CONV2D_SUBGROUP_TILE {
+        return subgroup_tile_invocations(batch * height * width, channels);
     }
     if variant == CONV2D_SUBGROUP_STEM {
         let groups = (channels / 4).div_ceil(SUBGROUP_LANES);
@@ -1144,11 +1154,13 @@ impl Kernels {
     }
 
     /// The shaders/conv2d.wgsl variant the builder uses on this device for `kernel` × `stride`
-    /// over `in_channels`: [`CONV2D_SUBGROUP_STEM`] for the stem where [`Kernels::subgroups`],
-    /// else [`conv2d_variant`].
+    /// over `in_channels`: where [`Kernels::subgroups`], [`CONV2D_SUBGROUP_STEM`] for the stem and
+    /// [`CONV2D_SUBGROUP_TILE`] over a multiple of 4 channels; else [`conv2d_variant`].
     pub fn conv2d_variant(&self, kernel: u32, stride: u32, in_channels: u32) -> usize {
         if self.subgroups && (kernel, stride, in_channels) == (3, 2, 3) {
             CONV2D_SUBGROUP_STEM
+        } else if self.subgroups && in_channels.is_multiple_of(4) {
+            CONV2D_SUBGROUP_TILE
         } else {
             conv2d_variant(kernel, stride, in_channels)
         }
