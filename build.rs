@@ -82,8 +82,14 @@ fn resolve(
                         mode == Some(&"conv"),
                     ));
                 } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_stem ") {
-                    let ox = args.trim().parse().expect("#generate subgroup_stem OX");
-                    out.push_str(&subgroup_stem(ox));
+                    let args: Vec<u32> = args
+                        .split_whitespace()
+                        .map(|a| a.parse().expect("#generate subgroup_stem takes numbers"))
+                        .collect();
+                    let [kernel, ox] = args[..] else {
+                        panic!("{name}: #generate subgroup_stem K OX, got {args:?}");
+                    };
+                    out.push_str(&subgroup_stem(kernel, ox));
                 } else if let Some(args) = line.trim().strip_prefix("#generate depthwise_block ") {
                     let args: Vec<u32> = args
                         .split_whitespace()
@@ -423,18 +429,19 @@ fn subgroup_tile(
     b
 }
 
-/// `fn subgroup_stem(sg, lane)`: lane `lane` of subgroup `sg` (of 8 lanes) in a 3×3 conv at
-/// stride 2 over 3 input channels (the EfficientNet / MobileNet stem): the 8 lanes take 8
-/// consecutive vec4s of output channels at the same OX adjacent output pixels, so they need the
-/// same input values, (OX − 1)·2 + 3 columns × 3 channels per filter row: each lane loads an
-/// eighth of them and `subgroupBroadcast` shares them. Every weight vec4 is loaded once for OX
-/// pixels. Padding reads as zero.
-fn subgroup_stem(ox: u32) -> String {
-    let in_cols = (ox - 1) * 2 + 3;
+/// `fn subgroup_stem_k{K}(sg, lane)`: lane `lane` of subgroup `sg` (of 8 lanes) in a K×K conv at
+/// stride 2 over 3 input channels (the stems of EfficientNet and MobileNet, 3×3, and ResNet,
+/// 7×7): the 8 lanes take 8 consecutive vec4s of output channels at the same OX adjacent output
+/// pixels, so they need the same input values, (OX − 1)·2 + K columns × 3 channels per filter
+/// row: each lane loads an eighth of them and `subgroupBroadcast` shares them. Every weight vec4
+/// is loaded once for OX pixels. Padding reads as zero. Sums from the bias over rows, columns and
+/// channels in turn, as the other conv2d paths do.
+fn subgroup_stem(kernel: u32, ox: u32) -> String {
+    let in_cols = (ox - 1) * 2 + kernel;
     let items = in_cols * 3;
     let per_lane = items.div_ceil(8);
     let mut b = format!(
-        "fn subgroup_stem(sg: u32, lane: u32) {{
+        "fn subgroup_stem_k{kernel}(sg: u32, lane: u32) {{
     let c4 = params.out_c / 4u;
     let groups = (c4 + 7u) / 8u;
     let blocks = (params.out_w + {ox}u - 1u) / {ox}u;
@@ -465,7 +472,7 @@ fn subgroup_stem(ox: u32) -> String {
     for t in 0..ox {
         b.push_str(&format!("    var a{t} = b;\n"));
     }
-    for ky in 0..3 {
+    for ky in 0..kernel {
         b.push_str(&format!(
             "    {{
         let iy = i32(oy * 2u + {ky}u) - i32(params.pad_top);
@@ -485,10 +492,10 @@ fn subgroup_stem(ox: u32) -> String {
                 m % 8
             ));
         }
-        for kx in 0..3 {
+        for kx in 0..kernel {
             for ci in 0..3 {
                 b.push_str(&format!(
-                    "        let w{kx}_{ci} = weight[(({ky}u * 3u + {kx}u) * 3u + {ci}u) * c4 + co];\n"
+                    "        let w{kx}_{ci} = weight[(({ky}u * {kernel}u + {kx}u) * 3u + {ci}u) * c4 + co];\n"
                 ));
                 for t in 0..ox {
                     b.push_str(&format!(

@@ -339,7 +339,11 @@ fn main(
 // the copy of this file build.rs writes for them, run from its own entry point; subgroups of 8
 // consecutive invocations, lane = local index % 8, as in shaders/pointwise_conv.wgsl.
 #subgroups
-#generate subgroup_stem 8
+#generate subgroup_stem 3 8
+#generate subgroup_stem 7 8
+
+// The subgroup stem's kernel size: 3 (EfficientNet, MobileNet) or 7 (ResNet).
+override STEM_KERNEL: u32 = 3u;
 
 // 1: the subgroup tile for convs over a multiple of 4 input channels (src/gpu/kernels.rs
 // CONV2D_SUBGROUP_TILE) instead of the subgroup stem.
@@ -365,8 +369,10 @@ fn main_subgroups(
 ) {
     if SUBGROUP_TILE == 1u {
         conv_subgroup_tile(subgroup_index(wid, nwg, lid), lane);
+    } else if STEM_KERNEL == 7u {
+        subgroup_stem_k7(subgroup_index(wid, nwg, lid), lane);
     } else {
-        subgroup_stem(subgroup_index(wid, nwg, lid), lane);
+        subgroup_stem_k3(subgroup_index(wid, nwg, lid), lane);
     }
 }
 #end subgroups

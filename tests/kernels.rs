@@ -6,9 +6,9 @@ mod common;
 use common::{assert_close, ctx};
 use gradcam::gpu::kernels::{
     conv2d_grad_variant, conv2d_variant, depthwise_grad_variant, depthwise_variant, KernelId,
-    CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_SUBGROUP_TILE, CONV2D_TILED, DEPTHWISE_STAGED,
-    LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_GRAD_SUBGROUP, POINTWISE_GRAD_VARIANTS,
-    POINTWISE_SUBGROUP, POINTWISE_VARIANTS,
+    CONV2D_GEMM, CONV2D_SUBGROUP_STEM, CONV2D_SUBGROUP_STEM7, CONV2D_SUBGROUP_TILE, CONV2D_TILED,
+    DEPTHWISE_STAGED, LINEAR_GRAD_SUBGROUP, LINEAR_SPLIT, LINEAR_SUBGROUP, POINTWISE_GRAD_SUBGROUP,
+    POINTWISE_GRAD_VARIANTS, POINTWISE_SUBGROUP, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::launch;
 use gradcam::gpu::params::{
@@ -72,6 +72,10 @@ fn lavapipe_builds_the_subgroup_tile() {
             .available(KernelId::PointwiseConvGrad, POINTWISE_GRAD_SUBGROUP));
         assert_eq!(ctx.kernels.conv2d_variant(3, 2, 3), CONV2D_SUBGROUP_STEM);
         assert_eq!(ctx.kernels.conv2d_variant(3, 1, 64), CONV2D_SUBGROUP_TILE);
+        assert_eq!(ctx.kernels.conv2d_variant(7, 2, 3), CONV2D_SUBGROUP_STEM7);
+        assert!(ctx
+            .kernels
+            .available(KernelId::Conv2d, CONV2D_SUBGROUP_STEM7));
         assert!(ctx
             .kernels
             .available(KernelId::Conv2d, CONV2D_SUBGROUP_TILE));
@@ -776,6 +780,9 @@ fn linear_in_row_ranges_and_its_gradient_match_reference() {
         (2, 36, 17, 2, vec![0..7, 7..17]),
         (3, 100, 40, 1, vec![0..13, 13..26, 26..40]),
         (1, 8, 5, 0, vec![0..3, 3..5]),
+        // More images than a subgroup's 8, features not a multiple of its 32 (the forward
+        // pass reads them as vec4s).
+        (11, 72, 9, 2, vec![0..4, 4..9]),
     ] {
         let input = random(&mut rng, n * k, -2.0, 2.0);
         let weight = random(&mut rng, o * k, -0.5, 0.5);
@@ -804,63 +811,70 @@ fn linear_in_row_ranges_and_its_gradient_match_reference() {
         let out_buf = ctx.storage("output", (n * o * 4) as u64).unwrap();
         let grad_out_buf = ctx.storage_with("grad_out", &grad_out);
         let grad_in_buf = ctx.storage("grad_in", (n * k * 4) as u64).unwrap();
-        for (i, r) in ranges.iter().enumerate() {
-            let w = ctx.storage_with("weight", &weight[r.start * k..r.end * k]);
-            let b = ctx.storage_with("bias", &bias[r.clone()]);
-            let rows = r.len() as u32;
-            let p = LinearParams {
-                batch: n as u32,
-                in_features: k as u32,
-                out_features: rows,
-                activation: act,
-                out_offset: r.start as u32,
-                out_total: o as u32,
-                _pad: [0; 2],
-            };
-            ctx.run_kernel(
-                launch::Linear {
-                    input: &input_buf,
-                    weight: &w,
-                    bias: &b,
-                    output: &out_buf,
-                },
-                &p,
-            )
-            .unwrap();
-            let p = LinearGradParams {
-                batch: n as u32,
-                in_features: k as u32,
-                out_features: rows,
-                out_offset: r.start as u32,
-                out_total: o as u32,
-                mask: act,
-                accumulate: u32::from(i > 0),
-                _pad: 0,
-            };
-            // The forward output of the reference: the mask does not depend on this run.
-            let y_buf = ctx.storage_with("forward_out", &y);
-            ctx.run_kernel(
-                launch::LinearGrad {
-                    grad_out: &grad_out_buf,
-                    forward_out: &y_buf,
-                    weight: &w,
-                    grad_in: &grad_in_buf,
-                },
-                &p,
-            )
-            .unwrap();
+        // The gradient by one input feature per invocation, and by the subgroup variant.
+        for grad_variant in [0, LINEAR_GRAD_SUBGROUP] {
+            if !ctx.kernels.available(KernelId::LinearGrad, grad_variant) {
+                continue;
+            }
+            for (i, r) in ranges.iter().enumerate() {
+                let w = ctx.storage_with("weight", &weight[r.start * k..r.end * k]);
+                let b = ctx.storage_with("bias", &bias[r.clone()]);
+                let rows = r.len() as u32;
+                let p = LinearParams {
+                    batch: n as u32,
+                    in_features: k as u32,
+                    out_features: rows,
+                    activation: act,
+                    out_offset: r.start as u32,
+                    out_total: o as u32,
+                    _pad: [0; 2],
+                };
+                ctx.run_kernel(
+                    launch::Linear {
+                        input: &input_buf,
+                        weight: &w,
+                        bias: &b,
+                        output: &out_buf,
+                    },
+                    &p,
+                )
+                .unwrap();
+                let p = LinearGradParams {
+                    batch: n as u32,
+                    in_features: k as u32,
+                    out_features: rows,
+                    out_offset: r.start as u32,
+                    out_total: o as u32,
+                    mask: act,
+                    accumulate: u32::from(i > 0),
+                    _pad: 0,
+                };
+                // The forward output of the reference: the mask does not depend on this run.
+                let y_buf = ctx.storage_with("forward_out", &y);
+                ctx.run_kernel_variant(
+                    grad_variant,
+                    launch::LinearGrad {
+                        grad_out: &grad_out_buf,
+                        forward_out: &y_buf,
+                        weight: &w,
+                        grad_in: &grad_in_buf,
+                    },
+                    &p,
+                )
+                .unwrap();
+            }
+            let got = ctx.read_f32(&out_buf, n * o).unwrap();
+            let what = format!("linear {n}x{k}->{o} act {act} in {} ranges", ranges.len());
+            assert_close(&what, &got, &y, 1e-4, 1e-5);
+            let got = ctx.read_f32(&grad_in_buf, n * k).unwrap();
+            assert_close(
+                &format!("{what}: gradient, variant {grad_variant}"),
+                &got,
+                &expected_grad,
+                1e-4,
+                1e-5,
+            );
         }
-        let got = ctx.read_f32(&out_buf, n * o).unwrap();
-        let what = format!("linear {n}x{k}->{o} act {act} in {} ranges", ranges.len());
-        assert_close(&what, &got, &y, 1e-4, 1e-5);
-        let got = ctx.read_f32(&grad_in_buf, n * k).unwrap();
-        assert_close(
-            &format!("{what}: gradient"),
-            &got,
-            &expected_grad,
-            1e-4,
-            1e-5,
-        );
     }
 }
 
@@ -1172,14 +1186,14 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             has_residual: res,
             _pad: [0; 3],
         };
-        let mut variants = vec![0, CONV2D_TILED, CONV2D_GEMM];
-        if ci % 4 == 0
-            && ctx()
-                .kernels
-                .available(KernelId::Conv2d, CONV2D_SUBGROUP_TILE)
-        {
-            variants.push(CONV2D_SUBGROUP_TILE);
-        }
+        // The generic, register- and workgroup-tiled paths and the device's choice: on
+        // lavapipe the subgroup tile, or the 7×7 subgroup stem.
+        let variants = [
+            0,
+            CONV2D_TILED,
+            CONV2D_GEMM,
+            ctx().kernels.conv2d_variant(k as u32, s as u32, ci as u32),
+        ];
         for variant in variants {
             let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!(

@@ -220,9 +220,14 @@ kernels! {
     SelectTarget => "select_target" (SelectTargetParams) {
         logits: Storage, requested: Storage, targets: StorageReadWrite,
     } invocations(p, _) = p.batch * p.classes;
-    LinearGrad => "linear_grad" (LinearGradParams) {
+    LinearGrad => "linear_grad" (LinearGradParams) variants LINEAR_GRAD_VARIANTS {
         grad_out: Storage, forward_out: Storage, weight: Storage, grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_features;
+    } invocations(p, v) = if v == LINEAR_GRAD_SUBGROUP {
+        p.in_features.div_ceil(4 * SUBGROUP_LANES) * p.batch.div_ceil(SUBGROUP_LANES)
+            * SUBGROUP_LANES
+    } else {
+        p.batch * p.in_features
+    };
     LogitGrad => "logit_grad" (LogitGradParams) {
         targets: Storage, fc_weight: Storage, grad: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
@@ -429,6 +434,10 @@ fn subgroup_source(kernel: &str) -> Option<&'static str> {
             env!("OUT_DIR"),
             "/shaders/linear.subgroups.wgsl"
         ))),
+        "linear_grad" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/linear_grad.subgroups.wgsl"
+        ))),
         "pointwise_conv_grad" => Some(include_str!(concat!(
             env!("OUT_DIR"),
             "/shaders/pointwise_conv_grad.subgroups.wgsl"
@@ -463,6 +472,15 @@ pub const LINEAR_SPLIT: usize = 1;
 /// device has 8-lane subgroups (lavapipe; Lite0's classifier at batch 16 took 13.2 ms one output
 /// per invocation).
 pub const LINEAR_SUBGROUP: usize = 2;
+
+/// Variants of shaders/linear_grad.wgsl: [`LINEAR_GRAD_SUBGROUP`].
+pub const LINEAR_GRAD_VARIANTS: &[&[(&str, f64)]] = &[&[(SUBGROUPS, 1.0)]];
+
+/// The variant of shaders/linear_grad.wgsl where a subgroup's 8 lanes compute 4 input features
+/// each of the same 8 images, sharing each output's masked gradient by `subgroupBroadcast`: the
+/// builder's choice where the device has 8-lane subgroups (lavapipe), where one input feature per
+/// invocation loads a gradient, a forward output and a weight per multiply-add.
+pub const LINEAR_GRAD_SUBGROUP: usize = 1;
 
 /// Invocations of shaders/linear.wgsl's pipeline `variant` for `batch` × `outputs`.
 fn linear_invocations(variant: usize, batch: u32, outputs: u32) -> u32 {
@@ -533,6 +551,7 @@ pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
     &[("GEMM", 1.0)],
     &[(SUBGROUPS, 1.0)],
     &[(SUBGROUPS, 1.0), ("SUBGROUP_TILE", 1.0)],
+    &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 7.0)],
 ];
 
 /// The subgroup tile of shaders/conv2d.wgsl, the builder's choice for convs over a multiple of 4
@@ -547,7 +566,10 @@ pub const CONV2D_SUBGROUP_TILE: usize = 5;
 /// values by `subgroupBroadcast`: loads per multiply-add drop from 0.44 to 0.15.
 pub const CONV2D_SUBGROUP_STEM: usize = 4;
 
-/// Adjacent output pixels per lane of [`CONV2D_SUBGROUP_STEM`].
+/// The subgroup stem for ResNet's 7×7 / 2 conv over RGB, as [`CONV2D_SUBGROUP_STEM`].
+pub const CONV2D_SUBGROUP_STEM7: usize = 6;
+
+/// Adjacent output pixels per lane of [`CONV2D_SUBGROUP_STEM`] and [`CONV2D_SUBGROUP_STEM7`].
 pub const STEM_OX: u32 = 8;
 
 /// The register-tiled variant of shaders/conv2d.wgsl.
@@ -757,7 +779,7 @@ fn conv2d_invocations(variant: usize, batch: u32, height: u32, width: u32, chann
     if variant == CONV2D_SUBGROUP_TILE {
         return subgroup_tile_invocations(batch * height * width, channels);
     }
-    if variant == CONV2D_SUBGROUP_STEM {
+    if variant == CONV2D_SUBGROUP_STEM || variant == CONV2D_SUBGROUP_STEM7 {
         let groups = (channels / 4).div_ceil(SUBGROUP_LANES);
         return batch * height * width.div_ceil(STEM_OX) * groups * SUBGROUP_LANES;
     }
@@ -1154,11 +1176,14 @@ impl Kernels {
     }
 
     /// The shaders/conv2d.wgsl variant the builder uses on this device for `kernel` × `stride`
-    /// over `in_channels`: where [`Kernels::subgroups`], [`CONV2D_SUBGROUP_STEM`] for the stem and
-    /// [`CONV2D_SUBGROUP_TILE`] over a multiple of 4 channels; else [`conv2d_variant`].
+    /// over `in_channels`: where [`Kernels::subgroups`], [`CONV2D_SUBGROUP_STEM`] and
+    /// [`CONV2D_SUBGROUP_STEM7`] for the stems and [`CONV2D_SUBGROUP_TILE`] over a multiple of 4
+    /// channels; else [`conv2d_variant`].
     pub fn conv2d_variant(&self, kernel: u32, stride: u32, in_channels: u32) -> usize {
         if self.subgroups && (kernel, stride, in_channels) == (3, 2, 3) {
             CONV2D_SUBGROUP_STEM
+        } else if self.subgroups && (kernel, stride, in_channels) == (7, 2, 3) {
+            CONV2D_SUBGROUP_STEM7
         } else if self.subgroups && in_channels.is_multiple_of(4) {
             CONV2D_SUBGROUP_TILE
         } else {
@@ -1171,6 +1196,17 @@ impl Kernels {
     pub fn linear_variant(&self) -> usize {
         if self.subgroups {
             LINEAR_SUBGROUP
+        } else {
+            0
+        }
+    }
+
+    /// The shaders/linear_grad.wgsl variant the builder uses on this device:
+    /// [`LINEAR_GRAD_SUBGROUP`] where [`Kernels::subgroups`], else 0 (one input feature per
+    /// invocation).
+    pub fn linear_grad_variant(&self) -> usize {
+        if self.subgroups {
+            LINEAR_GRAD_SUBGROUP
         } else {
             0
         }

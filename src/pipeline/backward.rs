@@ -642,8 +642,9 @@ pub(super) fn push_grad_step(
             let (features, total, mask) = (l.in_features, l.out_features, plan.mask_code(mask));
             for (i, chunk) in gpu_model.linears[linear].iter().enumerate() {
                 let (offset, rows, accumulate) = (chunk.offset, chunk.rows, u32::from(i > 0));
-                steps.push(
+                steps.push_variant(
                     ctx,
+                    ctx.kernels.linear_grad_variant(),
                     launch::LinearGrad {
                         grad_out: grad(grad_out),
                         forward_out: forward.tensor(output),
