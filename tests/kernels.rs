@@ -436,7 +436,7 @@ fn conv2d_matches_reference() {
                 continue;
             }
             // No residual: the binding gets any buffer.
-            let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &bias } => output);
+            let got = run!(variant, &p, len, Conv2d { input: &input, input4: &input, weight: &weight, bias: &bias, residual: &bias } => output);
             assert_close(
                 &format!("conv2d {n}x{h}x{w}x{ci}->{co} s{s} variant {variant}"),
                 &got,
@@ -1195,7 +1195,7 @@ fn conv_epilogues_relu_and_residual_before_activation() {
             ctx().kernels.conv2d_variant(k as u32, s as u32, ci as u32),
         ];
         for variant in variants {
-            let got = run!(variant, &p, len, Conv2d { input: &input, weight: &weight, bias: &bias, residual: &residual } => output);
+            let got = run!(variant, &p, len, Conv2d { input: &input, input4: &input, weight: &weight, bias: &bias, residual: &residual } => output);
             let what = format!(
                 "conv2d v{variant} act {act} res {res} {n}x{h}x{w}x{ci}->{co} k{k} s{s} p{pad}"
             );

@@ -742,6 +742,8 @@ pub(super) fn push_op(
                         ctx.kernels.conv2d_variant(kernel, stride, i.channels),
                         launch::Conv2d {
                             input: &tensors[input],
+                            // The same buffer, read as vec4s by the subgroup tile.
+                            input4: &tensors[input],
                             weight: w,
                             bias: b,
                             residual: r,
