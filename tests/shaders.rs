@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gradcam::gpu::kernels::{BindingKind, ALL_KERNELS};
+use gradcam::gpu::kernels::{BindingKind, ALL_KERNELS, WORKGROUP_TILED};
 use gradcam::gpu::params::STORAGE_STRUCTS;
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -47,21 +47,30 @@ fn every_shader_validates() {
             .expect("utf-8 name")
             .to_string();
         // The kernel as compiled: its `#import`s resolved by build.rs.
-        let source = ALL_KERNELS
+        let spec = ALL_KERNELS
             .iter()
             .find(|k| k.name == name)
-            .map(|k| k.source)
             .unwrap_or_else(|| panic!("shaders/{name}.wgsl is not in the kernel registry"));
-        let (module, _) = parse_and_validate(&name, source);
+        let (module, _) = parse_and_validate(&name, spec.source);
         let entry_points: Vec<&str> = module
             .entry_points
             .iter()
             .map(|e| e.name.as_str())
             .collect();
+        // `main`, and `main_workgroup_tiled` where a variant runs the workgroup-tiled layout.
+        let tiled = spec
+            .variants
+            .iter()
+            .any(|v| v.iter().any(|(c, _)| *c == WORKGROUP_TILED));
+        let expected: &[&str] = if tiled {
+            &["main", "main_workgroup_tiled"]
+        } else {
+            &["main"]
+        };
         assert_eq!(
-            entry_points,
-            ["main"],
-            "shaders/{name}.wgsl must have exactly one entry point, `main`"
+            entry_points, expected,
+            "shaders/{name}.wgsl: its entry points are `main` and, with a workgroup-tiled \
+             variant, `main_workgroup_tiled`"
         );
         on_disk.insert(name);
     }
