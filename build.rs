@@ -71,6 +71,10 @@ fn resolve(
                             "{name}: #generate subgroup_tile OUT NCOLS KCH BIAS R C [conv], got {args:?}"
                         );
                     };
+                    assert!(
+                        args.len() <= 7 && mode.is_none_or(|m| *m == "conv"),
+                        "{name}: #generate subgroup_tile OUT NCOLS KCH BIAS R C [conv], got {args:?}"
+                    );
                     let number = |a: &str| a.parse::<u32>().expect("R and C are numbers");
                     out.push_str(&subgroup_tile(
                         output,

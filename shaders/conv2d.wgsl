@@ -5,7 +5,7 @@
 // given explicitly: pad_top/pad_left here, the remainder (bottom/right) is implied by the output
 // size, so symmetric and TF "SAME" padding are both expressed.
 //
-// Four paths. KERNEL = 0 and TILED = 0 (the default pipeline) takes any kernel size, stride and
+// Four paths in `main`. KERNEL = 0 and TILED = 0 (the default pipeline) takes any kernel size, stride and
 // channel count from the parameters, one output pixel and four channels per invocation. TILED = 1
 // does the same as a register tile (an implicit matrix product over NHWC): OX adjacent output
 // pixels × TCO vec4s of output channels per invocation, each input value loaded once for TCO
@@ -15,7 +15,8 @@
 // [pixels, k·k·in_c] × [k·k·in_c, out_c] tiled through workgroup memory: a workgroup of 64
 // invocations computes 64 pixels × 64 output channels, each invocation 8 pixels × 2 vec4s of
 // channels, and every step stages 16 columns of the input patches and 16 rows of the weights,
-// each loaded once per workgroup instead of once per invocation.
+// each loaded once per workgroup instead of once per invocation. On devices with 8-lane
+// subgroups, `main_subgroups` (at the end) runs the subgroup stems and the subgroup tile.
 //
 // Kept in sync with src/gpu/params.rs (`ConvParams`).
 #import index
@@ -338,8 +339,9 @@ fn main(
     output[id] = finish(acc, id);
 }
 
-// The stem on devices with 8-lane subgroups (src/gpu/kernels.rs `CONV2D_SUBGROUP_STEM`): only in
-// the copy of this file build.rs writes for them, run from its own entry point; subgroups of 8
+// The subgroup stems (src/gpu/kernels.rs `CONV2D_SUBGROUP_STEM`, `CONV2D_SUBGROUP_STEM7`) and
+// the subgroup tile (`CONV2D_SUBGROUP_TILE`) for devices with 8-lane subgroups: only in the copy
+// of this file build.rs writes for them, run from its own entry point; subgroups of 8
 // consecutive invocations, lane = local index % 8, as in shaders/pointwise_conv.wgsl.
 #subgroups
 #generate subgroup_stem 3 8
@@ -349,8 +351,8 @@ fn main(
 override STEM_KERNEL: u32 = 3u;
 
 // 1: the subgroup tile for convs over a multiple of 4 input channels (src/gpu/kernels.rs
-// CONV2D_SUBGROUP_TILE) instead of the subgroup stem.
-override SUBGROUP_TILE: u32 = 0u;
+// CONV2D_SUBGROUP_TILE) instead of a subgroup stem.
+override CONV_TILE: u32 = 0u;
 
 // Input vec4 `index`: 4 consecutive channels of a pixel (the input's channels a multiple of 4).
 fn load_a(index: u32) -> vec4<f32> {
@@ -371,7 +373,7 @@ fn main_subgroups(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    if SUBGROUP_TILE == 1u {
+    if CONV_TILE == 1u {
         conv_subgroup_tile(subgroup_index(wid, nwg, lid), lane);
     } else if STEM_KERNEL == 7u {
         subgroup_stem_k7(subgroup_index(wid, nwg, lid), lane);

@@ -1147,6 +1147,8 @@ fn conv_epilogues_relu_and_residual_before_activation() {
         (2, 14, 13, 64, 72, 3, 1, 1, 2, 2),
         (1, 9, 11, 32, 40, 3, 2, 1, 1, 1),
         (2, 10, 9, 16, 24, 1, 2, 0, 0, 0),
+        // ResNet's stem with a partial block of output pixels (13 columns).
+        (1, 11, 25, 3, 12, 7, 2, 3, 2, 0),
     ] {
         let (oh, pt) = window(h, k, s, Some(pad));
         let (ow, pl) = window(w, k, s, Some(pad));

@@ -6,7 +6,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gradcam::gpu::kernels::{BindingKind, ALL_KERNELS, WORKGROUP_TILED};
+use gradcam::gpu::kernels::{
+    subgroup_source, BindingKind, ALL_KERNELS, CONV2D_GRAD_BLOCKS, CONV2D_GRAD_VARIANTS,
+    CONV_SUBGROUP_TILE, DEPTHWISE_BLOCKS, DEPTHWISE_GRAD_BLOCKS, DEPTHWISE_GRAD_VARIANTS,
+    DEPTHWISE_VARIANTS, STEM_OX, SUBGROUP_TILE, WORKGROUP_TILED,
+};
 use gradcam::gpu::params::STORAGE_STRUCTS;
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -79,6 +83,140 @@ fn every_shader_validates() {
         on_disk, registered,
         "shaders/ and the kernel registry disagree"
     );
+}
+
+/// The copies with the `#subgroups` blocks (compiled only on devices with subgroups) validate
+/// with subgroup operations, and every kernel with such a block has its copy registered.
+#[test]
+fn every_subgroup_copy_validates() {
+    for spec in ALL_KERNELS {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shaders/{}.wgsl", spec.name));
+        let raw = std::fs::read_to_string(&path).expect("shader is readable");
+        let has_block = raw.lines().any(|l| l.trim() == "#subgroups");
+        let copy = subgroup_source(spec.name);
+        assert_eq!(
+            has_block,
+            copy.is_some(),
+            "shaders/{}.wgsl: a #subgroups block and a registered subgroup copy go together",
+            spec.name
+        );
+        let Some(source) = copy else { continue };
+        let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+            panic!(
+                "{}.subgroups.wgsl does not parse:\n{}",
+                spec.name,
+                e.emit_to_string(source)
+            )
+        });
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::SUBGROUP,
+        )
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}.subgroups.wgsl does not validate:\n{}",
+                spec.name,
+                e.emit_to_string(source)
+            )
+        });
+        assert!(
+            module
+                .entry_points
+                .iter()
+                .any(|e| e.name == "main_subgroups"),
+            "{}.subgroups.wgsl has no main_subgroups",
+            spec.name
+        );
+    }
+}
+
+/// The numbers of each `#generate NAME ...` line of shaders/`file`.wgsl (the last `count`
+/// arguments).
+fn generate_lines(file: &str, name: &str, count: usize) -> Vec<Vec<u32>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shaders/{file}.wgsl"));
+    std::fs::read_to_string(path)
+        .expect("shader is readable")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&format!("#generate {name} ")))
+        .map(|args| {
+            let numbers: Vec<u32> = args
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            numbers[numbers.len() - count..].to_vec()
+        })
+        .collect()
+}
+
+/// The variant of `variants` specialized for kernel `k` and stride `s` (its index).
+fn specialization(variants: &[&[(&str, f64)]], k: u32, s: u32) -> usize {
+    variants
+        .iter()
+        .position(|v| {
+            v.iter().any(|&(c, x)| c == "KERNEL" && x == f64::from(k))
+                && v.iter().any(|&(c, x)| c == "STRIDE" && x == f64::from(s))
+        })
+        .unwrap_or_else(|| panic!("no variant for kernel {k} stride {s}"))
+}
+
+/// The block and tile sizes the dispatches are sized by (src/gpu/kernels.rs) are those the
+/// shaders' `#generate` lines write out: a mismatch would leave outputs unwritten.
+#[test]
+fn generated_blocks_match_the_dispatch_sizes() {
+    let blocks = [
+        (
+            "depthwise_conv",
+            "depthwise_block",
+            DEPTHWISE_VARIANTS,
+            &DEPTHWISE_BLOCKS[..],
+        ),
+        (
+            "depthwise_conv_grad",
+            "depthwise_grad_block",
+            DEPTHWISE_GRAD_VARIANTS,
+            &DEPTHWISE_GRAD_BLOCKS[..],
+        ),
+        (
+            "conv2d_grad",
+            "image_grad_block",
+            CONV2D_GRAD_VARIANTS,
+            &CONV2D_GRAD_BLOCKS[..],
+        ),
+    ];
+    for (file, generator, variants, sizes) in blocks {
+        let lines = generate_lines(file, generator, 4);
+        assert_eq!(
+            lines.len(),
+            sizes.len(),
+            "shaders/{file}.wgsl: one {generator} per size"
+        );
+        for l in lines {
+            let v = specialization(variants, l[0], l[1]);
+            assert_eq!(
+                sizes[v],
+                (l[2], l[3]),
+                "shaders/{file}.wgsl: {generator} {l:?} against the dispatch's block"
+            );
+        }
+    }
+    for file in ["pointwise_conv", "pointwise_conv_grad"] {
+        for l in generate_lines(file, "subgroup_tile", 2) {
+            assert_eq!(
+                (l[0], l[1]),
+                SUBGROUP_TILE,
+                "shaders/{file}.wgsl: subgroup_tile"
+            );
+        }
+    }
+    let conv = generate_lines("conv2d", "subgroup_tile", 2);
+    assert_eq!(conv, [vec![CONV_SUBGROUP_TILE.0, CONV_SUBGROUP_TILE.1]]);
+    for l in generate_lines("conv2d", "subgroup_stem", 1) {
+        assert_eq!(l[0], STEM_OX, "shaders/conv2d.wgsl: subgroup_stem");
+    }
 }
 
 #[test]

@@ -419,8 +419,9 @@ pub fn fingerprint() -> u64 {
     h.finish()
 }
 
-/// The subgroup copies build.rs writes of the kernels with a `#subgroups` block.
-fn subgroup_source(kernel: &str) -> Option<&'static str> {
+/// The subgroup copies build.rs writes of the kernels with a `#subgroups` block (`None` for the
+/// others; tests/shaders.rs checks that every such kernel is listed).
+pub fn subgroup_source(kernel: &str) -> Option<&'static str> {
     match kernel {
         "pointwise_conv" => Some(include_str!(concat!(
             env!("OUT_DIR"),
@@ -455,8 +456,8 @@ fn subgroup_source(kernel: &str) -> Option<&'static str> {
 /// 24 × 6 register tile (16 × 8, 12 × 8, 24 × 8, 8 × 16, 16 × 12 and 32 × 6 were no faster).
 pub const POINTWISE_SUBGROUP: usize = 7;
 
-/// Rows and vec4 columns per lane of [`POINTWISE_SUBGROUP`] (the `#generate subgroup_tile`
-/// line of shaders/pointwise_conv.wgsl).
+/// Rows and vec4 columns per lane of [`POINTWISE_SUBGROUP`] and [`POINTWISE_GRAD_SUBGROUP`] (the
+/// `#generate subgroup_tile` lines of shaders/pointwise_conv.wgsl and pointwise_conv_grad.wgsl).
 pub const SUBGROUP_TILE: (u32, u32) = (8, 8);
 
 /// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output, and
@@ -547,14 +548,15 @@ pub fn pointwise_tile(variant: usize) -> (u32, u32) {
     }
 }
 
-/// Specializations of shaders/conv2d.wgsl: variant 1 the EfficientNet stem (3×3/2 over RGB),
-/// variant 2 ([`CONV2D_TILED`]) the register-tiled generic path.
+/// Variants of shaders/conv2d.wgsl: 1 the EfficientNet stem (3×3/2 over RGB), 2
+/// [`CONV2D_TILED`], 3 [`CONV2D_GEMM`], 4 [`CONV2D_SUBGROUP_STEM`], 5 [`CONV2D_SUBGROUP_TILE`],
+/// 6 [`CONV2D_SUBGROUP_STEM7`].
 pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
     &[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)],
     &[("TILED", 1.0)],
     &[("GEMM", 1.0)],
     &[(SUBGROUPS, 1.0)],
-    &[(SUBGROUPS, 1.0), ("SUBGROUP_TILE", 1.0)],
+    &[(SUBGROUPS, 1.0), ("CONV_TILE", 1.0)],
     &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 7.0)],
 ];
 
