@@ -623,6 +623,108 @@ fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
     b
 }
 
+/// What the gradient blocks ([`depthwise_grad_block`], [`image_grad_block`]) share: a BX × BY
+/// block of input pixels aligned in padded coordinates at multiples of BX and BY (multiples of
+/// the stride S) needs `cols` × `rows` output pixels, starting `reach` = ⌊(K − 1) / S⌋ before
+/// the block's own.
+#[derive(Clone, Copy)]
+struct GradBlock {
+    cols: u32,
+    rows: u32,
+    reach: u32,
+    stride: u32,
+    bx: u32,
+    by: u32,
+}
+
+impl GradBlock {
+    fn new(kernel: u32, stride: u32, bx: u32, by: u32) -> Self {
+        assert!(
+            bx.is_multiple_of(stride) && by.is_multiple_of(stride),
+            "grad block sides are multiples of the stride"
+        );
+        let reach = (kernel - 1) / stride;
+        Self {
+            cols: (bx - 1) / stride + reach + 1,
+            rows: (by - 1) / stride + reach + 1,
+            reach,
+            stride,
+            bx,
+            by,
+        }
+    }
+
+    /// Locates invocation `id`'s block (`groups`: the channel groups per block, whose index
+    /// becomes `c`): image `n`, padded origin `u0`, `v0`, first output `ox0`, `oy0`, and each
+    /// output column's clamped index `cx{j}` and whether it exists, `in{j}`.
+    fn locate(&self, groups: Option<&str>) -> String {
+        let Self {
+            bx,
+            by,
+            stride,
+            reach,
+            ..
+        } = *self;
+        let (bound, t) = match groups {
+            Some(g) => (
+                format!(" * {g}"),
+                format!("let c = id % {g};\n    let t = id / {g};"),
+            ),
+            None => (String::new(), "let t = id;".to_string()),
+        };
+        let mut b = format!(
+            "    let blocks_x = (params.in_w + params.pad_left + {bx}u - 1u) / {bx}u;
+    let blocks_y = (params.in_h + params.pad_top + {by}u - 1u) / {by}u;
+    if id >= params.batch * blocks_y * blocks_x{bound} {{
+        return;
+    }}
+    {t}
+    let u0 = (t % blocks_x) * {bx}u;
+    let v0 = ((t / blocks_x) % blocks_y) * {by}u;
+    let n = t / (blocks_x * blocks_y);
+    let ox0 = i32(u0 / {stride}u) - {reach};
+    let oy0 = i32(v0 / {stride}u) - {reach};
+    let last_x = i32(params.out_w) - 1;
+    let last_y = i32(params.out_h) - 1;
+"
+        );
+        for j in 0..self.cols {
+            b.push_str(&format!(
+                "    let cx{j} = u32(clamp(ox0 + {j}, 0, last_x));
+    let in{j} = ox0 + {j} >= 0 && ox0 + {j} <= last_x;
+"
+            ));
+        }
+        b
+    }
+
+    /// Stores the block's pixels that lie in the image: `body(p)` for pixel p = y·BX + x, with
+    /// `px` its index in the batch's pixels.
+    fn store(&self, body: impl Fn(u32) -> String) -> String {
+        let mut b = String::new();
+        for y in 0..self.by {
+            b.push_str(&format!(
+                "    let iy{y} = i32(v0 + {y}u) - i32(params.pad_top);
+    if iy{y} >= 0 && iy{y} < i32(params.in_h) {{
+        let i = (n * params.in_h + u32(iy{y})) * params.in_w;
+"
+            ));
+            for x in 0..self.bx {
+                b.push_str(&format!(
+                    "        let ix{x} = i32(u0 + {x}u) - i32(params.pad_left);
+        if ix{x} >= 0 && ix{x} < i32(params.in_w) {{
+            let px = i + u32(ix{x});
+{}        }}
+",
+                    body(y * self.bx + x)
+                ));
+            }
+            b.push_str("    }\n");
+        }
+        b
+    }
+}
+
 /// `fn grad_block_k{K}s{S}(id)`: invocation `id` of the input gradient of a depthwise K×K conv
 /// at stride S, computing a BX × BY block of input pixels for one vec4 of channels, written out
 /// like [`depthwise_block`]. Blocks are aligned in padded coordinates (u = ix + pad_left,
@@ -632,42 +734,17 @@ fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
 /// that lies in 0..K. Each output gradient the block needs is loaded (and masked) once, each
 /// filter tap once; the gather form of the same sum as `generic` in the shader.
 fn depthwise_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
-    assert!(
-        bx.is_multiple_of(stride) && by.is_multiple_of(stride),
-        "grad block sides are multiples of the stride"
-    );
-    let reach = (kernel - 1) / stride;
-    let cols = (bx - 1) / stride + reach + 1;
-    let rows = (by - 1) / stride + reach + 1;
+    let block = GradBlock::new(kernel, stride, bx, by);
+    let GradBlock {
+        cols, rows, reach, ..
+    } = block;
     let mut b = format!(
-        "fn grad_block_k{kernel}s{stride}(id: u32) {{
-    let c4 = params.channels / 4u;
-    let blocks_x = (params.in_w + params.pad_left + {bx}u - 1u) / {bx}u;
-    let blocks_y = (params.in_h + params.pad_top + {by}u - 1u) / {by}u;
-    if id >= params.batch * blocks_y * blocks_x * c4 {{
-        return;
-    }}
-    let c = id % c4;
-    let t = id / c4;
-    let u0 = (t % blocks_x) * {bx}u;
-    let v0 = ((t / blocks_x) % blocks_y) * {by}u;
-    let n = t / (blocks_x * blocks_y);
-    let ox0 = i32(u0 / {stride}u) - {reach};
-    let oy0 = i32(v0 / {stride}u) - {reach};
-    let last_x = i32(params.out_w) - 1;
-    let last_y = i32(params.out_h) - 1;
-"
+        "fn grad_block_k{kernel}s{stride}(id: u32) {{\n    let c4 = params.channels / 4u;\n"
     );
+    b.push_str(&block.locate(Some("c4")));
     for k in 0..kernel * kernel {
         b.push_str(&format!(
             "    let w{k} = weight[{k}u * c4 + c];
-"
-        ));
-    }
-    for j in 0..cols {
-        b.push_str(&format!(
-            "    let cx{j} = u32(clamp(ox0 + {j}, 0, last_x));
-    let in{j} = ox0 + {j} >= 0 && ox0 + {j} <= last_x;
 "
         ));
     }
@@ -716,26 +793,13 @@ fn depthwise_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
         }
         b.push_str("    }\n");
     }
-    for y in 0..by {
-        b.push_str(&format!(
-            "    let iy{y} = i32(v0 + {y}u) - i32(params.pad_top);
-    if iy{y} >= 0 && iy{y} < i32(params.in_h) {{
-        let i = (n * params.in_h + u32(iy{y})) * params.in_w;
+    b.push_str(&block.store(|p| {
+        format!(
+            "            let at = px * c4 + c;
+            grad_in[at] = finish(a{p}, at);
 "
-        ));
-        for x in 0..bx {
-            b.push_str(&format!(
-                "        let ix{x} = i32(u0 + {x}u) - i32(params.pad_left);
-        if ix{x} >= 0 && ix{x} < i32(params.in_w) {{
-            let at = (i + u32(ix{x})) * c4 + c;
-            grad_in[at] = finish(a{}, at);
-        }}
-",
-                y * bx + x
-            ));
-        }
-        b.push_str("    }\n");
-    }
+        )
+    }));
     b.push_str("}\n");
     b
 }
@@ -748,37 +812,14 @@ fn depthwise_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
 /// filter tap its 3 weight vec4s once, adding `dot(gradient, weight)` to every pixel and channel
 /// the tap joins to an output.
 fn image_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
-    assert!(
-        bx.is_multiple_of(stride) && by.is_multiple_of(stride),
-        "grad block sides are multiples of the stride"
-    );
-    let reach = (kernel - 1) / stride;
-    let cols = (bx - 1) / stride + reach + 1;
-    let rows = (by - 1) / stride + reach + 1;
+    let block = GradBlock::new(kernel, stride, bx, by);
+    let GradBlock {
+        cols, rows, reach, ..
+    } = block;
     let mut b = format!(
-        "fn image_grad_block_k{kernel}s{stride}(id: u32) {{
-    let co4 = params.out_c / 4u;
-    let blocks_x = (params.in_w + params.pad_left + {bx}u - 1u) / {bx}u;
-    let blocks_y = (params.in_h + params.pad_top + {by}u - 1u) / {by}u;
-    if id >= params.batch * blocks_y * blocks_x {{
-        return;
-    }}
-    let u0 = (id % blocks_x) * {bx}u;
-    let v0 = ((id / blocks_x) % blocks_y) * {by}u;
-    let n = id / (blocks_x * blocks_y);
-    let ox0 = i32(u0 / {stride}u) - {reach};
-    let oy0 = i32(v0 / {stride}u) - {reach};
-    let last_x = i32(params.out_w) - 1;
-    let last_y = i32(params.out_h) - 1;
-"
+        "fn image_grad_block_k{kernel}s{stride}(id: u32) {{\n    let co4 = params.out_c / 4u;\n"
     );
-    for j in 0..cols {
-        b.push_str(&format!(
-            "    let cx{j} = u32(clamp(ox0 + {j}, 0, last_x));
-    let in{j} = ox0 + {j} >= 0 && ox0 + {j} <= last_x;
-"
-        ));
-    }
+    b.push_str(&block.locate(None));
     for r in 0..rows {
         b.push_str(&format!(
             "    let row{r} = ((n * params.out_h + u32(clamp(oy0 + {r}, 0, last_y))) * params.out_w) * co4;
@@ -835,30 +876,15 @@ fn image_grad_block(kernel: u32, stride: u32, bx: u32, by: u32) -> String {
         }
     }
     b.push_str("    }\n");
-    for y in 0..by {
-        b.push_str(&format!(
-            "    let iy{y} = i32(v0 + {y}u) - i32(params.pad_top);
-    if iy{y} >= 0 && iy{y} < i32(params.in_h) {{
-        let i = (n * params.in_h + u32(iy{y})) * params.in_w;
-"
-        ));
-        for x in 0..bx {
-            b.push_str(&format!(
-                "        let ix{x} = i32(u0 + {x}u) - i32(params.pad_left);
-        if ix{x} >= 0 && ix{x} < i32(params.in_w) {{
-            let at = (i + u32(ix{x})) * 3u;
-",
-            ));
-            for ci in 0..3 {
-                b.push_str(&format!(
-                    "            grad_in[at + {ci}u] = finish(a{}_{ci}, at + {ci}u);\n",
-                    y * bx + x
-                ));
-            }
-            b.push_str("        }\n");
-        }
-        b.push_str("    }\n");
-    }
+    b.push_str(&block.store(|p| {
+        (0..3)
+            .map(|ci| {
+                format!(
+                    "            grad_in[px * 3u + {ci}u] = finish(a{p}_{ci}, px * 3u + {ci}u);\n"
+                )
+            })
+            .collect()
+    }));
     b.push_str("}\n");
     b
 }
