@@ -19,7 +19,7 @@
 //
 // Kept in sync with src/gpu/params.rs (`ConvGradParams`).
 #import index
-#import activation
+#import conv_grad
 #import window
 
 struct Params {
@@ -59,15 +59,6 @@ override WORKGROUP_SIZE: u32 = 64u;
 // 0: generic path; otherwise the kernel size this pipeline is specialized for (3 input channels).
 override KERNEL: u32 = 0u;
 override STRIDE: u32 = 1u;
-
-// The output gradient at `index`, masked by the derivative of the conv's activation.
-fn masked_grad(index: u32) -> vec4<f32> {
-    let g = grad_out[index];
-    if params.mask == 0u {
-        return g;
-    }
-    return activation_mask(g, forward_out[index], params.mask);
-}
 
 fn finish(v: f32, index: u32) -> f32 {
     if params.add_extra == 1u {

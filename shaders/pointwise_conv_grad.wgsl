@@ -11,7 +11,7 @@
 //
 // Kept in sync with src/gpu/params.rs (`PointwiseGradParams`).
 #import index
-#import activation
+#import conv_grad
 
 struct Params {
     rows: u32,
@@ -44,12 +44,9 @@ override WORKGROUP_SIZE: u32 = 64u;
 override ROWS: u32 = 24u;
 override COLS: u32 = 6u;
 
+// The register tile's left operand: the masked output gradient.
 fn load_a(index: u32) -> vec4<f32> {
-    let g = grad_out[index];
-    if params.mask == 0u {
-        return g;
-    }
-    return activation_mask(g, forward_out[index], params.mask);
+    return masked_grad(index);
 }
 
 fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
