@@ -86,45 +86,20 @@ fn resolve(
                         mode == Some(&"conv"),
                     ));
                 } else if let Some(args) = line.trim().strip_prefix("#generate subgroup_stem ") {
-                    let args: Vec<u32> = args
-                        .split_whitespace()
-                        .map(|a| a.parse().expect("#generate subgroup_stem takes numbers"))
-                        .collect();
-                    let [kernel, ox] = args[..] else {
-                        panic!("{name}: #generate subgroup_stem K OX, got {args:?}");
-                    };
+                    let [kernel, ox] = numbers(name, "subgroup_stem K OX", args);
                     out.push_str(&subgroup_stem(kernel, ox));
                 } else if let Some(args) = line.trim().strip_prefix("#generate depthwise_block ") {
-                    let args: Vec<u32> = args
-                        .split_whitespace()
-                        .map(|a| a.parse().expect("#generate depthwise_block takes numbers"))
-                        .collect();
-                    let [kernel, stride, ox, oy] = args[..] else {
-                        panic!("{name}: #generate depthwise_block K S OX OY, got {args:?}");
-                    };
+                    let [kernel, stride, ox, oy] = numbers(name, "depthwise_block K S OX OY", args);
                     out.push_str(&depthwise_block(kernel, stride, ox, oy));
                 } else if let Some(args) =
                     line.trim().strip_prefix("#generate depthwise_grad_block ")
                 {
-                    let args: Vec<u32> = args
-                        .split_whitespace()
-                        .map(|a| {
-                            a.parse()
-                                .expect("#generate depthwise_grad_block takes numbers")
-                        })
-                        .collect();
-                    let [kernel, stride, bx, by] = args[..] else {
-                        panic!("{name}: #generate depthwise_grad_block K S BX BY, got {args:?}");
-                    };
+                    let [kernel, stride, bx, by] =
+                        numbers(name, "depthwise_grad_block K S BX BY", args);
                     out.push_str(&depthwise_grad_block(kernel, stride, bx, by));
                 } else if let Some(args) = line.trim().strip_prefix("#generate image_grad_block ") {
-                    let args: Vec<u32> = args
-                        .split_whitespace()
-                        .map(|a| a.parse().expect("#generate image_grad_block takes numbers"))
-                        .collect();
-                    let [kernel, stride, bx, by] = args[..] else {
-                        panic!("{name}: #generate image_grad_block K S BX BY, got {args:?}");
-                    };
+                    let [kernel, stride, bx, by] =
+                        numbers(name, "image_grad_block K S BX BY", args);
                     out.push_str(&image_grad_block(kernel, stride, bx, by));
                 } else {
                     out.push_str(line);
@@ -133,6 +108,14 @@ fn resolve(
             }
         }
     }
+}
+
+/// The N numbers of a `#generate` line's arguments `args` in shader `name`, whose form is `usage`.
+fn numbers<const N: usize>(name: &str, usage: &str, args: &str) -> [u32; N] {
+    let parsed: Option<Vec<u32>> = args.split_whitespace().map(|a| a.parse().ok()).collect();
+    parsed
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or_else(|| panic!("{name}: #generate {usage}, got {args:?}"))
 }
 
 /// Rows and vec4 columns of the largest register tile; the ROWS / COLS override constants pick a

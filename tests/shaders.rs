@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use gradcam::gpu::kernels::{
-    subgroup_source, BindingKind, ALL_KERNELS, CONV2D_GRAD_BLOCKS, CONV2D_GRAD_VARIANTS,
-    CONV_SUBGROUP_TILE, DEPTHWISE_BLOCKS, DEPTHWISE_GRAD_BLOCKS, DEPTHWISE_GRAD_VARIANTS,
-    DEPTHWISE_VARIANTS, STEM_OX, SUBGROUP_TILE, WORKGROUP_TILED,
+    specialization, subgroup_source, BindingKind, ALL_KERNELS, CONV2D_GRAD_BLOCKS,
+    CONV2D_GRAD_VARIANTS, CONV_SUBGROUP_TILE, DEPTHWISE_BLOCKS, DEPTHWISE_GRAD_BLOCKS,
+    DEPTHWISE_GRAD_VARIANTS, DEPTHWISE_VARIANTS, STEM_OX, SUBGROUP_TILE, WORKGROUP_TILED,
 };
 use gradcam::gpu::params::STORAGE_STRUCTS;
 
@@ -152,17 +152,6 @@ fn generate_lines(file: &str, name: &str, count: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// The variant of `variants` specialized for kernel `k` and stride `s` (its index).
-fn specialization(variants: &[&[(&str, f64)]], k: u32, s: u32) -> usize {
-    variants
-        .iter()
-        .position(|v| {
-            v.iter().any(|&(c, x)| c == "KERNEL" && x == f64::from(k))
-                && v.iter().any(|&(c, x)| c == "STRIDE" && x == f64::from(s))
-        })
-        .unwrap_or_else(|| panic!("no variant for kernel {k} stride {s}"))
-}
-
 /// The block and tile sizes the dispatches are sized by (src/gpu/kernels.rs) are those the
 /// shaders' `#generate` lines write out: a mismatch would leave outputs unwritten.
 #[test]
@@ -195,9 +184,10 @@ fn generated_blocks_match_the_dispatch_sizes() {
             "shaders/{file}.wgsl: one {generator} per size"
         );
         for l in lines {
-            let v = specialization(variants, l[0], l[1]);
+            let v = specialization(variants, l[0], l[1])
+                .unwrap_or_else(|| panic!("no variant for kernel {} stride {}", l[0], l[1]));
             assert_eq!(
-                sizes[v],
+                sizes[v - 1],
                 (l[2], l[3]),
                 "shaders/{file}.wgsl: {generator} {l:?} against the dispatch's block"
             );

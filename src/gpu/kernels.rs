@@ -649,10 +649,14 @@ pub fn depthwise_block(variant: usize) -> (u32, u32) {
 
 /// The depthwise variant specialized for `kernel` × `stride`, or 0 (the generic kernel).
 pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
-    DEPTHWISE_VARIANTS
-        .iter()
-        .position(|v| v.len() == 2 && v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
-        .map_or(0, |i| i + 1)
+    specialization(DEPTHWISE_VARIANTS, kernel, stride).unwrap_or(0)
+}
+
+/// The variant (1..) of `variants` whose constants are exactly `KERNEL` = `kernel` and `STRIDE` =
+/// `stride`: a kernel's specialization for that window.
+pub fn specialization(variants: &[&[(&str, f64)]], kernel: u32, stride: u32) -> Option<usize> {
+    let window = [("KERNEL", f64::from(kernel)), ("STRIDE", f64::from(stride))];
+    variants.iter().position(|v| **v == window).map(|i| i + 1)
 }
 
 /// Specializations of shaders/depthwise_conv_grad.wgsl by kernel size and stride (variants 1..),
@@ -675,10 +679,7 @@ pub const DEPTHWISE_GRAD_BLOCKS: [(u32, u32); 4] = [(4, 4), (4, 4), (4, 4), (4, 
 /// The depthwise-gradient variant specialized for `kernel` × `stride`, or 0 (the generic
 /// kernel).
 pub fn depthwise_grad_variant(kernel: u32, stride: u32) -> usize {
-    DEPTHWISE_GRAD_VARIANTS
-        .iter()
-        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
-        .map_or(0, |i| i + 1)
+    specialization(DEPTHWISE_GRAD_VARIANTS, kernel, stride).unwrap_or(0)
 }
 
 /// Invocations of depthwise-gradient pipeline `variant` for `p`: one per input pixel and vec4
@@ -718,10 +719,7 @@ pub fn conv2d_grad_variant(kernel: u32, stride: u32, in_channels: u32) -> usize 
     if in_channels != 3 {
         return 0;
     }
-    CONV2D_GRAD_VARIANTS
-        .iter()
-        .position(|v| v[0].1 == f64::from(kernel) && v[1].1 == f64::from(stride))
-        .map_or(0, |i| i + 1)
+    specialization(CONV2D_GRAD_VARIANTS, kernel, stride).unwrap_or(0)
 }
 
 /// Invocations of conv2d-gradient pipeline `variant` for `p`: one per input value for the
