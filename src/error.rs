@@ -132,6 +132,10 @@ pub enum Error {
     /// A request that does not fit the engine's resources or the model.
     #[error("{0}")]
     InvalidRequest(String),
+
+    /// A broken invariant of the engine itself (a bug to report, not a user error).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Shorthand for results carrying [`Error`].

@@ -24,6 +24,7 @@ mod colormap;
 mod engine;
 mod error;
 pub mod gpu;
+pub mod graph;
 mod images;
 mod labels;
 pub mod model;

@@ -27,7 +27,8 @@ fn to_py(e: engine::Error) -> PyErr {
         engine::Error::Io { .. } => PyOSError::new_err(message),
         engine::Error::NoAdapter { .. }
         | engine::Error::Device { .. }
-        | engine::Error::Gpu { .. } => PyRuntimeError::new_err(message),
+        | engine::Error::Gpu { .. }
+        | engine::Error::Internal(_) => PyRuntimeError::new_err(message),
         _ => PyValueError::new_err(message),
     }
 }

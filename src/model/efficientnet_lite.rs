@@ -3,7 +3,7 @@
 //! Tensor names follow the `efficientnet_lite_pytorch` checkpoints (`_conv_stem.weight`,
 //! `_blocks.N._expand_conv.weight`, `_blocks.N._bn0.running_var`, `_fc.bias`, ...).
 
-use super::builder::{ConvSpec, Description, Graph};
+use super::builder::{Builder, ConvSpec, Description};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
 use crate::error::Result;
@@ -123,7 +123,7 @@ fn conv<'a>(prefix: &'a str, bn: &'a str, kind: ConvKind, kernel: u32, out: u32)
 
 /// Builds `variant` from `file`.
 pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Graph::new(file, variant.input_size);
+    let mut g = Builder::new(file, variant.input_size);
     let input = g.input();
     let mut x = g.conv(
         &ConvSpec {
@@ -192,8 +192,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         "head",
     )?;
     g.layer("head", x);
-    let pooled = g.global_avg_pool(x);
-    let logits = g.linear("_fc", pooled, Activation::None, false, "logits")?;
+    let pooled = g.global_avg_pool(x)?;
+    let logits = g.linear("_fc", pooled, Activation::None, "logits")?;
     g.finish(
         Description {
             architecture: variant.name.to_string(),

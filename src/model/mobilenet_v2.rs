@@ -5,7 +5,7 @@
 //! Padding is PyTorch's symmetric `(k - 1) / 2`. Strides come from torchvision's settings table;
 //! channel counts are read from the file, so width multipliers other than 1 load too.
 
-use super::builder::{ConvSpec, Description, Graph, IMAGENET_MEAN, IMAGENET_STD};
+use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
 use crate::error::{Error, Result};
@@ -47,7 +47,7 @@ fn conv_bn_relu6<'a>(conv: &'a str, bn: &'a str, kernel: u32, out: u32) -> ConvS
 
 /// Builds MobileNetV2 from `file`.
 pub fn build(file: &WeightFile) -> Result<Model> {
-    let mut g = Graph::new(file, 224);
+    let mut g = Builder::new(file, 224);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -100,8 +100,8 @@ pub fn build(file: &WeightFile) -> Result<Model> {
     );
     x = g.conv(&head, x, "features.18")?;
     g.layer("features.18", x);
-    let pooled = g.global_avg_pool(x);
-    let logits = g.linear("classifier.1", pooled, Activation::None, false, "logits")?;
+    let pooled = g.global_avg_pool(x)?;
+    let logits = g.linear("classifier.1", pooled, Activation::None, "logits")?;
     g.finish(
         Description {
             architecture: NAME.to_string(),

@@ -1,7 +1,9 @@
-//! The network as data: a graph of a few op kinds (convolution with BatchNorm folded in and an
-//! epilogue, max pool, global average pool, linear) over named tensors, in execution order, that
-//! the forward pass walks and the backward pass derives its gradient rules from. Each
-//! architecture family has its builder file; nothing outside them knows which one a model is.
+//! The network as the engine runs it: the plan of fused kernels (convolution with BatchNorm
+//! folded in and an epilogue, max pool, global average pool, linear) over named tensors, in
+//! execution order, that the forward pass walks and the backward pass derives its gradient rules
+//! from. Each architecture family has its builder file, which writes the network as plain ops
+//! ([`crate::graph`]); the fusion pass lowers them to this plan. Nothing outside the builders
+//! knows which family a model is.
 
 mod arch;
 mod builder;
@@ -377,6 +379,18 @@ pub enum Padding {
 }
 
 impl Padding {
+    /// (padding before, padding after) for an axis of `input` values.
+    pub fn pads(self, input: u32, kernel: u32, stride: u32) -> (u32, u32) {
+        match self {
+            Padding::Same => {
+                let (output, before) = same_padding(input, kernel, stride);
+                let total = ((output - 1) * stride + kernel).saturating_sub(input);
+                (before, total - before)
+            }
+            Padding::Symmetric(p) => (p, p),
+        }
+    }
+
     /// (output size, padding before) for an axis of `input` values.
     pub fn apply(self, input: u32, kernel: u32, stride: u32) -> (u32, u32) {
         match self {

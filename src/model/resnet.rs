@@ -5,7 +5,7 @@
 //! `bn1`, `layer2.0.conv1`, `layer2.0.downsample.0`, `fc`, ...); the number of blocks per layer
 //! is read from the file, so any depth loads.
 
-use super::builder::{ConvSpec, Description, Graph, IMAGENET_MEAN, IMAGENET_STD};
+use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
 use crate::error::Result;
@@ -63,7 +63,7 @@ pub fn detect(file: &WeightFile) -> Option<Variant> {
 
 /// Builds `variant` from `file`.
 pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Graph::new(file, 224);
+    let mut g = Builder::new(file, 224);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -73,7 +73,7 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
     };
     let x = g.conv(&stem, input, "relu")?;
     g.layer("relu", x);
-    let mut x = g.max_pool(x, 3, 2, 1, "maxpool");
+    let mut x = g.max_pool(x, 3, 2, 1, "maxpool")?;
     g.layer("maxpool", x);
 
     let expansion = if variant.bottleneck { 4 } else { 1 };
@@ -140,8 +140,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         }
         g.layer(&format!("layer{}", l + 1), x);
     }
-    let pooled = g.global_avg_pool(x);
-    let logits = g.linear("fc", pooled, Activation::None, false, "logits")?;
+    let pooled = g.global_avg_pool(x)?;
+    let logits = g.linear("fc", pooled, Activation::None, "logits")?;
     g.finish(
         Description {
             architecture: variant.name.to_string(),

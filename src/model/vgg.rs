@@ -8,7 +8,7 @@
 //! max pool (a conv's own output, before its ReLU, is not kept). `features.30` (`features.43`
 //! with BatchNorm), the last max pool, is pytorch-grad-cam's usual `features[-1]`.
 
-use super::builder::{ConvSpec, Description, Graph, IMAGENET_MEAN, IMAGENET_STD};
+use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
 use crate::error::Result;
@@ -51,14 +51,14 @@ pub fn detect(file: &WeightFile) -> Variant {
 
 /// Builds `variant` from `file`.
 pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Graph::new(file, 224);
+    let mut g = Builder::new(file, 224);
     let mut x = g.input();
     // Module index in `features`: conv, [BatchNorm,] ReLU; or max pool.
     let mut index = 0;
     for &channels in &CONFIG {
         if channels == 0 {
             let name = format!("features.{index}");
-            x = g.max_pool(x, 2, 2, 0, &name);
+            x = g.max_pool(x, 2, 2, 0, &name)?;
             g.layer(&name, x);
             index += 1;
             continue;
@@ -82,15 +82,9 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         g.layer(&name, x);
         index = relu + 1;
     }
-    let hidden = g.linear("classifier.0", x, Activation::Relu, true, "classifier.1")?;
-    let hidden = g.linear(
-        "classifier.3",
-        hidden,
-        Activation::Relu,
-        false,
-        "classifier.4",
-    )?;
-    let logits = g.linear("classifier.6", hidden, Activation::None, false, "logits")?;
+    let hidden = g.linear("classifier.0", x, Activation::Relu, "classifier.1")?;
+    let hidden = g.linear("classifier.3", hidden, Activation::Relu, "classifier.4")?;
+    let logits = g.linear("classifier.6", hidden, Activation::None, "logits")?;
     let default_layer = format!("features.{}", index - 1);
     g.finish(
         Description {

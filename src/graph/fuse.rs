@@ -1,0 +1,374 @@
+//! The fusion pass: plain ops → the engine's fused kernels.
+//!
+//! A conv absorbs the ops after it that its kernel computes in the same pass, wherever that is
+//! exact:
+//! - a BatchNorm, folded into its weights and bias (in float64, so the folded weights are as
+//!   close as float32 allows to conv-then-BatchNorm);
+//! - then a residual add, whose other operand is already computed;
+//! - then an activation whose derivative its output determines ([`Keeps::Output`]), since the
+//!   fused kernel keeps only its output.
+//!
+//! A linear layer absorbs such an activation too, and reads a flattened tensor in place (its
+//! columns permuted from PyTorch's channel-major order to the engine's NHWC one). An op is
+//! absorbed only when the previous one's output has no other reader and is no named layer, so
+//! every layer a CAM can target stays a tensor of the plan.
+
+use super::ops::{self, ActivationKind, Keeps, Op, OpRule};
+use super::{Graph, Node};
+use crate::error::{Error, Result};
+use crate::model::{self, Activation, ConvKind, TensorSpec};
+
+/// The executable plan of a graph, as [`crate::model::Model`] holds it.
+#[derive(Clone, Debug, Default)]
+pub struct Lowered {
+    /// Every conv, BatchNorm folded.
+    pub convs: Vec<model::Conv>,
+    /// Every fully connected layer.
+    pub linears: Vec<model::Linear>,
+    /// Every tensor of the plan.
+    pub tensors: Vec<TensorSpec>,
+    /// The plan, in execution order.
+    pub ops: Vec<model::Op>,
+    /// The input tensor.
+    pub input: usize,
+    /// The graph's `logits` tensor in the plan.
+    pub logits: usize,
+    /// The graph's layers, by their tensors in the plan.
+    pub target_layers: Vec<(String, usize)>,
+}
+
+/// Lowers `graph`, whose output is `logits`, into fused kernels. An op no kernel runs in the
+/// place the graph puts it is an error naming the node.
+pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
+    let mut pinned = vec![false; graph.tensors.len()];
+    for (_, t) in &graph.layers {
+        pinned[*t] = true;
+    }
+    pinned[logits] = true;
+    let mut pass = Pass {
+        graph,
+        readers: graph.consumers(),
+        pinned,
+        plan: vec![None; graph.tensors.len()],
+        flattened: vec![false; graph.tensors.len()],
+        absorbed: vec![false; graph.nodes.len()],
+        out: Lowered::default(),
+    };
+    let input = pass.emit_tensor(graph.input);
+    pass.out.input = input;
+    pass.out.ops.push(model::Op::Preprocess { output: input });
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if pass.absorbed[i] {
+            continue;
+        }
+        match &node.op {
+            Op::Conv(conv) => pass.conv(node, conv)?,
+            Op::Linear(linear) => pass.linear(node, linear)?,
+            Op::MaxPool(pool) => {
+                let input = pass.planned(node.inputs[0])?;
+                let output = pass.emit_tensor(node.output);
+                pass.out.ops.push(model::Op::MaxPool {
+                    input,
+                    output,
+                    kernel: pool.kernel,
+                    stride: pool.stride,
+                    pad: pool.pad,
+                });
+            }
+            Op::GlobalAvgPool(_) => {
+                let input = pass.planned(node.inputs[0])?;
+                let output = pass.emit_tensor(node.output);
+                pass.out
+                    .ops
+                    .push(model::Op::GlobalAvgPool { input, output });
+            }
+            Op::Flatten(_) => {
+                pass.plan[node.output] = Some(pass.planned(node.inputs[0])?);
+                pass.flattened[node.output] = true;
+            }
+            Op::BatchNorm(_) | Op::Activation(_) | Op::Add(_) => {
+                return Err(graph.unsupported(format!(
+                    "{} ({}): runs only fused after a convolution (conv → BatchNorm → residual \
+                     add → ReLU or ReLU6) or, for an activation, a linear layer; not after `{}`",
+                    node.name,
+                    node.op.rule().kind(),
+                    graph.tensors[node.inputs[0]].name
+                )));
+            }
+        }
+    }
+    pass.out.logits = pass.planned(logits)?;
+    let mut layers = Vec::with_capacity(graph.layers.len());
+    for (name, t) in &graph.layers {
+        layers.push((name.clone(), pass.planned(*t)?));
+    }
+    pass.out.target_layers = layers;
+    Ok(pass.out)
+}
+
+/// The state of the pass.
+struct Pass<'a> {
+    graph: &'a Graph,
+    readers: Vec<Vec<usize>>,
+    /// Tensors that must stay tensors of the plan (named layers, the logits).
+    pinned: Vec<bool>,
+    /// Per graph tensor, the plan's tensor holding its values.
+    plan: Vec<Option<usize>>,
+    /// Per graph tensor, whether it is a flattened view of a plan tensor (PyTorch's order).
+    flattened: Vec<bool>,
+    /// Per node, whether a fused kernel computes it.
+    absorbed: Vec<bool>,
+    out: Lowered,
+}
+
+impl Pass<'_> {
+    /// A plan tensor for graph tensor `t`.
+    fn emit_tensor(&mut self, t: usize) -> usize {
+        self.out.tensors.push(self.graph.tensors[t].clone());
+        let id = self.out.tensors.len() - 1;
+        self.plan[t] = Some(id);
+        id
+    }
+
+    /// The plan tensor of graph tensor `t`, computed earlier.
+    fn planned(&self, t: usize) -> Result<usize> {
+        self.plan[t].ok_or_else(|| {
+            Error::Internal(format!(
+                "fusion: `{}` is read before it is computed",
+                self.graph.tensors[t].name
+            ))
+        })
+    }
+
+    /// The node after tensor `t` that a fused kernel may absorb: its only reader, when `t` is
+    /// not pinned and `fits` the reader's op.
+    fn absorbable(&self, t: usize, fits: impl Fn(&Op) -> bool) -> Option<usize> {
+        match self.readers[t].as_slice() {
+            [j] if !self.pinned[t] && fits(&self.graph.nodes[*j].op) => Some(*j),
+            _ => None,
+        }
+    }
+
+    /// The activation after `t` that a fused kernel may absorb.
+    fn absorbable_activation(&self, t: usize) -> Option<(usize, Activation)> {
+        let j = self.absorbable(
+            t,
+            |op| matches!(op, Op::Activation(a) if a.keeps() == Keeps::Output),
+        )?;
+        let Op::Activation(a) = &self.graph.nodes[j].op else {
+            return None;
+        };
+        let fused = match a.kind {
+            ActivationKind::Relu => Activation::Relu,
+            ActivationKind::Relu6 => Activation::Relu6,
+        };
+        Some((j, fused))
+    }
+
+    fn unsupported(&self, node: &Node, reason: String) -> Error {
+        self.graph.unsupported(format!(
+            "{} ({}): {reason}",
+            node.name,
+            node.op.rule().kind()
+        ))
+    }
+
+    /// A conv with the BatchNorm, residual add and activation that follow it.
+    fn conv(&mut self, node: &Node, conv: &ops::Conv) -> Result<()> {
+        let g = self.graph;
+        let mut end = node.output;
+        let bn = self
+            .absorbable(end, |op| matches!(op, Op::BatchNorm(_)))
+            .map(|j| {
+                self.absorbed[j] = true;
+                end = g.nodes[j].output;
+                match &g.nodes[j].op {
+                    Op::BatchNorm(bn) => bn,
+                    _ => unreachable!("matched a BatchNorm"),
+                }
+            });
+        let mut residual = None;
+        if let Some(j) = self.absorbable(end, |op| matches!(op, Op::Add(_))) {
+            let other = g.nodes[j].inputs.iter().copied().find(|&t| t != end);
+            if let Some(r) = other.and_then(|t| self.plan[t]) {
+                self.absorbed[j] = true;
+                residual = Some(r);
+                end = g.nodes[j].output;
+            }
+        }
+        let mut activation = Activation::None;
+        if let Some((j, a)) = self.absorbable_activation(end) {
+            self.absorbed[j] = true;
+            activation = a;
+            end = g.nodes[j].output;
+        }
+
+        let (_, _, ci) = g.shape(node.inputs[0]);
+        let co = conv.out_channels;
+        let [kh, kw] = conv.kernel;
+        if kh != kw {
+            return Err(self.unsupported(node, format!("{kh}×{kw} kernels are not supported yet")));
+        }
+        if conv.stride[0] != conv.stride[1] {
+            return Err(self.unsupported(
+                node,
+                format!("strides {:?} are not supported yet", conv.stride),
+            ));
+        }
+        if conv.dilation != [1, 1] {
+            return Err(self.unsupported(
+                node,
+                format!("dilation {:?} is not supported yet", conv.dilation),
+            ));
+        }
+        let kind = if conv.groups == 1 {
+            let [top, left, bottom, right] = conv.pads;
+            if kh == 1 && conv.stride[0] == 1 && top + left + bottom + right == 0 {
+                // A channel mix per pixel.
+                ConvKind::Pointwise
+            } else {
+                ConvKind::Dense
+            }
+        } else if conv.groups == ci && ci == co {
+            ConvKind::Depthwise
+        } else {
+            return Err(self.unsupported(
+                node,
+                format!(
+                    "{} groups over {ci} → {co} channels are not supported yet",
+                    conv.groups
+                ),
+            ));
+        };
+        if !ci.is_multiple_of(4) && kind != ConvKind::Dense || !co.is_multiple_of(4) {
+            return Err(self.unsupported(
+                node,
+                format!("channel counts must be multiples of 4 (found {ci} → {co})"),
+            ));
+        }
+        // With no activation the order does not matter; the flag says "add, then activate".
+        let add_before_activation = residual.is_some() && activation != Activation::None;
+
+        let (k, ci, co) = (kh as usize, ci as usize, co as usize);
+        let per_group = if kind == ConvKind::Depthwise { 1 } else { ci };
+        let conv_bias = conv.bias.clone().unwrap_or_else(|| vec![0.0; co]);
+        // FullGrad's biases in module order: the conv's own (the gradient at the conv's output
+        // is the BatchNorm's times γ/√(σ² + ε)), then the BatchNorm's.
+        let mut full_grad_biases = Vec::new();
+        if let Some(b) = &conv.bias {
+            full_grad_biases.push(match bn {
+                Some(bn) => (0..co).map(|o| b[o] * bn.scale_f32(o)).collect(),
+                None => b.clone(),
+            });
+        }
+        let (scale, bias): (Vec<f64>, Vec<f32>) = match bn {
+            Some(bn) => {
+                full_grad_biases.extend(bn.full_grad_bias());
+                let scale: Vec<f64> = (0..co).map(|o| bn.scale_f64(o)).collect();
+                let bias = (0..co)
+                    .map(|o| {
+                        (f64::from(bn.beta[o])
+                            + (f64::from(conv_bias[o]) - f64::from(bn.mean[o])) * scale[o])
+                            as f32
+                    })
+                    .collect();
+                (scale, bias)
+            }
+            None => (vec![1.0; co], conv_bias),
+        };
+        let weight_torch: Vec<f32> = conv
+            .weight
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (f64::from(*w) * scale[i / (per_group * k * k)]) as f32)
+            .collect();
+        let mut weight = vec![0f32; weight_torch.len()];
+        for o in 0..co {
+            for i in 0..per_group {
+                for y in 0..k {
+                    for x in 0..k {
+                        let t = ((o * per_group + i) * k + y) * k + x;
+                        let at = match kind {
+                            ConvKind::Dense => ((y * k + x) * ci + i) * co + o,
+                            ConvKind::Pointwise => i * co + o,
+                            ConvKind::Depthwise => (y * k + x) * co + o,
+                        };
+                        weight[at] = weight_torch[t];
+                    }
+                }
+            }
+        }
+        let input = self.planned(node.inputs[0])?;
+        let output = self.emit_tensor(end);
+        self.out.convs.push(model::Conv {
+            name: node.name.clone(),
+            kind,
+            kernel: kh,
+            stride: conv.stride[0],
+            in_channels: ci as u32,
+            out_channels: co as u32,
+            activation,
+            add_before_activation,
+            weight,
+            weight_torch,
+            bias,
+            full_grad_biases,
+        });
+        self.out.ops.push(model::Op::Conv {
+            conv: self.out.convs.len() - 1,
+            input,
+            output,
+            residual,
+            pad_top: conv.pads[0],
+            pad_left: conv.pads[1],
+        });
+        Ok(())
+    }
+
+    /// A linear layer with the activation that follows it.
+    fn linear(&mut self, node: &Node, linear: &ops::Linear) -> Result<()> {
+        let source = node.inputs[0];
+        let input = self.planned(source)?;
+        let src = self.out.tensors[input].clone();
+        let features = src.len();
+        let out = linear.out_features as usize;
+        // A flattened NCHW tensor is read in place in the engine's NHWC order.
+        let weight = if self.flattened[source] && src.height * src.width > 1 {
+            let (hw, c) = ((src.height * src.width) as usize, src.channels as usize);
+            let mut w = vec![0f32; linear.weight.len()];
+            for o in 0..out {
+                let (from, to) = (&linear.weight[o * features..], &mut w[o * features..]);
+                for ch in 0..c {
+                    for p in 0..hw {
+                        to[p * c + ch] = from[ch * hw + p];
+                    }
+                }
+            }
+            w
+        } else {
+            linear.weight.clone()
+        };
+        let mut end = node.output;
+        let mut activation = Activation::None;
+        if let Some((j, a)) = self.absorbable_activation(end) {
+            self.absorbed[j] = true;
+            activation = a;
+            end = self.graph.nodes[j].output;
+        }
+        let output = self.emit_tensor(end);
+        self.out.linears.push(model::Linear {
+            name: node.name.clone(),
+            in_features: features as u32,
+            out_features: out as u32,
+            activation,
+            weight,
+            bias: linear.bias.clone(),
+        });
+        self.out.ops.push(model::Op::Linear {
+            linear: self.out.linears.len() - 1,
+            input,
+            output,
+        });
+        Ok(())
+    }
+}

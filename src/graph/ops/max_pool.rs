@@ -1,0 +1,46 @@
+//! Max pooling (ONNX `MaxPool`, PyTorch `max_pool2d`: padded positions never win; floor mode).
+//!
+//! Gradient: `∂y` routed to each window's first maximum, which the input locates (keeps the
+//! input).
+
+use super::{single, Keeps, OpRule, Shape};
+
+/// A square window with equal stride and symmetric padding in both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool {
+    /// Window side.
+    pub kernel: u32,
+    /// Stride.
+    pub stride: u32,
+    /// Padding on every side.
+    pub pad: u32,
+}
+
+impl OpRule for MaxPool {
+    fn kind(&self) -> &'static str {
+        "MaxPool"
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
+        let (h, w, c) = single(inputs);
+        let axis = |n: u32| {
+            (n + 2 * self.pad)
+                .checked_sub(self.kernel)
+                .filter(|_| self.stride > 0 && self.pad * 2 <= self.kernel)
+                .map(|v| v / self.stride + 1)
+        };
+        match (axis(h), axis(w)) {
+            (Some(oh), Some(ow)) => Ok((oh, ow, c)),
+            _ => Err(format!(
+                "a {k}×{k} window with stride {} and padding {} does not fit {h}×{w}",
+                self.stride,
+                self.pad,
+                k = self.kernel
+            )),
+        }
+    }
+
+    fn keeps(&self) -> Keeps {
+        Keeps::Input
+    }
+}

@@ -1,0 +1,112 @@
+//! The op vocabulary: one module per op, each owning its parameters, its shape rule, its gradient
+//! rule (stated in its docs, one gradient per input, as PyTorch's `derivatives.yaml` states them),
+//! what the backward pass keeps of its forward values, and the FullGrad bias it contributes.
+//! Builders and importers produce these plain ops; the fusion pass ([`super::lower`]) turns them
+//! into the engine's fused kernels.
+//!
+//! An op is registered once: its module below and its line in [`Op`] and `dispatch!`.
+
+pub mod activation;
+pub mod add;
+pub mod batch_norm;
+pub mod conv;
+pub mod flatten;
+pub mod global_avg_pool;
+pub mod linear;
+pub mod max_pool;
+
+pub use activation::{Activation, ActivationKind};
+pub use add::Add;
+pub use batch_norm::BatchNorm;
+pub use conv::Conv;
+pub use flatten::Flatten;
+pub use global_avg_pool::GlobalAvgPool;
+pub use linear::Linear;
+pub use max_pool::MaxPool;
+
+/// One image's tensor shape, stored NHWC: (height, width, channels).
+pub type Shape = (u32, u32, u32);
+
+/// What the backward pass needs of an op's forward values to compute its input gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keeps {
+    /// Nothing: the gradient rule is linear in the output gradient with fixed coefficients.
+    Nothing,
+    /// The op's output (ReLU's mask `y > 0`, ReLU6's `0 < y < 6`).
+    Output,
+    /// The op's input (max pool's window maxima; the derivative of an activation that its
+    /// output does not determine).
+    Input,
+}
+
+/// What every op states about itself.
+pub trait OpRule {
+    /// The op's name as ONNX spells it (`Conv`, `BatchNormalization`, `Relu`, ...): in messages.
+    fn kind(&self) -> &'static str;
+
+    /// How many tensors it reads.
+    fn arity(&self) -> usize {
+        1
+    }
+
+    /// The shape it writes for inputs of these shapes, or why they do not fit.
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String>;
+
+    /// What its gradient rule reads of the forward pass.
+    fn keeps(&self) -> Keeps;
+
+    /// The bias FullGrad reads at this op's output (pytorch-grad-cam's `FullGrad` takes every
+    /// `nn.Conv2d` and `nn.BatchNorm2d` with a bias), per output channel; `None`: not a bias
+    /// layer.
+    fn full_grad_bias(&self) -> Option<Vec<f32>> {
+        None
+    }
+}
+
+/// A plain op with its parameters.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// See [`Conv`].
+    Conv(Conv),
+    /// See [`BatchNorm`].
+    BatchNorm(BatchNorm),
+    /// See [`Activation`].
+    Activation(Activation),
+    /// See [`Add`].
+    Add(Add),
+    /// See [`MaxPool`].
+    MaxPool(MaxPool),
+    /// See [`GlobalAvgPool`].
+    GlobalAvgPool(GlobalAvgPool),
+    /// See [`Flatten`].
+    Flatten(Flatten),
+    /// See [`Linear`].
+    Linear(Linear),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $op:ident => $body:expr) => {
+        match $self {
+            Op::Conv($op) => $body,
+            Op::BatchNorm($op) => $body,
+            Op::Activation($op) => $body,
+            Op::Add($op) => $body,
+            Op::MaxPool($op) => $body,
+            Op::GlobalAvgPool($op) => $body,
+            Op::Flatten($op) => $body,
+            Op::Linear($op) => $body,
+        }
+    };
+}
+
+impl Op {
+    /// The op's rules.
+    pub fn rule(&self) -> &dyn OpRule {
+        dispatch!(self, op => op)
+    }
+}
+
+/// The one input shape of a single-input op (the graph checks the arity first).
+pub(crate) fn single(inputs: &[Shape]) -> Shape {
+    inputs[0]
+}
