@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gradcam::gpu::kernels::KernelId;
 use gradcam::gpu::profile::Timed;
 use gradcam::gpu::Profiler;
 use gradcam::{ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target};
@@ -142,15 +143,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     report.insert("latency", latency);
     // Every tuning timing made above: launch key (kernel/builder's variant/parameters) and each
-    // candidate's milliseconds.
+    // candidate's milliseconds, by variant name.
     let timings: Vec<Value> = ctx
         .tuner
         .timings()
         .into_iter()
         .map(|(key, times)| {
+            let kernel = key.split('/').next().and_then(KernelId::from_name);
             let ms: serde_json::Map<String, Value> = times
                 .into_iter()
-                .map(|(v, t)| (v.to_string(), json!(t * 1e3)))
+                .map(|(v, t)| {
+                    let name = kernel.and_then(|k| k.variant_name(v));
+                    (
+                        name.map_or_else(|| v.to_string(), str::to_string),
+                        json!(t * 1e3),
+                    )
+                })
                 .collect();
             json!({"launch": key, "ms": ms})
         })

@@ -1004,26 +1004,34 @@ fn every_tuned_variant_explains_as_the_builders_choice() {
     let baseline = run_with("", &dir.path().join("builder"));
     let forced = [
         // The 24 × 6 register tile, where the builder's is the subgroup tile (lavapipe).
-        "pointwise_conv=1",
-        "pointwise_conv=2",
-        "pointwise_conv=3",
-        "pointwise_conv=4",
-        "pointwise_conv=5",
-        "pointwise_conv=6",
+        "pointwise_conv=tile_24x6",
+        "pointwise_conv=tile_8x2",
+        "pointwise_conv=tile_4x1",
+        "pointwise_conv=split_16",
+        "pointwise_conv=split_8",
+        "pointwise_conv=split_4",
         // The workgroup tile.
-        "pointwise_conv=8",
-        "depthwise_conv=0",
-        "depthwise_conv=5",
-        "conv2d=0",
+        "pointwise_conv=workgroup_tiled",
+        "depthwise_conv=default",
+        "depthwise_conv=staged",
+        "conv2d=default",
         // The stem's register-tiled specialization, where the builder's is the subgroup stem.
-        "conv2d=1",
-        "conv2d=2",
-        "conv2d=3",
-        "linear=1",
+        "conv2d=stem_3x3_s2",
+        "conv2d=tiled",
+        "conv2d=gemm",
+        "linear=split",
         // One output per invocation, where the builder's is the subgroup variant (lavapipe).
-        "linear=0",
+        "linear=default",
     ];
     for (i, force) in forced.iter().enumerate() {
+        // A name the engine does not know would be ignored and compare the builder's to itself.
+        let (kernel, variant) = force.split_once('=').unwrap();
+        assert!(
+            gradcam::gpu::kernels::KernelId::from_name(kernel)
+                .and_then(|k| k.variant_named(variant))
+                .is_some(),
+            "{force}: no such kernel variant"
+        );
         let got = run_with(force, &dir.path().join(format!("forced{i}")));
         for ((overlay, cam), (want_overlay, want_cam)) in got.iter().zip(&baseline) {
             let d = common::max_abs_diff(cam, want_cam);

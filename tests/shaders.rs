@@ -65,7 +65,7 @@ fn every_shader_validates() {
         let tiled = spec
             .variants
             .iter()
-            .any(|v| v.iter().any(|(c, _)| *c == WORKGROUP_TILED));
+            .any(|v| v.constants.iter().any(|(c, _)| *c == WORKGROUP_TILED));
         let expected: &[&str] = if tiled {
             &["main", "main_workgroup_tiled"]
         } else {
@@ -329,6 +329,69 @@ fn every_shared_helper_is_imported() {
         assert!(
             ALL_KERNELS.iter().any(|k| k.source.contains(&marker)),
             "shaders/lib/{name}.wgsl is imported by no kernel"
+        );
+    }
+}
+
+/// Variants are named (the tune cache and `GRADCAM_FORCE` use the names): each name is unique
+/// within its kernel and round-trips, and each variant the engine refers to by a constant is the
+/// one its name says.
+#[test]
+fn kernel_variants_are_named() {
+    use gradcam::gpu::kernels::*;
+    for (id, spec) in ALL_KERNEL_IDS.iter().zip(ALL_KERNELS) {
+        let mut names = BTreeSet::new();
+        for v in 0..=spec.variants.len() {
+            let name = id.variant_name(v).expect("a name");
+            assert!(
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}: variant {v} is named `{name}`",
+                spec.name
+            );
+            assert!(names.insert(name), "{}: `{name}` twice", spec.name);
+            assert_eq!(id.variant_named(name), Some(v), "{}: `{name}`", spec.name);
+        }
+        assert_eq!(id.variant_name(spec.variants.len() + 1), None);
+        assert_eq!(id.variant_named("no_such_variant"), None);
+    }
+    let constants = [
+        (KernelId::PointwiseConv, POINTWISE_SUBGROUP, "subgroup_tile"),
+        (
+            KernelId::PointwiseConv,
+            POINTWISE_WORKGROUP_TILED,
+            "workgroup_tiled",
+        ),
+        (
+            KernelId::PointwiseConvGrad,
+            POINTWISE_GRAD_SUBGROUP,
+            "subgroup_tile",
+        ),
+        (KernelId::Linear, LINEAR_SPLIT, "split"),
+        (KernelId::Linear, LINEAR_SUBGROUP, "subgroup"),
+        (KernelId::LinearGrad, LINEAR_GRAD_SUBGROUP, "subgroup"),
+        (KernelId::Conv2d, CONV2D_TILED, "tiled"),
+        (KernelId::Conv2d, CONV2D_GEMM, "gemm"),
+        (KernelId::Conv2d, CONV2D_SUBGROUP_STEM, "subgroup_stem_3x3"),
+        (KernelId::Conv2d, CONV2D_SUBGROUP_TILE, "subgroup_tile"),
+        (KernelId::Conv2d, CONV2D_SUBGROUP_STEM7, "subgroup_stem_7x7"),
+        (KernelId::DepthwiseConv, DEPTHWISE_STAGED, "staged"),
+        (KernelId::Conv2d, conv2d_variant(3, 2, 3), "stem_3x3_s2"),
+        (KernelId::DepthwiseConv, depthwise_variant(5, 2), "k5_s2"),
+        (
+            KernelId::DepthwiseConvGrad,
+            depthwise_grad_variant(3, 1),
+            "k3_s1",
+        ),
+        (KernelId::Conv2dGrad, conv2d_grad_variant(7, 2, 3), "k7_s2"),
+    ];
+    for (kernel, variant, name) in constants {
+        assert_eq!(
+            kernel.variant_name(variant),
+            Some(name),
+            "{kernel:?} {variant}"
         );
     }
 }

@@ -43,10 +43,30 @@ pub struct KernelSpec {
     /// dispatched with `n` invocations per image); `None` for kernels sized by the
     /// `WORKGROUP_SIZE` override.
     pub fixed_workgroup: Option<u32>,
-    /// Specializations besides the default (variant 0): each a list of override constants,
+    /// Specializations besides the default (variant 0, named [`DEFAULT_VARIANT`]): each
     /// compiled into its own pipeline sharing the kernel's bind group layout.
-    pub variants: &'static [&'static [(&'static str, f64)]],
+    pub variants: &'static [Variant],
 }
+
+/// One pipeline variant of a kernel: its name (in `GRADCAM_FORCE`, the tune cache and reports)
+/// and the override constants (and markers) it is compiled with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Variant {
+    /// Unique among the kernel's variants: `tile_24x6`, `subgroup_tile`, `k3_s2`, ...
+    pub name: &'static str,
+    /// The override constants, and the [`SUBGROUPS`] or [`WORKGROUP_TILED`] marker.
+    pub constants: &'static [(&'static str, f64)],
+}
+
+impl Variant {
+    /// The variant `name` compiled with `constants`.
+    pub const fn new(name: &'static str, constants: &'static [(&'static str, f64)]) -> Self {
+        Self { name, constants }
+    }
+}
+
+/// The name of every kernel's variant 0: the WGSL's own defaults.
+pub const DEFAULT_VARIANT: &str = "default";
 
 /// A kernel at the type level: its id, parameter struct and invocation count. Implemented by
 /// the marker types in [`kind`], one per kernel.
@@ -357,15 +377,15 @@ pub const POINTWISE_TILE: &[&[(&str, f64)]] = &[
 /// for layers with too few rows to fill a GPU with register tiles (batch 1, late blocks: the
 /// 1152 → 192 projection at 7×7 is 624 invocations of 288 steps each as a 4 × 1 tile);
 /// 7 [`POINTWISE_SUBGROUP`]; 8 [`POINTWISE_WORKGROUP_TILED`].
-pub const POINTWISE_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("ROWS", 24.0), ("COLS", 6.0)],
-    &[("ROWS", 8.0), ("COLS", 2.0)],
-    &[("ROWS", 4.0), ("COLS", 1.0)],
-    &[("SPLIT_COLS", 16.0)],
-    &[("SPLIT_COLS", 8.0)],
-    &[("SPLIT_COLS", 4.0)],
-    &[(SUBGROUPS, 1.0)],
-    &[(WORKGROUP_TILED, 1.0)],
+pub const POINTWISE_VARIANTS: &[Variant] = &[
+    Variant::new("tile_24x6", &[("ROWS", 24.0), ("COLS", 6.0)]),
+    Variant::new("tile_8x2", &[("ROWS", 8.0), ("COLS", 2.0)]),
+    Variant::new("tile_4x1", &[("ROWS", 4.0), ("COLS", 1.0)]),
+    Variant::new("split_16", &[("SPLIT_COLS", 16.0)]),
+    Variant::new("split_8", &[("SPLIT_COLS", 8.0)]),
+    Variant::new("split_4", &[("SPLIT_COLS", 4.0)]),
+    Variant::new("subgroup_tile", &[(SUBGROUPS, 1.0)]),
+    Variant::new("workgroup_tiled", &[(WORKGROUP_TILED, 1.0)]),
 ];
 
 /// Variant 8 of shaders/pointwise_conv.wgsl, for GPUs: the workgroup tile. A workgroup of 64
@@ -379,11 +399,11 @@ pub const POINTWISE_WORKGROUP_TILED: usize = 8;
 
 /// Pipeline variants of shaders/pointwise_conv_grad.wgsl: 1 to 3 the register tiles of
 /// [`POINTWISE_TILE`], in its order; 4 [`POINTWISE_GRAD_SUBGROUP`].
-pub const POINTWISE_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("ROWS", 24.0), ("COLS", 6.0)],
-    &[("ROWS", 8.0), ("COLS", 2.0)],
-    &[("ROWS", 4.0), ("COLS", 1.0)],
-    &[(SUBGROUPS, 1.0)],
+pub const POINTWISE_GRAD_VARIANTS: &[Variant] = &[
+    Variant::new("tile_24x6", &[("ROWS", 24.0), ("COLS", 6.0)]),
+    Variant::new("tile_8x2", &[("ROWS", 8.0), ("COLS", 2.0)]),
+    Variant::new("tile_4x1", &[("ROWS", 4.0), ("COLS", 1.0)]),
+    Variant::new("subgroup_tile", &[(SUBGROUPS, 1.0)]),
 ];
 
 /// Variant 4 of shaders/pointwise_conv_grad.wgsl, the builder's choice where the device has
@@ -462,7 +482,10 @@ pub const SUBGROUP_TILE: (u32, u32) = (8, 8);
 
 /// Variants of shaders/linear.wgsl: [`LINEAR_SPLIT`], one workgroup per output, and
 /// [`LINEAR_SUBGROUP`].
-pub const LINEAR_VARIANTS: &[&[(&str, f64)]] = &[&[("SPLIT", 1.0)], &[(SUBGROUPS, 1.0)]];
+pub const LINEAR_VARIANTS: &[Variant] = &[
+    Variant::new("split", &[("SPLIT", 1.0)]),
+    Variant::new("subgroup", &[(SUBGROUPS, 1.0)]),
+];
 
 /// The variant of shaders/linear.wgsl where a workgroup of 64 computes one output, reading the
 /// weight row side by side (coalesced): for few images, as the classifier at batch 1.
@@ -475,7 +498,7 @@ pub const LINEAR_SPLIT: usize = 1;
 pub const LINEAR_SUBGROUP: usize = 2;
 
 /// Variants of shaders/linear_grad.wgsl: [`LINEAR_GRAD_SUBGROUP`].
-pub const LINEAR_GRAD_VARIANTS: &[&[(&str, f64)]] = &[&[(SUBGROUPS, 1.0)]];
+pub const LINEAR_GRAD_VARIANTS: &[Variant] = &[Variant::new("subgroup", &[(SUBGROUPS, 1.0)])];
 
 /// The variant of shaders/linear_grad.wgsl where a subgroup's 8 lanes compute 4 input features
 /// each of the same 8 images, sharing each output's masked gradient by `subgroupBroadcast`: the
@@ -499,7 +522,7 @@ const SPLIT_ROWS: u32 = 4;
 
 /// The vec4 columns per workgroup of pointwise pipeline `variant` when it is a split-K layout.
 pub fn pointwise_split(variant: usize) -> Option<u32> {
-    let constants = POINTWISE_VARIANTS.get(variant.checked_sub(1)?)?;
+    let constants = POINTWISE_VARIANTS.get(variant.checked_sub(1)?)?.constants;
     constants
         .iter()
         .find(|(name, _)| *name == "SPLIT_COLS")
@@ -551,13 +574,19 @@ pub fn pointwise_tile(variant: usize) -> (u32, u32) {
 /// Variants of shaders/conv2d.wgsl: 1 the EfficientNet stem (3×3/2 over RGB), 2
 /// [`CONV2D_TILED`], 3 [`CONV2D_GEMM`], 4 [`CONV2D_SUBGROUP_STEM`], 5 [`CONV2D_SUBGROUP_TILE`],
 /// 6 [`CONV2D_SUBGROUP_STEM7`].
-pub const CONV2D_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)],
-    &[("TILED", 1.0)],
-    &[("GEMM", 1.0)],
-    &[(SUBGROUPS, 1.0)],
-    &[(SUBGROUPS, 1.0), ("CONV_TILE", 1.0)],
-    &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 7.0)],
+pub const CONV2D_VARIANTS: &[Variant] = &[
+    Variant::new(
+        "stem_3x3_s2",
+        &[("KERNEL", 3.0), ("STRIDE", 2.0), ("IN_C", 3.0)],
+    ),
+    Variant::new("tiled", &[("TILED", 1.0)]),
+    Variant::new("gemm", &[("GEMM", 1.0)]),
+    Variant::new("subgroup_stem_3x3", &[(SUBGROUPS, 1.0)]),
+    Variant::new("subgroup_tile", &[(SUBGROUPS, 1.0), ("CONV_TILE", 1.0)]),
+    Variant::new(
+        "subgroup_stem_7x7",
+        &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 7.0)],
+    ),
 ];
 
 /// The subgroup tile of shaders/conv2d.wgsl, the builder's choice for convs over a multiple of 4
@@ -601,6 +630,7 @@ pub const GEMM_TILE: (u32, u32) = (64, 16);
 pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
     CONV2D_VARIANTS
         .iter()
+        .map(|v| v.constants)
         .position(|v| {
             v.len() == 3
                 && v[0].0 == "KERNEL"
@@ -613,12 +643,12 @@ pub fn conv2d_variant(kernel: u32, stride: u32, in_channels: u32) -> usize {
 
 /// Specializations of shaders/depthwise_conv.wgsl by kernel size and stride (variants 1..),
 /// each invocation a block of output pixels ([`DEPTHWISE_BLOCKS`]).
-pub const DEPTHWISE_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
-    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
-    &[("KERNEL", 5.0), ("STRIDE", 1.0)],
-    &[("KERNEL", 5.0), ("STRIDE", 2.0)],
-    &[("STAGED", 1.0)],
+pub const DEPTHWISE_VARIANTS: &[Variant] = &[
+    Variant::new("k3_s1", &[("KERNEL", 3.0), ("STRIDE", 1.0)]),
+    Variant::new("k3_s2", &[("KERNEL", 3.0), ("STRIDE", 2.0)]),
+    Variant::new("k5_s1", &[("KERNEL", 5.0), ("STRIDE", 1.0)]),
+    Variant::new("k5_s2", &[("KERNEL", 5.0), ("STRIDE", 2.0)]),
+    Variant::new("staged", &[("STAGED", 1.0)]),
 ];
 
 /// The workgroup-staged variant of shaders/depthwise_conv.wgsl, for GPUs (a tuner candidate
@@ -654,18 +684,21 @@ pub fn depthwise_variant(kernel: u32, stride: u32) -> usize {
 
 /// The variant (1..) of `variants` whose constants are exactly `KERNEL` = `kernel` and `STRIDE` =
 /// `stride`: a kernel's specialization for that window.
-pub fn specialization(variants: &[&[(&str, f64)]], kernel: u32, stride: u32) -> Option<usize> {
+pub fn specialization(variants: &[Variant], kernel: u32, stride: u32) -> Option<usize> {
     let window = [("KERNEL", f64::from(kernel)), ("STRIDE", f64::from(stride))];
-    variants.iter().position(|v| **v == window).map(|i| i + 1)
+    variants
+        .iter()
+        .position(|v| *v.constants == window)
+        .map(|i| i + 1)
 }
 
 /// Specializations of shaders/depthwise_conv_grad.wgsl by kernel size and stride (variants 1..),
 /// each invocation a block of input pixels ([`DEPTHWISE_GRAD_BLOCKS`]).
-pub const DEPTHWISE_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
-    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
-    &[("KERNEL", 5.0), ("STRIDE", 1.0)],
-    &[("KERNEL", 5.0), ("STRIDE", 2.0)],
+pub const DEPTHWISE_GRAD_VARIANTS: &[Variant] = &[
+    Variant::new("k3_s1", &[("KERNEL", 3.0), ("STRIDE", 1.0)]),
+    Variant::new("k3_s2", &[("KERNEL", 3.0), ("STRIDE", 2.0)]),
+    Variant::new("k5_s1", &[("KERNEL", 5.0), ("STRIDE", 1.0)]),
+    Variant::new("k5_s2", &[("KERNEL", 5.0), ("STRIDE", 2.0)]),
 ];
 
 /// Input pixels across and down per invocation of each specialized depthwise-gradient variant, in
@@ -702,10 +735,10 @@ fn depthwise_grad_invocations(variant: usize, p: &DepthwiseGradParams) -> u32 {
 /// image (3 input channels) by kernel size and stride: EfficientNet's and MobileNet's 3×3 / 2,
 /// ResNet's 7×7 / 2, VGG's 3×3 / 1. Each invocation computes a block of input pixels × 3
 /// channels ([`CONV2D_GRAD_BLOCKS`]).
-pub const CONV2D_GRAD_VARIANTS: &[&[(&str, f64)]] = &[
-    &[("KERNEL", 3.0), ("STRIDE", 2.0)],
-    &[("KERNEL", 7.0), ("STRIDE", 2.0)],
-    &[("KERNEL", 3.0), ("STRIDE", 1.0)],
+pub const CONV2D_GRAD_VARIANTS: &[Variant] = &[
+    Variant::new("k3_s2", &[("KERNEL", 3.0), ("STRIDE", 2.0)]),
+    Variant::new("k7_s2", &[("KERNEL", 7.0), ("STRIDE", 2.0)]),
+    Variant::new("k3_s1", &[("KERNEL", 3.0), ("STRIDE", 1.0)]),
 ];
 
 /// Input pixels across and down per invocation of each [`CONV2D_GRAD_VARIANTS`] entry: the
@@ -850,6 +883,29 @@ impl KernelId {
     /// The kernel named `name` (its file stem in `shaders/`).
     pub fn from_name(name: &str) -> Option<Self> {
         ALL_KERNEL_IDS.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The name of pipeline `variant` of this kernel, if it has one.
+    pub fn variant_name(self, variant: usize) -> Option<&'static str> {
+        match variant {
+            0 => Some(DEFAULT_VARIANT),
+            v => ALL_KERNELS[self as usize]
+                .variants
+                .get(v - 1)
+                .map(|v| v.name),
+        }
+    }
+
+    /// The pipeline variant of this kernel called `name`.
+    pub fn variant_named(self, name: &str) -> Option<usize> {
+        if name == DEFAULT_VARIANT {
+            return Some(0);
+        }
+        ALL_KERNELS[self as usize]
+            .variants
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| i + 1)
     }
 }
 
@@ -1020,7 +1076,7 @@ impl Kernel {
             &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)]
         };
         let pipelines = std::iter::once(&[][..])
-            .chain(spec.variants.iter().copied())
+            .chain(spec.variants.iter().map(|v| v.constants))
             .map(|constants| {
                 let marked = |marker: &str| constants.iter().any(|(name, _)| *name == marker);
                 let (module, entry_point) = if marked(SUBGROUPS) {

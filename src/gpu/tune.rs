@@ -9,9 +9,10 @@
 //! where the builder's choices were measured. `GRADCAM_TUNE=0` turns it off, `1` on, `again`
 //! re-times every shape (also [`Tuner::retune`], the CLI's `--tune`); `GRADCAM_TUNE_CACHE`
 //! names the cache folder (default `$XDG_CACHE_HOME/gradcam`, else `~/.cache/gradcam`). A
-//! missing or unwritable cache only costs time. `GRADCAM_FORCE=KERNEL=VARIANT[,...]` (e.g.
-//! `pointwise_conv=4`) forces a variant wherever it is a candidate, as [`Tuner::force`] does:
-//! for checking each variant end to end through the CLI.
+//! missing or unwritable cache only costs time. Variants are named in the cache and in
+//! `GRADCAM_FORCE=KERNEL=VARIANT[,...]` (e.g. `pointwise_conv=split_16`), which forces a variant
+//! wherever it is a candidate, as [`Tuner::force`] does: for checking each variant end to end
+//! through the CLI.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -22,15 +23,14 @@ use std::sync::Mutex;
 use super::kernels::fingerprint;
 use super::kernels::{tuning_candidates, KernelId, ALL_KERNELS};
 
-/// `GRADCAM_FORCE`'s `KERNEL=VARIANT` pairs, comma-separated; what does not parse is left out.
+/// `GRADCAM_FORCE`'s `KERNEL=VARIANT` pairs, comma-separated, each variant by its name; what
+/// names no kernel or variant is left out.
 fn parse_forced(text: &str) -> HashMap<KernelId, usize> {
     text.split(',')
         .filter_map(|pair| {
             let (name, variant) = pair.split_once('=')?;
-            Some((
-                KernelId::from_name(name.trim())?,
-                variant.trim().parse().ok()?,
-            ))
+            let kernel = KernelId::from_name(name.trim())?;
+            Some((kernel, kernel.variant_named(variant.trim())?))
         })
         .collect()
 }
@@ -244,10 +244,16 @@ impl Tuner {
 /// each candidate's (variant, seconds).
 pub(crate) type Timing = (KernelId, usize, Vec<u8>, usize, Vec<(usize, f64)>);
 
-/// A launch's key: kernel name, the builder's variant and the parameter bytes in hex.
+/// A launch's key: kernel name, the builder's variant's name and the parameter bytes in hex.
 fn launch_key(kernel: KernelId, variant: usize, params: &[u8]) -> String {
     let hex: String = params.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}/{variant}/{hex}", ALL_KERNELS[kernel as usize].name)
+    let name = kernel.variant_name(variant).unwrap_or("?");
+    format!("{}/{name}/{hex}", ALL_KERNELS[kernel as usize].name)
+}
+
+/// The kernel a launch key names.
+fn key_kernel(key: &str) -> Option<KernelId> {
+    KernelId::from_name(key.split('/').next()?)
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -272,7 +278,7 @@ fn load(path: &std::path::Path, identity: &str) -> Option<BTreeMap<String, usize
         v.get("choices")?
             .as_object()?
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), usize::try_from(v.as_u64()?).ok()?)))
+            .filter_map(|(k, v)| Some((k.clone(), key_kernel(k)?.variant_named(v.as_str()?)?)))
             .collect(),
     )
 }
@@ -284,7 +290,11 @@ fn save(
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let body = serde_json::json!({"identity": identity, "choices": choices});
+    let named: BTreeMap<&str, &str> = choices
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), key_kernel(k)?.variant_name(*v)?)))
+        .collect();
+    let body = serde_json::json!({"identity": identity, "choices": named});
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, (body.to_string() + "\n").as_bytes())?;
     tmp.persist(path).map_err(|e| e.error)?;
