@@ -1,7 +1,7 @@
 //! # gradcam
 //!
 //! A GPU Grad-CAM engine: a CNN loaded from safetensors (torchvision ResNet, VGG-16, MobileNetV2,
-//! EfficientNet-Lite0–4, recognised from the tensor names), its forward pass and the targeted
+//! EfficientNet-Lite0–4, recognised from the tensor names) or ONNX, its forward pass and the targeted
 //! backward pass in hand-written WGSL compute shaders on wgpu (Vulkan, Metal, DX12, GL).
 //!
 //! ```no_run

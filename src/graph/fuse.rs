@@ -98,9 +98,16 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
         }
     }
     pass.out.logits = pass.planned(logits)?;
-    let mut layers = Vec::with_capacity(graph.layers.len());
+    let mut layers: Vec<(String, usize)> = Vec::with_capacity(graph.layers.len());
     for (name, t) in &graph.layers {
         layers.push((name.clone(), pass.planned(*t)?));
+    }
+    for (name, t) in &graph.modules {
+        if let Some(p) = pass.plan[*t] {
+            if !layers.iter().any(|(n, _)| n == name) {
+                layers.push((name.clone(), p));
+            }
+        }
     }
     pass.out.target_layers = layers;
     Ok(pass.out)

@@ -41,8 +41,12 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// The preprocessed input image.
     pub input: usize,
-    /// Tensors a CAM can target, by the module path PyTorch users pass to pytorch-grad-cam.
+    /// Tensors a CAM can target, by the module path PyTorch users pass to pytorch-grad-cam;
+    /// the fusion pass keeps each a tensor of the plan.
     pub layers: Vec<(String, usize)>,
+    /// Further names of tensors (an imported graph's module paths and tensor names), offered as
+    /// layers where the fusion pass leaves them a tensor of the plan.
+    pub modules: Vec<(String, usize)>,
 }
 
 impl Graph {
@@ -54,6 +58,7 @@ impl Graph {
             nodes: Vec::new(),
             input: 0,
             layers: Vec::new(),
+            modules: Vec::new(),
         };
         graph.input = graph.tensor("input", (size, size, 3));
         graph
@@ -112,6 +117,11 @@ impl Graph {
     /// Registers `tensor` as the output of the layer PyTorch users call `name`.
     pub fn layer(&mut self, name: &str, tensor: usize) {
         self.layers.push((name.to_string(), tensor));
+    }
+
+    /// Names `tensor` `name` without keeping it from being fused away (see [`Graph::modules`]).
+    pub fn module(&mut self, name: &str, tensor: usize) {
+        self.modules.push((name.to_string(), tensor));
     }
 
     /// Per tensor, the nodes that read it.

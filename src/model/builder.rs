@@ -294,53 +294,65 @@ impl<'a> Builder<'a> {
     /// output. The input normalisation is the architecture's unless the file's header gives
     /// `mean` and `std` (as `tools/convert_weights.py --mean ... --std ...` writes them for a
     /// fine-tuned model).
-    pub fn finish(self, mut description: Description, logits: usize) -> Result<Model> {
-        for (key, value) in [
-            ("mean", &mut description.mean),
-            ("std", &mut description.std),
-        ] {
-            if let Some(text) = self.file.header(key) {
-                *value = parse_channels(text)
-                    .map_err(|reason| self.unsupported(format!("header `{key}`: {reason}")))?;
-            }
-        }
-        if let Some(bad) = description.std.iter().find(|s| **s <= 0.0) {
-            return Err(self.unsupported(format!("header `std`: {bad} is not positive")));
-        }
-        let plan = graph::lower(&self.graph, logits)?;
-        let classes = plan.tensors[plan.logits].channels;
-        if !matches!(plan.ops.last(), Some(super::Op::Linear { output, .. }) if *output == plan.logits)
-        {
-            return Err(self.unsupported("the network does not end in a linear layer".into()));
-        }
-        if !plan
-            .target_layers
-            .iter()
-            .any(|(n, _)| *n == description.default_layer)
-        {
-            return Err(self.unsupported(format!(
-                "the default layer `{}` is not a layer of the network",
-                description.default_layer
-            )));
-        }
-        Ok(Model {
-            source: self.file.path().to_path_buf(),
-            architecture: description.architecture,
-            input_size: plan.tensors[plan.input].height,
-            mean: description.mean,
-            std: description.std,
-            convs: plan.convs,
-            linears: plan.linears,
-            classes,
-            tensors: plan.tensors,
-            ops: plan.ops,
-            input: plan.input,
-            logits: plan.logits,
-            target_layers: plan.target_layers,
-            default_layer: description.default_layer,
-            labels: crate::Labels::default_for(classes as usize),
-        })
+    pub fn finish(self, description: Description, logits: usize) -> Result<Model> {
+        let file = self.file;
+        assemble(self.graph, description, logits, |key| file.header(key))
     }
+}
+
+/// The model of `graph`, lowered by the fusion pass; `logits` is the last linear layer's output.
+/// `metadata` gives the file's own `mean` and `std`, which override the description's.
+pub fn assemble<'m>(
+    graph: Graph,
+    mut description: Description,
+    logits: usize,
+    metadata: impl Fn(&str) -> Option<&'m str>,
+) -> Result<Model> {
+    for (key, value) in [
+        ("mean", &mut description.mean),
+        ("std", &mut description.std),
+    ] {
+        if let Some(text) = metadata(key) {
+            *value = parse_channels(text)
+                .map_err(|reason| graph.unsupported(format!("header `{key}`: {reason}")))?;
+        }
+    }
+    if let Some(bad) = description.std.iter().find(|s| **s <= 0.0) {
+        return Err(graph.unsupported(format!("header `std`: {bad} is not positive")));
+    }
+    let plan = graph::lower(&graph, logits)?;
+    let classes = plan.tensors[plan.logits].channels;
+    if !matches!(plan.ops.last(), Some(super::Op::Linear { output, .. }) if *output == plan.logits)
+    {
+        return Err(graph.unsupported("the network does not end in a linear layer".into()));
+    }
+    if !plan
+        .target_layers
+        .iter()
+        .any(|(n, _)| *n == description.default_layer)
+    {
+        return Err(graph.unsupported(format!(
+            "the default layer `{}` is not a layer of the network",
+            description.default_layer
+        )));
+    }
+    Ok(Model {
+        source: graph.source.clone(),
+        architecture: description.architecture,
+        input_size: plan.tensors[plan.input].height,
+        mean: description.mean,
+        std: description.std,
+        convs: plan.convs,
+        linears: plan.linears,
+        classes,
+        tensors: plan.tensors,
+        ops: plan.ops,
+        input: plan.input,
+        logits: plan.logits,
+        target_layers: plan.target_layers,
+        default_layer: description.default_layer,
+        labels: crate::Labels::default_for(classes as usize),
+    })
 }
 
 /// The plain op of a fused kernel's activation (`None`: the identity).

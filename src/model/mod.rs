@@ -9,6 +9,7 @@ mod arch;
 mod builder;
 mod efficientnet_lite;
 mod mobilenet_v2;
+mod onnx;
 mod resnet;
 mod tensors;
 mod vgg;
@@ -242,7 +243,7 @@ pub const BUILTIN_WEIGHTS_NAME: &str = "<built-in efficientnet_lite0.safetensors
 impl Model {
     /// Loads a network from a safetensors file, recognising its architecture from the tensor
     /// names and shapes, checking every tensor's presence, dtype, shape and values, and folding
-    /// BatchNorm.
+    /// BatchNorm; or from an ONNX file (`.onnx`), with its external data beside it.
     ///
     /// ```no_run
     /// let model = gradcam::Model::load("weights/efficientnet_lite0.safetensors")?;
@@ -255,8 +256,33 @@ impl Model {
 
     /// [`Model::load`] as architecture `arch` (`None`: recognised from the file).
     pub fn load_as(path: impl AsRef<Path>, arch: Option<Arch>) -> Result<Self> {
-        let file = WeightFile::open(path.as_ref())?;
+        let path = path.as_ref();
+        if onnx::is_onnx(path) {
+            let bytes = std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Self::from_onnx(path, &bytes, Some(dir), arch);
+        }
+        let file = WeightFile::open(path)?;
         arch::build(&file, arch)
+    }
+
+    /// An ONNX model; an architecture named for it is an error, as the graph says what it is.
+    fn from_onnx(
+        name: &Path,
+        bytes: &[u8],
+        dir: Option<&Path>,
+        arch: Option<Arch>,
+    ) -> Result<Self> {
+        if let Some(arch) = arch {
+            return Err(Error::InvalidRequest(format!(
+                "{}: an ONNX model is built from its graph; it cannot be loaded as {arch}",
+                crate::output::escape_path(name)
+            )));
+        }
+        onnx::build(name, bytes, dir)
     }
 
     /// The shipped EfficientNet-Lite0 (ImageNet), compiled into the library: no file needed.
@@ -288,13 +314,18 @@ impl Model {
         Ok(self)
     }
 
-    /// Like [`Model::load`] on a file already in memory; `name` is used in messages.
+    /// Like [`Model::load`] on a file already in memory; `name` is used in messages (and says
+    /// by its `.onnx` extension that the bytes are an ONNX model, which may then have no external
+    /// data).
     pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self> {
         Self::from_bytes_as(name, bytes, None)
     }
 
     /// [`Model::from_bytes`] as architecture `arch` (`None`: recognised from the file).
     pub fn from_bytes_as(name: &Path, bytes: Vec<u8>, arch: Option<Arch>) -> Result<Self> {
+        if onnx::is_onnx(name) {
+            return Self::from_onnx(name, &bytes, None, arch);
+        }
         let file = WeightFile::from_bytes(name, bytes)?;
         arch::build(&file, arch)
     }

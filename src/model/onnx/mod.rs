@@ -1,0 +1,796 @@
+//! ONNX import: a `.onnx` file (opset 13 or later, from either of torch's exporters or any
+//! other) becomes the same plain-op graph the builders write, and so the same fused plan. Layer
+//! names are the PyTorch module paths the exporters record ([`scopes`]), plus every ONNX tensor
+//! name. Initializers may live in external data files beside the model.
+//!
+//! What runs is what the fusion pass can lower: convolutions with their BatchNorm, residual
+//! add and ReLU or ReLU6, max pools, global average pools (`GlobalAveragePool`, or `ReduceMean`
+//! over the spatial axes), flattening (`Flatten`, `Reshape` to one row per image) and linear
+//! layers (`Gemm`, `MatMul` with its bias `Add`). `Identity` and `Dropout` pass their input on;
+//! a `Softmax` giving the output is dropped, as the targets are logits. Anything else is an error
+//! naming the node and op.
+
+mod proto;
+mod scopes;
+
+use std::collections::HashMap;
+use std::path::{Component, Path};
+
+use prost::Message;
+
+use super::builder::{assemble, Description, IMAGENET_MEAN, IMAGENET_STD};
+use super::Model;
+use crate::error::{one_line, Error, Result};
+use crate::graph::ops::{self, ActivationKind, Op};
+use crate::graph::Graph;
+use proto::{ModelProto, NodeProto, TensorProto};
+
+/// The ops the importer reads, for messages.
+const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Add, \
+                         MaxPool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
+                         Squeeze, Gemm, MatMul, Identity, Dropout, Constant and a final Softmax";
+
+/// Whether `path` names an ONNX file (by its extension).
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Builds the model in the ONNX file `bytes`, named `path` in messages; external data is read
+/// relative to `dir` (`None`: a model in memory, which may not have any).
+pub fn build(path: &Path, bytes: &[u8], dir: Option<&Path>) -> Result<Model> {
+    let format = |reason: String| Error::WeightsFormat {
+        path: path.to_path_buf(),
+        reason: one_line(&reason),
+    };
+    let model = ModelProto::decode(bytes).map_err(|e| format(format!("not an ONNX model: {e}")))?;
+    let Some(graph) = &model.graph else {
+        return Err(format("not an ONNX model: it has no graph".into()));
+    };
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(0, |o| o.version);
+    let mut import = Import {
+        path,
+        dir,
+        constants: HashMap::new(),
+        values: HashMap::new(),
+        graph: Graph::new(path, 224),
+        opset,
+    };
+    for t in &graph.initializer {
+        let c = import.tensor(t)?;
+        import.constants.insert(t.name.clone(), c);
+    }
+    // The image: the graph input that is not an initializer, NCHW with 3 channels.
+    let input = graph
+        .input
+        .iter()
+        .find(|i| !import.constants.contains_key(&i.name))
+        .ok_or_else(|| import.unsupported("the graph has no input".into()))?;
+    let dims: Vec<i64> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+        .unwrap_or_default();
+    let size = match dims.as_slice() {
+        [_, c, h, w] if *c == 3 || *c == 0 => match (*h, *w) {
+            (0, 0) => 224,
+            (h, w) if h == w && h > 0 && h <= 4096 => h as u32,
+            (h, w) => {
+                return Err(import.unsupported(format!(
+                    "input `{}` is {h}×{w}; only square inputs are supported",
+                    input.name
+                )))
+            }
+        },
+        _ => {
+            return Err(import.unsupported(format!(
+                "input `{}` has shape {dims:?}, not [batch, 3, height, width]",
+                input.name
+            )))
+        }
+    };
+    import.graph = Graph::new(path, size);
+    import.values.insert(input.name.clone(), import.graph.input);
+
+    let mut scopes = scopes::Scopes::default();
+    // Per module path, the last tensor a node inside it wrote: the module's output.
+    let mut modules: Vec<(String, usize)> = Vec::new();
+    let mut pooled: Option<usize> = None;
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    for (i, node) in graph.node.iter().enumerate() {
+        let module = scopes.module(node);
+        let written = import.node(i, node, &outputs)?;
+        if let Some((t, op)) = written {
+            if matches!(op, "GlobalAveragePool" | "ReduceMean") {
+                pooled = import.graph.nodes.last().map(|n| n.inputs[0]);
+            }
+            if let Some(path) = module {
+                let segments: Vec<&str> = path.split('.').collect();
+                for k in 1..=segments.len() {
+                    let name = segments[..k].join(".");
+                    match modules.iter_mut().find(|(n, _)| *n == name) {
+                        Some(entry) => entry.1 = t,
+                        None => modules.push((name, t)),
+                    }
+                }
+            }
+        }
+    }
+    let output = graph
+        .output
+        .first()
+        .ok_or_else(|| import.unsupported("the graph has no output".into()))?;
+    let logits = import.value(&output.name, "the graph output")?;
+    // The layer pytorch-grad-cam users explain: what the global average pool reads, by its
+    // shortest module path.
+    let Some(pooled) = pooled else {
+        return Err(import.unsupported(
+            "no global average pool before the classifier, so no default layer".into(),
+        ));
+    };
+    let default_layer = Some(pooled).and_then(|t| {
+        modules
+            .iter()
+            .filter(|(_, m)| *m == t)
+            .min_by_key(|(n, _)| (n.split('.').count(), n.len()))
+            .map(|(n, _)| n.clone())
+            .or_else(|| {
+                import
+                    .values
+                    .iter()
+                    .filter(|(_, v)| **v == t)
+                    .map(|(n, _)| n.clone())
+                    .min()
+            })
+    });
+    let Some(default_layer) = default_layer else {
+        return Err(import.unsupported("the global average pool reads no named tensor".into()));
+    };
+    for (name, t) in modules {
+        import.graph.module(&name, t);
+    }
+    let mut values: Vec<(String, usize)> =
+        import.values.iter().map(|(n, t)| (n.clone(), *t)).collect();
+    values.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    for (name, t) in values {
+        import.graph.module(&name, t);
+    }
+    import.graph.layer(&default_layer, pooled);
+    let metadata = |key: &str| {
+        model
+            .metadata_props
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.value.as_str())
+    };
+    assemble(
+        import.graph,
+        Description {
+            architecture: "onnx".into(),
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            default_layer,
+        },
+        logits,
+        metadata,
+    )
+}
+
+/// A constant: an initializer or a `Constant` node's value.
+#[derive(Clone, Debug)]
+enum Constant {
+    Floats(Vec<usize>, Vec<f32>),
+    Ints(Vec<usize>, Vec<i64>),
+}
+
+impl Constant {
+    fn dims(&self) -> &[usize] {
+        match self {
+            Constant::Floats(d, _) | Constant::Ints(d, _) => d,
+        }
+    }
+}
+
+/// The state of an import.
+struct Import<'a> {
+    path: &'a Path,
+    dir: Option<&'a Path>,
+    constants: HashMap<String, Constant>,
+    /// ONNX value name → graph tensor.
+    values: HashMap<String, usize>,
+    graph: Graph,
+    opset: i64,
+}
+
+impl Import<'_> {
+    fn unsupported(&self, reason: String) -> Error {
+        self.graph.unsupported(reason)
+    }
+
+    fn format(&self, reason: String) -> Error {
+        Error::WeightsFormat {
+            path: self.path.to_path_buf(),
+            reason: one_line(&reason),
+        }
+    }
+
+    /// The graph tensor of ONNX value `name`, read by `by`.
+    fn value(&self, name: &str, by: &str) -> Result<usize> {
+        self.values.get(name).copied().ok_or_else(|| {
+            if self.constants.contains_key(name) {
+                self.unsupported(format!("{by} reads the constant `{name}` as a tensor"))
+            } else {
+                self.format(format!("{by} reads `{name}`, which no node writes"))
+            }
+        })
+    }
+
+    /// A constant's values as floats.
+    fn floats(&self, name: &str, by: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        match self.constants.get(name) {
+            Some(Constant::Floats(d, v)) => Ok((d.clone(), v.clone())),
+            Some(Constant::Ints(d, v)) => Ok((d.clone(), v.iter().map(|x| *x as f32).collect())),
+            None => Err(self.unsupported(format!(
+                "{by}: `{name}` must be a constant (an initializer)"
+            ))),
+        }
+    }
+
+    /// A constant's values as integers.
+    fn ints(&self, name: &str, by: &str) -> Result<Vec<i64>> {
+        match self.constants.get(name) {
+            Some(Constant::Ints(_, v)) => Ok(v.clone()),
+            _ => Err(self.unsupported(format!("{by}: `{name}` must be a constant integer tensor"))),
+        }
+    }
+
+    /// Decodes a tensor's values (inline or in external data).
+    fn tensor(&self, t: &TensorProto) -> Result<Constant> {
+        let what = |reason: String| self.format(format!("tensor `{}`: {reason}", t.name));
+        let dims: Vec<usize> = t
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| what(format!("dimension {d}"))))
+            .collect::<Result<_>>()?;
+        let count = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| what("too many values".into()))?;
+        let external;
+        let raw: &[u8] = if t.data_location == 1 {
+            external = self.external(t)?;
+            &external
+        } else {
+            &t.raw_data
+        };
+        let width = match t.data_type {
+            1 | 6 => 4,
+            7 | 11 => 8,
+            10 | 16 => 2,
+            other => {
+                return Err(what(format!(
+                    "data type {other} (supported: float, float16, bfloat16, double, int32, int64)"
+                )))
+            }
+        };
+        let from_raw = !raw.is_empty();
+        if from_raw && raw.len() != count * width {
+            return Err(what(format!(
+                "{} bytes of data for {count} values of {width} bytes",
+                raw.len()
+            )));
+        }
+        let chunks = raw.chunks_exact(width);
+        let c = match t.data_type {
+            1 if from_raw => Constant::Floats(
+                dims,
+                chunks
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect(),
+            ),
+            1 => Constant::Floats(dims, t.float_data.clone()),
+            11 if from_raw => Constant::Floats(
+                dims,
+                chunks
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+            ),
+            11 => Constant::Floats(dims, t.double_data.iter().map(|v| *v as f32).collect()),
+            10 | 16 => {
+                let bits: Vec<u16> = if from_raw {
+                    chunks
+                        .map(|b| u16::from_le_bytes(b.try_into().expect("2 bytes")))
+                        .collect()
+                } else {
+                    t.int32_data.iter().map(|v| *v as u16).collect()
+                };
+                let value = |b: u16| {
+                    if t.data_type == 16 {
+                        f32::from_bits(u32::from(b) << 16)
+                    } else {
+                        half_to_f32(b)
+                    }
+                };
+                Constant::Floats(dims, bits.into_iter().map(value).collect())
+            }
+            6 if from_raw => Constant::Ints(
+                dims,
+                chunks
+                    .map(|b| i64::from(i32::from_le_bytes(b.try_into().expect("4 bytes"))))
+                    .collect(),
+            ),
+            6 => Constant::Ints(dims, t.int32_data.iter().map(|v| i64::from(*v)).collect()),
+            7 if from_raw => Constant::Ints(
+                dims,
+                chunks
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect(),
+            ),
+            _ => Constant::Ints(dims, t.int64_data.clone()),
+        };
+        let len = match &c {
+            Constant::Floats(_, v) => {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(what(format!("a non-finite value at index {i}")));
+                }
+                v.len()
+            }
+            Constant::Ints(_, v) => v.len(),
+        };
+        if len != count {
+            return Err(what(format!("{len} values for shape {:?}", c.dims())));
+        }
+        Ok(c)
+    }
+
+    /// The bytes of a tensor stored in an external data file beside the model.
+    fn external(&self, t: &TensorProto) -> Result<Vec<u8>> {
+        let what = |reason: String| self.format(format!("tensor `{}`: {reason}", t.name));
+        let entry = |key: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.as_str())
+        };
+        let location =
+            entry("location").ok_or_else(|| what("external data without a location".into()))?;
+        let relative = Path::new(location);
+        if !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(what(format!(
+                "external data location `{location}` leaves the model's folder"
+            )));
+        }
+        let Some(dir) = self.dir else {
+            return Err(what(format!(
+                "external data `{location}` cannot be read for a model given in memory"
+            )));
+        };
+        let number = |key: &str| -> Result<Option<u64>> {
+            entry(key)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| what(format!("external data {key} `{v}`")))
+                })
+                .transpose()
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        let file = dir.join(relative);
+        let bytes = std::fs::read(&file).map_err(|e| {
+            what(format!(
+                "external data {}: {e}",
+                crate::output::escape_path(&file)
+            ))
+        })?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = match length {
+            Some(n) => start.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => bytes.len(),
+        };
+        bytes.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
+            what(format!(
+                "external data {} holds {} bytes, not bytes {start}..{end}",
+                crate::output::escape_path(&file),
+                bytes.len()
+            ))
+        })
+    }
+
+    /// Imports one node; returns the tensor it wrote and its op type, or `None` for a constant
+    /// or an alias.
+    fn node<'n>(
+        &mut self,
+        index: usize,
+        node: &'n NodeProto,
+        outputs: &[&str],
+    ) -> Result<Option<(usize, &'n str)>> {
+        let op = node.op_type.as_str();
+        let name = if node.name.is_empty() {
+            format!("{op}#{index}")
+        } else {
+            node.name.clone()
+        };
+        let by = format!("node `{name}` ({op})");
+        if !node.domain.is_empty() && node.domain != "ai.onnx" {
+            return Err(self.unsupported(format!(
+                "{by}: domain `{}` is not supported; supported ops: {SUPPORTED}",
+                node.domain
+            )));
+        }
+        let out = node
+            .output
+            .first()
+            .ok_or_else(|| self.format(format!("{by} has no output")))?
+            .clone();
+        let input = |i: usize| {
+            node.input
+                .get(i)
+                .filter(|s| !s.is_empty())
+                .map(String::as_str)
+        };
+        let attr = |key: &str| node.attribute.iter().find(|a| a.name == key);
+        let int = |key: &str, default: i64| attr(key).map_or(default, |a| a.i);
+        let ints = |key: &str| attr(key).map(|a| a.ints.clone());
+        let first = || -> Result<usize> {
+            let name = input(0).ok_or_else(|| self.format(format!("{by} has no input")))?;
+            self.value(name, &by)
+        };
+        let plain = match op {
+            "Constant" => {
+                let t = attr("value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
+                    self.unsupported(format!("{by}: only tensor `value` constants are supported"))
+                })?;
+                let c = self.tensor(t)?;
+                self.constants.insert(out, c);
+                return Ok(None);
+            }
+            "Identity" | "Dropout" => {
+                match input(0) {
+                    Some(i) if self.constants.contains_key(i) => {
+                        let c = self.constants[i].clone();
+                        self.constants.insert(out, c);
+                    }
+                    _ => {
+                        let x = first()?;
+                        self.values.insert(out, x);
+                    }
+                }
+                return Ok(None);
+            }
+            "Softmax" | "LogSoftmax" if outputs.contains(&out.as_str()) => {
+                // The targets are logits (pytorch-grad-cam's ClassifierOutputTarget).
+                let x = first()?;
+                self.values.insert(out, x);
+                return Ok(None);
+            }
+            "Conv" => {
+                let x = first()?;
+                let w_name = input(1).ok_or_else(|| self.format(format!("{by} has no weight")))?;
+                let (wd, weight) = self.floats(w_name, &by)?;
+                let [co, _, kh, kw] = wd[..] else {
+                    return Err(self.unsupported(format!(
+                        "{by}: weight of shape {wd:?}; only 2-D convolutions are supported"
+                    )));
+                };
+                let bias = match input(2) {
+                    Some(b) => Some(self.floats(b, &by)?.1),
+                    None => None,
+                };
+                let pair = |key: &str| -> Result<[u32; 2]> {
+                    match ints(key).as_deref() {
+                        None => Ok([1, 1]),
+                        Some([a, b]) if *a > 0 && *b > 0 => Ok([*a as u32, *b as u32]),
+                        Some(v) => Err(self.unsupported(format!("{by}: {key} {v:?}"))),
+                    }
+                };
+                let (stride, dilation) = (pair("strides")?, pair("dilations")?);
+                let (kh, kw) = (kh as u32, kw as u32);
+                if let Some(k) = ints("kernel_shape") {
+                    if k != [i64::from(kh), i64::from(kw)] {
+                        return Err(
+                            self.format(format!("{by}: kernel_shape {k:?} but a {kh}×{kw} weight"))
+                        );
+                    }
+                }
+                let (h, w, _) = self.graph.shape(x);
+                let pads = match attr("auto_pad").map(|a| a.s.as_slice()) {
+                    Some(b"SAME_UPPER") | Some(b"SAME_LOWER") => {
+                        let upper = attr("auto_pad").is_some_and(|a| a.s == b"SAME_UPPER");
+                        let same = |n: u32, k: u32, s: u32, d: u32| {
+                            let out = n.div_ceil(s);
+                            let total = ((out - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+                            let small = total / 2;
+                            if upper {
+                                (small, total - small)
+                            } else {
+                                (total - small, small)
+                            }
+                        };
+                        let (t, b) = same(h, kh, stride[0], dilation[0]);
+                        let (l, r) = same(w, kw, stride[1], dilation[1]);
+                        [t, l, b, r]
+                    }
+                    _ => match ints("pads").as_deref() {
+                        None => [0; 4],
+                        Some(p @ [_, _, _, _]) if p.iter().all(|v| (0..=1 << 16).contains(v)) => {
+                            [p[0] as u32, p[1] as u32, p[2] as u32, p[3] as u32]
+                        }
+                        Some(p) => return Err(self.unsupported(format!("{by}: pads {p:?}"))),
+                    },
+                };
+                let groups = int("group", 1);
+                let conv = ops::Conv {
+                    weight,
+                    bias,
+                    out_channels: co as u32,
+                    kernel: [kh, kw],
+                    stride,
+                    dilation,
+                    groups: u32::try_from(groups)
+                        .map_err(|_| self.unsupported(format!("{by}: group {groups}")))?,
+                    pads,
+                };
+                (Op::Conv(conv), vec![x])
+            }
+            "BatchNormalization" => {
+                if int("training_mode", 0) != 0 {
+                    return Err(self.unsupported(format!("{by}: training mode")));
+                }
+                let x = first()?;
+                let mut p = Vec::new();
+                for i in 1..5 {
+                    let n =
+                        input(i).ok_or_else(|| self.format(format!("{by}: input {i} missing")))?;
+                    p.push(self.floats(n, &by)?.1);
+                }
+                let eps = attr("epsilon").map_or(1e-5, |a| a.f);
+                let var = p.pop().expect("four");
+                let mean = p.pop().expect("three");
+                let beta = p.pop().expect("two");
+                let gamma = p.pop().expect("one");
+                if let Some(i) = var.iter().position(|v| *v < 0.0) {
+                    return Err(self.format(format!("{by}: variance {i} is negative")));
+                }
+                let bn = ops::BatchNorm {
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    eps,
+                };
+                (Op::BatchNorm(bn), vec![x])
+            }
+            "Relu" => (activation(ActivationKind::Relu), vec![first()?]),
+            "Clip" => {
+                let bound = |i: usize, key: &str| -> Result<Option<f32>> {
+                    if self.opset >= 11 {
+                        match input(i) {
+                            Some(n) => Ok(self.floats(n, &by)?.1.first().copied()),
+                            None => Ok(None),
+                        }
+                    } else {
+                        Ok(attr(key).map(|a| a.f))
+                    }
+                };
+                let kind = match (bound(1, "min")?, bound(2, "max")?) {
+                    (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => ActivationKind::Relu6,
+                    (Some(0.0), None) => ActivationKind::Relu,
+                    (lo, hi) => {
+                        return Err(self.unsupported(format!(
+                            "{by}: Clip to [{}, {}]; only [0, 6] (ReLU6) and [0, ∞) (ReLU) are \
+                             supported",
+                            lo.map_or("-∞".into(), |v| v.to_string()),
+                            hi.map_or("∞".into(), |v| v.to_string())
+                        )))
+                    }
+                };
+                (activation(kind), vec![first()?])
+            }
+            "Add" => {
+                let (a, b) = (input(0).unwrap_or(""), input(1).unwrap_or(""));
+                let constant = |n: &str| self.constants.contains_key(n);
+                match (constant(a), constant(b)) {
+                    (false, false) => (
+                        Op::Add(ops::Add),
+                        vec![self.value(a, &by)?, self.value(b, &by)?],
+                    ),
+                    (true, false) | (false, true) => {
+                        let (t, c) = if constant(a) { (b, a) } else { (a, b) };
+                        let t = self.value(t, &by)?;
+                        let (_, bias) = self.floats(c, &by)?;
+                        self.bias_into_linear(t, bias, &by)?;
+                        self.values.insert(out, t);
+                        return Ok(None);
+                    }
+                    (true, true) => {
+                        return Err(self.unsupported(format!("{by}: adds two constants")));
+                    }
+                }
+            }
+            "MaxPool" => {
+                let k = ints("kernel_shape").unwrap_or_default();
+                let s = ints("strides").unwrap_or_else(|| vec![1, 1]);
+                let p = ints("pads").unwrap_or_else(|| vec![0; 4]);
+                let d = ints("dilations").unwrap_or_else(|| vec![1, 1]);
+                let square = k.len() == 2 && k[0] == k[1] && s.len() == 2 && s[0] == s[1];
+                let symmetric = p.len() == 4 && p.iter().all(|v| *v == p[0]);
+                if !square
+                    || !symmetric
+                    || d != [1, 1]
+                    || int("ceil_mode", 0) != 0
+                    || node.output.len() > 1
+                    || attr("auto_pad").is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET")
+                {
+                    return Err(self.unsupported(format!(
+                        "{by}: kernel {k:?}, strides {s:?}, pads {p:?}, dilations {d:?}, \
+                         ceil_mode {}; only square windows with equal strides, symmetric padding \
+                         and floor mode are supported",
+                        int("ceil_mode", 0)
+                    )));
+                }
+                let pool = ops::MaxPool {
+                    kernel: k[0] as u32,
+                    stride: s[0] as u32,
+                    pad: p[0] as u32,
+                };
+                (Op::MaxPool(pool), vec![first()?])
+            }
+            "GlobalAveragePool" => (Op::GlobalAvgPool(ops::GlobalAvgPool), vec![first()?]),
+            "ReduceMean" => {
+                let axes = match (ints("axes"), input(1)) {
+                    (Some(a), _) => a,
+                    (None, Some(n)) => self.ints(n, &by)?,
+                    (None, None) => Vec::new(),
+                };
+                let mut axes: Vec<i64> = axes
+                    .iter()
+                    .map(|a| if *a < 0 { a + 4 } else { *a })
+                    .collect();
+                axes.sort_unstable();
+                if axes != [2, 3] {
+                    return Err(self.unsupported(format!(
+                        "{by}: a mean over axes {axes:?}; only over the spatial axes (a global \
+                         average pool) is supported"
+                    )));
+                }
+                (Op::GlobalAvgPool(ops::GlobalAvgPool), vec![first()?])
+            }
+            "Flatten" => {
+                if int("axis", 1) != 1 {
+                    return Err(self.unsupported(format!("{by}: axis {}", int("axis", 1))));
+                }
+                (Op::Flatten(ops::Flatten), vec![first()?])
+            }
+            "Reshape" | "Squeeze" => {
+                let x = first()?;
+                let (h, w, c) = self.graph.shape(x);
+                let features = i64::from(h * w * c);
+                let rows = if op == "Reshape" {
+                    let n = input(1).ok_or_else(|| self.format(format!("{by} has no shape")))?;
+                    let shape = self.ints(n, &by)?;
+                    matches!(shape[..], [b, f] if (b == -1 || b == 0 || b == 1) && (f == -1 || f == features))
+                } else {
+                    h * w == 1
+                };
+                if !rows {
+                    return Err(self.unsupported(format!(
+                        "{by}: only flattening to one row per image is supported"
+                    )));
+                }
+                (Op::Flatten(ops::Flatten), vec![x])
+            }
+            "Gemm" | "MatMul" => {
+                let x = first()?;
+                let gemm = op == "Gemm";
+                let alpha = attr("alpha").map_or(1.0, |a| a.f);
+                let beta = attr("beta").map_or(1.0, |a| a.f);
+                if gemm && (alpha != 1.0 || beta != 1.0 || int("transA", 0) != 0) {
+                    return Err(self.unsupported(format!(
+                        "{by}: alpha {alpha}, beta {beta}, transA {}; only alpha = beta = 1 \
+                         without transA is supported",
+                        int("transA", 0)
+                    )));
+                }
+                let b = input(1).ok_or_else(|| self.format(format!("{by} has no weight")))?;
+                let (dims, values) = self.floats(b, &by)?;
+                let [rows, cols] = dims[..] else {
+                    return Err(self.unsupported(format!("{by}: a weight of shape {dims:?}")));
+                };
+                // PyTorch's [out, in] is Gemm's B with transB = 1; otherwise B is [in, out].
+                let transposed = gemm && int("transB", 0) == 1;
+                let (out_features, weight) = if transposed {
+                    (rows, values)
+                } else {
+                    let mut t = vec![0f32; values.len()];
+                    for i in 0..rows {
+                        for o in 0..cols {
+                            t[o * rows + i] = values[i * cols + o];
+                        }
+                    }
+                    (cols, t)
+                };
+                let bias = match input(2).filter(|_| gemm) {
+                    Some(c) => {
+                        let (_, v) = self.floats(c, &by)?;
+                        match v.len() {
+                            1 => vec![v[0]; out_features],
+                            n if n == out_features => v,
+                            n => {
+                                return Err(self.unsupported(format!(
+                                    "{by}: a bias of {n} values for {out_features} outputs"
+                                )))
+                            }
+                        }
+                    }
+                    None => vec![0.0; out_features],
+                };
+                let linear = ops::Linear {
+                    weight,
+                    bias,
+                    out_features: out_features as u32,
+                };
+                (Op::Linear(linear), vec![x])
+            }
+            other => {
+                return Err(self.unsupported(format!(
+                    "{by}: op {other} is not supported; supported ops: {SUPPORTED}"
+                )))
+            }
+        };
+        let (op_value, inputs) = plain;
+        let t = self.graph.push(&name, op_value, &inputs, &out)?;
+        self.values.insert(out, t);
+        Ok(Some((t, op)))
+    }
+
+    /// Adds `bias` to the linear layer that wrote `t` (a `MatMul` followed by its bias `Add`).
+    fn bias_into_linear(&mut self, t: usize, bias: Vec<f32>, by: &str) -> Result<()> {
+        let node = self.graph.nodes.iter_mut().rev().find(|n| n.output == t);
+        match node.map(|n| &mut n.op) {
+            Some(Op::Linear(l)) if bias.len() == l.bias.len() || bias.len() == 1 => {
+                for (i, b) in l.bias.iter_mut().enumerate() {
+                    *b += bias[i.min(bias.len() - 1)];
+                }
+                Ok(())
+            }
+            _ => Err(self.unsupported(format!(
+                "{by}: adds a constant to a tensor that no linear layer wrote"
+            ))),
+        }
+    }
+}
+
+fn activation(kind: ActivationKind) -> Op {
+    Op::Activation(ops::Activation { kind })
+}
+
+/// IEEE 754 half precision to single.
+fn half_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: normalise.
+            let mut e = 127 - 15 + 1;
+            let mut f = f;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((f & 0x3ff) << 13)
+        }
+        (31, f) => sign | (0xff << 23) | (f << 13),
+        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}

@@ -1,0 +1,171 @@
+//! ONNX import against the reference: a small CNN written for the tests (tools/
+//! make_onnx_fixtures.py), exported by torch's TorchScript and dynamo exporters, loaded with the
+//! layer names its PyTorch modules have, gives the module's logits and pytorch-grad-cam's GradCAM
+//! at three layers. Broken files are one-line errors naming the file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{
+    assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized, root,
+    top_indices,
+};
+use gradcam::{Engine, Error, ExplainOptions, Model, Readback, Target};
+
+fn onnx(name: &str) -> PathBuf {
+    root().join("tests/fixtures/onnx").join(name)
+}
+
+fn check(exporter: &str) {
+    let r = fixtures("onnx/tinynet");
+    let meta = fixture_metadata("onnx/tinynet");
+    let path = onnx(&format!("tinynet.{exporter}.onnx"));
+    let model = Model::load(&path).unwrap_or_else(|e| panic!("{exporter}: {e}"));
+    let (mean, std) = (floats(&meta["mean"]), floats(&meta["std"]));
+    assert_eq!(
+        (model.mean.to_vec(), model.std.to_vec()),
+        (mean.clone(), std.clone())
+    );
+    assert_eq!(model.input_size, 64, "{exporter}: the input's static size");
+    assert_eq!(model.classes, 10);
+    assert_eq!(
+        model.default_layer, "head",
+        "{exporter}: what the pool reads"
+    );
+    let layers: Vec<&str> = model
+        .target_layers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    for name in [
+        "layer1", "layer1.0", "layer1.1", "layer2", "layer2.0", "head", "maxpool",
+    ] {
+        assert!(
+            layers.contains(&name),
+            "{exporter}: no layer `{name}` in {layers:?}"
+        );
+    }
+    // A layer a fused kernel computes inside (the conv before its ReLU) is not a tensor.
+    assert!(
+        !layers.contains(&"layer1.0.conv1"),
+        "{exporter}: {layers:?}"
+    );
+    let input = normalized(&r["image"], &mean, &std);
+    let predicted: u32 = meta["classes"].parse().expect("class");
+    let engine = Engine::new(ctx(), model);
+    for layer in ["head", "layer2", "layer1"] {
+        let mut explainer = engine
+            .explainer(
+                1,
+                ExplainOptions {
+                    layer: layer.to_string(),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{exporter} {layer}: {e}"));
+        explainer
+            .upload_input(&input, &[Target::Predicted])
+            .expect("upload input");
+        explainer.run().expect("run");
+        let result = explainer.read(Readback::ALL).expect("read").remove(0);
+        let logits = &r["logits"].data;
+        let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max_abs_diff(&result.logits, logits);
+        assert!(
+            d <= 1e-4 * scale,
+            "{exporter}: logits differ by {d} (largest {scale})"
+        );
+        assert_eq!(
+            top_indices(&result.logits, 5),
+            top_indices(logits, 5),
+            "{exporter}: top-5"
+        );
+        assert_eq!(result.class, predicted, "{exporter}: class");
+        let cam = result.cam.expect("cam");
+        let key = format!("cam.{layer}");
+        let want = &r[&key].data;
+        let (closest, which) = match r.get(&format!("{key}.f64")) {
+            Some(e) if max_abs_diff(&cam, &e.data) < max_abs_diff(&cam, want) => {
+                (&e.data, "float64")
+            }
+            _ => (want, "float32"),
+        };
+        assert_close(&format!("{exporter} {key}"), &cam, closest, 1e-4, 0.0);
+        eprintln!(
+            "{exporter} {layer}: logits max |diff| {d:.2e} (largest {scale:.2}), CAM max |diff| \
+             {:.2e} from the {which} reference",
+            max_abs_diff(&cam, closest)
+        );
+    }
+}
+
+#[test]
+fn torchscript_export_equals_the_reference() {
+    check("torchscript");
+}
+
+#[test]
+fn dynamo_export_equals_the_reference() {
+    check("dynamo");
+}
+
+#[test]
+fn broken_files_are_one_line_errors() {
+    let bytes = std::fs::read(onnx("tinynet.torchscript.onnx")).expect("fixture");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Truncated.
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Model::load(&cut).unwrap_err();
+    assert!(matches!(e, Error::WeightsFormat { .. }), "{e:?}");
+    let message = e.to_string();
+    assert!(
+        message.contains("cut.onnx") && !message.contains('\n'),
+        "{message}"
+    );
+    // Not protobuf at all.
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"\xff\xff\xff\xff not a model").unwrap();
+    let e = Model::load(&junk).unwrap_err().to_string();
+    assert!(
+        e.contains("junk.onnx") && e.contains("not an ONNX model"),
+        "{e}"
+    );
+    // Every prefix decodes to an error or a model, never a panic.
+    for end in (0..bytes.len()).step_by(997) {
+        let _ = Model::from_bytes(std::path::Path::new("prefix.onnx"), bytes[..end].to_vec());
+    }
+}
+
+#[test]
+fn unsupported_ops_and_missing_external_data_name_the_problem() {
+    let e = Model::load(onnx("sigmoid.onnx")).unwrap_err().to_string();
+    assert!(
+        e.contains("sigmoid.onnx")
+            && e.contains(
+                "node `gate` (Sigmoid): op Sigmoid is not supported; supported ops: Conv"
+            ),
+        "{e}"
+    );
+    // The external-data form loads with its data file, and names the file when it is missing.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("external.onnx");
+    std::fs::copy(onnx("tinynet.external.onnx"), &model).unwrap();
+    let e = Model::load(&model).unwrap_err().to_string();
+    assert!(
+        e.contains("external data") && e.contains("tinynet.external.onnx.data"),
+        "{e}"
+    );
+    std::fs::copy(
+        onnx("tinynet.external.onnx.data"),
+        dir.path().join("tinynet.external.onnx.data"),
+    )
+    .unwrap();
+    let external = Model::load(&model).expect("with its data file");
+    let inline = Model::load(onnx("tinynet.torchscript.onnx")).expect("inline");
+    assert_eq!(
+        format!("{:?}", external.convs),
+        format!("{:?}", inline.convs)
+    );
+}
