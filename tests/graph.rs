@@ -110,9 +110,7 @@ fn fused_conv_batch_norm_add_relu_equals_the_plain_ops() {
         .unwrap();
     let y = g.push("bn", Op::BatchNorm(bn.clone()), &[y], "bn").unwrap();
     let y = g.push("add", Op::Add(Add), &[y, x], "add").unwrap();
-    let relu = Activation {
-        kind: ActivationKind::Relu,
-    };
+    let relu = Activation::new(ActivationKind::Relu);
     let y = g.push("relu", Op::Activation(relu), &[y], "block").unwrap();
     g.layer("block", y);
     let pooled = g
@@ -194,9 +192,7 @@ fn a_linear_layer_reads_a_flattened_tensor_in_place() {
         bias: random(&mut rng, 5),
         out_features: 5,
     };
-    let relu = Activation {
-        kind: ActivationKind::Relu6,
-    };
+    let relu = Activation::new(ActivationKind::Relu6);
     let y = g.push("fc", Op::Linear(fc.clone()), &[flat], "fc").unwrap();
     let logits = g.push("act", Op::Activation(relu), &[y], "logits").unwrap();
     let plan = lower(&g, logits).expect("lowered");
@@ -235,15 +231,10 @@ fn a_linear_layer_reads_a_flattened_tensor_in_place() {
 fn ops_no_kernel_runs_are_errors_naming_the_node() {
     let mut rng = SmallRng::seed_from_u64(4);
     let file = Path::new("net.safetensors");
-    // A BatchNorm that follows no conv.
+    // An add that follows no conv.
     let mut g = Graph::new(file, 4);
     let x = g
-        .push(
-            "features.norm0",
-            Op::BatchNorm(batch_norm(&mut rng, 3)),
-            &[g.input],
-            "n",
-        )
+        .push("features.add", Op::Add(Add), &[g.input, g.input], "n")
         .unwrap();
     let x = g
         .push("pool", Op::GlobalAvgPool(GlobalAvgPool), &[x], "p")
@@ -258,7 +249,7 @@ fn ops_no_kernel_runs_are_errors_naming_the_node() {
         .unwrap();
     let err = lower(&g, logits).unwrap_err().to_string();
     assert!(
-        err.starts_with("net.safetensors: unsupported model: features.norm0 (BatchNormalization)"),
+        err.starts_with("net.safetensors: unsupported model: features.add (Add)"),
         "{err}"
     );
 
@@ -295,4 +286,81 @@ fn ops_no_kernel_runs_are_errors_naming_the_node() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("fc (Gemm): reads a 4×4×3 tensor"), "{err}");
+}
+
+#[test]
+fn standalone_batch_norms_and_activations_become_elementwise_ops() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut g = Graph::new(Path::new("net.safetensors"), 8);
+    // conv → SiLU (its derivative needs its input: not absorbed), BatchNorm → ReLU (one op),
+    // and a sigmoid nothing reads (left out).
+    let x = g
+        .push(
+            "conv",
+            Op::Conv(conv(&mut rng, 3, 8, [3, 3], 1)),
+            &[g.input],
+            "conv",
+        )
+        .unwrap();
+    let silu = Activation::new(ActivationKind::Silu);
+    let x = g.push("act", Op::Activation(silu), &[x], "act").unwrap();
+    let sigmoid = Activation::new(ActivationKind::Sigmoid);
+    g.push("unused", Op::Activation(sigmoid), &[x], "unused")
+        .unwrap();
+    let bn = batch_norm(&mut rng, 8);
+    let y = g
+        .push("norm", Op::BatchNorm(bn.clone()), &[x], "norm")
+        .unwrap();
+    let relu = Activation::new(ActivationKind::Relu);
+    let y = g
+        .push("relu", Op::Activation(relu), &[y], "features")
+        .unwrap();
+    g.layer("features", y);
+    let pooled = g
+        .push("pool", Op::GlobalAvgPool(GlobalAvgPool), &[y], "pooled")
+        .unwrap();
+    let fc = Linear {
+        weight: random(&mut rng, 16),
+        bias: random(&mut rng, 2),
+        out_features: 2,
+    };
+    let logits = g.push("fc", Op::Linear(fc), &[pooled], "logits").unwrap();
+    let plan = lower(&g, logits).expect("lowered");
+    let names: Vec<&str> = plan.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["input", "conv", "act", "features", "pooled", "logits"]
+    );
+    assert_eq!(plan.convs[0].activation, model::Activation::None);
+    assert_eq!(plan.elementwise.len(), 2);
+    assert_eq!(plan.elementwise[0].activation, model::Activation::Silu);
+    assert!(plan.elementwise[0].affine.is_none());
+    let norm = &plan.elementwise[1];
+    assert_eq!(
+        (norm.name.as_str(), norm.activation),
+        ("norm", model::Activation::Relu)
+    );
+    let (scale, shift) = norm
+        .affine
+        .as_ref()
+        .expect("the BatchNorm's scale and shift");
+    for c in 0..8 {
+        let x = 0.37f64;
+        let want = (x - f64::from(bn.mean[c])) * f64::from(bn.gamma[c])
+            / (f64::from(bn.var[c]) + f64::from(bn.eps)).sqrt()
+            + f64::from(bn.beta[c]);
+        let got = x * f64::from(scale[c]) + f64::from(shift[c]);
+        assert!(
+            (want - got).abs() < 1e-6 * (1.0 + want.abs()),
+            "{c}: {want} vs {got}"
+        );
+    }
+    assert!(matches!(
+        plan.ops[3],
+        model::Op::Elementwise {
+            op: 1,
+            input: 2,
+            output: 3
+        }
+    ));
 }

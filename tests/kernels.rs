@@ -14,9 +14,9 @@ use gradcam::gpu::launch;
 use gradcam::gpu::params::{
     reduction_chunks, CamCenterParams, CamChannelWeightsParams, CamEigenParams,
     CamElementwiseParams, CamGramParams, CamMinMaxParams, CamSaliencyParams, ConvGradParams,
-    ConvParams, DepthwiseGradParams, DepthwiseParams, ImageMeta, LinearGradParams, LinearParams,
-    MaxPoolGradParams, MaxPoolParams, PointwiseGradParams, PointwiseParams, PoolParams,
-    PreprocessParams, MINMAX_PAIRS,
+    ConvParams, DepthwiseGradParams, DepthwiseParams, ElementwiseGradParams, ElementwiseParams,
+    ImageMeta, LinearGradParams, LinearParams, MaxPoolGradParams, MaxPoolParams,
+    PointwiseGradParams, PointwiseParams, PoolParams, PreprocessParams, MINMAX_PAIRS,
 };
 use gradcam::model::same_padding;
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
@@ -1428,6 +1428,140 @@ fn cam_minmax_over_several_workgroups_per_image() {
                 (lo, hi),
                 "len {len} relu {relu} image {n}"
             );
+        }
+    }
+}
+
+/// erf in f64 (Abramowitz and Stegun 7.1.26 is too coarse for a reference): its Taylor series
+/// near 0, its continued fraction beyond.
+fn erf64(x: f64) -> f64 {
+    let a = x.abs();
+    let v = if a < 2.5 {
+        let mut term = a;
+        let mut sum = a;
+        for n in 1..60 {
+            term *= -a * a / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc(a) = exp(-a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + ...))))
+        let mut f = a;
+        for n in (1..60).rev() {
+            f = a + (n as f64 / 2.0) / f;
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
+    };
+    v.copysign(x)
+}
+
+/// Each activation of src/gpu/params.rs `Activation` and its derivative at `z`, in f64, as
+/// PyTorch defines them (ReLU6's and hardsigmoid's zero at their bounds, hardswish's
+/// `z/3 + 1/2` on [−3, 3]).
+fn unary_reference(z: f64, code: u32, slope: f64) -> (f64, f64) {
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let kappa = 0.044715;
+    let beta = (2.0 / std::f64::consts::PI).sqrt();
+    match code {
+        0 => (z, 1.0),
+        1 => (z.clamp(0.0, 6.0), f64::from(u8::from(z > 0.0 && z < 6.0))),
+        2 => (z.max(0.0), f64::from(u8::from(z > 0.0))),
+        4 => (sigmoid(z), sigmoid(z) * (1.0 - sigmoid(z))),
+        5 => (z * sigmoid(z), sigmoid(z) * (1.0 + z * (1.0 - sigmoid(z)))),
+        6 => (
+            (z + 3.0).clamp(0.0, 6.0) / 6.0,
+            if z > -3.0 && z < 3.0 { 1.0 / 6.0 } else { 0.0 },
+        ),
+        7 => (
+            z * (z + 3.0).clamp(0.0, 6.0) / 6.0,
+            if z < -3.0 {
+                0.0
+            } else if z <= 3.0 {
+                z / 3.0 + 0.5
+            } else {
+                1.0
+            },
+        ),
+        8 => {
+            let cdf = 0.5 * (1.0 + erf64(z / 2f64.sqrt()));
+            let pdf = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (z * cdf, cdf + z * pdf)
+        }
+        9 => {
+            let th = (beta * (z + kappa * z * z * z)).tanh();
+            let d =
+                0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * beta * (1.0 + 3.0 * kappa * z * z);
+            (0.5 * z * (1.0 + th), d)
+        }
+        10 => (
+            if z > 0.0 { z } else { slope * z },
+            if z > 0.0 { 1.0 } else { slope },
+        ),
+        _ => unreachable!("code {code}"),
+    }
+}
+
+#[test]
+fn elementwise_and_its_gradient_match_reference() {
+    let mut rng = SmallRng::seed_from_u64(29);
+    let (n, pixels, c) = (2, 7, 12);
+    let len = n * pixels * c;
+    // Values across every activation's pieces, with the bounds themselves among them.
+    let mut x = random(&mut rng, len, -8.0, 8.0);
+    for (i, v) in [-3.0, 3.0, 0.0, 6.0, -2.9999, 2.9999, 1e-3, -1e-3]
+        .iter()
+        .enumerate()
+    {
+        x[i * 5] = *v;
+    }
+    let scale = random(&mut rng, c, 0.5, 1.5);
+    let shift = random(&mut rng, c, -0.5, 0.5);
+    let grad_out = random(&mut rng, len, -1.0, 1.0);
+    let extra = random(&mut rng, len, -1.0, 1.0);
+    for code in [0u32, 1, 2, 4, 5, 6, 7, 8, 9, 10] {
+        for affine in [false, true] {
+            let slope = 0.02f32;
+            let mut want = vec![0f32; len];
+            let mut want_grad = vec![0f32; len];
+            for i in 0..len {
+                let ch = i % c;
+                let (s, b) = if affine {
+                    (scale[ch], shift[ch])
+                } else {
+                    (1.0, 0.0)
+                };
+                // z as the kernel rounds it: one float32 multiply-add.
+                let z = x[i] * s + b;
+                let (y, d) = unary_reference(f64::from(z), code, f64::from(slope));
+                want[i] = y as f32;
+                want_grad[i] =
+                    (d * f64::from(grad_out[i]) * f64::from(s) + f64::from(extra[i])) as f32;
+            }
+            let what = format!("elementwise code {code} affine {affine}");
+            let p = ElementwiseParams {
+                len4: (len / 4) as u32,
+                channels4: (c / 4) as u32,
+                activation: code,
+                has_affine: u32::from(affine),
+                slope,
+                _pad: [0; 3],
+            };
+            let got =
+                run!(0, &p, len, Elementwise { input: &x, scale: &scale, bias: &shift } => output);
+            assert_close(&what, &got, &want, 2e-6, 2e-6);
+            let p = ElementwiseGradParams {
+                len4: (len / 4) as u32,
+                channels4: (c / 4) as u32,
+                activation: code,
+                has_affine: u32::from(affine),
+                slope,
+                add_extra: 1,
+                _pad: [0; 2],
+            };
+            let got = run!(0, &p, len, ElementwiseGrad {
+                grad_out: &grad_out, input: &x, scale: &scale, bias: &shift, extra: &extra
+            } => grad_in);
+            assert_close(&format!("{what} gradient"), &got, &want_grad, 2e-6, 2e-6);
         }
     }
 }

@@ -1,7 +1,10 @@
-//! ONNX import against the reference: a small CNN written for the tests (tools/
+//! ONNX import against the reference: two small CNNs written for the tests (tools/
 //! make_onnx_fixtures.py), exported by torch's TorchScript and dynamo exporters, loaded with the
-//! layer names its PyTorch modules have, gives the module's logits and pytorch-grad-cam's GradCAM
-//! at three layers. Broken files are one-line errors naming the file.
+//! layer names their PyTorch modules have, give the modules' logits and pytorch-grad-cam's
+//! GradCAM at several layers: `tinynet` (residual blocks, ReLU6, everything fused into the
+//! convs) and `actnet` (SiLU, Hardswish, GELU, LeakyReLU, Hardsigmoid, BatchNorm-ReLU before a
+//! conv: elementwise ops that keep their input). Broken files are one-line errors naming the
+//! file.
 
 mod common;
 
@@ -17,10 +20,10 @@ fn onnx(name: &str) -> PathBuf {
     root().join("tests/fixtures/onnx").join(name)
 }
 
-fn check(exporter: &str) {
-    let r = fixtures("onnx/tinynet");
-    let meta = fixture_metadata("onnx/tinynet");
-    let path = onnx(&format!("tinynet.{exporter}.onnx"));
+fn check(net: &str, exporter: &str, layers: &[&str], classes: u32) {
+    let r = fixtures(&format!("onnx/{net}"));
+    let meta = fixture_metadata(&format!("onnx/{net}"));
+    let path = onnx(&format!("{net}.{exporter}.onnx"));
     let model = Model::load(&path).unwrap_or_else(|e| panic!("{exporter}: {e}"));
     let (mean, std) = (floats(&meta["mean"]), floats(&meta["std"]));
     assert_eq!(
@@ -28,33 +31,26 @@ fn check(exporter: &str) {
         (mean.clone(), std.clone())
     );
     assert_eq!(model.input_size, 64, "{exporter}: the input's static size");
-    assert_eq!(model.classes, 10);
+    assert_eq!(model.classes, classes);
     assert_eq!(
         model.default_layer, "head",
-        "{exporter}: what the pool reads"
+        "{net} {exporter}: what the pool reads"
     );
-    let layers: Vec<&str> = model
+    let names: Vec<&str> = model
         .target_layers
         .iter()
         .map(|(n, _)| n.as_str())
         .collect();
-    for name in [
-        "layer1", "layer1.0", "layer1.1", "layer2", "layer2.0", "head", "maxpool",
-    ] {
+    for name in layers {
         assert!(
-            layers.contains(&name),
-            "{exporter}: no layer `{name}` in {layers:?}"
+            names.contains(name),
+            "{net} {exporter}: no layer `{name}` in {names:?}"
         );
     }
-    // A layer a fused kernel computes inside (the conv before its ReLU) is not a tensor.
-    assert!(
-        !layers.contains(&"layer1.0.conv1"),
-        "{exporter}: {layers:?}"
-    );
     let input = normalized(&r["image"], &mean, &std);
     let predicted: u32 = meta["classes"].parse().expect("class");
     let engine = Engine::new(ctx(), model);
-    for layer in ["head", "layer2", "layer1"] {
+    for &layer in layers {
         let mut explainer = engine
             .explainer(
                 1,
@@ -100,14 +96,48 @@ fn check(exporter: &str) {
     }
 }
 
+const TINYNET: &[&str] = &["head", "layer2", "layer1"];
+const ACTNET: &[&str] = &["head", "layer3", "layer2", "layer1"];
+
 #[test]
 fn torchscript_export_equals_the_reference() {
-    check("torchscript");
+    check("tinynet", "torchscript", TINYNET, 10);
+    check("actnet", "torchscript", ACTNET, 10);
 }
 
 #[test]
 fn dynamo_export_equals_the_reference() {
-    check("dynamo");
+    check("tinynet", "dynamo", TINYNET, 10);
+    check("actnet", "dynamo", ACTNET, 10);
+}
+
+#[test]
+fn layer_names_are_module_paths() {
+    for exporter in ["torchscript", "dynamo"] {
+        let model = Model::load(onnx(&format!("tinynet.{exporter}.onnx"))).expect("model");
+        let names: Vec<&str> = model
+            .target_layers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        for name in ["layer1.0", "layer1.1", "layer2.0", "maxpool"] {
+            assert!(
+                names.contains(&name),
+                "{exporter}: no layer `{name}` in {names:?}"
+            );
+        }
+        // A layer a fused kernel computes inside (the conv before its ReLU) is not a tensor.
+        assert!(!names.contains(&"layer1.0.conv1"), "{exporter}: {names:?}");
+        // `layer1` is `layer1.1`'s output, as `model.layer1` is.
+        let of = |n: &str| {
+            model
+                .target_layers
+                .iter()
+                .find(|(m, _)| m == n)
+                .map(|(_, t)| *t)
+        };
+        assert_eq!(of("layer1"), of("layer1.1"), "{exporter}");
+    }
 }
 
 #[test]
@@ -132,20 +162,30 @@ fn broken_files_are_one_line_errors() {
         e.contains("junk.onnx") && e.contains("not an ONNX model"),
         "{e}"
     );
-    // Every prefix decodes to an error or a model, never a panic.
+    // Every prefix decodes to an error or a model, never a panic; so does the file with bytes
+    // changed along its length (attributes, shapes, initializers).
     for end in (0..bytes.len()).step_by(997) {
         let _ = Model::from_bytes(std::path::Path::new("prefix.onnx"), bytes[..end].to_vec());
+    }
+    for (step, xor) in [(37usize, 0x01u8), (101, 0x80), (211, 0xff)] {
+        for start in 0..step.min(8) {
+            let mut changed = bytes.clone();
+            for b in changed.iter_mut().skip(start).step_by(step) {
+                *b ^= xor;
+            }
+            let _ = Model::from_bytes(std::path::Path::new("changed.onnx"), changed);
+        }
     }
 }
 
 #[test]
 fn unsupported_ops_and_missing_external_data_name_the_problem() {
-    let e = Model::load(onnx("sigmoid.onnx")).unwrap_err().to_string();
+    let e = Model::load(onnx("unsupported.onnx"))
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.contains("sigmoid.onnx")
-            && e.contains(
-                "node `gate` (Sigmoid): op Sigmoid is not supported; supported ops: Conv"
-            ),
+        e.contains("unsupported.onnx")
+            && e.contains("node `gate` (Tanh): op Tanh is not supported; supported ops: Conv"),
         "{e}"
     );
     // The external-data form loads with its data file, and names the file when it is missing.

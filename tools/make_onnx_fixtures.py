@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate the ONNX import fixtures in tests/fixtures/onnx/ from the references: a small CNN
+"""Generate the ONNX import fixtures in tests/fixtures/onnx/ from the references: two small CNNs
 written for the tests (seeded weights, tools/seeded_weights.py), exported by both of torch's ONNX
-exporters, and pytorch-grad-cam's GradCAM on the PyTorch module itself.
+exporters, and pytorch-grad-cam's GradCAM on the PyTorch modules themselves.
 
 Usage:
     pip install torch onnx onnxscript grad-cam==1.5.7 safetensors pillow numpy
@@ -15,8 +15,12 @@ tests/fixtures/onnx/tinynet.dynamo.onnx        torch.onnx.export(..., dynamo=Tru
                                                the pool a ReduceMean and the flatten a Reshape
 tests/fixtures/onnx/tinynet.external.onnx     the TorchScript export with every initializer in
     (+ tinynet.external.onnx.data)             the external data file beside it
-tests/fixtures/onnx/sigmoid.onnx               conv, a Sigmoid node named `gate` (an op the
+tests/fixtures/onnx/unsupported.onnx           conv, a Tanh node named `gate` (an op the
                                                importer does not run yet), pool, flatten, Gemm
+tests/fixtures/onnx/actnet.{torchscript,dynamo}.onnx, actnet.safetensors
+                                               the same for ActNet: SiLU, BatchNorm-ReLU before a
+                                               conv, Hardswish, GELU, LeakyReLU, GELU (tanh),
+                                               Hardsigmoid (TorchScript at opset 20, for Gelu)
 tests/fixtures/onnx/tinynet.safetensors
     image              u8  [S, S, 3]  examples/images/chelsea.png resized to S = 64 (PIL bicubic)
     logits             f32 [10]       the module's logits for x = (image / 255 - mean) / std
@@ -46,7 +50,6 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "onnx")
 SEED = 20261207
 SIDE = 64
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-LAYERS = ["head", "layer2", "layer1"]
 
 
 class Block(nn.Module):
@@ -94,19 +97,47 @@ class TinyNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class ActNet(nn.Module):
+    """The activations whose derivative needs their input, and BatchNorms that follow no conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU())
+        # Pre-activation, as DenseNet's layers: BatchNorm and ReLU before the conv.
+        self.layer1 = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1))
+        self.layer2 = nn.Sequential(
+            nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.Hardswish()
+        )
+        self.layer3 = nn.Sequential(
+            nn.Conv2d(32, 32, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 1, 1), nn.LeakyReLU(0.1)
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(32, 48, 1), nn.GELU(approximate="tanh"), nn.BatchNorm2d(48), nn.Hardsigmoid()
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(48, 10)
+
+    def forward(self, x):
+        x = self.head(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+NETS = {
+    "tinynet": (TinyNet, ["head", "layer2", "layer1"], 17),
+    "actnet": (ActNet, ["head", "layer3", "layer2", "layer1"], 20),
+}
+
+
 def module(model, path):
     for part in path.split("."):
         model = model[int(part)] if part.isdigit() else getattr(model, part)
     return model
 
 
-def main():
+def export(name, make, layers, opset, photo):
     from pytorch_grad_cam import GradCAM
 
-    torch.set_num_threads(2)
-    os.makedirs(OUT, exist_ok=True)
-    model = fill(TinyNet(), SEED).eval()
-    photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
+    model = fill(make(), SEED).eval()
     image = np.asarray(photo.resize((SIDE, SIDE), Image.BICUBIC), dtype=np.uint8)
     x = (image.astype(np.float32) / np.float32(255) - np.array(MEAN, np.float32)) / np.array(
         STD, np.float32
@@ -116,7 +147,7 @@ def main():
         logits = model(x)[0]
     predicted = int(logits.argmax())
     out = {"image": image, "logits": logits.numpy().astype(np.float32)}
-    for layer in LAYERS:
+    for layer in layers:
         with GradCAM(model=model, target_layers=[module(model, layer)]) as cam:
             result = cam(input_tensor=x, targets=None)[0]
         out[f"cam.{layer}"] = result.astype(np.float32)
@@ -125,25 +156,44 @@ def main():
             exact = cam(input_tensor=x.double(), targets=None)[0]
         if np.abs(exact - result).max() > 1e-5:
             out[f"cam.{layer}.f64"] = exact.astype(np.float32)
-            print(f"  cam.{layer}: float32 and float64 differ by {np.abs(exact - result).max():.1e}")
+            print(f"  {name} cam.{layer}: float32 and float64 differ by "
+                  f"{np.abs(exact - result).max():.1e}")
     metadata = {
         "seed": str(SEED),
         "classes": str(predicted),
         "mean": json.dumps(MEAN),
         "std": json.dumps(STD),
     }
-    save_file(out, os.path.join(OUT, "tinynet.safetensors"), metadata=metadata)
+    save_file(out, os.path.join(OUT, f"{name}.safetensors"), metadata=metadata)
 
     batch = torch.export.Dim("batch")
     torch.onnx.export(
-        model, x, os.path.join(OUT, "tinynet.torchscript.onnx"), dynamo=False, opset_version=17,
-        input_names=["input"], output_names=["logits"],
+        model, x, os.path.join(OUT, f"{name}.torchscript.onnx"), dynamo=False,
+        opset_version=opset, input_names=["input"], output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
     )
     torch.onnx.export(
-        model, (x,), os.path.join(OUT, "tinynet.dynamo.onnx"), dynamo=True,
+        model, (x,), os.path.join(OUT, f"{name}.dynamo.onnx"), dynamo=True,
         dynamic_shapes=({0: batch},), external_data=False,
     )
+    # Both exports compute the module's logits.
+    import onnxruntime
+
+    for kind in ["torchscript", "dynamo"]:
+        session = onnxruntime.InferenceSession(os.path.join(OUT, f"{name}.{kind}.onnx"))
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0][0]
+        print(f"{name} {kind}: onnxruntime logits differ by "
+              f"{np.abs(got - logits.numpy()).max():.1e}")
+    print(f"{name}: predicted {predicted}, top-5 {torch.topk(logits, 5).indices.tolist()}")
+
+
+def main():
+    torch.set_num_threads(2)
+    os.makedirs(OUT, exist_ok=True)
+    photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
+    for name, (make, layers, opset) in NETS.items():
+        export(name, make, layers, opset, photo)
+
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -160,27 +210,19 @@ def main():
     ]
     nodes = [
         helper.make_node("Conv", ["input", "w"], ["c"], name="conv"),
-        helper.make_node("Sigmoid", ["c"], ["s"], name="gate"),
+        helper.make_node("Tanh", ["c"], ["s"], name="gate"),
         helper.make_node("GlobalAveragePool", ["s"], ["p"], name="pool"),
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "sigmoid", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        nodes, "unsupported",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
-    onnx.save_model(model, os.path.join(OUT, "sigmoid.onnx"))
-
-    # Both exports compute the module's logits.
-    import onnxruntime
-
-    for kind in ["torchscript", "dynamo"]:
-        session = onnxruntime.InferenceSession(os.path.join(OUT, f"tinynet.{kind}.onnx"))
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0][0]
-        print(f"{kind}: onnxruntime logits differ by {np.abs(got - logits.numpy()).max():.1e}")
-    print(f"predicted {predicted}, top-5 {torch.topk(logits, 5).indices.tolist()}")
+    onnx.save_model(model, os.path.join(OUT, "unsupported.onnx"))
 
 
 if __name__ == "__main__":

@@ -273,6 +273,15 @@ kernels! {
     ActivationGrad => "activation_grad" (ActivationGradParams) {
         forward: Storage, from_grad: Storage, to_grad: StorageReadWrite,
     } invocations(p, _) = p.len4;
+    Elementwise => "elementwise" (ElementwiseParams) {
+        input: Storage, scale: Storage, bias: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.len4,
+    work(p) = Work::new(2 * 4 * u64::from(p.len4), 2 * 4 * u64::from(p.len4));
+    ElementwiseGrad => "elementwise_grad" (ElementwiseGradParams) {
+        grad_out: Storage, input: Storage, scale: Storage, bias: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.len4,
+    work(p) = Work::new(3 * 4 * u64::from(p.len4), (3 + u64::from(p.add_extra)) * 4 * u64::from(p.len4));
     MaxPool => "max_pool" (MaxPoolParams) {
         input: Storage, output: StorageReadWrite,
     } invocations(p, _) = p.batch * p.out_h * p.out_w * p.channels / 4;

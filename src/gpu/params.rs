@@ -58,7 +58,10 @@ pub const STORAGE_STRUCTS: &[(&str, &str, Fields, usize)] = &[
     ),
 ];
 
-/// Activation applied after a convolution's folded bias (`activation` field in the shaders).
+/// An activation (`activation` field in the shaders; shaders/lib/activation.wgsl and
+/// shaders/lib/unary.wgsl). The convolutions and linear layers apply only those whose derivative
+/// their output determines (none, ReLU6, ReLU); the elementwise kernel applies every one. Code 3
+/// is the guided ReLU of backward passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// Identity: the projection convs of the MBConv blocks.
@@ -67,6 +70,31 @@ pub enum Activation {
     Relu6 = 1,
     /// `max(x, 0)`.
     Relu = 2,
+    /// `1 / (1 + exp(−x))`.
+    Sigmoid = 4,
+    /// `x · sigmoid(x)` (SiLU, swish).
+    Silu = 5,
+    /// `min(max(x + 3, 0), 6) / 6` (PyTorch's `Hardsigmoid`).
+    HardSigmoid = 6,
+    /// `x · min(max(x + 3, 0), 6) / 6`.
+    HardSwish = 7,
+    /// `x · Φ(x)`, Φ the normal distribution function (GELU, `approximate='none'`).
+    Gelu = 8,
+    /// GELU's tanh approximation, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    GeluTanh = 9,
+    /// `x` where positive, else `slope · x` (the slope is a parameter of the op).
+    LeakyRelu = 10,
+}
+
+impl Activation {
+    /// Whether its derivative is a function of its output (so a kernel that keeps only its
+    /// output can be differentiated).
+    pub fn derivative_from_output(self) -> bool {
+        matches!(
+            self,
+            Activation::None | Activation::Relu | Activation::Relu6
+        )
+    }
 }
 
 gpu_struct! {
@@ -209,6 +237,42 @@ gpu_struct! {
         pub len4: u32,
         /// The [`Activation`] whose derivative masks.
         pub activation: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/elementwise.wgsl.
+    pub struct ElementwiseParams {
+        /// Values / 4.
+        pub len4: u32,
+        /// Channels / 4 (the innermost axis).
+        pub channels4: u32,
+        /// The [`Activation`].
+        pub activation: u32,
+        /// 1: `x · scale + bias` per channel first.
+        pub has_affine: u32,
+        /// [`Activation::LeakyRelu`]'s slope.
+        pub slope: f32,
+        pub _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/elementwise_grad.wgsl.
+    pub struct ElementwiseGradParams {
+        /// Values / 4.
+        pub len4: u32,
+        /// Channels / 4 (the innermost axis).
+        pub channels4: u32,
+        /// The [`Activation`] (or 3, the guided ReLU).
+        pub activation: u32,
+        /// 1: the op scales its input per channel first.
+        pub has_affine: u32,
+        /// [`Activation::LeakyRelu`]'s slope.
+        pub slope: f32,
+        /// 1: add `extra` (another reader's gradient of the input).
+        pub add_extra: u32,
         pub _pad: [u32; 2],
     }
 }

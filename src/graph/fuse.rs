@@ -13,7 +13,7 @@
 //! absorbed only when the previous one's output has no other reader and is no named layer, so
 //! every layer a CAM can target stays a tensor of the plan.
 
-use super::ops::{self, ActivationKind, Keeps, Op, OpRule};
+use super::ops::{self, Keeps, Op, OpRule};
 use super::{Graph, Node};
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, ConvKind, TensorSpec};
@@ -25,6 +25,8 @@ pub struct Lowered {
     pub convs: Vec<model::Conv>,
     /// Every fully connected layer.
     pub linears: Vec<model::Linear>,
+    /// Every elementwise op (standalone BatchNorms and activations).
+    pub elementwise: Vec<model::Elementwise>,
     /// Every tensor of the plan.
     pub tensors: Vec<TensorSpec>,
     /// The plan, in execution order.
@@ -45,13 +47,30 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
         pinned[*t] = true;
     }
     pinned[logits] = true;
+    // Nodes whose output nothing reads (an importer's leftovers, as the sigmoid of a SiLU
+    // written `x · sigmoid(x)`) are left out.
+    let mut live = pinned.clone();
+    let mut dead = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        if live[node.output] {
+            for &t in &node.inputs {
+                live[t] = true;
+            }
+        } else {
+            dead[i] = true;
+        }
+    }
     let mut pass = Pass {
         graph,
-        readers: graph.consumers(),
+        readers: graph
+            .consumers()
+            .into_iter()
+            .map(|r| r.into_iter().filter(|&n| !dead[n]).collect())
+            .collect(),
         pinned,
         plan: vec![None; graph.tensors.len()],
         flattened: vec![false; graph.tensors.len()],
-        absorbed: vec![false; graph.nodes.len()],
+        absorbed: dead,
         out: Lowered::default(),
     };
     let input = pass.emit_tensor(graph.input);
@@ -83,13 +102,31 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                     .push(model::Op::GlobalAvgPool { input, output });
             }
             Op::Flatten(_) => {
+                // Only a linear layer reads a flattened map in place (its weights permuted).
+                let (h, w, _) = graph.shape(node.inputs[0]);
+                let other = pass.readers[node.output]
+                    .iter()
+                    .find(|&&j| !matches!(graph.nodes[j].op, Op::Linear(_)));
+                if let (true, Some(&j)) = (h * w > 1, other) {
+                    return Err(pass.unsupported(
+                        node,
+                        format!(
+                            "the flattened {h}×{w} map is read by `{}` ({}), which is not a \
+                             linear layer",
+                            graph.nodes[j].name,
+                            graph.nodes[j].op.rule().kind()
+                        ),
+                    ));
+                }
                 pass.plan[node.output] = Some(pass.planned(node.inputs[0])?);
                 pass.flattened[node.output] = true;
             }
-            Op::BatchNorm(_) | Op::Activation(_) | Op::Add(_) => {
+            Op::BatchNorm(bn) => pass.elementwise(node, Some(bn))?,
+            Op::Activation(_) => pass.elementwise(node, None)?,
+            Op::Add(_) => {
                 return Err(graph.unsupported(format!(
                     "{} ({}): runs only fused after a convolution (conv → BatchNorm → residual \
-                     add → ReLU or ReLU6) or, for an activation, a linear layer; not after `{}`",
+                     add → ReLU or ReLU6); not after `{}`",
                     node.name,
                     node.op.rule().kind(),
                     graph.tensors[node.inputs[0]].name
@@ -165,11 +202,7 @@ impl Pass<'_> {
         let Op::Activation(a) = &self.graph.nodes[j].op else {
             return None;
         };
-        let fused = match a.kind {
-            ActivationKind::Relu => Activation::Relu,
-            ActivationKind::Relu6 => Activation::Relu6,
-        };
-        Some((j, fused))
+        Some((j, a.kind.plan()))
     }
 
     fn unsupported(&self, node: &Node, reason: String) -> Error {
@@ -328,6 +361,56 @@ impl Pass<'_> {
             residual,
             pad_top: conv.pads[0],
             pad_left: conv.pads[1],
+        });
+        Ok(())
+    }
+
+    /// A BatchNorm (with the activation after it) or an activation no conv or linear layer
+    /// absorbed: one elementwise kernel, which keeps its input for the backward pass.
+    fn elementwise(&mut self, node: &Node, bn: Option<&ops::BatchNorm>) -> Result<()> {
+        let g = self.graph;
+        let mut end = node.output;
+        let mut activation = match &node.op {
+            Op::Activation(a) => Some(*a),
+            _ => None,
+        };
+        if bn.is_some() {
+            if let Some(j) = self.absorbable(end, |op| matches!(op, Op::Activation(_))) {
+                if let Op::Activation(a) = &g.nodes[j].op {
+                    self.absorbed[j] = true;
+                    activation = Some(*a);
+                    end = g.nodes[j].output;
+                }
+            }
+        }
+        // The scale and bias in float64, rounded once (PyTorch's inference BatchNorm applies
+        // them as `x · scale + shift`).
+        let affine = bn.map(|bn| {
+            let scale: Vec<f64> = (0..bn.gamma.len()).map(|c| bn.scale_f64(c)).collect();
+            let shift = (0..bn.gamma.len())
+                .map(|c| (f64::from(bn.beta[c]) - f64::from(bn.mean[c]) * scale[c]) as f32)
+                .collect();
+            (scale.iter().map(|s| *s as f32).collect(), shift)
+        });
+        let (_, _, channels) = g.shape(node.inputs[0]);
+        if !channels.is_multiple_of(4) {
+            return Err(self.unsupported(
+                node,
+                format!("channel counts must be multiples of 4 (found {channels})"),
+            ));
+        }
+        let input = self.planned(node.inputs[0])?;
+        let output = self.emit_tensor(end);
+        self.out.elementwise.push(model::Elementwise {
+            name: node.name.clone(),
+            affine,
+            activation: activation.map_or(Activation::None, |a| a.kind.plan()),
+            slope: activation.map_or(0.0, |a| a.slope),
+        });
+        self.out.ops.push(model::Op::Elementwise {
+            op: self.out.elementwise.len() - 1,
+            input,
+            output,
         });
         Ok(())
     }

@@ -16,6 +16,9 @@ pub use ops::{Keeps, Op, OpRule, Shape};
 use crate::error::{Error, Result};
 use crate::model::TensorSpec;
 
+/// The most values a tensor may hold per image (the kernels index a batch's values with 32 bits).
+pub const MAX_TENSOR_VALUES: u64 = 1 << 28;
+
 /// One op applied to tensors.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -103,6 +106,14 @@ impl Graph {
         let shapes: Vec<Shape> = inputs.iter().map(|&t| self.shape(t)).collect();
         let shape = rule
             .output_shape(&shapes)
+            .and_then(|s| {
+                let values = u64::from(s.0) * u64::from(s.1) * u64::from(s.2);
+                if values == 0 || values > MAX_TENSOR_VALUES {
+                    Err(format!("an output of {}×{}×{} values", s.0, s.1, s.2))
+                } else {
+                    Ok(s)
+                }
+            })
             .map_err(|reason| self.unsupported(format!("{name} ({}): {reason}", rule.kind())))?;
         let out = self.tensor(output, shape);
         self.nodes.push(Node {

@@ -343,6 +343,7 @@ pub fn assemble<'m>(
         mean: description.mean,
         std: description.std,
         convs: plan.convs,
+        elementwise: plan.elementwise,
         linears: plan.linears,
         classes,
         tensors: plan.tensors,
@@ -355,14 +356,21 @@ pub fn assemble<'m>(
     })
 }
 
-/// The plain op of a fused kernel's activation (`None`: the identity).
+/// The plain op of an activation (`None`: the identity).
 fn activation_op(activation: Activation) -> Option<Op> {
     let kind = match activation {
         Activation::None => return None,
         Activation::Relu => ActivationKind::Relu,
         Activation::Relu6 => ActivationKind::Relu6,
+        Activation::Sigmoid => ActivationKind::Sigmoid,
+        Activation::Silu => ActivationKind::Silu,
+        Activation::HardSigmoid => ActivationKind::HardSigmoid,
+        Activation::HardSwish => ActivationKind::HardSwish,
+        Activation::Gelu => ActivationKind::Gelu,
+        Activation::GeluTanh => ActivationKind::GeluTanh,
+        Activation::LeakyRelu => ActivationKind::LeakyRelu,
     };
-    Some(Op::Activation(ops::Activation { kind }))
+    Some(Op::Activation(ops::Activation::new(kind)))
 }
 
 /// Three per-channel values written `[0.485, 0.456, 0.406]` or `0.485,0.456,0.406`, finite.

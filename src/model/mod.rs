@@ -87,6 +87,20 @@ pub struct Linear {
     pub bias: Vec<f32>,
 }
 
+/// An elementwise op no conv or linear layer absorbs: `output = act(input · scale + bias)`, the
+/// per-channel scale and bias a BatchNorm's (when it has one).
+#[derive(Clone, Debug)]
+pub struct Elementwise {
+    /// The module it comes from (the BatchNorm's, else the activation's), e.g. `features.norm5`.
+    pub name: String,
+    /// `(scale, bias)`, `[channels]` each: a BatchNorm's `γ/√(σ² + ε)` and `β − μ·γ/√(σ² + ε)`.
+    pub affine: Option<(Vec<f32>, Vec<f32>)>,
+    /// Applied after the scale and bias.
+    pub activation: Activation,
+    /// [`Activation::LeakyRelu`]'s slope (0 otherwise).
+    pub slope: f32,
+}
+
 /// The shape of one activation tensor of one image, stored NHWC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
@@ -103,7 +117,7 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// Values per image.
     pub fn len(&self) -> usize {
-        (self.height * self.width * self.channels) as usize
+        self.height as usize * self.width as usize * self.channels as usize
     }
 
     /// Whether the tensor holds no values.
@@ -157,6 +171,16 @@ pub enum Op {
         /// Output tensor (1×1×C).
         output: usize,
     },
+    /// An elementwise op: a BatchNorm and/or an activation (any of [`Activation`]), where no
+    /// conv or linear layer absorbs them. Its backward pass keeps its input.
+    Elementwise {
+        /// Index into [`Model::elementwise`].
+        op: usize,
+        /// Input tensor.
+        input: usize,
+        /// Output tensor (the input's shape).
+        output: usize,
+    },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
         /// Index into [`Model::linears`].
@@ -176,6 +200,7 @@ impl Op {
             | Op::Conv { output, .. }
             | Op::MaxPool { output, .. }
             | Op::GlobalAvgPool { output, .. }
+            | Op::Elementwise { output, .. }
             | Op::Linear { output, .. } => output,
         }
     }
@@ -189,6 +214,7 @@ impl Op {
             } => std::iter::once(input).chain(residual).collect(),
             Op::MaxPool { input, .. }
             | Op::GlobalAvgPool { input, .. }
+            | Op::Elementwise { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }
@@ -211,6 +237,8 @@ pub struct Model {
     pub convs: Vec<Conv>,
     /// Every fully connected layer; the last one gives the logits.
     pub linears: Vec<Linear>,
+    /// Every elementwise op (standalone BatchNorms and activations).
+    pub elementwise: Vec<Elementwise>,
     /// Number of classes (from the last layer's shape).
     pub classes: u32,
     /// Every activation tensor of one image.
@@ -328,6 +356,18 @@ impl Model {
         }
         let file = WeightFile::from_bytes(name, bytes)?;
         arch::build(&file, arch)
+    }
+
+    /// Per elementwise op, the channels of the tensor it reads (the length of its scale and
+    /// bias).
+    pub fn elementwise_channels(&self) -> Vec<usize> {
+        let mut channels = vec![0; self.elementwise.len()];
+        for op in &self.ops {
+            if let Op::Elementwise { op, input, .. } = *op {
+                channels[op] = self.tensors[input].channels as usize;
+            }
+        }
+        channels
     }
 
     /// Values per image of all the activations.

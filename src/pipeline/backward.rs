@@ -11,7 +11,9 @@
 //! - conv adding a residual `r` before its activation (ResNet): `g = act'(y) ⊙ ∂y` is written once,
 //!   then `∂x = convᵀ(g)` and `∂r += g`;
 //! - conv adding `r` after no activation (MBConv skip): `∂x = convᵀ(∂y)`, `∂r += ∂y`;
-//! - max pool: `∂y` routed to each window's first maximum.
+//! - max pool: `∂y` routed to each window's first maximum;
+//! - an elementwise op (a BatchNorm and/or an activation): `∂x = scale ⊙ act'(z) ⊙ ∂y`, with
+//!   `z = x · scale + bias` recomputed from its input `x`.
 //!
 //! A tensor read by several ops sums their contributions: an identity contribution (a skip
 //! connection) is the same buffer as the gradient it copies, and each op's contribution adds the
@@ -24,8 +26,8 @@ use super::steps::Steps;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
-    ActivationGradParams, ConvGradParams, DepthwiseGradParams, LinearGradParams, MaxPoolGradParams,
-    PointwiseGradParams,
+    ActivationGradParams, ConvGradParams, DepthwiseGradParams, ElementwiseGradParams,
+    LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -77,6 +79,19 @@ pub enum GradStep {
         /// The layer's activation, whose derivative masks `grad_out`.
         mask: Activation,
     },
+    /// An elementwise op's input gradient: `grad_in = scale ⊙ act'(z) ⊙ grad_out (+ extra)`.
+    Elementwise {
+        /// Index into [`Model::elementwise`].
+        op: usize,
+        /// The op's input tensor (its forward value gives `z`).
+        input: usize,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
     /// A max pool's input gradient.
     MaxPool {
         /// The pool's input tensor (its forward value locates each window's maximum).
@@ -103,6 +118,9 @@ impl GradStep {
             GradStep::Conv {
                 grad_out, extra, ..
             }
+            | GradStep::Elementwise {
+                grad_out, extra, ..
+            }
             | GradStep::MaxPool {
                 grad_out, extra, ..
             } => std::iter::once(*grad_out).chain(*extra).collect(),
@@ -115,6 +133,7 @@ impl GradStep {
             GradStep::Mask { to, .. } => *to,
             GradStep::Conv { grad_in, .. }
             | GradStep::Linear { grad_in, .. }
+            | GradStep::Elementwise { grad_in, .. }
             | GradStep::MaxPool { grad_in, .. } => *grad_in,
         }
     }
@@ -295,6 +314,7 @@ impl BackwardPlan {
                 } => reach[output] |= reach[input] || residual.is_some_and(|r| reach[r]),
                 Op::MaxPool { input, output, .. }
                 | Op::GlobalAvgPool { input, output }
+                | Op::Elementwise { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Preprocess { .. } => {}
             }
@@ -377,6 +397,21 @@ impl BackwardPlan {
                             input,
                             output,
                             window: (kernel, stride, pad),
+                            grad_out,
+                            grad_in,
+                            extra,
+                        });
+                    }
+                }
+                Op::Elementwise { op, input, output } => {
+                    let Some(grad_out) = walk.output_grad(output)? else {
+                        continue;
+                    };
+                    if reach[input] {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::Elementwise {
+                            op,
+                            input,
                             grad_out,
                             grad_in,
                             extra,
@@ -663,6 +698,42 @@ pub(super) fn push_grad_step(
                     },
                 );
             }
+        }
+        GradStep::Elementwise {
+            op,
+            input,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let e = &model.elementwise[op];
+            let (scale, bias) = &gpu_model.elementwise[op];
+            let t = &model.tensors[input];
+            let (len4, channels4) = (t.len() as u32 / 4, t.channels / 4);
+            let activation = plan.mask_code(e.activation);
+            let (has_affine, slope) = (u32::from(e.affine.is_some()), e.slope);
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                launch::ElementwiseGrad {
+                    grad_out: grad(grad_out),
+                    input: forward.tensor(input),
+                    scale,
+                    bias,
+                    extra: extra_buffer,
+                    grad_in: grad(grad_in),
+                },
+                move |s| ElementwiseGradParams {
+                    len4: len4 * s.images,
+                    channels4,
+                    activation,
+                    has_affine,
+                    slope,
+                    add_extra,
+                    _pad: [0; 2],
+                },
+            );
         }
         GradStep::MaxPool {
             input,

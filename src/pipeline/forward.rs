@@ -12,8 +12,8 @@ use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
-    overlay_row_pitch, ConvParams, DepthwiseParams, ImageMeta, LinearParams, MaxPoolParams,
-    PointwiseParams, PoolParams, PreprocessParams,
+    overlay_row_pitch, ConvParams, DepthwiseParams, ElementwiseParams, ImageMeta, LinearParams,
+    MaxPoolParams, PointwiseParams, PoolParams, PreprocessParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -30,6 +30,8 @@ pub struct GpuModel {
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
     /// Per linear layer, its rows in ranges that each fit one binding.
     pub linears: Vec<Vec<LinearChunk>>,
+    /// Per elementwise op: (scale, bias), ones and zeros where it has no BatchNorm.
+    pub elementwise: Vec<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 /// A range of a linear layer's rows with its own weight and bias buffers: a layer whose weights
@@ -61,7 +63,12 @@ impl GpuModel {
             .flatten()
             .map(|c| c.weight.size() + c.bias.size())
             .sum();
-        convs + torch + linears
+        let elementwise: u64 = self
+            .elementwise
+            .iter()
+            .map(|(s, b)| s.size() + b.size())
+            .sum();
+        convs + torch + linears + elementwise
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -122,11 +129,27 @@ impl GpuModel {
                     .collect()
             })
             .collect();
+        let elementwise = model
+            .elementwise
+            .iter()
+            .zip(&model.elementwise_channels())
+            .map(|(e, &channels)| {
+                let (scale, bias) = e
+                    .affine
+                    .clone()
+                    .unwrap_or_else(|| (vec![1.0; channels], vec![0.0; channels]));
+                (
+                    ctx.storage_with(&format!("{}.scale", e.name), &scale),
+                    ctx.storage_with(&format!("{}.shift", e.name), &bias),
+                )
+            })
+            .collect();
         Self {
             model,
             convs,
             convs_torch,
             linears,
+            elementwise,
         }
     }
 }
@@ -859,6 +882,32 @@ pub(super) fn push_op(
                         kernel,
                         stride,
                         pad,
+                        _pad: [0; 3],
+                    },
+                )
+                .into()
+        }
+        Op::Elementwise { op, input, output } => {
+            let e = &model.elementwise[op];
+            let (scale, bias) = &gpu_model.elementwise[op];
+            let (len4, channels4) = (t[input].len() as u32 / 4, t[input].channels / 4);
+            let (activation, has_affine, slope) =
+                (e.activation as u32, u32::from(e.affine.is_some()), e.slope);
+            steps
+                .push(
+                    ctx,
+                    launch::Elementwise {
+                        input: &tensors[input],
+                        scale,
+                        bias,
+                        output: &tensors[output],
+                    },
+                    move |s| ElementwiseParams {
+                        len4: len4 * s.images,
+                        channels4,
+                        activation,
+                        has_affine,
+                        slope,
                         _pad: [0; 3],
                     },
                 )

@@ -40,11 +40,20 @@ impl OpRule for BatchNorm {
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
         let shape = single(inputs);
-        if self.gamma.len() != shape.2 as usize {
+        let c = shape.2 as usize;
+        let lengths = [&self.gamma, &self.beta, &self.mean, &self.var].map(Vec::len);
+        if lengths.iter().any(|&n| n != c) {
             return Err(format!(
-                "{} BatchNorm channels over a tensor of {} channels",
-                self.gamma.len(),
-                shape.2
+                "scale, bias, mean and variance of {lengths:?} values over a tensor of {c} \
+                 channels"
+            ));
+        }
+        // NaN compares false, so a NaN variance or epsilon is refused too.
+        let positive = |i: usize| self.eps.is_finite() && self.var[i] + self.eps > 0.0;
+        if let Some(i) = (0..c).find(|&i| !positive(i)) {
+            return Err(format!(
+                "variance {} + epsilon {} of channel {i} is not positive",
+                self.var[i], self.eps
             ));
         }
         Ok(shape)

@@ -29,12 +29,11 @@ pub struct Conv {
 
 impl Conv {
     /// Output size along one axis: PyTorch's `floor((in + pads − dilation·(k − 1) − 1) / stride) + 1`.
-    fn axis(input: u32, pads: u32, kernel: u32, stride: u32, dilation: u32) -> Option<u32> {
-        let reach = dilation
-            .checked_mul(kernel.checked_sub(1)?)?
-            .checked_add(1)?;
-        let padded = input.checked_add(pads)?;
-        (padded >= reach && stride > 0).then(|| (padded - reach) / stride + 1)
+    fn axis(input: u32, pads: u64, kernel: u32, stride: u32, dilation: u32) -> Option<u32> {
+        let reach = u64::from(dilation) * u64::from(kernel.checked_sub(1)?) + 1;
+        let padded = u64::from(input) + pads;
+        let out = (padded >= reach && stride > 0).then(|| (padded - reach) / u64::from(stride) + 1);
+        out.and_then(|o| u32::try_from(o).ok())
     }
 }
 
@@ -53,8 +52,18 @@ impl OpRule for Conv {
             ));
         }
         let [kh, kw] = self.kernel;
-        let expected = self.out_channels as usize * (c / g) as usize * kh as usize * kw as usize;
-        if self.weight.len() != expected {
+        if self.out_channels == 0 || kh == 0 || kw == 0 {
+            return Err(format!(
+                "{} outputs and a {kh}×{kw} kernel",
+                self.out_channels
+            ));
+        }
+        let expected = [c / g, kh, kw]
+            .iter()
+            .try_fold(u64::from(self.out_channels), |n, &d| {
+                n.checked_mul(u64::from(d))
+            });
+        if expected != Some(self.weight.len() as u64) {
             return Err(format!(
                 "a weight of {} values for {} outputs, {} inputs per group and a {kh}×{kw} kernel",
                 self.weight.len(),
@@ -72,8 +81,9 @@ impl OpRule for Conv {
             }
         }
         let [top, left, bottom, right] = self.pads;
-        let out_h = Self::axis(h, top + bottom, kh, self.stride[0], self.dilation[0]);
-        let out_w = Self::axis(w, left + right, kw, self.stride[1], self.dilation[1]);
+        let sum = |a: u32, b: u32| u64::from(a) + u64::from(b);
+        let out_h = Self::axis(h, sum(top, bottom), kh, self.stride[0], self.dilation[0]);
+        let out_w = Self::axis(w, sum(left, right), kw, self.stride[1], self.dilation[1]);
         match (out_h, out_w) {
             (Some(oh), Some(ow)) => Ok((oh, ow, self.out_channels)),
             _ => Err(format!(

@@ -29,7 +29,10 @@ impl OpRule for Linear {
             ));
         }
         let out = self.out_features as usize;
-        if self.weight.len() != out * features as usize || self.bias.len() != out {
+        if out == 0
+            || Some(self.weight.len()) != out.checked_mul(features as usize)
+            || self.bias.len() != out
+        {
             return Err(format!(
                 "a weight of {} values and a bias of {} for {features} inputs and {out} outputs",
                 self.weight.len(),

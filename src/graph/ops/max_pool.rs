@@ -24,10 +24,11 @@ impl OpRule for MaxPool {
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
         let (h, w, c) = single(inputs);
         let axis = |n: u32| {
-            (n + 2 * self.pad)
-                .checked_sub(self.kernel)
-                .filter(|_| self.stride > 0 && self.pad * 2 <= self.kernel)
-                .map(|v| v / self.stride + 1)
+            let (pad, kernel) = (u64::from(self.pad), u64::from(self.kernel));
+            (u64::from(n) + 2 * pad)
+                .checked_sub(kernel)
+                .filter(|_| self.stride > 0 && kernel > 0 && pad * 2 <= kernel)
+                .map(|v| (v / u64::from(self.stride) + 1) as u32)
         };
         match (axis(h), axis(w)) {
             (Some(oh), Some(ow)) => Ok((oh, ow, c)),

@@ -14,6 +14,7 @@ mod proto;
 mod scopes;
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
 
 use prost::Message;
@@ -26,9 +27,13 @@ use crate::graph::Graph;
 use proto::{ModelProto, NodeProto, TensorProto};
 
 /// The ops the importer reads, for messages.
-const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Add, \
+const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
+                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x)), Add, \
                          MaxPool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
                          Squeeze, Gemm, MatMul, Identity, Dropout, Constant and a final Softmax";
+
+/// The most values one initializer or constant may hold (a 4 GiB float32 tensor).
+const MAX_CONSTANT_VALUES: u64 = 1 << 30;
 
 /// Whether `path` names an ONNX file (by its extension).
 pub fn is_onnx(path: &Path) -> bool {
@@ -52,11 +57,22 @@ pub fn build(path: &Path, bytes: &[u8], dir: Option<&Path>) -> Result<Model> {
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(0, |o| o.version);
+    // How many nodes (and graph outputs) read each value.
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for name in graph
+        .node
+        .iter()
+        .flat_map(|n| &n.input)
+        .chain(graph.output.iter().map(|o| &o.name))
+    {
+        *readers.entry(name.clone()).or_default() += 1;
+    }
     let mut import = Import {
         path,
         dir,
         constants: HashMap::new(),
         values: HashMap::new(),
+        readers,
         graph: Graph::new(path, 224),
         opset,
     };
@@ -204,6 +220,8 @@ struct Import<'a> {
     constants: HashMap<String, Constant>,
     /// ONNX value name → graph tensor.
     values: HashMap<String, usize>,
+    /// ONNX value name → how many nodes and graph outputs read it.
+    readers: HashMap<String, usize>,
     graph: Graph,
     opset: i64,
 }
@@ -261,14 +279,8 @@ impl Import<'_> {
         let count = dims
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .ok_or_else(|| what("too many values".into()))?;
-        let external;
-        let raw: &[u8] = if t.data_location == 1 {
-            external = self.external(t)?;
-            &external
-        } else {
-            &t.raw_data
-        };
+            .filter(|&n| n as u64 <= MAX_CONSTANT_VALUES)
+            .ok_or_else(|| what(format!("shape {dims:?} holds too many values")))?;
         let width = match t.data_type {
             1 | 6 => 4,
             7 | 11 => 8,
@@ -278,6 +290,13 @@ impl Import<'_> {
                     "data type {other} (supported: float, float16, bfloat16, double, int32, int64)"
                 )))
             }
+        };
+        let external;
+        let raw: &[u8] = if t.data_location == 1 {
+            external = self.external(t, (count * width) as u64)?;
+            &external
+        } else {
+            &t.raw_data
         };
         let from_raw = !raw.is_empty();
         if from_raw && raw.len() != count * width {
@@ -349,8 +368,8 @@ impl Import<'_> {
         Ok(c)
     }
 
-    /// The bytes of a tensor stored in an external data file beside the model.
-    fn external(&self, t: &TensorProto) -> Result<Vec<u8>> {
+    /// The `expected` bytes of a tensor stored in an external data file beside the model.
+    fn external(&self, t: &TensorProto, expected: u64) -> Result<Vec<u8>> {
         let what = |reason: String| self.format(format!("tensor `{}`: {reason}", t.name));
         let entry = |key: &str| {
             t.external_data
@@ -383,25 +402,33 @@ impl Import<'_> {
                 .transpose()
         };
         let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        if length.is_some_and(|n| n != expected) {
+            return Err(what(format!(
+                "external data of {} bytes for {expected} bytes of values",
+                length.unwrap_or(0)
+            )));
+        }
         let file = dir.join(relative);
-        let bytes = std::fs::read(&file).map_err(|e| {
-            what(format!(
-                "external data {}: {e}",
-                crate::output::escape_path(&file)
-            ))
-        })?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = match length {
-            Some(n) => start.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)),
-            None => bytes.len(),
-        };
-        bytes.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
-            what(format!(
-                "external data {} holds {} bytes, not bytes {start}..{end}",
-                crate::output::escape_path(&file),
-                bytes.len()
-            ))
-        })
+        let shown = crate::output::escape_path(&file);
+        let io = |e: std::io::Error| what(format!("external data {shown}: {e}"));
+        // A symlink beside the model must not lead out of its folder either.
+        let canonical = file.canonicalize().map_err(io)?;
+        if !canonical.starts_with(dir.canonicalize().map_err(io)?) {
+            return Err(what(format!(
+                "external data {shown} leads out of the model's folder"
+            )));
+        }
+        let mut reader = std::fs::File::open(&canonical).map_err(io)?;
+        reader.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut bytes = Vec::new();
+        reader.take(expected).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 != expected {
+            return Err(what(format!(
+                "external data {shown} ends before bytes {offset}..{}",
+                offset.saturating_add(expected)
+            )));
+        }
+        Ok(bytes)
     }
 
     /// Imports one node; returns the tensor it wrote and its op type, or `None` for a constant
@@ -480,6 +507,10 @@ impl Import<'_> {
                         "{by}: weight of shape {wd:?}; only 2-D convolutions are supported"
                     )));
                 };
+                let size = |d: usize| u32::try_from(d).ok().filter(|d| (1..=1 << 16).contains(d));
+                let (Some(co), Some(kh), Some(kw)) = (size(co), size(kh), size(kw)) else {
+                    return Err(self.format(format!("{by}: weight of shape {wd:?}")));
+                };
                 let bias = match input(2) {
                     Some(b) => Some(self.floats(b, &by)?.1),
                     None => None,
@@ -487,12 +518,13 @@ impl Import<'_> {
                 let pair = |key: &str| -> Result<[u32; 2]> {
                     match ints(key).as_deref() {
                         None => Ok([1, 1]),
-                        Some([a, b]) if *a > 0 && *b > 0 => Ok([*a as u32, *b as u32]),
+                        Some([a, b]) if [a, b].iter().all(|v| (1..=1 << 16).contains(*v)) => {
+                            Ok([*a as u32, *b as u32])
+                        }
                         Some(v) => Err(self.unsupported(format!("{by}: {key} {v:?}"))),
                     }
                 };
                 let (stride, dilation) = (pair("strides")?, pair("dilations")?);
-                let (kh, kw) = (kh as u32, kw as u32);
                 if let Some(k) = ints("kernel_shape") {
                     if k != [i64::from(kh), i64::from(kw)] {
                         return Err(
@@ -505,8 +537,12 @@ impl Import<'_> {
                     Some(b"SAME_UPPER") | Some(b"SAME_LOWER") => {
                         let upper = attr("auto_pad").is_some_and(|a| a.s == b"SAME_UPPER");
                         let same = |n: u32, k: u32, s: u32, d: u32| {
+                            let (n, k, s, d) =
+                                (u64::from(n), u64::from(k), u64::from(s), u64::from(d));
                             let out = n.div_ceil(s);
                             let total = ((out - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+                            // At most (k − 1)·d ≤ 2³²: a pad the shape rule then refuses.
+                            let total = u32::try_from(total).unwrap_or(u32::MAX);
                             let small = total / 2;
                             if upper {
                                 (small, total - small)
@@ -530,7 +566,7 @@ impl Import<'_> {
                 let conv = ops::Conv {
                     weight,
                     bias,
-                    out_channels: co as u32,
+                    out_channels: co,
                     kernel: [kh, kw],
                     stride,
                     dilation,
@@ -569,6 +605,56 @@ impl Import<'_> {
                 (Op::BatchNorm(bn), vec![x])
             }
             "Relu" => (activation(ActivationKind::Relu), vec![first()?]),
+            "Sigmoid" => (activation(ActivationKind::Sigmoid), vec![first()?]),
+            "HardSwish" => (activation(ActivationKind::HardSwish), vec![first()?]),
+            "HardSigmoid" => {
+                let alpha = attr("alpha").map_or(0.2, |a| a.f);
+                let beta = attr("beta").map_or(0.5, |a| a.f);
+                if (alpha - 1.0 / 6.0).abs() > 1e-6 || beta != 0.5 {
+                    return Err(self.unsupported(format!(
+                        "{by}: HardSigmoid with alpha {alpha} and beta {beta}; only PyTorch's \
+                         (alpha 1/6, beta 1/2) is supported"
+                    )));
+                }
+                (activation(ActivationKind::HardSigmoid), vec![first()?])
+            }
+            "LeakyRelu" => {
+                let mut a = ops::Activation::new(ActivationKind::LeakyRelu);
+                a.slope = attr("alpha").map_or(0.01, |a| a.f);
+                (Op::Activation(a), vec![first()?])
+            }
+            "Gelu" => {
+                let kind = match attr("approximate").map(|a| a.s.as_slice()) {
+                    None | Some(b"none") => ActivationKind::Gelu,
+                    Some(b"tanh") => ActivationKind::GeluTanh,
+                    Some(other) => {
+                        return Err(self.unsupported(format!(
+                            "{by}: approximate `{}`",
+                            String::from_utf8_lossy(other)
+                        )))
+                    }
+                };
+                (activation(kind), vec![first()?])
+            }
+            "Mul" => {
+                // x · sigmoid(x): SiLU, as both exporters write it.
+                let (a, b) = (input(0).unwrap_or(""), input(1).unwrap_or(""));
+                let silu = [(a, b), (b, a)].into_iter().find_map(|(x, s)| {
+                    let (x, s) = (self.values.get(x)?, self.values.get(s)?);
+                    let sigmoid = self.graph.nodes.iter().rev().find(|n| n.output == *s)?;
+                    let of_x = matches!(&sigmoid.op, Op::Activation(act) if act.kind == ActivationKind::Sigmoid)
+                        && sigmoid.inputs == [*x];
+                    of_x.then_some(*x)
+                });
+                match silu {
+                    Some(x) => (activation(ActivationKind::Silu), vec![x]),
+                    None => {
+                        return Err(self.unsupported(format!(
+                            "{by}: only x · sigmoid(x) (SiLU) is supported as a Mul yet"
+                        )))
+                    }
+                }
+            }
             "Clip" => {
                 let bound = |i: usize, key: &str| -> Result<Option<f32>> {
                     if self.opset >= 11 {
@@ -604,6 +690,11 @@ impl Import<'_> {
                     ),
                     (true, false) | (false, true) => {
                         let (t, c) = if constant(a) { (b, a) } else { (a, b) };
+                        if self.readers.get(t) != Some(&1) {
+                            return Err(self.unsupported(format!(
+                                "{by}: adds a constant to `{t}`, which other nodes read too"
+                            )));
+                        }
                         let t = self.value(t, &by)?;
                         let (_, bias) = self.floats(c, &by)?;
                         self.bias_into_linear(t, bias, &by)?;
@@ -622,8 +713,12 @@ impl Import<'_> {
                 let d = ints("dilations").unwrap_or_else(|| vec![1, 1]);
                 let square = k.len() == 2 && k[0] == k[1] && s.len() == 2 && s[0] == s[1];
                 let symmetric = p.len() == 4 && p.iter().all(|v| *v == p[0]);
-                if !square
-                    || !symmetric
+                let in_range = square
+                    && symmetric
+                    && (1..=1 << 16).contains(&k[0])
+                    && (1..=1 << 16).contains(&s[0])
+                    && (0..=1 << 16).contains(&p[0]);
+                if !in_range
                     || d != [1, 1]
                     || int("ceil_mode", 0) != 0
                     || node.output.len() > 1
@@ -672,7 +767,7 @@ impl Import<'_> {
             "Reshape" | "Squeeze" => {
                 let x = first()?;
                 let (h, w, c) = self.graph.shape(x);
-                let features = i64::from(h * w * c);
+                let features = i64::from(h) * i64::from(w) * i64::from(c);
                 let rows = if op == "Reshape" {
                     let n = input(1).ok_or_else(|| self.format(format!("{by} has no shape")))?;
                     let shape = self.ints(n, &by)?;
@@ -704,6 +799,9 @@ impl Import<'_> {
                 let [rows, cols] = dims[..] else {
                     return Err(self.unsupported(format!("{by}: a weight of shape {dims:?}")));
                 };
+                if rows == 0 || cols == 0 || rows > 1 << 24 || cols > 1 << 24 {
+                    return Err(self.format(format!("{by}: a weight of shape {dims:?}")));
+                }
                 // PyTorch's [out, in] is Gemm's B with transB = 1; otherwise B is [in, out].
                 let transposed = gemm && int("transB", 0) == 1;
                 let (out_features, weight) = if transposed {
@@ -735,7 +833,8 @@ impl Import<'_> {
                 let linear = ops::Linear {
                     weight,
                     bias,
-                    out_features: out_features as u32,
+                    out_features: u32::try_from(out_features)
+                        .map_err(|_| self.format(format!("{by}: {out_features} outputs")))?,
                 };
                 (Op::Linear(linear), vec![x])
             }
@@ -769,7 +868,7 @@ impl Import<'_> {
 }
 
 fn activation(kind: ActivationKind) -> Op {
-    Op::Activation(ops::Activation { kind })
+    Op::Activation(ops::Activation::new(kind))
 }
 
 /// IEEE 754 half precision to single.

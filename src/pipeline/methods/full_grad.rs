@@ -209,6 +209,16 @@ impl BiasGradients {
             .iter()
             .map(|c| c.full_grad_biases.len() as u32)
             .sum();
+        if let Some(e) = model.elementwise.iter().find(|e| e.affine.is_some()) {
+            // pytorch-grad-cam counts its bias too; its gradient tap is not recorded yet.
+            return Err(Error::UnsupportedModel {
+                path: model.source.clone(),
+                reason: format!(
+                    "FullGrad: the BatchNorm `{}`, which follows no conv, is not supported yet",
+                    e.name
+                ),
+            });
+        }
         if biases == 0 {
             return Err(Error::UnsupportedModel {
                 path: model.source.clone(),
