@@ -1,6 +1,8 @@
 // The input gradient of shaders/elementwise.wgsl: grad_in = act'(z) ⊙ grad_out · scale[c]
-// (+ extra), z = x · scale[c] + bias[c] recomputed from the op's input x, which the forward pass
-// keeps. With `add_extra`, another reader's gradient of x is added in the same pass.
+// (+ extra). `forward` is the op's output y where the activation's derivative is a function of
+// it (ReLU, ReLU6, the guided ReLU: their masks at y are those at z), else the op's input x, from
+// which z = x · scale[c] + bias[c] is recomputed; the forward pass keeps whichever is bound.
+// With `add_extra`, another reader's gradient of x is added in the same pass.
 //
 // Kept in sync with src/gpu/params.rs (`ElementwiseGradParams`).
 #import index
@@ -15,13 +17,14 @@ struct Params {
     has_affine: u32,
     slope: f32,
     add_extra: u32,
+    // 1: `forward` is the op's output.
+    from_output: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> grad_out: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> forward: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> scale: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> extra: array<vec4<f32>>;
@@ -35,12 +38,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if id >= params.len4 {
         return;
     }
-    var z = input[id];
+    var z = forward[id];
     var s = vec4<f32>(1.0);
     if params.has_affine == 1u {
         let c = id % params.channels4;
         s = scale[c];
-        z = z * s + bias[c];
+        if params.from_output == 0u {
+            z = z * s + bias[c];
+        }
     }
     var g = unary_backward(grad_out[id], z, params.activation, params.slope) * s;
     if params.add_extra == 1u {

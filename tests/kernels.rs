@@ -1546,22 +1546,31 @@ fn elementwise_and_its_gradient_match_reference() {
                 slope,
                 _pad: [0; 3],
             };
-            let got =
+            let y =
                 run!(0, &p, len, Elementwise { input: &x, scale: &scale, bias: &shift } => output);
-            assert_close(&what, &got, &want, 2e-6, 2e-6);
-            let p = ElementwiseGradParams {
-                len4: (len / 4) as u32,
-                channels4: (c / 4) as u32,
-                activation: code,
-                has_affine: u32::from(affine),
-                slope,
-                add_extra: 1,
-                _pad: [0; 2],
-            };
-            let got = run!(0, &p, len, ElementwiseGrad {
-                grad_out: &grad_out, input: &x, scale: &scale, bias: &shift, extra: &extra
-            } => grad_in);
-            assert_close(&format!("{what} gradient"), &got, &want_grad, 2e-6, 2e-6);
+            assert_close(&what, &y, &want, 2e-6, 2e-6);
+            // From the input (z recomputed), and for ReLU and ReLU6 also from the output.
+            let from_output = [false]
+                .into_iter()
+                .chain((code == 1 || code == 2).then_some(true));
+            for from_output in from_output {
+                let p = ElementwiseGradParams {
+                    len4: (len / 4) as u32,
+                    channels4: (c / 4) as u32,
+                    activation: code,
+                    has_affine: u32::from(affine),
+                    slope,
+                    add_extra: 1,
+                    from_output: u32::from(from_output),
+                    _pad: 0,
+                };
+                let forward = if from_output { &y } else { &x };
+                let got = run!(0, &p, len, ElementwiseGrad {
+                    grad_out: &grad_out, forward: forward, scale: &scale, bias: &shift, extra: &extra
+                } => grad_in);
+                let what = format!("{what} gradient from the output {from_output}");
+                assert_close(&what, &got, &want_grad, 2e-6, 2e-6);
+            }
         }
     }
 }

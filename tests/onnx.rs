@@ -97,7 +97,7 @@ fn check(net: &str, exporter: &str, layers: &[&str], classes: u32) {
 }
 
 const TINYNET: &[&str] = &["head", "layer2", "layer1"];
-const ACTNET: &[&str] = &["head", "layer3", "layer2", "layer1"];
+const ACTNET: &[&str] = &["head", "layer3", "mix", "layer2", "layer1"];
 
 #[test]
 fn torchscript_export_equals_the_reference() {

@@ -200,6 +200,11 @@ fn mobilenet_v2() {
 }
 
 #[test]
+fn densenet121() {
+    check("densenet121");
+}
+
+#[test]
 fn efficientnet_lite0_shipped() {
     check("efficientnet-lite0");
 }

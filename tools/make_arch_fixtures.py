@@ -112,6 +112,9 @@ ARCHS = {
     "vgg16_bn": (tv("vgg16_bn"), 224, IMAGENET, [("features.43", None), ("features.33", "other")]),
     "mobilenet_v2": (tv("mobilenet_v2"), 224, IMAGENET,
                      [("features.18", None), ("features.13", "other")]),
+    # pytorch-grad-cam's README layer for DenseNet: model.features[-1], the final BatchNorm.
+    "densenet121": (tv("densenet121"), 224, IMAGENET,
+                    [("features.norm5", None), ("features.denseblock3", "other")]),
     # The shipped weights (not seeded: the test loads weights/efficientnet_lite0.safetensors).
     "efficientnet-lite0": (shipped_lite0, 224, LITE, [("head", None), ("blocks.12", "other")]),
     "efficientnet-lite1": (lite("efficientnet-lite1"), 240, LITE,

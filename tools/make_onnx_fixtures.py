@@ -19,8 +19,9 @@ tests/fixtures/onnx/unsupported.onnx           conv, a Tanh node named `gate` (a
                                                importer does not run yet), pool, flatten, Gemm
 tests/fixtures/onnx/actnet.{torchscript,dynamo}.onnx, actnet.safetensors
                                                the same for ActNet: SiLU, BatchNorm-ReLU before a
-                                               conv, Hardswish, GELU, LeakyReLU, GELU (tanh),
-                                               Hardsigmoid (TorchScript at opset 20, for Gelu)
+                                               conv, Hardswish, a concatenated branch, average
+                                               pools, GELU, LeakyReLU, GELU (tanh), Hardsigmoid
+                                               (TorchScript at opset 20, for Gelu)
 tests/fixtures/onnx/tinynet.safetensors
     image              u8  [S, S, 3]  examples/images/chelsea.png resized to S = 64 (PIL bicubic)
     logits             f32 [10]       the module's logits for x = (image / 255 - mean) / std
@@ -108,9 +109,14 @@ class ActNet(nn.Module):
         self.layer2 = nn.Sequential(
             nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.Hardswish()
         )
+        # A branch concatenated to the trunk, an average pool not counting padding, and one
+        # halving the map.
+        self.branch = nn.Conv2d(32, 16, 1)
+        self.mix = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
         self.layer3 = nn.Sequential(
-            nn.Conv2d(32, 32, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 1, 1), nn.LeakyReLU(0.1)
+            nn.Conv2d(48, 32, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 1, 1), nn.LeakyReLU(0.1)
         )
+        self.down = nn.AvgPool2d(2, 2)
         self.head = nn.Sequential(
             nn.Conv2d(32, 48, 1), nn.GELU(approximate="tanh"), nn.BatchNorm2d(48), nn.Hardsigmoid()
         )
@@ -118,13 +124,15 @@ class ActNet(nn.Module):
         self.fc = nn.Linear(48, 10)
 
     def forward(self, x):
-        x = self.head(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        x = self.layer2(self.layer1(self.stem(x)))
+        x = self.mix(torch.cat([x, self.branch(x)], 1))
+        x = self.head(self.down(self.layer3(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 NETS = {
     "tinynet": (TinyNet, ["head", "layer2", "layer1"], 17),
-    "actnet": (ActNet, ["head", "layer3", "layer2", "layer1"], 20),
+    "actnet": (ActNet, ["head", "layer3", "mix", "layer2", "layer1"], 20),
 }
 
 

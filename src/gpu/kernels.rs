@@ -273,12 +273,26 @@ kernels! {
     ActivationGrad => "activation_grad" (ActivationGradParams) {
         forward: Storage, from_grad: Storage, to_grad: StorageReadWrite,
     } invocations(p, _) = p.len4;
+    Concat => "concat" (ConcatParams) {
+        part: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.pixels * p.part_c4,
+    work(p) = Work::new(0, 2 * 4 * u64::from(p.pixels * p.part_c4));
+    ConcatGrad => "concat_grad" (ConcatParams) {
+        grad_out: Storage, extra: Storage, grad_in: StorageReadWrite,
+    } invocations(p, _) = p.pixels * p.part_c4,
+    work(p) = Work::new(0, (2 + u64::from(p.add_extra)) * 4 * u64::from(p.pixels * p.part_c4));
+    AvgPool => "avg_pool" (AvgPoolParams) {
+        input: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w * p.channels / 4;
+    AvgPoolGrad => "avg_pool_grad" (AvgPoolParams) {
+        grad_out: Storage, extra: Storage, grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4;
     Elementwise => "elementwise" (ElementwiseParams) {
         input: Storage, scale: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, _) = p.len4,
     work(p) = Work::new(2 * 4 * u64::from(p.len4), 2 * 4 * u64::from(p.len4));
     ElementwiseGrad => "elementwise_grad" (ElementwiseGradParams) {
-        grad_out: Storage, input: Storage, scale: Storage, bias: Storage, extra: Storage,
+        grad_out: Storage, forward: Storage, scale: Storage, bias: Storage, extra: Storage,
         grad_in: StorageReadWrite,
     } invocations(p, _) = p.len4,
     work(p) = Work::new(3 * 4 * u64::from(p.len4), (3 + u64::from(p.add_extra)) * 4 * u64::from(p.len4));

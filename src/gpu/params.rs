@@ -242,6 +242,43 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/concat.wgsl and shaders/concat_grad.wgsl.
+    pub struct ConcatParams {
+        /// Pixels of the batch (images × height × width).
+        pub pixels: u32,
+        /// The input's channels / 4.
+        pub part_c4: u32,
+        /// The output's channels / 4.
+        pub total_c4: u32,
+        /// The input's first channel in the output / 4.
+        pub offset_c4: u32,
+        /// concat_grad: 1 to add `extra`.
+        pub add_extra: u32,
+        pub _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/avg_pool.wgsl and shaders/avg_pool_grad.wgsl.
+    pub struct AvgPoolParams {
+        pub batch: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub channels: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub kernel: u32,
+        pub stride: u32,
+        pub pad: u32,
+        /// 1: padded positions count in the divisor.
+        pub count_include_pad: u32,
+        /// avg_pool_grad: 1 to add `extra`.
+        pub add_extra: u32,
+        pub _pad: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/elementwise.wgsl.
     pub struct ElementwiseParams {
         /// Values / 4.
@@ -273,7 +310,10 @@ gpu_struct! {
         pub slope: f32,
         /// 1: add `extra` (another reader's gradient of the input).
         pub add_extra: u32,
-        pub _pad: [u32; 2],
+        /// 1: `forward` is the op's output (the activation's derivative is a function of it),
+        /// 0: its input.
+        pub from_output: u32,
+        pub _pad: u32,
     }
 }
 

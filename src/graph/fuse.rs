@@ -37,6 +37,8 @@ pub struct Lowered {
     pub logits: usize,
     /// The graph's layers, by their tensors in the plan.
     pub target_layers: Vec<(String, usize)>,
+    /// The graph's in-place ops, by their tensors in the plan (see [`Graph::in_place`]).
+    pub layer_activations: Vec<(usize, usize)>,
 }
 
 /// Lowers `graph`, whose output is `logits`, into fused kernels. An op no kernel runs in the
@@ -94,6 +96,40 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                     pad: pool.pad,
                 });
             }
+            Op::AvgPool(pool) => {
+                let input = pass.planned(node.inputs[0])?;
+                let (_, _, channels) = graph.shape(node.inputs[0]);
+                if !channels.is_multiple_of(4) {
+                    return Err(pass.unsupported(
+                        node,
+                        format!("channel counts must be multiples of 4 (found {channels})"),
+                    ));
+                }
+                let output = pass.emit_tensor(node.output);
+                pass.out.ops.push(model::Op::AvgPool {
+                    input,
+                    output,
+                    kernel: pool.kernel,
+                    stride: pool.stride,
+                    pad: pool.pad,
+                    count_include_pad: pool.count_include_pad,
+                });
+            }
+            Op::Concat(_) => {
+                let mut inputs = Vec::with_capacity(node.inputs.len());
+                for &t in &node.inputs {
+                    let (_, _, channels) = graph.shape(t);
+                    if !channels.is_multiple_of(4) {
+                        return Err(pass.unsupported(
+                            node,
+                            format!("channel counts must be multiples of 4 (found {channels})"),
+                        ));
+                    }
+                    inputs.push(pass.planned(t)?);
+                }
+                let output = pass.emit_tensor(node.output);
+                pass.out.ops.push(model::Op::Concat { inputs, output });
+            }
             Op::GlobalAvgPool(_) => {
                 let input = pass.planned(node.inputs[0])?;
                 let output = pass.emit_tensor(node.output);
@@ -147,6 +183,11 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
         }
     }
     pass.out.target_layers = layers;
+    pass.out.layer_activations = graph
+        .in_place
+        .iter()
+        .filter_map(|&(t, r)| Some((pass.plan[t]?, pass.plan[r]?)))
+        .collect();
     Ok(pass.out)
 }
 

@@ -50,6 +50,11 @@ pub struct Graph {
     /// Further names of tensors (an imported graph's module paths and tensor names), offered as
     /// layers where the fusion pass leaves them a tensor of the plan.
     pub modules: Vec<(String, usize)>,
+    /// (tensor, result) for each op a PyTorch module applies in place (`F.relu(x, inplace=True)`):
+    /// a forward hook on the module that wrote `tensor` keeps a view that the op overwrites, so
+    /// pytorch-grad-cam's activations at that layer are `result`'s values, while its gradient is
+    /// still `tensor`'s.
+    pub in_place: Vec<(usize, usize)>,
 }
 
 impl Graph {
@@ -62,6 +67,7 @@ impl Graph {
             input: 0,
             layers: Vec::new(),
             modules: Vec::new(),
+            in_place: Vec::new(),
         };
         graph.input = graph.tensor("input", (size, size, 3));
         graph

@@ -2,7 +2,7 @@
 //! tensor names and shapes.
 
 use super::tensors::WeightFile;
-use super::{efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
+use super::{densenet, efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
 use crate::error::{one_line, Error, Result};
 
 /// An architecture the engine can build.
@@ -16,6 +16,8 @@ pub enum Arch {
     Vgg(usize),
     /// torchvision MobileNetV2.
     MobileNetV2,
+    /// torchvision DenseNet (index into the DenseNet variants).
+    DenseNet(usize),
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -33,6 +35,10 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::Vgg(0),
     Arch::Vgg(1),
     Arch::MobileNetV2,
+    Arch::DenseNet(0),
+    Arch::DenseNet(1),
+    Arch::DenseNet(2),
+    Arch::DenseNet(3),
 ];
 
 impl Arch {
@@ -43,6 +49,7 @@ impl Arch {
             Arch::ResNet(i) => resnet::VARIANTS[i].name,
             Arch::Vgg(i) => vgg::VARIANTS[i].name,
             Arch::MobileNetV2 => mobilenet_v2::NAME,
+            Arch::DenseNet(i) => densenet::VARIANTS[i].name,
         }
     }
 
@@ -72,6 +79,7 @@ impl Arch {
             Arch::ResNet(i) => resnet::build(file, &resnet::VARIANTS[i]),
             Arch::Vgg(i) => vgg::build(file, &vgg::VARIANTS[i]),
             Arch::MobileNetV2 => mobilenet_v2::build(file),
+            Arch::DenseNet(i) => densenet::build(file, &densenet::VARIANTS[i]),
         }
     }
 
@@ -84,6 +92,15 @@ impl Arch {
                 .map(Arch::ResNet);
             return Some(found.map_or_else(
                 || (0..resnet::VARIANTS.len()).map(Arch::ResNet).collect(),
+                |a| vec![a],
+            ));
+        }
+        if densenet::claims(file) {
+            let found = densenet::detect(file)
+                .and_then(|v| densenet::VARIANTS.iter().position(|k| *k == v))
+                .map(Arch::DenseNet);
+            return Some(found.map_or_else(
+                || (0..densenet::VARIANTS.len()).map(Arch::DenseNet).collect(),
                 |a| vec![a],
             ));
         }

@@ -171,7 +171,7 @@ impl<'a> Builder<'a> {
         if let Some(bn) = spec.bn {
             nodes.push((
                 bn.to_string(),
-                Op::BatchNorm(self.batch_norm(bn, co, spec.bn_eps)?),
+                Op::BatchNorm(self.load_batch_norm(bn, co, spec.bn_eps)?),
                 None,
             ));
         }
@@ -187,8 +187,86 @@ impl<'a> Builder<'a> {
         self.chain(input, nodes, name)
     }
 
+    /// Loads the BatchNorm `prefix` (epsilon `eps`) over `input` and appends it with
+    /// `activation` after it, where no conv precedes it (DenseNet's BatchNorm-ReLU before each
+    /// conv). Returns the last output, named `name`.
+    pub fn batch_norm(
+        &mut self,
+        prefix: &str,
+        eps: f32,
+        input: usize,
+        activation: Activation,
+        name: &str,
+    ) -> Result<usize> {
+        let channels = self.graph.tensors[input].channels as usize;
+        let bn = Op::BatchNorm(self.load_batch_norm(prefix, channels, eps)?);
+        let mut nodes = vec![(prefix.to_string(), bn, None)];
+        nodes.extend(activation_op(activation).map(|op| (name.to_string(), op, None)));
+        self.chain(input, nodes, name)
+    }
+
+    /// Appends an activation over `input`; returns its output, named `name` (the identity:
+    /// `input`).
+    pub fn activation(
+        &mut self,
+        input: usize,
+        activation: Activation,
+        name: &str,
+    ) -> Result<usize> {
+        match activation_op(activation) {
+            Some(op) => self.graph.push(name, op, &[input], name),
+            None => Ok(input),
+        }
+    }
+
+    /// Appends an activation that the PyTorch module applies in place over `input` (see
+    /// [`crate::graph::Graph::in_place`]); returns its output, named `name`.
+    pub fn activation_in_place(
+        &mut self,
+        input: usize,
+        activation: Activation,
+        name: &str,
+    ) -> Result<usize> {
+        let out = self.activation(input, activation, name)?;
+        self.graph.in_place.push((input, out));
+        Ok(out)
+    }
+
+    /// Appends the channel concatenation of `inputs` (one input: itself, no copy); returns its
+    /// output, named `name`.
+    pub fn concat(&mut self, inputs: &[usize], name: &str) -> Result<usize> {
+        match inputs {
+            [one] => Ok(*one),
+            _ => {
+                let op = Op::Concat(ops::Concat {
+                    inputs: inputs.len(),
+                });
+                self.graph.push(name, op, inputs, name)
+            }
+        }
+    }
+
+    /// Appends an average pool (PyTorch's, symmetric padding, padding counted in the divisor)
+    /// over `input`; returns its output.
+    pub fn avg_pool(
+        &mut self,
+        input: usize,
+        kernel: u32,
+        stride: u32,
+        pad: u32,
+        name: &str,
+    ) -> Result<usize> {
+        let pool = ops::AvgPool {
+            kernel,
+            stride,
+            pad,
+            count_include_pad: true,
+        };
+        self.graph.push(name, Op::AvgPool(pool), &[input], name)
+    }
+
     /// Loads the BatchNorm `prefix` over `channels` channels.
-    fn batch_norm(&self, prefix: &str, channels: usize, eps: f32) -> Result<ops::BatchNorm> {
+    fn load_batch_norm(&self, prefix: &str, channels: usize, eps: f32) -> Result<ops::BatchNorm> {
         let gamma = self.file.tensor(&format!("{prefix}.weight"), &[channels])?;
         let beta = self.file.tensor(&format!("{prefix}.bias"), &[channels])?;
         let mean = self
@@ -351,6 +429,7 @@ pub fn assemble<'m>(
         input: plan.input,
         logits: plan.logits,
         target_layers: plan.target_layers,
+        layer_activations: plan.layer_activations,
         default_layer: description.default_layer,
         labels: crate::Labels::default_for(classes as usize),
     })

@@ -7,6 +7,7 @@
 
 mod arch;
 mod builder;
+mod densenet;
 mod efficientnet_lite;
 mod mobilenet_v2;
 mod onnx;
@@ -164,6 +165,28 @@ pub enum Op {
         /// Symmetric padding.
         pad: u32,
     },
+    /// Average pooling (PyTorch's `avg_pool2d`, floor mode).
+    AvgPool {
+        /// Input tensor.
+        input: usize,
+        /// Output tensor.
+        output: usize,
+        /// Window side.
+        kernel: u32,
+        /// Stride in both directions.
+        stride: u32,
+        /// Symmetric padding.
+        pad: u32,
+        /// Whether padded positions count in the divisor.
+        count_include_pad: bool,
+    },
+    /// The inputs' channels one after another (same height and width).
+    Concat {
+        /// Input tensors, in channel order.
+        inputs: Vec<usize>,
+        /// Output tensor.
+        output: usize,
+    },
     /// Spatial mean per channel.
     GlobalAvgPool {
         /// Input tensor.
@@ -199,6 +222,8 @@ impl Op {
             Op::Preprocess { output }
             | Op::Conv { output, .. }
             | Op::MaxPool { output, .. }
+            | Op::AvgPool { output, .. }
+            | Op::Concat { output, .. }
             | Op::GlobalAvgPool { output, .. }
             | Op::Elementwise { output, .. }
             | Op::Linear { output, .. } => output,
@@ -209,10 +234,12 @@ impl Op {
     pub fn reads(&self) -> Vec<usize> {
         match *self {
             Op::Preprocess { .. } => Vec::new(),
+            Op::Concat { ref inputs, .. } => inputs.clone(),
             Op::Conv {
                 input, residual, ..
             } => std::iter::once(input).chain(residual).collect(),
             Op::MaxPool { input, .. }
+            | Op::AvgPool { input, .. }
             | Op::GlobalAvgPool { input, .. }
             | Op::Elementwise { input, .. }
             | Op::Linear { input, .. } => vec![input],
@@ -252,6 +279,11 @@ pub struct Model {
     /// Layers a Grad-CAM can target, by the module path PyTorch users pass to pytorch-grad-cam
     /// (`layer4`, `features.18`, `head`, `blocks.N`), with their output tensor.
     pub target_layers: Vec<(String, usize)>,
+    /// (layer tensor, activations tensor) where a PyTorch module overwrites a layer's output in
+    /// place after pytorch-grad-cam's hook kept a view of it (DenseNet's `F.relu(features,
+    /// inplace=True)` after `features.norm5`): the CAM there reads the overwritten values, as the
+    /// reference does, and the layer's own gradient ([`Model::activations_of`]).
+    pub layer_activations: Vec<(usize, usize)>,
     /// The layer explained when none is named (pytorch-grad-cam's usual choice for the
     /// architecture).
     pub default_layer: String,
@@ -368,6 +400,15 @@ impl Model {
             }
         }
         channels
+    }
+
+    /// The tensor whose values the CAM at layer tensor `layer` reads (see
+    /// [`Model::layer_activations`]): `layer` itself but where an in-place op overwrote it.
+    pub fn activations_of(&self, layer: usize) -> usize {
+        self.layer_activations
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map_or(layer, |(_, a)| *a)
     }
 
     /// Values per image of all the activations.

@@ -12,6 +12,8 @@
 //!   then `∂x = convᵀ(g)` and `∂r += g`;
 //! - conv adding `r` after no activation (MBConv skip): `∂x = convᵀ(∂y)`, `∂r += ∂y`;
 //! - max pool: `∂y` routed to each window's first maximum;
+//! - average pool: `∂y / divisor` spread over each window;
+//! - concatenation: each input's slice of `∂y`;
 //! - an elementwise op (a BatchNorm and/or an activation): `∂x = scale ⊙ act'(z) ⊙ ∂y`, with
 //!   `z = x · scale + bias` recomputed from its input `x`.
 //!
@@ -26,8 +28,8 @@ use super::steps::Steps;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
-    ActivationGradParams, ConvGradParams, DepthwiseGradParams, ElementwiseGradParams,
-    LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
+    ActivationGradParams, AvgPoolParams, ConcatParams, ConvGradParams, DepthwiseGradParams,
+    ElementwiseGradParams, LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -85,6 +87,38 @@ pub enum GradStep {
         op: usize,
         /// The op's input tensor (its forward value gives `z`).
         input: usize,
+        /// The op's output tensor (its forward value gives the mask of a ReLU or ReLU6).
+        output: usize,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
+    /// An average pool's input gradient.
+    AvgPool {
+        /// The pool's input tensor.
+        input: usize,
+        /// The pool's output tensor.
+        output: usize,
+        /// Window side, stride, padding and whether padding counts in the divisor.
+        window: (u32, u32, u32, bool),
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
+    /// One input's gradient of a concatenation: its channels of the output gradient.
+    ConcatSlice {
+        /// The concatenation's output tensor.
+        output: usize,
+        /// The input tensor.
+        input: usize,
+        /// The input's first channel in the output.
+        offset: u32,
         /// The output gradient read.
         grad_out: usize,
         /// The input gradient written.
@@ -121,6 +155,12 @@ impl GradStep {
             | GradStep::Elementwise {
                 grad_out, extra, ..
             }
+            | GradStep::AvgPool {
+                grad_out, extra, ..
+            }
+            | GradStep::ConcatSlice {
+                grad_out, extra, ..
+            }
             | GradStep::MaxPool {
                 grad_out, extra, ..
             } => std::iter::once(*grad_out).chain(*extra).collect(),
@@ -134,6 +174,8 @@ impl GradStep {
             GradStep::Conv { grad_in, .. }
             | GradStep::Linear { grad_in, .. }
             | GradStep::Elementwise { grad_in, .. }
+            | GradStep::AvgPool { grad_in, .. }
+            | GradStep::ConcatSlice { grad_in, .. }
             | GradStep::MaxPool { grad_in, .. } => *grad_in,
         }
     }
@@ -313,9 +355,13 @@ impl BackwardPlan {
                     ..
                 } => reach[output] |= reach[input] || residual.is_some_and(|r| reach[r]),
                 Op::MaxPool { input, output, .. }
+                | Op::AvgPool { input, output, .. }
                 | Op::GlobalAvgPool { input, output }
                 | Op::Elementwise { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
+                Op::Concat { ref inputs, output } => {
+                    reach[output] |= inputs.iter().any(|&i| reach[i])
+                }
                 Op::Preprocess { .. } => {}
             }
         }
@@ -403,6 +449,49 @@ impl BackwardPlan {
                         });
                     }
                 }
+                Op::AvgPool {
+                    input,
+                    output,
+                    kernel,
+                    stride,
+                    pad,
+                    count_include_pad,
+                } => {
+                    let Some(grad_out) = walk.output_grad(output)? else {
+                        continue;
+                    };
+                    if reach[input] {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::AvgPool {
+                            input,
+                            output,
+                            window: (kernel, stride, pad, count_include_pad),
+                            grad_out,
+                            grad_in,
+                            extra,
+                        });
+                    }
+                }
+                Op::Concat { ref inputs, output } => {
+                    let Some(grad_out) = walk.output_grad(output)? else {
+                        continue;
+                    };
+                    let mut offset = 0;
+                    for &input in inputs {
+                        if reach[input] {
+                            let (extra, grad_in) = walk.input_grad(input)?;
+                            walk.steps.push(GradStep::ConcatSlice {
+                                output,
+                                input,
+                                offset,
+                                grad_out,
+                                grad_in,
+                                extra,
+                            });
+                        }
+                        offset += model.tensors[input].channels;
+                    }
+                }
                 Op::Elementwise { op, input, output } => {
                     let Some(grad_out) = walk.output_grad(output)? else {
                         continue;
@@ -412,6 +501,7 @@ impl BackwardPlan {
                         walk.steps.push(GradStep::Elementwise {
                             op,
                             input,
+                            output,
                             grad_out,
                             grad_in,
                             extra,
@@ -702,6 +792,7 @@ pub(super) fn push_grad_step(
         GradStep::Elementwise {
             op,
             input,
+            output,
             grad_out,
             grad_in,
             extra,
@@ -714,11 +805,16 @@ pub(super) fn push_grad_step(
             let (has_affine, slope) = (u32::from(e.affine.is_some()), e.slope);
             let extra_buffer = grad(extra.unwrap_or(grad_out));
             let add_extra = u32::from(extra.is_some());
+            // The output where it gives the derivative (as the conv kernels mask), so that what
+            // the forward pass keeps is what a ReLU's mask reads.
+            let from_output = e.activation.derivative_from_output();
+            let value = forward.tensor(if from_output { output } else { input });
+            let from_output = u32::from(from_output);
             steps.push(
                 ctx,
                 launch::ElementwiseGrad {
                     grad_out: grad(grad_out),
-                    input: forward.tensor(input),
+                    forward: value,
                     scale,
                     bias,
                     extra: extra_buffer,
@@ -731,7 +827,73 @@ pub(super) fn push_grad_step(
                     has_affine,
                     slope,
                     add_extra,
-                    _pad: [0; 2],
+                    from_output,
+                    _pad: 0,
+                },
+            );
+        }
+        GradStep::AvgPool {
+            input,
+            output,
+            window: (kernel, stride, pad, count_include_pad),
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let (i, o) = (model.tensors[input].clone(), model.tensors[output].clone());
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                launch::AvgPoolGrad {
+                    grad_out: grad(grad_out),
+                    extra: extra_buffer,
+                    grad_in: grad(grad_in),
+                },
+                move |s| AvgPoolParams {
+                    batch: s.images,
+                    in_h: i.height,
+                    in_w: i.width,
+                    channels: i.channels,
+                    out_h: o.height,
+                    out_w: o.width,
+                    kernel,
+                    stride,
+                    pad,
+                    count_include_pad: u32::from(count_include_pad),
+                    add_extra,
+                    _pad: 0,
+                },
+            );
+        }
+        GradStep::ConcatSlice {
+            output,
+            input,
+            offset,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let (o, part_c4) = (
+                model.tensors[output].clone(),
+                model.tensors[input].channels / 4,
+            );
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                launch::ConcatGrad {
+                    grad_out: grad(grad_out),
+                    extra: extra_buffer,
+                    grad_in: grad(grad_in),
+                },
+                move |s| ConcatParams {
+                    pixels: o.height * o.width * s.images,
+                    part_c4,
+                    total_c4: o.channels / 4,
+                    offset_c4: offset / 4,
+                    add_extra,
+                    _pad: [0; 3],
                 },
             );
         }

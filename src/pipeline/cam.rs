@@ -56,7 +56,7 @@ pub(super) fn push_cam(
             targets,
             method_batch,
             eigen_smooth,
-            activations: forward.tensor(layer),
+            activations: forward.tensor(model.activations_of(layer)),
             gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
             pixels,
             channels,

@@ -12,8 +12,8 @@ use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
-    overlay_row_pitch, ConvParams, DepthwiseParams, ElementwiseParams, ImageMeta, LinearParams,
-    MaxPoolParams, PointwiseParams, PoolParams, PreprocessParams,
+    overlay_row_pitch, AvgPoolParams, ConcatParams, ConvParams, DepthwiseParams, ElementwiseParams,
+    ImageMeta, LinearParams, MaxPoolParams, PointwiseParams, PoolParams, PreprocessParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -886,6 +886,64 @@ pub(super) fn push_op(
                     },
                 )
                 .into()
+        }
+        Op::AvgPool {
+            input,
+            output,
+            kernel,
+            stride,
+            pad,
+            count_include_pad,
+        } => {
+            let (i, o) = (t[input].clone(), t[output].clone());
+            steps
+                .push(
+                    ctx,
+                    launch::AvgPool {
+                        input: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| AvgPoolParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        channels: i.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        kernel,
+                        stride,
+                        pad,
+                        count_include_pad: u32::from(count_include_pad),
+                        add_extra: 0,
+                        _pad: 0,
+                    },
+                )
+                .into()
+        }
+        Op::Concat { ref inputs, output } => {
+            let o = t[output].clone();
+            let mut offset_c4 = 0;
+            for &input in inputs {
+                let part_c4 = t[input].channels / 4;
+                let (pixels, total_c4) = (o.height * o.width, o.channels / 4);
+                steps.push(
+                    ctx,
+                    launch::Concat {
+                        part: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| ConcatParams {
+                        pixels: pixels * s.images,
+                        part_c4,
+                        total_c4,
+                        offset_c4,
+                        add_extra: 0,
+                        _pad: [0; 3],
+                    },
+                );
+                offset_c4 += part_c4;
+            }
+            Pushed::Other
         }
         Op::Elementwise { op, input, output } => {
             let e = &model.elementwise[op];

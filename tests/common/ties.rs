@@ -24,9 +24,11 @@ pub fn pin_ties(explainer: &gradcam::Explainer, flips: &Fixture) -> usize {
         .filter_map(|op| match *op {
             Op::Conv { conv, output, .. } => Some((output, model.convs[conv].activation)),
             Op::Linear { linear, output, .. } => Some((output, model.linears[linear].activation)),
+            Op::Elementwise { op, output, .. } => Some((output, model.elementwise[op].activation)),
             _ => None,
         })
-        .filter(|(_, a)| *a != Activation::None)
+        // The reference records ReLU and ReLU6 modules only.
+        .filter(|(_, a)| matches!(a, Activation::Relu | Activation::Relu6))
         .collect();
     let pools: Vec<usize> = model
         .ops

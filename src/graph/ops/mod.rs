@@ -8,7 +8,9 @@
 
 pub mod activation;
 pub mod add;
+pub mod avg_pool;
 pub mod batch_norm;
+pub mod concat;
 pub mod conv;
 pub mod flatten;
 pub mod global_avg_pool;
@@ -17,7 +19,9 @@ pub mod max_pool;
 
 pub use activation::{Activation, ActivationKind};
 pub use add::Add;
+pub use avg_pool::AvgPool;
 pub use batch_norm::BatchNorm;
+pub use concat::Concat;
 pub use conv::Conv;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
@@ -74,8 +78,12 @@ pub enum Op {
     Activation(Activation),
     /// See [`Add`].
     Add(Add),
+    /// See [`Concat`].
+    Concat(Concat),
     /// See [`MaxPool`].
     MaxPool(MaxPool),
+    /// See [`AvgPool`].
+    AvgPool(AvgPool),
     /// See [`GlobalAvgPool`].
     GlobalAvgPool(GlobalAvgPool),
     /// See [`Flatten`].
@@ -91,7 +99,9 @@ macro_rules! dispatch {
             Op::BatchNorm($op) => $body,
             Op::Activation($op) => $body,
             Op::Add($op) => $body,
+            Op::Concat($op) => $body,
             Op::MaxPool($op) => $body,
+            Op::AvgPool($op) => $body,
             Op::GlobalAvgPool($op) => $body,
             Op::Flatten($op) => $body,
             Op::Linear($op) => $body,

@@ -29,7 +29,7 @@ use proto::{ModelProto, NodeProto, TensorProto};
 /// The ops the importer reads, for messages.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
                          HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x)), Add, \
-                         MaxPool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
+                         Concat (channels), MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
                          Squeeze, Gemm, MatMul, Identity, Dropout, Constant and a final Softmax";
 
 /// The most values one initializer or constant may hold (a 4 GiB float32 tensor).
@@ -706,7 +706,24 @@ impl Import<'_> {
                     }
                 }
             }
-            "MaxPool" => {
+            "Concat" => {
+                let axis = int("axis", 1);
+                if axis != 1 && axis != -3 {
+                    return Err(self.unsupported(format!(
+                        "{by}: a concatenation along axis {axis}; only along the channels is \
+                         supported"
+                    )));
+                }
+                let mut inputs = Vec::with_capacity(node.input.len());
+                for name in node.input.iter().filter(|n| !n.is_empty()) {
+                    inputs.push(self.value(name, &by)?);
+                }
+                let op = Op::Concat(ops::Concat {
+                    inputs: inputs.len(),
+                });
+                (op, inputs)
+            }
+            "MaxPool" | "AveragePool" => {
                 let k = ints("kernel_shape").unwrap_or_default();
                 let s = ints("strides").unwrap_or_else(|| vec![1, 1]);
                 let p = ints("pads").unwrap_or_else(|| vec![0; 4]);
@@ -731,12 +748,22 @@ impl Import<'_> {
                         int("ceil_mode", 0)
                     )));
                 }
-                let pool = ops::MaxPool {
-                    kernel: k[0] as u32,
-                    stride: s[0] as u32,
-                    pad: p[0] as u32,
+                let (kernel, stride, pad) = (k[0] as u32, s[0] as u32, p[0] as u32);
+                let op = if op == "MaxPool" {
+                    Op::MaxPool(ops::MaxPool {
+                        kernel,
+                        stride,
+                        pad,
+                    })
+                } else {
+                    Op::AvgPool(ops::AvgPool {
+                        kernel,
+                        stride,
+                        pad,
+                        count_include_pad: int("count_include_pad", 0) == 1,
+                    })
                 };
-                (Op::MaxPool(pool), vec![first()?])
+                (op, vec![first()?])
             }
             "GlobalAveragePool" => (Op::GlobalAvgPool(ops::GlobalAvgPool), vec![first()?]),
             "ReduceMean" => {
