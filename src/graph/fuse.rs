@@ -99,12 +99,7 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
             Op::AvgPool(pool) => {
                 let input = pass.planned(node.inputs[0])?;
                 let (_, _, channels) = graph.shape(node.inputs[0]);
-                if !channels.is_multiple_of(4) {
-                    return Err(pass.unsupported(
-                        node,
-                        format!("channel counts must be multiples of 4 (found {channels})"),
-                    ));
-                }
+                pass.vec4_channels(node, channels)?;
                 let output = pass.emit_tensor(node.output);
                 pass.out.ops.push(model::Op::AvgPool {
                     input,
@@ -119,12 +114,7 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                 let mut inputs = Vec::with_capacity(node.inputs.len());
                 for &t in &node.inputs {
                     let (_, _, channels) = graph.shape(t);
-                    if !channels.is_multiple_of(4) {
-                        return Err(pass.unsupported(
-                            node,
-                            format!("channel counts must be multiples of 4 (found {channels})"),
-                        ));
-                    }
+                    pass.vec4_channels(node, channels)?;
                     inputs.push(pass.planned(t)?);
                 }
                 let output = pass.emit_tensor(node.output);
@@ -244,6 +234,17 @@ impl Pass<'_> {
             return None;
         };
         Some((j, a.kind.plan()))
+    }
+
+    /// An error unless `channels` is a multiple of 4: the kernels read channels as vec4s.
+    fn vec4_channels(&self, node: &Node, channels: u32) -> Result<()> {
+        if channels.is_multiple_of(4) {
+            return Ok(());
+        }
+        Err(self.unsupported(
+            node,
+            format!("channel counts must be multiples of 4 (found {channels})"),
+        ))
     }
 
     fn unsupported(&self, node: &Node, reason: String) -> Error {
@@ -434,12 +435,7 @@ impl Pass<'_> {
             (scale.iter().map(|s| *s as f32).collect(), shift)
         });
         let (_, _, channels) = g.shape(node.inputs[0]);
-        if !channels.is_multiple_of(4) {
-            return Err(self.unsupported(
-                node,
-                format!("channel counts must be multiples of 4 (found {channels})"),
-            ));
-        }
+        self.vec4_channels(node, channels)?;
         let input = self.planned(node.inputs[0])?;
         let output = self.emit_tensor(end);
         self.out.elementwise.push(model::Elementwise {

@@ -282,6 +282,27 @@ impl Walk<'_> {
     }
 }
 
+impl Walk<'_> {
+    /// The step of an op reading one tensor: `output`'s full gradient taken, and where `input`
+    /// needs a gradient (`reach`), the step `make(grad_out, grad_in, extra)` that writes it.
+    fn single_input(
+        &mut self,
+        input: usize,
+        output: usize,
+        reach: &[bool],
+        make: impl FnOnce(usize, usize, Option<usize>) -> GradStep,
+    ) -> Result<()> {
+        let Some(grad_out) = self.output_grad(output)? else {
+            return Ok(());
+        };
+        if reach[input] {
+            let (extra, grad_in) = self.input_grad(input)?;
+            self.steps.push(make(grad_out, grad_in, extra));
+        }
+        Ok(())
+    }
+}
+
 impl BackwardPlan {
     /// The plan made guided, as pytorch-grad-cam's `GuidedBackpropReLUModel`: its ReLUs pass
     /// back only positive gradients, and only where their input was positive. ReLU6 (Lite,
@@ -433,22 +454,16 @@ impl BackwardPlan {
                     kernel,
                     stride,
                     pad,
-                } => {
-                    let Some(grad_out) = walk.output_grad(output)? else {
-                        continue;
-                    };
-                    if reach[input] {
-                        let (extra, grad_in) = walk.input_grad(input)?;
-                        walk.steps.push(GradStep::MaxPool {
-                            input,
-                            output,
-                            window: (kernel, stride, pad),
-                            grad_out,
-                            grad_in,
-                            extra,
-                        });
+                } => walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                    GradStep::MaxPool {
+                        input,
+                        output,
+                        window: (kernel, stride, pad),
+                        grad_out,
+                        grad_in,
+                        extra,
                     }
-                }
+                })?,
                 Op::AvgPool {
                     input,
                     output,
@@ -456,22 +471,16 @@ impl BackwardPlan {
                     stride,
                     pad,
                     count_include_pad,
-                } => {
-                    let Some(grad_out) = walk.output_grad(output)? else {
-                        continue;
-                    };
-                    if reach[input] {
-                        let (extra, grad_in) = walk.input_grad(input)?;
-                        walk.steps.push(GradStep::AvgPool {
-                            input,
-                            output,
-                            window: (kernel, stride, pad, count_include_pad),
-                            grad_out,
-                            grad_in,
-                            extra,
-                        });
+                } => walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                    GradStep::AvgPool {
+                        input,
+                        output,
+                        window: (kernel, stride, pad, count_include_pad),
+                        grad_out,
+                        grad_in,
+                        extra,
                     }
-                }
+                })?,
                 Op::Concat { ref inputs, output } => {
                     let Some(grad_out) = walk.output_grad(output)? else {
                         continue;
@@ -493,20 +502,16 @@ impl BackwardPlan {
                     }
                 }
                 Op::Elementwise { op, input, output } => {
-                    let Some(grad_out) = walk.output_grad(output)? else {
-                        continue;
-                    };
-                    if reach[input] {
-                        let (extra, grad_in) = walk.input_grad(input)?;
-                        walk.steps.push(GradStep::Elementwise {
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::Elementwise {
                             op,
                             input,
                             output,
                             grad_out,
                             grad_in,
                             extra,
-                        });
-                    }
+                        }
+                    })?
                 }
                 Op::Linear {
                     linear,

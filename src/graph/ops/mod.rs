@@ -116,6 +116,30 @@ impl Op {
     }
 }
 
+/// The output shape of a square pooling window of `kernel` with `stride` and symmetric `pad`
+/// (PyTorch's floor mode; padding at most half the window) over `inputs`' one tensor.
+pub(crate) fn pool_shape(
+    kernel: u32,
+    stride: u32,
+    pad: u32,
+    inputs: &[Shape],
+) -> Result<Shape, String> {
+    let (h, w, c) = single(inputs);
+    let axis = |n: u32| {
+        let (pad, kernel) = (u64::from(pad), u64::from(kernel));
+        (u64::from(n) + 2 * pad)
+            .checked_sub(kernel)
+            .filter(|_| stride > 0 && kernel > 0 && pad * 2 <= kernel)
+            .map(|v| (v / u64::from(stride) + 1) as u32)
+    };
+    match (axis(h), axis(w)) {
+        (Some(oh), Some(ow)) => Ok((oh, ow, c)),
+        _ => Err(format!(
+            "a {kernel}×{kernel} window with stride {stride} and padding {pad} does not fit {h}×{w}"
+        )),
+    }
+}
+
 /// The one input shape of a single-input op (the graph checks the arity first).
 pub(crate) fn single(inputs: &[Shape]) -> Shape {
     inputs[0]
