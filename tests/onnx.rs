@@ -3,7 +3,8 @@
 //! layer names their PyTorch modules have, give the modules' logits and pytorch-grad-cam's
 //! GradCAM at several layers: `tinynet` (residual blocks, ReLU6, everything fused into the
 //! convs) and `actnet` (SiLU, Hardswish, GELU, LeakyReLU, Hardsigmoid, BatchNorm-ReLU before a
-//! conv: elementwise ops that keep their input). Broken files are one-line errors naming the
+//! conv: elementwise ops that keep their input; squeeze-and-excitation with a squeezed width that
+//! is no multiple of 4). Broken files are one-line errors naming the
 //! file.
 
 mod common;
@@ -97,7 +98,7 @@ fn check(net: &str, exporter: &str, layers: &[&str], classes: u32) {
 }
 
 const TINYNET: &[&str] = &["head", "layer2", "layer1"];
-const ACTNET: &[&str] = &["head", "layer3", "mix", "layer2", "layer1"];
+const ACTNET: &[&str] = &["head", "layer3", "mix", "se", "layer2", "layer1"];
 
 #[test]
 fn torchscript_export_equals_the_reference() {

@@ -205,6 +205,11 @@ fn densenet121() {
 }
 
 #[test]
+fn efficientnet_b0() {
+    check("efficientnet_b0");
+}
+
+#[test]
 fn efficientnet_lite0_shipped() {
     check("efficientnet-lite0");
 }

@@ -115,6 +115,10 @@ ARCHS = {
     # pytorch-grad-cam's README layer for DenseNet: model.features[-1], the final BatchNorm.
     "densenet121": (tv("densenet121"), 224, IMAGENET,
                     [("features.norm5", None), ("features.denseblock3", "other")]),
+    # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
+    # every block.
+    "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,
+                        [("features.8", None), ("features.6", "other")]),
     # The shipped weights (not seeded: the test loads weights/efficientnet_lite0.safetensors).
     "efficientnet-lite0": (shipped_lite0, 224, LITE, [("head", None), ("blocks.12", "other")]),
     "efficientnet-lite1": (lite("efficientnet-lite1"), 240, LITE,

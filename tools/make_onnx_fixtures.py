@@ -19,7 +19,8 @@ tests/fixtures/onnx/unsupported.onnx           conv, a Tanh node named `gate` (a
                                                importer does not run yet), pool, flatten, Gemm
 tests/fixtures/onnx/actnet.{torchscript,dynamo}.onnx, actnet.safetensors
                                                the same for ActNet: SiLU, BatchNorm-ReLU before a
-                                               conv, Hardswish, a concatenated branch, average
+                                               conv, Hardswish, squeeze-and-excitation (ReLU,
+                                               Hardsigmoid gate), a concatenated branch, average
                                                pools, GELU, LeakyReLU, GELU (tanh), Hardsigmoid
                                                (TorchScript at opset 20, for Gelu)
 tests/fixtures/onnx/tinynet.safetensors
@@ -42,6 +43,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 from safetensors.numpy import save_file
+from torchvision.ops import SqueezeExcitation
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seeded_weights import fill  # noqa: E402
@@ -109,6 +111,9 @@ class ActNet(nn.Module):
         self.layer2 = nn.Sequential(
             nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.Hardswish()
         )
+        # Squeeze-and-excitation as MobileNetV3's (ReLU, hardsigmoid gate), squeezing to a width
+        # that is no multiple of 4.
+        self.se = SqueezeExcitation(32, 6, activation=nn.ReLU, scale_activation=nn.Hardsigmoid)
         # A branch concatenated to the trunk, an average pool not counting padding, and one
         # halving the map.
         self.branch = nn.Conv2d(32, 16, 1)
@@ -124,7 +129,7 @@ class ActNet(nn.Module):
         self.fc = nn.Linear(48, 10)
 
     def forward(self, x):
-        x = self.layer2(self.layer1(self.stem(x)))
+        x = self.se(self.layer2(self.layer1(self.stem(x))))
         x = self.mix(torch.cat([x, self.branch(x)], 1))
         x = self.head(self.down(self.layer3(x)))
         return self.fc(torch.flatten(self.avgpool(x), 1))
@@ -132,7 +137,7 @@ class ActNet(nn.Module):
 
 NETS = {
     "tinynet": (TinyNet, ["head", "layer2", "layer1"], 17),
-    "actnet": (ActNet, ["head", "layer3", "mix", "layer2", "layer1"], 20),
+    "actnet": (ActNet, ["head", "layer3", "mix", "se", "layer2", "layer1"], 20),
 }
 
 

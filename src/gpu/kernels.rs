@@ -296,6 +296,35 @@ kernels! {
         grad_in: StorageReadWrite,
     } invocations(p, _) = p.len4,
     work(p) = Work::new(3 * 4 * u64::from(p.len4), (3 + u64::from(p.add_extra)) * 4 * u64::from(p.len4));
+    SeSqueeze => "se_squeeze" (SqueezeExciteParams) {
+        pooled: Storage, weight: Storage, bias: Storage, squeezed: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.squeeze;
+    SeExcite => "se_excite" (SqueezeExciteParams) {
+        squeezed: Storage, weight: Storage, bias: Storage, excited: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
+    SeScale => "se_scale" (SqueezeExciteParams) {
+        input: Storage, excited: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels * p.channels / 4,
+    work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
+                        2 * u64::from(p.batch * p.pixels * p.channels));
+    SeGateGrad => "se_gate_grad" (SqueezeExciteParams) {
+        grad_out: Storage, input: Storage, excited: Storage, grad_excited: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels / 4,
+    work(p) = Work::new(2 * u64::from(p.batch * p.pixels * p.channels),
+                        2 * u64::from(p.batch * p.pixels * p.channels));
+    SeExciteGrad => "se_excite_grad" (SqueezeExciteParams) {
+        grad_excited: Storage, squeezed: Storage, weight: Storage,
+        grad_squeezed: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.squeeze;
+    SeSqueezeGrad => "se_squeeze_grad" (SqueezeExciteParams) {
+        grad_squeezed: Storage, weight: Storage, grad_pooled: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
+    SeScaleGrad => "se_scale_grad" (SqueezeExciteParams) {
+        grad_out: Storage, excited: Storage, grad_pooled: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels * p.channels / 4,
+    work(p) = Work::new(2 * u64::from(p.batch * p.pixels * p.channels),
+                        (2 + u64::from(p.add_extra)) * u64::from(p.batch * p.pixels * p.channels));
     MaxPool => "max_pool" (MaxPoolParams) {
         input: Storage, output: StorageReadWrite,
     } invocations(p, _) = p.batch * p.out_h * p.out_w * p.channels / 4;

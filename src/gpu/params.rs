@@ -198,6 +198,26 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/lib/squeeze_excite.wgsl (every `se_*` kernel).
+    pub struct SqueezeExciteParams {
+        pub batch: u32,
+        /// Pixels per image of the block's input.
+        pub pixels: u32,
+        /// Channels of the block's input (a multiple of 4).
+        pub channels: u32,
+        /// Channels of the squeezed vector.
+        pub squeeze: u32,
+        /// The [`Activation`] after the reduction (or 3, the guided ReLU).
+        pub activation: u32,
+        /// The gate's [`Activation`] (sigmoid or hardsigmoid).
+        pub gate: u32,
+        /// se_scale_grad: 1 to add `extra`.
+        pub add_extra: u32,
+        pub _pad: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/linear.wgsl.
     pub struct LinearParams {
         pub batch: u32,

@@ -8,6 +8,10 @@
 //! - then an activation whose derivative its output determines ([`Keeps::Output`]), since the
 //!   fused kernel keeps only its output.
 //!
+//! A global average pool that starts a squeeze-and-excitation block (pool → 1×1 conv →
+//! activation → 1×1 conv → sigmoid or hardsigmoid → product with the pool's input) becomes one
+//! block op, with kernels of its own for any squeezed width.
+//!
 //! A linear layer absorbs such an activation too, and reads a flattened tensor in place (its
 //! columns permuted from PyTorch's channel-major order to the engine's NHWC one). An op is
 //! absorbed only when the previous one's output has no other reader and is no named layer, so
@@ -27,6 +31,8 @@ pub struct Lowered {
     pub linears: Vec<model::Linear>,
     /// Every elementwise op (standalone BatchNorms and activations).
     pub elementwise: Vec<model::Elementwise>,
+    /// Every squeeze-and-excitation block.
+    pub squeeze_excite: Vec<model::SqueezeExcite>,
     /// Every tensor of the plan.
     pub tensors: Vec<TensorSpec>,
     /// The plan, in execution order.
@@ -120,6 +126,7 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                 let output = pass.emit_tensor(node.output);
                 pass.out.ops.push(model::Op::Concat { inputs, output });
             }
+            Op::GlobalAvgPool(_) if pass.squeeze_excite(node)? => {}
             Op::GlobalAvgPool(_) => {
                 let input = pass.planned(node.inputs[0])?;
                 let output = pass.emit_tensor(node.output);
@@ -149,6 +156,14 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
             }
             Op::BatchNorm(bn) => pass.elementwise(node, Some(bn))?,
             Op::Activation(_) => pass.elementwise(node, None)?,
+            Op::Mul(_) => {
+                return Err(pass.unsupported(
+                    node,
+                    "runs only as a squeeze-and-excitation gate: x · gate(conv(act(conv(mean \
+                     x)))), the gate a sigmoid or hardsigmoid"
+                        .into(),
+                ));
+            }
             Op::Add(_) => {
                 return Err(graph.unsupported(format!(
                     "{} ({}): runs only fused after a convolution (conv → BatchNorm → residual \
@@ -407,6 +422,84 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// The squeeze-and-excitation block that global average pool `node` starts, if it is one:
+    /// pool → 1×1 conv → activation → 1×1 conv → sigmoid or hardsigmoid → product with the
+    /// pool's input, each step read by the next alone. Emits it as one plan op and returns
+    /// whether it did.
+    fn squeeze_excite(&mut self, node: &Node) -> Result<bool> {
+        let g = self.graph;
+        let x = node.inputs[0];
+        let fc = |op: &Op| matches!(op, Op::Conv(c) if c.kernel == [1, 1] && c.groups == 1);
+        let Some(reduce) = self.absorbable(node.output, fc) else {
+            return Ok(false);
+        };
+        let act =
+            |op: &Op| matches!(op, Op::Activation(a) if a.kind != ops::ActivationKind::LeakyRelu);
+        let Some(act) = self.absorbable(g.nodes[reduce].output, act) else {
+            return Ok(false);
+        };
+        let Some(expand) = self.absorbable(g.nodes[act].output, fc) else {
+            return Ok(false);
+        };
+        let gate = |op: &Op| {
+            matches!(op, Op::Activation(a) if matches!(a.kind,
+                ops::ActivationKind::Sigmoid | ops::ActivationKind::HardSigmoid))
+        };
+        let Some(gate) = self.absorbable(g.nodes[expand].output, gate) else {
+            return Ok(false);
+        };
+        let Some(mul) = self.absorbable(g.nodes[gate].output, |op| matches!(op, Op::Mul(_))) else {
+            return Ok(false);
+        };
+        if g.nodes[mul].inputs != [x, g.nodes[gate].output] {
+            return Ok(false);
+        }
+        let (Op::Conv(reduce_conv), Op::Conv(expand_conv)) =
+            (&g.nodes[reduce].op, &g.nodes[expand].op)
+        else {
+            return Ok(false);
+        };
+        let [Op::Activation(act_op), Op::Activation(gate_op)] =
+            [&g.nodes[act].op, &g.nodes[gate].op]
+        else {
+            return Ok(false);
+        };
+        let (_, _, channels) = g.shape(x);
+        self.vec4_channels(node, channels)?;
+        let squeeze = reduce_conv.out_channels;
+        let bias = |conv: &ops::Conv, n: u32| conv.bias.clone().unwrap_or(vec![0.0; n as usize]);
+        for j in [reduce, act, expand, gate, mul] {
+            self.absorbed[j] = true;
+        }
+        let input = self.planned(x)?;
+        let pooled = self.emit_tensor(node.output);
+        let squeezed = self.emit_tensor(g.nodes[reduce].output);
+        let excited = self.emit_tensor(g.nodes[expand].output);
+        let output = self.emit_tensor(g.nodes[mul].output);
+        // The block's module path: what its nodes' names share (`features.1.0.block.1`).
+        let name = common_prefix(&g.nodes[reduce].name, &g.nodes[expand].name);
+        self.out.squeeze_excite.push(model::SqueezeExcite {
+            name,
+            channels,
+            squeeze,
+            activation: act_op.kind.plan(),
+            gate: gate_op.kind.plan(),
+            reduce_weight: reduce_conv.weight.clone(),
+            reduce_bias: bias(reduce_conv, squeeze),
+            expand_weight: expand_conv.weight.clone(),
+            expand_bias: bias(expand_conv, channels),
+        });
+        self.out.ops.push(model::Op::SqueezeExcite {
+            se: self.out.squeeze_excite.len() - 1,
+            input,
+            output,
+            pooled,
+            squeezed,
+            excited,
+        });
+        Ok(true)
+    }
+
     /// A BatchNorm (with the activation after it) or an activation no conv or linear layer
     /// absorbed: one elementwise kernel, which keeps its input for the backward pass.
     fn elementwise(&mut self, node: &Node, bn: Option<&ops::BatchNorm>) -> Result<()> {
@@ -497,5 +590,21 @@ impl Pass<'_> {
             output,
         });
         Ok(())
+    }
+}
+
+/// The dotted module path two node names share (`features.1.0.block.1` of
+/// `features.1.0.block.1.fc1` and `features.1.0.block.1.fc2`), or the first name.
+fn common_prefix(a: &str, b: &str) -> String {
+    let shared: Vec<&str> = a
+        .split('.')
+        .zip(b.split('.'))
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect();
+    if shared.is_empty() {
+        a.to_string()
+    } else {
+        shared.join(".")
     }
 }

@@ -2,7 +2,7 @@
 //! tensor names and shapes.
 
 use super::tensors::WeightFile;
-use super::{densenet, efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
+use super::{densenet, efficientnet, efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
 use crate::error::{one_line, Error, Result};
 
 /// An architecture the engine can build.
@@ -18,6 +18,8 @@ pub enum Arch {
     MobileNetV2,
     /// torchvision DenseNet (index into the DenseNet variants).
     DenseNet(usize),
+    /// torchvision EfficientNet-B0 to B7 (index into the EfficientNet variants).
+    EfficientNet(usize),
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -39,6 +41,14 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::DenseNet(1),
     Arch::DenseNet(2),
     Arch::DenseNet(3),
+    Arch::EfficientNet(0),
+    Arch::EfficientNet(1),
+    Arch::EfficientNet(2),
+    Arch::EfficientNet(3),
+    Arch::EfficientNet(4),
+    Arch::EfficientNet(5),
+    Arch::EfficientNet(6),
+    Arch::EfficientNet(7),
 ];
 
 impl Arch {
@@ -50,6 +60,7 @@ impl Arch {
             Arch::Vgg(i) => vgg::VARIANTS[i].name,
             Arch::MobileNetV2 => mobilenet_v2::NAME,
             Arch::DenseNet(i) => densenet::VARIANTS[i].name,
+            Arch::EfficientNet(i) => efficientnet::VARIANTS[i].name,
         }
     }
 
@@ -80,6 +91,7 @@ impl Arch {
             Arch::Vgg(i) => vgg::build(file, &vgg::VARIANTS[i]),
             Arch::MobileNetV2 => mobilenet_v2::build(file),
             Arch::DenseNet(i) => densenet::build(file, &densenet::VARIANTS[i]),
+            Arch::EfficientNet(i) => efficientnet::build(file, &efficientnet::VARIANTS[i]),
         }
     }
 
@@ -101,6 +113,19 @@ impl Arch {
                 .map(Arch::DenseNet);
             return Some(found.map_or_else(
                 || (0..densenet::VARIANTS.len()).map(Arch::DenseNet).collect(),
+                |a| vec![a],
+            ));
+        }
+        if efficientnet::claims(file) {
+            let found = efficientnet::detect(file)
+                .and_then(|v| efficientnet::VARIANTS.iter().position(|k| *k == v))
+                .map(Arch::EfficientNet);
+            return Some(found.map_or_else(
+                || {
+                    (0..efficientnet::VARIANTS.len())
+                        .map(Arch::EfficientNet)
+                        .collect()
+                },
                 |a| vec![a],
             ));
         }

@@ -307,6 +307,70 @@ impl<'a> Builder<'a> {
         self.graph.push(name, Op::MaxPool(pool), &[input], name)
     }
 
+    /// Loads the squeeze-and-excitation module `prefix` (torchvision's `SqueezeExcitation`:
+    /// `fc1` and `fc2`, 1×1 convs with biases) over `input` and appends it: global average pool,
+    /// `fc1`, `activation`, `fc2`, `gate`, and the product with `input`. Returns its output,
+    /// named `prefix`.
+    pub fn squeeze_excite(
+        &mut self,
+        prefix: &str,
+        input: usize,
+        activation: Activation,
+        gate: Activation,
+    ) -> Result<usize> {
+        let channels = self.graph.tensors[input].channels;
+        let fc1 = format!("{prefix}.fc1");
+        let squeeze = match self.file.shape(&format!("{fc1}.weight")) {
+            Some([s, c, 1, 1]) if *c == channels as usize && *s > 0 => *s as u32,
+            found => {
+                return Err(self.file_error(
+                    format!("{fc1}.weight"),
+                    vec![0, channels as usize, 1, 1],
+                    found,
+                ))
+            }
+        };
+        let pooled = self.graph.push(
+            &format!("{prefix}.avgpool"),
+            Op::GlobalAvgPool(ops::GlobalAvgPool),
+            &[input],
+            &format!("{prefix}.avgpool"),
+        )?;
+        let reduce = ConvSpec {
+            conv_bias: true,
+            activation,
+            ..ConvSpec::new(&fc1, None, 1, squeeze)
+        };
+        let squeezed = self.conv(&reduce, pooled, &format!("{prefix}.activation"))?;
+        let fc2 = format!("{prefix}.fc2");
+        let expand = ConvSpec {
+            conv_bias: true,
+            activation: gate,
+            ..ConvSpec::new(&fc2, None, 1, channels)
+        };
+        let scale = self.conv(&expand, squeezed, &format!("{prefix}.scale_activation"))?;
+        self.graph
+            .push(prefix, Op::Mul(ops::Mul), &[input, scale], prefix)
+    }
+
+    /// The error for tensor `tensor` of the file: missing, or of shape `found` where `expected`
+    /// (0: any size) was wanted.
+    fn file_error(&self, tensor: String, expected: Vec<usize>, found: Option<&[usize]>) -> Error {
+        match found {
+            Some(s) => Error::TensorShape {
+                path: self.file.path().to_path_buf(),
+                tensor,
+                expected,
+                found: s.to_vec(),
+            },
+            None => Error::MissingTensor {
+                path: self.file.path().to_path_buf(),
+                tensor,
+                expected,
+            },
+        }
+    }
+
     /// Appends a global average pool over `input`; returns its 1×1 output.
     pub fn global_avg_pool(&mut self, input: usize) -> Result<usize> {
         self.graph.push(
@@ -333,22 +397,7 @@ impl<'a> Builder<'a> {
         let key = format!("{prefix}.weight");
         let out = match self.file.shape(&key) {
             Some([o, f]) if *f == features && *o > 0 => *o,
-            found => {
-                let expected = vec![1000, features];
-                return Err(match found {
-                    Some(s) => Error::TensorShape {
-                        path: self.file.path().to_path_buf(),
-                        tensor: key,
-                        expected,
-                        found: s.to_vec(),
-                    },
-                    None => Error::MissingTensor {
-                        path: self.file.path().to_path_buf(),
-                        tensor: key,
-                        expected,
-                    },
-                });
-            }
+            found => return Err(self.file_error(key, vec![1000, features], found)),
         };
         let weight = self.file.tensor(&key, &[out, features])?;
         let bias = self.file.tensor(&format!("{prefix}.bias"), &[out])?;
@@ -422,6 +471,7 @@ pub fn assemble<'m>(
         std: description.std,
         convs: plan.convs,
         elementwise: plan.elementwise,
+        squeeze_excite: plan.squeeze_excite,
         linears: plan.linears,
         classes,
         tensors: plan.tensors,

@@ -8,6 +8,7 @@
 mod arch;
 mod builder;
 mod densenet;
+mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
 mod onnx;
@@ -100,6 +101,32 @@ pub struct Elementwise {
     pub activation: Activation,
     /// [`Activation::LeakyRelu`]'s slope (0 otherwise).
     pub slope: f32,
+}
+
+/// A squeeze-and-excitation block (EfficientNet, MobileNetV3, RegNetY): per image and channel,
+/// `output = input · gate(expand · act(reduce · mean(input) + b₁) + b₂)`, the two 1×1 convs on
+/// the pooled vector as matrices in PyTorch's `[out, in]` layout. The squeezed width need not
+/// be a multiple of 4.
+#[derive(Clone, Debug)]
+pub struct SqueezeExcite {
+    /// The module path (`features.1.0.block.1`), e.g. in messages.
+    pub name: String,
+    /// Channels of the input and output.
+    pub channels: u32,
+    /// Channels of the squeezed vector.
+    pub squeeze: u32,
+    /// Applied after the reduction (SiLU, ReLU).
+    pub activation: Activation,
+    /// Applied after the expansion (sigmoid, hardsigmoid).
+    pub gate: Activation,
+    /// `[squeeze, channels]`.
+    pub reduce_weight: Vec<f32>,
+    /// `[squeeze]`.
+    pub reduce_bias: Vec<f32>,
+    /// `[channels, squeeze]`.
+    pub expand_weight: Vec<f32>,
+    /// `[channels]`.
+    pub expand_bias: Vec<f32>,
 }
 
 /// The shape of one activation tensor of one image, stored NHWC.
@@ -204,6 +231,22 @@ pub enum Op {
         /// Output tensor (the input's shape).
         output: usize,
     },
+    /// A squeeze-and-excitation block; its intermediate vectors are tensors of their own that
+    /// only this op writes (see [`Op::scratch`]), kept for the backward pass.
+    SqueezeExcite {
+        /// Index into [`Model::squeeze_excite`].
+        se: usize,
+        /// Input tensor.
+        input: usize,
+        /// Output tensor (the input's shape).
+        output: usize,
+        /// 1×1×channels: the input's spatial mean.
+        pooled: usize,
+        /// 1×1×squeeze: the reduction before its activation.
+        squeezed: usize,
+        /// 1×1×channels: the expansion before its gate.
+        excited: usize,
+    },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
         /// Index into [`Model::linears`].
@@ -226,7 +269,22 @@ impl Op {
             | Op::Concat { output, .. }
             | Op::GlobalAvgPool { output, .. }
             | Op::Elementwise { output, .. }
+            | Op::SqueezeExcite { output, .. }
             | Op::Linear { output, .. } => output,
+        }
+    }
+
+    /// The intermediate tensors it writes besides its output (a squeeze-and-excitation block's
+    /// vectors).
+    pub fn scratch(&self) -> Vec<usize> {
+        match *self {
+            Op::SqueezeExcite {
+                pooled,
+                squeezed,
+                excited,
+                ..
+            } => vec![pooled, squeezed, excited],
+            _ => Vec::new(),
         }
     }
 
@@ -242,6 +300,7 @@ impl Op {
             | Op::AvgPool { input, .. }
             | Op::GlobalAvgPool { input, .. }
             | Op::Elementwise { input, .. }
+            | Op::SqueezeExcite { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }
@@ -266,6 +325,8 @@ pub struct Model {
     pub linears: Vec<Linear>,
     /// Every elementwise op (standalone BatchNorms and activations).
     pub elementwise: Vec<Elementwise>,
+    /// Every squeeze-and-excitation block.
+    pub squeeze_excite: Vec<SqueezeExcite>,
     /// Number of classes (from the last layer's shape).
     pub classes: u32,
     /// Every activation tensor of one image.

@@ -15,7 +15,10 @@
 //! - average pool: `∂y / divisor` spread over each window;
 //! - concatenation: each input's slice of `∂y`;
 //! - an elementwise op (a BatchNorm and/or an activation): `∂x = scale ⊙ act'(z) ⊙ ∂y`, with
-//!   `z = x · scale + bias` recomputed from its input `x`.
+//!   `z = x · scale + bias` recomputed from its input `x`;
+//! - squeeze-and-excitation `y = x ⊙ gate(e)`, `e = W₂ act(q) + b₂`, `q = W₁ mean(x) + b₁`: the
+//!   gate's gradient `∂e = gate'(e) ⊙ Σ_pixels x ⊙ ∂y`, then `∂q = act'(q) ⊙ W₂ᵀ∂e`, then the
+//!   pooled vector's `W₁ᵀ∂q / pixels`, added at every pixel to the direct path's `gate(e) ⊙ ∂y`.
 //!
 //! A tensor read by several ops sums their contributions: an identity contribution (a skip
 //! connection) is the same buffer as the gradient it copies, and each op's contribution adds the
@@ -24,12 +27,13 @@
 use std::collections::HashMap;
 
 use super::forward::Forward;
-use super::steps::Steps;
+use super::steps::{BatchShape, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, AvgPoolParams, ConcatParams, ConvGradParams, DepthwiseGradParams,
     ElementwiseGradParams, LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
+    SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -126,6 +130,63 @@ pub enum GradStep {
         /// A gradient of the input added in the same pass.
         extra: Option<usize>,
     },
+    /// A squeeze-and-excitation block's gradient at its expansion's output:
+    /// `grad_in = gate'(excited) ⊙ Σ_pixels x ⊙ grad_out` (per image and channel).
+    SeGate {
+        /// Index into [`Model::squeeze_excite`].
+        se: usize,
+        /// The block's input tensor x.
+        input: usize,
+        /// The block's `excited` tensor (before the gate).
+        excited: usize,
+        /// The block's output gradient read.
+        grad_out: usize,
+        /// The gradient of `excited` written.
+        grad_in: usize,
+    },
+    /// The block's gradient at its reduction's output:
+    /// `grad_in = act'(squeezed) ⊙ expandᵀ grad_out`.
+    SeExcite {
+        /// Index into [`Model::squeeze_excite`].
+        se: usize,
+        /// The block's input tensor x (its shape).
+        input: usize,
+        /// The block's `squeezed` tensor (before the activation).
+        squeezed: usize,
+        /// The gradient of `excited` read.
+        grad_out: usize,
+        /// The gradient of `squeezed` written.
+        grad_in: usize,
+    },
+    /// The block's gradient at its pooled vector, spread over the pixels:
+    /// `grad_in = reduceᵀ grad_out / pixels`.
+    SeSqueeze {
+        /// Index into [`Model::squeeze_excite`].
+        se: usize,
+        /// The block's input tensor x (its pixels).
+        input: usize,
+        /// The gradient of `squeezed` read.
+        grad_out: usize,
+        /// The gradient of `pooled` (per pixel) written.
+        grad_in: usize,
+    },
+    /// The block's input gradient: `grad_in = grad_out ⊙ gate(excited) + grad_pooled (+ extra)`.
+    SeScale {
+        /// Index into [`Model::squeeze_excite`].
+        se: usize,
+        /// The block's input tensor x.
+        input: usize,
+        /// The block's `excited` tensor (before the gate).
+        excited: usize,
+        /// The block's output gradient read.
+        grad_out: usize,
+        /// The gradient of `pooled` per pixel read.
+        grad_pooled: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
     /// A max pool's input gradient.
     MaxPool {
         /// The pool's input tensor (its forward value locates each window's maximum).
@@ -148,7 +209,19 @@ impl GradStep {
     fn reads(&self) -> Vec<usize> {
         match self {
             GradStep::Mask { from, .. } => vec![*from],
-            GradStep::Linear { grad_out, .. } => vec![*grad_out],
+            GradStep::Linear { grad_out, .. }
+            | GradStep::SeGate { grad_out, .. }
+            | GradStep::SeExcite { grad_out, .. }
+            | GradStep::SeSqueeze { grad_out, .. } => vec![*grad_out],
+            GradStep::SeScale {
+                grad_out,
+                grad_pooled,
+                extra,
+                ..
+            } => [*grad_out, *grad_pooled]
+                .into_iter()
+                .chain(*extra)
+                .collect(),
             GradStep::Conv {
                 grad_out, extra, ..
             }
@@ -176,6 +249,10 @@ impl GradStep {
             | GradStep::Elementwise { grad_in, .. }
             | GradStep::AvgPool { grad_in, .. }
             | GradStep::ConcatSlice { grad_in, .. }
+            | GradStep::SeGate { grad_in, .. }
+            | GradStep::SeExcite { grad_in, .. }
+            | GradStep::SeSqueeze { grad_in, .. }
+            | GradStep::SeScale { grad_in, .. }
             | GradStep::MaxPool { grad_in, .. } => *grad_in,
         }
     }
@@ -379,6 +456,7 @@ impl BackwardPlan {
                 | Op::AvgPool { input, output, .. }
                 | Op::GlobalAvgPool { input, output }
                 | Op::Elementwise { input, output, .. }
+                | Op::SqueezeExcite { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Concat { ref inputs, output } => {
                     reach[output] |= inputs.iter().any(|&i| reach[i])
@@ -512,6 +590,53 @@ impl BackwardPlan {
                             extra,
                         }
                     })?
+                }
+                Op::SqueezeExcite {
+                    se,
+                    input,
+                    output,
+                    pooled,
+                    squeezed,
+                    excited,
+                } => {
+                    let Some(grad_out) = walk.output_grad(output)? else {
+                        continue;
+                    };
+                    if reach[input] {
+                        let grad_excited = walk.new_value(excited);
+                        walk.steps.push(GradStep::SeGate {
+                            se,
+                            input,
+                            excited,
+                            grad_out,
+                            grad_in: grad_excited,
+                        });
+                        let grad_squeezed = walk.new_value(squeezed);
+                        walk.steps.push(GradStep::SeExcite {
+                            se,
+                            input,
+                            squeezed,
+                            grad_out: grad_excited,
+                            grad_in: grad_squeezed,
+                        });
+                        let grad_pooled = walk.new_value(pooled);
+                        walk.steps.push(GradStep::SeSqueeze {
+                            se,
+                            input,
+                            grad_out: grad_squeezed,
+                            grad_in: grad_pooled,
+                        });
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::SeScale {
+                            se,
+                            input,
+                            excited,
+                            grad_out,
+                            grad_pooled,
+                            grad_in,
+                            extra,
+                        });
+                    }
                 }
                 Op::Linear {
                     linear,
@@ -902,6 +1027,79 @@ pub(super) fn push_grad_step(
                 },
             );
         }
+        GradStep::SeGate {
+            se,
+            input,
+            excited,
+            grad_out,
+            grad_in,
+        } => {
+            steps.push(
+                ctx,
+                launch::SeGateGrad {
+                    grad_out: grad(grad_out),
+                    input: forward.tensor(input),
+                    excited: forward.tensor(excited),
+                    grad_excited: grad(grad_in),
+                },
+                se_params(plan, model, se, input, false),
+            );
+        }
+        GradStep::SeExcite {
+            se,
+            input,
+            squeezed,
+            grad_out,
+            grad_in,
+        } => {
+            steps.push(
+                ctx,
+                launch::SeExciteGrad {
+                    grad_excited: grad(grad_out),
+                    squeezed: forward.tensor(squeezed),
+                    weight: &gpu_model.squeeze_excite[se][2],
+                    grad_squeezed: grad(grad_in),
+                },
+                se_params(plan, model, se, input, false),
+            );
+        }
+        GradStep::SeSqueeze {
+            se,
+            input,
+            grad_out,
+            grad_in,
+        } => {
+            steps.push(
+                ctx,
+                launch::SeSqueezeGrad {
+                    grad_squeezed: grad(grad_out),
+                    weight: &gpu_model.squeeze_excite[se][0],
+                    grad_pooled: grad(grad_in),
+                },
+                se_params(plan, model, se, input, false),
+            );
+        }
+        GradStep::SeScale {
+            se,
+            input,
+            excited,
+            grad_out,
+            grad_pooled,
+            grad_in,
+            extra,
+        } => {
+            steps.push(
+                ctx,
+                launch::SeScaleGrad {
+                    grad_out: grad(grad_out),
+                    excited: forward.tensor(excited),
+                    grad_pooled: grad(grad_pooled),
+                    extra: grad(extra.unwrap_or(grad_out)),
+                    grad_in: grad(grad_in),
+                },
+                se_params(plan, model, se, input, extra.is_some()),
+            );
+        }
         GradStep::MaxPool {
             input,
             output,
@@ -938,4 +1136,30 @@ pub(super) fn push_grad_step(
         }
     }
     Ok(())
+}
+
+/// The parameters of squeeze-and-excitation block `se`'s backward kernels, whose input is
+/// `input` (the activation after the reduction guided where the plan is).
+fn se_params(
+    plan: &BackwardPlan,
+    model: &Model,
+    se: usize,
+    input: usize,
+    add_extra: bool,
+) -> impl Fn(&BatchShape) -> SqueezeExciteParams + Send + Sync + 'static {
+    let b = &model.squeeze_excite[se];
+    let t = &model.tensors[input];
+    let (pixels, channels, squeeze) = (t.height * t.width, b.channels, b.squeeze);
+    let (activation, gate) = (plan.mask_code(b.activation), b.gate as u32);
+    let add_extra = u32::from(add_extra);
+    move |s| SqueezeExciteParams {
+        batch: s.images,
+        pixels,
+        channels,
+        squeeze,
+        activation,
+        gate,
+        add_extra,
+        _pad: 0,
+    }
 }

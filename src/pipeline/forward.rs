@@ -14,6 +14,7 @@ use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
     overlay_row_pitch, AvgPoolParams, ConcatParams, ConvParams, DepthwiseParams, ElementwiseParams,
     ImageMeta, LinearParams, MaxPoolParams, PointwiseParams, PoolParams, PreprocessParams,
+    SqueezeExciteParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -32,6 +33,8 @@ pub struct GpuModel {
     pub linears: Vec<Vec<LinearChunk>>,
     /// Per elementwise op: (scale, bias), ones and zeros where it has no BatchNorm.
     pub elementwise: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Per squeeze-and-excitation block: its reduction's weight and bias, then its expansion's.
+    pub squeeze_excite: Vec<[wgpu::Buffer; 4]>,
 }
 
 /// A range of a linear layer's rows with its own weight and bias buffers: a layer whose weights
@@ -68,7 +71,13 @@ impl GpuModel {
             .iter()
             .map(|(s, b)| s.size() + b.size())
             .sum();
-        convs + torch + linears + elementwise
+        let squeeze_excite: u64 = self
+            .squeeze_excite
+            .iter()
+            .flatten()
+            .map(wgpu::Buffer::size)
+            .sum();
+        convs + torch + linears + elementwise + squeeze_excite
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -144,12 +153,26 @@ impl GpuModel {
                 )
             })
             .collect();
+        let squeeze_excite = model
+            .squeeze_excite
+            .iter()
+            .map(|se| {
+                let name = &se.name;
+                [
+                    ctx.storage_with(&format!("{name}.reduce.weight"), &se.reduce_weight),
+                    ctx.storage_with(&format!("{name}.reduce.bias"), &se.reduce_bias),
+                    ctx.storage_with(&format!("{name}.expand.weight"), &se.expand_weight),
+                    ctx.storage_with(&format!("{name}.expand.bias"), &se.expand_bias),
+                ]
+            })
+            .collect();
         Self {
             model,
             convs,
             convs_torch,
             linears,
             elementwise,
+            squeeze_excite,
         }
     }
 }
@@ -970,6 +993,72 @@ pub(super) fn push_op(
                     },
                 )
                 .into()
+        }
+        Op::SqueezeExcite {
+            se,
+            input,
+            output,
+            pooled,
+            squeezed,
+            excited,
+        } => {
+            let b = &model.squeeze_excite[se];
+            let [reduce_w, reduce_b, expand_w, expand_b] = &gpu_model.squeeze_excite[se];
+            let (pixels, channels) = (t[input].height * t[input].width, t[input].channels);
+            let (squeeze, activation, gate) = (b.squeeze, b.activation as u32, b.gate as u32);
+            let params = move |s: &BatchShape| SqueezeExciteParams {
+                batch: s.images,
+                pixels,
+                channels,
+                squeeze,
+                activation,
+                gate,
+                add_extra: 0,
+                _pad: 0,
+            };
+            steps.push(
+                ctx,
+                launch::GlobalAvgPool {
+                    input: &tensors[input],
+                    output: &tensors[pooled],
+                },
+                move |s| PoolParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    _pad: 0,
+                },
+            );
+            steps.push(
+                ctx,
+                launch::SeSqueeze {
+                    pooled: &tensors[pooled],
+                    weight: reduce_w,
+                    bias: reduce_b,
+                    squeezed: &tensors[squeezed],
+                },
+                params,
+            );
+            steps.push(
+                ctx,
+                launch::SeExcite {
+                    squeezed: &tensors[squeezed],
+                    weight: expand_w,
+                    bias: expand_b,
+                    excited: &tensors[excited],
+                },
+                params,
+            );
+            steps.push(
+                ctx,
+                launch::SeScale {
+                    input: &tensors[input],
+                    excited: &tensors[excited],
+                    output: &tensors[output],
+                },
+                params,
+            );
+            Pushed::Other
         }
         Op::Linear {
             linear,

@@ -40,7 +40,12 @@ pub(crate) struct Probe {
 fn used_tensors(main: &Forward, first_op: usize) -> BTreeSet<usize> {
     main.model().ops[first_op..]
         .iter()
-        .flat_map(|op| op.reads().into_iter().chain([op.output()]))
+        .flat_map(|op| {
+            op.reads()
+                .into_iter()
+                .chain([op.output()])
+                .chain(op.scratch())
+        })
         .collect()
 }
 
@@ -107,7 +112,10 @@ impl Probe {
             };
             tensors.push(buffer);
         }
-        let written: BTreeSet<usize> = model.ops[first_op..].iter().map(|op| op.output()).collect();
+        let written: BTreeSet<usize> = model.ops[first_op..]
+            .iter()
+            .flat_map(|op| op.scratch().into_iter().chain([op.output()]))
+            .collect();
         let live_ins = used
             .iter()
             .copied()

@@ -16,6 +16,7 @@ pub mod flatten;
 pub mod global_avg_pool;
 pub mod linear;
 pub mod max_pool;
+pub mod mul;
 
 pub use activation::{Activation, ActivationKind};
 pub use add::Add;
@@ -27,6 +28,7 @@ pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
 pub use linear::Linear;
 pub use max_pool::MaxPool;
+pub use mul::Mul;
 
 /// One image's tensor shape, stored NHWC: (height, width, channels).
 pub type Shape = (u32, u32, u32);
@@ -78,6 +80,8 @@ pub enum Op {
     Activation(Activation),
     /// See [`Add`].
     Add(Add),
+    /// See [`Mul`].
+    Mul(Mul),
     /// See [`Concat`].
     Concat(Concat),
     /// See [`MaxPool`].
@@ -99,6 +103,7 @@ macro_rules! dispatch {
             Op::BatchNorm($op) => $body,
             Op::Activation($op) => $body,
             Op::Add($op) => $body,
+            Op::Mul($op) => $body,
             Op::Concat($op) => $body,
             Op::MaxPool($op) => $body,
             Op::AvgPool($op) => $body,

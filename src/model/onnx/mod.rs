@@ -28,7 +28,8 @@ use proto::{ModelProto, NodeProto, TensorProto};
 
 /// The ops the importer reads, for messages.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
-                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x)), Add, \
+                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x), or a \
+                         squeeze-and-excitation gate), Add, \
                          Concat (channels), MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
                          Squeeze, Gemm, MatMul, Identity, Dropout, Constant and a final Softmax";
 
@@ -649,9 +650,19 @@ impl Import<'_> {
                 match silu {
                     Some(x) => (activation(ActivationKind::Silu), vec![x]),
                     None => {
-                        return Err(self.unsupported(format!(
-                            "{by}: only x · sigmoid(x) (SiLU) is supported as a Mul yet"
-                        )))
+                        // A map times one value per channel (squeeze-and-excitation's
+                        // `scale * input`): the map first.
+                        let (x, s) = (self.value(a, &by)?, self.value(b, &by)?);
+                        let pixels = |t: usize| {
+                            let (h, w, _) = self.graph.shape(t);
+                            u64::from(h) * u64::from(w)
+                        };
+                        let inputs = if pixels(x) < pixels(s) {
+                            vec![s, x]
+                        } else {
+                            vec![x, s]
+                        };
+                        (Op::Mul(ops::Mul), inputs)
                     }
                 }
             }
