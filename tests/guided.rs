@@ -112,3 +112,8 @@ fn efficientnet_lite0_guided_is_the_input_gradient() {
 fn resnet50_guided_relus() {
     check("resnet50");
 }
+
+#[test]
+fn mobilenet_v3_small_guided_relus_and_squeeze_excitation() {
+    check("mobilenet_v3_small");
+}

@@ -205,6 +205,16 @@ fn densenet121() {
 }
 
 #[test]
+fn mobilenet_v3_small() {
+    check("mobilenet_v3_small");
+}
+
+#[test]
+fn mobilenet_v3_large() {
+    check("mobilenet_v3_large");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
 }

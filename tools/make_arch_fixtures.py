@@ -115,6 +115,12 @@ ARCHS = {
     # pytorch-grad-cam's README layer for DenseNet: model.features[-1], the final BatchNorm.
     "densenet121": (tv("densenet121"), 224, IMAGENET,
                     [("features.norm5", None), ("features.denseblock3", "other")]),
+    # Squeeze-and-excitation with ReLU and a hardsigmoid gate, hardswish, a hidden linear layer
+    # after the pool.
+    "mobilenet_v3_small": (tv("mobilenet_v3_small"), 224, IMAGENET,
+                           [("features.12", None), ("features.9", "other")]),
+    "mobilenet_v3_large": (tv("mobilenet_v3_large"), 224, IMAGENET,
+                           [("features.16", None), ("features.13", "other")]),
     # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
     # every block.
     "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,

@@ -36,7 +36,9 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "guided")
 
 # arch: the Grad-CAM layer. Lite0 has no nn.ReLU (guided = plain gradient); ResNet-50's are all
 # nn.ReLU modules (guided everywhere).
-LAYERS = {"efficientnet-lite0": "head", "resnet50": "layer4"}
+# MobileNetV3-Small mixes nn.ReLU (early blocks and every squeeze-and-excitation's reduction,
+# guided) with hardswish and hardsigmoid (not replaced).
+LAYERS = {"efficientnet-lite0": "head", "resnet50": "layer4", "mobilenet_v3_small": "features.12"}
 
 
 def main(names):

@@ -233,6 +233,9 @@ kernels! {
     } invocations(p, _) = p.batch * p.channels / 4,
     work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
                         u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
+    GlobalAvgPoolGrad => "global_avg_pool_grad" (PoolGradParams) {
+        grad_out: Storage, extra: Storage, grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = linear_invocations(v, p.batch, p.out_features),

@@ -218,6 +218,17 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/global_avg_pool_grad.wgsl.
+    pub struct PoolGradParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        /// 1: add `extra` (another reader's gradient of the input).
+        pub add_extra: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/linear.wgsl.
     pub struct LinearParams {
         pub batch: u32,

@@ -2,7 +2,9 @@
 //! tensor names and shapes.
 
 use super::tensors::WeightFile;
-use super::{densenet, efficientnet, efficientnet_lite, mobilenet_v2, resnet, vgg, Model};
+use super::{
+    densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, resnet, vgg, Model,
+};
 use crate::error::{one_line, Error, Result};
 
 /// An architecture the engine can build.
@@ -16,6 +18,8 @@ pub enum Arch {
     Vgg(usize),
     /// torchvision MobileNetV2.
     MobileNetV2,
+    /// torchvision MobileNetV3 (index into the MobileNetV3 variants).
+    MobileNetV3(usize),
     /// torchvision DenseNet (index into the DenseNet variants).
     DenseNet(usize),
     /// torchvision EfficientNet-B0 to B7 (index into the EfficientNet variants).
@@ -37,6 +41,8 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::Vgg(0),
     Arch::Vgg(1),
     Arch::MobileNetV2,
+    Arch::MobileNetV3(0),
+    Arch::MobileNetV3(1),
     Arch::DenseNet(0),
     Arch::DenseNet(1),
     Arch::DenseNet(2),
@@ -59,6 +65,7 @@ impl Arch {
             Arch::ResNet(i) => resnet::VARIANTS[i].name,
             Arch::Vgg(i) => vgg::VARIANTS[i].name,
             Arch::MobileNetV2 => mobilenet_v2::NAME,
+            Arch::MobileNetV3(i) => mobilenet_v3::VARIANTS[i].name,
             Arch::DenseNet(i) => densenet::VARIANTS[i].name,
             Arch::EfficientNet(i) => efficientnet::VARIANTS[i].name,
         }
@@ -90,6 +97,7 @@ impl Arch {
             Arch::ResNet(i) => resnet::build(file, &resnet::VARIANTS[i]),
             Arch::Vgg(i) => vgg::build(file, &vgg::VARIANTS[i]),
             Arch::MobileNetV2 => mobilenet_v2::build(file),
+            Arch::MobileNetV3(i) => mobilenet_v3::build(file, &mobilenet_v3::VARIANTS[i]),
             Arch::DenseNet(i) => densenet::build(file, &densenet::VARIANTS[i]),
             Arch::EfficientNet(i) => efficientnet::build(file, &efficientnet::VARIANTS[i]),
         }
@@ -99,34 +107,31 @@ impl Arch {
     /// like one of the family at all (`None`: not this family).
     fn recognise(file: &WeightFile) -> Option<Vec<Arch>> {
         if resnet::claims(file) {
-            let found = resnet::detect(file)
-                .and_then(|v| resnet::VARIANTS.iter().position(|k| *k == v))
-                .map(Arch::ResNet);
-            return Some(found.map_or_else(
-                || (0..resnet::VARIANTS.len()).map(Arch::ResNet).collect(),
-                |a| vec![a],
+            return Some(family(
+                &resnet::VARIANTS,
+                resnet::detect(file),
+                Arch::ResNet,
             ));
         }
         if densenet::claims(file) {
-            let found = densenet::detect(file)
-                .and_then(|v| densenet::VARIANTS.iter().position(|k| *k == v))
-                .map(Arch::DenseNet);
-            return Some(found.map_or_else(
-                || (0..densenet::VARIANTS.len()).map(Arch::DenseNet).collect(),
-                |a| vec![a],
+            return Some(family(
+                &densenet::VARIANTS,
+                densenet::detect(file),
+                Arch::DenseNet,
+            ));
+        }
+        if mobilenet_v3::claims(file) {
+            return Some(family(
+                &mobilenet_v3::VARIANTS,
+                mobilenet_v3::detect(file),
+                Arch::MobileNetV3,
             ));
         }
         if efficientnet::claims(file) {
-            let found = efficientnet::detect(file)
-                .and_then(|v| efficientnet::VARIANTS.iter().position(|k| *k == v))
-                .map(Arch::EfficientNet);
-            return Some(found.map_or_else(
-                || {
-                    (0..efficientnet::VARIANTS.len())
-                        .map(Arch::EfficientNet)
-                        .collect()
-                },
-                |a| vec![a],
+            return Some(family(
+                &efficientnet::VARIANTS,
+                efficientnet::detect(file),
+                Arch::EfficientNet,
             ));
         }
         if efficientnet_lite::claims(file) {
@@ -141,6 +146,15 @@ impl Arch {
             return Some(vec![Arch::Vgg(i)]);
         }
         None
+    }
+}
+
+/// The variant of a family that `detected` is, as an [`Arch`] (`make`), or every variant of the
+/// family when the file's structure is none of theirs (each is then tried).
+fn family<V: PartialEq>(variants: &[V], detected: Option<V>, make: fn(usize) -> Arch) -> Vec<Arch> {
+    match detected.and_then(|v| variants.iter().position(|k| *k == v)) {
+        Some(i) => vec![make(i)],
+        None => (0..variants.len()).map(make).collect(),
     }
 }
 

@@ -11,6 +11,7 @@ mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
 mod mobilenet_v2;
+mod mobilenet_v3;
 mod onnx;
 mod resnet;
 mod tensors;

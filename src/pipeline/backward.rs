@@ -12,7 +12,8 @@
 //!   then `∂x = convᵀ(g)` and `∂r += g`;
 //! - conv adding `r` after no activation (MBConv skip): `∂x = convᵀ(∂y)`, `∂r += ∂y`;
 //! - max pool: `∂y` routed to each window's first maximum;
-//! - average pool: `∂y / divisor` spread over each window;
+//! - average pool: `∂y / divisor` spread over each window; a global average pool inside the
+//!   network (before a hidden linear layer): `∂y / (h·w)` at every pixel;
 //! - concatenation: each input's slice of `∂y`;
 //! - an elementwise op (a BatchNorm and/or an activation): `∂x = scale ⊙ act'(z) ⊙ ∂y`, with
 //!   `z = x · scale + bias` recomputed from its input `x`;
@@ -33,7 +34,7 @@ use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, AvgPoolParams, ConcatParams, ConvGradParams, DepthwiseGradParams,
     ElementwiseGradParams, LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
-    SqueezeExciteParams,
+    PoolGradParams, SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -108,6 +109,18 @@ pub enum GradStep {
         output: usize,
         /// Window side, stride, padding and whether padding counts in the divisor.
         window: (u32, u32, u32, bool),
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
+    /// A global average pool's input gradient (a pool inside the network: the classifier's
+    /// own is part of the seed).
+    GlobalAvgPool {
+        /// The pool's input tensor.
+        input: usize,
         /// The output gradient read.
         grad_out: usize,
         /// The input gradient written.
@@ -231,6 +244,9 @@ impl GradStep {
             | GradStep::AvgPool {
                 grad_out, extra, ..
             }
+            | GradStep::GlobalAvgPool {
+                grad_out, extra, ..
+            }
             | GradStep::ConcatSlice {
                 grad_out, extra, ..
             }
@@ -248,6 +264,7 @@ impl GradStep {
             | GradStep::Linear { grad_in, .. }
             | GradStep::Elementwise { grad_in, .. }
             | GradStep::AvgPool { grad_in, .. }
+            | GradStep::GlobalAvgPool { grad_in, .. }
             | GradStep::ConcatSlice { grad_in, .. }
             | GradStep::SeGate { grad_in, .. }
             | GradStep::SeExcite { grad_in, .. }
@@ -663,13 +680,15 @@ impl BackwardPlan {
                         });
                     }
                 }
-                Op::GlobalAvgPool { output, .. } => {
-                    if walk.pending.contains_key(&output) {
-                        return Err(unsupported(format!(
-                            "no backward rule for the global average pool into `{}`",
-                            name(output)
-                        )));
-                    }
+                Op::GlobalAvgPool { input, output } => {
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::GlobalAvgPool {
+                            input,
+                            grad_out,
+                            grad_in,
+                            extra,
+                        }
+                    })?
                 }
                 Op::Preprocess { .. } => {}
             }
@@ -993,6 +1012,30 @@ pub(super) fn push_grad_step(
                     count_include_pad: u32::from(count_include_pad),
                     add_extra,
                     _pad: 0,
+                },
+            );
+        }
+        GradStep::GlobalAvgPool {
+            input,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let t = &model.tensors[input];
+            let (pixels, channels) = (t.height * t.width, t.channels);
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                launch::GlobalAvgPoolGrad {
+                    grad_out: grad(grad_out),
+                    extra: grad(extra.unwrap_or(grad_out)),
+                    grad_in: grad(grad_in),
+                },
+                move |s| PoolGradParams {
+                    batch: s.images,
+                    pixels,
+                    channels,
+                    add_extra,
                 },
             );
         }

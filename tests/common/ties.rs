@@ -25,6 +25,11 @@ pub fn pin_ties(explainer: &gradcam::Explainer, flips: &Fixture) -> usize {
             Op::Conv { conv, output, .. } => Some((output, model.convs[conv].activation)),
             Op::Linear { linear, output, .. } => Some((output, model.linears[linear].activation)),
             Op::Elementwise { op, output, .. } => Some((output, model.elementwise[op].activation)),
+            // The activation after a squeeze-and-excitation block's reduction; its mask is read
+            // from the value before it, which a ReLU's side pins the same way.
+            Op::SqueezeExcite { se, squeezed, .. } => {
+                Some((squeezed, model.squeeze_excite[se].activation))
+            }
             _ => None,
         })
         // The reference records ReLU and ReLU6 modules only.
