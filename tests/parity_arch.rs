@@ -180,6 +180,11 @@ fn resnet50() {
 }
 
 #[test]
+fn resnext50_32x4d() {
+    check("resnext50_32x4d");
+}
+
+#[test]
 fn resnet101() {
     check("resnet101");
 }

@@ -107,6 +107,9 @@ ARCHS = {
     "resnet34": (tv("resnet34"), 224, IMAGENET, [("layer4", None), ("layer2", "other")]),
     "resnet50": (tv("resnet50"), 224, IMAGENET,
                  [("layer4", None), ("layer3", "other"), ("layer3,layer4", None)]),
+    # Grouped 3×3 convs (32 groups of 4 channels in layer1).
+    "resnext50_32x4d": (tv("resnext50_32x4d"), 224, IMAGENET,
+                        [("layer4", None), ("layer3", "other")]),
     "resnet101": (tv("resnet101"), 224, IMAGENET, [("layer4", None), ("layer3.10", "other")]),
     "vgg16": (tv("vgg16"), 224, IMAGENET, [("features.30", None), ("features.23", "other")]),
     "vgg16_bn": (tv("vgg16_bn"), 224, IMAGENET, [("features.43", None), ("features.33", "other")]),

@@ -236,6 +236,24 @@ kernels! {
     GlobalAvgPoolGrad => "global_avg_pool_grad" (PoolGradParams) {
         grad_out: Storage, extra: Storage, grad_in: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
+    ConvGeneral => "conv_general" (ConvGeneralParams) {
+        input: Storage, weight: Storage, bias: Storage, residual: Storage,
+        output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w * p.out_c / 4,
+    work(p) = Work::new(
+        2 * u64::from(p.batch * p.out_h * p.out_w * p.out_c)
+            * u64::from(p.kernel_h * p.kernel_w * p.in_c / p.groups),
+        u64::from(p.batch) * u64::from(p.in_h * p.in_w * p.in_c + p.out_h * p.out_w * p.out_c)
+            + u64::from(p.kernel_h * p.kernel_w * p.out_c * p.in_c / p.groups));
+    ConvGeneralGrad => "conv_general_grad" (ConvGeneralParams) {
+        grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c / 4,
+    work(p) = Work::new(
+        2 * u64::from(p.batch * p.out_h * p.out_w * p.out_c)
+            * u64::from(p.kernel_h * p.kernel_w * p.in_c / p.groups),
+        u64::from(p.batch) * u64::from(2 * p.out_h * p.out_w * p.out_c + p.in_h * p.in_w * p.in_c)
+            + u64::from(p.kernel_h * p.kernel_w * p.out_c * p.in_c / p.groups));
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = linear_invocations(v, p.batch, p.out_features),

@@ -229,6 +229,36 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/lib/conv_general.wgsl (conv_general.wgsl and
+    /// conv_general_grad.wgsl).
+    pub struct ConvGeneralParams {
+        pub batch: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub in_c: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub out_c: u32,
+        pub groups: u32,
+        pub kernel_h: u32,
+        pub kernel_w: u32,
+        pub stride_h: u32,
+        pub stride_w: u32,
+        pub dilation_h: u32,
+        pub dilation_w: u32,
+        pub pad_top: u32,
+        pub pad_left: u32,
+        /// Forward: the epilogue's [`Activation`]; backward: the mask's (or 3, the guided ReLU).
+        pub activation: u32,
+        /// Forward: 0 none, 1 residual added after the activation, 2 before it.
+        pub has_residual: u32,
+        /// Backward: 1 to add `extra`.
+        pub add_extra: u32,
+        pub _pad: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/linear.wgsl.
     pub struct LinearParams {
         pub batch: u32,

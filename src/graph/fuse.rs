@@ -303,22 +303,9 @@ impl Pass<'_> {
         let (_, _, ci) = g.shape(node.inputs[0]);
         let co = conv.out_channels;
         let [kh, kw] = conv.kernel;
-        if kh != kw {
-            return Err(self.unsupported(node, format!("{kh}×{kw} kernels are not supported yet")));
-        }
-        if conv.stride[0] != conv.stride[1] {
-            return Err(self.unsupported(
-                node,
-                format!("strides {:?} are not supported yet", conv.stride),
-            ));
-        }
-        if conv.dilation != [1, 1] {
-            return Err(self.unsupported(
-                node,
-                format!("dilation {:?} is not supported yet", conv.dilation),
-            ));
-        }
-        let kind = if conv.groups == 1 {
+        let groups = conv.groups;
+        let square = kh == kw && conv.stride[0] == conv.stride[1] && conv.dilation == [1, 1];
+        let kind = if square && groups == 1 {
             let [top, left, bottom, right] = conv.pads;
             if kh == 1 && conv.stride[0] == 1 && top + left + bottom + right == 0 {
                 // A channel mix per pixel.
@@ -326,17 +313,24 @@ impl Pass<'_> {
             } else {
                 ConvKind::Dense
             }
-        } else if conv.groups == ci && ci == co {
+        } else if square && groups == ci && ci == co {
             ConvKind::Depthwise
         } else {
-            return Err(self.unsupported(
-                node,
-                format!(
-                    "{} groups over {ci} → {co} channels are not supported yet",
-                    conv.groups
-                ),
-            ));
+            ConvKind::General
         };
+        if kind == ConvKind::General {
+            // Four channels of one group per invocation, forward and backward.
+            let (cig, cog) = (ci / groups, co / groups);
+            if !cig.is_multiple_of(4) || !cog.is_multiple_of(4) {
+                return Err(self.unsupported(
+                    node,
+                    format!(
+                        "{groups} groups over {ci} → {co} channels: the channels per group must \
+                         be multiples of 4 (found {cig} → {cog})"
+                    ),
+                ));
+            }
+        }
         if !ci.is_multiple_of(4) && kind != ConvKind::Dense || !co.is_multiple_of(4) {
             return Err(self.unsupported(
                 node,
@@ -346,8 +340,8 @@ impl Pass<'_> {
         // With no activation the order does not matter; the flag says "add, then activate".
         let add_before_activation = residual.is_some() && activation != Activation::None;
 
-        let (k, ci, co) = (kh as usize, ci as usize, co as usize);
-        let per_group = if kind == ConvKind::Depthwise { 1 } else { ci };
+        let (kh, kw, ci, co) = (kh as usize, kw as usize, ci as usize, co as usize);
+        let per_group = ci / groups as usize;
         let conv_bias = conv.bias.clone().unwrap_or_else(|| vec![0.0; co]);
         // FullGrad's biases in module order: the conv's own (the gradient at the conv's output
         // is the BatchNorm's times γ/√(σ² + ε)), then the BatchNorm's.
@@ -377,18 +371,19 @@ impl Pass<'_> {
             .weight
             .iter()
             .enumerate()
-            .map(|(i, w)| (f64::from(*w) * scale[i / (per_group * k * k)]) as f32)
+            .map(|(i, w)| (f64::from(*w) * scale[i / (per_group * kh * kw)]) as f32)
             .collect();
         let mut weight = vec![0f32; weight_torch.len()];
         for o in 0..co {
             for i in 0..per_group {
-                for y in 0..k {
-                    for x in 0..k {
-                        let t = ((o * per_group + i) * k + y) * k + x;
+                for y in 0..kh {
+                    for x in 0..kw {
+                        let t = ((o * per_group + i) * kh + y) * kw + x;
                         let at = match kind {
-                            ConvKind::Dense => ((y * k + x) * ci + i) * co + o,
+                            ConvKind::Dense => ((y * kw + x) * ci + i) * co + o,
                             ConvKind::Pointwise => i * co + o,
-                            ConvKind::Depthwise => (y * k + x) * co + o,
+                            ConvKind::Depthwise => (y * kw + x) * co + o,
+                            ConvKind::General => ((y * kw + x) * per_group + i) * co + o,
                         };
                         weight[at] = weight_torch[t];
                     }
@@ -400,8 +395,14 @@ impl Pass<'_> {
         self.out.convs.push(model::Conv {
             name: node.name.clone(),
             kind,
-            kernel: kh,
+            kernel: kh as u32,
             stride: conv.stride[0],
+            geometry: model::ConvGeometry {
+                kernel: conv.kernel,
+                stride: conv.stride,
+                dilation: conv.dilation,
+                groups,
+            },
             in_channels: ci as u32,
             out_channels: co as u32,
             activation,

@@ -21,6 +21,8 @@ pub struct ConvSpec<'a> {
     /// Dense or depthwise (`groups == channels`); a dense 1×1 stride-1 conv with no padding runs
     /// as a pointwise conv.
     pub kind: ConvKind,
+    /// Channel groups of a dense conv (ResNeXt's 32); 1: every input feeds every output.
+    pub groups: u32,
     /// Kernel side.
     pub kernel: u32,
     /// Stride in both directions.
@@ -47,6 +49,7 @@ impl<'a> ConvSpec<'a> {
             bn_eps: 1e-5,
             conv_bias: false,
             kind: ConvKind::Dense,
+            groups: 1,
             kernel,
             stride: 1,
             padding: Padding::Symmetric(0),
@@ -141,12 +144,18 @@ impl<'a> Builder<'a> {
             spec.out_channels as usize,
         );
         let depthwise = spec.kind == ConvKind::Depthwise;
-        let per_group = if depthwise { 1 } else { ci };
+        let groups = if depthwise { ci } else { spec.groups as usize };
         if depthwise && ci != co {
             return Err(self.unsupported(format!(
                 "{prefix}: depthwise conv with {ci} inputs and {co} outputs"
             )));
         }
+        if groups == 0 || !ci.is_multiple_of(groups) || !co.is_multiple_of(groups) {
+            return Err(self.unsupported(format!(
+                "{prefix}: {groups} groups over {ci} inputs and {co} outputs"
+            )));
+        }
+        let per_group = ci / groups;
         let weight = self
             .file
             .tensor(&format!("{prefix}.weight"), &[co, per_group, k, k])?;
@@ -164,7 +173,7 @@ impl<'a> Builder<'a> {
             kernel: [spec.kernel; 2],
             stride: [spec.stride; 2],
             dilation: [1, 1],
-            groups: if depthwise { src.channels } else { 1 },
+            groups: groups as u32,
             pads: [top, left, bottom, right],
         };
         let mut nodes = vec![(prefix.to_string(), Op::Conv(conv), None)];

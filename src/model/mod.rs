@@ -36,6 +36,23 @@ pub enum ConvKind {
     Pointwise,
     /// One filter per channel (`groups == channels`). GPU weight layout `[k, k, channels]`.
     Depthwise,
+    /// Any other geometry ([`Conv::geometry`]: a non-square kernel, unequal strides,
+    /// dilation, groups that are neither 1 nor the channels). GPU weight layout
+    /// `[kh, kw, in / groups, out]`.
+    General,
+}
+
+/// A convolution's geometry as PyTorch states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Kernel height and width.
+    pub kernel: [u32; 2],
+    /// Strides down and across.
+    pub stride: [u32; 2],
+    /// Dilations down and across.
+    pub dilation: [u32; 2],
+    /// Channel groups.
+    pub groups: u32,
 }
 
 /// One convolution with its BatchNorm folded into `weight` and `bias`.
@@ -45,10 +62,12 @@ pub struct Conv {
     pub name: String,
     /// Channel mixing.
     pub kind: ConvKind,
-    /// Kernel height and width.
+    /// Kernel height and width (for [`ConvKind::General`], the height).
     pub kernel: u32,
-    /// Stride in both directions.
+    /// Stride in both directions (for [`ConvKind::General`], down).
     pub stride: u32,
+    /// The full geometry.
+    pub geometry: ConvGeometry,
     /// Input channels.
     pub in_channels: u32,
     /// Output channels.
@@ -489,6 +508,10 @@ impl Model {
                     ConvKind::Dense => c.kernel * c.kernel * c.in_channels,
                     ConvKind::Pointwise => c.in_channels,
                     ConvKind::Depthwise => c.kernel * c.kernel,
+                    ConvKind::General => {
+                        let g = c.geometry;
+                        g.kernel[0] * g.kernel[1] * c.in_channels / g.groups
+                    }
                 };
                 macs += t.len() as u64 * per_out as u64;
             }

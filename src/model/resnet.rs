@@ -1,6 +1,6 @@
 //! torchvision's ResNet as a graph: 7×7/2 stem, 3×3/2 max pool, four layers of basic (ResNet-18,
-//! 34) or bottleneck (ResNet-50, 101, 152) blocks whose skip connection is added before the
-//! block's last ReLU (through `downsample`, a 1×1 conv and BatchNorm, where the shape changes),
+//! 34) or bottleneck (ResNet-50, 101, 152; ResNeXt's with a grouped 3×3 conv; Wide-ResNet's twice
+//! as wide) blocks whose skip connection is added before the block's last ReLU (through `downsample`, a 1×1 conv and BatchNorm, where the shape changes),
 //! global average pool and `fc`. Tensor names are torchvision's `state_dict()` keys (`conv1`,
 //! `bn1`, `layer2.0.conv1`, `layer2.0.downsample.0`, `fc`, ...); the number of blocks per layer
 //! is read from the file, so any depth loads.
@@ -19,22 +19,49 @@ pub struct Variant {
     pub blocks: [u32; 4],
     /// Bottleneck blocks (1×1, 3×3, 1×1, expansion 4) rather than basic ones (3×3, 3×3).
     pub bottleneck: bool,
+    /// Groups of the bottleneck's 3×3 conv (ResNeXt's cardinality; 1 otherwise).
+    pub groups: u32,
+    /// Channels per group of `layer1`'s bottleneck 3×3 conv, × 64 / 64 (torchvision's
+    /// `width_per_group`: 64, Wide-ResNet's 128, ResNeXt's 4 or 8).
+    pub width_per_group: u32,
 }
 
-/// The torchvision ResNets.
-pub const VARIANTS: [Variant; 5] = [
-    variant("resnet18", [2, 2, 2, 2], false),
-    variant("resnet34", [3, 4, 6, 3], false),
-    variant("resnet50", [3, 4, 6, 3], true),
-    variant("resnet101", [3, 4, 23, 3], true),
-    variant("resnet152", [3, 8, 36, 3], true),
+/// The torchvision ResNets, ResNeXts and Wide-ResNets.
+pub const VARIANTS: [Variant; 10] = [
+    variant("resnet18", [2, 2, 2, 2], false, 1, 64),
+    variant("resnet34", [3, 4, 6, 3], false, 1, 64),
+    variant("resnet50", [3, 4, 6, 3], true, 1, 64),
+    variant("resnet101", [3, 4, 23, 3], true, 1, 64),
+    variant("resnet152", [3, 8, 36, 3], true, 1, 64),
+    variant("resnext50_32x4d", [3, 4, 6, 3], true, 32, 4),
+    variant("resnext101_32x8d", [3, 4, 23, 3], true, 32, 8),
+    variant("resnext101_64x4d", [3, 4, 23, 3], true, 64, 4),
+    variant("wide_resnet50_2", [3, 4, 6, 3], true, 1, 128),
+    variant("wide_resnet101_2", [3, 4, 23, 3], true, 1, 128),
 ];
 
-const fn variant(name: &'static str, blocks: [u32; 4], bottleneck: bool) -> Variant {
+const fn variant(
+    name: &'static str,
+    blocks: [u32; 4],
+    bottleneck: bool,
+    groups: u32,
+    width_per_group: u32,
+) -> Variant {
     Variant {
         name,
         blocks,
         bottleneck,
+        groups,
+        width_per_group,
+    }
+}
+
+impl Variant {
+    /// Width of layer `l`'s bottleneck (torchvision's `planes · width_per_group / 64 · groups`),
+    /// or its basic blocks' width.
+    fn width(&self, l: usize) -> u32 {
+        let planes = 64 << l;
+        planes * self.width_per_group / 64 * self.groups
     }
 }
 
@@ -56,9 +83,18 @@ pub fn detect(file: &WeightFile) -> Option<Variant> {
         }
     }
     let bottleneck = file.shape("layer1.0.conv3.weight").is_some();
-    VARIANTS
-        .into_iter()
-        .find(|v| v.blocks == blocks && v.bottleneck == bottleneck)
+    // The 3×3 conv's [width, width / groups, 3, 3].
+    let conv = if bottleneck { "conv2" } else { "conv1" };
+    let (width, groups) = match file.shape(&format!("layer1.0.{conv}.weight")) {
+        Some([w, per, _, _]) if *per > 0 => (*w as u32, (*w / *per) as u32),
+        _ => (0, 0),
+    };
+    VARIANTS.into_iter().find(|v| {
+        v.blocks == blocks
+            && v.bottleneck == bottleneck
+            && v.groups == groups
+            && v.width(0) == width
+    })
 }
 
 /// Builds `variant` from `file`.
@@ -78,13 +114,13 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 
     let expansion = if variant.bottleneck { 4 } else { 1 };
     for (l, &blocks) in variant.blocks.iter().enumerate() {
-        let width = 64 << l;
+        let width = variant.width(l);
         for b in 0..blocks {
             let stride = if l > 0 && b == 0 { 2 } else { 1 };
             let p = format!("layer{}.{b}", l + 1);
             let block_in = x;
             let in_channels = g.spec(x).channels;
-            let out_channels = width * expansion;
+            let out_channels = (64 << l) * expansion;
             let shortcut = if stride != 1 || in_channels != out_channels {
                 let (conv, bn) = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
                 let spec = ConvSpec {
@@ -113,6 +149,7 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
                 x = g.conv(&conv(0, 1, width), x, &format!("{p}.conv1"))?;
                 let spec = ConvSpec {
                     stride,
+                    groups: variant.groups,
                     ..conv(1, 3, width)
                 };
                 x = g.conv(&spec, x, &format!("{p}.conv2"))?;

@@ -32,9 +32,9 @@ use super::steps::{BatchShape, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
-    ActivationGradParams, AvgPoolParams, ConcatParams, ConvGradParams, DepthwiseGradParams,
-    ElementwiseGradParams, LinearGradParams, MaxPoolGradParams, PointwiseGradParams,
-    PoolGradParams, SqueezeExciteParams,
+    ActivationGradParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvGradParams,
+    DepthwiseGradParams, ElementwiseGradParams, LinearGradParams, MaxPoolGradParams,
+    PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -844,6 +844,44 @@ pub(super) fn push_grad_step(
                             mask,
                             add_extra,
                             _pad: [0; 3],
+                        },
+                    );
+                }
+                ConvKind::General => {
+                    let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
+                        Error::InvalidRequest(format!("{}: no PyTorch-layout weight", c.name))
+                    })?;
+                    let g = c.geometry;
+                    steps.push(
+                        ctx,
+                        launch::ConvGeneralGrad {
+                            grad_out: grad(grad_out),
+                            forward_out,
+                            weight,
+                            extra,
+                            grad_in: grad(grad_in),
+                        },
+                        move |s| ConvGeneralParams {
+                            batch: s.images,
+                            in_h: i.height,
+                            in_w: i.width,
+                            in_c: i.channels,
+                            out_h: o.height,
+                            out_w: o.width,
+                            out_c: o.channels,
+                            groups: g.groups,
+                            kernel_h: g.kernel[0],
+                            kernel_w: g.kernel[1],
+                            stride_h: g.stride[0],
+                            stride_w: g.stride[1],
+                            dilation_h: g.dilation[0],
+                            dilation_w: g.dilation[1],
+                            pad_top,
+                            pad_left,
+                            activation: mask,
+                            has_residual: 0,
+                            add_extra,
+                            _pad: 0,
                         },
                     );
                 }

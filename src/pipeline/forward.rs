@@ -12,9 +12,9 @@ use super::steps::{BatchShape, Step, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
-    overlay_row_pitch, AvgPoolParams, ConcatParams, ConvParams, DepthwiseParams, ElementwiseParams,
-    ImageMeta, LinearParams, MaxPoolParams, PointwiseParams, PoolParams, PreprocessParams,
-    SqueezeExciteParams,
+    overlay_row_pitch, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams, DepthwiseParams,
+    ElementwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams, PoolParams,
+    PreprocessParams, SqueezeExciteParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -104,7 +104,7 @@ impl GpuModel {
             .convs
             .iter()
             .map(|c| {
-                (c.kind == ConvKind::Pointwise)
+                matches!(c.kind, ConvKind::Pointwise | ConvKind::General)
                     .then(|| ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
             })
             .collect();
@@ -839,6 +839,43 @@ pub(super) fn push_op(
                         },
                     )
                     .into(),
+                ConvKind::General => {
+                    let g = c.geometry;
+                    steps
+                        .push(
+                            ctx,
+                            launch::ConvGeneral {
+                                input: &tensors[input],
+                                weight: w,
+                                bias: b,
+                                residual: r,
+                                output: &tensors[output],
+                            },
+                            move |s| ConvGeneralParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                in_c: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                out_c: o.channels,
+                                groups: g.groups,
+                                kernel_h: g.kernel[0],
+                                kernel_w: g.kernel[1],
+                                stride_h: g.stride[0],
+                                stride_w: g.stride[1],
+                                dilation_h: g.dilation[0],
+                                dilation_w: g.dilation[1],
+                                pad_top,
+                                pad_left,
+                                activation,
+                                has_residual,
+                                add_extra: 0,
+                                _pad: 0,
+                            },
+                        )
+                        .into()
+                }
                 ConvKind::Pointwise => steps
                     .push_variant(
                         ctx,
