@@ -4,7 +4,7 @@
 //! GradCAM at several layers: `tinynet` (residual blocks, ReLU6, everything fused into the
 //! convs) and `actnet` (SiLU, Hardswish, GELU, LeakyReLU, Hardsigmoid, BatchNorm-ReLU before a
 //! conv: elementwise ops that keep their input; squeeze-and-excitation with a squeezed width that
-//! is no multiple of 4). Broken files are one-line errors naming the
+//! is no multiple of 4; 1×7, 7×1, grouped and dilated convs). Broken files are one-line errors naming the
 //! file.
 
 mod common;
@@ -98,7 +98,7 @@ fn check(net: &str, exporter: &str, layers: &[&str], classes: u32) {
 }
 
 const TINYNET: &[&str] = &["head", "layer2", "layer1"];
-const ACTNET: &[&str] = &["head", "layer3", "mix", "se", "layer2", "layer1"];
+const ACTNET: &[&str] = &["head", "factor", "layer3", "mix", "se", "layer2", "layer1"];
 
 #[test]
 fn torchscript_export_equals_the_reference() {

@@ -20,7 +20,8 @@ tests/fixtures/onnx/unsupported.onnx           conv, a Tanh node named `gate` (a
 tests/fixtures/onnx/actnet.{torchscript,dynamo}.onnx, actnet.safetensors
                                                the same for ActNet: SiLU, BatchNorm-ReLU before a
                                                conv, Hardswish, squeeze-and-excitation (ReLU,
-                                               Hardsigmoid gate), a concatenated branch, average
+                                               Hardsigmoid gate), a concatenated branch, 1×7 and
+                                               7×1, grouped and dilated convs, average
                                                pools, GELU, LeakyReLU, GELU (tanh), Hardsigmoid
                                                (TorchScript at opset 20, for Gelu)
 tests/fixtures/onnx/tinynet.safetensors
@@ -121,6 +122,12 @@ class ActNet(nn.Module):
         self.layer3 = nn.Sequential(
             nn.Conv2d(48, 32, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 1, 1), nn.LeakyReLU(0.1)
         )
+        # Factorised 1×7 and 7×1 convs (Inception's), grouped and dilated convs.
+        self.factor = nn.Sequential(
+            nn.Conv2d(32, 32, (1, 7), padding=(0, 3), groups=4), nn.ReLU(),
+            nn.Conv2d(32, 32, (7, 1), padding=(3, 0), bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=2, dilation=2, groups=8),
+        )
         self.down = nn.AvgPool2d(2, 2)
         self.head = nn.Sequential(
             nn.Conv2d(32, 48, 1), nn.GELU(approximate="tanh"), nn.BatchNorm2d(48), nn.Hardsigmoid()
@@ -131,13 +138,13 @@ class ActNet(nn.Module):
     def forward(self, x):
         x = self.se(self.layer2(self.layer1(self.stem(x))))
         x = self.mix(torch.cat([x, self.branch(x)], 1))
-        x = self.head(self.down(self.layer3(x)))
+        x = self.head(self.down(self.factor(self.layer3(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 NETS = {
     "tinynet": (TinyNet, ["head", "layer2", "layer1"], 17),
-    "actnet": (ActNet, ["head", "layer3", "mix", "se", "layer2", "layer1"], 20),
+    "actnet": (ActNet, ["head", "factor", "layer3", "mix", "se", "layer2", "layer1"], 20),
 }
 
 
