@@ -220,6 +220,11 @@ fn mobilenet_v3_large() {
 }
 
 #[test]
+fn regnet_y_400mf() {
+    check("regnet_y_400mf");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
 }

@@ -124,6 +124,9 @@ ARCHS = {
                            [("features.12", None), ("features.9", "other")]),
     "mobilenet_v3_large": (tv("mobilenet_v3_large"), 224, IMAGENET,
                            [("features.16", None), ("features.13", "other")]),
+    # Grouped 3×3 convs (groups of 8 channels) and squeeze-and-excitation in every block.
+    "regnet_y_400mf": (tv("regnet_y_400mf"), 224, IMAGENET,
+                       [("trunk_output", None), ("trunk_output.block3", "other")]),
     # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
     # every block.
     "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,

@@ -3,7 +3,8 @@
 
 use super::tensors::WeightFile;
 use super::{
-    densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, resnet, vgg, Model,
+    densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, regnet, resnet, vgg,
+    Model,
 };
 use crate::error::{one_line, Error, Result};
 
@@ -24,6 +25,8 @@ pub enum Arch {
     DenseNet(usize),
     /// torchvision EfficientNet-B0 to B7 (index into the EfficientNet variants).
     EfficientNet(usize),
+    /// torchvision RegNetY and RegNetX (index into the RegNet variants).
+    RegNet(usize),
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -55,6 +58,21 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::EfficientNet(5),
     Arch::EfficientNet(6),
     Arch::EfficientNet(7),
+    Arch::RegNet(0),
+    Arch::RegNet(1),
+    Arch::RegNet(2),
+    Arch::RegNet(3),
+    Arch::RegNet(4),
+    Arch::RegNet(5),
+    Arch::RegNet(6),
+    Arch::RegNet(7),
+    Arch::RegNet(8),
+    Arch::RegNet(9),
+    Arch::RegNet(10),
+    Arch::RegNet(11),
+    Arch::RegNet(12),
+    Arch::RegNet(13),
+    Arch::RegNet(14),
 ];
 
 impl Arch {
@@ -68,6 +86,7 @@ impl Arch {
             Arch::MobileNetV3(i) => mobilenet_v3::VARIANTS[i].name,
             Arch::DenseNet(i) => densenet::VARIANTS[i].name,
             Arch::EfficientNet(i) => efficientnet::VARIANTS[i].name,
+            Arch::RegNet(i) => regnet::VARIANTS[i].name,
         }
     }
 
@@ -100,6 +119,7 @@ impl Arch {
             Arch::MobileNetV3(i) => mobilenet_v3::build(file, &mobilenet_v3::VARIANTS[i]),
             Arch::DenseNet(i) => densenet::build(file, &densenet::VARIANTS[i]),
             Arch::EfficientNet(i) => efficientnet::build(file, &efficientnet::VARIANTS[i]),
+            Arch::RegNet(i) => regnet::build(file, &regnet::VARIANTS[i]),
         }
     }
 
@@ -125,6 +145,13 @@ impl Arch {
                 &mobilenet_v3::VARIANTS,
                 mobilenet_v3::detect(file),
                 Arch::MobileNetV3,
+            ));
+        }
+        if regnet::claims(file) {
+            return Some(family(
+                &regnet::VARIANTS,
+                regnet::detect(file),
+                Arch::RegNet,
             ));
         }
         if efficientnet::claims(file) {

@@ -13,6 +13,7 @@ mod efficientnet_lite;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod onnx;
+mod regnet;
 mod resnet;
 mod tensors;
 mod vgg;
