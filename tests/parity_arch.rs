@@ -225,6 +225,11 @@ fn regnet_y_400mf() {
 }
 
 #[test]
+fn convnext_tiny() {
+    check("convnext_tiny");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
 }

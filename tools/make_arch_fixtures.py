@@ -127,6 +127,10 @@ ARCHS = {
     # Grouped 3×3 convs (groups of 8 channels) and squeeze-and-excitation in every block.
     "regnet_y_400mf": (tv("regnet_y_400mf"), 224, IMAGENET,
                        [("trunk_output", None), ("trunk_output.block3", "other")]),
+    # LayerNorm over the channels, linear layers on every pixel, GELU, layer scale, 7×7
+    # depthwise convs.
+    "convnext_tiny": (tv("convnext_tiny"), 224, IMAGENET,
+                      [("features.7", None), ("features.5", "other")]),
     # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
     # every block.
     "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,

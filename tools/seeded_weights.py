@@ -10,6 +10,7 @@ and a value by the tensor's role, computed in float64 and rounded once to float3
     *.running_var            0.5 + u                  (BatchNorm statistics, realistic range)
     *.running_mean           0.4 u - 0.2
     1-D *.weight             0.5 + 0.5 u              (BatchNorm scale)
+    *.layer_scale            0.2 + 0.3 u              (ConvNeXt's per-channel layer scale)
     1-D *.bias               0.2 u - 0.1
     k-D *.weight (k >= 2)    (2u - 1) sqrt(6 / fan_in), fan_in = prod(shape[1:])   (He uniform)
 Integer tensors (num_batches_tracked) are left at 0.
@@ -47,6 +48,8 @@ def seeded_values(name, shape, seed):
         v = 0.4 * u - 0.2
     elif name.endswith("weight") and len(shape) == 1:
         v = 0.5 + 0.5 * u
+    elif name.endswith("layer_scale"):
+        v = 0.2 + 0.3 * u
     elif name.endswith("bias"):
         v = 0.2 * u - 0.1
     elif name.endswith("weight"):

@@ -254,6 +254,17 @@ kernels! {
             * u64::from(p.kernel_h * p.kernel_w * p.in_c / p.groups),
         u64::from(p.batch) * u64::from(2 * p.out_h * p.out_w * p.out_c + p.in_h * p.in_w * p.in_c)
             + u64::from(p.kernel_h * p.kernel_w * p.out_c * p.in_c / p.groups));
+    LayerNorm => "layer_norm" (LayerNormParams) {
+        input: Storage, gamma: Storage, beta: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.pixels,
+    work(p) = Work::new(6 * u64::from(p.pixels * p.channels),
+                        2 * u64::from(p.pixels * p.channels));
+    LayerNormGrad => "layer_norm_grad" (LayerNormParams) {
+        grad_out: Storage, input: Storage, gamma: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.pixels,
+    work(p) = Work::new(12 * u64::from(p.pixels * p.channels),
+                        (3 + u64::from(p.add_extra)) * u64::from(p.pixels * p.channels));
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = linear_invocations(v, p.batch, p.out_features),

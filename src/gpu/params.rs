@@ -259,6 +259,18 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/layer_norm.wgsl and shaders/layer_norm_grad.wgsl.
+    pub struct LayerNormParams {
+        /// Pixels of the batch.
+        pub pixels: u32,
+        pub channels: u32,
+        pub eps: f32,
+        /// layer_norm_grad: 1 to add `extra`.
+        pub add_extra: u32,
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/linear.wgsl.
     pub struct LinearParams {
         pub batch: u32,

@@ -33,6 +33,8 @@ pub struct Lowered {
     pub elementwise: Vec<model::Elementwise>,
     /// Every squeeze-and-excitation block.
     pub squeeze_excite: Vec<model::SqueezeExcite>,
+    /// Every LayerNorm.
+    pub layer_norms: Vec<model::LayerNorm>,
     /// Every tensor of the plan.
     pub tensors: Vec<TensorSpec>,
     /// The plan, in execution order.
@@ -89,8 +91,41 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
             continue;
         }
         match &node.op {
-            Op::Conv(conv) => pass.conv(node, conv)?,
+            Op::Conv(conv) => pass.conv(node, conv, true)?,
+            Op::Linear(linear) if pass.per_pixel(node) => {
+                // A linear layer on every pixel of a map is a 1×1 conv, which FullGrad does not
+                // count as one (the reference counts `nn.Conv2d` modules only).
+                let conv = ops::Conv {
+                    weight: linear.weight.clone(),
+                    bias: Some(linear.bias.clone()),
+                    out_channels: linear.out_features,
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    dilation: [1, 1],
+                    groups: 1,
+                    pads: [0; 4],
+                };
+                pass.conv(node, &conv, false)?
+            }
             Op::Linear(linear) => pass.linear(node, linear)?,
+            Op::LayerNorm(norm) => {
+                let input = pass.planned(node.inputs[0])?;
+                let (_, _, channels) = graph.shape(node.inputs[0]);
+                pass.vec4_channels(node, channels)?;
+                let output = pass.emit_tensor(node.output);
+                pass.out.layer_norms.push(model::LayerNorm {
+                    name: node.name.clone(),
+                    gamma: norm.gamma.clone(),
+                    beta: norm.beta.clone(),
+                    eps: norm.eps,
+                });
+                pass.out.ops.push(model::Op::LayerNorm {
+                    op: pass.out.layer_norms.len() - 1,
+                    input,
+                    output,
+                });
+            }
+            Op::Scale(scale) => pass.elementwise(node, Some(Affine::Scale(scale)))?,
             Op::MaxPool(pool) => {
                 let input = pass.planned(node.inputs[0])?;
                 let output = pass.emit_tensor(node.output);
@@ -154,7 +189,7 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                 pass.plan[node.output] = Some(pass.planned(node.inputs[0])?);
                 pass.flattened[node.output] = true;
             }
-            Op::BatchNorm(bn) => pass.elementwise(node, Some(bn))?,
+            Op::BatchNorm(bn) => pass.elementwise(node, Some(Affine::BatchNorm(bn)))?,
             Op::Activation(_) => pass.elementwise(node, None)?,
             Op::Mul(_) => {
                 return Err(pass.unsupported(
@@ -194,6 +229,69 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
         .filter_map(|&(t, r)| Some((pass.plan[t]?, pass.plan[r]?)))
         .collect();
     Ok(pass.out)
+}
+
+/// A per-channel affine map that a conv before it folds into its weights and bias, or that runs
+/// as an elementwise op: `x · scale + shift`.
+#[derive(Clone, Copy)]
+enum Affine<'a> {
+    /// Inference-mode BatchNorm.
+    BatchNorm(&'a ops::BatchNorm),
+    /// A constant factor per channel.
+    Scale(&'a ops::Scale),
+}
+
+impl Affine<'_> {
+    /// Channel `c`'s scale, in float64 for folding.
+    fn scale_f64(self, c: usize) -> f64 {
+        match self {
+            Affine::BatchNorm(bn) => bn.scale_f64(c),
+            Affine::Scale(s) => f64::from(s.factors[c]),
+        }
+    }
+
+    /// Channel `c`'s scale in float32, as PyTorch computes it.
+    fn scale_f32(self, c: usize) -> f32 {
+        match self {
+            Affine::BatchNorm(bn) => bn.scale_f32(c),
+            Affine::Scale(s) => s.factors[c],
+        }
+    }
+
+    /// Channel `c`'s shift in float64 (`β − μ·scale`; none for a factor).
+    fn shift_f64(self, c: usize) -> f64 {
+        match self {
+            Affine::BatchNorm(bn) => {
+                f64::from(bn.beta[c]) - f64::from(bn.mean[c]) * self.scale_f64(c)
+            }
+            Affine::Scale(_) => 0.0,
+        }
+    }
+
+    /// Channels.
+    fn len(self) -> usize {
+        match self {
+            Affine::BatchNorm(bn) => bn.gamma.len(),
+            Affine::Scale(s) => s.factors.len(),
+        }
+    }
+
+    /// The bias FullGrad reads of it (a BatchNorm's).
+    fn full_grad_bias(self) -> Option<Vec<f32>> {
+        match self {
+            Affine::BatchNorm(bn) => bn.full_grad_bias(),
+            Affine::Scale(_) => None,
+        }
+    }
+
+    /// The affine op `op`, if it is one.
+    fn of(op: &Op) -> Option<Affine<'_>> {
+        match op {
+            Op::BatchNorm(bn) => Some(Affine::BatchNorm(bn)),
+            Op::Scale(s) => Some(Affine::Scale(s)),
+            _ => None,
+        }
+    }
 }
 
 /// The state of the pass.
@@ -270,19 +368,24 @@ impl Pass<'_> {
         ))
     }
 
-    /// A conv with the BatchNorm, residual add and activation that follow it.
-    fn conv(&mut self, node: &Node, conv: &ops::Conv) -> Result<()> {
+    /// Whether linear layer `node` reads a map (every pixel's channels) rather than one vector
+    /// per image.
+    fn per_pixel(&self, node: &Node) -> bool {
+        let (h, w, _) = self.graph.shape(node.inputs[0]);
+        h * w > 1 && !self.flattened[node.inputs[0]]
+    }
+
+    /// A conv with the BatchNorm (or constant factor), residual add and activation that follow
+    /// it; its own bias counts for FullGrad when `full_grad` (an `nn.Conv2d`'s).
+    fn conv(&mut self, node: &Node, conv: &ops::Conv, full_grad: bool) -> Result<()> {
         let g = self.graph;
         let mut end = node.output;
         let bn = self
-            .absorbable(end, |op| matches!(op, Op::BatchNorm(_)))
-            .map(|j| {
+            .absorbable(end, |op| Affine::of(op).is_some())
+            .and_then(|j| {
                 self.absorbed[j] = true;
                 end = g.nodes[j].output;
-                match &g.nodes[j].op {
-                    Op::BatchNorm(bn) => bn,
-                    _ => unreachable!("matched a BatchNorm"),
-                }
+                Affine::of(&g.nodes[j].op)
             });
         let mut residual = None;
         if let Some(j) = self.absorbable(end, |op| matches!(op, Op::Add(_))) {
@@ -346,7 +449,7 @@ impl Pass<'_> {
         // FullGrad's biases in module order: the conv's own (the gradient at the conv's output
         // is the BatchNorm's times γ/√(σ² + ε)), then the BatchNorm's.
         let mut full_grad_biases = Vec::new();
-        if let Some(b) = &conv.bias {
+        if let (Some(b), true) = (&conv.bias, full_grad) {
             full_grad_biases.push(match bn {
                 Some(bn) => (0..co).map(|o| b[o] * bn.scale_f32(o)).collect(),
                 None => b.clone(),
@@ -357,11 +460,7 @@ impl Pass<'_> {
                 full_grad_biases.extend(bn.full_grad_bias());
                 let scale: Vec<f64> = (0..co).map(|o| bn.scale_f64(o)).collect();
                 let bias = (0..co)
-                    .map(|o| {
-                        (f64::from(bn.beta[o])
-                            + (f64::from(conv_bias[o]) - f64::from(bn.mean[o])) * scale[o])
-                            as f32
-                    })
+                    .map(|o| (bn.shift_f64(o) + f64::from(conv_bias[o]) * scale[o]) as f32)
                     .collect();
                 (scale, bias)
             }
@@ -503,7 +602,7 @@ impl Pass<'_> {
 
     /// A BatchNorm (with the activation after it) or an activation no conv or linear layer
     /// absorbed: one elementwise kernel, which keeps its input for the backward pass.
-    fn elementwise(&mut self, node: &Node, bn: Option<&ops::BatchNorm>) -> Result<()> {
+    fn elementwise(&mut self, node: &Node, bn: Option<Affine>) -> Result<()> {
         let g = self.graph;
         let mut end = node.output;
         let mut activation = match &node.op {
@@ -522,11 +621,9 @@ impl Pass<'_> {
         // The scale and bias in float64, rounded once (PyTorch's inference BatchNorm applies
         // them as `x · scale + shift`).
         let affine = bn.map(|bn| {
-            let scale: Vec<f64> = (0..bn.gamma.len()).map(|c| bn.scale_f64(c)).collect();
-            let shift = (0..bn.gamma.len())
-                .map(|c| (f64::from(bn.beta[c]) - f64::from(bn.mean[c]) * scale[c]) as f32)
-                .collect();
-            (scale.iter().map(|s| *s as f32).collect(), shift)
+            let scale = (0..bn.len()).map(|c| bn.scale_f64(c) as f32).collect();
+            let shift = (0..bn.len()).map(|c| bn.shift_f64(c) as f32).collect();
+            (scale, shift)
         });
         let (_, _, channels) = g.shape(node.inputs[0]);
         self.vec4_channels(node, channels)?;

@@ -3,8 +3,8 @@
 
 use super::tensors::WeightFile;
 use super::{
-    densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, regnet, resnet, vgg,
-    Model,
+    convnext, densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, regnet,
+    resnet, vgg, Model,
 };
 use crate::error::{one_line, Error, Result};
 
@@ -27,6 +27,8 @@ pub enum Arch {
     EfficientNet(usize),
     /// torchvision RegNetY and RegNetX (index into the RegNet variants).
     RegNet(usize),
+    /// torchvision ConvNeXt (index into the ConvNeXt variants).
+    ConvNext(usize),
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -73,6 +75,10 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::RegNet(12),
     Arch::RegNet(13),
     Arch::RegNet(14),
+    Arch::ConvNext(0),
+    Arch::ConvNext(1),
+    Arch::ConvNext(2),
+    Arch::ConvNext(3),
 ];
 
 impl Arch {
@@ -87,6 +93,7 @@ impl Arch {
             Arch::DenseNet(i) => densenet::VARIANTS[i].name,
             Arch::EfficientNet(i) => efficientnet::VARIANTS[i].name,
             Arch::RegNet(i) => regnet::VARIANTS[i].name,
+            Arch::ConvNext(i) => convnext::VARIANTS[i].name,
         }
     }
 
@@ -120,6 +127,7 @@ impl Arch {
             Arch::DenseNet(i) => densenet::build(file, &densenet::VARIANTS[i]),
             Arch::EfficientNet(i) => efficientnet::build(file, &efficientnet::VARIANTS[i]),
             Arch::RegNet(i) => regnet::build(file, &regnet::VARIANTS[i]),
+            Arch::ConvNext(i) => convnext::build(file, &convnext::VARIANTS[i]),
         }
     }
 
@@ -138,6 +146,13 @@ impl Arch {
                 &densenet::VARIANTS,
                 densenet::detect(file),
                 Arch::DenseNet,
+            ));
+        }
+        if convnext::claims(file) {
+            return Some(family(
+                &convnext::VARIANTS,
+                convnext::detect(file),
+                Arch::ConvNext,
             ));
         }
         if mobilenet_v3::claims(file) {

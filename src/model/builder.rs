@@ -362,6 +362,74 @@ impl<'a> Builder<'a> {
             .push(prefix, Op::Mul(ops::Mul), &[input, scale], prefix)
     }
 
+    /// Loads the LayerNorm over channels `prefix` (`weight`, `bias`; epsilon `eps`) and appends
+    /// it over `input`; returns its output, named `name`.
+    pub fn layer_norm(
+        &mut self,
+        prefix: &str,
+        eps: f32,
+        input: usize,
+        name: &str,
+    ) -> Result<usize> {
+        let c = self.graph.tensors[input].channels as usize;
+        let norm = ops::LayerNorm {
+            gamma: self.file.tensor(&format!("{prefix}.weight"), &[c])?,
+            beta: self.file.tensor(&format!("{prefix}.bias"), &[c])?,
+            eps,
+        };
+        self.graph.push(prefix, Op::LayerNorm(norm), &[input], name)
+    }
+
+    /// Loads the linear layer `prefix` applied to every pixel's channels of `input` (PyTorch's
+    /// `nn.Linear` between channels-last permutes) and appends it with `activation`; returns its
+    /// output, named `name`.
+    pub fn pixel_linear(
+        &mut self,
+        prefix: &str,
+        input: usize,
+        activation: Activation,
+        name: &str,
+    ) -> Result<usize> {
+        let features = self.graph.tensors[input].channels as usize;
+        let key = format!("{prefix}.weight");
+        let out = match self.file.shape(&key) {
+            Some([o, f]) if *f == features && *o > 0 => *o,
+            found => return Err(self.file_error(key, vec![0, features], found)),
+        };
+        let linear = ops::Linear {
+            weight: self.file.tensor(&key, &[out, features])?,
+            bias: self.file.tensor(&format!("{prefix}.bias"), &[out])?,
+            out_features: out as u32,
+        };
+        let mut nodes = vec![(prefix.to_string(), Op::Linear(linear), None)];
+        nodes.extend(activation_op(activation).map(|op| (name.to_string(), op, None)));
+        self.chain(input, nodes, name)
+    }
+
+    /// Loads the per-channel factor `tensor` (`[channels]` or `[channels, 1, 1]`, ConvNeXt's
+    /// `layer_scale`), multiplies `input` by it and adds `residual`; returns the sum, named
+    /// `name`.
+    pub fn scale_add(
+        &mut self,
+        tensor: &str,
+        input: usize,
+        residual: usize,
+        name: &str,
+    ) -> Result<usize> {
+        let c = self.graph.tensors[input].channels as usize;
+        let shape = if self.file.shape(tensor).is_some_and(|s| s.len() == 3) {
+            vec![c, 1, 1]
+        } else {
+            vec![c]
+        };
+        let factors = self.file.tensor(tensor, &shape)?;
+        let nodes = vec![
+            (tensor.to_string(), Op::Scale(ops::Scale { factors }), None),
+            (format!("{name}.add"), Op::Add(ops::Add), Some(residual)),
+        ];
+        self.chain(input, nodes, name)
+    }
+
     /// The error for tensor `tensor` of the file: missing, or of shape `found` where `expected`
     /// (0: any size) was wanted.
     fn file_error(&self, tensor: String, expected: Vec<usize>, found: Option<&[usize]>) -> Error {
@@ -481,6 +549,7 @@ pub fn assemble<'m>(
         convs: plan.convs,
         elementwise: plan.elementwise,
         squeeze_excite: plan.squeeze_excite,
+        layer_norms: plan.layer_norms,
         linears: plan.linears,
         classes,
         tensors: plan.tensors,

@@ -7,6 +7,7 @@
 
 mod arch;
 mod builder;
+mod convnext;
 mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
@@ -150,6 +151,19 @@ pub struct SqueezeExcite {
     pub expand_bias: Vec<f32>,
 }
 
+/// A LayerNorm over the channels of each pixel: `y = (x − mean) / √(var + ε) · γ + β`.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// The module path (`features.1.0.block.2`), e.g. in messages.
+    pub name: String,
+    /// γ, `[channels]`.
+    pub gamma: Vec<f32>,
+    /// β, `[channels]`.
+    pub beta: Vec<f32>,
+    /// ε.
+    pub eps: f32,
+}
+
 /// The shape of one activation tensor of one image, stored NHWC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
@@ -268,6 +282,15 @@ pub enum Op {
         /// 1×1×channels: the expansion before its gate.
         excited: usize,
     },
+    /// A LayerNorm over each pixel's channels. Its backward pass keeps its input.
+    LayerNorm {
+        /// Index into [`Model::layer_norms`].
+        op: usize,
+        /// Input tensor.
+        input: usize,
+        /// Output tensor (the input's shape).
+        output: usize,
+    },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
         /// Index into [`Model::linears`].
@@ -291,6 +314,7 @@ impl Op {
             | Op::GlobalAvgPool { output, .. }
             | Op::Elementwise { output, .. }
             | Op::SqueezeExcite { output, .. }
+            | Op::LayerNorm { output, .. }
             | Op::Linear { output, .. } => output,
         }
     }
@@ -322,6 +346,7 @@ impl Op {
             | Op::GlobalAvgPool { input, .. }
             | Op::Elementwise { input, .. }
             | Op::SqueezeExcite { input, .. }
+            | Op::LayerNorm { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }
@@ -348,6 +373,8 @@ pub struct Model {
     pub elementwise: Vec<Elementwise>,
     /// Every squeeze-and-excitation block.
     pub squeeze_excite: Vec<SqueezeExcite>,
+    /// Every LayerNorm.
+    pub layer_norms: Vec<LayerNorm>,
     /// Number of classes (from the last layer's shape).
     pub classes: u32,
     /// Every activation tensor of one image.

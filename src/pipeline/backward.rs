@@ -15,6 +15,8 @@
 //! - average pool: `∂y / divisor` spread over each window; a global average pool inside the
 //!   network (before a hidden linear layer): `∂y / (h·w)` at every pixel;
 //! - concatenation: each input's slice of `∂y`;
+//! - LayerNorm over the channels: `∂x = (g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(var + ε)`,
+//!   `g = γ ⊙ ∂y`, `x̂` recomputed from its input;
 //! - an elementwise op (a BatchNorm and/or an activation): `∂x = scale ⊙ act'(z) ⊙ ∂y`, with
 //!   `z = x · scale + bias` recomputed from its input `x`;
 //! - squeeze-and-excitation `y = x ⊙ gate(e)`, `e = W₂ act(q) + b₂`, `q = W₁ mean(x) + b₁`: the
@@ -33,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvGradParams,
-    DepthwiseGradParams, ElementwiseGradParams, LinearGradParams, MaxPoolGradParams,
-    PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
+    DepthwiseGradParams, ElementwiseGradParams, LayerNormParams, LinearGradParams,
+    MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvKind, Model, Op};
@@ -109,6 +111,19 @@ pub enum GradStep {
         output: usize,
         /// Window side, stride, padding and whether padding counts in the divisor.
         window: (u32, u32, u32, bool),
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
+    /// A LayerNorm's input gradient.
+    LayerNorm {
+        /// Index into [`Model::layer_norms`].
+        op: usize,
+        /// The op's input tensor (its forward value gives the normalised values).
+        input: usize,
         /// The output gradient read.
         grad_out: usize,
         /// The input gradient written.
@@ -247,6 +262,9 @@ impl GradStep {
             | GradStep::GlobalAvgPool {
                 grad_out, extra, ..
             }
+            | GradStep::LayerNorm {
+                grad_out, extra, ..
+            }
             | GradStep::ConcatSlice {
                 grad_out, extra, ..
             }
@@ -265,6 +283,7 @@ impl GradStep {
             | GradStep::Elementwise { grad_in, .. }
             | GradStep::AvgPool { grad_in, .. }
             | GradStep::GlobalAvgPool { grad_in, .. }
+            | GradStep::LayerNorm { grad_in, .. }
             | GradStep::ConcatSlice { grad_in, .. }
             | GradStep::SeGate { grad_in, .. }
             | GradStep::SeExcite { grad_in, .. }
@@ -474,6 +493,7 @@ impl BackwardPlan {
                 | Op::GlobalAvgPool { input, output }
                 | Op::Elementwise { input, output, .. }
                 | Op::SqueezeExcite { input, output, .. }
+                | Op::LayerNorm { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Concat { ref inputs, output } => {
                     reach[output] |= inputs.iter().any(|&i| reach[i])
@@ -679,6 +699,17 @@ impl BackwardPlan {
                             mask: model.linears[linear].activation,
                         });
                     }
+                }
+                Op::LayerNorm { op, input, output } => {
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::LayerNorm {
+                            op,
+                            input,
+                            grad_out,
+                            grad_in,
+                            extra,
+                        }
+                    })?
                 }
                 Op::GlobalAvgPool { input, output } => {
                     walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
@@ -1050,6 +1081,33 @@ pub(super) fn push_grad_step(
                     count_include_pad: u32::from(count_include_pad),
                     add_extra,
                     _pad: 0,
+                },
+            );
+        }
+        GradStep::LayerNorm {
+            op,
+            input,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let t = &model.tensors[input];
+            let (pixels, channels) = (t.height * t.width, t.channels);
+            let (eps, add_extra) = (model.layer_norms[op].eps, u32::from(extra.is_some()));
+            steps.push(
+                ctx,
+                launch::LayerNormGrad {
+                    grad_out: grad(grad_out),
+                    input: forward.tensor(input),
+                    gamma: &gpu_model.layer_norms[op].0,
+                    extra: grad(extra.unwrap_or(grad_out)),
+                    grad_in: grad(grad_in),
+                },
+                move |s| LayerNormParams {
+                    pixels: pixels * s.images,
+                    channels,
+                    eps,
+                    add_extra,
                 },
             );
         }

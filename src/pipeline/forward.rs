@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::{depthwise_variant, kind, launch};
 use crate::gpu::params::{
     overlay_row_pitch, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams, DepthwiseParams,
-    ElementwiseParams, ImageMeta, LinearParams, MaxPoolParams, PointwiseParams, PoolParams,
-    PreprocessParams, SqueezeExciteParams,
+    ElementwiseParams, ImageMeta, LayerNormParams, LinearParams, MaxPoolParams, PointwiseParams,
+    PoolParams, PreprocessParams, SqueezeExciteParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -35,6 +35,8 @@ pub struct GpuModel {
     pub elementwise: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     /// Per squeeze-and-excitation block: its reduction's weight and bias, then its expansion's.
     pub squeeze_excite: Vec<[wgpu::Buffer; 4]>,
+    /// Per LayerNorm: (γ, β).
+    pub layer_norms: Vec<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 /// A range of a linear layer's rows with its own weight and bias buffers: a layer whose weights
@@ -77,7 +79,12 @@ impl GpuModel {
             .flatten()
             .map(wgpu::Buffer::size)
             .sum();
-        convs + torch + linears + elementwise + squeeze_excite
+        let layer_norms: u64 = self
+            .layer_norms
+            .iter()
+            .map(|(g, b)| g.size() + b.size())
+            .sum();
+        convs + torch + linears + elementwise + squeeze_excite + layer_norms
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -166,6 +173,16 @@ impl GpuModel {
                 ]
             })
             .collect();
+        let layer_norms = model
+            .layer_norms
+            .iter()
+            .map(|n| {
+                (
+                    ctx.storage_with(&format!("{}.weight", n.name), &n.gamma),
+                    ctx.storage_with(&format!("{}.bias", n.name), &n.beta),
+                )
+            })
+            .collect();
         Self {
             model,
             convs,
@@ -173,6 +190,7 @@ impl GpuModel {
             linears,
             elementwise,
             squeeze_excite,
+            layer_norms,
         }
     }
 }
@@ -1027,6 +1045,28 @@ pub(super) fn push_op(
                         has_affine,
                         slope,
                         _pad: [0; 3],
+                    },
+                )
+                .into()
+        }
+        Op::LayerNorm { op, input, output } => {
+            let (gamma, beta) = &gpu_model.layer_norms[op];
+            let (pixels, channels) = (t[input].height * t[input].width, t[input].channels);
+            let eps = model.layer_norms[op].eps;
+            steps
+                .push(
+                    ctx,
+                    launch::LayerNorm {
+                        input: &tensors[input],
+                        gamma,
+                        beta,
+                        output: &tensors[output],
+                    },
+                    move |s| LayerNormParams {
+                        pixels: pixels * s.images,
+                        channels,
+                        eps,
+                        add_extra: 0,
                     },
                 )
                 .into()

@@ -1,5 +1,7 @@
-//! Fully connected layer (ONNX `Gemm` with a transposed weight, PyTorch `nn.Linear`) over one
-//! vector per image.
+//! Fully connected layer (ONNX `Gemm` or `MatMul` with a transposed weight, PyTorch `nn.Linear`)
+//! over the channels of each pixel: one vector per image (a classifier, after a pool or a
+//! flatten), or every pixel of a map (ConvNeXt's `nn.Linear` between channels-last permutes, a
+//! 1×1 conv that FullGrad does not count).
 //!
 //! Gradient: `∂x = Wᵀ ∂y` (keeps nothing).
 
@@ -23,11 +25,6 @@ impl OpRule for Linear {
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
         let (h, w, features) = single(inputs);
-        if (h, w) != (1, 1) {
-            return Err(format!(
-                "reads a {h}×{w}×{features} tensor, not one vector per image (flatten it first)"
-            ));
-        }
         let out = self.out_features as usize;
         if out == 0
             || Some(self.weight.len()) != out.checked_mul(features as usize)
@@ -39,7 +36,7 @@ impl OpRule for Linear {
                 self.bias.len()
             ));
         }
-        Ok((1, 1, self.out_features))
+        Ok((h, w, self.out_features))
     }
 
     fn keeps(&self) -> Keeps {

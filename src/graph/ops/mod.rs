@@ -14,9 +14,11 @@ pub mod concat;
 pub mod conv;
 pub mod flatten;
 pub mod global_avg_pool;
+pub mod layer_norm;
 pub mod linear;
 pub mod max_pool;
 pub mod mul;
+pub mod scale;
 
 pub use activation::{Activation, ActivationKind};
 pub use add::Add;
@@ -26,9 +28,11 @@ pub use concat::Concat;
 pub use conv::Conv;
 pub use flatten::Flatten;
 pub use global_avg_pool::GlobalAvgPool;
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use max_pool::MaxPool;
 pub use mul::Mul;
+pub use scale::Scale;
 
 /// One image's tensor shape, stored NHWC: (height, width, channels).
 pub type Shape = (u32, u32, u32);
@@ -82,6 +86,10 @@ pub enum Op {
     Add(Add),
     /// See [`Mul`].
     Mul(Mul),
+    /// See [`Scale`].
+    Scale(Scale),
+    /// See [`LayerNorm`].
+    LayerNorm(LayerNorm),
     /// See [`Concat`].
     Concat(Concat),
     /// See [`MaxPool`].
@@ -104,6 +112,8 @@ macro_rules! dispatch {
             Op::Activation($op) => $body,
             Op::Add($op) => $body,
             Op::Mul($op) => $body,
+            Op::Scale($op) => $body,
+            Op::LayerNorm($op) => $body,
             Op::Concat($op) => $body,
             Op::MaxPool($op) => $body,
             Op::AvgPool($op) => $body,
