@@ -230,6 +230,11 @@ fn convnext_tiny() {
 }
 
 #[test]
+fn inception_v3() {
+    check("inception_v3");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
 }

@@ -131,6 +131,11 @@ ARCHS = {
     # depthwise convs.
     "convnext_tiny": (tv("convnext_tiny"), 224, IMAGENET,
                       [("features.7", None), ("features.5", "other")]),
+    # 299², 1×7 and 7×1 convs, average pools counting padding, concatenated branches. Seeded
+    # with transform_input=False and (x - 0.5) / 0.5 inputs: what torchvision's pretrained model
+    # (transform_input=True) computes from ImageNet-normalised ones.
+    "inception_v3": (tv("inception_v3", init_weights=False), 299, LITE,
+                     [("Mixed_7c", None), ("Mixed_6e", "other")]),
     # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
     # every block.
     "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,
@@ -208,7 +213,9 @@ class FlipMaxPool(torch.nn.Module):
         st = self.state
         call = st["pool_calls"]
         st["pool_calls"] += 1
-        out = self.pool(v)
+        p = self.pool
+        # The ATen op, not F.max_pool2d, which FunctionalOps may route here.
+        out = torch.max_pool2d(v, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode)
         if st["record"] is not None:
             st["record"].append(("pool", v.detach()[0].clone(), self.pool))
         for b, (kind, c, where) in enumerate(st["flips"]):
@@ -218,6 +225,33 @@ class FlipMaxPool(torch.nn.Module):
                 first, second = v[b, ch, y1, x1], v[b, ch, y2, x2]
                 out[b, ch, oy, ox] += (second - second.detach()) - (first - first.detach())
         return out
+
+
+class FunctionalOps(torch.nn.Module):
+    """Runs `model` with torch.nn.functional.relu and max_pool2d routed through FlipAct and
+    FlipMaxPool, so that ReLUs and max pools applied as functions (torchvision's Inception-v3
+    calls F.relu and F.max_pool2d) are recorded and flipped too, in call order with the
+    modules."""
+
+    def __init__(self, model, state):
+        super().__init__()
+        self.model = model
+        self.act = FlipAct(state, None)
+        self.state = state
+
+    def pool(self, v, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, **_):
+        module = torch.nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+        return FlipMaxPool(self.state, module)(v)
+
+    def forward(self, x):
+        f = torch.nn.functional
+        relu, max_pool2d = f.relu, f.max_pool2d
+        f.relu = lambda v, inplace=False: self.act(v)
+        f.max_pool2d = self.pool
+        try:
+            return self.model(x)
+        finally:
+            f.relu, f.max_pool2d = relu, max_pool2d
 
 
 def with_flips(model):
@@ -233,7 +267,7 @@ def with_flips(model):
                 setattr(parent, attr, FlipAct(state, None))
             elif isinstance(child, torch.nn.MaxPool2d):
                 setattr(parent, attr, FlipMaxPool(state, child))
-    return m, state
+    return FunctionalOps(m, state), state
 
 
 def pool_windows(v, pool):

@@ -3,8 +3,8 @@
 
 use super::tensors::WeightFile;
 use super::{
-    convnext, densenet, efficientnet, efficientnet_lite, mobilenet_v2, mobilenet_v3, regnet,
-    resnet, vgg, Model,
+    convnext, densenet, efficientnet, efficientnet_lite, inception, mobilenet_v2, mobilenet_v3,
+    regnet, resnet, vgg, Model,
 };
 use crate::error::{one_line, Error, Result};
 
@@ -29,6 +29,8 @@ pub enum Arch {
     RegNet(usize),
     /// torchvision ConvNeXt (index into the ConvNeXt variants).
     ConvNext(usize),
+    /// torchvision Inception-v3.
+    InceptionV3,
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -79,6 +81,7 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::ConvNext(1),
     Arch::ConvNext(2),
     Arch::ConvNext(3),
+    Arch::InceptionV3,
 ];
 
 impl Arch {
@@ -94,6 +97,7 @@ impl Arch {
             Arch::EfficientNet(i) => efficientnet::VARIANTS[i].name,
             Arch::RegNet(i) => regnet::VARIANTS[i].name,
             Arch::ConvNext(i) => convnext::VARIANTS[i].name,
+            Arch::InceptionV3 => inception::NAME,
         }
     }
 
@@ -128,6 +132,7 @@ impl Arch {
             Arch::EfficientNet(i) => efficientnet::build(file, &efficientnet::VARIANTS[i]),
             Arch::RegNet(i) => regnet::build(file, &regnet::VARIANTS[i]),
             Arch::ConvNext(i) => convnext::build(file, &convnext::VARIANTS[i]),
+            Arch::InceptionV3 => inception::build(file),
         }
     }
 
@@ -147,6 +152,9 @@ impl Arch {
                 densenet::detect(file),
                 Arch::DenseNet,
             ));
+        }
+        if inception::claims(file) {
+            return Some(vec![Arch::InceptionV3]);
         }
         if convnext::claims(file) {
             return Some(family(

@@ -23,8 +23,12 @@ pub struct ConvSpec<'a> {
     pub kind: ConvKind,
     /// Channel groups of a dense conv (ResNeXt's 32); 1: every input feeds every output.
     pub groups: u32,
-    /// Kernel side.
+    /// Kernel side (the height, when `kernel_w` is set).
     pub kernel: u32,
+    /// Kernel width of a non-square kernel (Inception's 1×7 and 7×1); 0: square.
+    pub kernel_w: u32,
+    /// Padding across, when it differs from `padding` (a non-square kernel's).
+    pub padding_w: Option<Padding>,
     /// Stride in both directions.
     pub stride: u32,
     /// Padding.
@@ -51,6 +55,8 @@ impl<'a> ConvSpec<'a> {
             kind: ConvKind::Dense,
             groups: 1,
             kernel,
+            kernel_w: 0,
+            padding_w: None,
             stride: 1,
             padding: Padding::Symmetric(0),
             out_channels,
@@ -138,11 +144,12 @@ impl<'a> Builder<'a> {
     pub fn conv(&mut self, spec: &ConvSpec, input: usize, name: &str) -> Result<usize> {
         let src = self.graph.tensors[input].clone();
         let prefix = spec.prefix;
-        let (k, ci, co) = (
-            spec.kernel as usize,
-            src.channels as usize,
-            spec.out_channels as usize,
-        );
+        let kw = if spec.kernel_w == 0 {
+            spec.kernel
+        } else {
+            spec.kernel_w
+        };
+        let (ci, co) = (src.channels as usize, spec.out_channels as usize);
         let depthwise = spec.kind == ConvKind::Depthwise;
         let groups = if depthwise { ci } else { spec.groups as usize };
         if depthwise && ci != co {
@@ -156,21 +163,25 @@ impl<'a> Builder<'a> {
             )));
         }
         let per_group = ci / groups;
-        let weight = self
-            .file
-            .tensor(&format!("{prefix}.weight"), &[co, per_group, k, k])?;
+        let weight = self.file.tensor(
+            &format!("{prefix}.weight"),
+            &[co, per_group, spec.kernel as usize, kw as usize],
+        )?;
         let bias = if spec.conv_bias {
             Some(self.file.tensor(&format!("{prefix}.bias"), &[co])?)
         } else {
             None
         };
         let (top, bottom) = spec.padding.pads(src.height, spec.kernel, spec.stride);
-        let (left, right) = spec.padding.pads(src.width, spec.kernel, spec.stride);
+        let (left, right) = spec
+            .padding_w
+            .unwrap_or(spec.padding)
+            .pads(src.width, kw, spec.stride);
         let conv = ops::Conv {
             weight,
             bias,
             out_channels: spec.out_channels,
-            kernel: [spec.kernel; 2],
+            kernel: [spec.kernel, kw],
             stride: [spec.stride; 2],
             dilation: [1, 1],
             groups: groups as u32,

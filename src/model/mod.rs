@@ -11,6 +11,7 @@ mod convnext;
 mod densenet;
 mod efficientnet;
 mod efficientnet_lite;
+mod inception;
 mod mobilenet_v2;
 mod mobilenet_v3;
 mod onnx;
