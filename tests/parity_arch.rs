@@ -235,6 +235,11 @@ fn inception_v3() {
 }
 
 #[test]
+fn legacy_xception() {
+    check("legacy_xception");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
 }

@@ -4,7 +4,7 @@ torchvision's models (and efficientnet_lite_pytorch's) with seeded weights
 (tools/seeded_weights.py), pytorch-grad-cam 1.5.7's GradCAM, and torch.autograd.grad.
 
 Usage:
-    pip install torch torchvision grad-cam==1.5.7 safetensors pillow numpy
+    pip install torch torchvision timm grad-cam==1.5.7 safetensors pillow numpy
     python3 tools/make_arch_fixtures.py [ARCH ...]
     python3 tools/make_arch_fixtures.py --scan ARCH LAYER CLASS   (how well conditioned a CAM is)
 
@@ -66,6 +66,12 @@ def tv(name, **kwargs):
     import torchvision
 
     return lambda: getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+def timm_model(name):
+    import timm
+
+    return lambda: timm.create_model(name, pretrained=False)
 
 
 def lite(name):
@@ -136,6 +142,10 @@ ARCHS = {
     # (transform_input=True) computes from ImageNet-normalised ones.
     "inception_v3": (tv("inception_v3", init_weights=False), 299, LITE,
                      [("Mixed_7c", None), ("Mixed_6e", "other")]),
+    # timm's Xception: separable convs, a ReLU before each block that the shortcut skips,
+    # max pools before the shortcut's add.
+    "legacy_xception": (timm_model("legacy_xception"), 299, LITE,
+                        [("act4", None), ("block11", "other")]),
     # pytorch-grad-cam's layer for EfficientNet: model.features[-1]; squeeze-and-excitation in
     # every block.
     "efficientnet_b0": (tv("efficientnet_b0"), 224, IMAGENET,

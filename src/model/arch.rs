@@ -4,7 +4,7 @@
 use super::tensors::WeightFile;
 use super::{
     convnext, densenet, efficientnet, efficientnet_lite, inception, mobilenet_v2, mobilenet_v3,
-    regnet, resnet, vgg, Model,
+    regnet, resnet, vgg, xception, Model,
 };
 use crate::error::{one_line, Error, Result};
 
@@ -31,6 +31,8 @@ pub enum Arch {
     ConvNext(usize),
     /// torchvision Inception-v3.
     InceptionV3,
+    /// timm's `legacy_xception`.
+    Xception,
 }
 
 /// Every architecture, in the order `--arch` lists them.
@@ -82,6 +84,7 @@ pub const ARCHITECTURES: &[Arch] = &[
     Arch::ConvNext(2),
     Arch::ConvNext(3),
     Arch::InceptionV3,
+    Arch::Xception,
 ];
 
 impl Arch {
@@ -98,6 +101,7 @@ impl Arch {
             Arch::RegNet(i) => regnet::VARIANTS[i].name,
             Arch::ConvNext(i) => convnext::VARIANTS[i].name,
             Arch::InceptionV3 => inception::NAME,
+            Arch::Xception => xception::NAME,
         }
     }
 
@@ -133,6 +137,7 @@ impl Arch {
             Arch::RegNet(i) => regnet::build(file, &regnet::VARIANTS[i]),
             Arch::ConvNext(i) => convnext::build(file, &convnext::VARIANTS[i]),
             Arch::InceptionV3 => inception::build(file),
+            Arch::Xception => xception::build(file),
         }
     }
 
@@ -152,6 +157,9 @@ impl Arch {
                 densenet::detect(file),
                 Arch::DenseNet,
             ));
+        }
+        if xception::claims(file) {
+            return Some(vec![Arch::Xception]);
         }
         if inception::claims(file) {
             return Some(vec![Arch::InceptionV3]);

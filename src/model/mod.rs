@@ -19,6 +19,7 @@ mod regnet;
 mod resnet;
 mod tensors;
 mod vgg;
+mod xception;
 
 use std::path::{Path, PathBuf};
 
