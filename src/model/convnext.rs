@@ -8,6 +8,7 @@
 //! epsilon 1e-6. Widths and blocks per stage are read from the file, the variant's name from
 //! them.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
@@ -165,3 +166,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, detect(file)),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

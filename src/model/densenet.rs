@@ -8,6 +8,7 @@
 //! `classifier`, ...); the blocks' depth, the growth rate and the widths are read from the file,
 //! so any DenseNet loads.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
@@ -167,3 +168,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, detect(file)),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

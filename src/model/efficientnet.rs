@@ -7,6 +7,7 @@
 //! from torchvision's settings table; the widths, kernel sizes and blocks per stage are read from
 //! the file, and which variant it is (for its input size and BatchNorm epsilon) from them.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
@@ -253,3 +254,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, detect(file)),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

@@ -3,6 +3,7 @@
 //! Tensor names follow the `efficientnet_lite_pytorch` checkpoints (`_conv_stem.weight`,
 //! `_blocks.N._expand_conv.weight`, `_blocks.N._bn0.running_var`, `_fc.bias`, ...).
 
+use super::arch::Family;
 use super::builder::{Builder, ConvSpec, Description};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
@@ -212,7 +213,7 @@ pub fn claims(file: &WeightFile) -> bool {
 }
 
 /// The variants `file` may be: those with as many MBConv blocks as it has (all when none).
-pub fn candidates(file: &WeightFile) -> Vec<super::Arch> {
+fn candidates(file: &WeightFile) -> Vec<usize> {
     let mut blocks = 0;
     while file
         .shape(&format!("_blocks.{blocks}._project_conv.weight"))
@@ -221,15 +222,21 @@ pub fn candidates(file: &WeightFile) -> Vec<super::Arch> {
         blocks += 1;
     }
     let of = |v: &Variant| -> u32 { (0..STAGES.len()).map(|s| repeats(s, v)).sum() };
-    let matching: Vec<super::Arch> = (0..VARIANTS.len())
+    let matching: Vec<usize> = (0..VARIANTS.len())
         .filter(|&i| of(&VARIANTS[i]) == blocks)
-        .map(super::Arch::EfficientNetLite)
         .collect();
     if matching.is_empty() {
-        (0..VARIANTS.len())
-            .map(super::Arch::EfficientNetLite)
-            .collect()
+        (0..VARIANTS.len()).collect()
     } else {
         matching
     }
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates,
+    build: |file, i| build(file, &VARIANTS[i]),
+};

@@ -9,6 +9,7 @@
 //! input into `(x − 0.5) / 0.5`, which is the normalisation the model takes here: `(x/255 − 0.5)
 //! / 0.5` from the pixels, the same values.
 
+use super::arch::Family;
 use super::builder::{Builder, ConvSpec, Description};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
@@ -198,3 +199,12 @@ pub fn build(file: &WeightFile) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: 1,
+    name: |_| NAME,
+    claims,
+    candidates: |_| vec![0],
+    build: |file, _| build(file),
+};

@@ -5,6 +5,7 @@
 //! Padding is PyTorch's symmetric `(k - 1) / 2`. Strides come from torchvision's settings table;
 //! channel counts are read from the file, so width multipliers other than 1 load too.
 
+use super::arch::Family;
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
@@ -112,3 +113,12 @@ pub fn build(file: &WeightFile) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: 1,
+    name: |_| NAME,
+    claims,
+    candidates: |_| vec![0],
+    build: |file, _| build(file),
+};

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 pub use crate::gpu::params::Activation;
 use crate::Labels;
-pub use arch::{Arch, ARCHITECTURES};
+pub use arch::{architectures, Arch, Family, FAMILIES};
 pub use builder::parse_channels;
 pub use tensors::WeightFile;
 

@@ -6,6 +6,7 @@
 //! ReLU after the sum), global average pool and `fc`. Depths, widths and group widths are read
 //! from the file; which variant it is (its name) from the depths and widths.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
@@ -187,3 +188,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, detect(file)),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

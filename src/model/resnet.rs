@@ -5,6 +5,7 @@
 //! `bn1`, `layer2.0.conv1`, `layer2.0.downsample.0`, `fc`, ...); the number of blocks per layer
 //! is read from the file, so any depth loads.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
@@ -189,3 +190,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, detect(file)),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

@@ -8,6 +8,7 @@
 //! max pool (a conv's own output, before its ReLU, is not kept). `features.30` (`features.43`
 //! with BatchNorm), the last max pool, is pytorch-grad-cam's usual `features[-1]`.
 
+use super::arch::{detected, Family};
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, Padding};
@@ -96,3 +97,12 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: VARIANTS.len(),
+    name: |i| VARIANTS[i].name,
+    claims,
+    candidates: |file| detected(&VARIANTS, Some(detect(file))),
+    build: |file, i| build(file, &VARIANTS[i]),
+};

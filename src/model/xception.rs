@@ -6,6 +6,7 @@
 //! separable convs `conv3`/`bn3`/`act3` and `conv4`/`bn4`/`act4`; global average pool and `fc`.
 //! The repetitions and widths are read from the file.
 
+use super::arch::Family;
 use super::builder::{Builder, ConvSpec, Description};
 use super::tensors::WeightFile;
 use super::{Activation, ConvKind, Model, Padding};
@@ -165,3 +166,12 @@ pub fn build(file: &WeightFile) -> Result<Model> {
         logits,
     )
 }
+
+/// The family's registration in src/model/arch.rs.
+pub const FAMILY: Family = Family {
+    variants: 1,
+    name: |_| NAME,
+    claims,
+    candidates: |_| vec![0],
+    build: |file, _| build(file),
+};
