@@ -1,19 +1,20 @@
 // The input gradient of conv_general.wgsl: grad_in[n, iy, ix, c] = Σ over the output channels o
 // of c's group and the taps (ky, kx) that read (iy, ix) of mask(grad_out[n, oy, ox, o]) ·
 // weight[o, c, ky, kx] (+ extra), the mask the activation's derivative at the forward output.
-// NHWC, four input channels per invocation (of one group: the input channels per group are a
-// multiple of 4).
+// NHWC; each invocation computes four input channels of one group, reading the output gradient
+// four channels at a time (the channels per group are multiples of 4).
 #import index
 #import activation
 #import conv_general
 
 @group(0) @binding(0) var<uniform> params: Params;
-// [batch, out_h, out_w, out_c]
-@group(0) @binding(1) var<storage, read> grad_out: array<f32>;
-// [batch, out_h, out_w, out_c]: the conv's output, whose activation's derivative masks grad_out.
-@group(0) @binding(2) var<storage, read> forward_out: array<f32>;
-// PyTorch's layout [out_c, in_c / groups, kernel_h, kernel_w].
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
+// [batch, out_h, out_w, out_c / 4]
+@group(0) @binding(1) var<storage, read> grad_out: array<vec4<f32>>;
+// [batch, out_h, out_w, out_c / 4]: the conv's output, whose activation's derivative masks
+// grad_out.
+@group(0) @binding(2) var<storage, read> forward_out: array<vec4<f32>>;
+// [kernel_h, kernel_w, out_c, in_c / groups / 4] (src/pipeline/forward.rs `GpuModel::upload`).
+@group(0) @binding(3) var<storage, read> weight: array<vec4<f32>>;
 // [batch, in_h, in_w, in_c / 4]
 @group(0) @binding(4) var<storage, read> extra: array<vec4<f32>>;
 // [batch, in_h, in_w, in_c / 4]
@@ -36,8 +37,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let cig = params.in_c / params.groups;
     let cog = params.out_c / params.groups;
     let group = c / cig;
-    let i = c % cig;
-    let taps = params.kernel_h * params.kernel_w;
+    let i4 = (c % cig) / 4u;
+    let cig4 = cig / 4u;
+    let co4 = params.out_c / 4u;
 
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < params.kernel_h; ky++) {
@@ -59,15 +61,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if ox >= params.out_w {
                 continue;
             }
-            let at = ((n * params.out_h + oy) * params.out_w + ox) * params.out_c;
-            let tap = ky * params.kernel_w + kx;
-            for (var k = 0u; k < cog; k++) {
-                let o = group * cog + k;
-                let g = activation_mask(vec4<f32>(grad_out[at + o]), vec4<f32>(forward_out[at + o]),
-                    params.activation).x;
-                let w = ((o * cig + i) * taps + tap);
-                acc += g * vec4<f32>(weight[w], weight[w + taps], weight[w + 2u * taps],
-                    weight[w + 3u * taps]);
+            let at = ((n * params.out_h + oy) * params.out_w + ox) * co4;
+            let tap = (ky * params.kernel_w + kx) * params.out_c;
+            for (var k4 = 0u; k4 < cog / 4u; k4++) {
+                let o = group * cog + k4 * 4u;
+                let g = activation_mask(grad_out[at + o / 4u], forward_out[at + o / 4u],
+                    params.activation);
+                let w = (tap + o) * cig4 + i4;
+                acc += g.x * weight[w] + g.y * weight[w + cig4] + g.z * weight[w + 2u * cig4]
+                    + g.w * weight[w + 3u * cig4];
             }
         }
     }

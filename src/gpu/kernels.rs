@@ -68,6 +68,9 @@ impl Variant {
 /// The name of every kernel's variant 0: the WGSL's own defaults.
 pub const DEFAULT_VARIANT: &str = "default";
 
+/// Output columns per invocation of shaders/conv_general.wgsl (its `TILE`).
+pub const CONV_GENERAL_TILE: u32 = 4;
+
 /// A kernel at the type level: its id, parameter struct and invocation count. Implemented by
 /// the marker types in [`kind`], one per kernel.
 pub trait KernelKind: 'static {
@@ -239,7 +242,7 @@ kernels! {
     ConvGeneral => "conv_general" (ConvGeneralParams) {
         input: Storage, weight: Storage, bias: Storage, residual: Storage,
         output: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.out_h * p.out_w * p.out_c / 4,
+    } invocations(p, _) = p.batch * p.out_h * p.out_w.div_ceil(CONV_GENERAL_TILE) * p.out_c / 4,
     work(p) = Work::new(
         2 * u64::from(p.batch * p.out_h * p.out_w * p.out_c)
             * u64::from(p.kernel_h * p.kernel_w * p.in_c / p.groups),

@@ -880,7 +880,7 @@ pub(super) fn push_grad_step(
                 }
                 ConvKind::General => {
                     let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
-                        Error::InvalidRequest(format!("{}: no PyTorch-layout weight", c.name))
+                        Error::InvalidRequest(format!("{}: no gradient-layout weight", c.name))
                     })?;
                     let g = c.geometry;
                     steps.push(

@@ -26,8 +26,9 @@ pub struct GpuModel {
     pub model: Arc<Model>,
     /// Per conv: (weight in GPU layout, bias).
     pub convs: Vec<(wgpu::Buffer, wgpu::Buffer)>,
-    /// Per conv: the folded weight in PyTorch's `[out, in/groups, k, k]` layout, used by the
-    /// pointwise backward; `None` where the backward uses the GPU layout.
+    /// Per conv: the folded weight in the layout its gradient kernel reads where that is not the
+    /// forward's: PyTorch's `[out, in]` for a pointwise conv, `[kh, kw, out, in / groups]` for a
+    /// conv of any geometry; `None` where the backward uses the forward's layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
     /// Per linear layer, its rows in ranges that each fit one binding.
     pub linears: Vec<Vec<LinearChunk>>,
@@ -110,9 +111,14 @@ impl GpuModel {
         let convs_torch = model
             .convs
             .iter()
-            .map(|c| {
-                matches!(c.kind, ConvKind::Pointwise | ConvKind::General)
-                    .then(|| ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
+            .map(|c| match c.kind {
+                ConvKind::Pointwise => {
+                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
+                }
+                ConvKind::General => {
+                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &general_grad_weight(c)))
+                }
+                _ => None,
             })
             .collect();
         let limit = ctx
@@ -626,6 +632,29 @@ impl Forward {
         let n = self.gpu_model.model.tensors[id].len() * self.batch() as usize;
         self.ctx.read_f32(&self.tensors[id], n)
     }
+}
+
+/// A [`ConvKind::General`] conv's weights in the layout its gradient kernel reads,
+/// `[kh, kw, out, in / groups]` (from PyTorch's `[out, in / groups, kh, kw]`).
+fn general_grad_weight(c: &crate::model::Conv) -> Vec<f32> {
+    let g = c.geometry;
+    let [kh, kw] = g.kernel.map(|k| k as usize);
+    let (co, cig) = (
+        c.out_channels as usize,
+        (c.in_channels / g.groups) as usize,
+    );
+    let mut out = vec![0f32; c.weight_torch.len()];
+    for o in 0..co {
+        for i in 0..cig {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((y * kw + x) * co + o) * cig + i] =
+                        c.weight_torch[((o * cig + i) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Bytes of tensor `t`'s buffer for `capacity` images (f32).
