@@ -43,7 +43,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_LAYERS = {"efficientnet-lite0": "head", "resnet18": "layer4", "resnet34": "layer4",
                   "resnet50": "layer4", "resnet101": "layer4", "vgg16": "features.30",
-                  "vgg16_bn": "features.43", "mobilenet_v2": "features.18"}
+                  "vgg16_bn": "features.43", "mobilenet_v2": "features.18",
+                  "densenet121": "features.norm5", "efficientnet_b0": "features.8",
+                  "convnext_tiny": "features.7", "mobilenet_v3_large": "features.16",
+                  "resnext50_32x4d": "layer4", "regnet_y_400mf": "trunk_output"}
 
 
 def reference_model(arch):

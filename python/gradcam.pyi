@@ -42,8 +42,12 @@ class Engine:
     """A GPU Grad-CAM engine on one adapter with one model.
 
     Engine() uses the built-in EfficientNet-Lite0 (ImageNet); Engine(weights="resnet50.safetensors")
-    loads a torchvision ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with
-    safetensors. adapter picks a GPU by part of its name ("nvidia", "llvmpipe"). batch is the
+    loads a state dict saved with safetensors of an architecture the engine knows (the README
+    lists them), Engine(weights="model.onnx") an ONNX file, and Engine(model=module) a torch
+    module: through its state dict when a builder recognises it, otherwise through an ONNX export
+    made in memory; layers keep their module paths ("features.denseblock4"). arch names the
+    architecture instead of recognising it. input_size, mean and std override the model's input
+    side and its normalisation per RGB channel after x/255. adapter picks a GPU by part of its name ("nvidia", "llvmpipe"). batch is the
     images per GPU batch (None: up to 256 on a GPU, 16 on a CPU adapter); in_flight the GPU
     batches in flight when a call spans several (None: 2 on a GPU, 1 on a CPU adapter). One engine
     explains one batch at a time: give each thread (or Ray actor) its own.
@@ -56,9 +60,21 @@ class Engine:
         batch: Optional[int] = None,
         labels: Optional[Union[str, "os.PathLike[str]"]] = None,
         in_flight: Optional[int] = None,
+        *,
+        model: Optional["torch.nn.Module"] = None,  # noqa: F821
+        arch: Optional[str] = None,
+        input_size: Optional[int] = None,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
     ) -> None: ...
     @property
     def adapter(self) -> str: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def normalization(self) -> Tuple[List[float], List[float]]:
+        """(mean, std) per RGB channel after x/255."""
+        ...
     @property
     def architecture(self) -> str: ...
     @property

@@ -906,6 +906,70 @@ fn layers_lists_every_target_with_its_shape() {
 }
 
 #[test]
+fn input_size_and_normalisation_are_chosen_and_reported() {
+    // The shapes of the layers follow the input size.
+    let out = gradcam(&["layers", "--input-size", "160"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("head ") && l.contains("1280 × 5 × 5")),
+        "{text}"
+    );
+    // The CAM is at the input size; the report says what was used.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let run = gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--input-size",
+        "160",
+        "--mean",
+        "0.4,0.45,0.5",
+        "--raw",
+    ]);
+    assert_no_panic(&run);
+    assert!(run.status.success(), "{:?}", stderr_lines(&run));
+    let report = read_report(&out_dir);
+    assert_eq!(report["input_size"], 160);
+    let mean: Vec<f64> = report["mean"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        mean.iter()
+            .zip([0.4, 0.45, 0.5])
+            .all(|(a, b)| (a - b).abs() < 1e-6),
+        "{mean:?}"
+    );
+    assert_eq!(report["std"], serde_json::json!([0.5, 0.5, 0.5]));
+    assert_eq!(report["settings"]["input_size"], 160);
+    let overlay = image::open(out_dir.join("chelsea.png")).expect("overlay");
+    assert_eq!((overlay.width(), overlay.height()), (451, 300));
+    let bytes = std::fs::read(out_dir.join("chelsea.safetensors")).expect("raw output");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("cam").unwrap().shape(), [160, 160]);
+    assert_eq!(st.tensor("cam_grid").unwrap().shape(), [5, 5]);
+    // A size no network can take is a usage error before anything is written.
+    let bad = dir.path().join("bad");
+    let run = gradcam(&[
+        "explain",
+        "examples/images/chelsea.png",
+        "--out",
+        bad.to_str().unwrap(),
+        "--input-size",
+        "0",
+    ]);
+    assert_setup_error(&run, &["input size 0"]);
+    assert!(!bad.exists());
+}
+
+#[test]
 fn two_batches_in_flight_write_what_one_does() {
     // --in-flight 2 (the default on a GPU) alternates two explainers, reading one batch back
     // while the other runs; outputs, bad-input handling and order are those of one at a time.

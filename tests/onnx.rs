@@ -15,6 +15,7 @@ use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized, root,
     top_indices,
 };
+use gradcam::model::LoadOptions;
 use gradcam::{Engine, Error, ExplainOptions, Model, Readback, Target};
 
 fn onnx(name: &str) -> PathBuf {
@@ -209,4 +210,26 @@ fn unsupported_ops_and_missing_external_data_name_the_problem() {
         format!("{:?}", external.convs),
         format!("{:?}", inline.convs)
     );
+}
+
+#[test]
+fn a_static_input_size_is_kept_and_another_refused() {
+    let path = onnx("tinynet.torchscript.onnx");
+    let side = Model::load(&path).expect("model").input_size;
+    let with = |input_size| LoadOptions {
+        input_size: Some(input_size),
+        ..LoadOptions::default()
+    };
+    let same = Model::load_with(&path, &with(side)).expect("its own size");
+    assert_eq!(same.input_size, side);
+    let e = Model::load_with(&path, &with(side + 32))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tinynet.torchscript.onnx") && e.contains(&format!("fixed at {side}×{side}")),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+    let e = Model::load_with(&path, &with(0)).unwrap_err().to_string();
+    assert!(e.contains("input size 0"), "{e}");
 }

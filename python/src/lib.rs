@@ -13,9 +13,11 @@ use numpy::ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyString};
+use safetensors::tensor::{serialize, Dtype, TensorView};
 
 use engine::boxes::{draw_localisation_box, localisation_box};
+use engine::model::{Arch, LoadOptions};
 use engine::{
     image, Colormap, ExplainOptions, Explainer, GpuContext, Method, Model, Readback, Target,
 };
@@ -102,6 +104,115 @@ fn rgb_array(py: Python<'_>, width: u32, height: u32, rgb: Vec<u8>) -> Py<PyArra
         .unbind()
 }
 
+/// The engine's model of a torch module: built from its state dict when a builder recognises
+/// it, otherwise from an ONNX export of the module (with its module paths as layer names).
+fn module_model(module: &Bound<'_, PyAny>, options: &LoadOptions) -> PyResult<Model> {
+    let py = module.py();
+    let class: String = module.getattr("__class__")?.getattr("__name__")?.extract()?;
+    let state = state_dict_bytes(module)?;
+    let name = PathBuf::from(format!("<{class} state dict>.safetensors"));
+    let from_state = py.detach(|| Model::from_bytes_with(&name, state, options));
+    let first = match from_state {
+        Ok(model) => return Ok(model),
+        Err(e @ (engine::Error::UnsupportedModel { .. } | engine::Error::WeightsFormat { .. }))
+            if options.arch.is_none() =>
+        {
+            e
+        }
+        Err(e) => return Err(to_py(e)),
+    };
+    let size = options.input_size.unwrap_or(224);
+    let onnx = onnx_bytes(module, size)?;
+    let name = PathBuf::from(format!("<{class} ONNX export>.onnx"));
+    py.detach(|| Model::from_bytes_with(&name, onnx, options))
+        .map_err(|e| {
+            PyValueError::new_err(format!(
+                "{}; as a state dict: {}",
+                engine::one_line(&e.to_string()),
+                engine::one_line(&first.to_string())
+            ))
+        })
+}
+
+/// `module.state_dict()` as a safetensors file in memory: floating tensors as float32, the
+/// others (BatchNorm's counters) as int64.
+fn state_dict_bytes(module: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let state = module.call_method0("state_dict")?;
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for item in state.call_method0("items")?.try_iter()? {
+        let (name, tensor): (String, Bound<'_, PyAny>) = item?.extract()?;
+        let tensor = tensor.call_method0("detach")?.call_method0("cpu")?;
+        let floating: bool = tensor.call_method0("is_floating_point")?.extract()?;
+        let (tensor, dtype) = if floating {
+            (tensor.call_method0("float")?, Dtype::F32)
+        } else {
+            (tensor.call_method0("long")?, Dtype::I64)
+        };
+        let tensor = tensor.call_method0("contiguous")?;
+        let shape: Vec<usize> = tensor.getattr("shape")?.extract()?;
+        let bytes = tensor.call_method0("numpy")?.call_method0("tobytes")?;
+        let bytes = bytes.downcast::<PyBytes>()?.as_bytes().to_vec();
+        tensors.push((name, dtype, shape, bytes));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|view| (name.as_str(), view))
+                .map_err(|e| PyValueError::new_err(format!("state dict tensor `{name}`: {e}")))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    serialize(views, None).map_err(|e| PyValueError::new_err(format!("state dict: {e}")))
+}
+
+/// `module` exported to ONNX in memory, in eval mode, for a `[batch, 3, size, size]` input with a
+/// dynamic batch axis: through the TorchScript exporter, which names nodes by module path, or
+/// the dynamo exporter where that one is gone.
+fn onnx_bytes(module: &Bound<'_, PyAny>, size: u32) -> PyResult<Vec<u8>> {
+    let py = module.py();
+    let torch = py.import("torch")?;
+    let buffer = py.import("io")?.call_method0("BytesIO")?;
+    let device = match module.call_method0("parameters")?.try_iter()?.next() {
+        Some(p) => p?.getattr("device")?,
+        None => PyString::new(py, "cpu").into_any(),
+    };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("device", device)?;
+    let dummy = torch.call_method("zeros", (1, 3, size, size), Some(&kwargs))?;
+    let training: bool = module.getattr("training")?.extract()?;
+    module.call_method0("eval")?;
+    let export = |dynamo: bool| -> PyResult<()> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("input_names", ["input"])?;
+        kwargs.set_item("output_names", ["logits"])?;
+        kwargs.set_item("opset_version", 17)?;
+        kwargs.set_item("dynamo", dynamo)?;
+        if dynamo {
+            let batch = torch.getattr("export")?.getattr("Dim")?.getattr("DYNAMIC")?;
+            kwargs.set_item("dynamic_shapes", ([(0, batch)].into_py_dict(py)?,))?;
+        } else {
+            let axes = [("input", [(0, "batch")].into_py_dict(py)?), ("logits", [(0, "batch")].into_py_dict(py)?)]
+                .into_py_dict(py)?;
+            kwargs.set_item("dynamic_axes", axes)?;
+        }
+        torch
+            .getattr("onnx")?
+            .call_method("export", (module, (&dummy,), &buffer), Some(&kwargs))?;
+        Ok(())
+    };
+    // The TorchScript exporter warns that it is deprecated: the engine's choice, not the user's.
+    let warnings = py.import("warnings")?;
+    let quiet = warnings.call_method0("catch_warnings")?;
+    quiet.call_method0("__enter__")?;
+    warnings.call_method1("simplefilter", ("ignore",))?;
+    let exported = export(false).or_else(|_| export(true));
+    quiet.call_method1("__exit__", (py.None(), py.None(), py.None()))?;
+    module.call_method1("train", (training,))?;
+    exported?;
+    let bytes = buffer.call_method0("getvalue")?;
+    Ok(bytes.downcast::<PyBytes>()?.as_bytes().to_vec())
+}
+
 /// A GPU Grad-CAM engine on one adapter with one model. `Engine()` uses the built-in
 /// EfficientNet-Lite0 (ImageNet); `Engine(weights="resnet50.safetensors")` loads a torchvision
 /// ResNet, VGG, MobileNetV2 or EfficientNet-Lite state dict saved with safetensors. One engine
@@ -119,13 +230,18 @@ struct Engine {
 
 #[pymethods]
 impl Engine {
-    /// `weights`: a safetensors file (None: the built-in model); `adapter`: part of the GPU's
+    /// `weights`: a safetensors or ONNX file (None: the built-in model); `model`: a torch
+    /// module instead, read through its state dict when a builder recognises it and through an
+    /// in-memory ONNX export otherwise; `arch`: the architecture of the weights instead of
+    /// recognising it; `input_size`, `mean`, `std`: the side of the square input and the
+    /// normalisation per RGB channel after x/255 (None: the model's); `adapter`: part of the GPU's
     /// name (e.g. "nvidia", "llvmpipe"); `batch`: images per GPU batch (None: the engine's
     /// default, up to 256 on a GPU, 16 on a CPU adapter); `labels`: a file with one class name per
     /// line; `in_flight`: GPU batches in flight when a call spans several (1 or 2; None: 2 on a
     /// GPU, where one batch is read back while the GPU works on the next, 1 on a CPU adapter).
     #[new]
-    #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None, in_flight=None))]
+    #[pyo3(signature = (weights=None, adapter=None, batch=None, labels=None, in_flight=None, *, model=None, arch=None, input_size=None, mean=None, std=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         weights: Option<PathBuf>,
@@ -133,17 +249,42 @@ impl Engine {
         batch: Option<u32>,
         labels: Option<PathBuf>,
         in_flight: Option<usize>,
+        model: Option<Bound<'_, PyAny>>,
+        arch: Option<String>,
+        input_size: Option<u32>,
+        mean: Option<[f32; 3]>,
+        std: Option<[f32; 3]>,
     ) -> PyResult<Self> {
         if let Some(n) = in_flight.filter(|n| !(1..=2).contains(n)) {
             return Err(PyValueError::new_err(format!(
                 "in_flight={n}: expected 1 or 2"
             )));
         }
+        if weights.is_some() && model.is_some() {
+            return Err(PyValueError::new_err(
+                "weights and model: give one of them",
+            ));
+        }
+        let options = LoadOptions {
+            arch: arch.as_deref().map(Arch::parse).transpose().map_err(to_py)?,
+            input_size,
+            mean,
+            std,
+        };
+        let loaded = match &model {
+            Some(module) => Some(module_model(module, &options)?),
+            None => None,
+        };
         let engine = py
             .detach(|| -> engine::Result<engine::Engine> {
-                let mut model = match &weights {
-                    Some(path) => Model::load(path)?,
-                    None => Model::builtin()?,
+                let mut model = match (loaded, &weights) {
+                    (Some(model), _) => model,
+                    (None, Some(path)) => Model::load_with(path, &options)?,
+                    (None, None) => Model::from_bytes_with(
+                        std::path::Path::new(engine::model::BUILTIN_WEIGHTS_NAME),
+                        engine::model::BUILTIN_WEIGHTS.to_vec(),
+                        &options,
+                    )?,
                 };
                 if let Some(path) = &labels {
                     let l = engine::Labels::load(path, model.classes as usize)?;
@@ -169,6 +310,19 @@ impl Engine {
     #[getter]
     fn adapter(&self) -> String {
         self.engine.context().adapter_name()
+    }
+
+    /// The side of the square input images are resized to.
+    #[getter]
+    fn input_size(&self) -> u32 {
+        self.engine.model().input_size
+    }
+
+    /// The input normalisation: (mean, std) per RGB channel after x/255.
+    #[getter]
+    fn normalization(&self) -> ([f32; 3], [f32; 3]) {
+        let model = self.engine.model();
+        (model.mean, model.std)
     }
 
     /// The model's architecture, e.g. "efficientnet-lite0".

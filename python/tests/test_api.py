@@ -185,3 +185,88 @@ def test_cam_equals_pytorch_grad_cam():
         want = cam(input_tensor=torch.cat(xs), targets=None)
         got = gradcam.Engine().explain(rgbs, layer=layer).cam
         assert np.abs(got - want).max() <= 1e-4, layer
+
+
+def test_input_size_and_normalisation_keywords():
+    default = gradcam.Engine()
+    assert default.input_size == 224
+    mean, std = default.normalization
+    np.testing.assert_allclose(mean, [0.5] * 3)
+    np.testing.assert_allclose(std, [0.5] * 3)
+    e = gradcam.Engine(input_size=160, mean=(0.4, 0.45, 0.5), std=(0.2, 0.25, 0.3))
+    assert e.input_size == 160
+    np.testing.assert_allclose(e.normalization[0], [0.4, 0.45, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(e.normalization[1], [0.2, 0.25, 0.3], rtol=1e-6)
+    res = e.explain([str(CHELSEA)])
+    assert res.cam.shape == (1, 160, 160)
+    assert res.overlay[0].shape == (300, 451, 3)
+    # Another normalisation moves the logits.
+    assert not np.allclose(res.logits, default.explain([str(CHELSEA)]).logits)
+    with pytest.raises(ValueError, match="input size 0"):
+        gradcam.Engine(input_size=0)
+    with pytest.raises(ValueError, match="std"):
+        gradcam.Engine(std=(0.2, 0.0, 0.3))
+
+
+def _square(size):
+    """CHELSEA resized to size × size, which the engine takes as it is."""
+    from PIL import Image
+
+    return np.asarray(Image.open(CHELSEA).convert("RGB").resize((size, size)))
+
+
+def _torch_logits(module, pixels, mean, std):
+    """The module's logits for a uint8 [h, w, 3] image normalised with mean and std."""
+    import torch
+
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(2, 0, 1)
+    x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    with torch.no_grad():
+        return module.eval()(x[None]).numpy()
+
+
+def test_torch_module_through_its_state_dict():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    module = torchvision.models.resnet18(num_classes=10).eval()
+    e = gradcam.Engine(model=module, input_size=96)
+    assert e.architecture == "resnet18"
+    assert e.input_size == 96
+    assert "layer4" in e.layers and e.default_layer == "layer4"
+    pixels = _square(96)
+    res = e.explain([pixels], layer="layer3")
+    assert res.cam.shape == (1, 96, 96)
+    want = _torch_logits(module, pixels, *e.normalization)
+    np.testing.assert_allclose(res.logits, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_torch_module_no_builder_knows_goes_through_onnx():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from torch import nn
+
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1, dilation=1),
+        nn.Hardswish(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    )
+    with torch.no_grad():
+        module[1].running_mean.uniform_(-0.2, 0.2)
+        module[1].running_var.uniform_(0.5, 1.5)
+    module.train()
+    e = gradcam.Engine(model=module, input_size=64)
+    assert module.training, "the export leaves the module's mode as it was"
+    assert e.architecture == "onnx"
+    assert "4" in e.layers
+    pixels = _square(64)
+    res = e.explain([pixels], layer="4")
+    assert res.cam.shape == (1, 64, 64)
+    want = _torch_logits(module, pixels, *e.normalization)
+    np.testing.assert_allclose(res.logits, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())

@@ -68,7 +68,8 @@ impl Variant {
 /// The name of every kernel's variant 0: the WGSL's own defaults.
 pub const DEFAULT_VARIANT: &str = "default";
 
-/// Output columns per invocation of shaders/conv_general.wgsl (its `TILE`).
+/// Output columns per invocation of shaders/conv_general.wgsl, input columns of
+/// conv_general_grad.wgsl (their `TILE`).
 pub const CONV_GENERAL_TILE: u32 = 4;
 
 /// A kernel at the type level: its id, parameter struct and invocation count. Implemented by
@@ -251,7 +252,7 @@ kernels! {
     ConvGeneralGrad => "conv_general_grad" (ConvGeneralParams) {
         grad_out: Storage, forward_out: Storage, weight: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.in_h * p.in_w * p.in_c / 4,
+    } invocations(p, _) = p.batch * p.in_h * p.in_w.div_ceil(CONV_GENERAL_TILE) * p.in_c / 4,
     work(p) = Work::new(
         2 * u64::from(p.batch * p.out_h * p.out_w * p.out_c)
             * u64::from(p.kernel_h * p.kernel_w * p.in_c / p.groups),

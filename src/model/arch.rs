@@ -16,13 +16,16 @@ pub struct Family {
     pub variants: usize,
     /// Variant `i`'s name, as `--arch` takes it.
     pub name: fn(usize) -> &'static str,
+    /// Variant `i`'s input size when the user gives none: the side of the square image it was
+    /// trained on.
+    pub input_size: fn(usize) -> u32,
     /// Whether a file looks like this family at all (its characteristic tensors are there).
     pub claims: fn(&WeightFile) -> bool,
     /// The variants a claimed file's structure fits (every variant when it fits none: each is
     /// tried, and the error names the closest).
     pub candidates: fn(&WeightFile) -> Vec<usize>,
-    /// Builds variant `i` from a file.
-    pub build: fn(&WeightFile, usize) -> Result<Model>,
+    /// Builds variant `i` from a file for square inputs of the given side.
+    pub build: fn(&WeightFile, usize, u32) -> Result<Model>,
 }
 
 /// Every family, in the order a file is recognised (the first that claims it) and `--arch`
@@ -93,9 +96,16 @@ impl Arch {
             })
     }
 
-    /// Builds this architecture from `file`.
-    pub fn build(self, file: &WeightFile) -> Result<Model> {
-        (self.family.build)(file, self.variant)
+    /// The input size it was trained on (224 for most, 299 for Inception-v3 and Xception, 224
+    /// to 600 for the EfficientNets).
+    pub fn input_size(self) -> u32 {
+        (self.family.input_size)(self.variant)
+    }
+
+    /// Builds this architecture from `file`, for square inputs of side `input_size` (`None`: its
+    /// own, [`Arch::input_size`]).
+    pub fn build(self, file: &WeightFile, input_size: Option<u32>) -> Result<Model> {
+        (self.family.build)(file, self.variant, input_size.unwrap_or(self.input_size()))
     }
 
     /// The architectures of the family that claims `file`, as far as its structure tells them
@@ -119,8 +129,9 @@ impl std::fmt::Display for Arch {
 
 /// Builds the model in `file`: as `arch` when given, otherwise as the architecture its tensors
 /// say. A file no architecture fits is an error naming the closest one (the builder that read
-/// the most tensors) and the first tensor that did not fit.
-pub fn build(file: &WeightFile, arch: Option<Arch>) -> Result<Model> {
+/// the most tensors) and the first tensor that did not fit. `input_size` overrides the
+/// architecture's input size.
+pub fn build(file: &WeightFile, arch: Option<Arch>, input_size: Option<u32>) -> Result<Model> {
     // The converter may have named it in the header.
     let named = match file.header("architecture") {
         Some(name) => Some(Arch::parse(name).map_err(|e| Error::UnsupportedModel {
@@ -130,13 +141,13 @@ pub fn build(file: &WeightFile, arch: Option<Arch>) -> Result<Model> {
         None => None,
     };
     if let Some(arch) = arch.or(named) {
-        return arch.build(file);
+        return arch.build(file, input_size);
     }
     let candidates = Arch::recognise(file).unwrap_or_else(|| architectures().collect());
     let mut closest: Option<(usize, Arch, Error)> = None;
     for arch in &candidates {
         file.reset_reads();
-        match arch.build(file) {
+        match arch.build(file, input_size) {
             Ok(model) => return Ok(model),
             Err(e) => {
                 let reads = file.reads();

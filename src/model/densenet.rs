@@ -74,8 +74,8 @@ fn out_channels(file: &WeightFile, prefix: &str) -> u32 {
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Builder::new(file, 224);
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let init = out_channels(file, "features.conv0");
     let stem = ConvSpec {
@@ -173,7 +173,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |_| 224,
     claims,
     candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

@@ -170,9 +170,9 @@ fn conv_bn(prefix: &str, kernel: u32, out: u32, eps: f32) -> ConvSpec<'_> {
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     let eps = variant.eps;
-    let mut g = Builder::new(file, variant.size);
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -259,7 +259,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |i| VARIANTS[i].size,
     claims,
     candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

@@ -123,8 +123,8 @@ fn conv<'a>(prefix: &'a str, bn: &'a str, kind: ConvKind, kernel: u32, out: u32)
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Builder::new(file, variant.input_size);
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let mut x = g.conv(
         &ConvSpec {
@@ -236,7 +236,8 @@ fn candidates(file: &WeightFile) -> Vec<usize> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |i| VARIANTS[i].input_size,
     claims,
     candidates,
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

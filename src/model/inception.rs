@@ -144,8 +144,8 @@ impl Net<'_, '_> {
 }
 
 /// Builds Inception-v3 from `file`.
-pub fn build(file: &WeightFile) -> Result<Model> {
-    let mut g = Builder::new(file, 299);
+pub fn build(file: &WeightFile, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let mut net = Net { g: &mut g, file };
     let mut x = input;
@@ -204,7 +204,8 @@ pub fn build(file: &WeightFile) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: 1,
     name: |_| NAME,
+    input_size: |_| 299,
     claims,
     candidates: |_| vec![0],
-    build: |file, _| build(file),
+    build: |file, _, size| build(file, size),
 };

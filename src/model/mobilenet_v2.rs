@@ -47,8 +47,8 @@ fn conv_bn_relu6<'a>(conv: &'a str, bn: &'a str, kernel: u32, out: u32) -> ConvS
 }
 
 /// Builds MobileNetV2 from `file`.
-pub fn build(file: &WeightFile) -> Result<Model> {
-    let mut g = Builder::new(file, 224);
+pub fn build(file: &WeightFile, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -118,7 +118,8 @@ pub fn build(file: &WeightFile) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: 1,
     name: |_| NAME,
+    input_size: |_| 224,
     claims,
     candidates: |_| vec![0],
-    build: |file, _| build(file),
+    build: |file, _, size| build(file, size),
 };

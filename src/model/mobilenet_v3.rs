@@ -136,7 +136,7 @@ fn conv_bn<'a>(
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     let found = block_count(file);
     if found != variant.blocks.len() {
         return Err(Error::UnsupportedModel {
@@ -148,7 +148,7 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
             ),
         });
     }
-    let mut g = Builder::new(file, 224);
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let stem = conv_bn(
         file,
@@ -228,7 +228,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |_| 224,
     claims,
     candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

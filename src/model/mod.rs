@@ -95,6 +95,20 @@ pub struct Conv {
     pub full_grad_biases: Vec<Vec<f32>>,
 }
 
+impl Conv {
+    /// Whether its input gradient runs in shaders/conv_general_grad.wgsl, which reads four input
+    /// and four output channels per load: every conv of any geometry, and the dense ones whose
+    /// input channels are a multiple of 4 (the others, the stems over an image's three channels,
+    /// have kernels of their own).
+    pub fn general_backward(&self) -> bool {
+        match self.kind {
+            ConvKind::General => true,
+            ConvKind::Dense => self.in_channels.is_multiple_of(4),
+            ConvKind::Pointwise | ConvKind::Depthwise => false,
+        }
+    }
+}
+
 /// A fully connected layer, `output = act(weight · input + bias)`.
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -408,6 +422,50 @@ pub struct Model {
 #[cfg(feature = "builtin-model")]
 pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/efficientnet_lite0.safetensors");
 
+/// The largest input side [`LoadOptions::input_size`] accepts.
+pub const MAX_INPUT_SIZE: u32 = 1024;
+
+/// What a user chooses about a model beyond its weights file; each `None` keeps what the file
+/// and its architecture say.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoadOptions {
+    /// The architecture, instead of recognising it from the tensors (not for ONNX files, whose
+    /// graph says what they are).
+    pub arch: Option<Arch>,
+    /// The side of the square input the images are resized to: by default the architecture's
+    /// (224, 299 for Inception-v3 and Xception, up to 600 for EfficientNet-B7), or an ONNX
+    /// input's static size (224 when its height and width are dynamic, which an ONNX file with
+    /// a static size other than this refuses).
+    pub input_size: Option<u32>,
+    /// Input normalisation mean per RGB channel after `x/255`; by default the architecture's
+    /// or the file's `mean` metadata.
+    pub mean: Option<[f32; 3]>,
+    /// Input normalisation divisor per RGB channel; see [`LoadOptions::mean`].
+    pub std: Option<[f32; 3]>,
+}
+
+impl LoadOptions {
+    /// An input size outside 1..=[`MAX_INPUT_SIZE`] is an error.
+    fn check(&self) -> Result<()> {
+        match self.input_size {
+            Some(n) if n == 0 || n > MAX_INPUT_SIZE => Err(Error::InvalidRequest(format!(
+                "input size {n}: must be 1 to {MAX_INPUT_SIZE} pixels"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `model` with the chosen normalisation.
+    fn normalise(&self, mut model: Model) -> Result<Model> {
+        if self.mean.is_some() || self.std.is_some() {
+            let mean = self.mean.unwrap_or(model.mean);
+            let std = self.std.unwrap_or(model.std);
+            model.set_normalization(mean, std)?;
+        }
+        Ok(model)
+    }
+}
+
 /// The name [`Model::builtin`] gives its source in messages.
 pub const BUILTIN_WEIGHTS_NAME: &str = "<built-in efficientnet_lite0.safetensors>";
 
@@ -422,22 +480,45 @@ impl Model {
     /// # Ok::<(), gradcam::Error>(())
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        Self::load_as(path, None)
+        Self::load_with(path, &LoadOptions::default())
     }
 
     /// [`Model::load`] as architecture `arch` (`None`: recognised from the file).
     pub fn load_as(path: impl AsRef<Path>, arch: Option<Arch>) -> Result<Self> {
+        Self::load_with(
+            path,
+            &LoadOptions {
+                arch,
+                ..LoadOptions::default()
+            },
+        )
+    }
+
+    /// [`Model::load`] with what the user chose about the model: its architecture, input size
+    /// and normalisation.
+    ///
+    /// ```no_run
+    /// use gradcam::model::LoadOptions;
+    /// let options = LoadOptions { input_size: Some(320), ..LoadOptions::default() };
+    /// let model = gradcam::Model::load_with("densenet121.safetensors", &options)?;
+    /// assert_eq!(model.input_size, 320);
+    /// # Ok::<(), gradcam::Error>(())
+    /// ```
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
-        if onnx::is_onnx(path) {
+        options.check()?;
+        let model = if onnx::is_onnx(path) {
             let bytes = std::fs::read(path).map_err(|source| Error::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
             let dir = path.parent().unwrap_or(Path::new("."));
-            return Self::from_onnx(path, &bytes, Some(dir), arch);
-        }
-        let file = WeightFile::open(path)?;
-        arch::build(&file, arch)
+            Self::from_onnx(path, &bytes, Some(dir), options)?
+        } else {
+            let file = WeightFile::open(path)?;
+            arch::build(&file, options.arch, options.input_size)?
+        };
+        options.normalise(model)
     }
 
     /// An ONNX model; an architecture named for it is an error, as the graph says what it is.
@@ -445,15 +526,15 @@ impl Model {
         name: &Path,
         bytes: &[u8],
         dir: Option<&Path>,
-        arch: Option<Arch>,
+        options: &LoadOptions,
     ) -> Result<Self> {
-        if let Some(arch) = arch {
+        if let Some(arch) = options.arch {
             return Err(Error::InvalidRequest(format!(
                 "{}: an ONNX model is built from its graph; it cannot be loaded as {arch}",
                 crate::output::escape_path(name)
             )));
         }
-        onnx::build(name, bytes, dir)
+        onnx::build(name, bytes, dir, options.input_size)
     }
 
     /// The shipped EfficientNet-Lite0 (ImageNet), compiled into the library: no file needed.
@@ -494,11 +575,26 @@ impl Model {
 
     /// [`Model::from_bytes`] as architecture `arch` (`None`: recognised from the file).
     pub fn from_bytes_as(name: &Path, bytes: Vec<u8>, arch: Option<Arch>) -> Result<Self> {
-        if onnx::is_onnx(name) {
-            return Self::from_onnx(name, &bytes, None, arch);
-        }
-        let file = WeightFile::from_bytes(name, bytes)?;
-        arch::build(&file, arch)
+        Self::from_bytes_with(
+            name,
+            bytes,
+            &LoadOptions {
+                arch,
+                ..LoadOptions::default()
+            },
+        )
+    }
+
+    /// [`Model::load_with`] on a file already in memory (see [`Model::from_bytes`]).
+    pub fn from_bytes_with(name: &Path, bytes: Vec<u8>, options: &LoadOptions) -> Result<Self> {
+        options.check()?;
+        let model = if onnx::is_onnx(name) {
+            Self::from_onnx(name, &bytes, None, options)?
+        } else {
+            let file = WeightFile::from_bytes(name, bytes)?;
+            arch::build(&file, options.arch, options.input_size)?
+        };
+        options.normalise(model)
     }
 
     /// Per elementwise op, the channels of the tensor it reads (the length of its scale and

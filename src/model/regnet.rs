@@ -108,8 +108,8 @@ fn conv<'a>(prefix: &'a str, bn: &'a str, kernel: u32, out: u32) -> ConvSpec<'a>
 
 /// Builds `variant` from `file` (its structure read from the file: any RegNet-shaped depths and
 /// widths load under the variant's name).
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Builder::new(file, 224);
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -193,7 +193,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |_| 224,
     claims,
     candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

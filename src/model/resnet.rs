@@ -99,8 +99,8 @@ pub fn detect(file: &WeightFile) -> Option<Variant> {
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Builder::new(file, 224);
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let stem = ConvSpec {
         stride: 2,
@@ -195,7 +195,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |_| 224,
     claims,
     candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

@@ -51,8 +51,8 @@ pub fn detect(file: &WeightFile) -> Variant {
 }
 
 /// Builds `variant` from `file`.
-pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
-    let mut g = Builder::new(file, 224);
+pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let mut x = g.input();
     // Module index in `features`: conv, [BatchNorm,] ReLU; or max pool.
     let mut index = 0;
@@ -83,6 +83,16 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
         g.layer(&name, x);
         index = relu + 1;
     }
+    // torchvision's adaptive pool to 7×7 before the classifier is the identity at 224² (and up to
+    // 255²), the only sizes built here.
+    let grid = g.spec(x);
+    if (grid.height, grid.width) != (7, 7) {
+        return Err(g.unsupported(format!(
+            "{}'s classifier reads a 7×7 grid, which inputs of 224 to 255 pixels give; {size}² \
+             gives {}×{}",
+            variant.name, grid.height, grid.width
+        )));
+    }
     let hidden = g.linear("classifier.0", x, Activation::Relu, "classifier.1")?;
     let hidden = g.linear("classifier.3", hidden, Activation::Relu, "classifier.4")?;
     let logits = g.linear("classifier.6", hidden, Activation::None, "logits")?;
@@ -102,7 +112,8 @@ pub fn build(file: &WeightFile, variant: &Variant) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: VARIANTS.len(),
     name: |i| VARIANTS[i].name,
+    input_size: |_| 224,
     claims,
     candidates: |file| detected(&VARIANTS, Some(detect(file))),
-    build: |file, i| build(file, &VARIANTS[i]),
+    build: |file, i, size| build(file, &VARIANTS[i], size),
 };

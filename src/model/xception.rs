@@ -59,8 +59,8 @@ fn separable(
 }
 
 /// Builds Xception from `file`.
-pub fn build(file: &WeightFile) -> Result<Model> {
-    let mut g = Builder::new(file, 299);
+pub fn build(file: &WeightFile, size: u32) -> Result<Model> {
+    let mut g = Builder::new(file, size);
     let input = g.input();
     let mut x = input;
     for (conv, bn, act) in [("conv1", "bn1", "act1"), ("conv2", "bn2", "act2")] {
@@ -171,7 +171,8 @@ pub fn build(file: &WeightFile) -> Result<Model> {
 pub const FAMILY: Family = Family {
     variants: 1,
     name: |_| NAME,
+    input_size: |_| 299,
     claims,
     candidates: |_| vec![0],
-    build: |file, _| build(file),
+    build: |file, _, size| build(file, size),
 };

@@ -853,7 +853,12 @@ pub(super) fn push_grad_step(
             let mask = plan.mask_code(mask);
             let (kernel, stride) = (c.kernel, c.stride);
             let forward_out = forward.tensor(output);
-            match c.kind {
+            let kind = if c.general_backward() {
+                ConvKind::General
+            } else {
+                c.kind
+            };
+            match kind {
                 ConvKind::Pointwise => {
                     let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
                         Error::InvalidRequest(format!("{}: no transposed weight", c.name))

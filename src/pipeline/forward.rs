@@ -27,8 +27,9 @@ pub struct GpuModel {
     /// Per conv: (weight in GPU layout, bias).
     pub convs: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     /// Per conv: the folded weight in the layout its gradient kernel reads where that is not the
-    /// forward's: PyTorch's `[out, in]` for a pointwise conv, `[kh, kw, out, in / groups]` for a
-    /// conv of any geometry; `None` where the backward uses the forward's layout.
+    /// forward's: PyTorch's `[out, in]` for a pointwise conv, `[kh, kw, out, in / groups]` where
+    /// the gradient runs in conv_general_grad; `None` where the backward uses the forward's
+    /// layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
     /// Per linear layer, its rows in ranges that each fit one binding.
     pub linears: Vec<Vec<LinearChunk>>,
@@ -111,14 +112,14 @@ impl GpuModel {
         let convs_torch = model
             .convs
             .iter()
-            .map(|c| match c.kind {
-                ConvKind::Pointwise => {
-                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
-                }
-                ConvKind::General => {
+            .map(|c| {
+                if c.general_backward() {
                     Some(ctx.storage_with(&format!("{}.weight_t", c.name), &general_grad_weight(c)))
+                } else if c.kind == ConvKind::Pointwise {
+                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
+                } else {
+                    None
                 }
-                _ => None,
             })
             .collect();
         let limit = ctx
@@ -634,15 +635,13 @@ impl Forward {
     }
 }
 
-/// A [`ConvKind::General`] conv's weights in the layout its gradient kernel reads,
+/// The weights of a conv whose gradient runs in conv_general_grad
+/// ([`crate::model::Conv::general_backward`]) in the layout that kernel reads,
 /// `[kh, kw, out, in / groups]` (from PyTorch's `[out, in / groups, kh, kw]`).
 fn general_grad_weight(c: &crate::model::Conv) -> Vec<f32> {
     let g = c.geometry;
     let [kh, kw] = g.kernel.map(|k| k as usize);
-    let (co, cig) = (
-        c.out_channels as usize,
-        (c.in_channels / g.groups) as usize,
-    );
+    let (co, cig) = (c.out_channels as usize, (c.in_channels / g.groups) as usize);
     let mut out = vec![0f32; c.weight_torch.len()];
     for o in 0..co {
         for i in 0..cig {

@@ -50,12 +50,15 @@ pub enum Command {
 /// The arguments of `layers`.
 #[derive(Args, Debug)]
 pub struct LayersArgs {
-    /// Weights (safetensors). Default: the built-in ImageNet model.
+    /// Weights (safetensors or ONNX). Default: the built-in ImageNet model.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// The architecture of --weights, when recognising it from the tensors is not wanted.
     #[arg(long, value_name = "NAME")]
     pub arch: Option<String>,
+    /// Side of the square input, which sets the layers' shapes (default: the model's).
+    #[arg(long, value_name = "N")]
+    pub input_size: Option<u32>,
 }
 
 /// The arguments of `classify`.
@@ -88,6 +91,11 @@ pub struct Common {
     /// it.
     #[arg(long, value_name = "NAME")]
     pub arch: Option<String>,
+    /// Side of the square input images are resized to (default: the architecture's, 224 for
+    /// most, 299 for Inception-v3 and Xception; an ONNX file's static size, or 224 when its
+    /// height and width are dynamic).
+    #[arg(long, value_name = "N")]
+    pub input_size: Option<u32>,
     /// Input normalisation mean per RGB channel after x/255, e.g. 0.485,0.456,0.406 (default: the
     /// architecture's, or the weights file's `mean` header).
     #[arg(long, value_name = "R,G,B")]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gradcam::model::Arch;
+use gradcam::model::{Arch, LoadOptions};
 use gradcam::output::{canonical, escape_path};
 use gradcam::{AdapterOptions, Engine, ExplainOptions, GpuContext, Labels, Model, Target};
 use serde_json::{json, Value};
@@ -153,6 +153,7 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "boxes": req.boxes.then_some(req.box_threshold),
         "weights": file(&req.common.weights),
         "arch": req.common.arch,
+        "input_size": req.common.input_size,
         "mean": req.common.mean,
         "std": req.common.std,
         "labels": file(&req.common.labels),
@@ -184,31 +185,33 @@ pub struct Setup {
     pub weights: String,
 }
 
-/// The model the common options name, with their normalisation.
+/// The model the common options name, with their input size and normalisation.
 pub fn load_common(common: &Common) -> Result<Model, gradcam::Error> {
-    let mut model = load_model(common.weights.as_deref(), common.arch.as_deref())?;
-    if common.mean.is_some() || common.std.is_some() {
-        let parse = |flag: &str, text: &Option<String>, default: [f32; 3]| match text {
-            Some(t) => gradcam::model::parse_channels(t)
-                .map_err(|e| gradcam::Error::InvalidRequest(format!("--{flag}: {e}"))),
-            None => Ok(default),
-        };
-        let mean = parse("mean", &common.mean, model.mean)?;
-        let std = parse("std", &common.std, model.std)?;
-        model.set_normalization(mean, std)?;
-    }
-    Ok(model)
+    let channels = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| {
+                gradcam::model::parse_channels(t)
+                    .map_err(|e| gradcam::Error::InvalidRequest(format!("--{flag}: {e}")))
+            })
+            .transpose()
+    };
+    let options = LoadOptions {
+        arch: common.arch.as_deref().map(Arch::parse).transpose()?,
+        input_size: common.input_size,
+        mean: channels("mean", &common.mean)?,
+        std: channels("std", &common.std)?,
+    };
+    load_model(common.weights.as_deref(), &options)
 }
 
-/// The model in `weights` (as architecture `arch` when given), or the built-in one.
-pub fn load_model(weights: Option<&Path>, arch: Option<&str>) -> Result<Model, gradcam::Error> {
-    let arch = arch.map(Arch::parse).transpose()?;
+/// The model in `weights` (the built-in one when `None`) with the `options` chosen.
+pub fn load_model(weights: Option<&Path>, options: &LoadOptions) -> Result<Model, gradcam::Error> {
     match weights {
-        Some(path) => Model::load_as(path, arch),
-        None => Model::from_bytes_as(
+        Some(path) => Model::load_with(path, options),
+        None => Model::from_bytes_with(
             Path::new(DEFAULT_WEIGHTS_NAME),
             DEFAULT_WEIGHTS.to_vec(),
-            arch,
+            options,
         ),
     }
 }

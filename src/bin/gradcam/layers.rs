@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use gradcam::model::{Arch, LoadOptions};
 use gradcam::Model;
 
 use crate::args::LayersArgs;
@@ -11,7 +12,15 @@ use crate::{fail_setup, EXIT_OK, EXIT_SOME_FAILED};
 
 /// Runs `gradcam layers`.
 pub fn run(args: LayersArgs) -> ExitCode {
-    match load_model(args.weights.as_deref(), args.arch.as_deref()) {
+    let options = match args.arch.as_deref().map(Arch::parse).transpose() {
+        Ok(arch) => LoadOptions {
+            arch,
+            input_size: args.input_size,
+            ..LoadOptions::default()
+        },
+        Err(e) => return fail_setup(e),
+    };
+    match load_model(args.weights.as_deref(), &options) {
         Ok(model) => print_layers(&model),
         Err(e) => fail_setup(e),
     }

@@ -43,8 +43,15 @@ pub fn is_onnx(path: &Path) -> bool {
 }
 
 /// Builds the model in the ONNX file `bytes`, named `path` in messages; external data is read
-/// relative to `dir` (`None`: a model in memory, which may not have any).
-pub fn build(path: &Path, bytes: &[u8], dir: Option<&Path>) -> Result<Model> {
+/// relative to `dir` (`None`: a model in memory, which may not have any). `input_size` sets the
+/// size of an input whose height and width are dynamic (224 otherwise); a static one must equal
+/// it.
+pub fn build(
+    path: &Path,
+    bytes: &[u8],
+    dir: Option<&Path>,
+    input_size: Option<u32>,
+) -> Result<Model> {
     let format = |reason: String| Error::WeightsFormat {
         path: path.to_path_buf(),
         reason: one_line(&reason),
@@ -96,8 +103,17 @@ pub fn build(path: &Path, bytes: &[u8], dir: Option<&Path>) -> Result<Model> {
         .unwrap_or_default();
     let size = match dims.as_slice() {
         [_, c, h, w] if *c == 3 || *c == 0 => match (*h, *w) {
-            (0, 0) => 224,
-            (h, w) if h == w && h > 0 && h <= 4096 => h as u32,
+            (0, 0) => input_size.unwrap_or(224),
+            (h, w) if h == w && h > 0 && h <= 4096 => match input_size {
+                Some(n) if i64::from(n) != h => {
+                    return Err(import.unsupported(format!(
+                        "input `{}` is fixed at {h}×{w}, so it cannot take {n}×{n} images \
+                         (export it with dynamic height and width)",
+                        input.name
+                    )))
+                }
+                _ => h as u32,
+            },
             (h, w) => {
                 return Err(import.unsupported(format!(
                     "input `{}` is {h}×{w}; only square inputs are supported",
