@@ -1,8 +1,9 @@
 //! Guided backpropagation and Guided Grad-CAM against pytorch-grad-cam 1.5.7
 //! (`GuidedBackpropReLUModel`, `deprocess_image`; tools/make_guided_fixtures.py): the shipped
 //! EfficientNet-Lite0, whose ReLU6 activations the reference leaves alone (the guided gradient
-//! is the plain input gradient), and seeded ResNet-50, every ReLU of which is guided; for the
-//! predicted class and an explicit one.
+//! is the plain input gradient), seeded ResNet-50, every ReLU of which is guided, MobileNetV3-Small
+//! (ReLU modules among hardswish) and DenseNet-121 (ReLU modules but for a functional last one);
+//! for the predicted class and an explicit one.
 //!
 //! The guided gradient is compared as floats, after the forward activations that sit on a float32
 //! tie with the reference (an activation within rounding of its step, listed in the arch
@@ -101,6 +102,13 @@ fn check(arch: &str) {
             );
         }
     }
+}
+
+/// Every ReLU of DenseNet-121 is an `nn.ReLU` module but the last, a function after `features`,
+/// which the reference leaves plain.
+#[test]
+fn densenet121_guided_relus_but_the_functional_one() {
+    check("densenet121");
 }
 
 #[test]

@@ -316,7 +316,6 @@ fn every_tuned_variant() {
         }
     }
 }
-}
 
 /// Tuning on (as on a GPU): each launch shape is timed once, a candidate is kept for each, the
 /// choices are cached on disk and read back by a new context, and the results still match the

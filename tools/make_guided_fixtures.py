@@ -38,7 +38,9 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "guided")
 # nn.ReLU modules (guided everywhere).
 # MobileNetV3-Small mixes nn.ReLU (early blocks and every squeeze-and-excitation's reduction,
 # guided) with hardswish and hardsigmoid (not replaced).
-LAYERS = {"efficientnet-lite0": "head", "resnet50": "layer4", "mobilenet_v3_small": "features.12"}
+# DenseNet-121's ReLUs are nn.ReLU modules but for the last, `F.relu` after `features` (plain).
+LAYERS = {"efficientnet-lite0": "head", "resnet50": "layer4", "mobilenet_v3_small": "features.12",
+          "densenet121": "features.norm5"}
 
 
 def main(names):

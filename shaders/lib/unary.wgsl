@@ -28,7 +28,7 @@ fn unary(z: vec4<f32>, code: u32, slope: f32) -> vec4<f32> {
         case 1u: {
             return clamp(z, vec4<f32>(0.0), vec4<f32>(6.0));
         }
-        case 2u, 3u: {
+        case 2u, 3u, 11u: {
             return max(z, vec4<f32>(0.0));
         }
         case 4u: {
@@ -67,7 +67,7 @@ fn unary_backward(g: vec4<f32>, z: vec4<f32>, code: u32, slope: f32) -> vec4<f32
             // hardtanh's backward: zero at and beyond the bounds.
             return select(zero, g, (z > zero) & (z < vec4<f32>(6.0)));
         }
-        case 2u: {
+        case 2u, 11u: {
             return select(zero, g, z > zero);
         }
         case 3u: {

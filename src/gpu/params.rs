@@ -60,8 +60,8 @@ pub const STORAGE_STRUCTS: &[(&str, &str, Fields, usize)] = &[
 
 /// An activation (`activation` field in the shaders; shaders/lib/activation.wgsl and
 /// shaders/lib/unary.wgsl). The convolutions and linear layers apply only those whose derivative
-/// their output determines (none, ReLU6, ReLU); the elementwise kernel applies every one. Code 3
-/// is the guided ReLU of backward passes.
+/// their output determines (none, ReLU6, ReLU, functional ReLU); the elementwise kernel applies
+/// every one. Code 3 is the guided ReLU of backward passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// Identity: the projection convs of the MBConv blocks.
@@ -84,6 +84,11 @@ pub enum Activation {
     GeluTanh = 9,
     /// `x` where positive, else `slope · x` (the slope is a parameter of the op).
     LeakyRelu = 10,
+    /// `max(x, 0)` called as a function (`F.relu`, `torch.relu`) rather than through an
+    /// `nn.ReLU` module: the same ReLU, which guided backpropagation leaves plain, as
+    /// pytorch-grad-cam's `GuidedBackpropReLUModel` replaces only the modules (torchvision's
+    /// Inception-v3 applies every ReLU so, DenseNet its last).
+    FunctionalRelu = 11,
 }
 
 impl Activation {
@@ -92,7 +97,7 @@ impl Activation {
     pub fn derivative_from_output(self) -> bool {
         matches!(
             self,
-            Activation::None | Activation::Relu | Activation::Relu6
+            Activation::None | Activation::Relu | Activation::Relu6 | Activation::FunctionalRelu
         )
     }
 }

@@ -579,6 +579,7 @@ fn activation_op(activation: Activation) -> Option<Op> {
     let kind = match activation {
         Activation::None => return None,
         Activation::Relu => ActivationKind::Relu,
+        Activation::FunctionalRelu => ActivationKind::FunctionalRelu,
         Activation::Relu6 => ActivationKind::Relu6,
         Activation::Sigmoid => ActivationKind::Sigmoid,
         Activation::Silu => ActivationKind::Silu,

@@ -155,7 +155,8 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     g.layer("features", norm5);
     // `F.relu(features, inplace=True)`: pytorch-grad-cam's activations at `features.norm5` are
     // the ReLU's output (its hook's view is overwritten), its gradient the BatchNorm's.
-    let x = g.activation_in_place(norm5, Activation::Relu, "relu")?;
+    // A function, not an `nn.ReLU` module: guided backpropagation leaves it plain.
+    let x = g.activation_in_place(norm5, Activation::FunctionalRelu, "relu")?;
     let pooled = g.global_avg_pool(x)?;
     let logits = g.linear("classifier", pooled, Activation::None, "logits")?;
     g.finish(

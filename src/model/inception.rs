@@ -57,7 +57,8 @@ impl Net<'_, '_> {
             stride,
             padding: Padding::Symmetric(ph),
             padding_w: Some(Padding::Symmetric(pw)),
-            activation: Activation::Relu,
+            // BasicConv2d's `F.relu`: no `nn.ReLU` module for guided backpropagation to replace.
+            activation: Activation::FunctionalRelu,
             ..ConvSpec::new(&conv, Some(&bn), kh, out)
         };
         self.g.conv(&spec, x, prefix)

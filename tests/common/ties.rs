@@ -33,7 +33,12 @@ pub fn pin_ties(explainer: &gradcam::Explainer, flips: &Fixture) -> usize {
             _ => None,
         })
         // The reference records ReLU and ReLU6 modules only.
-        .filter(|(_, a)| matches!(a, Activation::Relu | Activation::Relu6))
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Activation::Relu | Activation::Relu6 | Activation::FunctionalRelu
+            )
+        })
         .collect();
     let pools: Vec<usize> = model
         .ops

@@ -13,6 +13,9 @@ use crate::model;
 pub enum ActivationKind {
     /// `max(x, 0)` (ONNX `Relu`).
     Relu,
+    /// `max(x, 0)` called as a function, not through an `nn.ReLU` module (see
+    /// [`model::Activation::FunctionalRelu`]).
+    FunctionalRelu,
     /// `min(max(x, 0), 6)` (ONNX `Clip` with bounds 0 and 6).
     Relu6,
     /// `1 / (1 + exp(−x))`.
@@ -36,6 +39,7 @@ impl ActivationKind {
     pub fn plan(self) -> model::Activation {
         match self {
             ActivationKind::Relu => model::Activation::Relu,
+            ActivationKind::FunctionalRelu => model::Activation::FunctionalRelu,
             ActivationKind::Relu6 => model::Activation::Relu6,
             ActivationKind::Sigmoid => model::Activation::Sigmoid,
             ActivationKind::Silu => model::Activation::Silu,
@@ -67,7 +71,7 @@ impl Activation {
 impl OpRule for Activation {
     fn kind(&self) -> &'static str {
         match self.kind {
-            ActivationKind::Relu => "Relu",
+            ActivationKind::Relu | ActivationKind::FunctionalRelu => "Relu",
             ActivationKind::Relu6 => "Clip",
             ActivationKind::Sigmoid => "Sigmoid",
             ActivationKind::Silu => "SiLU",
