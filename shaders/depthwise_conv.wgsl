@@ -5,7 +5,8 @@
 // Two paths in one kernel:
 // - KERNEL = 0 (the default pipeline): any kernel size and stride from the parameters, one output
 //   pixel per invocation.
-// - KERNEL, STRIDE overridden (the specialized pipelines for 3x3 and 5x5 at strides 1 and 2): each
+// - KERNEL, STRIDE overridden (the specialized pipelines for 3x3 and 5x5 at strides 1 and 2, 7x7
+//   at stride 1, ConvNeXt's): each
 //   invocation computes a block of OX × OY output pixels, loading each filter tap once and each
 //   input pixel the block needs once, so loads per output drop several times (on lavapipe every
 //   storage load is one scalar load per invocation, so loads, not multiply-adds, set the time).
@@ -81,6 +82,7 @@ fn generic(id: u32) {
 #generate depthwise_block 3 2 4 4
 #generate depthwise_block 5 1 4 4
 #generate depthwise_block 5 2 4 4
+#generate depthwise_block 7 1 4 4
 
 // The workgroup-staged variant (STAGED = 1, src/gpu/kernels.rs `DEPTHWISE_STAGED`), for GPUs: a
 // workgroup of 64 computes a ST_TILE × ST_TILE tile of output pixels for ST_C4 vec4s of channels.
@@ -88,7 +90,7 @@ fn generic(id: u32) {
 // invocations read adjacent memory) into workgroup memory, padding as zeros, then each computes
 // 2 output pixels of one channel vec4 from it. Any kernel size and stride whose region fits
 // (ST_TILE - 1) * stride + kernel <= ST_MAX_SIDE: the builder's specialized sizes, 3 and 5 at
-// strides 1 and 2, the only shapes the tuner offers it for.
+// strides 1 and 2 and 7 at stride 1, the only shapes the tuner offers it for.
 override STAGED: u32 = 0u;
 const ST_C4: u32 = 8u;
 const ST_TILE: u32 = 4u;
@@ -175,6 +177,8 @@ fn main(
         block_k5s1(id);
     } else if KERNEL == 5u && STRIDE == 2u {
         block_k5s2(id);
+    } else if KERNEL == 7u && STRIDE == 1u {
+        block_k7s1(id);
     } else {
         generic(id);
     }

@@ -318,6 +318,11 @@ fn depthwise_conv_matches_reference() {
         (1, 7, 7, 20, 5, 1), // 7 columns: the last block of four is partial
         (2, 9, 13, 8, 5, 2),
         (1, 3, 2, 4, 3, 1),
+        // ConvNeXt's 7×7: partial blocks, its last stage's 7×7 maps, an input smaller than the
+        // window.
+        (2, 9, 11, 12, 7, 1),
+        (1, 7, 7, 8, 7, 1),
+        (1, 3, 5, 4, 7, 1),
     ];
     for (case, (n, h, w, c, k, s)) in cases.into_iter().enumerate() {
         // ReLU6 (the built-in model's) and ReLU, alternately.

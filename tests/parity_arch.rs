@@ -15,7 +15,9 @@ use common::{
     assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
     reference_model, top_indices, Fixture,
 };
-use gradcam::gpu::kernels::{tuning_candidates, POINTWISE_SUBGROUP, POINTWISE_VARIANTS};
+use gradcam::gpu::kernels::{
+    tuning_candidates, DEPTHWISE_STAGED, POINTWISE_SUBGROUP, POINTWISE_VARIANTS,
+};
 use gradcam::gpu::{KernelId, TuneMode};
 use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
 
@@ -298,7 +300,11 @@ fn every_tuned_variant() {
         (KernelId::PointwiseConv, &others, "efficientnet-lite0"),
         // The generic depthwise kernel and the workgroup-staged one instead of the kernel-size
         // specializations.
-        (KernelId::DepthwiseConv, &[0, 5], "efficientnet-lite0"),
+        (
+            KernelId::DepthwiseConv,
+            &[0, DEPTHWISE_STAGED],
+            "efficientnet-lite0",
+        ),
         // The generic conv, the register-tiled one for Lite's specialized stem, the
         // register-tiled and the workgroup-tiled ones.
         (KernelId::Conv2d, &[0, 1, 2, 3], "efficientnet-lite0"),

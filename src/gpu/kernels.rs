@@ -736,6 +736,7 @@ pub const DEPTHWISE_VARIANTS: &[Variant] = &[
     Variant::new("k3_s2", &[("KERNEL", 3.0), ("STRIDE", 2.0)]),
     Variant::new("k5_s1", &[("KERNEL", 5.0), ("STRIDE", 1.0)]),
     Variant::new("k5_s2", &[("KERNEL", 5.0), ("STRIDE", 2.0)]),
+    Variant::new("k7_s1", &[("KERNEL", 7.0), ("STRIDE", 1.0)]),
     Variant::new("staged", &[("STAGED", 1.0)]),
 ];
 
@@ -744,7 +745,7 @@ pub const DEPTHWISE_VARIANTS: &[Variant] = &[
 /// of 64 stages the input region of a 4 × 4 tile of output pixels × 8 vec4s of channels in
 /// workgroup memory (read coalesced, channels fastest), then each invocation computes 2 pixels
 /// of one channel vec4 from it.
-pub const DEPTHWISE_STAGED: usize = 5;
+pub const DEPTHWISE_STAGED: usize = 6;
 
 /// Output pixels across and down per invocation of each specialized depthwise variant, in
 /// [`DEPTHWISE_VARIANTS`] order: the `#generate depthwise_block` lines of
@@ -753,7 +754,7 @@ pub const DEPTHWISE_STAGED: usize = 5;
 /// lavapipe, where every storage load is one scalar load per invocation, loads set the time:
 /// Lite0's depthwise convs at batch 16 took 129 ms instead of 201; 8 × 4, 8 × 2 and 8 × 8 blocks
 /// measured the same within noise.
-pub const DEPTHWISE_BLOCKS: [(u32, u32); 4] = [(4, 4), (4, 4), (4, 4), (4, 4)];
+pub const DEPTHWISE_BLOCKS: [(u32, u32); 5] = [(4, 4), (4, 4), (4, 4), (4, 4), (4, 4)];
 
 /// Output pixels across and down per invocation of depthwise pipeline `variant` (1 × 1 for the
 /// generic variant 0).

@@ -95,16 +95,39 @@ pub struct Conv {
     pub full_grad_biases: Vec<Vec<f32>>,
 }
 
+/// How the backward pass computes a conv's input gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvBackward {
+    /// As a forward conv (shaders/conv2d.wgsl, its tuned variants included) over the masked
+    /// output gradient with the weights transposed and flipped (`[kh, kw, out, in]` reversed in
+    /// kh and kw): a dense conv with stride 1 and the padding that keeps the size, `(k − 1) / 2`,
+    /// over multiples of 4 channels in and out (ResNet's and VGG's 3×3 convs, DenseNet's).
+    Transposed,
+    /// shaders/conv_general_grad.wgsl, which reads four input and four output channels per
+    /// load: convs of any geometry, and the other dense ones over a multiple of 4 channels.
+    General,
+    /// The kind's own gradient kernel: pointwise, depthwise, and the dense stems over an
+    /// image's three channels.
+    Own,
+}
+
 impl Conv {
-    /// Whether its input gradient runs in shaders/conv_general_grad.wgsl, which reads four input
-    /// and four output channels per load: every conv of any geometry, and the dense ones whose
-    /// input channels are a multiple of 4 (the others, the stems over an image's three channels,
-    /// have kernels of their own).
-    pub fn general_backward(&self) -> bool {
+    /// How its input gradient is computed, given its padding at the top and left.
+    pub fn backward(&self, pad_top: u32, pad_left: u32) -> ConvBackward {
+        let same = (self.kernel - 1) / 2;
         match self.kind {
-            ConvKind::General => true,
-            ConvKind::Dense => self.in_channels.is_multiple_of(4),
-            ConvKind::Pointwise | ConvKind::Depthwise => false,
+            ConvKind::Dense
+                if self.stride == 1
+                    && self.kernel % 2 == 1
+                    && (pad_top, pad_left) == (same, same)
+                    && self.in_channels.is_multiple_of(4)
+                    && self.out_channels.is_multiple_of(4) =>
+            {
+                ConvBackward::Transposed
+            }
+            ConvKind::General => ConvBackward::General,
+            ConvKind::Dense if self.in_channels.is_multiple_of(4) => ConvBackward::General,
+            ConvKind::Dense | ConvKind::Pointwise | ConvKind::Depthwise => ConvBackward::Own,
         }
     }
 }
@@ -657,6 +680,24 @@ impl Model {
         self.mean = mean;
         self.std = std;
         Ok(())
+    }
+
+    /// How the backward pass computes conv `conv`'s input gradient (see [`Conv::backward`]).
+    pub fn conv_backward(&self, conv: usize) -> ConvBackward {
+        let (pad_top, pad_left) = self
+            .ops
+            .iter()
+            .find_map(|op| match *op {
+                Op::Conv {
+                    conv: c,
+                    pad_top,
+                    pad_left,
+                    ..
+                } if c == conv => Some((pad_top, pad_left)),
+                _ => None,
+            })
+            .unwrap_or((u32::MAX, u32::MAX));
+        self.convs[conv].backward(pad_top, pad_left)
     }
 
     /// The classifier: the last fully connected layer.

@@ -35,11 +35,11 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
     ActivationGradParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvGradParams,
-    DepthwiseGradParams, ElementwiseGradParams, LayerNormParams, LinearGradParams,
+    ConvParams, DepthwiseGradParams, ElementwiseGradParams, LayerNormParams, LinearGradParams,
     MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
-use crate::model::{Activation, ConvKind, Model, Op};
+use crate::model::{Activation, ConvBackward, ConvKind, Model, Op};
 
 /// One kernel launch of the backward pass. Gradients are named by value (see
 /// [`BackwardPlan::value_tensor`]).
@@ -542,6 +542,19 @@ impl BackwardPlan {
                         walk.pending.entry(r).or_default().push(grad_out);
                     }
                     if reach[input] {
+                        if c.backward(pad_top, pad_left) == ConvBackward::Transposed
+                            && mask != Activation::None
+                        {
+                            // A forward conv applies no mask to what it reads: masked first.
+                            let masked = walk.new_value(output);
+                            walk.steps.push(GradStep::Mask {
+                                forward: output,
+                                from: grad_out,
+                                to: masked,
+                                activation: mask,
+                            });
+                            (grad_out, mask) = (masked, Activation::None);
+                        }
                         let (extra, grad_in) = walk.input_grad(input)?;
                         walk.steps.push(GradStep::Conv {
                             conv,
@@ -853,7 +866,52 @@ pub(super) fn push_grad_step(
             let mask = plan.mask_code(mask);
             let (kernel, stride) = (c.kernel, c.stride);
             let forward_out = forward.tensor(output);
-            let kind = if c.general_backward() {
+            let backward = c.backward(pad_top, pad_left);
+            if backward == ConvBackward::Transposed {
+                // The input gradient as a forward conv over the (already masked) output
+                // gradient, its residual the gradient the input already has.
+                let weight = gpu_model.convs_torch[conv].as_ref().ok_or_else(|| {
+                    Error::InvalidRequest(format!("{}: no transposed weight", c.name))
+                })?;
+                if mask != 0 {
+                    return Err(Error::Internal(format!(
+                        "{}: the transposed conv's output gradient is not masked",
+                        c.name
+                    )));
+                }
+                let has_residual = u32::from(add_extra == 1);
+                let same = kernel / 2;
+                steps.push_variant(
+                    ctx,
+                    ctx.kernels.conv2d_variant(kernel, 1, o.channels),
+                    launch::Conv2d {
+                        input: grad(grad_out),
+                        input4: grad(grad_out),
+                        weight,
+                        bias: &gpu_model.zeros,
+                        residual: extra,
+                        output: grad(grad_in),
+                    },
+                    move |s| ConvParams {
+                        batch: s.images,
+                        in_h: o.height,
+                        in_w: o.width,
+                        in_c: o.channels,
+                        out_h: i.height,
+                        out_w: i.width,
+                        out_c: i.channels,
+                        kernel,
+                        stride: 1,
+                        pad_top: same,
+                        pad_left: same,
+                        activation: 0,
+                        has_residual,
+                        _pad: [0; 3],
+                    },
+                );
+                return Ok(());
+            }
+            let kind = if backward == ConvBackward::General {
                 ConvKind::General
             } else {
                 c.kind

@@ -18,7 +18,7 @@ use crate::gpu::params::{
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
-use crate::model::{ConvKind, Model, Op};
+use crate::model::{ConvBackward, ConvKind, Model, Op};
 
 /// A model's weights on the GPU, uploaded once and shared by every workspace.
 pub struct GpuModel {
@@ -28,9 +28,12 @@ pub struct GpuModel {
     pub convs: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     /// Per conv: the folded weight in the layout its gradient kernel reads where that is not the
     /// forward's: PyTorch's `[out, in]` for a pointwise conv, `[kh, kw, out, in / groups]` where
-    /// the gradient runs in conv_general_grad; `None` where the backward uses the forward's
-    /// layout.
+    /// the gradient runs in conv_general_grad, transposed and flipped where it is a forward conv
+    /// ([`ConvBackward`]); `None` where the backward uses the forward's layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
+    /// Zeros, the bias of the transposed convs that compute input gradients
+    /// ([`ConvBackward::Transposed`]): as many as the widest one's outputs.
+    pub zeros: wgpu::Buffer,
     /// Per linear layer, its rows in ranges that each fit one binding.
     pub linears: Vec<Vec<LinearChunk>>,
     /// Per elementwise op: (scale, bias), ones and zeros where it has no BatchNorm.
@@ -86,7 +89,7 @@ impl GpuModel {
             .iter()
             .map(|(g, b)| g.size() + b.size())
             .sum();
-        convs + torch + linears + elementwise + squeeze_excite + layer_norms
+        convs + torch + self.zeros.size() + linears + elementwise + squeeze_excite + layer_norms
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -112,16 +115,24 @@ impl GpuModel {
         let convs_torch = model
             .convs
             .iter()
-            .map(|c| {
-                if c.general_backward() {
-                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &general_grad_weight(c)))
-                } else if c.kind == ConvKind::Pointwise {
-                    Some(ctx.storage_with(&format!("{}.weight_t", c.name), &c.weight_torch))
-                } else {
-                    None
-                }
+            .enumerate()
+            .map(|(i, c)| {
+                let weight = match model.conv_backward(i) {
+                    ConvBackward::Transposed => transposed_weight(c),
+                    ConvBackward::General => general_grad_weight(c),
+                    ConvBackward::Own if c.kind == ConvKind::Pointwise => c.weight_torch.clone(),
+                    ConvBackward::Own => return None,
+                };
+                Some(ctx.storage_with(&format!("{}.weight_t", c.name), &weight))
             })
             .collect();
+        // The bias of the transposed convs: none.
+        let widest = (0..model.convs.len())
+            .filter(|&i| model.conv_backward(i) == ConvBackward::Transposed)
+            .map(|i| model.convs[i].in_channels)
+            .max()
+            .unwrap_or(4);
+        let zeros = ctx.storage_with("zeros", &vec![0f32; widest as usize]);
         let limit = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -194,6 +205,7 @@ impl GpuModel {
             model,
             convs,
             convs_torch,
+            zeros,
             linears,
             elementwise,
             squeeze_excite,
@@ -635,8 +647,32 @@ impl Forward {
     }
 }
 
+/// A dense conv's weights transposed and flipped, in the forward layout of shaders/conv2d.wgsl
+/// (`[kh, kw, in, out]` of the conv that maps the output gradient to the input gradient):
+/// `w'[y, x, o, i] = w[o, i, kh − 1 − y, kw − 1 − x]` (from PyTorch's `[out, in, kh, kw]`).
+fn transposed_weight(c: &crate::model::Conv) -> Vec<f32> {
+    let (k, ci, co) = (
+        c.kernel as usize,
+        c.in_channels as usize,
+        c.out_channels as usize,
+    );
+    let mut out = vec![0f32; c.weight_torch.len()];
+    for o in 0..co {
+        for i in 0..ci {
+            for y in 0..k {
+                for x in 0..k {
+                    let from = ((o * ci + i) * k + y) * k + x;
+                    let to = (((k - 1 - y) * k + (k - 1 - x)) * co + o) * ci + i;
+                    out[to] = c.weight_torch[from];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The weights of a conv whose gradient runs in conv_general_grad
-/// ([`crate::model::Conv::general_backward`]) in the layout that kernel reads,
+/// ([`ConvBackward::General`]) in the layout that kernel reads,
 /// `[kh, kw, out, in / groups]` (from PyTorch's `[out, in / groups, kh, kw]`).
 fn general_grad_weight(c: &crate::model::Conv) -> Vec<f32> {
     let g = c.geometry;
