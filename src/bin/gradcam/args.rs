@@ -81,10 +81,11 @@ pub struct ClassifyArgs {
 /// The options every command that runs the model shares.
 #[derive(Args, Debug)]
 pub struct Common {
-    /// Weights (safetensors, as `safetensors.torch.save_file(model.state_dict(), FILE)` writes
-    /// them) of a torchvision ResNet-18/34/50/101/152, VGG-16 / VGG-16-BN or MobileNetV2, or an
-    /// EfficientNet-Lite0–4; the architecture is recognised from the tensors. Default: the
-    /// built-in ImageNet EfficientNet-Lite0.
+    /// Weights: safetensors, as `safetensors.torch.save_file(model.state_dict(), FILE)` writes
+    /// them, of an architecture the engine knows (ResNet, ResNeXt, Wide-ResNet, VGG-16,
+    /// MobileNetV2/V3, DenseNet, EfficientNet, EfficientNet-Lite, RegNet, ConvNeXt, Inception-v3,
+    /// Xception), recognised from the tensors; or an ONNX file (`.onnx`). Default: the built-in
+    /// ImageNet EfficientNet-Lite0.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// The architecture of --weights (resnet50, efficientnet-lite2, ...), instead of recognising
