@@ -112,12 +112,15 @@ impl GpuModel {
                 )
             })
             .collect();
+        let backward: Vec<ConvBackward> = (0..model.convs.len())
+            .map(|i| model.conv_backward(i))
+            .collect();
         let convs_torch = model
             .convs
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let weight = match model.conv_backward(i) {
+            .zip(&backward)
+            .map(|(c, b)| {
+                let weight = match *b {
                     ConvBackward::Transposed => transposed_weight(c),
                     ConvBackward::General => general_grad_weight(c),
                     ConvBackward::Own if c.kind == ConvKind::Pointwise => c.weight_torch.clone(),
@@ -127,9 +130,12 @@ impl GpuModel {
             })
             .collect();
         // The bias of the transposed convs: none.
-        let widest = (0..model.convs.len())
-            .filter(|&i| model.conv_backward(i) == ConvBackward::Transposed)
-            .map(|i| model.convs[i].in_channels)
+        let widest = model
+            .convs
+            .iter()
+            .zip(&backward)
+            .filter(|(_, b)| **b == ConvBackward::Transposed)
+            .map(|(c, _)| c.in_channels)
             .max()
             .unwrap_or(4);
         let zeros = ctx.storage_with("zeros", &vec![0f32; widest as usize]);
