@@ -124,8 +124,8 @@ const MAX_ROWS: usize = 24;
 const MAX_COLS: usize = 6;
 
 /// Invocation `id` of a register-tiled product `OUT[r, c] = finish(sum_k load_a(r, k) ·
-/// weight[k, c] (+ bias[c]), index)` over `params.rows` rows, NCOLS output channels and KCH
-/// reduction channels, with the importer's `load_a` and `finish`. Each invocation keeps up to
+/// load_w(k, c) (+ bias[c]), index)` over `params.rows` rows, NCOLS output channels and KCH
+/// reduction channels, with the importer's `load_a`, `load_w` and `finish`. Each invocation keeps up to
 /// MAX_ROWS × MAX_COLS vec4 accumulators, written out statement by statement (lavapipe keeps
 /// written-out accumulators in registers; loops over private arrays go to memory), every row and
 /// column past ROWS / COLS guarded so specialization removes it.
@@ -168,7 +168,7 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
                 1 => "c4 + ".to_string(),
                 _ => format!("{q}u * c4 + "),
             };
-            b.push_str(&format!("        let w{q}_{j} = weight[w + {off}n{j}];\n"));
+            b.push_str(&format!("        let w{q}_{j} = load_w(w + {off}n{j});\n"));
         }
     }
     for i in 0..MAX_ROWS {
@@ -234,7 +234,8 @@ fn register_tile(output: &str, ncols: &str, kch: &str, bias: bool) -> String {
 /// `subgroupBroadcast` (on lavapipe a register shuffle, where every load is eight scalar loads).
 /// R and C are literals: a broadcast's lane must be a constant.
 ///
-/// With `conv`, the product is a dense convolution's (shaders/conv2d.wgsl, NHWC, input channels
+/// With `conv`, the product is a dense convolution's (`fn conv_subgroup_tile_{R}x{C}`;
+/// shaders/conv2d.wgsl and conv2d_texture.wgsl, NHWC, input channels
 /// a multiple of 4): the rows are output pixels, and the reduction runs over the filter taps,
 /// each tap a product like the pointwise one over the input pixels it reads (zero in the
 /// padding), its weights the tap's `in_c` rows of the [k, k, in_c, out_c] weight.
@@ -251,11 +252,11 @@ fn subgroup_tile(
     let per_lane = items.div_ceil(8);
     let (name, rows) = if conv {
         (
-            "conv_subgroup_tile",
+            format!("conv_subgroup_tile_{r}x{c}"),
             "params.batch * params.out_h * params.out_w",
         )
     } else {
-        ("subgroup_tile", "params.rows")
+        ("subgroup_tile".to_string(), "params.rows")
     };
     let mut b = format!(
         "fn {name}(sg: u32, lane: u32) {{
@@ -351,7 +352,7 @@ fn subgroup_tile(
         b.push_str("    for (var k = 0u; k < k4; k++) {\n        let w = k * 4u * c4;\n");
     }
     for p in 0..per_lane {
-        b.push_str(&format!("        let mine{p} = weight[w + off{p}];\n"));
+        b.push_str(&format!("        let mine{p} = load_w(w + off{p});\n"));
     }
     for q in 0..4 {
         for j in 0..c {
@@ -894,13 +895,21 @@ fn main() {
         let text = std::fs::read_to_string(&path).expect("readable shader");
         let mut resolved = String::with_capacity(text.len() * 2);
         resolve(name, &text, &lib, &mut HashSet::new(), false, &mut resolved);
-        std::fs::write(out.join(name), resolved).expect("write resolved shader");
-        if text.lines().any(|l| l.trim() == "#subgroups") {
-            let mut resolved = String::with_capacity(text.len() * 2);
-            resolve(name, &text, &lib, &mut HashSet::new(), true, &mut resolved);
+        // A second copy where the kernel or one of its imports has a `#subgroups` block.
+        let mut with_subgroups = String::with_capacity(text.len() * 2);
+        resolve(
+            name,
+            &text,
+            &lib,
+            &mut HashSet::new(),
+            true,
+            &mut with_subgroups,
+        );
+        if with_subgroups != resolved {
             let copy = out.join(name.replace(".wgsl", ".subgroups.wgsl"));
-            std::fs::write(copy, resolved).expect("write resolved shader");
+            std::fs::write(copy, with_subgroups).expect("write resolved shader");
         }
+        std::fs::write(out.join(name), resolved).expect("write resolved shader");
     }
     for entry in std::fs::read_dir(&lib).expect("read shaders/lib/") {
         println!(

@@ -18,30 +18,11 @@
 // each loaded once per workgroup instead of once per invocation. On devices with 8-lane
 // subgroups, `main_subgroups` (at the end) runs the subgroup stems and the subgroup tile.
 //
-// Kept in sync with src/gpu/params.rs (`ConvParams`).
+// Its Params (shaders/lib/conv_params.wgsl) are kept in sync with src/gpu/params.rs
+// (`ConvParams`).
 #import index
 #import activation
-
-struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    in_c: u32,
-    out_h: u32,
-    out_w: u32,
-    out_c: u32,
-    kernel: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    // 0: none, 1: ReLU6, 2: ReLU
-    activation: u32,
-    // 0: no residual; 1: add `residual` after the activation, 2: before it
-    has_residual: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+#import conv_params
 
 @group(0) @binding(0) var<uniform> params: Params;
 // [batch, in_h, in_w, in_c]
@@ -83,19 +64,6 @@ const TCO: u32 = 2u;
 const OX: u32 = 4u;
 // Input values one row of OX outputs needs at most: ((OX - 1) * 2 + 3) * 3.
 const MAX_ROW: u32 = 27u;
-
-// The epilogue: activation and residual add in the order `has_residual` gives.
-fn finish(acc: vec4<f32>, at: u32) -> vec4<f32> {
-    var v = acc;
-    if params.has_residual == 2u {
-        v += residual[at];
-    }
-    v = activate(v, params.activation);
-    if params.has_residual == 1u {
-        v += residual[at];
-    }
-    return v;
-}
 
 fn blocked(id: u32) {
     let c4 = params.out_c / 4u;
@@ -359,6 +327,10 @@ fn load_a(index: u32) -> vec4<f32> {
     return input4[index];
 }
 
+fn load_w(index: u32) -> vec4<f32> {
+    return weight[index];
+}
+
 // The pointwise conv's subgroup tile over the filter taps (build.rs `subgroup_tile`, conv mode):
 // 8 lanes × 8 output pixels of the same 16 vec4s of output channels (src/gpu/kernels.rs
 // CONV_SUBGROUP_TILE: 8 × 16 measured fastest on lavapipe for ResNet-50 and VGG-16 against
@@ -374,7 +346,7 @@ fn main_subgroups(
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     if CONV_TILE == 1u {
-        conv_subgroup_tile(subgroup_index(wid, nwg, lid), lane);
+        conv_subgroup_tile_8x16(subgroup_index(wid, nwg, lid), lane);
     } else if STEM_KERNEL == 7u {
         subgroup_stem_k7(subgroup_index(wid, nwg, lid), lane);
     } else {

@@ -49,6 +49,10 @@ fn load_a(index: u32) -> vec4<f32> {
     return masked_grad(index);
 }
 
+fn load_w(index: u32) -> vec4<f32> {
+    return weight[index];
+}
+
 fn finish(v: vec4<f32>, index: u32) -> vec4<f32> {
     if params.add_extra == 1u {
         return v + extra[index];

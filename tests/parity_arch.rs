@@ -16,7 +16,7 @@ use common::{
     reference_model, top_indices, Fixture,
 };
 use gradcam::gpu::kernels::{
-    tuning_candidates, DEPTHWISE_STAGED, POINTWISE_SUBGROUP, POINTWISE_VARIANTS,
+    tuning_candidates, DEPTHWISE_STAGED, POINTWISE_SUBGROUP, POINTWISE_VARIANT, POINTWISE_VARIANTS,
 };
 use gradcam::gpu::{KernelId, TuneMode};
 use gradcam::{Engine, ExplainOptions, GpuContext, Readback, Target};
@@ -278,9 +278,17 @@ fn every_tuned_variant() {
     let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
     ctx.tuner.set_mode(TuneMode::Off);
     // Every pointwise candidate besides the builder's is forced: a new variant is not forgotten.
-    // The builder's is the subgroup tile where the device has it (lavapipe), else 24 × 6.
+    // The builder's is the subgroup tile where the device has it (lavapipe), else 24 × 6; on
+    // lavapipe the pointwise convs and the dense convs of the subgroup tile read their inputs
+    // through textures (the *_texture kernels, the same tiles).
+    let texels = ctx.kernels.texel_inputs();
+    let (pointwise, dense) = if texels {
+        (KernelId::PointwiseConvTexture, KernelId::Conv2dTexture)
+    } else {
+        (KernelId::PointwiseConv, KernelId::Conv2d)
+    };
     let builders = ctx.kernels.pointwise_variant();
-    let others: Vec<usize> = tuning_candidates(KernelId::PointwiseConv, builders)
+    let others: Vec<usize> = tuning_candidates(pointwise, builders)
         .into_iter()
         .filter(|&v| v != builders)
         .collect();
@@ -290,6 +298,21 @@ fn every_tuned_variant() {
         .filter(|&v| v != builders && v != POINTWISE_SUBGROUP)
         .collect();
     assert_eq!(others, expected);
+    // The dense 3×3 convs: the texture kernel's other subgroup tile and its generic path, or
+    // conv2d's generic, register-tiled and workgroup-tiled paths.
+    let dense_builders = if texels {
+        ctx.kernels.conv2d_texture_variant(64)
+    } else {
+        ctx.kernels.conv2d_variant(3, 1, 64)
+    };
+    let dense_others: Vec<usize> = if texels {
+        std::iter::once(0)
+            .chain(tuning_candidates(dense, dense_builders))
+            .filter(|&v| v != dense_builders)
+            .collect()
+    } else {
+        vec![0, 2, 3]
+    };
     // Each forced variant runs on the networks with launches that take it: Lite0 for the
     // pointwise and depthwise convs, its stem and its classifier; ResNet-18 for the dense 3×3
     // convs (where the stem's specialization is no candidate).
@@ -297,7 +320,7 @@ fn every_tuned_variant() {
         // The 24 × 6, 8 × 2 and 4 × 1 register tiles, the split-K layouts and the workgroup
         // tile, but the builder's (the subgroup tile on lavapipe, 24 × 6 on other CPU adapters,
         // 8 × 2 on a GPU).
-        (KernelId::PointwiseConv, &others, "efficientnet-lite0"),
+        (pointwise, &others, "efficientnet-lite0"),
         // The generic depthwise kernel and the workgroup-staged one instead of the kernel-size
         // specializations.
         (
@@ -308,7 +331,7 @@ fn every_tuned_variant() {
         // The generic conv, the register-tiled one for Lite's specialized stem, the
         // register-tiled and the workgroup-tiled ones.
         (KernelId::Conv2d, &[0, 1, 2, 3], "efficientnet-lite0"),
-        (KernelId::Conv2d, &[0, 2, 3], "resnet18"),
+        (dense, &dense_others, "resnet18"),
         // The classifier by one workgroup per output (and one output per invocation, where the
         // builder's is the subgroup variant).
         (KernelId::Linear, &[0, 1], "efficientnet-lite0"),
@@ -320,6 +343,20 @@ fn every_tuned_variant() {
             check_on(ctx.clone(), arch);
             ctx.tuner.force(kernel, None);
         }
+    }
+    if texels {
+        // The storage-buffer kernels the texture ones stand in for on lavapipe (and that run
+        // where an input is too large for a texture): their subgroup tiles as the builder
+        // chooses them, and the 24 × 6 register tile.
+        ctx.kernels.set_texel_inputs(false);
+        eprintln!("without texture reads: efficientnet-lite0, resnet18");
+        check_on(ctx.clone(), "efficientnet-lite0");
+        check_on(ctx.clone(), "resnet18");
+        ctx.tuner
+            .force(KernelId::PointwiseConv, Some(POINTWISE_VARIANT));
+        check_on(ctx.clone(), "efficientnet-lite0");
+        ctx.tuner.force(KernelId::PointwiseConv, None);
+        ctx.kernels.set_texel_inputs(true);
     }
 }
 
@@ -335,9 +372,7 @@ fn tuned_choices_are_cached_and_exact() {
     check_on(ctx.clone(), "efficientnet-lite0");
     let choices = ctx.tuner.choices();
     assert!(
-        choices
-            .iter()
-            .any(|(k, _)| k.starts_with("pointwise_conv/"))
+        choices.iter().any(|(k, _)| k.starts_with("pointwise_conv"))
             && choices
                 .iter()
                 .any(|(k, _)| k.starts_with("depthwise_conv/"))

@@ -85,15 +85,30 @@ fn every_shader_validates() {
     );
 }
 
+/// Whether a shader, or a helper it imports (imports of imports included), has a `#subgroups`
+/// block.
+fn has_subgroups_block(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        l == "#subgroups"
+            || l.strip_prefix("#import ").is_some_and(|module| {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("shaders/lib/{}.wgsl", module.trim()));
+                has_subgroups_block(&std::fs::read_to_string(&path).expect("helper is readable"))
+            })
+    })
+}
+
 /// The copies with the `#subgroups` blocks (compiled only on devices with subgroups) validate
-/// with subgroup operations, and every kernel with such a block has its copy registered.
+/// with subgroup operations, and every kernel with such a block (its own or an imported
+/// helper's) has its copy registered.
 #[test]
 fn every_subgroup_copy_validates() {
     for spec in ALL_KERNELS {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shaders/{}.wgsl", spec.name));
         let raw = std::fs::read_to_string(&path).expect("shader is readable");
-        let has_block = raw.lines().any(|l| l.trim() == "#subgroups");
+        let has_block = has_subgroups_block(&raw);
         let copy = subgroup_source(spec.name);
         assert_eq!(
             has_block,
@@ -247,6 +262,7 @@ fn registered_bindings_match_the_shaders() {
                 BindingKind::StorageReadWrite => {
                     matches!(space, naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE))
                 }
+                BindingKind::Texture => *space == naga::AddressSpace::Handle,
             };
             assert!(
                 ok,

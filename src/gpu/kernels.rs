@@ -23,7 +23,44 @@ pub enum BindingKind {
     Storage,
     /// `var<storage, read_write>`.
     StorageReadWrite,
+    /// `texture_2d<f32>` read with `textureLoad` (unfilterable floats): a buffer's vec4s copied
+    /// into a texture ([`TEXEL_ROW`] texels to a row), where lavapipe reads faster than from
+    /// storage buffers (src/pipeline/texel.rs).
+    Texture,
 }
+
+/// The Rust type of each [`BindingKind`] in a kernel's bindings struct ([`launch`]).
+pub mod binding {
+    /// `var<storage, read>`.
+    pub type Storage<'a> = &'a wgpu::Buffer;
+    /// `var<storage, read_write>`.
+    pub type StorageReadWrite<'a> = &'a wgpu::Buffer;
+    /// `texture_2d<f32>`.
+    pub type Texture<'a> = &'a wgpu::TextureView;
+}
+
+/// A binding's resource: a whole buffer or a texture view.
+pub trait Resource {
+    /// The resource as bound.
+    fn resource(&self) -> wgpu::BindingResource<'_>;
+}
+
+impl Resource for &wgpu::Buffer {
+    fn resource(&self) -> wgpu::BindingResource<'_> {
+        self.as_entire_binding()
+    }
+}
+
+impl Resource for &wgpu::TextureView {
+    fn resource(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::TextureView(self)
+    }
+}
+
+/// Texels per row of the textures kernels read buffers through ([`BindingKind::Texture`]):
+/// vec4 `i` of the buffer is texel `(i % TEXEL_ROW, i / TEXEL_ROW)` (shaders/lib/texel.wgsl
+/// `TEXEL_ROW_SHIFT`).
+pub const TEXEL_ROW: u32 = 1 << 12;
 
 /// A kernel's static description: its name (= `shaders/<name>.wgsl` = wgpu label), source,
 /// bindings and parameter struct, as declared once in [`kernels!`].
@@ -109,13 +146,13 @@ impl Work {
     }
 }
 
-/// A typed launch: the buffers of one kernel's bindings after its parameters, by the names the
-/// WGSL gives them. Implemented by the structs in [`launch`], one per kernel.
+/// A typed launch: the buffers (and textures) of one kernel's bindings after its parameters, by
+/// the names the WGSL gives them. Implemented by the structs in [`launch`], one per kernel.
 pub trait Launch {
     /// The kernel it launches.
     type Kind: KernelKind;
-    /// The buffers in binding order (binding 1 onwards).
-    fn buffers(&self) -> Vec<&wgpu::Buffer>;
+    /// The resources in binding order (binding 1 onwards).
+    fn resources(&self) -> Vec<wgpu::BindingResource<'_>>;
 }
 
 /// Declares every kernel once: its id, WGSL file, parameter struct, optional fixed workgroup
@@ -185,8 +222,8 @@ macro_rules! kernels {
             )*
         }
 
-        /// One struct per kernel holding the buffers of its bindings after `params`, named as in
-        /// the WGSL.
+        /// One struct per kernel holding the buffers (and textures) of its bindings after
+        /// `params`, named as in the WGSL.
         pub mod launch {
             #[allow(unused_imports)]
             use super::*;
@@ -196,14 +233,14 @@ macro_rules! kernels {
                 pub struct $id<'a> {
                     $(
                         #[doc = concat!("`", stringify!($binding), "` (", stringify!($kind), ")")]
-                        pub $binding: &'a wgpu::Buffer,
+                        pub $binding: binding::$kind<'a>,
                     )*
                 }
 
                 impl Launch for $id<'_> {
                     type Kind = kind::$id;
-                    fn buffers(&self) -> Vec<&wgpu::Buffer> {
-                        vec![$(self.$binding),*]
+                    fn resources(&self) -> Vec<wgpu::BindingResource<'_>> {
+                        vec![$(self.$binding.resource()),*]
                     }
                 }
             )*
@@ -224,12 +261,21 @@ kernels! {
     } invocations(p, v) = conv2d_invocations(v, p.batch, p.out_h, p.out_w, p.out_c),
     work(p) = conv_work(p.batch, p.in_h * p.in_w, p.in_c, p.out_h * p.out_w, p.out_c, p.kernel,
                         p.has_residual);
+    Conv2dTexture => "conv2d_texture" (ConvParams) variants CONV2D_TEXTURE_VARIANTS {
+        input: Texture, weight: Texture, bias: Storage, residual: Storage, output: StorageReadWrite,
+    } invocations(p, v) = conv2d_texture_invocations(v, p.batch * p.out_h * p.out_w, p.out_c),
+    work(p) = conv_work(p.batch, p.in_h * p.in_w, p.in_c, p.out_h * p.out_w, p.out_c, p.kernel,
+                        p.has_residual);
     DepthwiseConv => "depthwise_conv" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = depthwise_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
     work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
     PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
+    } invocations(p, v) = pointwise_invocations(v, p.rows, p.out_channels),
+    work(p) = conv_work(1, p.rows, p.in_channels, p.rows, p.out_channels, 1, p.has_residual);
+    PointwiseConvTexture => "pointwise_conv_texture" (PointwiseParams) variants POINTWISE_VARIANTS {
+        input: Texture, weight: Texture, bias: Storage, residual: Storage, output: StorageReadWrite,
     } invocations(p, v) = pointwise_invocations(v, p.rows, p.out_channels),
     work(p) = conv_work(1, p.rows, p.in_channels, p.rows, p.out_channels, 1, p.has_residual);
     GlobalAvgPool => "global_avg_pool" (PoolParams) {
@@ -535,9 +581,17 @@ pub fn subgroup_source(kernel: &str) -> Option<&'static str> {
             env!("OUT_DIR"),
             "/shaders/pointwise_conv.subgroups.wgsl"
         ))),
+        "pointwise_conv_texture" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/pointwise_conv_texture.subgroups.wgsl"
+        ))),
         "conv2d" => Some(include_str!(concat!(
             env!("OUT_DIR"),
             "/shaders/conv2d.subgroups.wgsl"
+        ))),
+        "conv2d_texture" => Some(include_str!(concat!(
+            env!("OUT_DIR"),
+            "/shaders/conv2d_texture.subgroups.wgsl"
         ))),
         "linear" => Some(include_str!(concat!(
             env!("OUT_DIR"),
@@ -688,6 +742,34 @@ pub const CONV2D_SUBGROUP_TILE: usize = 5;
 /// Output pixels and vec4s of output channels per lane of [`CONV2D_SUBGROUP_TILE`] (the
 /// `#generate subgroup_tile ... conv` line of shaders/conv2d.wgsl).
 pub const CONV_SUBGROUP_TILE: (u32, u32) = (8, 16);
+
+/// Variants of shaders/conv2d_texture.wgsl: its subgroup tiles, 8 output pixels per lane by 16
+/// ([`CONV2D_TEXTURE_WIDE`]) or 8 ([`CONV2D_TEXTURE_NARROW`]) vec4s of output channels.
+pub const CONV2D_TEXTURE_VARIANTS: &[Variant] = &[
+    Variant::new(
+        "subgroup_tile_8x16",
+        &[(SUBGROUPS, 1.0), ("TILE_COLS", 16.0)],
+    ),
+    Variant::new("subgroup_tile_8x8", &[(SUBGROUPS, 1.0), ("TILE_COLS", 8.0)]),
+];
+
+/// The 8 × 16 subgroup tile of shaders/conv2d_texture.wgsl: the builder's choice where the
+/// device reads inputs through textures ([`Kernels::texel_inputs`]) and the conv has more than
+/// 32 output channels.
+pub const CONV2D_TEXTURE_WIDE: usize = 1;
+
+/// The 8 × 8 subgroup tile of shaders/conv2d_texture.wgsl, for at most 32 output channels.
+pub const CONV2D_TEXTURE_NARROW: usize = 2;
+
+/// Invocations of shaders/conv2d_texture.wgsl pipeline `variant` for `rows` output pixels of
+/// `channels` channels.
+fn conv2d_texture_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
+    match variant {
+        CONV2D_TEXTURE_WIDE => tile_invocations((8, 16), rows, channels),
+        CONV2D_TEXTURE_NARROW => tile_invocations((8, 8), rows, channels),
+        _ => rows * (channels / 4),
+    }
+}
 
 /// The subgroup stem of shaders/conv2d.wgsl (`#generate subgroup_stem`): the builder's choice for
 /// the 3×3 / 2 conv over RGB where the device has 8-lane subgroups (lavapipe). A subgroup's 8
@@ -1011,7 +1093,7 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
     };
     match kernel {
         // The subgroup tile only where the builder chose it, i.e. where the device has it.
-        KernelId::PointwiseConv => (1..=POINTWISE_VARIANTS.len())
+        KernelId::PointwiseConv | KernelId::PointwiseConvTexture => (1..=POINTWISE_VARIANTS.len())
             .filter(|&v| v != POINTWISE_SUBGROUP || variant == POINTWISE_SUBGROUP)
             .for_each(&mut add),
         // The generic kernel: one output pixel per invocation, 4× the invocations.
@@ -1021,6 +1103,10 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             if variant != 0 {
                 add(DEPTHWISE_STAGED);
             }
+        }
+        KernelId::Conv2dTexture => {
+            add(CONV2D_TEXTURE_WIDE);
+            add(CONV2D_TEXTURE_NARROW);
         }
         KernelId::Conv2d => {
             // Where the builder chose the subgroup stem, the stem's other specialization too.
@@ -1108,18 +1194,25 @@ impl Kernel {
             .map(|(i, (_, kind))| wgpu::BindGroupLayoutEntry {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: match kind {
-                        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
-                        BindingKind::Storage => {
-                            wgpu::BufferBindingType::Storage { read_only: true }
-                        }
-                        BindingKind::StorageReadWrite => {
-                            wgpu::BufferBindingType::Storage { read_only: false }
-                        }
+                ty: match kind {
+                    BindingKind::Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
                     },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
+                    _ => wgpu::BindingType::Buffer {
+                        ty: match kind {
+                            BindingKind::Storage => {
+                                wgpu::BufferBindingType::Storage { read_only: true }
+                            }
+                            BindingKind::StorageReadWrite => {
+                                wgpu::BufferBindingType::Storage { read_only: false }
+                            }
+                            _ => wgpu::BufferBindingType::Uniform,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
                 },
                 count: None,
             })
@@ -1204,20 +1297,19 @@ impl Kernel {
         }
     }
 
-    /// A bind group over `params` and the buffers of `launch`, in binding order.
+    /// A bind group over `params` and the resources of `launch`, in binding order.
     pub fn bind(
         &self,
         device: &wgpu::Device,
         params: &wgpu::Buffer,
         launch: &impl Launch,
     ) -> wgpu::BindGroup {
-        let buffers = launch.buffers();
-        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(params)
-            .chain(buffers)
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(params.as_entire_binding())
+            .chain(launch.resources())
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -1252,6 +1344,10 @@ pub struct Kernels {
     subgroups: bool,
     /// Whether the device is a CPU adapter (the builder's register tiles differ).
     cpu: bool,
+    /// Whether the pointwise convs and the dense convs of the subgroup tile read their inputs
+    /// and weights through textures (shaders/pointwise_conv_texture.wgsl,
+    /// shaders/conv2d_texture.wgsl): on CPU adapters with the subgroup tile.
+    texel_inputs: std::sync::atomic::AtomicBool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
     loop_bounding: bool,
@@ -1269,11 +1365,16 @@ impl Kernels {
         subgroups: bool,
         cpu: bool,
     ) -> Self {
+        let subgroups =
+            subgroups && std::env::var("GRADCAM_SUBGROUPS").map_or(true, |v| v.trim() != "0");
         Self {
             device: device.clone(),
             cpu,
-            subgroups: subgroups
-                && std::env::var("GRADCAM_SUBGROUPS").map_or(true, |v| v.trim() != "0"),
+            subgroups,
+            texel_inputs: std::sync::atomic::AtomicBool::new(
+                cpu && subgroups
+                    && std::env::var("GRADCAM_TEXELS").map_or(true, |v| v.trim() != "0"),
+            ),
             kernels: ALL_KERNELS
                 .iter()
                 .map(|_| std::sync::OnceLock::new())
@@ -1311,6 +1412,23 @@ impl Kernels {
         self.subgroups
     }
 
+    /// Whether the pointwise convs and the dense convs of the subgroup tile read their inputs and
+    /// weights through textures (shaders/pointwise_conv_texture.wgsl,
+    /// shaders/conv2d_texture.wgsl, src/pipeline/texel.rs): on CPU adapters with the subgroup
+    /// tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
+    /// uploaded.
+    pub fn texel_inputs(&self) -> bool {
+        self.texel_inputs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the texture reads off (or back on where the device allows them) for the models
+    /// uploaded from now on: the tests compare both paths on one device.
+    pub fn set_texel_inputs(&self, on: bool) {
+        let allowed = self.cpu && self.subgroups;
+        self.texel_inputs
+            .store(on && allowed, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The shaders/pointwise_conv.wgsl variant the builder uses on this device:
     /// [`POINTWISE_SUBGROUP`] where [`Kernels::subgroups`], else
     /// [`Kernels::pointwise_grad_variant`]'s register tile.
@@ -1332,6 +1450,15 @@ impl Kernels {
             POINTWISE_VARIANT
         } else {
             POINTWISE_GPU_VARIANT
+        }
+    }
+
+    /// The shaders/conv2d_texture.wgsl variant for a conv with `out_channels` outputs.
+    pub fn conv2d_texture_variant(&self, out_channels: u32) -> usize {
+        if out_channels <= 32 {
+            CONV2D_TEXTURE_NARROW
+        } else {
+            CONV2D_TEXTURE_WIDE
         }
     }
 

@@ -9,8 +9,9 @@
 use std::sync::{Arc, OnceLock};
 
 use super::steps::{BatchShape, Step, Steps};
+use super::texel;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{depthwise_variant, kind, launch};
+use crate::gpu::kernels::{depthwise_variant, kind, launch, CONV2D_SUBGROUP_TILE};
 use crate::gpu::params::{
     overlay_row_pitch, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams, DepthwiseParams,
     ElementwiseParams, ImageMeta, LayerNormParams, LinearParams, MaxPoolParams, PointwiseParams,
@@ -31,6 +32,9 @@ pub struct GpuModel {
     /// the gradient runs in conv_general_grad, transposed and flipped where it is a forward conv
     /// ([`ConvBackward`]); `None` where the backward uses the forward's layout.
     pub convs_torch: Vec<Option<wgpu::Buffer>>,
+    /// Per conv: its weight as a texture, for the pointwise convs that read their weights
+    /// through textures (src/pipeline/texel.rs); `None` for the others.
+    pub convs_texel: Vec<Option<wgpu::TextureView>>,
     /// Zeros, the bias of the transposed convs that compute input gradients
     /// ([`ConvBackward::Transposed`]): as many as the widest one's outputs.
     pub zeros: wgpu::Buffer,
@@ -89,7 +93,23 @@ impl GpuModel {
             .iter()
             .map(|(g, b)| g.size() + b.size())
             .sum();
-        convs + torch + self.zeros.size() + linears + elementwise + squeeze_excite + layer_norms
+        let texel: u64 = self
+            .convs_texel
+            .iter()
+            .flatten()
+            .map(|v| {
+                let size = v.texture().size();
+                u64::from(size.width) * u64::from(size.height) * 16
+            })
+            .sum();
+        convs
+            + torch
+            + texel
+            + self.zeros.size()
+            + linears
+            + elementwise
+            + squeeze_excite
+            + layer_norms
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -127,6 +147,25 @@ impl GpuModel {
                     ConvBackward::Own => return None,
                 };
                 Some(ctx.storage_with(&format!("{}.weight_t", c.name), &weight))
+            })
+            .collect();
+        let convs_texel = model
+            .convs
+            .iter()
+            .map(|c| {
+                let reads_texels = match c.kind {
+                    ConvKind::Pointwise => true,
+                    // The convs that run the subgroup tile.
+                    ConvKind::Dense => {
+                        ctx.kernels
+                            .conv2d_variant(c.kernel, c.stride, c.in_channels)
+                            == CONV2D_SUBGROUP_TILE
+                    }
+                    _ => false,
+                };
+                (ctx.kernels.texel_inputs() && reads_texels)
+                    .then(|| texel::upload(ctx, &format!("{}.weight texels", c.name), &c.weight))
+                    .flatten()
             })
             .collect();
         // The bias of the transposed convs: none.
@@ -211,6 +250,7 @@ impl GpuModel {
             model,
             convs,
             convs_torch,
+            convs_texel,
             zeros,
             linears,
             elementwise,
@@ -237,6 +277,9 @@ pub struct Forward {
     kept: Vec<bool>,
     /// The buffers the tensors that are not kept share.
     shared: Vec<wgpu::Buffer>,
+    /// The texture the pointwise convs' inputs are copied into, where they read it as one
+    /// (src/pipeline/texel.rs).
+    scratch: Option<texel::Scratch>,
     pixels: wgpu::Buffer,
     pixels_generation: u64,
     metas: wgpu::Buffer,
@@ -300,6 +343,7 @@ impl Forward {
             asked: model.tensors.iter().map(|_| OnceLock::new()).collect(),
             kept: Vec::new(),
             shared: Vec::new(),
+            scratch: None,
             pixels,
             pixels_generation: 0,
             metas,
@@ -344,6 +388,14 @@ impl Forward {
                 }
             })
             .collect::<Result<_>>()?;
+        self.scratch = texel::Scratch::new(
+            &self.ctx,
+            capacity,
+            model
+                .ops
+                .iter()
+                .filter_map(|op| texel_input(&self.gpu_model, op)),
+        );
         let mut steps = Steps::new("forward");
         for op in &model.ops {
             let pushed = push_op(
@@ -352,6 +404,7 @@ impl Forward {
                 &self.tensors,
                 &self.pixels,
                 &self.metas,
+                self.scratch.as_ref(),
                 &mut steps,
                 op,
             );
@@ -403,16 +456,19 @@ impl Forward {
             .map(|(b, _)| b.size())
             .sum();
         let shared: u64 = self.shared.iter().map(wgpu::Buffer::size).sum();
+        let scratch = self.scratch.as_ref().map_or(0, texel::Scratch::gpu_bytes);
         own + shared
+            + scratch
             + self.pixels.size()
             + self.metas.size()
             + self.logits_staging.size()
             + self.upload.gpu_bytes()
     }
 
-    /// Number of kernel launches per batch.
+    /// Number of kernel launches per batch, counting each texel copy between them as one (a
+    /// profiled run times it as a pass of its own).
     pub fn launches(&self) -> usize {
-        self.steps.len()
+        self.steps.len() + self.steps.repeats()
     }
 
     /// The model.
@@ -817,12 +873,29 @@ impl<K> From<Step<K>> for Pushed {
 }
 
 /// Appends the launch of one forward op to `steps`.
+/// The vec4s per image of `op`'s input where it reads it through a texture (a conv whose weights
+/// are a texture: src/pipeline/texel.rs).
+fn texel_input(gpu_model: &GpuModel, op: &Op) -> Option<u64> {
+    match *op {
+        Op::Conv { conv, input, .. } if gpu_model.convs_texel[conv].is_some() => {
+            let t = &gpu_model.model.tensors[input];
+            Some(u64::from(t.height * t.width * t.channels / 4))
+        }
+        _ => None,
+    }
+}
+
+/// Appends the launches of `op` to `steps`; with `scratch`, the pointwise convs that can read
+/// their input through it are preceded by its copy ([`texel::TexelCopy`]), which only a list
+/// recorded with its repeats runs (not the probe loop's).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn push_op(
     ctx: &GpuContext,
     gpu_model: &GpuModel,
     tensors: &[wgpu::Buffer],
     pixels: &wgpu::Buffer,
     metas: &wgpu::Buffer,
+    scratch: Option<&texel::Scratch>,
     steps: &mut Steps,
     op: &Op,
 ) -> Pushed {
@@ -869,7 +942,44 @@ pub(super) fn push_op(
                 (Some(_), false) => 1,
                 (Some(_), true) => 2,
             };
+            let texels = texel_input(gpu_model, op).and_then(|per_image| {
+                let copy = scratch?.copy(&tensors[input], per_image)?;
+                Some((copy, scratch?, gpu_model.convs_texel[conv].as_ref()?))
+            });
             match c.kind {
+                ConvKind::Dense if texels.is_some() => {
+                    let (copy, scratch, weight) = texels.expect("checked");
+                    steps.push_repeat(Box::new(copy));
+                    steps
+                        .push_variant(
+                            ctx,
+                            ctx.kernels.conv2d_texture_variant(o.channels),
+                            launch::Conv2dTexture {
+                                input: scratch.view(),
+                                weight,
+                                bias: b,
+                                residual: r,
+                                output: &tensors[output],
+                            },
+                            move |s| ConvParams {
+                                batch: s.images,
+                                in_h: i.height,
+                                in_w: i.width,
+                                in_c: i.channels,
+                                out_h: o.height,
+                                out_w: o.width,
+                                out_c: o.channels,
+                                kernel,
+                                stride,
+                                pad_top,
+                                pad_left,
+                                activation,
+                                has_residual,
+                                _pad: [0; 3],
+                            },
+                        )
+                        .into()
+                }
                 ConvKind::Dense => steps
                     .push_variant(
                         ctx,
@@ -964,27 +1074,49 @@ pub(super) fn push_op(
                         )
                         .into()
                 }
-                ConvKind::Pointwise => steps
-                    .push_variant(
-                        ctx,
-                        ctx.kernels.pointwise_variant(),
-                        launch::PointwiseConv {
-                            input: &tensors[input],
-                            weight: w,
-                            bias: b,
-                            residual: r,
-                            output: &tensors[output],
-                        },
-                        move |s| PointwiseParams {
-                            rows: s.images * o.height * o.width,
-                            in_channels: i.channels,
-                            out_channels: o.channels,
-                            activation,
-                            has_residual,
-                            _pad: [0; 3],
-                        },
-                    )
-                    .into(),
+                ConvKind::Pointwise => {
+                    let params = move |s: &BatchShape| PointwiseParams {
+                        rows: s.images * o.height * o.width,
+                        in_channels: i.channels,
+                        out_channels: o.channels,
+                        activation,
+                        has_residual,
+                        _pad: [0; 3],
+                    };
+                    match texels {
+                        Some((copy, scratch, weight)) => {
+                            steps.push_repeat(Box::new(copy));
+                            steps
+                                .push_variant(
+                                    ctx,
+                                    ctx.kernels.pointwise_variant(),
+                                    launch::PointwiseConvTexture {
+                                        input: scratch.view(),
+                                        weight,
+                                        bias: b,
+                                        residual: r,
+                                        output: &tensors[output],
+                                    },
+                                    params,
+                                )
+                                .into()
+                        }
+                        None => steps
+                            .push_variant(
+                                ctx,
+                                ctx.kernels.pointwise_variant(),
+                                launch::PointwiseConv {
+                                    input: &tensors[input],
+                                    weight: w,
+                                    bias: b,
+                                    residual: r,
+                                    output: &tensors[output],
+                                },
+                                params,
+                            )
+                            .into(),
+                    }
+                }
             }
         }
         Op::GlobalAvgPool { input, output } => {

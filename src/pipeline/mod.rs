@@ -8,6 +8,7 @@ mod forward;
 pub mod methods;
 mod probe;
 pub mod steps;
+mod texel;
 
 pub use backward::{BackwardPlan, GradStep};
 pub use explain::{

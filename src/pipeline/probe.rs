@@ -123,7 +123,16 @@ impl Probe {
             .collect();
         let mut forward = Steps::new("probe forward");
         for op in &model.ops[first_op..] {
-            push_op(ctx, gpu_model, &tensors, &cursor, &cursor, &mut forward, op);
+            push_op(
+                ctx,
+                gpu_model,
+                &tensors,
+                &cursor,
+                &cursor,
+                None,
+                &mut forward,
+                op,
+            );
         }
         forward.configure(
             ctx,

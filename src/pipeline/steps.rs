@@ -88,6 +88,10 @@ pub trait Repeat: Send + Sync {
     );
     /// Bytes of the GPU buffers only it holds.
     fn gpu_bytes(&self) -> u64;
+    /// What a profile calls it, after its list's label.
+    fn name(&self) -> &'static str {
+        "probe"
+    }
 }
 
 /// Kernel launches in execution order, with [`Repeat`]s between them.
@@ -123,6 +127,11 @@ impl Steps {
     /// Number of steps.
     pub fn len(&self) -> usize {
         self.dispatches.len()
+    }
+
+    /// Number of repeats among the steps (each recorded as a pass of its own).
+    pub fn repeats(&self) -> usize {
+        self.repeats.len()
     }
 
     /// Whether there are no steps.
@@ -333,7 +342,7 @@ impl Steps {
 
     /// Records steps `range` timed by `profiler`: as one pass labelled `label`, or with
     /// `per_kernel` one pass per step; each repeat among them is one pass labelled by its stage
-    /// `label` and `probe`.
+    /// `label` and its name.
     pub fn record_range_profiled(
         &self,
         ctx: &GpuContext,
@@ -356,7 +365,7 @@ impl Steps {
                 );
             }
             if let Some(repeat) = repeat {
-                let writes = profiler.pass(&format!("{label} probe"));
+                let writes = profiler.pass(&format!("{label} {}", repeat.name()));
                 repeat.record(ctx, encoder, shape, writes);
             }
         }
