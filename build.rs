@@ -542,7 +542,7 @@ fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
     );
     for k in 0..kernel * kernel {
         b.push_str(&format!(
-            "    let w{k} = weight[{k}u * c4 + c];
+            "    let w{k} = load_dw({k}u * c4 + c);
 "
         ));
     }
@@ -569,7 +569,7 @@ fn depthwise_block(kernel: u32, stride: u32, ox: u32, oy: u32) -> String {
         ));
         for j in 0..in_cols {
             b.push_str(&format!(
-                "        let x{j} = select(vec4<f32>(0.0), input[(row + cx{j}) * c4 + c], row_in && in{j});
+                "        let x{j} = select(vec4<f32>(0.0), load_in((row + cx{j}) * c4 + c), row_in && in{j});
 "
             ));
         }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use gradcam::gpu::kernels::{
     specialization, subgroup_source, BindingKind, ALL_KERNELS, CONV2D_GRAD_BLOCKS,
-    CONV2D_GRAD_VARIANTS, CONV_SUBGROUP_TILE, DEPTHWISE_BLOCKS, DEPTHWISE_GRAD_BLOCKS,
-    DEPTHWISE_GRAD_VARIANTS, DEPTHWISE_VARIANTS, STEM_OX, SUBGROUP_TILE, WORKGROUP_TILED,
+    CONV2D_GRAD_VARIANTS, CONV2D_TEXTURE_TILES, CONV_SUBGROUP_TILE, DEPTHWISE_BLOCKS,
+    DEPTHWISE_GRAD_BLOCKS, DEPTHWISE_GRAD_VARIANTS, DEPTHWISE_VARIANTS, STEM_OX, SUBGROUP_TILE,
+    WORKGROUP_TILED,
 };
 use gradcam::gpu::params::STORAGE_STRUCTS;
 
@@ -173,7 +174,7 @@ fn generate_lines(file: &str, name: &str, count: usize) -> Vec<Vec<u32>> {
 fn generated_blocks_match_the_dispatch_sizes() {
     let blocks = [
         (
-            "depthwise_conv",
+            "lib/depthwise_conv",
             "depthwise_block",
             DEPTHWISE_VARIANTS,
             &DEPTHWISE_BLOCKS[..],
@@ -208,7 +209,7 @@ fn generated_blocks_match_the_dispatch_sizes() {
             );
         }
     }
-    for file in ["pointwise_conv", "pointwise_conv_grad"] {
+    for file in ["lib/pointwise_conv", "pointwise_conv_grad"] {
         for l in generate_lines(file, "subgroup_tile", 2) {
             assert_eq!(
                 (l[0], l[1]),
@@ -219,6 +220,12 @@ fn generated_blocks_match_the_dispatch_sizes() {
     }
     let conv = generate_lines("conv2d", "subgroup_tile", 2);
     assert_eq!(conv, [vec![CONV_SUBGROUP_TILE.0, CONV_SUBGROUP_TILE.1]]);
+    let texture = generate_lines("conv2d_texture", "subgroup_tile", 2);
+    let tiles: Vec<Vec<u32>> = CONV2D_TEXTURE_TILES
+        .iter()
+        .map(|t| vec![t.0, t.1])
+        .collect();
+    assert_eq!(texture, tiles, "shaders/conv2d_texture.wgsl: subgroup_tile");
     for l in generate_lines("conv2d", "subgroup_stem", 1) {
         assert_eq!(l[0], STEM_OX, "shaders/conv2d.wgsl: subgroup_stem");
     }

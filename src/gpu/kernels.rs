@@ -270,6 +270,10 @@ kernels! {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = depthwise_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
     work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
+    DepthwiseConvTexture => "depthwise_conv_texture" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
+        input: Texture, weight: Texture, bias: Storage, output: StorageReadWrite,
+    } invocations(p, v) = depthwise_invocations(v, p.batch, p.out_h, p.out_w, p.channels),
+    work(p) = depthwise_work(p.batch, p.in_h * p.in_w, p.out_h * p.out_w, p.channels, p.kernel, 0);
     PointwiseConv => "pointwise_conv" (PointwiseParams) variants POINTWISE_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, residual: Storage, output: StorageReadWrite,
     } invocations(p, v) = pointwise_invocations(v, p.rows, p.out_channels),
@@ -761,12 +765,18 @@ pub const CONV2D_TEXTURE_WIDE: usize = 1;
 /// The 8 × 8 subgroup tile of shaders/conv2d_texture.wgsl, for at most 32 output channels.
 pub const CONV2D_TEXTURE_NARROW: usize = 2;
 
+/// Output pixels and vec4s of output channels per lane of [`CONV2D_TEXTURE_WIDE`] and
+/// [`CONV2D_TEXTURE_NARROW`] (the `#generate subgroup_tile ... conv` lines of
+/// shaders/conv2d_texture.wgsl, in order).
+pub const CONV2D_TEXTURE_TILES: [(u32, u32); 2] = [(8, 16), (8, 8)];
+
 /// Invocations of shaders/conv2d_texture.wgsl pipeline `variant` for `rows` output pixels of
 /// `channels` channels.
 fn conv2d_texture_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
     match variant {
-        CONV2D_TEXTURE_WIDE => tile_invocations((8, 16), rows, channels),
-        CONV2D_TEXTURE_NARROW => tile_invocations((8, 8), rows, channels),
+        CONV2D_TEXTURE_WIDE | CONV2D_TEXTURE_NARROW => {
+            tile_invocations(CONV2D_TEXTURE_TILES[variant - 1], rows, channels)
+        }
         _ => rows * (channels / 4),
     }
 }
@@ -1097,7 +1107,7 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             .filter(|&v| v != POINTWISE_SUBGROUP || variant == POINTWISE_SUBGROUP)
             .for_each(&mut add),
         // The generic kernel: one output pixel per invocation, 4× the invocations.
-        KernelId::DepthwiseConv => {
+        KernelId::DepthwiseConv | KernelId::DepthwiseConvTexture => {
             add(0);
             // The staged variant only for the specialized sizes, whose region fits.
             if variant != 0 {
@@ -1344,9 +1354,9 @@ pub struct Kernels {
     subgroups: bool,
     /// Whether the device is a CPU adapter (the builder's register tiles differ).
     cpu: bool,
-    /// Whether the pointwise convs and the dense convs of the subgroup tile read their inputs
-    /// and weights through textures (shaders/pointwise_conv_texture.wgsl,
-    /// shaders/conv2d_texture.wgsl): on CPU adapters with the subgroup tile.
+    /// Whether the pointwise and depthwise convs and the dense convs of the subgroup tile read
+    /// their inputs and weights through textures (the `*_texture` kernels): on CPU adapters
+    /// with the subgroup tile.
     texel_inputs: std::sync::atomic::AtomicBool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
@@ -1412,10 +1422,10 @@ impl Kernels {
         self.subgroups
     }
 
-    /// Whether the pointwise convs and the dense convs of the subgroup tile read their inputs and
-    /// weights through textures (shaders/pointwise_conv_texture.wgsl,
-    /// shaders/conv2d_texture.wgsl, src/pipeline/texel.rs): on CPU adapters with the subgroup
-    /// tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
+    /// Whether the pointwise and depthwise convs and the dense convs of the subgroup tile read
+    /// their inputs and weights through textures (shaders/pointwise_conv_texture.wgsl,
+    /// depthwise_conv_texture.wgsl, conv2d_texture.wgsl, src/pipeline/texel.rs): on CPU adapters
+    /// with the subgroup tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
     /// uploaded.
     pub fn texel_inputs(&self) -> bool {
         self.texel_inputs.load(std::sync::atomic::Ordering::Relaxed)

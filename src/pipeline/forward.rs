@@ -154,7 +154,7 @@ impl GpuModel {
             .iter()
             .map(|c| {
                 let reads_texels = match c.kind {
-                    ConvKind::Pointwise => true,
+                    ConvKind::Pointwise | ConvKind::Depthwise => true,
                     // The convs that run the subgroup tile.
                     ConvKind::Dense => {
                         ctx.kernels
@@ -1011,32 +1011,53 @@ pub(super) fn push_op(
                         },
                     )
                     .into(),
-                ConvKind::Depthwise => steps
-                    .push_variant(
-                        ctx,
-                        depthwise_variant(kernel, stride),
-                        launch::DepthwiseConv {
-                            input: &tensors[input],
-                            weight: w,
-                            bias: b,
-                            output: &tensors[output],
-                        },
-                        move |s| DepthwiseParams {
-                            batch: s.images,
-                            in_h: i.height,
-                            in_w: i.width,
-                            channels: o.channels,
-                            out_h: o.height,
-                            out_w: o.width,
-                            kernel,
-                            stride,
-                            pad_top,
-                            pad_left,
-                            activation,
-                            _pad: 0,
-                        },
-                    )
-                    .into(),
+                ConvKind::Depthwise => {
+                    let params = move |s: &BatchShape| DepthwiseParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        channels: o.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        kernel,
+                        stride,
+                        pad_top,
+                        pad_left,
+                        activation,
+                        _pad: 0,
+                    };
+                    match texels {
+                        Some((copy, scratch, weight)) => {
+                            steps.push_repeat(Box::new(copy));
+                            steps
+                                .push_variant(
+                                    ctx,
+                                    depthwise_variant(kernel, stride),
+                                    launch::DepthwiseConvTexture {
+                                        input: scratch.view(),
+                                        weight,
+                                        bias: b,
+                                        output: &tensors[output],
+                                    },
+                                    params,
+                                )
+                                .into()
+                        }
+                        None => steps
+                            .push_variant(
+                                ctx,
+                                depthwise_variant(kernel, stride),
+                                launch::DepthwiseConv {
+                                    input: &tensors[input],
+                                    weight: w,
+                                    bias: b,
+                                    output: &tensors[output],
+                                },
+                                params,
+                            )
+                            .into(),
+                    }
+                }
                 ConvKind::General => {
                     let g = c.geometry;
                     steps

@@ -3,8 +3,9 @@
 //! lavapipe runs a subgroup of 8 invocations as one SIMD vector, and compiles a storage-buffer
 //! load whose index differs between the lanes, or that sits inside any loop, into eight scalar
 //! loads, each behind a branch on its lane's execution mask; a texel fetch is one vectorized
-//! gather. The matrix products of the pointwise convs load their inputs and weights in loops, so
-//! on this driver they read them as textures (shaders/pointwise_conv_texture.wgsl): the weights
+//! gather. The convs load their inputs and weights that way, so on this driver the pointwise and
+//! depthwise convs and the dense convs of the subgroup tile read them as textures (the
+//! `*_texture` kernels): the weights
 //! are uploaded as textures once ([`upload`]), and each launch's input is copied into a texture
 //! the forward pass shares among them ([`TexelCopy`]) just before it. Vec4 `i` of a buffer is
 //! texel `(i % TEXEL_ROW, i / TEXEL_ROW)` (shaders/lib/texel.wgsl).
