@@ -422,7 +422,8 @@ fn subgroup_tile(
 /// 7×7): the 8 lanes take 8 consecutive vec4s of output channels at the same OX adjacent output
 /// pixels, so they need the same input values, (OX − 1)·2 + K columns × 3 channels per filter
 /// row: each lane loads an eighth of them and `subgroupBroadcast` shares them. Every weight vec4
-/// is loaded once for OX pixels. Padding reads as zero. Sums from the bias over rows, columns and
+/// is loaded once for OX pixels (the importer's `load_x1(index)` reads one input value,
+/// `load_w(index)` one weight vec4). Padding reads as zero. Sums from the bias over rows, columns and
 /// channels in turn, as the other conv2d paths do.
 fn subgroup_stem(kernel: u32, ox: u32) -> String {
     let in_cols = (ox - 1) * 2 + kernel;
@@ -470,7 +471,7 @@ fn subgroup_stem(kernel: u32, ox: u32) -> String {
         ));
         for p in 0..per_lane {
             b.push_str(&format!(
-                "        let mine{p} = select(0.0, input[row + at{p}], row_in && in{p});\n"
+                "        let mine{p} = select(0.0, load_x1(row + at{p}), row_in && in{p});\n"
             ));
         }
         for m in 0..items {
@@ -483,7 +484,7 @@ fn subgroup_stem(kernel: u32, ox: u32) -> String {
         for kx in 0..kernel {
             for ci in 0..3 {
                 b.push_str(&format!(
-                    "        let w{kx}_{ci} = weight[(({ky}u * {kernel}u + {kx}u) * 3u + {ci}u) * c4 + co];\n"
+                    "        let w{kx}_{ci} = load_w((({ky}u * {kernel}u + {kx}u) * 3u + {ci}u) * c4 + co);\n"
                 ));
                 for t in 0..ox {
                     b.push_str(&format!(

@@ -331,6 +331,11 @@ fn load_w(index: u32) -> vec4<f32> {
     return weight[index];
 }
 
+// Input value `index` (the stems', over 3 channels).
+fn load_x1(index: u32) -> f32 {
+    return input[index];
+}
+
 // The pointwise conv's subgroup tile over the filter taps (build.rs `subgroup_tile`, conv mode):
 // 8 lanes × 8 output pixels of the same 16 vec4s of output channels (src/gpu/kernels.rs
 // CONV_SUBGROUP_TILE: 8 × 16 measured fastest on lavapipe for ResNet-50 and VGG-16 against

@@ -1,13 +1,14 @@
-// Dense 2-D convolution over a multiple of 4 input channels with its input and weights read
+// Dense 2-D convolution with its input and weights read
 // through textures (shaders/lib/texel.wgsl), for lavapipe: shaders/conv2d.wgsl's subgroup tile
 // (build.rs `subgroup_tile`, conv mode) whose loads are texel fetches instead of storage-buffer
 // loads, in two shapes: 8 output pixels × 16 vec4s of output channels per lane, and 8 × 8 for
 // convs with at most 32 output channels (DenseNet's 3×3 growth convs), which the wider tile
-// would compute twice. The engine copies each launch's input into a texture first
+// would compute twice; and conv2d.wgsl's subgroup stems (3×3 and 7×7 at stride 2 over RGB). The engine copies each launch's input into a texture first
 // (src/pipeline/texel.rs); the weights are uploaded as textures once.
 //
 // `main` (the default pipeline, for devices without subgroups) computes one output pixel and
-// four output channels per invocation, adding the products in the subgroup tile's order.
+// four output channels per invocation over any number of input channels, adding the products
+// in the subgroup paths' order.
 #import index
 #import texel
 #import conv_params
@@ -35,6 +36,11 @@ fn load_w(index: u32) -> vec4<f32> {
     return texel(weight, index);
 }
 
+// Input value `index` (the stems', over 3 channels): a component of a texel.
+fn load_x1(index: u32) -> f32 {
+    return texel(input, index >> 2u)[index & 3u];
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -42,7 +48,6 @@ fn main(
 ) {
     let id = invocation_index(gid, nwg);
     let c4 = params.out_c / 4u;
-    let k4 = params.in_c / 4u;
     if id >= params.batch * params.out_h * params.out_w * c4 {
         return;
     }
@@ -62,15 +67,10 @@ fn main(
             if ix < 0 || ix >= i32(params.in_w) {
                 continue;
             }
-            let src = ((n * params.in_h + u32(iy)) * params.in_w + u32(ix)) * k4;
-            let tap = (ky * params.kernel + kx) * params.in_c;
-            for (var k = 0u; k < k4; k++) {
-                let x = load_a(src + k);
-                let w = (tap + k * 4u) * c4 + co;
-                acc += x.x * load_w(w);
-                acc += x.y * load_w(w + c4);
-                acc += x.z * load_w(w + 2u * c4);
-                acc += x.w * load_w(w + 3u * c4);
+            let src = ((n * params.in_h + u32(iy)) * params.in_w + u32(ix)) * params.in_c;
+            let w = ((ky * params.kernel + kx) * params.in_c) * c4 + co;
+            for (var ci = 0u; ci < params.in_c; ci++) {
+                acc += load_x1(src + ci) * load_w(w + ci * c4);
             }
         }
     }
@@ -82,6 +82,11 @@ fn main(
 #subgroups
 // Vec4s of output channels per lane: 16 or 8.
 override TILE_COLS: u32 = 16u;
+// 3 or 7: the subgroup stem of that kernel size (shaders/conv2d.wgsl's) instead of a tile.
+override STEM_KERNEL: u32 = 0u;
+
+#generate subgroup_stem 3 8
+#generate subgroup_stem 7 8
 
 #generate subgroup_tile output params.out_c params.in_c bias 8 16 conv
 #generate subgroup_tile output params.out_c params.in_c bias 8 8 conv
@@ -93,7 +98,11 @@ fn main_subgroups(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    if TILE_COLS == 8u {
+    if STEM_KERNEL == 3u {
+        subgroup_stem_k3(subgroup_index(wid, nwg, lid), lane);
+    } else if STEM_KERNEL == 7u {
+        subgroup_stem_k7(subgroup_index(wid, nwg, lid), lane);
+    } else if TILE_COLS == 8u {
         conv_subgroup_tile_8x8(subgroup_index(wid, nwg, lid), lane);
     } else {
         conv_subgroup_tile_8x16(subgroup_index(wid, nwg, lid), lane);

@@ -309,7 +309,7 @@ fn every_tuned_variant() {
     // The dense 3×3 convs: the texture kernel's other subgroup tile and its generic path, or
     // conv2d's generic, register-tiled and workgroup-tiled paths.
     let dense_builders = if texels {
-        ctx.kernels.conv2d_texture_variant(64)
+        ctx.kernels.conv2d_texture_variant(3, 1, 64, 64)
     } else {
         ctx.kernels.conv2d_variant(3, 1, 64)
     };
@@ -324,7 +324,7 @@ fn every_tuned_variant() {
     // Each forced variant runs on the networks with launches that take it: Lite0 for the
     // pointwise and depthwise convs, its stem and its classifier; ResNet-18 for the dense 3×3
     // convs (where the stem's specialization is no candidate).
-    let cases: [(KernelId, &[usize], &str); 5] = [
+    let mut cases: Vec<(KernelId, &[usize], &str)> = vec![
         // The 24 × 6, 8 × 2 and 4 × 1 register tiles, the split-K layouts and the workgroup
         // tile, but the builder's (the subgroup tile on lavapipe, 24 × 6 on other CPU adapters,
         // 8 × 2 on a GPU).
@@ -332,14 +332,18 @@ fn every_tuned_variant() {
         // The generic depthwise kernel and the workgroup-staged one instead of the kernel-size
         // specializations.
         (depthwise, &[0, DEPTHWISE_STAGED], "efficientnet-lite0"),
-        // The generic conv, the register-tiled one for Lite's specialized stem, the
-        // register-tiled and the workgroup-tiled ones.
-        (KernelId::Conv2d, &[0, 1, 2, 3], "efficientnet-lite0"),
+        // The dense convs' other paths on ResNet-18 (with textures, the generic path replaces
+        // the 7×7 stem there too).
         (dense, &dense_others, "resnet18"),
         // The classifier by one workgroup per output (and one output per invocation, where the
         // builder's is the subgroup variant).
         (KernelId::Linear, &[0, 1], "efficientnet-lite0"),
     ];
+    // Lite's stem: with textures the generic path instead of the subgroup stem; else the
+    // generic conv, the register-tiled specialization, the register-tiled and the
+    // workgroup-tiled paths.
+    let stems: &[usize] = if texels { &[0] } else { &[0, 1, 2, 3] };
+    cases.push((dense, stems, "efficientnet-lite0"));
     for (kernel, variants, arch) in cases {
         for &variant in variants {
             ctx.tuner.force(kernel, Some(variant));
@@ -360,6 +364,18 @@ fn every_tuned_variant() {
             .force(KernelId::PointwiseConv, Some(POINTWISE_VARIANT));
         check_on(ctx.clone(), "efficientnet-lite0");
         ctx.tuner.force(KernelId::PointwiseConv, None);
+        // conv2d's other paths for Lite's stem and ResNet's 3×3 convs.
+        for (variants, arch) in [
+            (&[0, 1, 2, 3][..], "efficientnet-lite0"),
+            (&[2], "resnet18"),
+        ] {
+            for &variant in variants {
+                ctx.tuner.force(KernelId::Conv2d, Some(variant));
+                eprintln!("without texture reads, Conv2d forced to variant {variant}: {arch}");
+                check_on(ctx.clone(), arch);
+            }
+        }
+        ctx.tuner.force(KernelId::Conv2d, None);
         ctx.kernels.set_texel_inputs(true);
     }
 }
@@ -378,7 +394,7 @@ fn tuned_choices_are_cached_and_exact() {
     assert!(
         choices.iter().any(|(k, _)| k.starts_with("pointwise_conv"))
             && choices.iter().any(|(k, _)| k.starts_with("depthwise_conv"))
-            && choices.iter().any(|(k, _)| k.starts_with("conv2d/")),
+            && choices.iter().any(|(k, _)| k.starts_with("conv2d")),
         "every tuned kernel was timed: {choices:?}"
     );
     let path = ctx.tuner.cache_path().expect("a cache path");

@@ -263,7 +263,7 @@ kernels! {
                         p.has_residual);
     Conv2dTexture => "conv2d_texture" (ConvParams) variants CONV2D_TEXTURE_VARIANTS {
         input: Texture, weight: Texture, bias: Storage, residual: Storage, output: StorageReadWrite,
-    } invocations(p, v) = conv2d_texture_invocations(v, p.batch * p.out_h * p.out_w, p.out_c),
+    } invocations(p, v) = conv2d_texture_invocations(v, p.batch, p.out_h, p.out_w, p.out_c),
     work(p) = conv_work(p.batch, p.in_h * p.in_w, p.in_c, p.out_h * p.out_w, p.out_c, p.kernel,
                         p.has_residual);
     DepthwiseConv => "depthwise_conv" (DepthwiseParams) variants DEPTHWISE_VARIANTS {
@@ -375,6 +375,10 @@ kernels! {
     } invocations(p, _) = p.batch * p.in_h * p.in_w * p.channels / 4;
     Elementwise => "elementwise" (ElementwiseParams) {
         input: Storage, scale: Storage, bias: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.len4,
+    work(p) = Work::new(2 * 4 * u64::from(p.len4), 2 * 4 * u64::from(p.len4));
+    ElementwiseTexture => "elementwise_texture" (ElementwiseParams) {
+        input: Texture, scale: Texture, bias: Texture, output: StorageReadWrite,
     } invocations(p, _) = p.len4,
     work(p) = Work::new(2 * 4 * u64::from(p.len4), 2 * 4 * u64::from(p.len4));
     ElementwiseGrad => "elementwise_grad" (ElementwiseGradParams) {
@@ -748,13 +752,22 @@ pub const CONV2D_SUBGROUP_TILE: usize = 5;
 pub const CONV_SUBGROUP_TILE: (u32, u32) = (8, 16);
 
 /// Variants of shaders/conv2d_texture.wgsl: its subgroup tiles, 8 output pixels per lane by 16
-/// ([`CONV2D_TEXTURE_WIDE`]) or 8 ([`CONV2D_TEXTURE_NARROW`]) vec4s of output channels.
+/// ([`CONV2D_TEXTURE_WIDE`]) or 8 ([`CONV2D_TEXTURE_NARROW`]) vec4s of output channels, and the
+/// subgroup stems ([`CONV2D_TEXTURE_STEM`], [`CONV2D_TEXTURE_STEM7`]).
 pub const CONV2D_TEXTURE_VARIANTS: &[Variant] = &[
     Variant::new(
         "subgroup_tile_8x16",
         &[(SUBGROUPS, 1.0), ("TILE_COLS", 16.0)],
     ),
     Variant::new("subgroup_tile_8x8", &[(SUBGROUPS, 1.0), ("TILE_COLS", 8.0)]),
+    Variant::new(
+        "subgroup_stem_3x3",
+        &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 3.0)],
+    ),
+    Variant::new(
+        "subgroup_stem_7x7",
+        &[(SUBGROUPS, 1.0), ("STEM_KERNEL", 7.0)],
+    ),
 ];
 
 /// The 8 × 16 subgroup tile of shaders/conv2d_texture.wgsl: the builder's choice where the
@@ -765,17 +778,33 @@ pub const CONV2D_TEXTURE_WIDE: usize = 1;
 /// The 8 × 8 subgroup tile of shaders/conv2d_texture.wgsl, for at most 32 output channels.
 pub const CONV2D_TEXTURE_NARROW: usize = 2;
 
+/// The 3×3 / 2 subgroup stem of shaders/conv2d_texture.wgsl ([`CONV2D_SUBGROUP_STEM`]'s).
+pub const CONV2D_TEXTURE_STEM: usize = 3;
+
+/// The 7×7 / 2 subgroup stem of shaders/conv2d_texture.wgsl ([`CONV2D_SUBGROUP_STEM7`]'s).
+pub const CONV2D_TEXTURE_STEM7: usize = 4;
+
 /// Output pixels and vec4s of output channels per lane of [`CONV2D_TEXTURE_WIDE`] and
 /// [`CONV2D_TEXTURE_NARROW`] (the `#generate subgroup_tile ... conv` lines of
 /// shaders/conv2d_texture.wgsl, in order).
 pub const CONV2D_TEXTURE_TILES: [(u32, u32); 2] = [(8, 16), (8, 8)];
 
-/// Invocations of shaders/conv2d_texture.wgsl pipeline `variant` for `rows` output pixels of
-/// `channels` channels.
-fn conv2d_texture_invocations(variant: usize, rows: u32, channels: u32) -> u32 {
+/// Invocations of shaders/conv2d_texture.wgsl pipeline `variant` for an output of
+/// `batch × height × width × channels`.
+fn conv2d_texture_invocations(
+    variant: usize,
+    batch: u32,
+    height: u32,
+    width: u32,
+    channels: u32,
+) -> u32 {
+    let rows = batch * height * width;
     match variant {
         CONV2D_TEXTURE_WIDE | CONV2D_TEXTURE_NARROW => {
             tile_invocations(CONV2D_TEXTURE_TILES[variant - 1], rows, channels)
+        }
+        CONV2D_TEXTURE_STEM | CONV2D_TEXTURE_STEM7 => {
+            conv2d_invocations(CONV2D_SUBGROUP_STEM, batch, height, width, channels)
         }
         _ => rows * (channels / 4),
     }
@@ -1115,8 +1144,13 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             }
         }
         KernelId::Conv2dTexture => {
-            add(CONV2D_TEXTURE_WIDE);
-            add(CONV2D_TEXTURE_NARROW);
+            // The other tile where the builder chose one; the generic path against a stem.
+            if variant == CONV2D_TEXTURE_WIDE || variant == CONV2D_TEXTURE_NARROW {
+                add(CONV2D_TEXTURE_WIDE);
+                add(CONV2D_TEXTURE_NARROW);
+            } else {
+                add(0);
+            }
         }
         KernelId::Conv2d => {
             // Where the builder chose the subgroup stem, the stem's other specialization too.
@@ -1354,9 +1388,9 @@ pub struct Kernels {
     subgroups: bool,
     /// Whether the device is a CPU adapter (the builder's register tiles differ).
     cpu: bool,
-    /// Whether the pointwise and depthwise convs and the dense convs of the subgroup tile read
-    /// their inputs and weights through textures (the `*_texture` kernels): on CPU adapters
-    /// with the subgroup tile.
+    /// Whether the pointwise and depthwise convs, the dense convs of the subgroup tile and the
+    /// elementwise ops read their inputs and weights through textures (the `*_texture`
+    /// kernels): on CPU adapters with the subgroup tile.
     texel_inputs: std::sync::atomic::AtomicBool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
@@ -1422,10 +1456,9 @@ impl Kernels {
         self.subgroups
     }
 
-    /// Whether the pointwise and depthwise convs and the dense convs of the subgroup tile read
-    /// their inputs and weights through textures (shaders/pointwise_conv_texture.wgsl,
-    /// depthwise_conv_texture.wgsl, conv2d_texture.wgsl, src/pipeline/texel.rs): on CPU adapters
-    /// with the subgroup tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
+    /// Whether the pointwise and depthwise convs, the dense convs of the subgroup tile and the
+    /// elementwise ops read their inputs and weights through textures (the `*_texture` kernels,
+    /// src/pipeline/texel.rs): on CPU adapters with the subgroup tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
     /// uploaded.
     pub fn texel_inputs(&self) -> bool {
         self.texel_inputs.load(std::sync::atomic::Ordering::Relaxed)
@@ -1463,12 +1496,21 @@ impl Kernels {
         }
     }
 
-    /// The shaders/conv2d_texture.wgsl variant for a conv with `out_channels` outputs.
-    pub fn conv2d_texture_variant(&self, out_channels: u32) -> usize {
-        if out_channels <= 32 {
-            CONV2D_TEXTURE_NARROW
-        } else {
-            CONV2D_TEXTURE_WIDE
+    /// The shaders/conv2d_texture.wgsl variant for a conv of `kernel` × `stride` over
+    /// `in_channels` to `out_channels` whose [`Kernels::conv2d_variant`] is a subgroup stem or
+    /// tile: the same stem, or the tile for its outputs.
+    pub fn conv2d_texture_variant(
+        &self,
+        kernel: u32,
+        stride: u32,
+        in_channels: u32,
+        out_channels: u32,
+    ) -> usize {
+        match self.conv2d_variant(kernel, stride, in_channels) {
+            CONV2D_SUBGROUP_STEM => CONV2D_TEXTURE_STEM,
+            CONV2D_SUBGROUP_STEM7 => CONV2D_TEXTURE_STEM7,
+            _ if out_channels <= 32 => CONV2D_TEXTURE_NARROW,
+            _ => CONV2D_TEXTURE_WIDE,
         }
     }
 

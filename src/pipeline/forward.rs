@@ -11,7 +11,10 @@ use std::sync::{Arc, OnceLock};
 use super::steps::{BatchShape, Step, Steps};
 use super::texel;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{depthwise_variant, kind, launch, CONV2D_SUBGROUP_TILE};
+use crate::gpu::kernels::{
+    depthwise_variant, kind, launch, CONV2D_SUBGROUP_STEM, CONV2D_SUBGROUP_STEM7,
+    CONV2D_SUBGROUP_TILE,
+};
 use crate::gpu::params::{
     overlay_row_pitch, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams, DepthwiseParams,
     ElementwiseParams, ImageMeta, LayerNormParams, LinearParams, MaxPoolParams, PointwiseParams,
@@ -42,6 +45,9 @@ pub struct GpuModel {
     pub linears: Vec<Vec<LinearChunk>>,
     /// Per elementwise op: (scale, bias), ones and zeros where it has no BatchNorm.
     pub elementwise: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Per elementwise op: (scale, bias) as textures, where elementwise ops read their inputs
+    /// through textures (src/pipeline/texel.rs).
+    pub elementwise_texel: Vec<Option<(wgpu::TextureView, wgpu::TextureView)>>,
     /// Per squeeze-and-excitation block: its reduction's weight and bias, then its expansion's.
     pub squeeze_excite: Vec<[wgpu::Buffer; 4]>,
     /// Per LayerNorm: (γ, β).
@@ -97,6 +103,12 @@ impl GpuModel {
             .convs_texel
             .iter()
             .flatten()
+            .chain(
+                self.elementwise_texel
+                    .iter()
+                    .flatten()
+                    .flat_map(|(s, b)| [s, b]),
+            )
             .map(|v| {
                 let size = v.texture().size();
                 u64::from(size.width) * u64::from(size.height) * 16
@@ -155,12 +167,12 @@ impl GpuModel {
             .map(|c| {
                 let reads_texels = match c.kind {
                     ConvKind::Pointwise | ConvKind::Depthwise => true,
-                    // The convs that run the subgroup tile.
-                    ConvKind::Dense => {
+                    // The convs that run a subgroup stem or tile.
+                    ConvKind::Dense => matches!(
                         ctx.kernels
-                            .conv2d_variant(c.kernel, c.stride, c.in_channels)
-                            == CONV2D_SUBGROUP_TILE
-                    }
+                            .conv2d_variant(c.kernel, c.stride, c.in_channels),
+                        CONV2D_SUBGROUP_TILE | CONV2D_SUBGROUP_STEM | CONV2D_SUBGROUP_STEM7
+                    ),
                     _ => false,
                 };
                 (ctx.kernels.texel_inputs() && reads_texels)
@@ -208,7 +220,7 @@ impl GpuModel {
                     .collect()
             })
             .collect();
-        let elementwise = model
+        let (elementwise, elementwise_texel): (Vec<_>, Vec<_>) = model
             .elementwise
             .iter()
             .zip(&model.elementwise_channels())
@@ -217,12 +229,25 @@ impl GpuModel {
                     .affine
                     .clone()
                     .unwrap_or_else(|| (vec![1.0; channels], vec![0.0; channels]));
+                let texels = ctx
+                    .kernels
+                    .texel_inputs()
+                    .then(|| {
+                        Some((
+                            texel::upload(ctx, &format!("{}.scale texels", e.name), &scale)?,
+                            texel::upload(ctx, &format!("{}.shift texels", e.name), &bias)?,
+                        ))
+                    })
+                    .flatten();
                 (
-                    ctx.storage_with(&format!("{}.scale", e.name), &scale),
-                    ctx.storage_with(&format!("{}.shift", e.name), &bias),
+                    (
+                        ctx.storage_with(&format!("{}.scale", e.name), &scale),
+                        ctx.storage_with(&format!("{}.shift", e.name), &bias),
+                    ),
+                    texels,
                 )
             })
-            .collect();
+            .unzip();
         let squeeze_excite = model
             .squeeze_excite
             .iter()
@@ -251,6 +276,7 @@ impl GpuModel {
             convs,
             convs_torch,
             convs_texel,
+            elementwise_texel,
             zeros,
             linears,
             elementwise,
@@ -873,13 +899,18 @@ impl<K> From<Step<K>> for Pushed {
 }
 
 /// Appends the launch of one forward op to `steps`.
-/// The vec4s per image of `op`'s input where it reads it through a texture (a conv whose weights
-/// are a texture: src/pipeline/texel.rs).
+/// The vec4s per image of `op`'s input where it reads it through a texture (a conv or an
+/// elementwise op whose weights are textures: src/pipeline/texel.rs).
 fn texel_input(gpu_model: &GpuModel, op: &Op) -> Option<u64> {
     match *op {
         Op::Conv { conv, input, .. } if gpu_model.convs_texel[conv].is_some() => {
             let t = &gpu_model.model.tensors[input];
-            Some(u64::from(t.height * t.width * t.channels / 4))
+            // Whole texels per image (a stem's RGB input may end inside one).
+            let values = t.height * t.width * t.channels;
+            values.is_multiple_of(4).then_some(u64::from(values / 4))
+        }
+        Op::Elementwise { op, input, .. } if gpu_model.elementwise_texel[op].is_some() => {
+            Some(u64::from(gpu_model.model.tensors[input].len() as u32 / 4))
         }
         _ => None,
     }
@@ -953,7 +984,8 @@ pub(super) fn push_op(
                     steps
                         .push_variant(
                             ctx,
-                            ctx.kernels.conv2d_texture_variant(o.channels),
+                            ctx.kernels
+                                .conv2d_texture_variant(kernel, stride, i.channels, o.channels),
                             launch::Conv2dTexture {
                                 input: scratch.view(),
                                 weight,
@@ -1246,31 +1278,58 @@ pub(super) fn push_op(
             }
             Pushed::Other
         }
-        Op::Elementwise { op, input, output } => {
-            let e = &model.elementwise[op];
-            let (scale, bias) = &gpu_model.elementwise[op];
+        Op::Elementwise {
+            op: e_op,
+            input,
+            output,
+        } => {
+            let e = &model.elementwise[e_op];
+            let (scale, bias) = &gpu_model.elementwise[e_op];
             let (len4, channels4) = (t[input].len() as u32 / 4, t[input].channels / 4);
             let (activation, has_affine, slope) =
                 (e.activation as u32, u32::from(e.affine.is_some()), e.slope);
-            steps
-                .push(
-                    ctx,
-                    launch::Elementwise {
-                        input: &tensors[input],
-                        scale,
-                        bias,
-                        output: &tensors[output],
-                    },
-                    move |s| ElementwiseParams {
-                        len4: len4 * s.images,
-                        channels4,
-                        activation,
-                        has_affine,
-                        slope,
-                        _pad: [0; 3],
-                    },
-                )
-                .into()
+            let params = move |s: &BatchShape| ElementwiseParams {
+                len4: len4 * s.images,
+                channels4,
+                activation,
+                has_affine,
+                slope,
+                _pad: [0; 3],
+            };
+            let texels = texel_input(gpu_model, op).and_then(|per_image| {
+                let copy = scratch?.copy(&tensors[input], per_image)?;
+                let (scale, bias) = gpu_model.elementwise_texel[e_op].as_ref()?;
+                Some((copy, scratch?, scale, bias))
+            });
+            match texels {
+                Some((copy, scratch, scale, bias)) => {
+                    steps.push_repeat(Box::new(copy));
+                    steps
+                        .push(
+                            ctx,
+                            launch::ElementwiseTexture {
+                                input: scratch.view(),
+                                scale,
+                                bias,
+                                output: &tensors[output],
+                            },
+                            params,
+                        )
+                        .into()
+                }
+                None => steps
+                    .push(
+                        ctx,
+                        launch::Elementwise {
+                            input: &tensors[input],
+                            scale,
+                            bias,
+                            output: &tensors[output],
+                        },
+                        params,
+                    )
+                    .into(),
+            }
         }
         Op::LayerNorm { op, input, output } => {
             let (gamma, beta) = &gpu_model.layer_norms[op];
