@@ -1,26 +1,11 @@
 // Squeeze-and-excitation, the gate: y[n, p, c] = x[n, p, c] · gate(excited[n, c]), NHWC, four
 // channels per invocation.
-#import index
-#import squeeze_excite
-
-@group(0) @binding(0) var<uniform> params: Params;
+// The body is shaders/lib/se_scale.wgsl, shared with shaders/se_scale_texture.wgsl.
 // [batch, pixels, channels / 4]
 @group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;
-// [batch, channels / 4]
-@group(0) @binding(2) var<storage, read> excited: array<vec4<f32>>;
-// [batch, pixels, channels / 4]
-@group(0) @binding(3) var<storage, read_write> output: array<vec4<f32>>;
 
-override WORKGROUP_SIZE: u32 = 64u;
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
-    let c4 = params.channels / 4u;
-    if id >= params.batch * params.pixels * c4 {
-        return;
-    }
-    let n = id / (params.pixels * c4);
-    let s = unary(excited[n * c4 + id % c4], params.gate, 0.0);
-    output[id] = input[id] * s;
+fn load_x(index: u32) -> vec4<f32> {
+    return input[index];
 }
+
+#import se_scale

@@ -355,11 +355,13 @@ fn every_tuned_variant() {
     if texels {
         // The storage-buffer kernels the texture ones stand in for on lavapipe (and that run
         // where an input is too large for a texture): their subgroup tiles as the builder
-        // chooses them, and the 24 × 6 register tile.
+        // chooses them, the squeeze-and-excitation kernels, and the 24 × 6 register tile.
         ctx.kernels.set_texel_inputs(false);
-        eprintln!("without texture reads: efficientnet-lite0, resnet18");
+        eprintln!("without texture reads: efficientnet-lite0, resnet18, mobilenet_v3_small");
         check_on(ctx.clone(), "efficientnet-lite0");
         check_on(ctx.clone(), "resnet18");
+        // Its squeeze-and-excitation blocks' pool and gate.
+        check_on(ctx.clone(), "mobilenet_v3_small");
         ctx.tuner
             .force(KernelId::PointwiseConv, Some(POINTWISE_VARIANT));
         check_on(ctx.clone(), "efficientnet-lite0");

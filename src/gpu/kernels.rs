@@ -287,6 +287,11 @@ kernels! {
     } invocations(p, _) = p.batch * p.channels / 4,
     work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
                         u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
+    GlobalAvgPoolTexture => "global_avg_pool_texture" (PoolParams) {
+        input: Texture, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels / 4,
+    work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
+                        u64::from(p.batch) * u64::from(p.pixels + 1) * u64::from(p.channels));
     GlobalAvgPoolGrad => "global_avg_pool_grad" (PoolGradParams) {
         grad_out: Storage, extra: Storage, grad_in: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels * p.channels / 4;
@@ -394,6 +399,11 @@ kernels! {
     } invocations(p, _) = p.batch * p.channels;
     SeScale => "se_scale" (SqueezeExciteParams) {
         input: Storage, excited: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.pixels * p.channels / 4,
+    work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
+                        2 * u64::from(p.batch * p.pixels * p.channels));
+    SeScaleTexture => "se_scale_texture" (SqueezeExciteParams) {
+        input: Texture, excited: Storage, output: StorageReadWrite,
     } invocations(p, _) = p.batch * p.pixels * p.channels / 4,
     work(p) = Work::new(u64::from(p.batch * p.pixels * p.channels),
                         2 * u64::from(p.batch * p.pixels * p.channels));
@@ -1388,9 +1398,9 @@ pub struct Kernels {
     subgroups: bool,
     /// Whether the device is a CPU adapter (the builder's register tiles differ).
     cpu: bool,
-    /// Whether the pointwise and depthwise convs, the dense convs of the subgroup tile and the
-    /// elementwise ops read their inputs and weights through textures (the `*_texture`
-    /// kernels): on CPU adapters with the subgroup tile.
+    /// Whether the convs, elementwise ops and squeeze-and-excitation blocks that can read their
+    /// inputs and weights through textures do (the `*_texture` kernels): on CPU adapters with
+    /// the subgroup tile.
     texel_inputs: std::sync::atomic::AtomicBool,
     /// Whether wgpu bounds every loop at run time (`GRADCAM_LOOP_BOUNDING=1`, for measuring
     /// what leaving it out gains; off by default).
@@ -1456,10 +1466,10 @@ impl Kernels {
         self.subgroups
     }
 
-    /// Whether the pointwise and depthwise convs, the dense convs of the subgroup tile and the
-    /// elementwise ops read their inputs and weights through textures (the `*_texture` kernels,
-    /// src/pipeline/texel.rs): on CPU adapters with the subgroup tile; `GRADCAM_TEXELS=0` turns it off, for measuring what it gains. Read when a model is
-    /// uploaded.
+    /// Whether the convs, elementwise ops and squeeze-and-excitation blocks that can read their
+    /// inputs and weights through textures do (the `*_texture` kernels, src/pipeline/texel.rs):
+    /// on CPU adapters with the subgroup tile; `GRADCAM_TEXELS=0` turns it off, for measuring
+    /// what it gains. Read when a model is uploaded.
     pub fn texel_inputs(&self) -> bool {
         self.texel_inputs.load(std::sync::atomic::Ordering::Relaxed)
     }

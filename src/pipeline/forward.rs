@@ -45,6 +45,9 @@ pub struct GpuModel {
     pub linears: Vec<Vec<LinearChunk>>,
     /// Per elementwise op: (scale, bias), ones and zeros where it has no BatchNorm.
     pub elementwise: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Whether the ops that can read their inputs through textures do (src/pipeline/texel.rs):
+    /// [`crate::gpu::Kernels::texel_inputs`] when the model was uploaded.
+    pub texel_inputs: bool,
     /// Per elementwise op: (scale, bias) as textures, where elementwise ops read their inputs
     /// through textures (src/pipeline/texel.rs).
     pub elementwise_texel: Vec<Option<(wgpu::TextureView, wgpu::TextureView)>>,
@@ -277,6 +280,7 @@ impl GpuModel {
             convs_torch,
             convs_texel,
             elementwise_texel,
+            texel_inputs: ctx.kernels.texel_inputs(),
             zeros,
             linears,
             elementwise,
@@ -912,6 +916,10 @@ fn texel_input(gpu_model: &GpuModel, op: &Op) -> Option<u64> {
         Op::Elementwise { op, input, .. } if gpu_model.elementwise_texel[op].is_some() => {
             Some(u64::from(gpu_model.model.tensors[input].len() as u32 / 4))
         }
+        // Read by the block's pool and gate.
+        Op::SqueezeExcite { input, .. } if gpu_model.texel_inputs => {
+            Some(u64::from(gpu_model.model.tensors[input].len() as u32 / 4))
+        }
         _ => None,
     }
 }
@@ -1375,19 +1383,42 @@ pub(super) fn push_op(
                 add_extra: 0,
                 _pad: 0,
             };
-            steps.push(
-                ctx,
-                launch::GlobalAvgPool {
-                    input: &tensors[input],
-                    output: &tensors[pooled],
-                },
-                move |s| PoolParams {
-                    batch: s.images,
-                    pixels,
-                    channels,
-                    _pad: 0,
-                },
-            );
+            let pool = move |s: &BatchShape| PoolParams {
+                batch: s.images,
+                pixels,
+                channels,
+                _pad: 0,
+            };
+            // With textures, one copy of the input serves the pool and the gate: the squeeze and
+            // excitation between them copy nothing.
+            let copy = texel_input(gpu_model, op)
+                .and_then(|per_image| Some((scratch?.copy(&tensors[input], per_image)?, scratch?)));
+            let texture = copy.map(|(copy, scratch)| {
+                steps.push_repeat(Box::new(copy));
+                scratch.view()
+            });
+            match texture {
+                Some(texture) => {
+                    steps.push(
+                        ctx,
+                        launch::GlobalAvgPoolTexture {
+                            input: texture,
+                            output: &tensors[pooled],
+                        },
+                        pool,
+                    );
+                }
+                None => {
+                    steps.push(
+                        ctx,
+                        launch::GlobalAvgPool {
+                            input: &tensors[input],
+                            output: &tensors[pooled],
+                        },
+                        pool,
+                    );
+                }
+            }
             steps.push(
                 ctx,
                 launch::SeSqueeze {
@@ -1408,15 +1439,30 @@ pub(super) fn push_op(
                 },
                 params,
             );
-            steps.push(
-                ctx,
-                launch::SeScale {
-                    input: &tensors[input],
-                    excited: &tensors[excited],
-                    output: &tensors[output],
-                },
-                params,
-            );
+            match texture {
+                Some(texture) => {
+                    steps.push(
+                        ctx,
+                        launch::SeScaleTexture {
+                            input: texture,
+                            excited: &tensors[excited],
+                            output: &tensors[output],
+                        },
+                        params,
+                    );
+                }
+                None => {
+                    steps.push(
+                        ctx,
+                        launch::SeScale {
+                            input: &tensors[input],
+                            excited: &tensors[excited],
+                            output: &tensors[output],
+                        },
+                        params,
+                    );
+                }
+            }
             Pushed::Other
         }
         Op::Linear {

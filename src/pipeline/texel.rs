@@ -4,10 +4,10 @@
 //! load whose index differs between the lanes, or that sits inside any loop, into eight scalar
 //! loads, each behind a branch on its lane's execution mask; a texel fetch is one vectorized
 //! gather. The convs load their inputs and weights that way, so on this driver the pointwise and
-//! depthwise convs and the dense convs of the subgroup tile read them as textures (the
-//! `*_texture` kernels): the weights
-//! are uploaded as textures once ([`upload`]), and each launch's input is copied into a texture
-//! the forward pass shares among them ([`TexelCopy`]) just before it. Vec4 `i` of a buffer is
+//! depthwise convs, the dense convs of the subgroup stems and tile, the elementwise ops and the
+//! squeeze-and-excitation blocks' pool and gate read them as textures (the `*_texture` kernels):
+//! the weights are uploaded as textures once ([`upload`]), and each launch's input is copied into
+//! a texture the forward pass shares among them ([`TexelCopy`]) just before it. Vec4 `i` of a buffer is
 //! texel `(i % TEXEL_ROW, i / TEXEL_ROW)` (shaders/lib/texel.wgsl).
 
 use crate::gpu::kernels::TEXEL_ROW;
