@@ -924,6 +924,20 @@ fn texel_input(gpu_model: &GpuModel, op: &Op) -> Option<u64> {
     }
 }
 
+/// The copy of `op`'s input tensor `input` into `scratch` where `op` reads it through a texture
+/// and it fits ([`texel_input`]), with the texture.
+fn texel_copy<'a>(
+    gpu_model: &GpuModel,
+    scratch: Option<&'a texel::Scratch>,
+    tensors: &[wgpu::Buffer],
+    op: &Op,
+    input: usize,
+) -> Option<(texel::TexelCopy, &'a texel::Scratch)> {
+    let scratch = scratch?;
+    let copy = scratch.copy(&tensors[input], texel_input(gpu_model, op)?)?;
+    Some((copy, scratch))
+}
+
 /// Appends the launches of `op` to `steps`; with `scratch`, the pointwise convs that can read
 /// their input through it are preceded by its copy ([`texel::TexelCopy`]), which only a list
 /// recorded with its repeats runs (not the probe loop's).
@@ -981,76 +995,65 @@ pub(super) fn push_op(
                 (Some(_), false) => 1,
                 (Some(_), true) => 2,
             };
-            let texels = texel_input(gpu_model, op).and_then(|per_image| {
-                let copy = scratch?.copy(&tensors[input], per_image)?;
-                Some((copy, scratch?, gpu_model.convs_texel[conv].as_ref()?))
-            });
+            let texels = texel_copy(gpu_model, scratch, tensors, op, input)
+                .zip(gpu_model.convs_texel[conv].as_ref())
+                .map(|((copy, scratch), weight)| (copy, scratch, weight));
             match c.kind {
-                ConvKind::Dense if texels.is_some() => {
-                    let (copy, scratch, weight) = texels.expect("checked");
-                    steps.push_repeat(Box::new(copy));
-                    steps
-                        .push_variant(
-                            ctx,
-                            ctx.kernels
-                                .conv2d_texture_variant(kernel, stride, i.channels, o.channels),
-                            launch::Conv2dTexture {
-                                input: scratch.view(),
-                                weight,
-                                bias: b,
-                                residual: r,
-                                output: &tensors[output],
-                            },
-                            move |s| ConvParams {
-                                batch: s.images,
-                                in_h: i.height,
-                                in_w: i.width,
-                                in_c: i.channels,
-                                out_h: o.height,
-                                out_w: o.width,
-                                out_c: o.channels,
-                                kernel,
-                                stride,
-                                pad_top,
-                                pad_left,
-                                activation,
-                                has_residual,
-                                _pad: [0; 3],
-                            },
-                        )
-                        .into()
+                ConvKind::Dense => {
+                    let params = move |s: &BatchShape| ConvParams {
+                        batch: s.images,
+                        in_h: i.height,
+                        in_w: i.width,
+                        in_c: i.channels,
+                        out_h: o.height,
+                        out_w: o.width,
+                        out_c: o.channels,
+                        kernel,
+                        stride,
+                        pad_top,
+                        pad_left,
+                        activation,
+                        has_residual,
+                        _pad: [0; 3],
+                    };
+                    match texels {
+                        Some((copy, scratch, weight)) => {
+                            steps.push_repeat(Box::new(copy));
+                            steps
+                                .push_variant(
+                                    ctx,
+                                    ctx.kernels.conv2d_texture_variant(
+                                        kernel, stride, i.channels, o.channels,
+                                    ),
+                                    launch::Conv2dTexture {
+                                        input: scratch.view(),
+                                        weight,
+                                        bias: b,
+                                        residual: r,
+                                        output: &tensors[output],
+                                    },
+                                    params,
+                                )
+                                .into()
+                        }
+                        None => steps
+                            .push_variant(
+                                ctx,
+                                ctx.kernels.conv2d_variant(kernel, stride, i.channels),
+                                launch::Conv2d {
+                                    input: &tensors[input],
+                                    // The same buffer, read as vec4s by the subgroup tile.
+                                    input4: &tensors[input],
+                                    weight: w,
+                                    bias: b,
+                                    residual: r,
+                                    output: &tensors[output],
+                                },
+                                params,
+                            )
+                            .into(),
+                    }
                 }
-                ConvKind::Dense => steps
-                    .push_variant(
-                        ctx,
-                        ctx.kernels.conv2d_variant(kernel, stride, i.channels),
-                        launch::Conv2d {
-                            input: &tensors[input],
-                            // The same buffer, read as vec4s by the subgroup tile.
-                            input4: &tensors[input],
-                            weight: w,
-                            bias: b,
-                            residual: r,
-                            output: &tensors[output],
-                        },
-                        move |s| ConvParams {
-                            batch: s.images,
-                            in_h: i.height,
-                            in_w: i.width,
-                            in_c: i.channels,
-                            out_h: o.height,
-                            out_w: o.width,
-                            out_c: o.channels,
-                            kernel,
-                            stride,
-                            pad_top,
-                            pad_left,
-                            activation,
-                            has_residual,
-                            _pad: [0; 3],
-                        },
-                    )
-                    .into(),
                 ConvKind::Depthwise => {
                     let params = move |s: &BatchShape| DepthwiseParams {
                         batch: s.images,
@@ -1304,11 +1307,9 @@ pub(super) fn push_op(
                 slope,
                 _pad: [0; 3],
             };
-            let texels = texel_input(gpu_model, op).and_then(|per_image| {
-                let copy = scratch?.copy(&tensors[input], per_image)?;
-                let (scale, bias) = gpu_model.elementwise_texel[e_op].as_ref()?;
-                Some((copy, scratch?, scale, bias))
-            });
+            let texels = texel_copy(gpu_model, scratch, tensors, op, input)
+                .zip(gpu_model.elementwise_texel[e_op].as_ref())
+                .map(|((copy, scratch), (scale, bias))| (copy, scratch, scale, bias));
             match texels {
                 Some((copy, scratch, scale, bias)) => {
                     steps.push_repeat(Box::new(copy));
@@ -1391,8 +1392,7 @@ pub(super) fn push_op(
             };
             // With textures, one copy of the input serves the pool and the gate: the squeeze and
             // excitation between them copy nothing.
-            let copy = texel_input(gpu_model, op)
-                .and_then(|per_image| Some((scratch?.copy(&tensors[input], per_image)?, scratch?)));
+            let copy = texel_copy(gpu_model, scratch, tensors, op, input);
             let texture = copy.map(|(copy, scratch)| {
                 steps.push_repeat(Box::new(copy));
                 scratch.view()
