@@ -9,11 +9,13 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
+use common::seeded::seeded_values;
 use common::{
-    assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized, root,
-    top_indices,
+    assert_close, ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized,
+    reference_model, root, top_indices,
 };
 use gradcam::model::LoadOptions;
 use gradcam::{Engine, Error, ExplainOptions, Model, Readback, Target};
@@ -232,4 +234,211 @@ fn a_static_input_size_is_kept_and_another_refused() {
     assert_eq!(e.lines().count(), 1, "{e}");
     let e = Model::load_with(&path, &with(0)).unwrap_err().to_string();
     assert!(e.contains("input size 0"), "{e}");
+}
+
+/// The families of the architecture fixtures, in their ONNX forms (tools/
+/// make_onnx_family_fixtures.py): the same seeded models, exported by both exporters, their
+/// weights written here from the seed.
+const FAMILIES: &[&str] = &[
+    "densenet121",
+    "efficientnet_b0",
+    "mobilenet_v3_large",
+    "convnext_tiny",
+    "regnet_y_400mf",
+    "inception_v3",
+    "legacy_xception",
+];
+
+/// `<arch>.weights` of a family's ONNX form: the manifest's float32 tensors seeded, in its order,
+/// then the transposes of its 2-D ones, then each `[conv, BatchNorm, ε]` fold's weight and bias,
+/// little-endian (the layout tools/make_onnx_family_fixtures.py gave the external data).
+fn family_weights(manifest: &str, seed: u64, folds: &[(String, String, f64)]) -> Vec<u8> {
+    let entries: Vec<(String, Vec<usize>, String)> =
+        serde_json::from_str(manifest).expect("manifest is [[name, shape, dtype], ...]");
+    let tensors: HashMap<&str, (&[usize], Vec<f32>)> = entries
+        .iter()
+        .filter(|(_, _, dtype)| dtype == "float32")
+        .map(|(n, s, _)| (n.as_str(), (s.as_slice(), seeded_values(n, s, seed))))
+        .collect();
+    let floats = || entries.iter().filter(|(_, _, dtype)| dtype == "float32");
+    let mut out: Vec<f32> = Vec::new();
+    for (name, _, _) in floats() {
+        out.extend(&tensors[name.as_str()].1);
+    }
+    for (name, shape, _) in floats().filter(|(_, s, _)| s.len() == 2) {
+        let v = &tensors[name.as_str()].1;
+        let (rows, cols) = (shape[0], shape[1]);
+        out.extend((0..cols * rows).map(|i| v[(i % rows) * cols + i / rows]));
+    }
+    let get = |name: String| -> &[f32] { &tensors[name.as_str()].1 };
+    for (conv, bn, eps) in folds {
+        // The dynamo exporter's folding, operation for operation (float32, no fused
+        // multiply-add): s = γ / √(var + ε), w·s, (b − μ)·s + β.
+        let (gamma, beta) = (get(format!("{bn}.weight")), get(format!("{bn}.bias")));
+        let (mean, var) = (
+            get(format!("{bn}.running_mean")),
+            get(format!("{bn}.running_var")),
+        );
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(var)
+            .map(|(g, v)| g / (v + *eps as f32).sqrt())
+            .collect();
+        let weight = get(format!("{conv}.weight"));
+        let per = weight.len() / scale.len();
+        out.extend(weight.iter().enumerate().map(|(i, w)| w * scale[i / per]));
+        let bias = tensors.get(format!("{conv}.bias").as_str());
+        out.extend((0..scale.len()).map(|c| {
+            let b = bias.map_or(0.0, |b| b.1[c]);
+            (b - mean[c]) * scale[c] + beta[c]
+        }));
+    }
+    out.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Logits and the CAMs at every fixture layer of `model` on the fixture's image.
+fn family_outputs(
+    model: Model,
+    arch: &str,
+    cams: &[(String, Target)],
+) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let r = fixtures(&format!("arch/{arch}"));
+    let meta = fixture_metadata(&format!("arch/{arch}"));
+    let input = normalized(&r["image"], &floats(&meta["mean"]), &floats(&meta["std"]));
+    let engine = Engine::new(ctx(), model);
+    cams.iter()
+        .map(|(layer, target)| {
+            let options = ExplainOptions {
+                layer: layer.clone(),
+                ..Default::default()
+            };
+            let mut explainer = engine
+                .explainer(1, options)
+                .unwrap_or_else(|e| panic!("{arch} {layer}: {e}"));
+            explainer
+                .upload_input(&input, &[*target])
+                .expect("upload input");
+            explainer.run().expect("run");
+            let result = explainer.read(Readback::ALL).expect("read").remove(0);
+            (result.logits, result.cam.expect("cam"))
+        })
+        .collect()
+}
+
+#[test]
+fn family_onnx_forms_equal_their_safetensors_forms_and_the_reference() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let mut failures = Vec::new();
+    for arch in FAMILIES {
+        let r = fixtures(&format!("arch/{arch}"));
+        let meta = fixture_metadata(&format!("arch/{arch}"));
+        let mut cams: Vec<(String, Target)> = r
+            .keys()
+            .filter(|k| k.starts_with("cam.") && !k.ends_with(".f64"))
+            .map(|key| {
+                let rest = &key["cam.".len()..];
+                match rest.rsplit_once(".c") {
+                    Some((l, c)) if c.chars().all(|d| d.is_ascii_digit()) => {
+                        (l.to_string(), Target::Class(c.parse().expect("class")))
+                    }
+                    _ => (rest.to_string(), Target::Predicted),
+                }
+            })
+            .collect();
+        cams.sort_by(|a, b| a.0.cmp(&b.0));
+        let safetensors = family_outputs(reference_model(arch, &meta), arch, &cams);
+        let all_cams = cams.clone();
+        let want = &r["logits"].data;
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let seed: u64 = meta["seed"].parse().expect("seed");
+        for exporter in ["dynamo", "torchscript"] {
+            let form = format!("{arch}.{exporter}");
+            let fixture = |ext: &str| onnx(&format!("families/{form}.{ext}"));
+            let folds: Vec<(String, String, f64)> = std::fs::read_to_string(fixture("folds.json"))
+                .map(|text| serde_json::from_str(&text).expect("folds"))
+                .unwrap_or_default();
+            let weights = family_weights(&meta["manifest"], seed, &folds);
+            std::fs::write(dir.path().join(format!("{arch}.weights")), weights).expect("weights");
+            let path = dir.path().join(format!("{form}.onnx"));
+            std::fs::copy(fixture("onnx"), &path).expect("copy the model");
+            let model = Model::load(&path).unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(
+                model.input_size, r["image"].shape[0] as u32,
+                "{form}: input size"
+            );
+            let names: Vec<&str> = model
+                .target_layers
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect();
+            // DenseNet's `features.norm5` is a BatchNorm whose output only the ReLU after it
+            // reads: the fusion pass runs the two as one op, so its pre-activation is no
+            // tensor of the plan (the safetensors builder keeps it, for pytorch-grad-cam's
+            // in-place ReLU semantics, which an ONNX graph does not record).
+            let cams: Vec<(String, Target)> = cams
+                .iter()
+                .filter(|(layer, _)| {
+                    let fused = *arch == "densenet121" && layer == "features.norm5";
+                    assert!(
+                        fused || names.contains(&layer.as_str()),
+                        "{form}: no layer `{layer}`"
+                    );
+                    !fused
+                })
+                .cloned()
+                .collect();
+            assert!(!cams.is_empty(), "{form}: no layer of the fixture");
+            let outputs = family_outputs(model, arch, &cams);
+            let safetensors = cams.iter().map(|c| {
+                &safetensors[all_cams.iter().position(|a| a == c).expect("a fixture CAM")]
+            });
+            for ((layer, target), ((logits, cam), (st_logits, st_cam))) in
+                cams.iter().zip(outputs.iter().zip(safetensors))
+            {
+                let key = match target {
+                    Target::Class(c) => format!("cam.{layer}.c{c}"),
+                    _ => format!("cam.{layer}"),
+                };
+                let reference = &r[&key].data;
+                let exact = r.get(&format!("{key}.f64")).map(|f| &f.data);
+                let closest = match exact {
+                    Some(e) if max_abs_diff(cam, e) < max_abs_diff(cam, reference) => e,
+                    _ => reference,
+                };
+                let d = max_abs_diff(logits, st_logits);
+                let dr = max_abs_diff(logits, want);
+                let dc = max_abs_diff(cam, st_cam);
+                let dcr = max_abs_diff(cam, closest);
+                let conditioned = exact.is_none();
+                eprintln!(
+                    "{form} {key}: logits max |diff| {d:.2e} from the safetensors form, {dr:.2e} \
+                     from the reference (largest {scale:.2}); CAM max |diff| {dc:.2e} from the \
+                     safetensors form, {dcr:.2e} from the reference{}",
+                    if conditioned {
+                        ""
+                    } else {
+                        " (ill-conditioned: its float32 and float64 runs differ)"
+                    }
+                );
+                // The TorchScript forms hold the state_dict() tensors themselves: the same model,
+                // bit for bit. The dynamo exporter folds each BatchNorm into the conv before it
+                // in float32, so its weights are the exact ones rounded: the same model to
+                // float32 rounding, whose CAMs are then checked against the reference (the
+                // closer of its float32 and float64 runs) as the safetensors forms' are.
+                let same = if exporter == "torchscript" || folds.is_empty() {
+                    dc <= 1e-6
+                } else {
+                    dcr <= 1e-4
+                };
+                if d > 1e-6 * scale
+                    || dr > 1e-4 * scale
+                    || top_indices(logits, 5) != top_indices(want, 5)
+                    || !same
+                {
+                    failures.push(format!("{form} {key}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "differ: {failures:?}");
 }

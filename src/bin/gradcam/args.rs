@@ -11,8 +11,9 @@ use gradcam::{Colormap, Method};
 #[command(
     name = "gradcam",
     version,
-    about = "Grad-CAM heatmaps and classification on the GPU (torchvision ResNet, VGG-16, \
-             MobileNetV2, EfficientNet-Lite0-4; WGSL on wgpu)",
+    about = "Grad-CAM heatmaps and classification on the GPU (torchvision's and timm's CNN \
+             families from safetensors, EfficientNet-Lite0 built in, or any ONNX file of the \
+             supported ops; WGSL on wgpu)",
     after_help = "Exit status: 0 every input processed; 1 some inputs failed (each named on stderr; \
                   the others were processed); 2 usage error, unreadable weights or labels, no GPU \
                   adapter, an output folder that cannot be written or is in use by another run; \

@@ -6,7 +6,9 @@
 //! What runs is what the fusion pass can lower: convolutions with their BatchNorm, residual
 //! add and ReLU or ReLU6, max pools, global average pools (`GlobalAveragePool`, or `ReduceMean`
 //! over the spatial axes), flattening (`Flatten`, `Reshape` to one row per image) and linear
-//! layers (`Gemm`, `MatMul` with its bias `Add`). `Identity` and `Dropout` pass their input on;
+//! layers (`Gemm`, `MatMul` with its bias `Add`). ConvNeXt's permutes to channels last and back
+//! are layouts only ([`Layout`]); between them LayerNorm, linear layers on every pixel and
+//! elementwise ops run. `Identity` and `Dropout` pass their input on;
 //! a `Softmax` giving the output is dropped, as the targets are logits. Anything else is an error
 //! naming the node and op.
 
@@ -28,10 +30,12 @@ use proto::{ModelProto, NodeProto, TensorProto};
 
 /// The ops the importer reads, for messages.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
-                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x), or a \
-                         squeeze-and-excitation gate), Add, \
-                         Concat (channels), MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Flatten, Reshape, \
-                         Squeeze, Gemm, MatMul, Identity, Dropout, Constant and a final Softmax";
+                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x), a \
+                         squeeze-and-excitation gate, or a constant per channel), Add, \
+                         Concat (channels), MaxPool, AveragePool, GlobalAveragePool, ReduceMean \
+                         (spatial), Flatten, Reshape, Squeeze, Gemm, MatMul, Transpose (to \
+                         channels last and back), LayerNormalization (channels), Identity, \
+                         Dropout, Constant and a final Softmax";
 
 /// The most values one initializer or constant may hold (a 4 GiB float32 tensor).
 const MAX_CONSTANT_VALUES: u64 = 1 << 30;
@@ -81,6 +85,7 @@ pub fn build(
         constants: HashMap::new(),
         values: HashMap::new(),
         readers,
+        layouts: HashMap::new(),
         graph: Graph::new(path, 224),
         opset,
     };
@@ -230,6 +235,19 @@ impl Constant {
     }
 }
 
+/// How an ONNX value's axes lie over its graph tensor, which is always one image's channels at
+/// each pixel. Permutes between the first two are layouts only; ops that care about the axes
+/// (convolutions, pools, concatenation, matrix products, LayerNorm) check them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// `[N, C, H, W]`: what images and convolutions use.
+    Nchw,
+    /// `[N, H, W, C]`: channels last, between ConvNeXt's permutes.
+    Nhwc,
+    /// `[N, F]`: one row of features per image, after flattening.
+    Rows,
+}
+
 /// The state of an import.
 struct Import<'a> {
     path: &'a Path,
@@ -239,11 +257,34 @@ struct Import<'a> {
     values: HashMap<String, usize>,
     /// ONNX value name → how many nodes and graph outputs read it.
     readers: HashMap<String, usize>,
+    /// ONNX value name → how its axes lie, where it is not NCHW.
+    layouts: HashMap<String, Layout>,
     graph: Graph,
     opset: i64,
 }
 
+impl Layout {
+    fn describe(self) -> &'static str {
+        match self {
+            Layout::Nchw => "an NCHW tensor",
+            Layout::Nhwc => "a channels-last (NHWC) tensor",
+            Layout::Rows => "rows of features",
+        }
+    }
+}
+
 impl Import<'_> {
+    /// How ONNX value `name` lies over its graph tensor.
+    fn layout(&self, name: &str) -> Layout {
+        self.layouts.get(name).copied().unwrap_or(Layout::Nchw)
+    }
+
+    /// Makes ONNX value `out` another name of `t`, laid out as `layout`.
+    fn alias(&mut self, out: String, t: usize, layout: Layout) {
+        self.layouts.insert(out.clone(), layout);
+        self.values.insert(out, t);
+    }
+
     fn unsupported(&self, reason: String) -> Error {
         self.graph.unsupported(reason)
     }
@@ -487,6 +528,25 @@ impl Import<'_> {
             let name = input(0).ok_or_else(|| self.format(format!("{by} has no input")))?;
             self.value(name, &by)
         };
+        // The ops that read images' axes take NCHW tensors only (BatchNorm also rows).
+        let spatial = matches!(
+            op,
+            "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "Concat" | "Pad"
+        );
+        for name in node.input.iter().filter(|n| self.values.contains_key(*n)) {
+            let layout = self.layout(name);
+            if (spatial && layout != Layout::Nchw)
+                || (op == "BatchNormalization" && layout == Layout::Nhwc)
+            {
+                return Err(self.unsupported(format!(
+                    "{by} reads `{name}` as {}; it takes NCHW tensors",
+                    layout.describe()
+                )));
+            }
+        }
+        let in_layout = input(0).map_or(Layout::Nchw, |n| self.layout(n));
+        // The output's layout where it is not the first input's.
+        let mut out_layout = in_layout;
         let plain = match op {
             "Constant" => {
                 let t = attr("value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
@@ -504,7 +564,7 @@ impl Import<'_> {
                     }
                     _ => {
                         let x = first()?;
-                        self.values.insert(out, x);
+                        self.alias(out, x, in_layout);
                     }
                 }
                 return Ok(None);
@@ -512,7 +572,97 @@ impl Import<'_> {
             "Softmax" | "LogSoftmax" if outputs.contains(&out.as_str()) => {
                 // The targets are logits (pytorch-grad-cam's ClassifierOutputTarget).
                 let x = first()?;
-                self.values.insert(out, x);
+                self.alias(out, x, in_layout);
+                return Ok(None);
+            }
+            "Transpose" => {
+                let x = input(0).ok_or_else(|| self.format(format!("{by} has no input")))?;
+                let perm = ints("perm");
+                if let Some(c) = self.constants.get(x) {
+                    let c = permute(c, perm.as_deref())
+                        .map_err(|e| self.format(format!("{by}: {e}")))?;
+                    self.constants.insert(out, c);
+                    return Ok(None);
+                }
+                let t = self.value(x, &by)?;
+                // PyTorch's `permute(0, 2, 3, 1)` and back, around channels-last ops.
+                let layout = match (in_layout, perm.as_deref()) {
+                    (Layout::Nchw, Some([0, 2, 3, 1])) => Layout::Nhwc,
+                    (Layout::Nhwc, Some([0, 3, 1, 2])) => Layout::Nchw,
+                    (layout, perm) => {
+                        return Err(self.unsupported(format!(
+                            "{by}: permutes {} by {perm:?}; only NCHW to channels last \
+                             ([0, 2, 3, 1]) and back ([0, 3, 1, 2]) are supported",
+                            layout.describe()
+                        )))
+                    }
+                };
+                self.alias(out, t, layout);
+                return Ok(None);
+            }
+            "LayerNormalization" => {
+                let x = first()?;
+                let (_, _, c) = self.graph.shape(x);
+                let axis = int("axis", -1);
+                // Over the channels: the last axis of a channels-last tensor or of rows.
+                let last = match in_layout {
+                    Layout::Nhwc => 3,
+                    Layout::Rows => 1,
+                    Layout::Nchw => -1,
+                };
+                if axis != -1 && axis != last {
+                    return Err(self.unsupported(format!(
+                        "{by}: normalises {} from axis {axis}; only over the channels (the last \
+                         axis of a channels-last tensor or of rows) is supported",
+                        in_layout.describe()
+                    )));
+                }
+                if in_layout == Layout::Nchw {
+                    return Err(self.unsupported(format!(
+                        "{by}: normalises the last axis of an NCHW tensor (its width); only \
+                         over the channels is supported"
+                    )));
+                }
+                let scale = input(1).ok_or_else(|| self.format(format!("{by} has no scale")))?;
+                let gamma = self.floats(scale, &by)?.1;
+                let beta = match input(2) {
+                    Some(b) => self.floats(b, &by)?.1,
+                    None => vec![0.0; c as usize],
+                };
+                let eps = attr("epsilon").map_or(1e-5, |a| a.f);
+                if node.output.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(self.unsupported(format!(
+                        "{by}: the mean and inverse deviation outputs are not supported"
+                    )));
+                }
+                (Op::LayerNorm(ops::LayerNorm { gamma, beta, eps }), vec![x])
+            }
+            "Gather" => {
+                // Indices 0, 1, …, F − 1 into a flattened image's F values, shaped as
+                // `[1, F, 1, 1]` or `[1, F]` (the dynamo exporter's `as_strided` after a
+                // pool): the same values, reshaped.
+                let x = first()?;
+                let (h, w, c) = self.graph.shape(x);
+                let indices =
+                    input(1).ok_or_else(|| self.format(format!("{by} has no indices")))?;
+                let dims = self.constants.get(indices).map(|c| c.dims().to_vec());
+                let values = self.ints(indices, &by)?;
+                let features = u64::from(h) * u64::from(w) * u64::from(c);
+                let identity = int("axis", 0) == 0
+                    && in_layout == Layout::Rows
+                    && values.len() as u64 == features
+                    && values.iter().enumerate().all(|(i, v)| *v == i as i64);
+                let layout = match dims.as_deref() {
+                    Some([1, f, 1, 1]) if identity && *f as u64 == features => Layout::Nchw,
+                    Some([1, f]) if identity && *f as u64 == features => Layout::Rows,
+                    _ => {
+                        return Err(self.unsupported(format!(
+                            "{by}: only gathering every value of a flattened image in order (a \
+                             reshape) is supported"
+                        )))
+                    }
+                };
+                self.alias(out, x, layout);
                 return Ok(None);
             }
             "Conv" => {
@@ -663,9 +813,53 @@ impl Import<'_> {
                         && sigmoid.inputs == [*x];
                     of_x.then_some(*x)
                 });
+                let constant = |n: &str| self.constants.contains_key(n);
                 match silu {
-                    Some(x) => (activation(ActivationKind::Silu), vec![x]),
+                    Some(x) => {
+                        let of_x = if self.values.get(a) == Some(&x) { a } else { b };
+                        out_layout = self.layout(of_x);
+                        (activation(ActivationKind::Silu), vec![x])
+                    }
+                    None if constant(a) || constant(b) => {
+                        // A constant factor per channel (ConvNeXt's layer scale) or in all.
+                        let (t, c) = if constant(a) { (b, a) } else { (a, b) };
+                        let x = self.value(t, &by)?;
+                        out_layout = self.layout(t);
+                        let (dims, factors) = self.floats(c, &by)?;
+                        let channels = self.graph.shape(x).2 as usize;
+                        let per_channel: &[usize] = match out_layout {
+                            Layout::Nchw => &[channels, 1, 1],
+                            Layout::Nhwc | Layout::Rows => &[channels],
+                        };
+                        let leading_ones = |d: &[usize]| {
+                            d.len() >= per_channel.len()
+                                && d[..d.len() - per_channel.len()].iter().all(|v| *v == 1)
+                                && d[d.len() - per_channel.len()..] == *per_channel
+                        };
+                        let factors = if factors.len() == 1 {
+                            vec![factors[0]; channels]
+                        } else if leading_ones(&dims) {
+                            factors
+                        } else {
+                            return Err(self.unsupported(format!(
+                                "{by}: multiplies {} of {channels} channels by a constant of \
+                                 shape {dims:?}; only one factor per channel or one in all is \
+                                 supported",
+                                out_layout.describe()
+                            )));
+                        };
+                        (Op::Scale(ops::Scale { factors }), vec![x])
+                    }
                     None => {
+                        if let Some(n) = [a, b].into_iter().find(|n| self.layout(n) != Layout::Nchw)
+                        {
+                            return Err(self.unsupported(format!(
+                                "{by}: a product of `{a}` and `{b}` where `{n}` is {}; only \
+                                 NCHW tensors by one value per channel or of the same shape are \
+                                 supported",
+                                self.layout(n).describe()
+                            )));
+                        }
                         // A map times one value per channel (squeeze-and-excitation's
                         // `scale * input`): the map first.
                         let (x, s) = (self.value(a, &by)?, self.value(b, &by)?);
@@ -711,10 +905,21 @@ impl Import<'_> {
                 let (a, b) = (input(0).unwrap_or(""), input(1).unwrap_or(""));
                 let constant = |n: &str| self.constants.contains_key(n);
                 match (constant(a), constant(b)) {
-                    (false, false) => (
-                        Op::Add(ops::Add),
-                        vec![self.value(a, &by)?, self.value(b, &by)?],
-                    ),
+                    (false, false) => {
+                        let (la, lb) = (self.layout(a), self.layout(b));
+                        if la != lb {
+                            return Err(self.unsupported(format!(
+                                "{by}: adds {} `{a}` to {} `{b}`",
+                                la.describe(),
+                                lb.describe()
+                            )));
+                        }
+                        out_layout = la;
+                        (
+                            Op::Add(ops::Add),
+                            vec![self.value(a, &by)?, self.value(b, &by)?],
+                        )
+                    }
                     (true, false) | (false, true) => {
                         let (t, c) = if constant(a) { (b, a) } else { (a, b) };
                         if self.readers.get(t) != Some(&1) {
@@ -722,10 +927,11 @@ impl Import<'_> {
                                 "{by}: adds a constant to `{t}`, which other nodes read too"
                             )));
                         }
+                        let layout = self.layout(t);
                         let t = self.value(t, &by)?;
                         let (_, bias) = self.floats(c, &by)?;
                         self.bias_into_linear(t, bias, &by)?;
-                        self.values.insert(out, t);
+                        self.alias(out, t, layout);
                         return Ok(None);
                     }
                     (true, true) => {
@@ -804,15 +1010,26 @@ impl Import<'_> {
                     .map(|a| if *a < 0 { a + 4 } else { *a })
                     .collect();
                 axes.sort_unstable();
-                if axes != [2, 3] {
+                let spatial: &[i64] = match in_layout {
+                    Layout::Nchw => &[2, 3],
+                    Layout::Nhwc => &[1, 2],
+                    Layout::Rows => &[],
+                };
+                if axes != spatial || spatial.is_empty() {
                     return Err(self.unsupported(format!(
-                        "{by}: a mean over axes {axes:?}; only over the spatial axes (a global \
-                         average pool) is supported"
+                        "{by}: a mean of {} over axes {axes:?}; only over the spatial axes (a \
+                         global average pool) is supported",
+                        in_layout.describe()
                     )));
+                }
+                if int("keepdims", 1) == 0 {
+                    out_layout = Layout::Rows;
                 }
                 (Op::GlobalAvgPool(ops::GlobalAvgPool), vec![first()?])
             }
             "Flatten" => {
+                out_layout = Layout::Rows;
+                self.flattens(input(0).unwrap_or(""), &by)?;
                 if int("axis", 1) != 1 {
                     return Err(self.unsupported(format!("{by}: axis {}", int("axis", 1))));
                 }
@@ -820,12 +1037,17 @@ impl Import<'_> {
             }
             "Reshape" | "Squeeze" => {
                 let x = first()?;
+                out_layout = Layout::Rows;
+                self.flattens(input(0).unwrap_or(""), &by)?;
                 let (h, w, c) = self.graph.shape(x);
                 let features = i64::from(h) * i64::from(w) * i64::from(c);
                 let rows = if op == "Reshape" {
                     let n = input(1).ok_or_else(|| self.format(format!("{by} has no shape")))?;
                     let shape = self.ints(n, &by)?;
+                    // `[-1]` also flattens the batch: what a model exported for one image
+                    // writes (the dynamo exporter's `as_strided` after a pool).
                     matches!(shape[..], [b, f] if (b == -1 || b == 0 || b == 1) && (f == -1 || f == features))
+                        || matches!(shape[..], [f] if f == -1 || f == features)
                 } else {
                     h * w == 1
                 };
@@ -839,6 +1061,15 @@ impl Import<'_> {
             "Gemm" | "MatMul" => {
                 let x = first()?;
                 let gemm = op == "Gemm";
+                // Rows of features, or (MatMul) each pixel's channels of a channels-last
+                // tensor (ConvNeXt's linear layers between its permutes).
+                if !(in_layout == Layout::Rows || !gemm && in_layout == Layout::Nhwc) {
+                    return Err(self.unsupported(format!(
+                        "{by}: multiplies {} by a matrix; only rows of features (after a \
+                         flatten) or channels-last tensors are supported",
+                        in_layout.describe()
+                    )));
+                }
                 let alpha = attr("alpha").map_or(1.0, |a| a.f);
                 let beta = attr("beta").map_or(1.0, |a| a.f);
                 if gemm && (alpha != 1.0 || beta != 1.0 || int("transA", 0) != 0) {
@@ -900,8 +1131,24 @@ impl Import<'_> {
         };
         let (op_value, inputs) = plain;
         let t = self.graph.push(&name, op_value, &inputs, &out)?;
-        self.values.insert(out, t);
+        self.alias(out, t, out_layout);
         Ok(Some((t, op)))
+    }
+
+    /// Checks that flattening ONNX value `name` lays its values out as the graph's flatten does
+    /// (NCHW order): a channels-last tensor may be flattened only where it has one pixel.
+    fn flattens(&self, name: &str, by: &str) -> Result<()> {
+        let Some(&t) = self.values.get(name) else {
+            return Ok(());
+        };
+        let (h, w, _) = self.graph.shape(t);
+        if self.layout(name) == Layout::Nhwc && h * w > 1 {
+            return Err(self.unsupported(format!(
+                "{by}: flattens a channels-last tensor of {h}×{w} pixels; only NCHW ones are \
+                 supported"
+            )));
+        }
+        Ok(())
     }
 
     /// Adds `bias` to the linear layer that wrote `t` (a `MatMul` followed by its bias `Add`).
@@ -946,4 +1193,246 @@ fn half_to_f32(h: u16) -> f32 {
         (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
     };
     f32::from_bits(bits)
+}
+
+/// Constant `c` with its axes permuted by `perm` (reversed where it is `None`, as ONNX's
+/// `Transpose`).
+fn permute(c: &Constant, perm: Option<&[i64]>) -> std::result::Result<Constant, String> {
+    let dims = c.dims();
+    let rank = dims.len();
+    let perm: Vec<usize> = match perm {
+        None => (0..rank).rev().collect(),
+        Some(p) => p
+            .iter()
+            .map(|&a| usize::try_from(a).unwrap_or(usize::MAX))
+            .collect(),
+    };
+    let mut seen = vec![false; rank];
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&a| a >= rank || std::mem::replace(&mut seen[a], true))
+    {
+        return Err(format!("perm {perm:?} for a tensor of shape {dims:?}"));
+    }
+    let out_dims: Vec<usize> = perm.iter().map(|&a| dims[a]).collect();
+    // Strides of the input, in the output's axis order.
+    let mut strides = vec![1usize; rank];
+    for a in (0..rank.saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * dims[a + 1];
+    }
+    let strides: Vec<usize> = perm.iter().map(|&a| strides[a]).collect();
+    let count: usize = dims.iter().product();
+    let mut source = Vec::with_capacity(count);
+    let mut index = vec![0usize; rank];
+    for _ in 0..count {
+        source.push(
+            index
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>(),
+        );
+        for a in (0..rank).rev() {
+            index[a] += 1;
+            if index[a] < out_dims[a] {
+                break;
+            }
+            index[a] = 0;
+        }
+    }
+    Ok(match c {
+        Constant::Floats(_, v) => {
+            Constant::Floats(out_dims, source.iter().map(|&i| v[i]).collect())
+        }
+        Constant::Ints(_, v) => Constant::Ints(out_dims, source.iter().map(|&i| v[i]).collect()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::*;
+    use super::*;
+
+    #[test]
+    fn permute_moves_every_value() {
+        // A 2 × 3 × 4 tensor of its own flat indices, permuted to 4 × 2 × 3.
+        let c = Constant::Ints(vec![2, 3, 4], (0..24).collect());
+        let Constant::Ints(dims, v) = permute(&c, Some(&[2, 0, 1])).expect("perm") else {
+            panic!("ints");
+        };
+        assert_eq!(dims, [4, 2, 3]);
+        for (k, i, j) in
+            (0..4).flat_map(|k| (0..2).flat_map(move |i| (0..3).map(move |j| (k, i, j))))
+        {
+            assert_eq!(v[k * 6 + i * 3 + j], (i * 12 + j * 4 + k) as i64);
+        }
+        let Constant::Ints(dims, _) = permute(&c, None).expect("reversed") else {
+            panic!("ints");
+        };
+        assert_eq!(dims, [4, 3, 2]);
+        assert!(permute(&c, Some(&[0, 0, 1])).is_err());
+        assert!(permute(&c, Some(&[0, 1])).is_err());
+    }
+
+    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: output.to_string(),
+            op_type: op.to_string(),
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn floats(name: &str, dims: &[i64], v: Vec<f32>) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: v,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Imports input [1, 3, 8, 8] → `nodes` → pool → flatten → Gemm to 2 classes.
+    fn import(
+        nodes: Vec<NodeProto>,
+        last: &str,
+        channels: i64,
+        init: Vec<TensorProto>,
+    ) -> Result<Model> {
+        let dims = [1, 3, 8, 8].map(|d| Dimension {
+            dim_value: d,
+            ..Default::default()
+        });
+        let value = |name: &str, dim: Vec<Dimension>| ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                }),
+            }),
+        };
+        let mut nodes = nodes;
+        nodes.push(node("GlobalAveragePool", &[last], "pool", vec![]));
+        nodes.push(node("Flatten", &["pool"], "flat", vec![]));
+        nodes.push(node("Gemm", &["flat", "fc.weight"], "logits", vec![]));
+        let mut initializer = init;
+        initializer.push(floats(
+            "fc.weight",
+            &[channels, 2],
+            vec![0.5; channels as usize * 2],
+        ));
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer,
+                input: vec![value("input", dims.to_vec())],
+                output: vec![value("logits", Vec::new())],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        build(Path::new("m.onnx"), &model.encode_to_vec(), None, None)
+    }
+
+    #[test]
+    fn channels_last_tensors_reach_only_the_ops_that_take_them() {
+        let to_last = || {
+            node(
+                "Transpose",
+                &["input"],
+                "last",
+                vec![ints("perm", &[0, 2, 3, 1])],
+            )
+        };
+        let back = |x: &str| node("Transpose", &[x], "back", vec![ints("perm", &[0, 3, 1, 2])]);
+        let norm = || node("LayerNormalization", &["last", "g", "b"], "norm", vec![]);
+        let gb = || {
+            vec![
+                floats("g", &[3], vec![1.0; 3]),
+                floats("b", &[3], vec![0.0; 3]),
+            ]
+        };
+        // LayerNorm over the channels, a linear layer on every pixel (by a transposed
+        // constant), a layer scale, and back: ConvNeXt's pattern.
+        let mut init = vec![
+            floats("g", &[4], vec![1.0; 4]),
+            floats("b", &[4], vec![0.0; 4]),
+            floats("c", &[4, 3, 3, 3], vec![0.5; 108]),
+            floats("w", &[4, 4], vec![0.25; 16]),
+            floats("s", &[4, 1, 1], vec![2.0; 4]),
+        ];
+        let nodes = vec![
+            node("Conv", &["input", "c"], "conv", vec![ints("pads", &[1; 4])]),
+            node(
+                "Transpose",
+                &["conv"],
+                "last",
+                vec![ints("perm", &[0, 2, 3, 1])],
+            ),
+            norm(),
+            node("Transpose", &["w"], "wt", vec![ints("perm", &[1, 0])]),
+            node("MatMul", &["norm", "wt"], "lin", vec![]),
+            back("lin"),
+            node("Mul", &["s", "back"], "scaled", vec![]),
+        ];
+        let model =
+            import(nodes, "scaled", 4, std::mem::take(&mut init)).expect("ConvNeXt's pattern");
+        assert_eq!(model.classes, 2);
+
+        // A channels-last tensor into a pool, a matrix product over an NCHW tensor's width,
+        // LayerNorm over an NCHW tensor's width, and a permute the importer does not follow.
+        let e = import(vec![to_last()], "last", 3, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.onnx") && e.contains("channels-last") && e.contains("NCHW"),
+            "{e}"
+        );
+        let mut init = gb();
+        init.push(floats("w", &[8, 4], vec![0.25; 32]));
+        let e = import(
+            vec![node("MatMul", &["input", "w"], "mm", vec![])],
+            "mm",
+            4,
+            init,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("an NCHW tensor by a matrix"), "{e}");
+        let nodes = vec![node(
+            "LayerNormalization",
+            &["input", "g", "b"],
+            "norm",
+            vec![],
+        )];
+        let e = import(nodes, "norm", 3, gb()).unwrap_err().to_string();
+        assert!(e.contains("its width"), "{e}");
+        let nodes = vec![node(
+            "Transpose",
+            &["input"],
+            "t",
+            vec![ints("perm", &[0, 1, 3, 2])],
+        )];
+        let e = import(nodes, "t", 3, Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("[0, 1, 3, 2]"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+    }
 }
