@@ -60,6 +60,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             inside++;
         }
     }
-    let divisor = select(inside, params.kernel * params.kernel, params.count_include_pad == 1u);
+    let padded = window_padded_span(oy, params.kernel, params.stride, params.pad, params.in_h)
+        * window_padded_span(ox, params.kernel, params.stride, params.pad, params.in_w);
+    let divisor = select(inside, padded, params.count_include_pad == 1u);
     output[id] = sum / f32(divisor);
 }

@@ -62,7 +62,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if ox < 0 {
                 continue;
             }
-            var divisor = params.kernel * params.kernel;
+            var divisor = window_padded_span(u32(oy), params.kernel, params.stride, params.pad, params.in_h)
+                * window_padded_span(u32(ox), params.kernel, params.stride, params.pad, params.in_w);
             if params.count_include_pad == 0u {
                 divisor = inside(u32(oy), params.in_h) * inside(u32(ox), params.in_w);
             }

@@ -1,11 +1,16 @@
-//! ONNX import against the reference: two small CNNs written for the tests (tools/
-//! make_onnx_fixtures.py), exported by torch's TorchScript and dynamo exporters, loaded with the
-//! layer names their PyTorch modules have, give the modules' logits and pytorch-grad-cam's
-//! GradCAM at several layers: `tinynet` (residual blocks, ReLU6, everything fused into the
-//! convs) and `actnet` (SiLU, Hardswish, GELU, LeakyReLU, Hardsigmoid, BatchNorm-ReLU before a
-//! conv: elementwise ops that keep their input; squeeze-and-excitation with a squeezed width that
-//! is no multiple of 4; 1×7, 7×1, grouped and dilated convs). Broken files are one-line errors naming the
-//! file.
+//! ONNX import against the reference.
+//!
+//! - Two small CNNs written for the tests (tools/make_onnx_fixtures.py), exported by torch's
+//!   TorchScript and dynamo exporters with their defaults, loaded with the layer names their
+//!   PyTorch modules have, give the modules' logits and pytorch-grad-cam's GradCAM at several
+//!   layers: `tinynet` (residual blocks, ReLU6, everything fused into the convs) and `actnet`
+//!   (SiLU, Hardswish, GELU, LeakyReLU, Hardsigmoid, BatchNorm-ReLU before a conv: elementwise
+//!   ops that keep their input; squeeze-and-excitation with a squeezed width that is no
+//!   multiple of 4; 1×7, 7×1, grouped and dilated convs; a zero Pad before a conv; ceil-mode
+//!   pools).
+//! - The families of the architecture fixtures, exported both ways from the same seeded models
+//!   (tools/make_onnx_family_fixtures.py), equal their safetensors forms and the reference.
+//! - Broken files are one-line errors naming the file.
 
 mod common;
 
@@ -347,7 +352,6 @@ fn family_onnx_forms_equal_their_safetensors_forms_and_the_reference() {
             .collect();
         cams.sort_by(|a, b| a.0.cmp(&b.0));
         let safetensors = family_outputs(reference_model(arch, &meta), arch, &cams);
-        let all_cams = cams.clone();
         let want = &r["logits"].data;
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let seed: u64 = meta["seed"].parse().expect("seed");
@@ -371,29 +375,15 @@ fn family_onnx_forms_equal_their_safetensors_forms_and_the_reference() {
                 .iter()
                 .map(|(n, _)| n.as_str())
                 .collect();
-            // DenseNet's `features.norm5` is a BatchNorm whose output only the ReLU after it
-            // reads: the fusion pass runs the two as one op, so its pre-activation is no
-            // tensor of the plan (the safetensors builder keeps it, for pytorch-grad-cam's
-            // in-place ReLU semantics, which an ONNX graph does not record).
-            let cams: Vec<(String, Target)> = cams
-                .iter()
-                .filter(|(layer, _)| {
-                    let fused = *arch == "densenet121" && layer == "features.norm5";
-                    assert!(
-                        fused || names.contains(&layer.as_str()),
-                        "{form}: no layer `{layer}`"
-                    );
-                    !fused
-                })
-                .cloned()
-                .collect();
-            assert!(!cams.is_empty(), "{form}: no layer of the fixture");
+            for (layer, _) in &cams {
+                assert!(
+                    names.contains(&layer.as_str()),
+                    "{form}: no layer `{layer}`"
+                );
+            }
             let outputs = family_outputs(model, arch, &cams);
-            let safetensors = cams.iter().map(|c| {
-                &safetensors[all_cams.iter().position(|a| a == c).expect("a fixture CAM")]
-            });
             for ((layer, target), ((logits, cam), (st_logits, st_cam))) in
-                cams.iter().zip(outputs.iter().zip(safetensors))
+                cams.iter().zip(outputs.iter().zip(&safetensors))
             {
                 let key = match target {
                     Target::Class(c) => format!("cam.{layer}.c{c}"),

@@ -1,6 +1,7 @@
 //! Every CAM method against pytorch-grad-cam 1.5.7's class of the same name
 //! (tools/make_method_fixtures.py): the shipped EfficientNet-Lite0 at `head` and `blocks.8`, seeded
-//! ResNet-50 at `layer4`, each for the predicted class and an explicit one, max |diff| of the final
+//! ResNet-50 at `layer4` (and seeded DenseNet-121's saliency and FullGrad maps, at the input),
+//! each for the predicted class and an explicit one, max |diff| of the final
 //! CAM ≤ 1e-4 (against the reference's float64 run where its float32 run flipped an activation on
 //! the edge of rounding; for Eigen-CAM and EigenGradCAM against either sign of the principal
 //! component). The maps made from the input gradient (saliency, FullGrad) run one image per batch
@@ -175,6 +176,13 @@ fn efficientnet_lite0_shipped() {
 #[test]
 fn resnet50_seeded() {
     check("resnet50", false);
+}
+
+/// Saliency and FullGrad only: FullGrad counts the BatchNorms that follow no conv (each dense
+/// layer's `norm1`, the transitions' `norm`, `norm5` before the in-place ReLU).
+#[test]
+fn densenet121_seeded() {
+    check("densenet121", false);
 }
 
 #[test]

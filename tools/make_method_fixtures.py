@@ -85,6 +85,9 @@ CLASS_FREE = {"eigencam", "fem"}
 LAYERS = {
     "efficientnet-lite0": ["head", "blocks.8"],
     "resnet50": ["layer4"],
+    # The maps at the input only (saliency, FullGrad): FullGrad counts the BatchNorms that
+    # follow no conv (each dense layer's norm1, the transitions', norm5).
+    "densenet121": [],
 }
 
 # The methods that run one forward pass per channel, where they are checked: the reference takes

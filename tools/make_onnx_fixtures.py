@@ -21,8 +21,10 @@ tests/fixtures/onnx/actnet.{torchscript,dynamo}.onnx, actnet.safetensors
                                                the same for ActNet: SiLU, BatchNorm-ReLU before a
                                                conv, Hardswish, squeeze-and-excitation (ReLU,
                                                Hardsigmoid gate), a concatenated branch, 1×7 and
-                                               7×1, grouped and dilated convs, average
-                                               pools, GELU, LeakyReLU, GELU (tanh), Hardsigmoid
+                                               7×1, grouped and dilated convs, a zero Pad
+                                               before a conv, ceil-mode max and average pools,
+                                               average pools with and without padding counted,
+                                               GELU, LeakyReLU, GELU (tanh), Hardsigmoid
                                                (TorchScript at opset 20, for Gelu)
 tests/fixtures/onnx/tinynet.safetensors
     image              u8  [S, S, 3]  examples/images/chelsea.png resized to S = 64 (PIL bicubic)
@@ -107,6 +109,8 @@ class ActNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU())
+        # Ceil mode: a last, partial window (32 → 16 pixels, where floor mode gives 15).
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
         # Pre-activation, as DenseNet's layers: BatchNorm and ReLU before the conv.
         self.layer1 = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1))
         self.layer2 = nn.Sequential(
@@ -122,13 +126,16 @@ class ActNet(nn.Module):
         self.layer3 = nn.Sequential(
             nn.Conv2d(48, 32, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 1, 1), nn.LeakyReLU(0.1)
         )
-        # Factorised 1×7 and 7×1 convs (Inception's), grouped and dilated convs.
+        # Factorised 1×7 and 7×1 convs (Inception's, the first padded 2 left and 4 right by a
+        # ZeroPad2d), grouped and dilated convs.
         self.factor = nn.Sequential(
-            nn.Conv2d(32, 32, (1, 7), padding=(0, 3), groups=4), nn.ReLU(),
+            nn.ZeroPad2d((2, 4, 0, 0)), nn.Conv2d(32, 32, (1, 7), groups=4), nn.ReLU(),
             nn.Conv2d(32, 32, (7, 1), padding=(3, 0), bias=False), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=2, dilation=2, groups=8),
         )
-        self.down = nn.AvgPool2d(2, 2)
+        # Ceil mode with the padding counted: the last window's divisor is what of it lies in
+        # the padded map (8 → 5 pixels, the last window 2 of 3 wide).
+        self.down = nn.AvgPool2d(3, 2, 1, ceil_mode=True)
         self.head = nn.Sequential(
             nn.Conv2d(32, 48, 1), nn.GELU(approximate="tanh"), nn.BatchNorm2d(48), nn.Hardsigmoid()
         )
@@ -136,7 +143,7 @@ class ActNet(nn.Module):
         self.fc = nn.Linear(48, 10)
 
     def forward(self, x):
-        x = self.se(self.layer2(self.layer1(self.stem(x))))
+        x = self.se(self.layer2(self.layer1(self.pool(self.stem(x)))))
         x = self.mix(torch.cat([x, self.branch(x)], 1))
         x = self.head(self.down(self.factor(self.layer3(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))

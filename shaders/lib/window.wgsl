@@ -17,3 +17,10 @@ fn window_covering(i: u32, k: u32, stride: u32, pad: u32, out_size: u32) -> i32 
     let o = t / i32(stride);
     return select(-1, o, o < i32(out_size));
 }
+
+// How many of output `o`'s `kernel` taps lie inside the padded axis of `in_size` inputs: the
+// kernel, but for a ceil-mode last window running past the padding (PyTorch's divisor with
+// count_include_pad).
+fn window_padded_span(o: u32, kernel: u32, stride: u32, pad: u32, in_size: u32) -> u32 {
+    return min(o * stride + kernel, in_size + 2u * pad) - o * stride;
+}

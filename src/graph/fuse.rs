@@ -620,6 +620,7 @@ impl Pass<'_> {
         }
         // The scale and bias in float64, rounded once (PyTorch's inference BatchNorm applies
         // them as `x · scale + shift`).
+        let full_grad_bias = bn.and_then(Affine::full_grad_bias);
         let affine = bn.map(|bn| {
             let scale = (0..bn.len()).map(|c| bn.scale_f64(c) as f32).collect();
             let shift = (0..bn.len()).map(|c| bn.shift_f64(c) as f32).collect();
@@ -634,6 +635,7 @@ impl Pass<'_> {
             affine,
             activation: activation.map_or(Activation::None, |a| a.kind.plan()),
             slope: activation.map_or(0.0, |a| a.slope),
+            full_grad_bias,
         });
         self.out.ops.push(model::Op::Elementwise {
             op: self.out.elementwise.len() - 1,

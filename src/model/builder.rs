@@ -281,6 +281,7 @@ impl<'a> Builder<'a> {
             stride,
             pad,
             count_include_pad: true,
+            ceil_mode: false,
         };
         self.graph.push(name, Op::AvgPool(pool), &[input], name)
     }
@@ -323,6 +324,7 @@ impl<'a> Builder<'a> {
             kernel,
             stride,
             pad,
+            ceil_mode: false,
         };
         self.graph.push(name, Op::MaxPool(pool), &[input], name)
     }

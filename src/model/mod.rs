@@ -162,6 +162,9 @@ pub struct Elementwise {
     pub activation: Activation,
     /// [`Activation::LeakyRelu`]'s slope (0 otherwise).
     pub slope: f32,
+    /// A BatchNorm's bias as FullGrad counts it (`β − μ·γ/√(σ² + ε)`); `None` for an
+    /// activation alone or a layer scale.
+    pub full_grad_bias: Option<Vec<f32>>,
 }
 
 /// A squeeze-and-excitation block (EfficientNet, MobileNetV3, RegNetY): per image and channel,

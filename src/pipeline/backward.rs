@@ -294,15 +294,26 @@ impl GradStep {
     }
 }
 
-/// A conv's output gradient, complete and live at a point of the backward pass: where work that
-/// reads every layer's gradient (FullGrad's bias gradients) is recorded.
+/// The op whose biases a [`BiasTap`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvTap {
+pub enum BiasLayer {
+    /// Index into [`Model::convs`]: the conv's own bias and its folded BatchNorm's.
+    Conv(usize),
+    /// Index into [`Model::elementwise`]: a BatchNorm that follows no conv (DenseNet's
+    /// pre-activation ones), its bias `β − μ·γ/√(σ² + ε)`.
+    Elementwise(usize),
+}
+
+/// The output gradient of an op with biases (a conv, a standalone BatchNorm), complete and live
+/// at a point of the backward pass: where work that reads every bias layer's gradient
+/// (FullGrad's bias gradients) is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BiasTap {
     /// Recorded after this many of [`BackwardPlan::steps`].
     pub after: usize,
-    /// Index into [`Model::convs`].
-    pub conv: usize,
-    /// The conv's output tensor (its forward value gives the activation's mask).
+    /// The op.
+    pub layer: BiasLayer,
+    /// The op's output tensor (its forward value gives the activation's mask).
     pub output: usize,
     /// The gradient value at the output, after the activation (mask it by the conv's
     /// activation for the gradient before it).
@@ -332,9 +343,10 @@ pub struct BackwardPlan {
     /// Guided backpropagation: every ReLU's backward passes only positive gradients where its
     /// input was positive ([`BackwardPlan::guided`]).
     pub guided: bool,
-    /// Every conv whose output gradient the pass computes, in the order the pass completes them
-    /// (from the classifier back), each at the step after which its gradient is still live.
-    pub conv_taps: Vec<ConvTap>,
+    /// Every op with biases whose output gradient the pass computes, in the order the pass
+    /// completes them (from the classifier back), each at the step after which its gradient is
+    /// still live.
+    pub bias_taps: Vec<BiasTap>,
 }
 
 /// shaders/lib/activation.wgsl's code for the guided ReLU, used in backward passes only.
@@ -351,7 +363,7 @@ struct Walk<'a> {
     pending: HashMap<usize, Vec<usize>>,
     grad_of: HashMap<usize, usize>,
     steps: Vec<GradStep>,
-    conv_taps: Vec<ConvTap>,
+    bias_taps: Vec<BiasTap>,
 }
 
 impl Walk<'_> {
@@ -508,7 +520,7 @@ impl BackwardPlan {
             pending: HashMap::from([(pooled_input, vec![0])]),
             grad_of: HashMap::new(),
             steps: Vec::new(),
-            conv_taps: Vec::new(),
+            bias_taps: Vec::new(),
         };
         for op in model.ops.iter().rev() {
             match *op {
@@ -569,9 +581,9 @@ impl BackwardPlan {
                     }
                     // After the first step reading `g` (which it outlives until then), or at
                     // once when no step reads it.
-                    walk.conv_taps.push(ConvTap {
+                    walk.bias_taps.push(BiasTap {
                         after: (first_reader + 1).min(walk.steps.len()),
-                        conv,
+                        layer: BiasLayer::Conv(conv),
                         output,
                         value: g,
                     });
@@ -630,16 +642,29 @@ impl BackwardPlan {
                     }
                 }
                 Op::Elementwise { op, input, output } => {
-                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
-                        GradStep::Elementwise {
+                    let Some(grad_out) = walk.output_grad(output)? else {
+                        continue;
+                    };
+                    let first_reader = walk.steps.len();
+                    if reach[input] {
+                        let (extra, grad_in) = walk.input_grad(input)?;
+                        walk.steps.push(GradStep::Elementwise {
                             op,
                             input,
                             output,
                             grad_out,
                             grad_in,
                             extra,
-                        }
-                    })?
+                        });
+                    }
+                    if model.elementwise[op].full_grad_bias.is_some() {
+                        walk.bias_taps.push(BiasTap {
+                            after: (first_reader + 1).min(walk.steps.len()),
+                            layer: BiasLayer::Elementwise(op),
+                            output,
+                            value: grad_out,
+                        });
+                    }
                 }
                 Op::SqueezeExcite {
                     se,
@@ -742,7 +767,7 @@ impl BackwardPlan {
             value_tensor,
             grad_of,
             steps,
-            conv_taps,
+            bias_taps,
             ..
         } = walk;
         for &t in targets {
@@ -765,7 +790,7 @@ impl BackwardPlan {
         for t in targets {
             last_use[grad_of[t]] = i64::MAX;
         }
-        for tap in &conv_taps {
+        for tap in &bias_taps {
             let v = &mut last_use[tap.value];
             *v = (*v).max(tap.after as i64 - 1);
         }
@@ -803,7 +828,7 @@ impl BackwardPlan {
             slot_of,
             slot_len,
             guided: false,
-            conv_taps,
+            bias_taps,
         })
     }
 

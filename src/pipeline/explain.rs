@@ -1220,7 +1220,7 @@ fn push_backward(
             _pad: 0,
         },
     );
-    let mut taps = plan.conv_taps.iter().peekable();
+    let mut taps = plan.bias_taps.iter().peekable();
     for done in 0..=plan.steps.len() {
         if done > 0 {
             push_grad_step(ctx, forward, plan, grads, steps, &plan.steps[done - 1])?;

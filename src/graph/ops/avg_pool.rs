@@ -1,8 +1,9 @@
-//! Average pooling (ONNX `AveragePool`, PyTorch `avg_pool2d`; floor mode): DenseNet's
+//! Average pooling (ONNX `AveragePool`, PyTorch `avg_pool2d`; floor or ceil mode): DenseNet's
 //! transitions, Inception's pooled branches.
 //!
 //! Gradient: `∂y / divisor` spread over each window's input pixels (keeps nothing). The divisor
-//! is the window's size (`count_include_pad`, PyTorch's default) or its pixels inside the image.
+//! is the window's size inside the padded image (`count_include_pad`, PyTorch's default: the
+//! whole window but in ceil mode's last one) or its pixels inside the image.
 
 use super::{pool_shape, Keeps, OpRule, Shape};
 
@@ -15,8 +16,11 @@ pub struct AvgPool {
     pub stride: u32,
     /// Padding on every side.
     pub pad: u32,
-    /// Whether padded positions count in the divisor.
+    /// Whether padded positions count in the divisor (never the part of a ceil-mode window
+    /// past the padding, as PyTorch).
     pub count_include_pad: bool,
+    /// Whether a last, partial window is kept (PyTorch's `ceil_mode`).
+    pub ceil_mode: bool,
 }
 
 impl OpRule for AvgPool {
@@ -25,7 +29,7 @@ impl OpRule for AvgPool {
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
-        pool_shape(self.kernel, self.stride, self.pad, inputs)
+        pool_shape(self.kernel, self.stride, self.pad, self.ceil_mode, inputs)
     }
 
     fn keeps(&self) -> Keeps {

@@ -1,4 +1,5 @@
-//! Max pooling (ONNX `MaxPool`, PyTorch `max_pool2d`: padded positions never win; floor mode).
+//! Max pooling (ONNX `MaxPool`, PyTorch `max_pool2d`: padded positions never win; floor or ceil
+//! mode).
 //!
 //! Gradient: `∂y` routed to each window's first maximum, which the input locates (keeps the
 //! input).
@@ -14,6 +15,9 @@ pub struct MaxPool {
     pub stride: u32,
     /// Padding on every side.
     pub pad: u32,
+    /// Whether a last, partial window is kept (PyTorch's `ceil_mode`): windows may then run
+    /// past the padding, where they read nothing.
+    pub ceil_mode: bool,
 }
 
 impl OpRule for MaxPool {
@@ -22,7 +26,7 @@ impl OpRule for MaxPool {
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
-        pool_shape(self.kernel, self.stride, self.pad, inputs)
+        pool_shape(self.kernel, self.stride, self.pad, self.ceil_mode, inputs)
     }
 
     fn keeps(&self) -> Keeps {

@@ -137,15 +137,25 @@ pub(crate) fn pool_shape(
     kernel: u32,
     stride: u32,
     pad: u32,
+    ceil_mode: bool,
     inputs: &[Shape],
 ) -> Result<Shape, String> {
     let (h, w, c) = single(inputs);
     let axis = |n: u32| {
-        let (pad, kernel) = (u64::from(pad), u64::from(kernel));
-        (u64::from(n) + 2 * pad)
+        let (pad, kernel, s) = (u64::from(pad), u64::from(kernel), u64::from(stride));
+        let span = (u64::from(n) + 2 * pad)
             .checked_sub(kernel)
-            .filter(|_| stride > 0 && kernel > 0 && pad * 2 <= kernel)
-            .map(|v| (v / u64::from(stride) + 1) as u32)
+            .filter(|_| stride > 0 && kernel > 0 && pad * 2 <= kernel)?;
+        if !ceil_mode {
+            return Some((span / s + 1) as u32);
+        }
+        // PyTorch's ceil mode: a last, partial window where one fits, as long as it starts
+        // inside the input or its left padding.
+        let mut out = span.div_ceil(s) + 1;
+        if (out - 1) * s >= u64::from(n) + pad {
+            out -= 1;
+        }
+        Some(out as u32)
     };
     match (axis(h), axis(w)) {
         (Some(oh), Some(ow)) => Ok((oh, ow, c)),

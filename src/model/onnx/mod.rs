@@ -32,7 +32,8 @@ use proto::{ModelProto, NodeProto, TensorProto};
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
                          HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x), a \
                          squeeze-and-excitation gate, or a constant per channel), Add, \
-                         Concat (channels), MaxPool, AveragePool, GlobalAveragePool, ReduceMean \
+                         Concat (channels), MaxPool, AveragePool (floor or ceil mode), Pad (zero, \
+                         before a Conv), GlobalAveragePool, ReduceMean \
                          (spatial), Flatten, Reshape, Squeeze, Gemm, MatMul, Transpose (to \
                          channels last and back), LayerNormalization (channels), Identity, \
                          Dropout, Constant and a final Softmax";
@@ -86,6 +87,7 @@ pub fn build(
         values: HashMap::new(),
         readers,
         layouts: HashMap::new(),
+        padded: HashMap::new(),
         graph: Graph::new(path, 224),
         opset,
     };
@@ -172,7 +174,28 @@ pub fn build(
             "no global average pool before the classifier, so no default layer".into(),
         ));
     };
-    let default_layer = Some(pooled).and_then(|t| {
+    // A module's output that only a ReLU outside any module reads before the pool, as
+    // torchvision's DenseNet ends (`F.relu(self.features(x), inplace=True)`, and its README
+    // layer `features.norm5`): the module is a layer, kept apart from the ReLU, and, the ReLU
+    // being in place in torchvision, pytorch-grad-cam's activations there are the ReLU's
+    // output (see `Graph::in_place`).
+    let layer = import
+        .graph
+        .nodes
+        .iter()
+        .rev()
+        .find(|n| n.output == pooled)
+        .filter(|n| matches!(&n.op, Op::Activation(a) if a.kind == ActivationKind::Relu))
+        .map(|n| n.inputs[0])
+        .filter(|&t| {
+            let readers = import.graph.nodes.iter().filter(|n| n.inputs.contains(&t));
+            readers.count() == 1 && modules.iter().any(|(_, m)| *m == t)
+        });
+    if let Some(t) = layer {
+        import.graph.in_place.push((t, pooled));
+    }
+    let layer = layer.unwrap_or(pooled);
+    let default_layer = Some(layer).and_then(|t| {
         modules
             .iter()
             .filter(|(_, m)| *m == t)
@@ -199,7 +222,7 @@ pub fn build(
     for (name, t) in values {
         import.graph.module(&name, t);
     }
-    import.graph.layer(&default_layer, pooled);
+    import.graph.layer(&default_layer, layer);
     let metadata = |key: &str| {
         model
             .metadata_props
@@ -259,6 +282,9 @@ struct Import<'a> {
     readers: HashMap<String, usize>,
     /// ONNX value name → how its axes lie, where it is not NCHW.
     layouts: HashMap<String, Layout>,
+    /// ONNX value name → the tensor a zero `Pad` read and its padding `[top, left, bottom,
+    /// right]`, which the convs that read it take into their own.
+    padded: HashMap<String, (usize, [u32; 4])>,
     graph: Graph,
     opset: i64,
 }
@@ -301,6 +327,10 @@ impl Import<'_> {
         self.values.get(name).copied().ok_or_else(|| {
             if self.constants.contains_key(name) {
                 self.unsupported(format!("{by} reads the constant `{name}` as a tensor"))
+            } else if self.padded.contains_key(name) {
+                self.unsupported(format!(
+                    "{by} reads `{name}`, a zero padding (Pad), which only a Conv can read"
+                ))
             } else {
                 self.format(format!("{by} reads `{name}`, which no node writes"))
             }
@@ -324,6 +354,210 @@ impl Import<'_> {
             Some(Constant::Ints(_, v)) => Ok(v.clone()),
             _ => Err(self.unsupported(format!("{by}: `{name}` must be a constant integer tensor"))),
         }
+    }
+
+    /// The value of `node` where it is shape arithmetic on constants, evaluated here: the
+    /// TorchScript exporter computes a `Pad`'s pads from PyTorch's with `ConstantOfShape`,
+    /// `Concat`, `Reshape`, `Slice`, `Transpose` and `Cast`. `None` where the op is none of
+    /// these or an input is no constant.
+    fn fold(&self, node: &NodeProto, by: &str) -> Result<Option<Constant>> {
+        let op = node.op_type.as_str();
+        if !matches!(
+            op,
+            "ConstantOfShape" | "Concat" | "Reshape" | "Slice" | "Cast" | "Transpose"
+        ) {
+            return Ok(None);
+        }
+        let inputs: Option<Vec<&Constant>> = node
+            .input
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| self.constants.get(n))
+            .collect();
+        let Some(inputs) = inputs.filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        let attr = |key: &str| node.attribute.iter().find(|a| a.name == key);
+        let fail = |reason: String| self.unsupported(format!("{by}: {reason}"));
+        let ints = |c: &Constant| match c {
+            Constant::Ints(_, v) => Ok(v.clone()),
+            Constant::Floats(..) => Err(fail("a float tensor where integers belong".into())),
+        };
+        let count = |dims: &[usize]| {
+            dims.iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .filter(|&n| n as u64 <= MAX_CONSTANT_VALUES)
+                .ok_or_else(|| fail(format!("a constant of shape {dims:?}")))
+        };
+        let folded = match op {
+            "Transpose" => {
+                permute(inputs[0], attr("perm").map(|a| a.ints.as_slice())).map_err(fail)?
+            }
+            "ConstantOfShape" => {
+                let dims = ints(inputs[0])?
+                    .iter()
+                    .map(|&d| usize::try_from(d).map_err(|_| fail(format!("dimension {d}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                let n = count(&dims)?;
+                match attr("value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => match self.tensor(t)? {
+                        Constant::Floats(_, v) => Constant::Floats(dims, vec![v[0]; n]),
+                        Constant::Ints(_, v) => Constant::Ints(dims, vec![v[0]; n]),
+                    },
+                    None => Constant::Floats(dims, vec![0.0; n]),
+                }
+            }
+            "Concat" => {
+                if inputs.iter().any(|c| c.dims().len() != 1) {
+                    return Err(fail(
+                        "a concatenation of constants that are not vectors".into(),
+                    ));
+                }
+                let n = inputs.iter().map(|c| c.dims()[0]).sum();
+                match inputs[0] {
+                    Constant::Ints(..) => Constant::Ints(
+                        vec![n],
+                        inputs
+                            .iter()
+                            .map(|c| ints(c))
+                            .collect::<Result<Vec<_>>>()?
+                            .concat(),
+                    ),
+                    Constant::Floats(..) => {
+                        let mut v = Vec::with_capacity(n);
+                        for c in &inputs {
+                            match c {
+                                Constant::Floats(_, f) => v.extend(f),
+                                Constant::Ints(..) => {
+                                    return Err(fail("a concatenation of mixed types".into()))
+                                }
+                            }
+                        }
+                        Constant::Floats(vec![n], v)
+                    }
+                }
+            }
+            "Reshape" => {
+                let shape = inputs.get(1).ok_or_else(|| fail("no shape".into()))?;
+                let from = inputs[0].dims();
+                let total = count(from)?;
+                let mut dims: Vec<usize> = Vec::new();
+                let mut inferred = None;
+                for (i, &d) in ints(shape)?.iter().enumerate() {
+                    match d {
+                        -1 if inferred.is_none() => {
+                            inferred = Some(i);
+                            dims.push(1);
+                        }
+                        0 => dims.push(
+                            *from
+                                .get(i)
+                                .ok_or_else(|| fail("shape 0 past the rank".into()))?,
+                        ),
+                        d if d > 0 => dims.push(d as usize),
+                        d => return Err(fail(format!("shape entry {d}"))),
+                    }
+                }
+                let known = count(&dims)?;
+                if let Some(i) = inferred {
+                    dims[i] = total.checked_div(known).unwrap_or(0);
+                }
+                if count(&dims)? != total {
+                    return Err(fail(format!("reshapes {from:?} to {dims:?}")));
+                }
+                match inputs[0] {
+                    Constant::Ints(_, v) => Constant::Ints(dims, v.clone()),
+                    Constant::Floats(_, v) => Constant::Floats(dims, v.clone()),
+                }
+            }
+            "Slice" => {
+                let dims = inputs[0].dims().to_vec();
+                let list = |i: usize| inputs.get(i).map(|c| ints(c)).transpose();
+                let (starts, ends) = (list(1)?.unwrap_or_default(), list(2)?.unwrap_or_default());
+                let axes = list(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = list(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+                if ends.len() != starts.len()
+                    || axes.len() != starts.len()
+                    || steps.len() != starts.len()
+                {
+                    return Err(fail(
+                        "starts, ends, axes and steps of different lengths".into(),
+                    ));
+                }
+                // Per axis, the indices kept (ONNX's clamping rules).
+                let mut kept: Vec<Vec<usize>> = dims.iter().map(|&d| (0..d).collect()).collect();
+                for i in 0..starts.len() {
+                    let rank = dims.len() as i64;
+                    let axis = if axes[i] < 0 { axes[i] + rank } else { axes[i] };
+                    let Some(&d) = usize::try_from(axis).ok().and_then(|a| dims.get(a)) else {
+                        return Err(fail(format!("axis {}", axes[i])));
+                    };
+                    let (d, step) = (d as i64, steps[i]);
+                    let at = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+                    let (start, end) = if step > 0 {
+                        (at(starts[i]).clamp(0, d), at(ends[i]).clamp(0, d))
+                    } else if step < 0 {
+                        (at(starts[i]).clamp(0, d - 1), at(ends[i]).clamp(-1, d - 1))
+                    } else {
+                        return Err(fail("a step of 0".into()));
+                    };
+                    let mut v = Vec::new();
+                    let mut j = start;
+                    while (step > 0 && j < end) || (step < 0 && j > end) {
+                        v.push(j as usize);
+                        j += step;
+                    }
+                    kept[axis as usize] = v;
+                }
+                let out_dims: Vec<usize> = kept.iter().map(Vec::len).collect();
+                let mut strides = vec![1usize; dims.len()];
+                for a in (0..dims.len().saturating_sub(1)).rev() {
+                    strides[a] = strides[a + 1] * dims[a + 1];
+                }
+                let mut source = Vec::with_capacity(count(&out_dims)?);
+                let mut index = vec![0usize; dims.len()];
+                for _ in 0..count(&out_dims)? {
+                    source.push(
+                        index
+                            .iter()
+                            .enumerate()
+                            .map(|(a, &i)| kept[a][i] * strides[a])
+                            .sum::<usize>(),
+                    );
+                    for a in (0..dims.len()).rev() {
+                        index[a] += 1;
+                        if index[a] < out_dims[a] {
+                            break;
+                        }
+                        index[a] = 0;
+                    }
+                }
+                match inputs[0] {
+                    Constant::Ints(_, v) => {
+                        Constant::Ints(out_dims, source.iter().map(|&i| v[i]).collect())
+                    }
+                    Constant::Floats(_, v) => {
+                        Constant::Floats(out_dims, source.iter().map(|&i| v[i]).collect())
+                    }
+                }
+            }
+            _ => {
+                // Cast: to float (1), or to an integer type.
+                let dims = inputs[0].dims().to_vec();
+                match (attr("to").map_or(0, |a| a.i), inputs[0]) {
+                    (1, Constant::Ints(_, v)) => {
+                        Constant::Floats(dims, v.iter().map(|x| *x as f32).collect())
+                    }
+                    (1, c) => c.clone(),
+                    (2..=7 | 12 | 13, Constant::Floats(_, v)) => {
+                        Constant::Ints(dims, v.iter().map(|x| *x as i64).collect())
+                    }
+                    (2..=7 | 12 | 13, c) => c.clone(),
+                    (to, _) => return Err(fail(format!("a cast to data type {to}"))),
+                }
+            }
+        };
+        Ok(Some(folded))
     }
 
     /// Decodes a tensor's values (inline or in external data).
@@ -545,6 +779,10 @@ impl Import<'_> {
             }
         }
         let in_layout = input(0).map_or(Layout::Nchw, |n| self.layout(n));
+        if let Some(c) = self.fold(node, &by)? {
+            self.constants.insert(out, c);
+            return Ok(None);
+        }
         // The output's layout where it is not the first input's.
         let mut out_layout = in_layout;
         let plain = match op {
@@ -578,12 +816,6 @@ impl Import<'_> {
             "Transpose" => {
                 let x = input(0).ok_or_else(|| self.format(format!("{by} has no input")))?;
                 let perm = ints("perm");
-                if let Some(c) = self.constants.get(x) {
-                    let c = permute(c, perm.as_deref())
-                        .map_err(|e| self.format(format!("{by}: {e}")))?;
-                    self.constants.insert(out, c);
-                    return Ok(None);
-                }
                 let t = self.value(x, &by)?;
                 // PyTorch's `permute(0, 2, 3, 1)` and back, around channels-last ops.
                 let layout = match (in_layout, perm.as_deref()) {
@@ -598,6 +830,46 @@ impl Import<'_> {
                     }
                 };
                 self.alias(out, t, layout);
+                return Ok(None);
+            }
+            "Pad" => {
+                let x = first()?;
+                let (pads, value) = if self.opset >= 11 {
+                    let pads = match input(1) {
+                        Some(n) => self.ints(n, &by)?,
+                        None => Vec::new(),
+                    };
+                    let value = match input(2) {
+                        Some(n) => self.floats(n, &by)?.1.first().copied().unwrap_or(0.0),
+                        None => 0.0,
+                    };
+                    if input(3).is_some() {
+                        return Err(self.unsupported(format!("{by}: padding chosen axes")));
+                    }
+                    (pads, value)
+                } else {
+                    (
+                        ints("pads").unwrap_or_default(),
+                        attr("value").map_or(0.0, |a| a.f),
+                    )
+                };
+                let mode = attr("mode").map_or(&b"constant"[..], |a| a.s.as_slice());
+                // [N, C, H, W] begins, then ends: only the height and width padded.
+                let spatial = match pads[..] {
+                    [0, 0, t, l, 0, 0, b, r] => [t, l, b, r],
+                    _ => [-1; 4],
+                };
+                if mode != b"constant"
+                    || value != 0.0
+                    || spatial.iter().any(|p| !(0..=1 << 16).contains(p))
+                {
+                    return Err(self.unsupported(format!(
+                        "{by}: mode `{}`, value {value}, pads {pads:?}; only zero padding of the \
+                         height and width, before a conv, is supported",
+                        String::from_utf8_lossy(mode)
+                    )));
+                }
+                self.padded.insert(out, (x, spatial.map(|p| p as u32)));
                 return Ok(None);
             }
             "LayerNormalization" => {
@@ -666,7 +938,11 @@ impl Import<'_> {
                 return Ok(None);
             }
             "Conv" => {
-                let x = first()?;
+                // A zero `Pad` before the conv (`nn.ZeroPad2d`) joins the conv's own padding.
+                let (x, extra) = match input(0).and_then(|n| self.padded.get(n)) {
+                    Some(&(t, p)) => (t, p),
+                    None => (first()?, [0; 4]),
+                };
                 let w_name = input(1).ok_or_else(|| self.format(format!("{by} has no weight")))?;
                 let (wd, weight) = self.floats(w_name, &by)?;
                 let [co, _, kh, kw] = wd[..] else {
@@ -700,6 +976,7 @@ impl Import<'_> {
                     }
                 }
                 let (h, w, _) = self.graph.shape(x);
+                let (h, w) = (h + extra[0] + extra[2], w + extra[1] + extra[3]);
                 let pads = match attr("auto_pad").map(|a| a.s.as_slice()) {
                     Some(b"SAME_UPPER") | Some(b"SAME_LOWER") => {
                         let upper = attr("auto_pad").is_some_and(|a| a.s == b"SAME_UPPER");
@@ -729,6 +1006,7 @@ impl Import<'_> {
                         Some(p) => return Err(self.unsupported(format!("{by}: pads {p:?}"))),
                     },
                 };
+                let pads = [0, 1, 2, 3].map(|i| pads[i].saturating_add(extra[i]));
                 let groups = int("group", 1);
                 let conv = ops::Conv {
                     weight,
@@ -970,23 +1248,22 @@ impl Import<'_> {
                     && (0..=1 << 16).contains(&p[0]);
                 if !in_range
                     || d != [1, 1]
-                    || int("ceil_mode", 0) != 0
                     || node.output.len() > 1
                     || attr("auto_pad").is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET")
                 {
                     return Err(self.unsupported(format!(
-                        "{by}: kernel {k:?}, strides {s:?}, pads {p:?}, dilations {d:?}, \
-                         ceil_mode {}; only square windows with equal strides, symmetric padding \
-                         and floor mode are supported",
-                        int("ceil_mode", 0)
+                        "{by}: kernel {k:?}, strides {s:?}, pads {p:?}, dilations {d:?}; only \
+                         square windows with equal strides and symmetric padding are supported"
                     )));
                 }
                 let (kernel, stride, pad) = (k[0] as u32, s[0] as u32, p[0] as u32);
+                let ceil_mode = int("ceil_mode", 0) != 0;
                 let op = if op == "MaxPool" {
                     Op::MaxPool(ops::MaxPool {
                         kernel,
                         stride,
                         pad,
+                        ceil_mode,
                     })
                 } else {
                     Op::AvgPool(ops::AvgPool {
@@ -994,6 +1271,7 @@ impl Import<'_> {
                         stride,
                         pad,
                         count_include_pad: int("count_include_pad", 0) == 1,
+                        ceil_mode,
                     })
                 };
                 (op, vec![first()?])

@@ -1,14 +1,15 @@
 //! FullGrad (Srinivas and Fleuret; pytorch-grad-cam's `FullGrad`): at the input image, the sum of
 //! - |∂T/∂x ⊙ x| for each channel of the normalised input x, and
 //! - for every bias layer (each module whose exact type is `nn.Conv2d` or `nn.BatchNorm2d` with a
-//!   bias: [`Conv::full_grad_biases`](crate::model::Conv)), Σ_c |b_c ∂T/∂z_c| over its channels,
-//!   z the module's output,
+//!   bias: [`Conv::full_grad_biases`](crate::model::Conv), and the BatchNorms that follow no
+//!   conv, [`Elementwise::full_grad_bias`](crate::model::Elementwise)), Σ_c |b_c ∂T/∂z_c| over
+//!   its channels, z the module's output,
 //!
 //! each channel's map min-max scaled (1e-7) and resized to the input size, then one final
 //! min-max scaling of the sum, with no ReLU. Target layers do not apply.
 //!
-//! The backward pass runs to the input; each conv's output gradient is read while it is live
-//! ([`GradientTap`]): per bias, one kernel takes each channel's extremes
+//! The backward pass runs to the input; each bias layer's output gradient is read while it is
+//! live ([`GradientTap`] at each [`BiasTap`]): per bias, one kernel takes each channel's extremes
 //! (shaders/full_grad_stats.wgsl), one sums the scaled channels at the layer's resolution
 //! (shaders/full_grad_sum.wgsl), and the sum is resized into the map and added to it
 //! (shaders/cam_resize.wgsl, unscaled): resizing is linear, so this equals the reference's sum of
@@ -27,7 +28,7 @@ use crate::gpu::kernels::launch;
 use crate::gpu::params::{CamMinMaxParams, CamResizeParams, FullGradParams};
 use crate::gpu::GpuContext;
 use crate::model::Op;
-use crate::pipeline::backward::ConvTap;
+use crate::pipeline::backward::{BiasLayer, BiasTap};
 use crate::pipeline::forward::Forward;
 use crate::pipeline::steps::Steps;
 
@@ -204,21 +205,31 @@ struct Eigen {
 impl BiasGradients {
     fn new(ctx: &GpuContext, forward: &Forward, eigen_smooth: bool) -> Result<Self> {
         let model = forward.model();
+        // A BatchNorm that follows no conv (DenseNet's pre-activation ones) is a bias layer too:
+        // its gradient is read at the elementwise op's output, masked by its activation.
+        let standalone = model
+            .elementwise
+            .iter()
+            .filter(|e| e.full_grad_bias.is_some());
+        if let Some(e) = standalone
+            .clone()
+            .find(|e| !e.activation.derivative_from_output())
+        {
+            return Err(Error::UnsupportedModel {
+                path: model.source.clone(),
+                reason: format!(
+                    "FullGrad: the BatchNorm `{}` is followed by {:?}, whose derivative its \
+                     output does not give; only ReLU and ReLU6 are supported there",
+                    e.name, e.activation
+                ),
+            });
+        }
         let biases: u32 = model
             .convs
             .iter()
             .map(|c| c.full_grad_biases.len() as u32)
-            .sum();
-        if let Some(e) = model.elementwise.iter().find(|e| e.affine.is_some()) {
-            // pytorch-grad-cam counts its bias too; its gradient tap is not recorded yet.
-            return Err(Error::UnsupportedModel {
-                path: model.source.clone(),
-                reason: format!(
-                    "FullGrad: the BatchNorm `{}`, which follows no conv, is not supported yet",
-                    e.name
-                ),
-            });
-        }
+            .sum::<u32>()
+            + standalone.count() as u32;
         if biases == 0 {
             return Err(Error::UnsupportedModel {
                 path: model.source.clone(),
@@ -229,6 +240,11 @@ impl BiasGradients {
         let cap = u64::from(forward.capacity());
         let outputs = model.ops.iter().filter_map(|op| match *op {
             Op::Conv { output, .. } => Some(&model.tensors[output]),
+            Op::Elementwise { op, output, .. }
+                if model.elementwise[op].full_grad_bias.is_some() =>
+            {
+                Some(&model.tensors[output])
+            }
             _ => None,
         });
         let (pixels, channels) = outputs.fold((1, 1), |(p, c), t| {
@@ -323,22 +339,32 @@ impl GradientTap for BiasGradients {
         ctx: &GpuContext,
         steps: &mut Steps,
         forward: &Forward,
-        tap: &ConvTap,
+        tap: &BiasTap,
         gradient: &wgpu::Buffer,
     ) -> Result<()> {
         let model = forward.model();
-        let conv = &model.convs[tap.conv];
+        let (name, biases, activation) = match tap.layer {
+            BiasLayer::Conv(i) => {
+                let conv = &model.convs[i];
+                (&conv.name, &conv.full_grad_biases[..], conv.activation)
+            }
+            BiasLayer::Elementwise(i) => {
+                let e = &model.elementwise[i];
+                let bias = e.full_grad_bias.as_ref().expect("a BatchNorm's tap");
+                (&e.name, std::slice::from_ref(bias), e.activation)
+            }
+        };
         let t = &model.tensors[tap.output];
         let (h, w, channels) = (t.height, t.width, t.channels);
         let output = forward.tensor(tap.output);
-        for bias in &conv.full_grad_biases {
-            let factors = ctx.storage_with(&format!("full_grad.{}", conv.name), bias);
+        for bias in biases {
+            let factors = ctx.storage_with(&format!("full_grad.{name}"), bias);
             let params = FullGradParams {
                 batch: 0,
                 pixels: h * w,
                 channels,
                 mode: BIAS_MODE,
-                activation: conv.activation as u32,
+                activation: activation as u32,
                 accumulate: 0,
                 first_channel: 0,
                 channel_count: channels,

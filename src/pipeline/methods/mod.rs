@@ -30,7 +30,7 @@ use crate::gpu::params::{
 };
 use crate::gpu::GpuContext;
 
-use super::backward::ConvTap;
+use super::backward::BiasTap;
 use super::forward::Forward;
 use super::probe::Probe;
 use super::steps::Steps;
@@ -278,16 +278,16 @@ pub(crate) trait LayerMethod: Sync {
     }
 }
 
-/// Work recorded inside the backward pass at each [`ConvTap`], in the order the plan lists them.
+/// Work recorded inside the backward pass at each [`BiasTap`], in the order the plan lists them.
 pub(crate) trait GradientTap {
-    /// Appends the steps reading `gradient`, the value `tap.value` at the output of conv
-    /// `tap.conv`.
+    /// Appends the steps reading `gradient`, the value `tap.value` at the output of the bias
+    /// layer `tap.layer`.
     fn record(
         &mut self,
         ctx: &GpuContext,
         steps: &mut Steps,
         forward: &Forward,
-        tap: &ConvTap,
+        tap: &BiasTap,
         gradient: &wgpu::Buffer,
     ) -> Result<()>;
 
