@@ -355,9 +355,13 @@ fn family_onnx_forms_equal_their_safetensors_forms_and_the_reference() {
         let want = &r["logits"].data;
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let seed: u64 = meta["seed"].parse().expect("seed");
-        for exporter in ["dynamo", "torchscript"] {
+        // `torchscript17`: ConvNeXt at opset 17, its GELU written with `Erf`.
+        for exporter in ["dynamo", "torchscript", "torchscript17"] {
             let form = format!("{arch}.{exporter}");
             let fixture = |ext: &str| onnx(&format!("families/{form}.{ext}"));
+            if exporter == "torchscript17" && !fixture("onnx").exists() {
+                continue;
+            }
             let folds: Vec<(String, String, f64)> = std::fs::read_to_string(fixture("folds.json"))
                 .map(|text| serde_json::from_str(&text).expect("folds"))
                 .unwrap_or_default();
@@ -415,7 +419,7 @@ fn family_onnx_forms_equal_their_safetensors_forms_and_the_reference() {
                 // in float32, so its weights are the exact ones rounded: the same model to
                 // float32 rounding, whose CAMs are then checked against the reference (the
                 // closer of its float32 and float64 runs) as the safetensors forms' are.
-                let same = if exporter == "torchscript" || folds.is_empty() {
+                let same = if exporter != "dynamo" || folds.is_empty() {
                     dc <= 1e-6
                 } else {
                     dcr <= 1e-4

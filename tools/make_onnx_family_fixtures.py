@@ -12,7 +12,7 @@ tests/fixtures/onnx/families/<arch>.dynamo.onnx
     included: BatchNorms after convs folded into them, a linear layer on channels-last pixels a
     MatMul by a folded transposed weight), less each node's source lines and FX node in its
     metadata, which the importer does not read.
-tests/fixtures/onnx/families/<arch>.torchscript.onnx
+tests/fixtures/onnx/families/<arch>.torchscript.onnx (and <arch>.torchscript17.onnx for OPSET17)
     torch.onnx.export(..., dynamo=False, opset_version=20, do_constant_folding=False,
     training=TrainingMode.PRESERVE): the TorchScript exporter's graph with every BatchNorm kept
     as a node and every initializer a state_dict() tensor, so that the weights need not be
@@ -53,6 +53,9 @@ FAMILIES = [
     "inception_v3",
     "legacy_xception",
 ]
+# Families also exported by the TorchScript exporter at opset 17 (`<arch>.torchscript17.onnx`),
+# the default of torch 2.0 to 2.4: GELU written as `x · (1 + erf(x / √2)) · 0.5`.
+OPSET17 = ["convnext_tiny"]
 # Inline initializers above this many bytes in one file mean that a weight was not recognised.
 MAX_INLINE = 256 * 1024
 
@@ -192,7 +195,7 @@ def export(name, photo):
     location = f"{name}.weights"
     with tempfile.TemporaryDirectory() as tmp:
         batch = torch.export.Dim("batch")
-        for kind in ["dynamo", "torchscript"]:
+        for kind in ["dynamo", "torchscript"] + (["torchscript17"] if name in OPSET17 else []):
             path = os.path.join(tmp, f"{name}.{kind}.onnx")
             if kind == "dynamo":
                 try:
@@ -206,7 +209,8 @@ def export(name, photo):
                     torch.onnx.export(model, (x,), path, dynamo=True, external_data=False)
             else:
                 torch.onnx.export(
-                    model, x, path, dynamo=False, opset_version=20, do_constant_folding=False,
+                    model, x, path, dynamo=False,
+                    opset_version=17 if kind == "torchscript17" else 20, do_constant_folding=False,
                     training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"],
                     output_names=["logits"],
                     dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},

@@ -30,7 +30,8 @@ use proto::{ModelProto, NodeProto, TensorProto};
 
 /// The ops the importer reads, for messages.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, ∞)), Sigmoid, \
-                         HardSigmoid, HardSwish, LeakyRelu, Gelu, Mul (x · sigmoid(x), a \
+                         HardSigmoid, HardSwish, LeakyRelu, Gelu (or x · (1 + Erf(x / √2)) · \
+                         0.5), Mul (x · sigmoid(x), a \
                          squeeze-and-excitation gate, or a constant per channel), Add, \
                          Concat (channels), MaxPool, AveragePool (floor or ceil mode), Pad (zero, \
                          before a Conv), GlobalAveragePool, ReduceMean \
@@ -88,6 +89,7 @@ pub fn build(
         readers,
         layouts: HashMap::new(),
         padded: HashMap::new(),
+        gelu: HashMap::new(),
         graph: Graph::new(path, 224),
         opset,
     };
@@ -271,6 +273,21 @@ enum Layout {
     Rows,
 }
 
+/// The steps of GELU written as `x · (1 + erf(x / √2)) · 0.5`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GeluPart {
+    /// x / √2.
+    Scaled,
+    /// erf(x / √2).
+    Erf,
+    /// 1 + erf(x / √2).
+    ErfPlusOne,
+    /// x · (1 + erf(x / √2)).
+    Product,
+    /// The whole GELU.
+    Gelu,
+}
+
 /// The state of an import.
 struct Import<'a> {
     path: &'a Path,
@@ -285,6 +302,9 @@ struct Import<'a> {
     /// ONNX value name → the tensor a zero `Pad` read and its padding `[top, left, bottom,
     /// right]`, which the convs that read it take into their own.
     padded: HashMap<String, (usize, [u32; 4])>,
+    /// ONNX value name → the part of a GELU written with `Erf` it is, of which tensor, laid out
+    /// how (see [`Import::gelu_step`]).
+    gelu: HashMap<String, (GeluPart, usize, Layout)>,
     graph: Graph,
     opset: i64,
 }
@@ -327,6 +347,11 @@ impl Import<'_> {
         self.values.get(name).copied().ok_or_else(|| {
             if self.constants.contains_key(name) {
                 self.unsupported(format!("{by} reads the constant `{name}` as a tensor"))
+            } else if self.gelu.contains_key(name) {
+                self.unsupported(format!(
+                    "{by} reads `{name}`, part of a GELU written as x · (1 + erf(x / √2)) · 0.5, \
+                     which only the next op of that formula can read"
+                ))
             } else if self.padded.contains_key(name) {
                 self.unsupported(format!(
                     "{by} reads `{name}`, a zero padding (Pad), which only a Conv can read"
@@ -353,6 +378,48 @@ impl Import<'_> {
         match self.constants.get(name) {
             Some(Constant::Ints(_, v)) => Ok(v.clone()),
             _ => Err(self.unsupported(format!("{by}: `{name}` must be a constant integer tensor"))),
+        }
+    }
+
+    /// Where `node` is a step of GELU written with `Erf`, as the TorchScript exporter writes it
+    /// below opset 20 (`Div(x, √2)`, `Erf`, `Add` 1, `Mul` by x, `Mul` by 0.5): the part it
+    /// makes, of which tensor; [`GeluPart::Gelu`] at the last step.
+    fn gelu_step(&self, node: &NodeProto) -> Option<(GeluPart, usize, Layout)> {
+        let scalar = |n: &str, want: f32| {
+            matches!(self.constants.get(n), Some(Constant::Floats(_, v))
+                if v.len() == 1 && (v[0] - want).abs() <= 1e-6 * want.abs())
+        };
+        let part = |n: &str| self.gelu.get(n).copied();
+        let ins: Vec<&str> = node.input.iter().map(String::as_str).collect();
+        let pair = |a: &str, b: &str| {
+            [
+                (a.to_string(), b.to_string()),
+                (b.to_string(), a.to_string()),
+            ]
+        };
+        match (node.op_type.as_str(), ins.as_slice()) {
+            ("Div", [x, c]) if scalar(c, std::f32::consts::SQRT_2) => {
+                let t = *self.values.get(*x)?;
+                Some((GeluPart::Scaled, t, self.layout(x)))
+            }
+            ("Erf", [p]) => part(p)
+                .filter(|q| q.0 == GeluPart::Scaled)
+                .map(|(_, t, l)| (GeluPart::Erf, t, l)),
+            ("Add", [a, b]) => pair(a, b).into_iter().find_map(|(p, c)| {
+                let (kind, t, l) = part(&p)?;
+                (kind == GeluPart::Erf && scalar(&c, 1.0)).then_some((GeluPart::ErfPlusOne, t, l))
+            }),
+            ("Mul", [a, b]) => pair(a, b).into_iter().find_map(|(p, other)| {
+                let (kind, t, l) = part(&p)?;
+                match kind {
+                    GeluPart::ErfPlusOne if self.values.get(&other) == Some(&t) => {
+                        Some((GeluPart::Product, t, l))
+                    }
+                    GeluPart::Product if scalar(&other, 0.5) => Some((GeluPart::Gelu, t, l)),
+                    _ => None,
+                }
+            }),
+            _ => None,
         }
     }
 
@@ -783,14 +850,40 @@ impl Import<'_> {
             self.constants.insert(out, c);
             return Ok(None);
         }
+        let gelu_of = match self.gelu_step(node) {
+            Some((GeluPart::Gelu, x, layout)) => Some((x, layout)),
+            Some(part) => {
+                self.gelu.insert(out, part);
+                return Ok(None);
+            }
+            None => None,
+        };
         // The output's layout where it is not the first input's.
         let mut out_layout = in_layout;
         let plain = match op {
+            _ if gelu_of.is_some() => {
+                let (x, layout) = gelu_of.expect("a GELU");
+                out_layout = layout;
+                (activation(ActivationKind::Gelu), vec![x])
+            }
             "Constant" => {
-                let t = attr("value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
-                    self.unsupported(format!("{by}: only tensor `value` constants are supported"))
-                })?;
-                let c = self.tensor(t)?;
+                let c = match node.attribute.first().map(|a| (a.name.as_str(), a)) {
+                    Some(("value", a)) if a.t.is_some() => {
+                        self.tensor(a.t.as_ref().expect("a tensor"))?
+                    }
+                    Some(("value_float", a)) => Constant::Floats(Vec::new(), vec![a.f]),
+                    Some(("value_floats", a)) => {
+                        Constant::Floats(vec![a.floats.len()], a.floats.clone())
+                    }
+                    Some(("value_int", a)) => Constant::Ints(Vec::new(), vec![a.i]),
+                    Some(("value_ints", a)) => Constant::Ints(vec![a.ints.len()], a.ints.clone()),
+                    _ => {
+                        return Err(self.unsupported(format!(
+                            "{by}: only `value`, `value_float(s)` and `value_int(s)` constants \
+                             are supported"
+                        )))
+                    }
+                };
                 self.constants.insert(out, c);
                 return Ok(None);
             }
