@@ -620,7 +620,10 @@ impl Pass<'_> {
         }
         // The scale and bias in float64, rounded once (PyTorch's inference BatchNorm applies
         // them as `x · scale + shift`).
-        let full_grad_bias = bn.and_then(Affine::full_grad_bias);
+        // pytorch-grad-cam's FullGrad counts `nn.BatchNorm2d`, not `nn.BatchNorm1d`: a
+        // BatchNorm over one pixel (rows of features, after a flatten) is taken for the latter.
+        let (h, w, _) = g.shape(node.inputs[0]);
+        let full_grad_bias = bn.filter(|_| h * w > 1).and_then(Affine::full_grad_bias);
         let affine = bn.map(|bn| {
             let scale = (0..bn.len()).map(|c| bn.scale_f64(c) as f32).collect();
             let shift = (0..bn.len()).map(|c| bn.shift_f64(c) as f32).collect();

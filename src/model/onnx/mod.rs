@@ -42,6 +42,10 @@ const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (to [0, 6] or [0, 
 /// The most values one initializer or constant may hold (a 4 GiB float32 tensor).
 const MAX_CONSTANT_VALUES: u64 = 1 << 30;
 
+/// The most values a `ConstantOfShape` or a `Concat` of constants may make when the file is
+/// read (shape arithmetic is a few values; a tiny file must not ask for gigabytes).
+const MAX_FOLDED_VALUES: usize = 1 << 20;
+
 /// Whether `path` names an ONNX file (by its extension).
 pub fn is_onnx(path: &Path) -> bool {
     path.extension()
@@ -144,11 +148,19 @@ pub fn build(
     // Per module path, the last tensor a node inside it wrote: the module's output.
     let mut modules: Vec<(String, usize)> = Vec::new();
     let mut pooled: Option<usize> = None;
+    // Tensors written by nodes outside any module (functions of the root `forward`), where the
+    // file records modules at all.
+    let mut rootless: Vec<usize> = Vec::new();
+    let mut scoped = false;
     let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     for (i, node) in graph.node.iter().enumerate() {
         let module = scopes.module(node);
+        scoped |= module.is_some();
         let written = import.node(i, node, &outputs)?;
         if let Some((t, op)) = written {
+            if module.is_none() {
+                rootless.push(t);
+            }
             if matches!(op, "GlobalAveragePool" | "ReduceMean") {
                 pooled = import.graph.nodes.last().map(|n| n.inputs[0]);
             }
@@ -176,25 +188,27 @@ pub fn build(
             "no global average pool before the classifier, so no default layer".into(),
         ));
     };
-    // A module's output that only a ReLU outside any module reads before the pool, as
-    // torchvision's DenseNet ends (`F.relu(self.features(x), inplace=True)`, and its README
-    // layer `features.norm5`): the module is a layer, kept apart from the ReLU, and, the ReLU
-    // being in place in torchvision, pytorch-grad-cam's activations there are the ReLU's
-    // output (see `Graph::in_place`).
-    let layer = import
-        .graph
-        .nodes
-        .iter()
-        .rev()
-        .find(|n| n.output == pooled)
-        .filter(|n| matches!(&n.op, Op::Activation(a) if a.kind == ActivationKind::Relu))
-        .map(|n| n.inputs[0])
-        .filter(|&t| {
-            let readers = import.graph.nodes.iter().filter(|n| n.inputs.contains(&t));
-            readers.count() == 1 && modules.iter().any(|(_, m)| *m == t)
-        });
-    if let Some(t) = layer {
+    // A module's output that only a ReLU outside any module (a function of the root
+    // `forward`) reads before the pool, as torchvision's DenseNet ends (`F.relu(self.features(x),
+    // inplace=True)`, and its README layer `features.norm5`): the module is a layer, kept apart
+    // from the ReLU, and, the ReLU being in place in torchvision, pytorch-grad-cam's activations
+    // there are the ReLU's output (see `Graph::in_place`). A function, not an `nn.ReLU`
+    // module: guided backpropagation leaves it plain, as the reference does.
+    let relu = import.graph.nodes.iter().rposition(|n| {
+        n.output == pooled
+            && scoped
+            && rootless.contains(&pooled)
+            && matches!(&n.op, Op::Activation(a) if a.kind == ActivationKind::Relu)
+    });
+    let layer = relu.map(|i| import.graph.nodes[i].inputs[0]).filter(|&t| {
+        let readers = import.graph.nodes.iter().filter(|n| n.inputs.contains(&t));
+        readers.count() == 1 && modules.iter().any(|(_, m)| *m == t)
+    });
+    if let (Some(t), Some(i)) = (layer, relu) {
         import.graph.in_place.push((t, pooled));
+        if let Op::Activation(a) = &mut import.graph.nodes[i].op {
+            a.kind = ActivationKind::FunctionalRelu;
+        }
     }
     let layer = layer.unwrap_or(pooled);
     let default_layer = Some(layer).and_then(|t| {
@@ -466,10 +480,18 @@ impl Import<'_> {
                     .map(|&d| usize::try_from(d).map_err(|_| fail(format!("dimension {d}"))))
                     .collect::<Result<Vec<_>>>()?;
                 let n = count(&dims)?;
+                if n > MAX_FOLDED_VALUES {
+                    return Err(fail(format!("a constant of shape {dims:?} to fill")));
+                }
+                let empty = || fail("an empty fill value".into());
                 match attr("value").and_then(|a| a.t.as_ref()) {
                     Some(t) => match self.tensor(t)? {
-                        Constant::Floats(_, v) => Constant::Floats(dims, vec![v[0]; n]),
-                        Constant::Ints(_, v) => Constant::Ints(dims, vec![v[0]; n]),
+                        Constant::Floats(_, v) => {
+                            Constant::Floats(dims, vec![*v.first().ok_or_else(empty)?; n])
+                        }
+                        Constant::Ints(_, v) => {
+                            Constant::Ints(dims, vec![*v.first().ok_or_else(empty)?; n])
+                        }
                     },
                     None => Constant::Floats(dims, vec![0.0; n]),
                 }
@@ -480,7 +502,10 @@ impl Import<'_> {
                         "a concatenation of constants that are not vectors".into(),
                     ));
                 }
-                let n = inputs.iter().map(|c| c.dims()[0]).sum();
+                let n: usize = inputs.iter().map(|c| c.dims()[0]).sum();
+                if n > MAX_FOLDED_VALUES {
+                    return Err(fail(format!("a concatenation of {n} constant values")));
+                }
                 match inputs[0] {
                     Constant::Ints(..) => Constant::Ints(
                         vec![n],
@@ -505,6 +530,9 @@ impl Import<'_> {
                 }
             }
             "Reshape" => {
+                if attr("allowzero").is_some_and(|a| a.i != 0) {
+                    return Err(fail("a reshape with allowzero".into()));
+                }
                 let shape = inputs.get(1).ok_or_else(|| fail("no shape".into()))?;
                 let from = inputs[0].dims();
                 let total = count(from)?;
@@ -539,7 +567,15 @@ impl Import<'_> {
             }
             "Slice" => {
                 let dims = inputs[0].dims().to_vec();
-                let list = |i: usize| inputs.get(i).map(|c| ints(c)).transpose();
+                // By position: an optional input left out is an empty name.
+                let list = |i: usize| {
+                    node.input
+                        .get(i)
+                        .filter(|n| !n.is_empty())
+                        .and_then(|n| self.constants.get(n))
+                        .map(ints)
+                        .transpose()
+                };
                 let (starts, ends) = (list(1)?.unwrap_or_default(), list(2)?.unwrap_or_default());
                 let axes = list(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
                 let steps = list(4)?.unwrap_or_else(|| vec![1; starts.len()]);
@@ -559,6 +595,9 @@ impl Import<'_> {
                     let Some(&d) = usize::try_from(axis).ok().and_then(|a| dims.get(a)) else {
                         return Err(fail(format!("axis {}", axes[i])));
                     };
+                    if d == 0 {
+                        continue;
+                    }
                     let (d, step) = (d as i64, steps[i]);
                     let at = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
                     let (start, end) = if step > 0 {
@@ -572,7 +611,10 @@ impl Import<'_> {
                     let mut j = start;
                     while (step > 0 && j < end) || (step < 0 && j > end) {
                         v.push(j as usize);
-                        j += step;
+                        match j.checked_add(step) {
+                            Some(next) => j = next,
+                            None => break,
+                        }
                     }
                     kept[axis as usize] = v;
                 }
@@ -871,8 +913,10 @@ impl Import<'_> {
                     Some(("value", a)) if a.t.is_some() => {
                         self.tensor(a.t.as_ref().expect("a tensor"))?
                     }
-                    Some(("value_float", a)) => Constant::Floats(Vec::new(), vec![a.f]),
-                    Some(("value_floats", a)) => {
+                    Some(("value_float", a)) if a.f.is_finite() => {
+                        Constant::Floats(Vec::new(), vec![a.f])
+                    }
+                    Some(("value_floats", a)) if a.floats.iter().all(|f| f.is_finite()) => {
                         Constant::Floats(vec![a.floats.len()], a.floats.clone())
                     }
                     Some(("value_int", a)) => Constant::Ints(Vec::new(), vec![a.i]),
@@ -880,7 +924,7 @@ impl Import<'_> {
                     _ => {
                         return Err(self.unsupported(format!(
                             "{by}: only `value`, `value_float(s)` and `value_int(s)` constants \
-                             are supported"
+                             (finite) are supported"
                         )))
                     }
                 };
@@ -1721,6 +1765,56 @@ mod tests {
             ..Default::default()
         };
         build(Path::new("m.onnx"), &model.encode_to_vec(), None, None)
+    }
+
+    #[test]
+    fn shape_arithmetic_on_odd_constants_is_an_error_or_empty_never_a_panic() {
+        let ints = |name: &str, v: &[i64]| AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            ..Default::default()
+        };
+        let constant =
+            |out: &str, v: &[i64]| node("Constant", &[], out, vec![ints("value_ints", v)]);
+        // A fill value with no values.
+        let empty = AttributeProto {
+            name: "value".into(),
+            t: Some(floats("v", &[0], Vec::new())),
+            ..Default::default()
+        };
+        let nodes = vec![
+            constant("shape", &[2]),
+            node("ConstantOfShape", &["shape"], "filled", vec![empty]),
+        ];
+        let e = import(nodes, "input", 3, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty fill value"), "{e}");
+        // An empty axis sliced backwards, and a step that overflows: empty or short results.
+        let nodes = vec![
+            constant("none", &[]),
+            constant("starts", &[-1]),
+            constant("ends", &[i64::MIN + 1]),
+            constant("axes", &[0]),
+            constant("back", &[-1]),
+            node(
+                "Slice",
+                &["none", "starts", "ends", "axes", "back"],
+                "a",
+                vec![],
+            ),
+            constant("four", &[1, 2, 3, 4]),
+            constant("one", &[1]),
+            constant("far", &[i64::MAX]),
+            constant("huge", &[i64::MAX - 1]),
+            node("Slice", &["four", "one", "far", "", "huge"], "b", vec![]),
+            constant("big", &[1 << 22]),
+            node("ConstantOfShape", &["big"], "c", vec![]),
+        ];
+        let e = import(nodes, "input", 3, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("to fill") && e.lines().count() == 1, "{e}");
     }
 
     #[test]
