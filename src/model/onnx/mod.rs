@@ -619,36 +619,8 @@ impl Import<'_> {
                     kept[axis as usize] = v;
                 }
                 let out_dims: Vec<usize> = kept.iter().map(Vec::len).collect();
-                let mut strides = vec![1usize; dims.len()];
-                for a in (0..dims.len().saturating_sub(1)).rev() {
-                    strides[a] = strides[a + 1] * dims[a + 1];
-                }
-                let mut source = Vec::with_capacity(count(&out_dims)?);
-                let mut index = vec![0usize; dims.len()];
-                for _ in 0..count(&out_dims)? {
-                    source.push(
-                        index
-                            .iter()
-                            .enumerate()
-                            .map(|(a, &i)| kept[a][i] * strides[a])
-                            .sum::<usize>(),
-                    );
-                    for a in (0..dims.len()).rev() {
-                        index[a] += 1;
-                        if index[a] < out_dims[a] {
-                            break;
-                        }
-                        index[a] = 0;
-                    }
-                }
-                match inputs[0] {
-                    Constant::Ints(_, v) => {
-                        Constant::Ints(out_dims, source.iter().map(|&i| v[i]).collect())
-                    }
-                    Constant::Floats(_, v) => {
-                        Constant::Floats(out_dims, source.iter().map(|&i| v[i]).collect())
-                    }
-                }
+                let strides = strides(&dims);
+                gather(inputs[0], out_dims, |a, i| kept[a][i] * strides[a])
             }
             _ => {
                 // Cast: to float (1), or to an integer type.
@@ -1631,24 +1603,34 @@ fn permute(c: &Constant, perm: Option<&[i64]>) -> std::result::Result<Constant, 
         return Err(format!("perm {perm:?} for a tensor of shape {dims:?}"));
     }
     let out_dims: Vec<usize> = perm.iter().map(|&a| dims[a]).collect();
-    // Strides of the input, in the output's axis order.
-    let mut strides = vec![1usize; rank];
-    for a in (0..rank.saturating_sub(1)).rev() {
+    let strides = strides(dims);
+    Ok(gather(c, out_dims, |a, i| i * strides[perm[a]]))
+}
+
+/// Row-major strides of a tensor of shape `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1usize; dims.len()];
+    for a in (0..dims.len().saturating_sub(1)).rev() {
         strides[a] = strides[a + 1] * dims[a + 1];
     }
-    let strides: Vec<usize> = perm.iter().map(|&a| strides[a]).collect();
-    let count: usize = dims.iter().product();
+    strides
+}
+
+/// The constant of shape `out_dims` whose value at each index `[i₀, i₁, …]` is `c`'s value at
+/// flat position `Σ offset(a, i_a)` (a permutation's or a slice's gather).
+fn gather(c: &Constant, out_dims: Vec<usize>, offset: impl Fn(usize, usize) -> usize) -> Constant {
+    let count: usize = out_dims.iter().product();
     let mut source = Vec::with_capacity(count);
-    let mut index = vec![0usize; rank];
+    let mut index = vec![0usize; out_dims.len()];
     for _ in 0..count {
         source.push(
             index
                 .iter()
-                .zip(&strides)
-                .map(|(i, s)| i * s)
+                .enumerate()
+                .map(|(a, &i)| offset(a, i))
                 .sum::<usize>(),
         );
-        for a in (0..rank).rev() {
+        for a in (0..out_dims.len()).rev() {
             index[a] += 1;
             if index[a] < out_dims[a] {
                 break;
@@ -1656,12 +1638,12 @@ fn permute(c: &Constant, perm: Option<&[i64]>) -> std::result::Result<Constant, 
             index[a] = 0;
         }
     }
-    Ok(match c {
+    match c {
         Constant::Floats(_, v) => {
             Constant::Floats(out_dims, source.iter().map(|&i| v[i]).collect())
         }
         Constant::Ints(_, v) => Constant::Ints(out_dims, source.iter().map(|&i| v[i]).collect()),
-    })
+    }
 }
 
 #[cfg(test)]
