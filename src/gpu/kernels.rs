@@ -324,6 +324,26 @@ kernels! {
     } invocations(p, _) = p.pixels,
     work(p) = Work::new(12 * u64::from(p.pixels * p.channels),
                         (3 + u64::from(p.add_extra)) * u64::from(p.pixels * p.channels));
+    TokenEmbed => "token_embed" (TokenEmbedParams) {
+        input: Storage, table: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.tokens * p.channels4;
+    TokenRows => "token_rows" (TokenRowsParams) {
+        input: Storage, extra: Storage, output: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.out_tokens * p.channels4;
+    Attention => "attention" (AttentionParams) {
+        qkv: Storage, output: StorageReadWrite, stats: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    work(p) = attention_work(p, 2);
+    AttentionGradQuery => "attention_grad_query" (AttentionParams) {
+        grad_out: Storage, qkv: Storage, output: Storage, stats: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    work(p) = attention_work(p, 3);
+    AttentionGradKeyValue => "attention_grad_key_value" (AttentionParams) {
+        grad_out: Storage, qkv: Storage, output: Storage, stats: Storage, extra: Storage,
+        grad_in: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    work(p) = attention_work(p, 5);
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
     } invocations(p, v) = linear_invocations(v, p.batch, p.out_features),
@@ -1071,6 +1091,18 @@ fn conv_work(
         b * u64::from(in_pixels) * u64::from(in_c)
             + k2 * u64::from(in_c) * u64::from(out_c)
             + out * u64::from(1 + extra),
+    )
+}
+
+/// Self-attention's work: `products` multiply-adds over the head's channels per pair of tokens
+/// (2 forward: q·k and P·v), and the QKV tensor and the output moved once.
+fn attention_work(p: &AttentionParams, products: u64) -> Work {
+    let pairs = u64::from(p.batch * p.heads) * u64::from(p.tokens) * u64::from(p.tokens);
+    let channels = u64::from(p.heads * p.head_dim4 * 4);
+    let values = u64::from(p.batch) * u64::from(p.tokens) * channels;
+    Work::new(
+        2 * products * pairs * u64::from(p.head_dim4 * 4),
+        4 * 4 * values,
     )
 }
 

@@ -276,6 +276,57 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// Kept in sync with `Params` in shaders/token_embed.wgsl.
+    pub struct TokenEmbedParams {
+        pub batch: u32,
+        /// Tokens of the output, prefix included.
+        pub tokens: u32,
+        /// Channels / 4.
+        pub channels4: u32,
+        /// Prefix tokens.
+        pub prefix: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/token_rows.wgsl.
+    pub struct TokenRowsParams {
+        pub batch: u32,
+        /// Channels / 4.
+        pub channels4: u32,
+        /// Tokens per image of the input.
+        pub in_tokens: u32,
+        /// Tokens per image of the output.
+        pub out_tokens: u32,
+        /// The first token copied, in the input.
+        pub in_first: u32,
+        /// The first token copied, in the output.
+        pub out_first: u32,
+        /// Tokens copied.
+        pub count: u32,
+        /// 1 to add `extra`.
+        pub add_extra: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/lib/attention.wgsl (attention.wgsl,
+    /// attention_grad_query.wgsl, attention_grad_key_value.wgsl).
+    pub struct AttentionParams {
+        pub batch: u32,
+        pub tokens: u32,
+        pub heads: u32,
+        /// Channels per head / 4.
+        pub head_dim4: u32,
+        /// The scores' factor.
+        pub scale: f32,
+        /// Gradient kernels: 1 to add `extra`.
+        pub add_extra: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
     /// Kept in sync with `Params` in shaders/linear.wgsl.
     pub struct LinearParams {
         pub batch: u32,

@@ -35,6 +35,10 @@ pub struct Lowered {
     pub squeeze_excite: Vec<model::SqueezeExcite>,
     /// Every LayerNorm.
     pub layer_norms: Vec<model::LayerNorm>,
+    /// Every token embedding.
+    pub token_embeds: Vec<model::TokenEmbed>,
+    /// Every self-attention.
+    pub attentions: Vec<model::Attention>,
     /// Every tensor of the plan.
     pub tensors: Vec<TensorSpec>,
     /// The plan, in execution order.
@@ -123,6 +127,60 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                     op: pass.out.layer_norms.len() - 1,
                     input,
                     output,
+                });
+            }
+            Op::TokenEmbed(embed) => {
+                let input = pass.planned(node.inputs[0])?;
+                let (_, _, channels) = graph.shape(node.inputs[0]);
+                pass.vec4_channels(node, channels)?;
+                let output = pass.emit_tensor(node.output);
+                let mut table = embed.position.clone();
+                for (t, p) in table.iter_mut().zip(&embed.prefix) {
+                    *t += *p;
+                }
+                pass.out.token_embeds.push(model::TokenEmbed {
+                    name: node.name.clone(),
+                    prefix: embed.prefix_tokens,
+                    table,
+                });
+                pass.out.ops.push(model::Op::TokenEmbed {
+                    op: pass.out.token_embeds.len() - 1,
+                    input,
+                    output,
+                });
+            }
+            Op::Attention(attention) => {
+                let input = pass.planned(node.inputs[0])?;
+                let output = pass.emit_tensor(node.output);
+                let (_, tokens, _) = graph.shape(node.output);
+                pass.out.tensors.push(TensorSpec {
+                    name: format!("{}.softmax_stats", node.name),
+                    height: 1,
+                    width: tokens,
+                    channels: attention.heads,
+                });
+                let stats = pass.out.tensors.len() - 1;
+                pass.out.attentions.push(model::Attention {
+                    name: node.name.clone(),
+                    heads: attention.heads,
+                    scale: attention.scale,
+                });
+                pass.out.ops.push(model::Op::Attention {
+                    op: pass.out.attentions.len() - 1,
+                    input,
+                    output,
+                    stats,
+                });
+            }
+            Op::SelectTokens(select) => {
+                let input = pass.planned(node.inputs[0])?;
+                let (_, _, channels) = graph.shape(node.inputs[0]);
+                pass.vec4_channels(node, channels)?;
+                let output = pass.emit_tensor(node.output);
+                pass.out.ops.push(model::Op::SelectTokens {
+                    input,
+                    output,
+                    count: select.count,
                 });
             }
             Op::Scale(scale) => pass.elementwise(node, Some(Affine::Scale(scale)))?,

@@ -55,6 +55,8 @@ pub struct Graph {
     /// pytorch-grad-cam's activations at that layer are `result`'s values, while its gradient is
     /// still `tensor`'s.
     pub in_place: Vec<(usize, usize)>,
+    /// A vision transformer's patch-token layout (its token layers' CAM grid); `None` for a CNN.
+    pub token_grid: Option<crate::model::TokenGrid>,
 }
 
 impl Graph {
@@ -68,6 +70,7 @@ impl Graph {
             layers: Vec::new(),
             modules: Vec::new(),
             in_place: Vec::new(),
+            token_grid: None,
         };
         graph.input = graph.tensor("input", (size, size, 3));
         graph

@@ -4,7 +4,7 @@
 use super::tensors::WeightFile;
 use super::{
     convnext, densenet, efficientnet, efficientnet_lite, inception, mobilenet_v2, mobilenet_v3,
-    regnet, resnet, vgg, xception, Model,
+    regnet, resnet, vgg, vit, xception, Model,
 };
 use crate::error::{one_line, Error, Result};
 
@@ -37,6 +37,7 @@ pub const FAMILIES: &[&Family] = &[
     &xception::FAMILY,
     &inception::FAMILY,
     &convnext::FAMILY,
+    &vit::FAMILY,
     &mobilenet_v3::FAMILY,
     &regnet::FAMILY,
     &efficientnet::FAMILY,

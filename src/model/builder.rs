@@ -461,6 +461,109 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Loads a vision transformer's prefix tokens (`prefix`, `[1, 1, channels]` each, in order)
+    /// and position embedding `position` (`[1, tokens, channels]`) and appends the token
+    /// sequence of patch map `input`; returns it, named `name`.
+    pub fn token_embed(
+        &mut self,
+        prefix: &[&str],
+        position: &str,
+        input: usize,
+        name: &str,
+    ) -> Result<usize> {
+        let src = self.graph.tensors[input].clone();
+        let c = src.channels as usize;
+        let mut values = Vec::with_capacity(prefix.len() * c);
+        for key in prefix {
+            values.extend(self.file.tensor(key, &[1, 1, c])?);
+        }
+        let tokens = prefix.len() + (src.height * src.width) as usize;
+        let embed = ops::TokenEmbed {
+            prefix: values,
+            position: self.file.tensor(position, &[1, tokens, c])?,
+            prefix_tokens: prefix.len() as u32,
+        };
+        self.graph
+            .push(position, Op::TokenEmbed(embed), &[input], name)
+    }
+
+    /// Appends the self-attention `name` of `heads` heads (scores scaled by `1/√d`) over the
+    /// QKV projection `qkv`; returns its output, named `name`.
+    pub fn attention(&mut self, heads: u32, qkv: usize, name: &str) -> Result<usize> {
+        let width = self.graph.tensors[qkv].channels / 3;
+        let head_dim = width.checked_div(heads).unwrap_or(0);
+        let attention = ops::Attention {
+            heads,
+            scale: (1.0 / f64::from(head_dim.max(1)).sqrt()) as f32,
+        };
+        self.graph
+            .push(name, Op::Attention(attention), &[qkv], name)
+    }
+
+    /// Appends `input + residual`; returns the sum, named `name`.
+    pub fn add(&mut self, input: usize, residual: usize, name: &str) -> Result<usize> {
+        self.graph.push(
+            &format!("{name}.add"),
+            Op::Add(ops::Add),
+            &[input, residual],
+            name,
+        )
+    }
+
+    /// Appends the selection of `input`'s first `count` tokens, side by side; returns them,
+    /// named `name`.
+    pub fn select_tokens(&mut self, count: u32, input: usize, name: &str) -> Result<usize> {
+        self.graph.push(
+            name,
+            Op::SelectTokens(ops::SelectTokens { count }),
+            &[input],
+            name,
+        )
+    }
+
+    /// Loads the linear layers `heads` (`[classes, channels]` each), each reading its own
+    /// token of `input` (the first tokens side by side, [`Builder::select_tokens`]), and appends
+    /// the mean of their outputs as one linear layer (DeiT's class and distillation heads);
+    /// returns it, named `name`.
+    pub fn mean_of_heads(&mut self, heads: &[&str], input: usize, name: &str) -> Result<usize> {
+        let features = self.graph.tensors[input].channels as usize;
+        let n = heads.len();
+        let c = features / n.max(1);
+        let key = format!("{}.weight", heads[0]);
+        let classes = match self.file.shape(&key) {
+            Some([o, f]) if *f == c && *o > 0 && c * n == features => *o,
+            found => return Err(self.file_error(key, vec![1000, c], found)),
+        };
+        let (mut weight, mut bias) = (vec![0f32; classes * features], vec![0f32; classes]);
+        let share = 1.0 / n as f32;
+        for (h, head) in heads.iter().enumerate() {
+            let w = self.file.tensor(&format!("{head}.weight"), &[classes, c])?;
+            let b = self.file.tensor(&format!("{head}.bias"), &[classes])?;
+            for k in 0..classes {
+                for i in 0..c {
+                    weight[k * features + h * c + i] = w[k * c + i] * share;
+                }
+                bias[k] += b[k];
+            }
+        }
+        for b in &mut bias {
+            *b *= share;
+        }
+        let linear = ops::Linear {
+            weight,
+            bias,
+            out_features: classes as u32,
+        };
+        self.graph
+            .push(heads[0], Op::Linear(linear), &[input], name)
+    }
+
+    /// Records a vision transformer's patch-token layout: a CAM at a token layer lays its patch
+    /// tokens on this grid.
+    pub fn token_grid(&mut self, grid: super::TokenGrid) {
+        self.graph.token_grid = Some(grid);
+    }
+
     /// Appends a global average pool over `input`; returns its 1×1 output.
     pub fn global_avg_pool(&mut self, input: usize) -> Result<usize> {
         self.graph.push(
@@ -563,6 +666,9 @@ pub fn assemble<'m>(
         elementwise: plan.elementwise,
         squeeze_excite: plan.squeeze_excite,
         layer_norms: plan.layer_norms,
+        token_embeds: plan.token_embeds,
+        attentions: plan.attentions,
+        token_grid: graph.token_grid,
         linears: plan.linears,
         classes,
         tensors: plan.tensors,

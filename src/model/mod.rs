@@ -19,6 +19,7 @@ mod regnet;
 mod resnet;
 mod tensors;
 mod vgg;
+mod vit;
 mod xception;
 
 use std::path::{Path, PathBuf};
@@ -206,6 +207,44 @@ pub struct LayerNorm {
     pub eps: f32,
 }
 
+/// A vision transformer's token sequence from its patch map ([`crate::graph::ops::TokenEmbed`]):
+/// `output[t] = table[t] + (t ≥ prefix ? input[t − prefix] : 0)`, the table the prefix tokens
+/// plus their position embedding (one float32 sum each, as PyTorch adds them), then the patch
+/// tokens' position embedding.
+#[derive(Clone, Debug)]
+pub struct TokenEmbed {
+    /// The module path (`pos_embed`), e.g. in messages.
+    pub name: String,
+    /// Prefix tokens.
+    pub prefix: u32,
+    /// `[tokens, channels]`.
+    pub table: Vec<f32>,
+}
+
+/// Multi-head self-attention's core ([`crate::graph::ops::Attention`]).
+#[derive(Clone, Debug)]
+pub struct Attention {
+    /// The module path (`blocks.3.attn`), e.g. in messages.
+    pub name: String,
+    /// Heads.
+    pub heads: u32,
+    /// The factor of the scores.
+    pub scale: f32,
+}
+
+/// Where a vision transformer's patch tokens lie: after `prefix` tokens, on a `height`×`width`
+/// grid. A CAM at a token layer drops the prefix and lays the patch tokens on the grid, the
+/// embedding as channels (pytorch-grad-cam's ViT `reshape_transform`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenGrid {
+    /// Tokens before the patch tokens (class, distillation).
+    pub prefix: u32,
+    /// Rows of patches.
+    pub height: u32,
+    /// Columns of patches.
+    pub width: u32,
+}
+
 /// The shape of one activation tensor of one image, stored NHWC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
@@ -333,6 +372,36 @@ pub enum Op {
         /// Output tensor (the input's shape).
         output: usize,
     },
+    /// A vision transformer's token sequence from its patch map.
+    TokenEmbed {
+        /// Index into [`Model::token_embeds`].
+        op: usize,
+        /// Input tensor (the patch map).
+        input: usize,
+        /// Output tensor (1×tokens×channels).
+        output: usize,
+    },
+    /// Multi-head self-attention from the QKV projection's output. Its backward pass keeps its
+    /// input, its output and `stats`.
+    Attention {
+        /// Index into [`Model::attentions`].
+        op: usize,
+        /// Input tensor (1×tokens×3·channels).
+        input: usize,
+        /// Output tensor (1×tokens×channels).
+        output: usize,
+        /// 1×tokens×heads: each query's softmax normaliser, `max + log Σ exp` of its scores.
+        stats: usize,
+    },
+    /// The first `count` tokens side by side (the class token a head reads).
+    SelectTokens {
+        /// Input tensor (1×tokens×channels).
+        input: usize,
+        /// Output tensor (1×1×count·channels).
+        output: usize,
+        /// Tokens taken.
+        count: u32,
+    },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
         /// Index into [`Model::linears`].
@@ -357,6 +426,9 @@ impl Op {
             | Op::Elementwise { output, .. }
             | Op::SqueezeExcite { output, .. }
             | Op::LayerNorm { output, .. }
+            | Op::TokenEmbed { output, .. }
+            | Op::Attention { output, .. }
+            | Op::SelectTokens { output, .. }
             | Op::Linear { output, .. } => output,
         }
     }
@@ -371,6 +443,7 @@ impl Op {
                 excited,
                 ..
             } => vec![pooled, squeezed, excited],
+            Op::Attention { stats, .. } => vec![stats],
             _ => Vec::new(),
         }
     }
@@ -389,6 +462,9 @@ impl Op {
             | Op::Elementwise { input, .. }
             | Op::SqueezeExcite { input, .. }
             | Op::LayerNorm { input, .. }
+            | Op::TokenEmbed { input, .. }
+            | Op::Attention { input, .. }
+            | Op::SelectTokens { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }
@@ -417,6 +493,12 @@ pub struct Model {
     pub squeeze_excite: Vec<SqueezeExcite>,
     /// Every LayerNorm.
     pub layer_norms: Vec<LayerNorm>,
+    /// Every token embedding.
+    pub token_embeds: Vec<TokenEmbed>,
+    /// Every self-attention.
+    pub attentions: Vec<Attention>,
+    /// A vision transformer's patch-token layout; `None` for a CNN.
+    pub token_grid: Option<TokenGrid>,
     /// Number of classes (from the last layer's shape).
     pub classes: u32,
     /// Every activation tensor of one image.
@@ -644,6 +726,23 @@ impl Model {
             .map_or(layer, |(_, a)| *a)
     }
 
+    /// The token grid a CAM at layer tensor `layer` lays its tokens on: `Some` for a token
+    /// sequence of a vision transformer (1×(prefix + h·w)), `None` for a map.
+    pub fn token_grid_of(&self, layer: usize) -> Option<TokenGrid> {
+        let t = &self.tensors[layer];
+        self.token_grid
+            .filter(|g| t.height == 1 && t.width == g.prefix + g.height * g.width)
+    }
+
+    /// The height and width of the map a CAM at layer tensor `layer` computes: the token grid
+    /// of a token layer, else the tensor's own.
+    pub fn cam_grid_of(&self, layer: usize) -> (u32, u32) {
+        match self.token_grid_of(layer) {
+            Some(g) => (g.height, g.width),
+            None => (self.tensors[layer].height, self.tensors[layer].width),
+        }
+    }
+
     /// Values per image of all the activations.
     pub fn activation_values(&self) -> usize {
         self.tensors.iter().map(TensorSpec::len).sum()
@@ -666,6 +765,11 @@ impl Model {
                     }
                 };
                 macs += t.len() as u64 * per_out as u64;
+            }
+            if let Op::Attention { output, .. } = op {
+                // q·k and P·v for every pair of tokens, over every channel.
+                let t = &self.tensors[*output];
+                macs += 2 * u64::from(t.width) * t.len() as u64;
             }
         }
         let linear: u64 = self.linears.iter().map(|l| l.weight.len() as u64).sum();

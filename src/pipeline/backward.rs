@@ -34,9 +34,10 @@ use super::steps::{BatchShape, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
-    ActivationGradParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvGradParams,
-    ConvParams, DepthwiseGradParams, ElementwiseGradParams, LayerNormParams, LinearGradParams,
-    MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
+    ActivationGradParams, AttentionParams, AvgPoolParams, ConcatParams, ConvGeneralParams,
+    ConvGradParams, ConvParams, DepthwiseGradParams, ElementwiseGradParams, LayerNormParams,
+    LinearGradParams, MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
+    TokenRowsParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvBackward, ConvKind, Model, Op};
@@ -215,6 +216,41 @@ pub enum GradStep {
         /// A gradient of the input added in the same pass.
         extra: Option<usize>,
     },
+    /// Tokens of the output gradient copied into the input gradient, the other tokens zero: a
+    /// token selection's or a token embedding's input gradient.
+    TokenRows {
+        /// Channels of each token.
+        channels: u32,
+        /// Tokens per image of the output gradient and of the input gradient.
+        tokens: (u32, u32),
+        /// The first token copied, in the output gradient and in the input gradient.
+        first: (u32, u32),
+        /// Tokens copied.
+        count: u32,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
+    /// Self-attention's input gradient (queries, keys and values), in two launches.
+    Attention {
+        /// Index into [`Model::attentions`].
+        op: usize,
+        /// The attention's input tensor (the QKV projection's output).
+        input: usize,
+        /// The attention's output tensor.
+        output: usize,
+        /// Its softmax normalisers.
+        stats: usize,
+        /// The output gradient read.
+        grad_out: usize,
+        /// The input gradient written.
+        grad_in: usize,
+        /// A gradient of the input added in the same pass.
+        extra: Option<usize>,
+    },
     /// A max pool's input gradient.
     MaxPool {
         /// The pool's input tensor (its forward value locates each window's maximum).
@@ -268,6 +304,12 @@ impl GradStep {
             | GradStep::ConcatSlice {
                 grad_out, extra, ..
             }
+            | GradStep::TokenRows {
+                grad_out, extra, ..
+            }
+            | GradStep::Attention {
+                grad_out, extra, ..
+            }
             | GradStep::MaxPool {
                 grad_out, extra, ..
             } => std::iter::once(*grad_out).chain(*extra).collect(),
@@ -285,6 +327,8 @@ impl GradStep {
             | GradStep::GlobalAvgPool { grad_in, .. }
             | GradStep::LayerNorm { grad_in, .. }
             | GradStep::ConcatSlice { grad_in, .. }
+            | GradStep::TokenRows { grad_in, .. }
+            | GradStep::Attention { grad_in, .. }
             | GradStep::SeGate { grad_in, .. }
             | GradStep::SeExcite { grad_in, .. }
             | GradStep::SeSqueeze { grad_in, .. }
@@ -506,6 +550,9 @@ impl BackwardPlan {
                 | Op::Elementwise { input, output, .. }
                 | Op::SqueezeExcite { input, output, .. }
                 | Op::LayerNorm { input, output, .. }
+                | Op::TokenEmbed { input, output, .. }
+                | Op::Attention { input, output, .. }
+                | Op::SelectTokens { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Concat { ref inputs, output } => {
                     reach[output] |= inputs.iter().any(|&i| reach[i])
@@ -749,6 +796,57 @@ impl BackwardPlan {
                         }
                     })?
                 }
+                Op::TokenEmbed { op, input, output } => {
+                    let prefix = model.token_embeds[op].prefix;
+                    let (tokens, channels) =
+                        (model.tensors[output].width, model.tensors[output].channels);
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::TokenRows {
+                            channels,
+                            tokens: (tokens, tokens - prefix),
+                            first: (prefix, 0),
+                            count: tokens - prefix,
+                            grad_out,
+                            grad_in,
+                            extra,
+                        }
+                    })?
+                }
+                Op::SelectTokens {
+                    input,
+                    output,
+                    count,
+                } => {
+                    let (tokens, channels) =
+                        (model.tensors[input].width, model.tensors[input].channels);
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::TokenRows {
+                            channels,
+                            tokens: (count, tokens),
+                            first: (0, 0),
+                            count,
+                            grad_out,
+                            grad_in,
+                            extra,
+                        }
+                    })?
+                }
+                Op::Attention {
+                    op,
+                    input,
+                    output,
+                    stats,
+                } => walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                    GradStep::Attention {
+                        op,
+                        input,
+                        output,
+                        stats,
+                        grad_out,
+                        grad_in,
+                        extra,
+                    }
+                })?,
                 Op::GlobalAvgPool { input, output } => {
                     walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
                         GradStep::GlobalAvgPool {
@@ -1252,6 +1350,85 @@ pub(super) fn push_grad_step(
                     add_extra,
                     _pad: [0; 3],
                 },
+            );
+        }
+        GradStep::TokenRows {
+            channels,
+            tokens: (in_tokens, out_tokens),
+            first: (in_first, out_first),
+            count,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let extra_buffer = grad(extra.unwrap_or(grad_out));
+            let add_extra = u32::from(extra.is_some());
+            steps.push(
+                ctx,
+                launch::TokenRows {
+                    input: grad(grad_out),
+                    extra: extra_buffer,
+                    output: grad(grad_in),
+                },
+                move |s| TokenRowsParams {
+                    batch: s.images,
+                    channels4: channels / 4,
+                    in_tokens,
+                    out_tokens,
+                    in_first,
+                    out_first,
+                    count,
+                    add_extra,
+                },
+            );
+        }
+        GradStep::Attention {
+            op,
+            input,
+            output,
+            stats,
+            grad_out,
+            grad_in,
+            extra,
+        } => {
+            let a = &model.attentions[op];
+            let o = &model.tensors[output];
+            let (tokens, heads, scale) = (o.width, a.heads, a.scale);
+            let head_dim4 = o.channels / heads / 4;
+            let add_extra = u32::from(extra.is_some());
+            let params = move |s: &BatchShape| AttentionParams {
+                batch: s.images,
+                tokens,
+                heads,
+                head_dim4,
+                scale,
+                add_extra,
+                _pad: [0; 2],
+            };
+            let extra = grad(extra.unwrap_or(grad_out));
+            steps.push(
+                ctx,
+                launch::AttentionGradQuery {
+                    grad_out: grad(grad_out),
+                    qkv: forward.tensor(input),
+                    output: forward.tensor(output),
+                    stats: forward.tensor(stats),
+                    extra,
+                    grad_in: grad(grad_in),
+                },
+                params,
+            );
+            steps.push(
+                ctx,
+                launch::AttentionGradKeyValue {
+                    grad_out: grad(grad_out),
+                    qkv: forward.tensor(input),
+                    output: forward.tensor(output),
+                    stats: forward.tensor(stats),
+                    extra,
+                    grad_in: grad(grad_in),
+                },
+                params,
             );
         }
         GradStep::SeGate {

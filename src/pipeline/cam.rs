@@ -7,10 +7,11 @@ use super::backward::BackwardPlan;
 use super::forward::Forward;
 use super::methods::{GradientTap, LayerInputs, Method};
 use super::steps::Steps;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    reduction_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, MINMAX_PAIRS,
+    reduction_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, TokenRowsParams,
+    MINMAX_PAIRS,
 };
 use crate::gpu::GpuContext;
 
@@ -41,7 +42,8 @@ pub(super) fn push_cam(
     let count = layers.len() as u32;
     for (index, &layer) in layers.iter().enumerate() {
         let t = &model.tensors[layer];
-        let (pixels, channels) = (t.height * t.width, t.channels);
+        let (gh, gw) = model.cam_grid_of(layer);
+        let (pixels, channels) = (gh * gw, t.channels);
         let own_grid;
         let grid = if index == 0 {
             cam_grid
@@ -50,14 +52,62 @@ pub(super) fn push_cam(
             internal_bytes += own_grid.size();
             &own_grid
         };
+        let activations = forward.tensor(model.activations_of(layer));
+        let gradient = plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot));
+        // A token layer's CAM reads its patch tokens laid on their grid, the prefix tokens
+        // dropped (pytorch-grad-cam's ViT `reshape_transform`).
+        let on_grid;
+        let (activations, gradient) = match model.token_grid_of(layer) {
+            Some(g) => {
+                if matches!(method, Method::ScoreCam | Method::AblationCam) {
+                    return Err(Error::InvalidRequest(format!(
+                        "{}: not yet at a transformer's token layer `{}`",
+                        method.name(),
+                        t.name
+                    )));
+                }
+                let gather = |name: &str, from: &wgpu::Buffer, steps: &mut Steps| {
+                    let to = ctx.storage(name, u64::from(pixels * channels) * 4 * cap)?;
+                    let (tokens, prefix) = (t.width, g.prefix);
+                    steps.push(
+                        ctx,
+                        launch::TokenRows {
+                            input: from,
+                            extra: from,
+                            output: &to,
+                        },
+                        move |s| TokenRowsParams {
+                            batch: s.images,
+                            channels4: channels / 4,
+                            in_tokens: tokens,
+                            out_tokens: pixels,
+                            in_first: prefix,
+                            out_first: 0,
+                            count: pixels,
+                            add_extra: 0,
+                        },
+                    );
+                    Ok::<_, Error>(to)
+                };
+                let a = gather("token_grid_activations", activations, steps)?;
+                let g = match gradient {
+                    Some(from) => Some(gather("token_grid_gradient", from, steps)?),
+                    None => None,
+                };
+                internal_bytes += a.size() + g.as_ref().map_or(0, wgpu::Buffer::size);
+                on_grid = (a, g);
+                (&on_grid.0, on_grid.1.as_ref())
+            }
+            None => (activations, gradient),
+        };
         let inputs = LayerInputs {
             forward,
             layer,
             targets,
             method_batch,
             eigen_smooth,
-            activations: forward.tensor(model.activations_of(layer)),
-            gradient: plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot)),
+            activations,
+            gradient,
             pixels,
             channels,
             capacity: cap,
@@ -86,7 +136,7 @@ pub(super) fn push_cam(
                 },
             );
         }
-        let (gh, gw, layer) = (t.height, t.width, index as u32);
+        let layer = index as u32;
         let normalise = u32::from(scaled);
         steps.push(
             ctx,

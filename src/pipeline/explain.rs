@@ -368,6 +368,14 @@ impl Explainer {
         // Several layers (`layer3,layer4`) give pytorch-grad-cam's multi-layer CAM; a method
         // whose map is made at the input (saliency) ignores them.
         let needs = options.method.needs();
+        if options.method == Method::FullGrad && model.token_grid.is_some() {
+            // pytorch-grad-cam's FullGrad sums the biases of conv and BatchNorm layers, which a
+            // transformer's blocks do not have.
+            return Err(Error::InvalidRequest(format!(
+                "fullgrad does not apply to a vision transformer ({}): choose another method",
+                model.architecture
+            )));
+        }
         let layers = if needs.input {
             options.layer = INPUT_LAYER.into();
             vec![model.input]
@@ -381,9 +389,8 @@ impl Explainer {
         }
         let plan = BackwardPlan::new(&model, &targets)?;
         let cap = u64::from(forward.capacity());
-        let t = &model.tensors[target];
-        let grid_size = (t.height, t.width);
-        let grid_len = u64::from(t.height * t.width);
+        let grid_size = model.cam_grid_of(target);
+        let grid_len = u64::from(grid_size.0 * grid_size.1);
         let cam_size = model.input_size;
         let cam_len = u64::from(cam_size * cam_size);
 

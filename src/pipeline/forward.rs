@@ -16,9 +16,10 @@ use crate::gpu::kernels::{
     CONV2D_SUBGROUP_TILE,
 };
 use crate::gpu::params::{
-    overlay_row_pitch, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams, DepthwiseParams,
-    ElementwiseParams, ImageMeta, LayerNormParams, LinearParams, MaxPoolParams, PointwiseParams,
-    PoolParams, PreprocessParams, SqueezeExciteParams,
+    overlay_row_pitch, AttentionParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvParams,
+    DepthwiseParams, ElementwiseParams, ImageMeta, LayerNormParams, LinearParams, MaxPoolParams,
+    PointwiseParams, PoolParams, PreprocessParams, SqueezeExciteParams, TokenEmbedParams,
+    TokenRowsParams,
 };
 use crate::gpu::upload::Upload;
 use crate::gpu::{GpuContext, Profiler};
@@ -55,6 +56,8 @@ pub struct GpuModel {
     pub squeeze_excite: Vec<[wgpu::Buffer; 4]>,
     /// Per LayerNorm: (γ, β).
     pub layer_norms: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Per token embedding: its table (prefix tokens and position embedding).
+    pub token_embeds: Vec<wgpu::Buffer>,
 }
 
 /// A range of a linear layer's rows with its own weight and bias buffers: a layer whose weights
@@ -102,6 +105,7 @@ impl GpuModel {
             .iter()
             .map(|(g, b)| g.size() + b.size())
             .sum();
+        let token_embeds: u64 = self.token_embeds.iter().map(wgpu::Buffer::size).sum();
         let texel: u64 = self
             .convs_texel
             .iter()
@@ -125,6 +129,7 @@ impl GpuModel {
             + elementwise
             + squeeze_excite
             + layer_norms
+            + token_embeds
     }
 
     /// The classifier's weight `[classes, features]`, when it fits one binding.
@@ -274,6 +279,11 @@ impl GpuModel {
                 )
             })
             .collect();
+        let token_embeds = model
+            .token_embeds
+            .iter()
+            .map(|e| ctx.storage_with(&format!("{}.table", e.name), &e.table))
+            .collect();
         Self {
             model,
             convs,
@@ -286,6 +296,7 @@ impl GpuModel {
             elementwise,
             squeeze_excite,
             layer_norms,
+            token_embeds,
         }
     }
 }
@@ -1339,6 +1350,82 @@ pub(super) fn push_op(
                     )
                     .into(),
             }
+        }
+        Op::TokenEmbed { op, input, output } => {
+            let (tokens, channels4) = (t[output].width, t[output].channels / 4);
+            let prefix = model.token_embeds[op].prefix;
+            steps
+                .push(
+                    ctx,
+                    launch::TokenEmbed {
+                        input: &tensors[input],
+                        table: &gpu_model.token_embeds[op],
+                        output: &tensors[output],
+                    },
+                    move |s| TokenEmbedParams {
+                        batch: s.images,
+                        tokens,
+                        channels4,
+                        prefix,
+                    },
+                )
+                .into()
+        }
+        Op::Attention {
+            op,
+            input,
+            output,
+            stats,
+        } => {
+            let a = &model.attentions[op];
+            let (tokens, heads, scale) = (t[output].width, a.heads, a.scale);
+            let head_dim4 = t[output].channels / heads / 4;
+            steps
+                .push(
+                    ctx,
+                    launch::Attention {
+                        qkv: &tensors[input],
+                        output: &tensors[output],
+                        stats: &tensors[stats],
+                    },
+                    move |s| AttentionParams {
+                        batch: s.images,
+                        tokens,
+                        heads,
+                        head_dim4,
+                        scale,
+                        add_extra: 0,
+                        _pad: [0; 2],
+                    },
+                )
+                .into()
+        }
+        Op::SelectTokens {
+            input,
+            output,
+            count,
+        } => {
+            let (in_tokens, channels4) = (t[input].width, t[input].channels / 4);
+            steps
+                .push(
+                    ctx,
+                    launch::TokenRows {
+                        input: &tensors[input],
+                        extra: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| TokenRowsParams {
+                        batch: s.images,
+                        channels4,
+                        in_tokens,
+                        out_tokens: count,
+                        in_first: 0,
+                        out_first: 0,
+                        count,
+                        add_extra: 0,
+                    },
+                )
+                .into()
         }
         Op::LayerNorm { op, input, output } => {
             let (gamma, beta) = &gpu_model.layer_norms[op];

@@ -44,9 +44,18 @@ pub fn print_layers(model: &Model) -> ExitCode {
         } else {
             ""
         };
+        // A transformer's token layer: its CAM grid, and the tokens it drops.
+        let tokens = match model.token_grid_of(*tensor) {
+            Some(g) => format!(
+                " ({} tokens: {} prefix dropped, {}×{} patches)",
+                t.width, g.prefix, g.height, g.width
+            ),
+            None => String::new(),
+        };
+        let (h, w) = model.cam_grid_of(*tensor);
         lines.push(format!(
-            "{name:<width$}  {} × {} × {}{default}",
-            t.channels, t.height, t.width
+            "{name:<width$}  {} × {h} × {w}{tokens}{default}",
+            t.channels
         ));
     }
     for line in lines {

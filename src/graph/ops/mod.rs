@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod add;
+pub mod attention;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod concat;
@@ -19,9 +20,12 @@ pub mod linear;
 pub mod max_pool;
 pub mod mul;
 pub mod scale;
+pub mod select_tokens;
+pub mod token_embed;
 
 pub use activation::{Activation, ActivationKind};
 pub use add::Add;
+pub use attention::Attention;
 pub use avg_pool::AvgPool;
 pub use batch_norm::BatchNorm;
 pub use concat::Concat;
@@ -33,6 +37,8 @@ pub use linear::Linear;
 pub use max_pool::MaxPool;
 pub use mul::Mul;
 pub use scale::Scale;
+pub use select_tokens::SelectTokens;
+pub use token_embed::TokenEmbed;
 
 /// One image's tensor shape, stored NHWC: (height, width, channels).
 pub type Shape = (u32, u32, u32);
@@ -102,6 +108,12 @@ pub enum Op {
     Flatten(Flatten),
     /// See [`Linear`].
     Linear(Linear),
+    /// See [`TokenEmbed`].
+    TokenEmbed(TokenEmbed),
+    /// See [`Attention`].
+    Attention(Attention),
+    /// See [`SelectTokens`].
+    SelectTokens(SelectTokens),
 }
 
 macro_rules! dispatch {
@@ -120,6 +132,9 @@ macro_rules! dispatch {
             Op::GlobalAvgPool($op) => $body,
             Op::Flatten($op) => $body,
             Op::Linear($op) => $body,
+            Op::TokenEmbed($op) => $body,
+            Op::Attention($op) => $body,
+            Op::SelectTokens($op) => $body,
         }
     };
 }

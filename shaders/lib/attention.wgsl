@@ -1,0 +1,48 @@
+// Shared by the self-attention kernels (src/graph/ops/attention.rs): the parameters and the
+// layout of the QKV projection's output, token t of image b holding [q | k | v], each `heads`
+// heads of `head_dim4` vec4s. One invocation per (image, head, token).
+//
+// Kept in sync with src/gpu/params.rs (`AttentionParams`).
+
+struct Params {
+    batch: u32,
+    tokens: u32,
+    heads: u32,
+    // Channels per head / 4 (at most MAX_HEAD_DIM4).
+    head_dim4: u32,
+    // The scores' factor.
+    scale: f32,
+    // Gradient kernels: 1 to add `extra`.
+    add_extra: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// src/graph/ops/attention.rs `MAX_HEAD_DIM` / 4.
+const MAX_HEAD_DIM4: u32 = 16u;
+
+// The (image, head, token) of invocation `id`, tokens fastest.
+fn attention_item(id: u32) -> vec3<u32> {
+    let t = id % params.tokens;
+    let h = (id / params.tokens) % params.heads;
+    let b = id / (params.tokens * params.heads);
+    return vec3<u32>(b, h, t);
+}
+
+// The first vec4 of part `part` (0 query, 1 key, 2 value) of head `h` of token `t` of image `b`
+// in the QKV tensor.
+fn qkv_index(b: u32, t: u32, part: u32, h: u32) -> u32 {
+    let width4 = params.heads * params.head_dim4;
+    return ((b * params.tokens + t) * 3u + part) * width4 + h * params.head_dim4;
+}
+
+// The first vec4 of head `h` of token `t` of image `b` in the attention's output (or its
+// gradient).
+fn out_index(b: u32, t: u32, h: u32) -> u32 {
+    return (b * params.tokens + t) * params.heads * params.head_dim4 + h * params.head_dim4;
+}
+
+// The softmax normaliser of query `t` of head `h` of image `b` in `stats`.
+fn stats_index(b: u32, t: u32, h: u32) -> u32 {
+    return (b * params.tokens + t) * params.heads + h;
+}

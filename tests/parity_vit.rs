@@ -1,0 +1,107 @@
+//! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
+//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny and distilled DeiT-Small, the weights
+//! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
+//! top-5, and each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM at two blocks'
+//! `norm1`, the prefix tokens dropped and the patch tokens laid on their grid) within 1e-4. The
+//! file is recognised as its architecture with no hint.
+
+mod common;
+
+use common::{
+    ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized, reference_model, top_indices,
+};
+use gradcam::{Engine, ExplainOptions, Method, Readback, Target};
+
+fn check(arch: &str) {
+    let tensors = fixtures(&format!("vit/{arch}"));
+    let meta = fixture_metadata(&format!("vit/{arch}"));
+    let model = reference_model(arch, &meta);
+    assert_eq!(model.architecture, arch, "recognised architecture");
+    let (mean, std) = (floats(&meta["mean"]), floats(&meta["std"]));
+    assert_eq!(
+        (model.mean.to_vec(), model.std.to_vec()),
+        (mean.clone(), std.clone())
+    );
+    let grid = model.token_grid.expect("a token grid");
+    assert_eq!(grid.prefix.to_string(), meta["prefix"]);
+    assert_eq!(grid.height.to_string(), meta["grid"]);
+    let image = &tensors["image"];
+    let input = normalized(image, &mean, &std);
+    let predicted: u32 = meta["classes"].parse().expect("class");
+    let engine = Engine::new(ctx(), model);
+    assert_eq!(engine.model().default_layer, "blocks.11.norm1");
+
+    let mut keys: Vec<&String> = tensors
+        .keys()
+        .filter(|k| k.starts_with("cam.") && !k.ends_with(".f64") && !k.ends_with(".neg"))
+        .collect();
+    keys.sort();
+    assert!(keys.len() >= 2, "{arch}: CAMs at two layers");
+    for key in keys {
+        let rest = &key["cam.".len()..];
+        let (method, rest) = rest.split_once('.').expect("cam.<method>.<layer>");
+        let (layer, target) = match rest.rsplit_once(".c") {
+            Some((l, c)) if c.chars().all(|d| d.is_ascii_digit()) => {
+                (l, Target::Class(c.parse().expect("class")))
+            }
+            _ => (rest, Target::Predicted),
+        };
+        let method: Method = method.parse().expect("method");
+        let mut explainer = engine
+            .explainer(
+                1,
+                ExplainOptions {
+                    method,
+                    layer: layer.to_string(),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{arch} {key}: {e}"));
+        explainer
+            .upload_input(&input, &[target])
+            .expect("upload input");
+        explainer.run().expect("run");
+        let result = explainer.read(Readback::ALL).expect("read").remove(0);
+
+        let logits = &tensors["logits"].data;
+        let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max_abs_diff(&result.logits, logits);
+        assert!(
+            d <= 1e-4 * scale,
+            "{arch}: logits differ by {d} (largest {scale})"
+        );
+        assert_eq!(
+            top_indices(&result.logits, 5),
+            top_indices(logits, 5),
+            "{arch}: top-5"
+        );
+        let expected = match target {
+            Target::Class(c) => c,
+            _ => predicted,
+        };
+        assert_eq!(result.class, expected, "{arch} {key}: class");
+
+        let cam = result.cam.expect("cam");
+        let want = &tensors[key.as_str()].data;
+        // The other valid answers: the reference's float64 run, and for Eigen-CAM the principal
+        // component's other sign (LAPACK's choice in the reference).
+        let mut d = max_abs_diff(&cam, want);
+        for other in ["f64", "neg"] {
+            if let Some(e) = tensors.get(&format!("{key}.{other}")) {
+                d = d.min(max_abs_diff(&cam, &e.data));
+            }
+        }
+        eprintln!("{arch} {key}: CAM within {d:.2e}");
+        assert!(d <= 1e-4, "{arch} {key}: CAM differs by {d}");
+    }
+}
+
+#[test]
+fn vit_tiny_equals_the_reference() {
+    check("vit_tiny_patch16_224");
+}
+
+#[test]
+fn deit_small_distilled_equals_the_reference() {
+    check("deit_small_distilled_patch16_224");
+}
