@@ -1,5 +1,6 @@
 //! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
-//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny and distilled DeiT-Small, the weights
+//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small and a two-block
+//! torchvision `VisionTransformer` (torchvision's names), the weights
 //! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
 //! top-5, and each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM at two blocks'
 //! `norm1`, the prefix tokens dropped and the patch tokens laid on their grid) within 1e-4. The
@@ -29,7 +30,13 @@ fn check(arch: &str) {
     let input = normalized(image, &mean, &std);
     let predicted: u32 = meta["classes"].parse().expect("class");
     let engine = Engine::new(ctx(), model);
-    assert_eq!(engine.model().default_layer, "blocks.11.norm1");
+    let default_layer = engine.model().default_layer.clone();
+    assert!(
+        tensors
+            .keys()
+            .any(|k| k.ends_with(&format!(".{default_layer}"))),
+        "{arch}: the fixture explains the default layer {default_layer}"
+    );
 
     let mut keys: Vec<&String> = tensors
         .keys()
@@ -104,4 +111,9 @@ fn vit_tiny_equals_the_reference() {
 #[test]
 fn deit_small_distilled_equals_the_reference() {
     check("deit_small_distilled_patch16_224");
+}
+
+#[test]
+fn torchvision_vit_equals_the_reference() {
+    check("vision_transformer");
 }

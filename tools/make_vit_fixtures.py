@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Generate the vision-transformer parity fixtures in tests/fixtures/vit/ from the references:
-timm's VisionTransformer with seeded weights (tools/seeded_weights.py) and pytorch-grad-cam 1.5.7
+timm's VisionTransformer and torchvision's (a two-block one: its names, at a test's cost) with
+seeded weights (tools/seeded_weights.py) and pytorch-grad-cam 1.5.7
 run as its ViT tutorial runs it: a block's `norm1` as the target layer and a reshape_transform
 that drops the prefix tokens (the class token, and DeiT's distillation token) and lays the patch
 tokens on their grid, the embedding as channels.
 
 Usage:
-    pip install torch timm grad-cam==1.5.7 safetensors pillow numpy
+    pip install torch torchvision timm grad-cam==1.5.7 safetensors pillow numpy
     python3 tools/make_vit_fixtures.py [ARCH ...]
 
 The weights are not committed: the Rust tests regenerate them from the seed and the manifest
@@ -47,20 +48,41 @@ IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"]
 
-# arch: (timm name, (mean, std), [(method, layer, class)]); class None: the predicted one,
+def timm_model(name):
+    import timm
+
+    return lambda: timm.create_model(name, pretrained=False)
+
+
+def torchvision_vit(**kwargs):
+    import torchvision
+
+    return lambda: torchvision.models.VisionTransformer(**kwargs)
+
+
+# arch: (constructor, (mean, std), [(method, layer, class)]); class None: the predicted one,
 # "other": the best-scoring other class whose CAM is not all zero.
 ARCHS = {
     "vit_tiny_patch16_224": (
-        "vit_tiny_patch16_224",
+        timm_model("vit_tiny_patch16_224"),
         VIT,
         [(m, "blocks.11.norm1", None) for m in METHODS]
         + [(m, "blocks.5.norm1", "other") for m in METHODS],
     ),
     # Two prefix tokens (class and distillation), two heads averaged.
     "deit_small_distilled_patch16_224": (
-        "deit_small_distilled_patch16_224",
+        timm_model("deit_small_distilled_patch16_224"),
         IMAGENET,
         [("gradcam", "blocks.11.norm1", None), ("gradcam", "blocks.8.norm1", "other")],
+    ),
+    # torchvision's names (`class_token`, `encoder.layers.encoder_layer_N.ln_1`,
+    # `self_attention.in_proj_weight`, ...) on a custom two-block model.
+    "vision_transformer": (
+        torchvision_vit(image_size=224, patch_size=16, num_layers=2, num_heads=3,
+                        hidden_dim=192, mlp_dim=768),
+        IMAGENET,
+        [("gradcam", "encoder.layers.encoder_layer_1.ln_1", None),
+         ("layercam", "encoder.layers.encoder_layer_0.ln_1", "other")],
     ),
 }
 
@@ -114,17 +136,20 @@ def run_cam(model, method, layer, x, cls, prefix, grid, negate=False):
 
 
 def main(names):
-    import timm
-
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
     photo = Image.open(os.path.join(ROOT, "examples", "images", "chelsea.png")).convert("RGB")
     for name in names:
-        timm_name, (mean, std), cams = ARCHS[name]
-        model = fill(timm.create_model(timm_name, pretrained=False), SEED).eval()
-        side = model.patch_embed.img_size[0]
-        grid = model.patch_embed.grid_size[0]
-        prefix = model.num_prefix_tokens
+        make, (mean, std), cams = ARCHS[name]
+        model = fill(make(), SEED).eval()
+        if hasattr(model, "patch_embed"):  # timm
+            side = model.patch_embed.img_size[0]
+            grid = model.patch_embed.grid_size[0]
+            prefix = model.num_prefix_tokens
+        else:  # torchvision
+            side = model.image_size
+            grid = side // model.patch_size
+            prefix = 1
         image, x = model_input(photo, side, mean, std)
         with torch.no_grad():
             logits = model(x)[0]

@@ -13,8 +13,8 @@ and a value by the tensor's role, computed in float64 and rounded once to float3
     *.layer_scale            0.2 + 0.3 u              (ConvNeXt's per-channel layer scale)
     1-D *.bias               0.2 u - 0.1
     k-D *.weight (k >= 2)    (2u - 1) sqrt(6 / fan_in), fan_in = prod(shape[1:])   (He uniform)
-    *_token, *pos_embed      0.04 u - 0.02            (a transformer's prefix tokens and position
-                                                      embeddings, about timm's 0.02 scale)
+    *_token, *pos_embed,     0.04 u - 0.02            (a transformer's prefix tokens and position
+    *pos_embedding                                    embeddings, about timm's 0.02 scale)
 Integer tensors (num_batches_tracked) are left at 0.
 """
 import numpy as np
@@ -54,7 +54,7 @@ def seeded_values(name, shape, seed):
         v = 0.2 + 0.3 * u
     elif name.endswith("bias"):
         v = 0.2 * u - 0.1
-    elif name.endswith("_token") or name.endswith("pos_embed"):
+    elif name.endswith(("_token", "pos_embed", "pos_embedding")):
         v = 0.04 * u - 0.02
     elif name.endswith("weight"):
         fan_in = int(np.prod(shape[1:]))

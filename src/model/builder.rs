@@ -403,18 +403,31 @@ impl<'a> Builder<'a> {
         activation: Activation,
         name: &str,
     ) -> Result<usize> {
+        let keys = [format!("{prefix}.weight"), format!("{prefix}.bias")];
+        self.pixel_linear_from(prefix, &keys, input, activation, name)
+    }
+
+    /// [`Builder::pixel_linear`] with the weight and bias tensors named `weight` and `bias`
+    /// (`nn.MultiheadAttention`'s `in_proj_weight` and `in_proj_bias`); the node is `module`.
+    pub fn pixel_linear_from(
+        &mut self,
+        module: &str,
+        [weight, bias]: &[String; 2],
+        input: usize,
+        activation: Activation,
+        name: &str,
+    ) -> Result<usize> {
         let features = self.graph.tensors[input].channels as usize;
-        let key = format!("{prefix}.weight");
-        let out = match self.file.shape(&key) {
+        let out = match self.file.shape(weight) {
             Some([o, f]) if *f == features && *o > 0 => *o,
-            found => return Err(self.file_error(key, vec![0, features], found)),
+            found => return Err(self.file_error(weight.clone(), vec![0, features], found)),
         };
         let linear = ops::Linear {
-            weight: self.file.tensor(&key, &[out, features])?,
-            bias: self.file.tensor(&format!("{prefix}.bias"), &[out])?,
+            weight: self.file.tensor(weight, &[out, features])?,
+            bias: self.file.tensor(bias, &[out])?,
             out_features: out as u32,
         };
-        let mut nodes = vec![(prefix.to_string(), Op::Linear(linear), None)];
+        let mut nodes = vec![(module.to_string(), Op::Linear(linear), None)];
         nodes.extend(activation_op(activation).map(|op| (name.to_string(), op, None)));
         self.chain(input, nodes, name)
     }

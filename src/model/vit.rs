@@ -1,28 +1,125 @@
-//! timm's VisionTransformer (ViT, DeiT) as a graph: `patch_embed.proj` (a p×p conv of stride p),
-//! the patch map read as tokens after the class token `cls_token` (and DeiT's distillation token
-//! `dist_token`), plus `pos_embed`; blocks `blocks.N`: `norm1` (LayerNorm), `attn.qkv` (linear
-//! on every token), multi-head self-attention, `attn.proj` (linear) plus the block's input, then
-//! `norm2`, `mlp.fc1` with GELU, `mlp.fc2` plus the residual; the final `norm` and the head
-//! `head` on the class token (DeiT's distilled models: the mean of `head` on the class token and
-//! `head_dist` on the distillation token, as timm evaluates them). LayerNorm epsilon 1e-6, heads
-//! of 64 channels. Width, depth, patch and input size are read from the file.
+//! Vision transformers as graphs: timm's VisionTransformer (ViT, DeiT) and torchvision's
+//! `VisionTransformer` (`vit_b_16`, ...), which compute the same network under other names.
+//! `patch_embed.proj` / `conv_proj` (a p×p conv of stride p), the patch map read as tokens after
+//! the class token `cls_token` / `class_token` (and DeiT's distillation token `dist_token`), plus
+//! `pos_embed` / `encoder.pos_embedding`; blocks `blocks.N` / `encoder.layers.encoder_layer_N`:
+//! `norm1` / `ln_1` (LayerNorm), the QKV projection (`attn.qkv`; `self_attention.in_proj_*`) on
+//! every token, multi-head self-attention, the output projection (`attn.proj`;
+//! `self_attention.out_proj`) plus the block's input, then `norm2` / `ln_2`, `mlp.fc1` /
+//! `mlp.0` with GELU, `mlp.fc2` / `mlp.3` plus the residual; the final `norm` / `encoder.ln`
+//! and the head `head` / `heads.head` on the class token (DeiT's distilled models: the mean of
+//! `head` on the class token and `head_dist` on the distillation token, as timm evaluates
+//! them). LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
+//! but ViT-H). Width, depth, patch and input size are read from the file; a file of another
+//! shape than the named variants is a custom `vit` (timm) or `vision_transformer`
+//! (torchvision), built as it is.
 //!
-//! A CAM at a token layer (`blocks.11.norm1`, the default, as pytorch-grad-cam's ViT tutorial
-//! targets) drops the prefix tokens and lays the patch tokens on their grid, the embedding as
-//! channels: the tutorial's `reshape_transform`.
+//! A CAM at a token layer (the last block's `norm1` / `ln_1` by default, as pytorch-grad-cam's
+//! ViT tutorial targets) drops the prefix tokens and lays the patch tokens on their grid, the
+//! embedding as channels: the tutorial's `reshape_transform`.
 
-use super::arch::{detected, Family};
+use super::arch::Family;
 use super::builder::{Builder, ConvSpec, Description, IMAGENET_MEAN, IMAGENET_STD};
 use super::tensors::WeightFile;
 use super::{Activation, Model, TokenGrid};
 use crate::error::{Error, Result};
 
-/// A timm vision transformer.
+/// Whose names a file's tensors and modules have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Naming {
+    /// timm's `VisionTransformer`.
+    Timm,
+    /// torchvision's `VisionTransformer`.
+    Torchvision,
+}
+
+impl Naming {
+    fn class_token(self) -> &'static str {
+        match self {
+            Naming::Timm => "cls_token",
+            Naming::Torchvision => "class_token",
+        }
+    }
+
+    fn position(self) -> &'static str {
+        match self {
+            Naming::Timm => "pos_embed",
+            Naming::Torchvision => "encoder.pos_embedding",
+        }
+    }
+
+    fn patch_embed(self) -> &'static str {
+        match self {
+            Naming::Timm => "patch_embed.proj",
+            Naming::Torchvision => "conv_proj",
+        }
+    }
+
+    fn block(self, i: u32) -> String {
+        match self {
+            Naming::Timm => format!("blocks.{i}"),
+            Naming::Torchvision => format!("encoder.layers.encoder_layer_{i}"),
+        }
+    }
+
+    /// Block `b`'s module after its own (`norm1`, `mlp.fc1`, ...) in this naming.
+    fn part(self, b: &str, timm: &str) -> String {
+        let tv = match timm {
+            "norm1" => "ln_1",
+            "norm2" => "ln_2",
+            "attn" => "self_attention",
+            "attn.proj" => "self_attention.out_proj",
+            "mlp.fc1" => "mlp.0",
+            "mlp.act" => "mlp.1",
+            "mlp.fc2" => "mlp.3",
+            other => other,
+        };
+        match self {
+            Naming::Timm => format!("{b}.{timm}"),
+            Naming::Torchvision => format!("{b}.{tv}"),
+        }
+    }
+
+    /// Block `b`'s QKV projection: its module, weight and bias.
+    fn qkv(self, b: &str) -> (String, [String; 2]) {
+        match self {
+            Naming::Timm => (
+                format!("{b}.attn.qkv"),
+                [format!("{b}.attn.qkv.weight"), format!("{b}.attn.qkv.bias")],
+            ),
+            Naming::Torchvision => (
+                format!("{b}.self_attention.in_proj"),
+                [
+                    format!("{b}.self_attention.in_proj_weight"),
+                    format!("{b}.self_attention.in_proj_bias"),
+                ],
+            ),
+        }
+    }
+
+    fn final_norm(self) -> &'static str {
+        match self {
+            Naming::Timm => "norm",
+            Naming::Torchvision => "encoder.ln",
+        }
+    }
+
+    fn head(self) -> &'static str {
+        match self {
+            Naming::Timm => "head",
+            Naming::Torchvision => "heads.head",
+        }
+    }
+}
+
+/// A vision transformer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
     /// The name `--arch` takes.
     pub name: &'static str,
-    /// Embedding channels.
+    /// Whose names its tensors have.
+    naming: Naming,
+    /// Embedding channels (0: any, a custom model).
     width: u32,
     /// Blocks.
     depth: u32,
@@ -32,13 +129,14 @@ pub struct Variant {
     size: u32,
     /// Whether it has DeiT's distillation token and head.
     distilled: bool,
-    /// Whether it normalises with ImageNet's statistics (DeiT) rather than 0.5 (ViT).
+    /// Whether it normalises with ImageNet's statistics (DeiT, torchvision) rather than 0.5.
     imagenet: bool,
 }
 
 const fn vit(name: &'static str, width: u32, depth: u32, patch: u32, size: u32) -> Variant {
     Variant {
         name,
+        naming: Naming::Timm,
         width,
         depth,
         patch,
@@ -48,22 +146,36 @@ const fn vit(name: &'static str, width: u32, depth: u32, patch: u32, size: u32) 
     }
 }
 
-const fn deit(name: &'static str, width: u32, patch: u32, size: u32, distilled: bool) -> Variant {
+const fn deit(name: &'static str, width: u32, size: u32, distilled: bool) -> Variant {
     Variant {
         name,
+        naming: Naming::Timm,
         width,
         depth: 12,
-        patch,
+        patch: 16,
         size,
         distilled,
         imagenet: true,
     }
 }
 
-/// timm's ViTs and DeiTs. A ViT and the DeiT of the same shape have the same tensors: the file
-/// is recognised as the ViT, whose normalisation is 0.5; `--arch deit_...` (or `--mean/--std`,
-/// or the file's `mean`/`std` metadata) gives a DeiT's ImageNet statistics.
-pub const VARIANTS: [Variant; 22] = [
+const fn torchvision(name: &'static str, width: u32, depth: u32, patch: u32) -> Variant {
+    Variant {
+        name,
+        naming: Naming::Torchvision,
+        width,
+        depth,
+        patch,
+        size: 224,
+        distilled: false,
+        imagenet: true,
+    }
+}
+
+/// timm's ViTs and DeiTs, then a custom timm ViT. A ViT and the DeiT of the same shape have the
+/// same tensors: the file is recognised as the ViT, whose normalisation is 0.5; `--arch deit_...`
+/// (or `--mean/--std`, or the file's `mean`/`std` metadata) gives a DeiT's ImageNet statistics.
+pub const TIMM_VARIANTS: [Variant; 22] = [
     vit("vit_tiny_patch16_224", 192, 12, 16, 224),
     vit("vit_tiny_patch16_384", 192, 12, 16, 384),
     vit("vit_small_patch16_224", 384, 12, 16, 224),
@@ -77,93 +189,131 @@ pub const VARIANTS: [Variant; 22] = [
     vit("vit_large_patch16_224", 1024, 24, 16, 224),
     vit("vit_large_patch16_384", 1024, 24, 16, 384),
     vit("vit_large_patch32_384", 1024, 24, 32, 384),
-    deit("deit_tiny_patch16_224", 192, 16, 224, false),
-    deit("deit_small_patch16_224", 384, 16, 224, false),
-    deit("deit_base_patch16_224", 768, 16, 224, false),
-    deit("deit_base_patch16_384", 768, 16, 384, false),
-    deit("deit_tiny_distilled_patch16_224", 192, 16, 224, true),
-    deit("deit_small_distilled_patch16_224", 384, 16, 224, true),
-    deit("deit_base_distilled_patch16_224", 768, 16, 224, true),
-    deit("deit_base_distilled_patch16_384", 768, 16, 384, true),
-    vit("vit_huge_patch14_224", 1280, 32, 14, 224),
+    deit("deit_tiny_patch16_224", 192, 224, false),
+    deit("deit_small_patch16_224", 384, 224, false),
+    deit("deit_base_patch16_224", 768, 224, false),
+    deit("deit_base_patch16_384", 768, 384, false),
+    deit("deit_tiny_distilled_patch16_224", 192, 224, true),
+    deit("deit_small_distilled_patch16_224", 384, 224, true),
+    deit("deit_base_distilled_patch16_224", 768, 224, true),
+    deit("deit_base_distilled_patch16_384", 768, 384, true),
+    vit("vit", 0, 0, 0, 224),
 ];
 
-/// LayerNorm epsilon of timm's ViTs.
+/// torchvision's ViTs (but `vit_h_14`, whose heads are 80 channels wide), then a custom one.
+pub const TORCHVISION_VARIANTS: [Variant; 5] = [
+    torchvision("vit_b_16", 768, 12, 16),
+    torchvision("vit_b_32", 768, 12, 32),
+    torchvision("vit_l_16", 1024, 24, 16),
+    torchvision("vit_l_32", 1024, 24, 32),
+    torchvision("vision_transformer", 0, 0, 0),
+];
+
+/// LayerNorm epsilon of timm's and torchvision's ViTs.
 const EPS: f32 = 1e-6;
 
-/// Channels per head of every timm ViT and DeiT.
+/// Channels per head of every timm and torchvision ViT and DeiT but ViT-H.
 const HEAD_DIM: u32 = 64;
 
-/// Whether `file` holds a timm ViT: its class token, patch embedding and first attention.
-pub fn claims(file: &WeightFile) -> bool {
-    file.shape("cls_token").is_some()
-        && file.shape("patch_embed.proj.weight").is_some()
-        && file.shape("blocks.0.attn.qkv.weight").is_some()
+/// Whether `file` holds a ViT named as `naming` names them: its class token, patch embedding
+/// and first block.
+fn claims(file: &WeightFile, naming: Naming) -> bool {
+    file.shape(naming.class_token()).is_some()
+        && file
+            .shape(&format!("{}.weight", naming.patch_embed()))
+            .is_some()
+        && file
+            .shape(&format!(
+                "{}.weight",
+                naming.part(&naming.block(0), "norm1")
+            ))
+            .is_some()
 }
 
-/// The structure the file has: (width, depth, patch, input side, distilled).
-fn structure(file: &WeightFile) -> Variant {
+/// The structure the file has (its name empty).
+fn structure(file: &WeightFile, naming: Naming) -> Variant {
     let dim = |name: &str, i: usize| {
         file.shape(name)
             .and_then(|s| s.get(i).copied())
             .map_or(0, |v| v as u32)
     };
-    let width = dim("cls_token", 2);
-    let patch = dim("patch_embed.proj.weight", 2);
-    let distilled = file.shape("dist_token").is_some();
-    let tokens = dim("pos_embed", 1).saturating_sub(1 + u32::from(distilled));
-    let grid = (f64::from(tokens).sqrt().round()) as u32;
+    let width = dim(naming.class_token(), 2);
+    let patch = dim(&format!("{}.weight", naming.patch_embed()), 2);
+    let distilled = naming == Naming::Timm && file.shape("dist_token").is_some();
+    let tokens = dim(naming.position(), 1).saturating_sub(1 + u32::from(distilled));
+    let grid = f64::from(tokens).sqrt().round() as u32;
     let mut depth = 0;
     while file
-        .shape(&format!("blocks.{depth}.norm1.weight"))
+        .shape(&format!(
+            "{}.weight",
+            naming.part(&naming.block(depth), "norm1")
+        ))
         .is_some()
     {
         depth += 1;
     }
     Variant {
         name: "",
+        naming,
         width,
         depth,
         patch,
         size: grid * patch,
         distilled,
-        imagenet: distilled,
+        imagenet: distilled || naming == Naming::Torchvision,
     }
 }
 
-/// The variant with the file's structure (the ViT where a ViT and a DeiT share it).
-pub fn detect(file: &WeightFile) -> Option<Variant> {
-    let s = structure(file);
-    VARIANTS.into_iter().find(|v| {
-        (v.width, v.depth, v.patch, v.size, v.distilled)
-            == (s.width, s.depth, s.patch, s.size, s.distilled)
-    })
+/// Whether variant `v` has the structure `s`.
+fn fits(v: &Variant, s: &Variant) -> bool {
+    (v.width, v.depth, v.patch, v.size, v.distilled)
+        == (s.width, s.depth, s.patch, s.size, s.distilled)
+}
+
+/// The variant of `variants` the file is: the one with its structure (the ViT where a ViT and
+/// a DeiT share it), else the custom one (the last).
+fn candidates(file: &WeightFile, variants: &[Variant]) -> Vec<usize> {
+    let s = structure(file, variants[0].naming);
+    let custom = variants.len() - 1;
+    vec![variants.iter().position(|v| fits(v, &s)).unwrap_or(custom)]
 }
 
 /// Builds `variant` from `file` for `size`² inputs (its structure read from the file; the
 /// position embedding fixes the input size).
 pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
-    let found = structure(file);
+    let naming = variant.naming;
+    let found = structure(file, naming);
     let (width, patch) = (found.width, found.patch);
+    let unsupported = |reason: String| Error::UnsupportedModel {
+        path: file.path().to_path_buf(),
+        reason,
+    };
     if width == 0 || !width.is_multiple_of(HEAD_DIM) || patch == 0 || found.depth == 0 {
-        return Err(Error::UnsupportedModel {
-            path: file.path().to_path_buf(),
-            reason: format!(
-                "not a timm ViT the engine builds (embedding {width}, patch {patch}, {} blocks; \
-                 heads of {HEAD_DIM} channels)",
-                found.depth
-            ),
-        });
+        return Err(unsupported(format!(
+            "not a ViT the engine builds (embedding {width}, patch {patch}, {} blocks; heads of \
+             {HEAD_DIM} channels)",
+            found.depth
+        )));
+    }
+    if variant.width != 0 && !fits(variant, &found) {
+        return Err(unsupported(format!(
+            "{} has embedding {}, {} blocks, patch {} and {}² inputs; the file's ViT has {width}, \
+             {}, {patch} and {}²",
+            variant.name,
+            variant.width,
+            variant.depth,
+            variant.patch,
+            variant.size,
+            found.depth,
+            found.size
+        )));
     }
     if size != found.size {
-        return Err(Error::UnsupportedModel {
-            path: file.path().to_path_buf(),
-            reason: format!(
-                "its position embedding fits {}² inputs, not {size}² (interpolating it is not \
-                 supported)",
-                found.size
-            ),
-        });
+        return Err(unsupported(format!(
+            "its position embedding fits {}² inputs, not {size}² (give --input-size {}; \
+             interpolating it is not supported)",
+            found.size, found.size
+        )));
     }
     let heads = width / HEAD_DIM;
     let mut g = Builder::new(file, size);
@@ -171,67 +321,51 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     let embed = ConvSpec {
         stride: patch,
         conv_bias: true,
-        ..ConvSpec::new("patch_embed.proj", None, patch, width)
+        ..ConvSpec::new(naming.patch_embed(), None, patch, width)
     };
-    let patches = g.conv(&embed, input, "patch_embed")?;
+    let patches = g.conv(&embed, input, naming.patch_embed())?;
     let grid = size / patch;
     let prefix: &[&str] = if found.distilled {
         &["cls_token", "dist_token"]
     } else {
-        &["cls_token"]
+        &[naming.class_token()]
     };
     g.token_grid(TokenGrid {
         prefix: prefix.len() as u32,
         height: grid,
         width: grid,
     });
-    let mut x = g.token_embed(prefix, "pos_embed", patches, "pos_embed")?;
+    let position = naming.position();
+    let mut x = g.token_embed(prefix, position, patches, position)?;
     for i in 0..found.depth {
-        let p = format!("blocks.{i}");
+        let b = naming.block(i);
+        let part = |timm: &str| naming.part(&b, timm);
         let block_in = x;
-        let norm1 = format!("{p}.norm1");
+        let norm1 = part("norm1");
         let y = g.layer_norm(&norm1, EPS, x, &norm1)?;
         g.layer(&norm1, y);
-        let qkv = g.pixel_linear(
-            &format!("{p}.attn.qkv"),
-            y,
-            Activation::None,
-            &format!("{p}.attn.qkv"),
-        )?;
-        let y = g.attention(heads, qkv, &format!("{p}.attn.attention"))?;
-        let y = g.pixel_linear(
-            &format!("{p}.attn.proj"),
-            y,
-            Activation::None,
-            &format!("{p}.attn"),
-        )?;
-        let x1 = g.add(y, block_in, &format!("{p}.attn_residual"))?;
-        let norm2 = format!("{p}.norm2");
+        let (qkv_module, qkv_keys) = naming.qkv(&b);
+        let qkv = g.pixel_linear_from(&qkv_module, &qkv_keys, y, Activation::None, &qkv_module)?;
+        let y = g.attention(heads, qkv, &format!("{}.attention", part("attn")))?;
+        let y = g.pixel_linear(&part("attn.proj"), y, Activation::None, &part("attn"))?;
+        let x1 = g.add(y, block_in, &format!("{b}.attention_residual"))?;
+        let norm2 = part("norm2");
         let y = g.layer_norm(&norm2, EPS, x1, &norm2)?;
         g.layer(&norm2, y);
-        let y = g.pixel_linear(
-            &format!("{p}.mlp.fc1"),
-            y,
-            Activation::Gelu,
-            &format!("{p}.mlp.act"),
-        )?;
-        let y = g.pixel_linear(
-            &format!("{p}.mlp.fc2"),
-            y,
-            Activation::None,
-            &format!("{p}.mlp"),
-        )?;
-        x = g.add(y, x1, &p)?;
-        g.layer(&p, x);
+        let y = g.pixel_linear(&part("mlp.fc1"), y, Activation::Gelu, &part("mlp.act"))?;
+        let y = g.pixel_linear(&part("mlp.fc2"), y, Activation::None, &part("mlp"))?;
+        x = g.add(y, x1, &b)?;
+        g.layer(&b, x);
     }
-    let x = g.layer_norm("norm", EPS, x, "norm")?;
-    g.layer("norm", x);
+    let norm = naming.final_norm();
+    let x = g.layer_norm(norm, EPS, x, norm)?;
+    g.layer(norm, x);
     let logits = if found.distilled {
         let tokens = g.select_tokens(2, x, "head_tokens")?;
         g.mean_of_heads(&["head", "head_dist"], tokens, "logits")?
     } else {
         let token = g.select_tokens(1, x, "class_token")?;
-        g.linear("head", token, Activation::None, "logits")?
+        g.linear(naming.head(), token, Activation::None, "logits")?
     };
     let (mean, std) = if variant.imagenet {
         (IMAGENET_MEAN, IMAGENET_STD)
@@ -243,18 +377,28 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
             architecture: variant.name.to_string(),
             mean,
             std,
-            default_layer: format!("blocks.{}.norm1", found.depth - 1),
+            default_layer: naming.part(&naming.block(found.depth - 1), "norm1"),
         },
         logits,
     )
 }
 
-/// The family's registration in src/model/arch.rs.
-pub const FAMILY: Family = Family {
-    variants: VARIANTS.len(),
-    name: |i| VARIANTS[i].name,
-    input_size: |i| VARIANTS[i].size,
-    claims,
-    candidates: |file| detected(&VARIANTS, detect(file)),
-    build: |file, i, size| build(file, &VARIANTS[i], size),
+/// timm's family's registration in src/model/arch.rs.
+pub const TIMM: Family = Family {
+    variants: TIMM_VARIANTS.len(),
+    name: |i| TIMM_VARIANTS[i].name,
+    input_size: |i| TIMM_VARIANTS[i].size,
+    claims: |file| claims(file, Naming::Timm),
+    candidates: |file| candidates(file, &TIMM_VARIANTS),
+    build: |file, i, size| build(file, &TIMM_VARIANTS[i], size),
+};
+
+/// torchvision's family's registration in src/model/arch.rs.
+pub const TORCHVISION: Family = Family {
+    variants: TORCHVISION_VARIANTS.len(),
+    name: |i| TORCHVISION_VARIANTS[i].name,
+    input_size: |i| TORCHVISION_VARIANTS[i].size,
+    claims: |file| claims(file, Naming::Torchvision),
+    candidates: |file| candidates(file, &TORCHVISION_VARIANTS),
+    build: |file, i, size| build(file, &TORCHVISION_VARIANTS[i], size),
 };

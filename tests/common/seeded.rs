@@ -39,7 +39,10 @@ pub fn seeded_values(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
                 0.2 + 0.3 * u
             } else if name.ends_with("bias") {
                 0.2 * u - 0.1
-            } else if name.ends_with("_token") || name.ends_with("pos_embed") {
+            } else if ["_token", "pos_embed", "pos_embedding"]
+                .iter()
+                .any(|end| name.ends_with(end))
+            {
                 0.04 * u - 0.02
             } else if name.ends_with("weight") {
                 (2.0 * u - 1.0) * bound
