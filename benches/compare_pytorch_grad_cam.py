@@ -2,8 +2,11 @@
 """Side-by-side throughput: pytorch-grad-cam (PyPI `grad-cam`) on the CPU versus this engine, on
 the same weights, the same images, the same batch size and the same number of CPU threads,
 measured in one run on one machine. --arch picks the network: efficientnet-lite0 (the shipped
-weights, default) or a torchvision architecture (resnet50, vgg16, ...) with the seeded weights
-of tools/seeded_weights.py, written once to a safetensors file that both sides load.
+weights, default), a torchvision architecture (resnet50, vgg16, ...) or a timm vision transformer
+(vit_small_patch16_224, deit_small_patch16_224, ...) with the seeded weights of
+tools/seeded_weights.py, written once to a safetensors file that both sides load. A transformer
+runs on pytorch-grad-cam with its ViT tutorial's reshape_transform (prefix tokens dropped, patch
+tokens on their grid) at the last block's norm1.
 
 Both sides: images decoded beforehand (decode excluded); each batch goes from RGB8 pixels to the
 finished overlay at every image's own size (overlay included):
@@ -46,7 +49,25 @@ DEFAULT_LAYERS = {"efficientnet-lite0": "head", "resnet18": "layer4", "resnet34"
                   "vgg16_bn": "features.43", "mobilenet_v2": "features.18",
                   "densenet121": "features.norm5", "efficientnet_b0": "features.8",
                   "convnext_tiny": "features.7", "mobilenet_v3_large": "features.16",
-                  "resnext50_32x4d": "layer4", "regnet_y_400mf": "trunk_output"}
+                  "resnext50_32x4d": "layer4", "regnet_y_400mf": "trunk_output",
+                  "vit_tiny_patch16_224": "blocks.11.norm1",
+                  "vit_small_patch16_224": "blocks.11.norm1",
+                  "deit_small_patch16_224": "blocks.11.norm1",
+                  "vit_base_patch16_224": "blocks.11.norm1"}
+
+
+def reshape_transform(model):
+    """pytorch-grad-cam's ViT tutorial reshape_transform for a timm transformer (None for a CNN):
+    the prefix tokens dropped, the patch tokens on their grid, channels first."""
+    if not hasattr(model, "patch_embed"):
+        return None
+    prefix, (gh, gw) = model.num_prefix_tokens, model.patch_embed.grid_size
+
+    def reshape(tensor):
+        result = tensor[:, prefix:, :].reshape(tensor.size(0), gh, gw, tensor.size(2))
+        return result.permute(0, 3, 1, 2)
+
+    return reshape
 
 
 def reference_model(arch):
@@ -66,7 +87,12 @@ def reference_model(arch):
     from safetensors.torch import save_file
     from seeded_weights import fill
 
-    model = fill(getattr(torchvision.models, arch)(weights=None), 20261125).eval()
+    if arch.startswith(("vit_", "deit_")):
+        import timm
+
+        model = fill(timm.create_model(arch, pretrained=False), 20261125).eval()
+    else:
+        model = fill(getattr(torchvision.models, arch)(weights=None), 20261125).eval()
     weights = os.path.join(tempfile.gettempdir(), f"gradcam-bench-{arch}.safetensors")
     save_file(model.state_dict(), weights)
 
@@ -76,6 +102,8 @@ def reference_model(arch):
             m = m[int(part)] if part.isdigit() else getattr(m, part)
         return m
 
+    if arch.startswith("vit_"):
+        return model, module, 0.5, 0.5, weights
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     return model, module, mean, std, weights
@@ -102,7 +130,8 @@ def load_pytorch_grad_cam(model, module, mean, std, layer, threads, device, meth
     model = model.to(device)
     # FullGrad takes every bias layer itself.
     layers = [] if method == "fullgrad" else [module(layer)]
-    cam = getattr(pytorch_grad_cam, METHODS[method])(model=model, target_layers=layers)
+    cam = getattr(pytorch_grad_cam, METHODS[method])(
+        model=model, target_layers=layers, reshape_transform=reshape_transform(model))
     guided_model = pytorch_grad_cam.GuidedBackpropReLUModel(model=model, device=device) if guided else None
 
     def explain(chunk):  # noqa: E306

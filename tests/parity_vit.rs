@@ -1,6 +1,7 @@
 //! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
-//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small and a two-block
-//! torchvision `VisionTransformer` (torchvision's names), the weights
+//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small, a two-block DeiT III
+//! (LayerScale, a position embedding of the patches only) and a two-block torchvision
+//! `VisionTransformer` (torchvision's names), the weights
 //! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
 //! top-5, and each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM at two blocks'
 //! `norm1`, the prefix tokens dropped and the patch tokens laid on their grid) within 1e-4. The
@@ -116,4 +117,9 @@ fn deit_small_distilled_equals_the_reference() {
 #[test]
 fn torchvision_vit_equals_the_reference() {
     check("vision_transformer");
+}
+
+#[test]
+fn deit3_custom_vit_equals_the_reference() {
+    check("vit");
 }

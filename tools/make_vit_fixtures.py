@@ -48,10 +48,10 @@ IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"]
 
-def timm_model(name):
+def timm_model(name, **kwargs):
     import timm
 
-    return lambda: timm.create_model(name, pretrained=False)
+    return lambda: timm.create_model(name, pretrained=False, **kwargs)
 
 
 def torchvision_vit(**kwargs):
@@ -74,6 +74,13 @@ ARCHS = {
         timm_model("deit_small_distilled_patch16_224"),
         IMAGENET,
         [("gradcam", "blocks.11.norm1", None), ("gradcam", "blocks.8.norm1", "other")],
+    ),
+    # DeiT III's LayerScale (`ls1.gamma`, `ls2.gamma`) and position embedding of the patches
+    # only (`no_embed_class`), two blocks: recognised as a custom timm ViT.
+    "vit": (
+        timm_model("deit3_small_patch16_224", depth=2),
+        VIT,
+        [("gradcam", "blocks.1.norm1", None), ("gradcam++", "blocks.0.norm1", "other")],
     ),
     # torchvision's names (`class_token`, `encoder.layers.encoder_layer_N.ln_1`,
     # `self_attention.in_proj_weight`, ...) on a custom two-block model.

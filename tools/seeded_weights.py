@@ -10,7 +10,8 @@ and a value by the tensor's role, computed in float64 and rounded once to float3
     *.running_var            0.5 + u                  (BatchNorm statistics, realistic range)
     *.running_mean           0.4 u - 0.2
     1-D *.weight             0.5 + 0.5 u              (BatchNorm scale)
-    *.layer_scale            0.2 + 0.3 u              (ConvNeXt's per-channel layer scale)
+    *.layer_scale, *.gamma   0.2 + 0.3 u              (ConvNeXt's per-channel layer scale, timm's
+                                                      LayerScale)
     1-D *.bias               0.2 u - 0.1
     k-D *.weight (k >= 2)    (2u - 1) sqrt(6 / fan_in), fan_in = prod(shape[1:])   (He uniform)
     *_token, *pos_embed,     0.04 u - 0.02            (a transformer's prefix tokens and position
@@ -50,7 +51,7 @@ def seeded_values(name, shape, seed):
         v = 0.4 * u - 0.2
     elif name.endswith("weight") and len(shape) == 1:
         v = 0.5 + 0.5 * u
-    elif name.endswith("layer_scale"):
+    elif name.endswith(("layer_scale", ".gamma")):
         v = 0.2 + 0.3 * u
     elif name.endswith("bias"):
         v = 0.2 * u - 0.1

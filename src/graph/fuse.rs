@@ -134,10 +134,7 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                 let (_, _, channels) = graph.shape(node.inputs[0]);
                 pass.vec4_channels(node, channels)?;
                 let output = pass.emit_tensor(node.output);
-                let mut table = embed.position.clone();
-                for (t, p) in table.iter_mut().zip(&embed.prefix) {
-                    *t += *p;
-                }
+                let table = embed.table();
                 pass.out.token_embeds.push(model::TokenEmbed {
                     name: node.name.clone(),
                     prefix: embed.prefix_tokens,

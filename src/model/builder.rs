@@ -475,7 +475,8 @@ impl<'a> Builder<'a> {
     }
 
     /// Loads a vision transformer's prefix tokens (`prefix`, `[1, 1, channels]` each, in order)
-    /// and position embedding `position` (`[1, tokens, channels]`) and appends the token
+    /// and position embedding `position` (`[1, tokens, channels]`, or `[1, patches, channels]`
+    /// without the prefix tokens') and appends the token
     /// sequence of patch map `input`; returns it, named `name`.
     pub fn token_embed(
         &mut self,
@@ -490,11 +491,18 @@ impl<'a> Builder<'a> {
         for key in prefix {
             values.extend(self.file.tensor(key, &[1, 1, c])?);
         }
-        let tokens = prefix.len() + (src.height * src.width) as usize;
+        // The position embedding covers every token, or (timm's `no_embed_class`) the patches.
+        let patches = (src.height * src.width) as usize;
+        let covers_prefix = self
+            .file
+            .shape(position)
+            .is_none_or(|s| s.get(1) != Some(&patches));
+        let tokens = patches + if covers_prefix { prefix.len() } else { 0 };
         let embed = ops::TokenEmbed {
             prefix: values,
             position: self.file.tensor(position, &[1, tokens, c])?,
             prefix_tokens: prefix.len() as u32,
+            position_covers_prefix: covers_prefix,
         };
         self.graph
             .push(position, Op::TokenEmbed(embed), &[input], name)

@@ -9,7 +9,9 @@
 //! `mlp.0` with GELU, `mlp.fc2` / `mlp.3` plus the residual; the final `norm` / `encoder.ln`
 //! and the head `head` / `heads.head` on the class token (DeiT's distilled models: the mean of
 //! `head` on the class token and `head_dist` on the distillation token, as timm evaluates
-//! them). LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
+//! them). LayerScale (`ls1.gamma`, `ls2.gamma`: DeiT III), `patch_embed.norm` and `norm_pre`
+//! where the file has them; normalised queries and keys, mean- or attention-pooled heads and
+//! register tokens are refused. LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
 //! but ViT-H). Width, depth, patch and input size are read from the file; a file of another
 //! shape than the named variants is a custom `vit` (timm) or `vision_transformer`
 //! (torchvision), built as it is.
@@ -240,8 +242,18 @@ fn structure(file: &WeightFile, naming: Naming) -> Variant {
     let width = dim(naming.class_token(), 2);
     let patch = dim(&format!("{}.weight", naming.patch_embed()), 2);
     let distilled = naming == Naming::Timm && file.shape("dist_token").is_some();
-    let tokens = dim(naming.position(), 1).saturating_sub(1 + u32::from(distilled));
+    // The position embedding covers the prefix tokens too, or (timm's `no_embed_class`) only
+    // the patches, a square number of them.
+    let positions = dim(naming.position(), 1);
+    let root = f64::from(positions).sqrt().round() as u32;
+    let tokens = if root * root == positions {
+        positions
+    } else {
+        positions.saturating_sub(1 + u32::from(distilled))
+    };
     let grid = f64::from(tokens).sqrt().round() as u32;
+    // A malformed patch size gives an impossible input size, never an overflow.
+    let size = grid.saturating_mul(patch);
     let mut depth = 0;
     while file
         .shape(&format!(
@@ -258,7 +270,7 @@ fn structure(file: &WeightFile, naming: Naming) -> Variant {
         width,
         depth,
         patch,
-        size: grid * patch,
+        size,
         distilled,
         imagenet: distilled || naming == Naming::Torchvision,
     }
@@ -315,6 +327,45 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
             found.size, found.size
         )));
     }
+    match file.shape(naming.position()) {
+        Some([1, t, c]) if *t > 0 && *c == width as usize => {}
+        found => {
+            return Err(match found {
+                Some(shape) => Error::TensorShape {
+                    path: file.path().to_path_buf(),
+                    tensor: naming.position().into(),
+                    expected: vec![1, 0, width as usize],
+                    found: shape.to_vec(),
+                },
+                None => Error::MissingTensor {
+                    path: file.path().to_path_buf(),
+                    tensor: naming.position().into(),
+                    expected: vec![1, 0, width as usize],
+                },
+            })
+        }
+    }
+    // Parts of timm's ViTs the builder does not compute: refused rather than left out.
+    let entries = file.entries();
+    let unsupported_part = [
+        ("q_norm.", "normalised queries"),
+        ("k_norm.", "normalised keys"),
+        ("fc_norm.", "a mean-pooled head"),
+        ("attn_pool.", "an attention-pooled head"),
+        ("reg_token", "register tokens"),
+    ]
+    .into_iter()
+    .find_map(|(part, what)| {
+        entries
+            .iter()
+            .find(|(name, _)| name.contains(part))
+            .map(|(name, _)| (name, what))
+    });
+    if let Some((name, what)) = unsupported_part {
+        return Err(unsupported(format!(
+            "`{name}`: a ViT with {what} is not supported yet"
+        )));
+    }
     let heads = width / HEAD_DIM;
     let mut g = Builder::new(file, size);
     let input = g.input();
@@ -323,7 +374,10 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         conv_bias: true,
         ..ConvSpec::new(naming.patch_embed(), None, patch, width)
     };
-    let patches = g.conv(&embed, input, naming.patch_embed())?;
+    let mut patches = g.conv(&embed, input, naming.patch_embed())?;
+    if file.shape("patch_embed.norm.weight").is_some() {
+        patches = g.layer_norm("patch_embed.norm", EPS, patches, "patch_embed")?;
+    }
     let grid = size / patch;
     let prefix: &[&str] = if found.distilled {
         &["cls_token", "dist_token"]
@@ -337,6 +391,9 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     });
     let position = naming.position();
     let mut x = g.token_embed(prefix, position, patches, position)?;
+    if file.shape("norm_pre.weight").is_some() {
+        x = g.layer_norm("norm_pre", EPS, x, "norm_pre")?;
+    }
     for i in 0..found.depth {
         let b = naming.block(i);
         let part = |timm: &str| naming.part(&b, timm);
@@ -348,13 +405,21 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         let qkv = g.pixel_linear_from(&qkv_module, &qkv_keys, y, Activation::None, &qkv_module)?;
         let y = g.attention(heads, qkv, &format!("{}.attention", part("attn")))?;
         let y = g.pixel_linear(&part("attn.proj"), y, Activation::None, &part("attn"))?;
-        let x1 = g.add(y, block_in, &format!("{b}.attention_residual"))?;
+        // LayerScale (timm's `ls1`, `ls2`: DeiT III, CaiT-style ViTs) scales each branch.
+        let residual = format!("{b}.attention_residual");
+        let x1 = match part("ls1.gamma") {
+            gamma if file.shape(&gamma).is_some() => g.scale_add(&gamma, y, block_in, &residual)?,
+            _ => g.add(y, block_in, &residual)?,
+        };
         let norm2 = part("norm2");
         let y = g.layer_norm(&norm2, EPS, x1, &norm2)?;
         g.layer(&norm2, y);
         let y = g.pixel_linear(&part("mlp.fc1"), y, Activation::Gelu, &part("mlp.act"))?;
         let y = g.pixel_linear(&part("mlp.fc2"), y, Activation::None, &part("mlp"))?;
-        x = g.add(y, x1, &b)?;
+        x = match part("ls2.gamma") {
+            gamma if file.shape(&gamma).is_some() => g.scale_add(&gamma, y, x1, &b)?,
+            _ => g.add(y, x1, &b)?,
+        };
         g.layer(&b, x);
     }
     let norm = naming.final_norm();
@@ -367,7 +432,13 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         let token = g.select_tokens(1, x, "class_token")?;
         g.linear(naming.head(), token, Activation::None, "logits")?
     };
-    let (mean, std) = if variant.imagenet {
+    // A custom shape normalises as its kind does (a distilled DeiT or torchvision: ImageNet).
+    let imagenet = if variant.width == 0 {
+        found.imagenet
+    } else {
+        variant.imagenet
+    };
+    let (mean, std) = if imagenet {
         (IMAGENET_MEAN, IMAGENET_STD)
     } else {
         ([0.5; 3], [0.5; 3])

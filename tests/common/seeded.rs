@@ -35,7 +35,7 @@ pub fn seeded_values(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
                 0.4 * u - 0.2
             } else if name.ends_with("weight") && shape.len() == 1 {
                 0.5 + 0.5 * u
-            } else if name.ends_with("layer_scale") {
+            } else if name.ends_with("layer_scale") || name.ends_with(".gamma") {
                 0.2 + 0.3 * u
             } else if name.ends_with("bias") {
                 0.2 * u - 0.1
