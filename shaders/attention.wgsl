@@ -18,20 +18,22 @@
 override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
-    if id >= params.batch * params.heads * params.tokens {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let item = attention_item(workgroup_index(wid, nwg), lid);
+    if item.x >= params.batch || item.z >= params.tokens {
         return;
     }
-    let item = attention_item(id);
     let b = item.x;
     let h = item.y;
     let i = item.z;
-    let d4 = params.head_dim4;
-    var q: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var acc: array<vec4<f32>, MAX_HEAD_DIM4>;
+    var q: array<vec4<f32>, HEAD_DIM4>;
+    var acc: array<vec4<f32>, HEAD_DIM4>;
     let qi = qkv_index(b, i, 0u, h);
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         q[d] = qkv[qi + d];
         acc[d] = vec4<f32>(0.0);
     }
@@ -40,7 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var j = 0u; j < params.tokens; j++) {
         let kj = qkv_index(b, j, 1u, h);
         var s4 = vec4<f32>(0.0);
-        for (var d = 0u; d < d4; d++) {
+        for (var d = 0u; d < HEAD_DIM4; d++) {
             s4 += q[d] * qkv[kj + d];
         }
         let s = dot(s4, vec4<f32>(1.0)) * params.scale;
@@ -49,21 +51,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             // A new maximum: what was summed so far is rescaled.
             let r = exp(m - s);
             l = l * r + 1.0;
-            for (var d = 0u; d < d4; d++) {
+            for (var d = 0u; d < HEAD_DIM4; d++) {
                 acc[d] = acc[d] * r + qkv[vj + d];
             }
             m = s;
         } else {
             let p = exp(s - m);
             l += p;
-            for (var d = 0u; d < d4; d++) {
+            for (var d = 0u; d < HEAD_DIM4; d++) {
                 acc[d] += p * qkv[vj + d];
             }
         }
     }
     let o = out_index(b, i, h);
     let inv = 1.0 / l;
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         output[o + d] = acc[d] * inv;
     }
     stats[stats_index(b, i, h)] = m + log(l);

@@ -11,23 +11,25 @@
 override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
-    if id >= params.batch * params.heads * params.tokens {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let item = attention_item(workgroup_index(wid, nwg), lid);
+    if item.x >= params.batch || item.z >= params.tokens {
         return;
     }
-    let item = attention_item(id);
     let b = item.x;
     let h = item.y;
     let j = item.z;
-    let d4 = params.head_dim4;
-    var k: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var v: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var dk: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var dv: array<vec4<f32>, MAX_HEAD_DIM4>;
+    var k: array<vec4<f32>, HEAD_DIM4>;
+    var v: array<vec4<f32>, HEAD_DIM4>;
+    var dk: array<vec4<f32>, HEAD_DIM4>;
+    var dv: array<vec4<f32>, HEAD_DIM4>;
     let kj = qkv_index(b, j, 1u, h);
     let vj = qkv_index(b, j, 2u, h);
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         k[d] = qkv[kj + d];
         v[d] = qkv[vj + d];
         dk[d] = vec4<f32>(0.0);
@@ -39,7 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var s4 = vec4<f32>(0.0);
         var dp4 = vec4<f32>(0.0);
         var big_d4 = vec4<f32>(0.0);
-        for (var d = 0u; d < d4; d++) {
+        for (var d = 0u; d < HEAD_DIM4; d++) {
             let dy = grad_out[oi + d];
             s4 += qkv[qi + d] * k[d];
             dp4 += dy * v[d];
@@ -47,12 +49,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         let p = exp(dot(s4, vec4<f32>(1.0)) * params.scale - stats[stats_index(b, i, h)]);
         let g = p * (dot(dp4, vec4<f32>(1.0)) - dot(big_d4, vec4<f32>(1.0)));
-        for (var d = 0u; d < d4; d++) {
+        for (var d = 0u; d < HEAD_DIM4; d++) {
             dv[d] += p * grad_out[oi + d];
             dk[d] += g * qkv[qi + d];
         }
     }
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         var dkv = dk[d] * params.scale;
         var dvv = dv[d];
         if params.add_extra != 0u {

@@ -11,23 +11,25 @@
 override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = invocation_index(gid, nwg);
-    if id >= params.batch * params.heads * params.tokens {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let item = attention_item(workgroup_index(wid, nwg), lid);
+    if item.x >= params.batch || item.z >= params.tokens {
         return;
     }
-    let item = attention_item(id);
     let b = item.x;
     let h = item.y;
     let i = item.z;
-    let d4 = params.head_dim4;
-    var q: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var dy: array<vec4<f32>, MAX_HEAD_DIM4>;
-    var acc: array<vec4<f32>, MAX_HEAD_DIM4>;
+    var q: array<vec4<f32>, HEAD_DIM4>;
+    var dy: array<vec4<f32>, HEAD_DIM4>;
+    var acc: array<vec4<f32>, HEAD_DIM4>;
     let qi = qkv_index(b, i, 0u, h);
     let oi = out_index(b, i, h);
     var big_d4 = vec4<f32>(0.0);
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         q[d] = qkv[qi + d];
         dy[d] = grad_out[oi + d];
         big_d4 += dy[d] * output[oi + d];
@@ -40,17 +42,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let vj = qkv_index(b, j, 2u, h);
         var s4 = vec4<f32>(0.0);
         var dp4 = vec4<f32>(0.0);
-        for (var d = 0u; d < d4; d++) {
+        for (var d = 0u; d < HEAD_DIM4; d++) {
             s4 += q[d] * qkv[kj + d];
             dp4 += dy[d] * qkv[vj + d];
         }
         let p = exp(dot(s4, vec4<f32>(1.0)) * params.scale - lse);
         let g = p * (dot(dp4, vec4<f32>(1.0)) - big_d);
-        for (var d = 0u; d < d4; d++) {
+        for (var d = 0u; d < HEAD_DIM4; d++) {
             acc[d] += g * qkv[kj + d];
         }
     }
-    for (var d = 0u; d < d4; d++) {
+    for (var d = 0u; d < HEAD_DIM4; d++) {
         var value = acc[d] * params.scale;
         if params.add_extra != 0u {
             value += extra[qi + d];

@@ -1,6 +1,6 @@
 // Shared by the self-attention kernels (src/graph/ops/attention.rs): the parameters and the
 // layout of the QKV projection's output, token t of image b holding [q | k | v], each `heads`
-// heads of `head_dim4` vec4s. One invocation per (image, head, token).
+// heads of HEAD_DIM4 vec4s. One invocation per (image, head, token).
 //
 // Kept in sync with src/gpu/params.rs (`AttentionParams`).
 
@@ -8,7 +8,7 @@ struct Params {
     batch: u32,
     tokens: u32,
     heads: u32,
-    // Channels per head / 4 (at most MAX_HEAD_DIM4).
+    // Channels per head / 4 (HEAD_DIM4).
     head_dim4: u32,
     // The scores' factor.
     scale: f32,
@@ -18,14 +18,20 @@ struct Params {
     _pad1: u32,
 }
 
-// src/graph/ops/attention.rs `MAX_HEAD_DIM` / 4.
-const MAX_HEAD_DIM4: u32 = 16u;
+// Channels per head / 4: src/graph/ops/attention.rs `HEAD_DIM` / 4. A constant, so that a head's
+// vectors stay in registers.
+const HEAD_DIM4: u32 = 16u;
 
-// The (image, head, token) of invocation `id`, tokens fastest.
-fn attention_item(id: u32) -> vec3<u32> {
-    let t = id % params.tokens;
-    let h = (id / params.tokens) % params.heads;
-    let b = id / (params.tokens * params.heads);
+// The (image, head, token) of invocation `lid` of workgroup `group` (shaders/lib/index.wgsl
+// `workgroup_index`): each workgroup takes WORKGROUP_SIZE consecutive tokens of one image and
+// head, so the keys and values its invocations read in step are at the same addresses for all
+// of them (addresses from the workgroup's index alone, which a CPU adapter computes once per
+// workgroup). `z` is tokens or more for the padding invocations.
+fn attention_item(group: u32, lid: u32) -> vec3<u32> {
+    let tiles = (params.tokens + WORKGROUP_SIZE - 1u) / WORKGROUP_SIZE;
+    let t = (group % tiles) * WORKGROUP_SIZE + lid;
+    let h = (group / tiles) % params.heads;
+    let b = group / (tiles * params.heads);
     return vec3<u32>(b, h, t);
 }
 

@@ -332,17 +332,17 @@ kernels! {
     } invocations(p, _) = p.batch * p.out_tokens * p.channels4;
     Attention => "attention" (AttentionParams) {
         qkv: Storage, output: StorageReadWrite, stats: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    } invocations(p, _) = attention_invocations(p),
     work(p) = attention_work(p, 2);
     AttentionGradQuery => "attention_grad_query" (AttentionParams) {
         grad_out: Storage, qkv: Storage, output: Storage, stats: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    } invocations(p, _) = attention_invocations(p),
     work(p) = attention_work(p, 3);
     AttentionGradKeyValue => "attention_grad_key_value" (AttentionParams) {
         grad_out: Storage, qkv: Storage, output: Storage, stats: Storage, extra: Storage,
         grad_in: StorageReadWrite,
-    } invocations(p, _) = p.batch * p.heads * p.tokens,
+    } invocations(p, _) = attention_invocations(p),
     work(p) = attention_work(p, 5);
     Linear => "linear" (LinearParams) variants LINEAR_VARIANTS {
         input: Storage, weight: Storage, bias: Storage, output: StorageReadWrite,
@@ -1092,6 +1092,12 @@ fn conv_work(
             + k2 * u64::from(in_c) * u64::from(out_c)
             + out * u64::from(1 + extra),
     )
+}
+
+/// Invocations of a self-attention kernel: per image and head, its tokens in whole workgroups
+/// (shaders/lib/attention.wgsl `attention_item`).
+fn attention_invocations(p: &AttentionParams) -> u32 {
+    p.batch * p.heads * p.tokens.div_ceil(WORKGROUP_SIZE) * WORKGROUP_SIZE
 }
 
 /// Self-attention's work: `products` multiply-adds over the head's channels per pair of tokens

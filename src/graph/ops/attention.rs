@@ -12,8 +12,9 @@
 
 use super::{single, Keeps, OpRule, Shape};
 
-/// The widest head the kernels hold in registers.
-pub const MAX_HEAD_DIM: u32 = 64;
+/// The head width the kernels are compiled for (shaders/lib/attention.wgsl `HEAD_DIM4`), so that
+/// a head's vectors stay in registers: every timm and torchvision ViT and DeiT but ViT-H.
+pub const HEAD_DIM: u32 = 64;
 
 /// The attention's shape and scale.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,10 +42,8 @@ impl OpRule for Attention {
             ));
         }
         let d = c3 / 3 / self.heads;
-        if !d.is_multiple_of(4) || d > MAX_HEAD_DIM {
-            return Err(format!(
-                "heads of {d} channels (multiples of 4 up to {MAX_HEAD_DIM} run)"
-            ));
+        if d != HEAD_DIM {
+            return Err(format!("heads of {d} channels (heads of {HEAD_DIM} run)"));
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(format!("scale {}", self.scale));
