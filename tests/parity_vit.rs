@@ -1,7 +1,8 @@
 //! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
 //! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small, a two-block DeiT III
 //! (LayerScale, a position embedding of the patches only) and a two-block torchvision
-//! `VisionTransformer` (torchvision's names), the weights
+//! `VisionTransformer` (torchvision's names), and Score-CAM and Ablation-CAM (the reference's
+//! `AblationLayerVit`) on a one-block torchvision ViT, the weights
 //! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
 //! top-5, and each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM at two blocks'
 //! `norm1`, the prefix tokens dropped and the patch tokens laid on their grid) within 1e-4. The
@@ -18,7 +19,7 @@ fn check(arch: &str) {
     let tensors = fixtures(&format!("vit/{arch}"));
     let meta = fixture_metadata(&format!("vit/{arch}"));
     let model = reference_model(arch, &meta);
-    assert_eq!(model.architecture, arch, "recognised architecture");
+    assert_eq!(model.architecture, meta["arch"], "recognised architecture");
     let (mean, std) = (floats(&meta["mean"]), floats(&meta["std"]));
     assert_eq!(
         (model.mean.to_vec(), model.std.to_vec()),
@@ -122,4 +123,9 @@ fn torchvision_vit_equals_the_reference() {
 #[test]
 fn deit3_custom_vit_equals_the_reference() {
     check("vit");
+}
+
+#[test]
+fn score_cam_and_ablation_cam_at_token_layers_equal_the_reference() {
+    check("vit_probe");
 }

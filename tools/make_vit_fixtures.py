@@ -17,13 +17,14 @@ tests/fixtures/vit/<arch>.safetensors
     image                     u8  [S, S, 3]  examples/images/chelsea.png resized to S (PIL bicubic)
     logits                    f32 [classes]  the reference's logits for (image / 255 - mean) / std
     cam.<method>.<layer>[.c<N>] f32 [S, S]   pytorch-grad-cam's <method> (gradcam, gradcam++,
-                                             xgradcam, layercam, eigencam) at <layer>, for the
-                                             predicted class or class N
+                                             xgradcam, layercam, eigencam; scorecam, ablationcam
+                                             with AblationLayerVit) at <layer>, for the predicted
+                                             class or class N
     cam.<...>.f64             f32 [S, S]     the same in float64, where it differs from the float32
                                              run by more than 1e-5
     cam.eigencam.<...>.neg    f32 [S, S]     Eigen-CAM with the principal component's other sign
                                              (the projection negated before the ReLU), as valid
-  metadata: arch, seed, classes (the predicted class), mean, std, prefix (prefix tokens), grid,
+  metadata: arch (the architecture the engine recognises), seed, classes (the predicted class), mean, std, prefix (prefix tokens), grid,
   and manifest: the JSON list of [name, shape, dtype] of every state_dict() entry, in order.
 """
 import copy
@@ -47,6 +48,7 @@ VIT = ([0.5] * 3, [0.5] * 3)
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"]
+PROBE_METHODS = ["scorecam", "ablationcam"]
 
 def timm_model(name, **kwargs):
     import timm
@@ -60,8 +62,9 @@ def torchvision_vit(**kwargs):
     return lambda: torchvision.models.VisionTransformer(**kwargs)
 
 
-# arch: (constructor, (mean, std), [(method, layer, class)]); class None: the predicted one,
-# "other": the best-scoring other class whose CAM is not all zero.
+# fixture: (constructor, (mean, std), [(method, layer, class)]); class None: the predicted one,
+# "other": the best-scoring other class whose CAM is not all zero. The fixture's name is the
+# architecture the engine recognises, but for "vit_probe".
 ARCHS = {
     "vit_tiny_patch16_224": (
         timm_model("vit_tiny_patch16_224"),
@@ -91,7 +94,19 @@ ARCHS = {
         [("gradcam", "encoder.layers.encoder_layer_1.ln_1", None),
          ("layercam", "encoder.layers.encoder_layer_0.ln_1", "other")],
     ),
+    # Score-CAM and Ablation-CAM (the reference's AblationLayerVit) at a token layer: one
+    # forward pass per channel, so a one-block torchvision ViT of 64 channels on 64² inputs.
+    "vit_probe": (
+        torchvision_vit(image_size=64, patch_size=16, num_layers=1, num_heads=1,
+                        hidden_dim=64, mlp_dim=128),
+        IMAGENET,
+        [(m, "encoder.layers.encoder_layer_0.ln_1", None) for m in PROBE_METHODS]
+        + [(m, "encoder.layers.encoder_layer_0.ln_2", "other") for m in PROBE_METHODS],
+    ),
 }
+
+# The architecture each fixture's model is recognised as, where it is not the fixture's name.
+RECOGNISED = {"vit_probe": "vision_transformer"}
 
 
 def cam_class(method):
@@ -103,6 +118,8 @@ def cam_class(method):
         "xgradcam": g.XGradCAM,
         "layercam": g.LayerCAM,
         "eigencam": g.EigenCAM,
+        "scorecam": g.ScoreCAM,
+        "ablationcam": g.AblationCAM,
     }[method]
 
 
@@ -131,11 +148,17 @@ def run_cam(model, method, layer, x, cls, prefix, grid, negate=False):
     original = eigen_cam.get_2d_projection
     if negate:
         eigen_cam.get_2d_projection = lambda a: -original(a)
+    extra = {}
+    if method == "ablationcam":
+        from pytorch_grad_cam.ablation_layer import AblationLayerVit
+
+        extra["ablation_layer"] = AblationLayerVit()
     try:
         with cam_class(method)(
             model=model,
             target_layers=[module(model, layer)],
             reshape_transform=reshape_transform(prefix, grid),
+            **extra,
         ) as cam:
             return cam(input_tensor=x, targets=targets)[0]
     finally:
@@ -183,7 +206,7 @@ def main(names):
             for k, v in model.state_dict().items()
         ]
         metadata = {
-            "arch": name,
+            "arch": RECOGNISED.get(name, name),
             "seed": str(SEED),
             "classes": str(predicted),
             "mean": json.dumps(mean),

@@ -295,6 +295,12 @@ fn candidates(file: &WeightFile, variants: &[Variant]) -> Vec<usize> {
 pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     let naming = variant.naming;
     let found = structure(file, naming);
+    // A custom shape's input size is its position embedding's (its listed 224 is a default).
+    let size = if variant.width == 0 && size == variant.size {
+        found.size
+    } else {
+        size
+    };
     let (width, patch) = (found.width, found.patch);
     let unsupported = |reason: String| Error::UnsupportedModel {
         path: file.path().to_path_buf(),

@@ -59,13 +59,6 @@ pub(super) fn push_cam(
         let on_grid;
         let (activations, gradient) = match model.token_grid_of(layer) {
             Some(g) => {
-                if matches!(method, Method::ScoreCam | Method::AblationCam) {
-                    return Err(Error::InvalidRequest(format!(
-                        "{}: not yet at a transformer's token layer `{}`",
-                        method.name(),
-                        t.name
-                    )));
-                }
                 let gather = |name: &str, from: &wgpu::Buffer, steps: &mut Steps| {
                     let to = ctx.storage(name, u64::from(pixels * channels) * 4 * cap)?;
                     let (tokens, prefix) = (t.width, g.prefix);

@@ -24,7 +24,12 @@ impl LayerMethod for AblationCam {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
         let main = inputs.forward;
         let model = main.model();
-        let (pixels, channels) = (inputs.pixels, inputs.channels);
+        // The ablated tensor is the layer's own: at a transformer's token layer every token,
+        // the prefix tokens too, as the reference's `AblationLayerVit` ablates a channel of the
+        // untransformed activations (the map then weighs the patch tokens' grid).
+        let layer = &model.tensors[inputs.layer];
+        let (pixels, channels) = (layer.height * layer.width, inputs.channels);
+        let activations = main.tensor(model.activations_of(inputs.layer));
         let first_op = model
             .ops
             .iter()
@@ -42,7 +47,7 @@ impl LayerMethod for AblationCam {
         steps.push(
             ctx,
             launch::CamMinMax {
-                map: inputs.activations,
+                map: activations,
                 stats: &stats,
             },
             move |s| CamMinMaxParams {
@@ -61,7 +66,7 @@ impl LayerMethod for AblationCam {
             ctx,
             launch::Ablate {
                 cursor: &cursor,
-                activations: inputs.activations,
+                activations,
                 stats: &stats,
                 ablated: &ablated,
             },

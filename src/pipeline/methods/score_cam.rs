@@ -23,8 +23,9 @@ impl LayerMethod for ScoreCam {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
         let main = inputs.forward;
         let model = main.model();
-        let layer = &model.tensors[inputs.layer];
-        let (in_h, in_w, channels) = (layer.height, layer.width, layer.channels);
+        // A token layer's map is its patch grid (inputs.activations holds the patch tokens).
+        let (in_h, in_w) = model.cam_grid_of(inputs.layer);
+        let channels = inputs.channels;
         let input = &model.tensors[model.input];
         let size = input.height;
         let stats = ctx.storage("score_stats", u64::from(channels) * 8 * inputs.capacity)?;
