@@ -1,6 +1,7 @@
 //! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
 //! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small, a two-block DeiT III
-//! (LayerScale, a position embedding of the patches only) and a two-block torchvision
+//! (LayerScale, a position embedding of the patches only), a two-block ViT with timm's mean-pooled
+//! head (`global_pool="avg"`, `fc_norm`), a two-block torchvision
 //! `VisionTransformer` (torchvision's names), and Score-CAM and Ablation-CAM (the reference's
 //! `AblationLayerVit`) on a one-block torchvision ViT, the weights
 //! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
@@ -36,7 +37,8 @@ fn check(arch: &str) {
     assert!(
         tensors
             .keys()
-            .any(|k| k.ends_with(&format!(".{default_layer}"))),
+            .any(|k| k.ends_with(&format!(".{default_layer}"))
+                || k.contains(&format!(".{default_layer}.c"))),
         "{arch}: the fixture explains the default layer {default_layer}"
     );
 
@@ -128,4 +130,9 @@ fn deit3_custom_vit_equals_the_reference() {
 #[test]
 fn score_cam_and_ablation_cam_at_token_layers_equal_the_reference() {
     check("vit_probe");
+}
+
+#[test]
+fn mean_pooled_vit_equals_the_reference() {
+    check("vit_avg");
 }

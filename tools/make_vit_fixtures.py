@@ -85,6 +85,13 @@ ARCHS = {
         VIT,
         [("gradcam", "blocks.1.norm1", None), ("gradcam++", "blocks.0.norm1", "other")],
     ),
+    # timm's mean-pooled head (global_pool="avg": fc_norm and head on the patch tokens' mean,
+    # no final norm), two blocks: recognised as a custom timm ViT.
+    "vit_avg": (
+        timm_model("vit_tiny_patch16_224", depth=2, global_pool="avg"),
+        VIT,
+        [("gradcam", "blocks.1", None), ("layercam", "blocks.1.norm1", "other")],
+    ),
     # torchvision's names (`class_token`, `encoder.layers.encoder_layer_N.ln_1`,
     # `self_attention.in_proj_weight`, ...) on a custom two-block model.
     "vision_transformer": (
@@ -106,7 +113,7 @@ ARCHS = {
 }
 
 # The architecture each fixture's model is recognised as, where it is not the fixture's name.
-RECOGNISED = {"vit_probe": "vision_transformer"}
+RECOGNISED = {"vit_probe": "vision_transformer", "vit_avg": "vit"}
 
 
 def cam_class(method):

@@ -241,6 +241,27 @@ def test_torch_module_through_its_state_dict():
     np.testing.assert_allclose(res.logits, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
+def test_vision_transformer_module_through_its_state_dict():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    module = torchvision.models.VisionTransformer(
+        image_size=64, patch_size=16, num_layers=2, num_heads=1, hidden_dim=64, mlp_dim=128,
+        num_classes=7,
+    ).eval()
+    with torch.no_grad():
+        module.class_token.normal_(0, 0.02)
+    e = gradcam.Engine(model=module)
+    assert e.architecture == "vision_transformer"
+    assert e.input_size == 64
+    assert e.default_layer == "encoder.layers.encoder_layer_1.ln_1"
+    pixels = _square(64)
+    res = e.explain([pixels], layer="encoder.layers.encoder_layer_0.ln_1")
+    assert res.cam.shape == (1, 64, 64)
+    want = _torch_logits(module, pixels, *e.normalization)
+    np.testing.assert_allclose(res.logits, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
 def test_torch_module_no_builder_knows_goes_through_onnx():
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")

@@ -180,6 +180,17 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                     count: select.count,
                 });
             }
+            Op::PatchGrid(grid) => {
+                let input = pass.planned(node.inputs[0])?;
+                let (_, _, channels) = graph.shape(node.inputs[0]);
+                pass.vec4_channels(node, channels)?;
+                let output = pass.emit_tensor(node.output);
+                pass.out.ops.push(model::Op::PatchGrid {
+                    input,
+                    output,
+                    prefix: grid.prefix,
+                });
+            }
             Op::Scale(scale) => pass.elementwise(node, Some(Affine::Scale(scale)))?,
             Op::MaxPool(pool) => {
                 let input = pass.planned(node.inputs[0])?;

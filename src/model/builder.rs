@@ -542,6 +542,21 @@ impl<'a> Builder<'a> {
         )
     }
 
+    /// Appends the patch tokens of token sequence `input` as their map (the graph's token grid:
+    /// [`Builder::token_grid`] first), the prefix tokens dropped; returns it, named `name`.
+    pub fn patch_grid(&mut self, input: usize, name: &str) -> Result<usize> {
+        let grid = self
+            .graph
+            .token_grid
+            .ok_or_else(|| self.unsupported("patch tokens without a token grid".into()))?;
+        let op = ops::PatchGrid {
+            prefix: grid.prefix,
+            height: grid.height,
+            width: grid.width,
+        };
+        self.graph.push(name, Op::PatchGrid(op), &[input], name)
+    }
+
     /// Loads the linear layers `heads` (`[classes, channels]` each), each reading its own
     /// token of `input` (the first tokens side by side, [`Builder::select_tokens`]), and appends
     /// the mean of their outputs as one linear layer (DeiT's class and distillation heads);

@@ -402,6 +402,15 @@ pub enum Op {
         /// Tokens taken.
         count: u32,
     },
+    /// A token sequence's patch tokens as their map, the `prefix` tokens before them dropped.
+    PatchGrid {
+        /// Input tensor (1×tokens×channels).
+        input: usize,
+        /// Output tensor (h×w×channels).
+        output: usize,
+        /// Tokens dropped.
+        prefix: u32,
+    },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
         /// Index into [`Model::linears`].
@@ -429,6 +438,7 @@ impl Op {
             | Op::TokenEmbed { output, .. }
             | Op::Attention { output, .. }
             | Op::SelectTokens { output, .. }
+            | Op::PatchGrid { output, .. }
             | Op::Linear { output, .. } => output,
         }
     }
@@ -465,6 +475,7 @@ impl Op {
             | Op::TokenEmbed { input, .. }
             | Op::Attention { input, .. }
             | Op::SelectTokens { input, .. }
+            | Op::PatchGrid { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }

@@ -9,9 +9,10 @@
 //! `mlp.0` with GELU, `mlp.fc2` / `mlp.3` plus the residual; the final `norm` / `encoder.ln`
 //! and the head `head` / `heads.head` on the class token (DeiT's distilled models: the mean of
 //! `head` on the class token and `head_dist` on the distillation token, as timm evaluates
-//! them). LayerScale (`ls1.gamma`, `ls2.gamma`: DeiT III), `patch_embed.norm` and `norm_pre`
-//! where the file has them; normalised queries and keys, mean- or attention-pooled heads and
-//! register tokens are refused. LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
+//! them; with timm's `global_pool="avg"`, `fc_norm` and `head` on the patch tokens' mean).
+//! LayerScale (`ls1.gamma`, `ls2.gamma`: DeiT III), `patch_embed.norm` and `norm_pre` where the
+//! file has them; normalised queries and keys, attention-pooled heads and register tokens are
+//! refused. LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
 //! but ViT-H). Width, depth, patch and input size are read from the file; a file of another
 //! shape than the named variants is a custom `vit` (timm) or `vision_transformer`
 //! (torchvision), built as it is.
@@ -356,7 +357,6 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     let unsupported_part = [
         ("q_norm.", "normalised queries"),
         ("k_norm.", "normalised keys"),
-        ("fc_norm.", "a mean-pooled head"),
         ("attn_pool.", "an attention-pooled head"),
         ("reg_token", "register tokens"),
     ]
@@ -428,10 +428,23 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         };
         g.layer(&b, x);
     }
+    // timm's `global_pool="avg"`: the head reads the patch tokens' mean through `fc_norm`, and
+    // the final `norm` is the identity (absent from the file).
+    let mean_pooled = naming == Naming::Timm && file.shape("fc_norm.weight").is_some();
     let norm = naming.final_norm();
-    let x = g.layer_norm(norm, EPS, x, norm)?;
-    g.layer(norm, x);
-    let logits = if found.distilled {
+    let x = if mean_pooled && file.shape(&format!("{norm}.weight")).is_none() {
+        x
+    } else {
+        let x = g.layer_norm(norm, EPS, x, norm)?;
+        g.layer(norm, x);
+        x
+    };
+    let logits = if mean_pooled {
+        let patches = g.patch_grid(x, "patch_tokens")?;
+        let pooled = g.global_avg_pool(patches)?;
+        let pooled = g.layer_norm("fc_norm", EPS, pooled, "fc_norm")?;
+        g.linear(naming.head(), pooled, Activation::None, "logits")?
+    } else if found.distilled {
         let tokens = g.select_tokens(2, x, "head_tokens")?;
         g.mean_of_heads(&["head", "head_dist"], tokens, "logits")?
     } else {

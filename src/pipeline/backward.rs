@@ -553,6 +553,7 @@ impl BackwardPlan {
                 | Op::TokenEmbed { input, output, .. }
                 | Op::Attention { input, output, .. }
                 | Op::SelectTokens { input, output, .. }
+                | Op::PatchGrid { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Concat { ref inputs, output } => {
                     reach[output] |= inputs.iter().any(|&i| reach[i])
@@ -825,6 +826,25 @@ impl BackwardPlan {
                             tokens: (count, tokens),
                             first: (0, 0),
                             count,
+                            grad_out,
+                            grad_in,
+                            extra,
+                        }
+                    })?
+                }
+                Op::PatchGrid {
+                    input,
+                    output,
+                    prefix,
+                } => {
+                    let (tokens, channels) =
+                        (model.tensors[input].width, model.tensors[input].channels);
+                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
+                        GradStep::TokenRows {
+                            channels,
+                            tokens: (tokens - prefix, tokens),
+                            first: (0, prefix),
+                            count: tokens - prefix,
                             grad_out,
                             grad_in,
                             extra,

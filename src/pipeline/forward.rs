@@ -1400,6 +1400,34 @@ pub(super) fn push_op(
                 )
                 .into()
         }
+        Op::PatchGrid {
+            input,
+            output,
+            prefix,
+        } => {
+            let (in_tokens, channels4) = (t[input].width, t[input].channels / 4);
+            let patches = in_tokens - prefix;
+            steps
+                .push(
+                    ctx,
+                    launch::TokenRows {
+                        input: &tensors[input],
+                        extra: &tensors[input],
+                        output: &tensors[output],
+                    },
+                    move |s| TokenRowsParams {
+                        batch: s.images,
+                        channels4,
+                        in_tokens,
+                        out_tokens: patches,
+                        in_first: prefix,
+                        out_first: 0,
+                        count: patches,
+                        add_extra: 0,
+                    },
+                )
+                .into()
+        }
         Op::SelectTokens {
             input,
             output,

@@ -85,7 +85,8 @@ pub struct Common {
     /// Weights: safetensors, as `safetensors.torch.save_file(model.state_dict(), FILE)` writes
     /// them, of an architecture the engine knows (ResNet, ResNeXt, Wide-ResNet, VGG-16,
     /// MobileNetV2/V3, DenseNet, EfficientNet, EfficientNet-Lite, RegNet, ConvNeXt, Inception-v3,
-    /// Xception), recognised from the tensors; or an ONNX file (`.onnx`). Default: the built-in
+    /// Xception, timm's ViT and DeiT, torchvision's ViT), recognised from the tensors; or an ONNX
+    /// file (`.onnx`). Default: the built-in
     /// ImageNet EfficientNet-Lite0.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,

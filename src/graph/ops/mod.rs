@@ -19,6 +19,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod max_pool;
 pub mod mul;
+pub mod patch_grid;
 pub mod scale;
 pub mod select_tokens;
 pub mod token_embed;
@@ -36,6 +37,7 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use max_pool::MaxPool;
 pub use mul::Mul;
+pub use patch_grid::PatchGrid;
 pub use scale::Scale;
 pub use select_tokens::SelectTokens;
 pub use token_embed::TokenEmbed;
@@ -114,6 +116,8 @@ pub enum Op {
     Attention(Attention),
     /// See [`SelectTokens`].
     SelectTokens(SelectTokens),
+    /// See [`PatchGrid`].
+    PatchGrid(PatchGrid),
 }
 
 macro_rules! dispatch {
@@ -135,6 +139,7 @@ macro_rules! dispatch {
             Op::TokenEmbed($op) => $body,
             Op::Attention($op) => $body,
             Op::SelectTokens($op) => $body,
+            Op::PatchGrid($op) => $body,
         }
     };
 }
