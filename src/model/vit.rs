@@ -492,3 +492,148 @@ pub const TORCHVISION: Family = Family {
     candidates: |file| candidates(file, &TORCHVISION_VARIANTS),
     build: |file, i, size| build(file, &TORCHVISION_VARIANTS[i], size),
 };
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+
+    use crate::model::Model;
+
+    /// A one-block timm ViT of width 64 on 32² inputs (2×2 patches of 16), its tensors `extra`
+    /// added and `drop` left out; values small and finite.
+    fn timm_file(extra: &[(&str, Vec<usize>)], drop: &[&str]) -> Vec<u8> {
+        let c = 64;
+        let mut tensors: BTreeMap<String, Vec<usize>> = [
+            ("cls_token", vec![1, 1, c]),
+            ("pos_embed", vec![1, 5, c]),
+            ("patch_embed.proj.weight", vec![c, 3, 16, 16]),
+            ("patch_embed.proj.bias", vec![c]),
+            ("blocks.0.norm1.weight", vec![c]),
+            ("blocks.0.norm1.bias", vec![c]),
+            ("blocks.0.attn.qkv.weight", vec![3 * c, c]),
+            ("blocks.0.attn.qkv.bias", vec![3 * c]),
+            ("blocks.0.attn.proj.weight", vec![c, c]),
+            ("blocks.0.attn.proj.bias", vec![c]),
+            ("blocks.0.norm2.weight", vec![c]),
+            ("blocks.0.norm2.bias", vec![c]),
+            ("blocks.0.mlp.fc1.weight", vec![2 * c, c]),
+            ("blocks.0.mlp.fc1.bias", vec![2 * c]),
+            ("blocks.0.mlp.fc2.weight", vec![c, 2 * c]),
+            ("blocks.0.mlp.fc2.bias", vec![c]),
+            ("norm.weight", vec![c]),
+            ("norm.bias", vec![c]),
+            ("head.weight", vec![10, c]),
+            ("head.bias", vec![10]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        for (name, shape) in extra {
+            tensors.insert(name.to_string(), shape.clone());
+        }
+        for name in drop {
+            tensors.remove(*name);
+        }
+        let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let values: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+                (name, shape, bytemuck::cast_slice(&values).to_vec())
+            })
+            .collect();
+        let views: Vec<(&str, TensorView)> = data
+            .iter()
+            .map(|(name, shape, bytes)| {
+                let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("view");
+                (name.as_str(), view)
+            })
+            .collect();
+        serialize(views, None).expect("serialize")
+    }
+
+    fn load(bytes: Vec<u8>) -> crate::Result<Model> {
+        Model::from_bytes(Path::new("vit.safetensors"), bytes)
+    }
+
+    #[test]
+    fn a_custom_timm_vit_builds_with_its_token_grid() {
+        let model = load(timm_file(&[], &[])).expect("builds");
+        assert_eq!(model.architecture, "vit");
+        assert_eq!(model.input_size, 32);
+        assert_eq!(model.default_layer, "blocks.0.norm1");
+        let grid = model.token_grid.expect("token grid");
+        assert_eq!((grid.prefix, grid.height, grid.width), (1, 2, 2));
+        let layer = model
+            .target_layers
+            .iter()
+            .find(|(n, _)| n == "blocks.0.norm1")
+            .map(|(_, t)| *t)
+            .expect("layer");
+        assert_eq!(model.cam_grid_of(layer), (2, 2));
+        assert_eq!(model.mean, [0.5; 3]);
+    }
+
+    #[test]
+    fn layer_scale_and_a_patch_only_position_embedding_build() {
+        let ls = [
+            ("blocks.0.ls1.gamma", vec![64]),
+            ("blocks.0.ls2.gamma", vec![64]),
+            ("pos_embed", vec![1, 4, 64]),
+        ];
+        let model = load(timm_file(&ls, &[])).expect("builds");
+        assert_eq!(model.input_size, 32);
+    }
+
+    #[test]
+    fn malformed_files_are_one_line_errors() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (timm_file(&[], &["pos_embed"]), "pos_embed"),
+            (
+                timm_file(&[("pos_embed", vec![1, 5, 32])], &[]),
+                "pos_embed",
+            ),
+            (
+                timm_file(&[("blocks.0.attn.q_norm.weight", vec![64])], &[]),
+                "normalised queries",
+            ),
+            (
+                timm_file(&[("reg_token", vec![1, 4, 64])], &[]),
+                "register tokens",
+            ),
+            (
+                timm_file(&[("cls_token", vec![1, 1, 48])], &[]),
+                "heads of 64 channels",
+            ),
+            (timm_file(&[], &["blocks.0.attn.qkv.bias"]), "qkv.bias"),
+            (
+                timm_file(&[("patch_embed.proj.weight", vec![64, 3, 0, 0])], &[]),
+                "patch 0",
+            ),
+        ];
+        for (bytes, what) in cases {
+            let message = load(bytes).expect_err(what).to_string();
+            assert!(message.contains(what), "{what}: {message}");
+            assert!(!message.contains('\n'), "one line: {message}");
+        }
+    }
+
+    #[test]
+    fn a_named_variant_checks_the_files_shape() {
+        let arch = crate::model::Arch::parse("vit_tiny_patch16_224").expect("arch");
+        let message = Model::from_bytes_as(
+            Path::new("vit.safetensors"),
+            timm_file(&[], &[]),
+            Some(arch),
+        )
+        .expect_err("a tiny ViT is 192 wide")
+        .to_string();
+        assert!(
+            message.contains("vit_tiny_patch16_224 has embedding 192"),
+            "{message}"
+        );
+    }
+}
