@@ -1,6 +1,7 @@
 // The class activation map at the target layer's resolution:
 //   grid[n, p] = max(sum_k weights[n, k] * activations[n, p, k], 0)
-// where weights are the spatial means of the gradient (global_avg_pool over the gradient).
+// (the ReLU left out when `relu` is 0: CAM) where weights are per channel and image (Grad-CAM:
+// the spatial means of the gradient; CAM: the classifier's weights of the target class).
 //
 // Kept in sync with src/gpu/params.rs (`CamCombineParams`).
 #import index
@@ -9,7 +10,8 @@ struct Params {
     batch: u32,
     pixels: u32,
     channels: u32,
-    _pad: u32,
+    // 1: ReLU of the sum.
+    relu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -36,5 +38,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var k = 0u; k < c4; k++) {
         acc += weights[w + k] * activations[a + k];
     }
-    grid[id] = max((acc.x + acc.y) + (acc.z + acc.w), 0.0);
+    let sum = (acc.x + acc.y) + (acc.z + acc.w);
+    if params.relu != 0u {
+        grid[id] = max(sum, 0.0);
+    } else {
+        grid[id] = sum;
+    }
 }

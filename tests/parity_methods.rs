@@ -74,7 +74,13 @@ fn check(arch: &str, all_methods: bool) {
             .push((key.clone(), target));
     }
     let methods: std::collections::BTreeSet<&str> = groups.keys().map(|k| k.2.as_str()).collect();
-    for method in Method::ALL.iter().filter(|_| all_methods) {
+    // pytorch-grad-cam's methods (CAM's reference is torch-cam: tests/parity_torchcam.rs).
+    let pytorch_grad_cam = |m: &&Method| m.reference_library() == "grad-cam";
+    for method in Method::ALL
+        .iter()
+        .filter(|_| all_methods)
+        .filter(pytorch_grad_cam)
+    {
         assert!(
             methods.contains(method.name()),
             "{arch}: the fixture has no {method}"
@@ -211,4 +217,68 @@ fn methods_without_a_gradient_run_no_backward_pass() {
     assert!(eigen.target_gradient_buffer().is_none());
     assert!(grad.target_gradient_buffer().is_some());
     assert!(eigen.gpu_bytes() < grad.gpu_bytes());
+}
+
+/// CAM against torch-cam's `CAM` (tools/make_torchcam_fixtures.py, torch-cam being its
+/// reference): the map at the layer's resolution (`cam_grid`, what `--raw` writes) within 1e-4
+/// of torch-cam's normalised map, on seeded ResNet-18 and DenseNet-121 (whose `features.norm5`
+/// `F.relu` overwrites in place before the pool), for the predicted class and another. CAM
+/// elsewhere than the pool's input, or on a network without that head, is a one-line error.
+#[test]
+fn cam_equals_torch_cam() {
+    let fx = fixtures("methods/torchcam");
+    let meta = fixture_metadata("methods/torchcam");
+    let weights: BTreeMap<String, String> =
+        serde_json::from_str(&meta["weights"]).expect("weights map");
+    let classes: BTreeMap<String, u32> =
+        serde_json::from_str(&meta["classes"]).expect("classes map");
+    for (arch, fixture) in &weights {
+        let arch_meta = fixture_metadata(fixture);
+        let model = reference_model(arch, &arch_meta);
+        let (mean, std) = (floats(&arch_meta["mean"]), floats(&arch_meta["std"]));
+        let input = normalized(&fixtures(fixture)["image"], &mean, &std);
+        let engine = Engine::new(ctx(), model);
+        let prefix = format!("{arch}.cam.");
+        let mut keys: Vec<&String> = fx.keys().filter(|k| k.starts_with(&prefix)).collect();
+        keys.sort();
+        assert_eq!(keys.len(), 2, "{arch}: two classes");
+        for key in keys {
+            let (layer, _) = key[prefix.len()..].rsplit_once('.').expect("layer.target");
+            let mut explainer = engine
+                .explainer(
+                    1,
+                    ExplainOptions {
+                        method: Method::Cam,
+                        layer: layer.to_string(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            let target = Target::Class(classes[key.as_str()]);
+            explainer.upload_input(&input, &[target]).expect("upload");
+            explainer.run().expect("run");
+            let result = explainer.read(Readback::ALL).expect("read").remove(0);
+            let grid = result.cam_grid.expect("cam_grid");
+            let d = max_abs_diff(&grid, &fx[key.as_str()].data);
+            eprintln!("{key}: cam_grid within {d:.2e} of torch-cam");
+            assert!(d <= 1e-4, "{key}: cam_grid differs by {d}");
+            assert!(result.cam.expect("cam").iter().all(|v| v.is_finite()));
+        }
+        if arch == "resnet18" {
+            let error = engine
+                .explainer(
+                    1,
+                    ExplainOptions {
+                        method: Method::Cam,
+                        layer: "layer3".into(),
+                        ..Default::default()
+                    },
+                )
+                .err()
+                .map(|e| e.to_string())
+                .expect("cam at layer3 is an error");
+            assert!(error.contains("reads, `layer4`, and no other"), "{error}");
+            assert!(!error.contains('\n'));
+        }
+    }
 }

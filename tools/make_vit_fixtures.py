@@ -24,7 +24,8 @@ tests/fixtures/vit/<arch>.safetensors
                                              run by more than 1e-5
     cam.eigencam.<...>.neg    f32 [S, S]     Eigen-CAM with the principal component's other sign
                                              (the projection negated before the ReLU), as valid
-  metadata: arch (the architecture the engine recognises), seed, classes (the predicted class), mean, std, prefix (prefix tokens), grid,
+  metadata: arch (the architecture the engine recognises), seed, header (for a custom shape: the
+  JSON of its weights file's own metadata, {"num_heads": "N"}), classes (the predicted class), mean, std, prefix (prefix tokens), grid,
   and manifest: the JSON list of [name, shape, dtype] of every state_dict() entry, in order.
 """
 import copy
@@ -79,10 +80,11 @@ ARCHS = {
         [("gradcam", "blocks.11.norm1", None), ("gradcam", "blocks.8.norm1", "other")],
     ),
     # DeiT III's LayerScale (`ls1.gamma`, `ls2.gamma`) and position embedding of the patches
-    # only (`no_embed_class`), two blocks: recognised as a custom timm ViT.
+    # only (`no_embed_class`), two blocks: recognised as a custom timm ViT, normalised as a
+    # DeiT III (ImageNet's statistics).
     "vit": (
         timm_model("deit3_small_patch16_224", depth=2),
-        VIT,
+        IMAGENET,
         [("gradcam", "blocks.1.norm1", None), ("gradcam++", "blocks.0.norm1", "other")],
     ),
     # timm's mean-pooled head (global_pool="avg": fc_norm and head on the patch tokens' mean,
@@ -114,6 +116,16 @@ ARCHS = {
 
 # The architecture each fixture's model is recognised as, where it is not the fixture's name.
 RECOGNISED = {"vit_probe": "vision_transformer", "vit_avg": "vit"}
+# Custom shapes (no listed variant): their weights file says how many heads they have, as
+# gradcam.Engine(model=...) writes it (the fixture's `header`).
+CUSTOM = {"vit", "vision_transformer"}
+
+
+def num_heads(model):
+    for m in model.modules():
+        if hasattr(m, "num_heads"):
+            return int(m.num_heads)
+    raise ValueError("no attention module")
 
 
 def cam_class(method):
@@ -222,6 +234,8 @@ def main(names):
             "grid": str(grid),
             "manifest": json.dumps(manifest),
         }
+        if RECOGNISED.get(name, name) in CUSTOM:
+            metadata["header"] = json.dumps({"num_heads": str(num_heads(model))})
         path = os.path.join(OUT, f"{name}.safetensors")
         save_file(out, path, metadata=metadata)
         top = torch.topk(logits, 5)

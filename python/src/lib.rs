@@ -108,19 +108,21 @@ fn rgb_array(py: Python<'_>, width: u32, height: u32, rgb: Vec<u8>) -> Py<PyArra
 /// it, otherwise from an ONNX export of the module (with its module paths as layer names).
 fn module_model(module: &Bound<'_, PyAny>, options: &LoadOptions) -> PyResult<Model> {
     let py = module.py();
-    let class: String = module.getattr("__class__")?.getattr("__name__")?.extract()?;
+    let class: String = module
+        .getattr("__class__")?
+        .getattr("__name__")?
+        .extract()?;
     let state = state_dict_bytes(module)?;
     let name = PathBuf::from(format!("<{class} state dict>.safetensors"));
     let from_state = py.detach(|| Model::from_bytes_with(&name, state, options));
-    let first = match from_state {
-        Ok(model) => return Ok(model),
-        Err(e @ (engine::Error::UnsupportedModel { .. } | engine::Error::WeightsFormat { .. }))
-            if options.arch.is_none() =>
-        {
-            e
-        }
-        Err(e) => return Err(to_py(e)),
-    };
+    let first =
+        match from_state {
+            Ok(model) => return Ok(model),
+            Err(
+                e @ (engine::Error::UnsupportedModel { .. } | engine::Error::WeightsFormat { .. }),
+            ) if options.arch.is_none() => e,
+            Err(e) => return Err(to_py(e)),
+        };
     let size = options.input_size.unwrap_or(224);
     let onnx = onnx_bytes(module, size)?;
     let name = PathBuf::from(format!("<{class} ONNX export>.onnx"));
@@ -134,8 +136,22 @@ fn module_model(module: &Bound<'_, PyAny>, options: &LoadOptions) -> PyResult<Mo
         })
 }
 
+/// The `num_heads` of the first of `module`'s submodules that has one (an attention's: a vision
+/// transformer's head count, which its state dict does not hold).
+fn num_heads(module: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
+    for m in module.call_method0("modules")?.try_iter()? {
+        let m = m?;
+        if let Ok(heads) = m.getattr("num_heads") {
+            if let Ok(heads) = heads.extract::<u32>() {
+                return Ok(Some(heads));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// `module.state_dict()` as a safetensors file in memory: floating tensors as float32, the
-/// others (BatchNorm's counters) as int64.
+/// others (BatchNorm's counters) as int64; a transformer's head count as `num_heads` metadata.
 fn state_dict_bytes(module: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let state = module.call_method0("state_dict")?;
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -162,7 +178,8 @@ fn state_dict_bytes(module: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
                 .map_err(|e| PyValueError::new_err(format!("state dict tensor `{name}`: {e}")))
         })
         .collect::<PyResult<Vec<_>>>()?;
-    serialize(views, None).map_err(|e| PyValueError::new_err(format!("state dict: {e}")))
+    let metadata = num_heads(module)?.map(|h| [("num_heads".to_string(), h.to_string())].into());
+    serialize(views, metadata).map_err(|e| PyValueError::new_err(format!("state dict: {e}")))
 }
 
 /// `module` exported to ONNX in memory, in eval mode, for a `[batch, 3, size, size]` input with a
@@ -188,16 +205,24 @@ fn onnx_bytes(module: &Bound<'_, PyAny>, size: u32) -> PyResult<Vec<u8>> {
         kwargs.set_item("opset_version", 17)?;
         kwargs.set_item("dynamo", dynamo)?;
         if dynamo {
-            let batch = torch.getattr("export")?.getattr("Dim")?.getattr("DYNAMIC")?;
+            let batch = torch
+                .getattr("export")?
+                .getattr("Dim")?
+                .getattr("DYNAMIC")?;
             kwargs.set_item("dynamic_shapes", ([(0, batch)].into_py_dict(py)?,))?;
         } else {
-            let axes = [("input", [(0, "batch")].into_py_dict(py)?), ("logits", [(0, "batch")].into_py_dict(py)?)]
-                .into_py_dict(py)?;
+            let axes = [
+                ("input", [(0, "batch")].into_py_dict(py)?),
+                ("logits", [(0, "batch")].into_py_dict(py)?),
+            ]
+            .into_py_dict(py)?;
             kwargs.set_item("dynamic_axes", axes)?;
         }
-        torch
-            .getattr("onnx")?
-            .call_method("export", (module, (&dummy,), &buffer), Some(&kwargs))?;
+        torch.getattr("onnx")?.call_method(
+            "export",
+            (module, (&dummy,), &buffer),
+            Some(&kwargs),
+        )?;
         Ok(())
     };
     // The TorchScript exporter warns that it is deprecated: the engine's choice, not the user's.
@@ -261,12 +286,14 @@ impl Engine {
             )));
         }
         if weights.is_some() && model.is_some() {
-            return Err(PyValueError::new_err(
-                "weights and model: give one of them",
-            ));
+            return Err(PyValueError::new_err("weights and model: give one of them"));
         }
         let options = LoadOptions {
-            arch: arch.as_deref().map(Arch::parse).transpose().map_err(to_py)?,
+            arch: arch
+                .as_deref()
+                .map(Arch::parse)
+                .transpose()
+                .map_err(to_py)?,
             input_size,
             mean,
             std,

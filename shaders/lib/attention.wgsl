@@ -1,6 +1,7 @@
 // Shared by the self-attention kernels (src/graph/ops/attention.rs): the parameters and the
 // layout of the QKV projection's output, token t of image b holding [q | k | v], each `heads`
-// heads of HEAD_DIM4 vec4s. One invocation per (image, head, token).
+// heads of HEAD_DIM4 vec4s. One invocation per (image, head, token), a workgroup taking
+// WORKGROUP_SIZE tokens of one image and head (`attention_item`).
 //
 // Kept in sync with src/gpu/params.rs (`AttentionParams`).
 

@@ -555,7 +555,8 @@ gpu_struct! {
         pub batch: u32,
         pub pixels: u32,
         pub channels: u32,
-        pub _pad: u32,
+        /// 1: ReLU of the sum.
+        pub relu: u32,
     }
 }
 
@@ -693,7 +694,10 @@ gpu_struct! {
     pub struct CamNormalizeParams {
         pub batch: u32,
         pub len: u32,
-        pub _pad: [u32; 2],
+        /// 1: ReLU before scaling (the stats are the ReLU'd map's).
+        pub relu: u32,
+        /// Added to the range.
+        pub eps: f32,
     }
 }
 

@@ -10,9 +10,12 @@
 //! and the head `head` / `heads.head` on the class token (DeiT's distilled models: the mean of
 //! `head` on the class token and `head_dist` on the distillation token, as timm evaluates
 //! them; with timm's `global_pool="avg"`, `fc_norm` and `head` on the patch tokens' mean).
-//! LayerScale (`ls1.gamma`, `ls2.gamma`: DeiT III), `patch_embed.norm` and `norm_pre` where the
-//! file has them; normalised queries and keys, attention-pooled heads and register tokens are
-//! refused. LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
+//! LayerScale (`ls1.gamma`, `ls2.gamma`: DeiT III, told apart by it and normalised with
+//! ImageNet's statistics) where the file has it; normalised queries, keys, attention outputs or
+//! MLPs, a LayerNorm before the blocks or after the patch embedding, pre-logits layers,
+//! attention-pooled heads and register tokens are refused. The attention's heads are 64
+//! channels wide in every listed variant; a custom shape gives its head count in the file's
+//! `num_heads` metadata. LayerNorm epsilon 1e-6, heads of 64 channels (every timm and torchvision ViT and DeiT
 //! but ViT-H). Width, depth, patch and input size are read from the file; a file of another
 //! shape than the named variants is a custom `vit` (timm) or `vision_transformer`
 //! (torchvision), built as it is.
@@ -132,6 +135,8 @@ pub struct Variant {
     size: u32,
     /// Whether it has DeiT's distillation token and head.
     distilled: bool,
+    /// Whether its blocks have LayerScale (DeiT III).
+    layer_scale: bool,
     /// Whether it normalises with ImageNet's statistics (DeiT, torchvision) rather than 0.5.
     imagenet: bool,
 }
@@ -145,7 +150,22 @@ const fn vit(name: &'static str, width: u32, depth: u32, patch: u32, size: u32) 
         patch,
         size,
         distilled: false,
+        layer_scale: false,
         imagenet: false,
+    }
+}
+
+const fn deit3(name: &'static str, width: u32, depth: u32, size: u32) -> Variant {
+    Variant {
+        name,
+        naming: Naming::Timm,
+        width,
+        depth,
+        patch: 16,
+        size,
+        distilled: false,
+        layer_scale: true,
+        imagenet: true,
     }
 }
 
@@ -158,6 +178,7 @@ const fn deit(name: &'static str, width: u32, size: u32, distilled: bool) -> Var
         patch: 16,
         size,
         distilled,
+        layer_scale: false,
         imagenet: true,
     }
 }
@@ -171,14 +192,16 @@ const fn torchvision(name: &'static str, width: u32, depth: u32, patch: u32) -> 
         patch,
         size: 224,
         distilled: false,
+        layer_scale: false,
         imagenet: true,
     }
 }
 
-/// timm's ViTs and DeiTs, then a custom timm ViT. A ViT and the DeiT of the same shape have the
-/// same tensors: the file is recognised as the ViT, whose normalisation is 0.5; `--arch deit_...`
-/// (or `--mean/--std`, or the file's `mean`/`std` metadata) gives a DeiT's ImageNet statistics.
-pub const TIMM_VARIANTS: [Variant; 22] = [
+/// timm's ViTs, DeiTs and DeiT IIIs, then a custom timm ViT. A ViT and the DeiT of the same shape
+/// have the same tensors: the file is recognised as the ViT, whose normalisation is 0.5;
+/// `--arch deit_...` (or `--mean/--std`, or the file's `mean`/`std` metadata) gives a DeiT's
+/// ImageNet statistics. A DeiT III is told apart by its LayerScale.
+pub const TIMM_VARIANTS: [Variant; 29] = [
     vit("vit_tiny_patch16_224", 192, 12, 16, 224),
     vit("vit_tiny_patch16_384", 192, 12, 16, 384),
     vit("vit_small_patch16_224", 384, 12, 16, 224),
@@ -200,6 +223,13 @@ pub const TIMM_VARIANTS: [Variant; 22] = [
     deit("deit_small_distilled_patch16_224", 384, 224, true),
     deit("deit_base_distilled_patch16_224", 768, 224, true),
     deit("deit_base_distilled_patch16_384", 768, 384, true),
+    deit3("deit3_small_patch16_224", 384, 12, 224),
+    deit3("deit3_small_patch16_384", 384, 12, 384),
+    deit3("deit3_medium_patch16_224", 512, 12, 224),
+    deit3("deit3_base_patch16_224", 768, 12, 224),
+    deit3("deit3_base_patch16_384", 768, 12, 384),
+    deit3("deit3_large_patch16_224", 1024, 24, 224),
+    deit3("deit3_large_patch16_384", 1024, 24, 384),
     vit("vit", 0, 0, 0, 224),
 ];
 
@@ -265,6 +295,9 @@ fn structure(file: &WeightFile, naming: Naming) -> Variant {
     {
         depth += 1;
     }
+    let layer_scale = file
+        .shape(&naming.part(&naming.block(0), "ls1.gamma"))
+        .is_some();
     Variant {
         name: "",
         naming,
@@ -273,14 +306,29 @@ fn structure(file: &WeightFile, naming: Naming) -> Variant {
         patch,
         size,
         distilled,
-        imagenet: distilled || naming == Naming::Torchvision,
+        layer_scale,
+        // DeiT, DeiT III and torchvision normalise with ImageNet's statistics.
+        imagenet: distilled || layer_scale || naming == Naming::Torchvision,
     }
 }
 
 /// Whether variant `v` has the structure `s`.
 fn fits(v: &Variant, s: &Variant) -> bool {
-    (v.width, v.depth, v.patch, v.size, v.distilled)
-        == (s.width, s.depth, s.patch, s.size, s.distilled)
+    (
+        v.width,
+        v.depth,
+        v.patch,
+        v.size,
+        v.distilled,
+        v.layer_scale,
+    ) == (
+        s.width,
+        s.depth,
+        s.patch,
+        s.size,
+        s.distilled,
+        s.layer_scale,
+    )
 }
 
 /// The variant of `variants` the file is: the one with its structure (the ViT where a ViT and
@@ -289,6 +337,44 @@ fn candidates(file: &WeightFile, variants: &[Variant]) -> Vec<usize> {
     let s = structure(file, variants[0].naming);
     let custom = variants.len() - 1;
     vec![variants.iter().position(|v| fits(v, &s)).unwrap_or(custom)]
+}
+
+/// The attention's heads: the file's `num_heads` metadata, else a listed variant's (heads of
+/// 64 channels). A custom shape must say: its heads are nowhere in its tensors, and a wrong count
+/// would compute another network without an error.
+fn heads(file: &WeightFile, variant: &Variant, width: u32) -> Result<u32> {
+    let unsupported = |reason: String| Error::UnsupportedModel {
+        path: file.path().to_path_buf(),
+        reason,
+    };
+    let heads = match file.header("num_heads") {
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|h| *h > 0 && width.is_multiple_of(*h))
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "header `num_heads`: `{}` does not divide the embedding of {width}",
+                    crate::one_line(text)
+                ))
+            })?,
+        None if variant.width != 0 => width / HEAD_DIM,
+        None => {
+            return Err(unsupported(format!(
+                "a ViT of a shape no listed variant has (embedding {width}) does not say how \
+                 many heads its attention has: save it with `metadata={{\"num_heads\": \"N\"}}` \
+                 (gradcam.Engine(model=...) does)"
+            )))
+        }
+    };
+    if width / heads != HEAD_DIM {
+        return Err(unsupported(format!(
+            "{heads} heads of {} channels (heads of {HEAD_DIM} run)",
+            width / heads
+        )));
+    }
+    Ok(heads)
 }
 
 /// Builds `variant` from `file` for `size`² inputs (its structure read from the file; the
@@ -359,6 +445,14 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         ("k_norm.", "normalised keys"),
         ("attn_pool.", "an attention-pooled head"),
         ("reg_token", "register tokens"),
+        (".attn.norm.", "normalised attention outputs"),
+        (".mlp.norm.", "a normalised MLP"),
+        (
+            "norm_pre.",
+            "a LayerNorm before the blocks (CLIP's, whose epsilon the file does not give)",
+        ),
+        ("patch_embed.norm.", "a normalised patch embedding"),
+        ("heads.pre_logits", "a pre-logits layer"),
     ]
     .into_iter()
     .find_map(|(part, what)| {
@@ -372,7 +466,7 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
             "`{name}`: a ViT with {what} is not supported yet"
         )));
     }
-    let heads = width / HEAD_DIM;
+    let heads = heads(file, variant, width)?;
     let mut g = Builder::new(file, size);
     let input = g.input();
     let embed = ConvSpec {
@@ -380,10 +474,7 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
         conv_bias: true,
         ..ConvSpec::new(naming.patch_embed(), None, patch, width)
     };
-    let mut patches = g.conv(&embed, input, naming.patch_embed())?;
-    if file.shape("patch_embed.norm.weight").is_some() {
-        patches = g.layer_norm("patch_embed.norm", EPS, patches, "patch_embed")?;
-    }
+    let patches = g.conv(&embed, input, naming.patch_embed())?;
     let grid = size / patch;
     let prefix: &[&str] = if found.distilled {
         &["cls_token", "dist_token"]
@@ -397,9 +488,6 @@ pub fn build(file: &WeightFile, variant: &Variant, size: u32) -> Result<Model> {
     });
     let position = naming.position();
     let mut x = g.token_embed(prefix, position, patches, position)?;
-    if file.shape("norm_pre.weight").is_some() {
-        x = g.layer_norm("norm_pre", EPS, x, "norm_pre")?;
-    }
     for i in 0..found.depth {
         let b = naming.block(i);
         let part = |timm: &str| naming.part(&b, timm);
@@ -503,8 +591,17 @@ mod tests {
     use crate::model::Model;
 
     /// A one-block timm ViT of width 64 on 32² inputs (2×2 patches of 16), its tensors `extra`
-    /// added and `drop` left out; values small and finite.
+    /// added and `drop` left out, one head; values small and finite.
     fn timm_file(extra: &[(&str, Vec<usize>)], drop: &[&str]) -> Vec<u8> {
+        timm_file_with_heads(extra, drop, Some(1))
+    }
+
+    /// [`timm_file`] with `num_heads` metadata `heads` (`None`: none).
+    fn timm_file_with_heads(
+        extra: &[(&str, Vec<usize>)],
+        drop: &[&str],
+        heads: Option<u32>,
+    ) -> Vec<u8> {
         let c = 64;
         let mut tensors: BTreeMap<String, Vec<usize>> = [
             ("cls_token", vec![1, 1, c]),
@@ -552,7 +649,8 @@ mod tests {
                 (name.as_str(), view)
             })
             .collect();
-        serialize(views, None).expect("serialize")
+        let heads = heads.map(|h| [("num_heads".to_string(), h.to_string())].into());
+        serialize(views, heads).expect("serialize")
     }
 
     fn load(bytes: Vec<u8>) -> crate::Result<Model> {
@@ -607,6 +705,26 @@ mod tests {
             (
                 timm_file(&[("cls_token", vec![1, 1, 48])], &[]),
                 "heads of 64 channels",
+            ),
+            (
+                timm_file_with_heads(&[], &[], None),
+                "does not say how many heads",
+            ),
+            (
+                timm_file_with_heads(&[], &[], Some(2)),
+                "2 heads of 32 channels",
+            ),
+            (
+                timm_file_with_heads(&[], &[], Some(3)),
+                "`3` does not divide",
+            ),
+            (
+                timm_file(&[("blocks.0.attn.norm.weight", vec![64])], &[]),
+                "normalised attention outputs",
+            ),
+            (
+                timm_file(&[("norm_pre.weight", vec![64])], &[]),
+                "a LayerNorm before the blocks",
             ),
             (timm_file(&[], &["blocks.0.attn.qkv.bias"]), "qkv.bias"),
             (

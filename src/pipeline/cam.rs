@@ -193,7 +193,8 @@ pub(super) fn push_cam(
         move |s| CamNormalizeParams {
             batch: s.images,
             len: cam_size * cam_size,
-            _pad: [0; 2],
+            relu: 1,
+            eps: 1e-7,
         },
     );
 

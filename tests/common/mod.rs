@@ -79,7 +79,14 @@ pub fn fixture_metadata(name: &str) -> HashMap<String, String> {
 pub fn reference_model(arch: &str, meta: &HashMap<String, String>) -> Model {
     let bytes = match meta["seed"].as_str() {
         "shipped" => std::fs::read(weights_path()).expect("shipped weights"),
-        seed => seeded::seeded_safetensors(&meta["manifest"], seed.parse().expect("seed")),
+        // A fixture's `header`: the JSON of the weights file's own metadata (a custom ViT's
+        // `num_heads`).
+        seed => seeded::seeded_safetensors_with(
+            &meta["manifest"],
+            seed.parse().expect("seed"),
+            meta.get("header")
+                .map(|h| serde_json::from_str(h).expect("header is a JSON map of strings")),
+        ),
     };
     let name = format!("{arch}.safetensors");
     Model::from_bytes(Path::new(&name), bytes).unwrap_or_else(|e| panic!("{arch}: {e}"))

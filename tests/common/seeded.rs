@@ -57,6 +57,15 @@ pub fn seeded_values(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
 /// A safetensors file holding every tensor of `manifest` (`[[name, shape, dtype], ...]`, as the
 /// fixture's metadata lists `state_dict()`): float tensors seeded, integer ones zero.
 pub fn seeded_safetensors(manifest: &str, seed: u64) -> Vec<u8> {
+    seeded_safetensors_with(manifest, seed, None)
+}
+
+/// [`seeded_safetensors`] with the header's `__metadata__` (`{"num_heads": "3"}`).
+pub fn seeded_safetensors_with(
+    manifest: &str,
+    seed: u64,
+    metadata: Option<HashMap<String, String>>,
+) -> Vec<u8> {
     let entries: Vec<(String, Vec<usize>, String)> =
         serde_json::from_str(manifest).expect("manifest is [[name, shape, dtype], ...]");
     let data: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = entries
@@ -85,5 +94,5 @@ pub fn seeded_safetensors(manifest: &str, seed: u64) -> Vec<u8> {
             (name.clone(), view)
         })
         .collect();
-    safetensors::serialize(&views, None).expect("serialize")
+    safetensors::serialize(&views, metadata).expect("serialize")
 }

@@ -182,8 +182,9 @@ pub struct ExplainArgs {
     /// CAM method, each equal to pytorch-grad-cam's class of that name: gradcam (GradCAM),
     /// hirescam (HiResCAM), gradcam-elementwise (GradCAMElementWise), gradcam++
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
-    /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient),
-    /// scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
+    /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient), cam
+    /// (torch-cam's CAM: the classifier's weights times the layer the global average pool reads,
+    /// no gradient; that layer only), scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
     /// one pass of the network after the layer per channel), fullgrad (FullGrad: the input
     /// gradient times the input and every bias layer's bias times its gradient, at the input;
     /// --layer does not apply), saliency (max over RGB of the input gradient's magnitude;

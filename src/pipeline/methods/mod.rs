@@ -9,6 +9,7 @@
 //! and, when it is a new reduction, its shader.
 
 mod ablation_cam;
+mod class_activation_map;
 mod eigen;
 mod eigen_cam;
 mod eigen_grad_cam;
@@ -67,6 +68,10 @@ pub enum Method {
     /// Saliency: the largest |∂logit/∂x| over the input's channels, at the input image (no
     /// pytorch-grad-cam class; Simonyan et al.'s gradient map).
     Saliency,
+    /// `CAM` (Zhou et al.; torch-cam's `CAM`): Σ_c W[class, c] A_c with the classifier's
+    /// weights, at the layer the global average pool before it reads; no gradient, no ReLU,
+    /// min-max normalised at the layer.
+    Cam,
     /// `FullGrad`: at the input image, the sum of |∂T/∂x ⊙ x| per input channel and of
     /// |b_c ∂T/∂z_c| for every channel of every bias layer z (BatchNorm, or a conv with a bias),
     /// each min-max scaled and resized; one final scaling, no ReLU (target layers do not apply).
@@ -85,6 +90,7 @@ impl Method {
         Method::EigenCam,
         Method::EigenGradCam,
         Method::Fem,
+        Method::Cam,
         Method::ScoreCam,
         Method::AblationCam,
         Method::FullGrad,
@@ -103,6 +109,7 @@ impl Method {
             Method::EigenCam => "eigencam",
             Method::EigenGradCam => "eigengradcam",
             Method::Fem => "fem",
+            Method::Cam => "cam",
             Method::ScoreCam => "scorecam",
             Method::AblationCam => "ablationcam",
             Method::Saliency => "saliency",
@@ -110,7 +117,8 @@ impl Method {
         }
     }
 
-    /// pytorch-grad-cam's class computing the same map.
+    /// The reference's class computing the same map: pytorch-grad-cam's, torch-cam's for CAM
+    /// ([`Method::reference_library`]).
     pub fn reference(self) -> &'static str {
         match self {
             Method::GradCam => "GradCAM",
@@ -122,10 +130,20 @@ impl Method {
             Method::EigenCam => "EigenCAM",
             Method::EigenGradCam => "EigenGradCAM",
             Method::Fem => "FEM",
+            Method::Cam => "CAM",
             Method::ScoreCam => "ScoreCAM",
             Method::AblationCam => "AblationCAM",
             Method::Saliency => "Saliency",
             Method::FullGrad => "FullGrad",
+        }
+    }
+
+    /// The Python package whose class [`Method::reference`] names (PyPI): `grad-cam`
+    /// (pytorch-grad-cam), or `torchcam` for CAM, which pytorch-grad-cam does not have.
+    pub fn reference_library(self) -> &'static str {
+        match self {
+            Method::Cam => "torchcam",
+            _ => "grad-cam",
         }
     }
 
@@ -146,6 +164,7 @@ impl Method {
             Method::EigenCam => &eigen_cam::EigenCam,
             Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
             Method::Fem => &fem::Fem,
+            Method::Cam => &class_activation_map::ClassActivationMap,
             Method::ScoreCam => &score_cam::ScoreCam,
             Method::AblationCam => &ablation_cam::AblationCam,
             Method::Saliency => &saliency::Saliency,
@@ -320,7 +339,7 @@ fn weighted_sum(
             batch: s.images,
             pixels,
             channels,
-            _pad: 0,
+            relu: 1,
         },
     );
     Ok(0)
