@@ -1,22 +1,30 @@
 //! Vision transformers against pytorch-grad-cam run as its ViT tutorial runs it
-//! (tools/make_vit_fixtures.py): seeded timm ViT-Tiny, distilled DeiT-Small, a two-block DeiT III
-//! (LayerScale, a position embedding of the patches only), a two-block ViT with timm's mean-pooled
-//! head (`global_pool="avg"`, `fc_norm`), a two-block torchvision
-//! `VisionTransformer` (torchvision's names), and Score-CAM and Ablation-CAM (the reference's
-//! `AblationLayerVit`) on a one-block torchvision ViT, the weights
-//! regenerated from the fixture's manifest; logits within 1e-4 of the largest and the same
-//! top-5, and each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM at two blocks'
-//! `norm1`, the prefix tokens dropped and the patch tokens laid on their grid) within 1e-4. The
-//! file is recognised as its architecture with no hint.
+//! (tools/make_vit_fixtures.py), the weights regenerated from the fixture's manifest: seeded timm
+//! ViT-Tiny, distilled DeiT-Small, a two-block DeiT III (LayerScale, a position embedding of the
+//! patches only), a two-block ViT with timm's mean-pooled head (`global_pool="avg"`, `fc_norm`),
+//! a two-block torchvision `VisionTransformer` (torchvision's names), and Score-CAM and
+//! Ablation-CAM (the reference's `AblationLayerVit`) on a one-block torchvision ViT. Logits
+//! within 1e-4 of the largest and the same top-5; each CAM (Grad-CAM, Grad-CAM++, XGrad-CAM,
+//! LayerCAM, Eigen-CAM at two blocks, the prefix tokens dropped and the patch tokens laid on
+//! their grid) within 1e-4. The file is recognised as its architecture with no hint. The
+//! attention's key-tiled variant is forced and checked the same way.
 
 mod common;
 
 use common::{
     ctx, fixture_metadata, fixtures, floats, max_abs_diff, normalized, reference_model, top_indices,
 };
-use gradcam::{Engine, ExplainOptions, Method, Readback, Target};
+use std::sync::Arc;
+
+use gradcam::gpu::kernels::{tuning_candidates, ATTENTION_KEY_TILES};
+use gradcam::gpu::{KernelId, TuneMode};
+use gradcam::{Engine, ExplainOptions, GpuContext, Method, Readback, Target};
 
 fn check(arch: &str) {
+    check_on(ctx(), arch);
+}
+
+fn check_on(ctx: Arc<GpuContext>, arch: &str) {
     let tensors = fixtures(&format!("vit/{arch}"));
     let meta = fixture_metadata(&format!("vit/{arch}"));
     let model = reference_model(arch, &meta);
@@ -32,7 +40,7 @@ fn check(arch: &str) {
     let image = &tensors["image"];
     let input = normalized(image, &mean, &std);
     let predicted: u32 = meta["classes"].parse().expect("class");
-    let engine = Engine::new(ctx(), model);
+    let engine = Engine::new(ctx, model);
     let default_layer = engine.model().default_layer.clone();
     assert!(
         tensors
@@ -135,4 +143,22 @@ fn score_cam_and_ablation_cam_at_token_layers_equal_the_reference() {
 #[test]
 fn mean_pooled_vit_equals_the_reference() {
     check("vit_avg");
+}
+
+/// Each attention variant the tuner may choose, forced on every launch: the key-tiled one (for
+/// GPUs) on a two-block ViT (197 tokens: a last tile of 5 keys) and, through Score-CAM's probe
+/// batches, on a one-block ViT of 17 tokens.
+#[test]
+fn every_attention_variant() {
+    assert_eq!(
+        tuning_candidates(KernelId::Attention, 0),
+        vec![0, ATTENTION_KEY_TILES]
+    );
+    let ctx = Arc::new(GpuContext::new(&Default::default()).expect("GPU context"));
+    ctx.tuner.set_mode(TuneMode::Off);
+    ctx.tuner
+        .force(KernelId::Attention, Some(ATTENTION_KEY_TILES));
+    for arch in ["vision_transformer", "vit_probe"] {
+        check_on(ctx.clone(), arch);
+    }
 }

@@ -330,7 +330,7 @@ kernels! {
     TokenRows => "token_rows" (TokenRowsParams) {
         input: Storage, extra: Storage, output: StorageReadWrite,
     } invocations(p, _) = p.batch * p.out_tokens * p.channels4;
-    Attention => "attention" (AttentionParams) {
+    Attention => "attention" (AttentionParams) variants ATTENTION_VARIANTS {
         qkv: Storage, output: StorageReadWrite, stats: StorageReadWrite,
     } invocations(p, _) = attention_invocations(p),
     work(p) = attention_work(p, 2);
@@ -666,6 +666,13 @@ pub const LINEAR_VARIANTS: &[Variant] = &[
     Variant::new("split", &[("SPLIT", 1.0)]),
     Variant::new("subgroup", &[(SUBGROUPS, 1.0)]),
 ];
+
+/// Pipeline variants of shaders/attention.wgsl: 1 [`ATTENTION_KEY_TILES`].
+pub const ATTENTION_VARIANTS: &[Variant] = &[Variant::new("key_tiles", &[(WORKGROUP_TILED, 1.0)])];
+
+/// Variant 1 of shaders/attention.wgsl, for GPUs: a workgroup's queries take the keys and values
+/// in tiles staged in workgroup memory, each read from memory once per workgroup.
+pub const ATTENTION_KEY_TILES: usize = 1;
 
 /// The variant of shaders/linear.wgsl where a workgroup of 64 computes one output, reading the
 /// weight row side by side (coalesced): for few images, as the classifier at batch 1.
@@ -1208,6 +1215,11 @@ pub fn tuning_candidates(kernel: KernelId, variant: usize) -> Vec<usize> {
             add(CONV2D_TILED);
             add(CONV2D_GEMM);
             add(0);
+        }
+        // Self-attention: per query from memory, or the keys and values staged in tiles.
+        KernelId::Attention => {
+            add(0);
+            add(ATTENTION_KEY_TILES);
         }
         KernelId::Linear => {
             add(LINEAR_SPLIT);
