@@ -169,28 +169,9 @@ pub fn lower(graph: &Graph, logits: usize) -> Result<Lowered> {
                     stats,
                 });
             }
-            Op::SelectTokens(select) => {
-                let input = pass.planned(node.inputs[0])?;
-                let (_, _, channels) = graph.shape(node.inputs[0]);
-                pass.vec4_channels(node, channels)?;
-                let output = pass.emit_tensor(node.output);
-                pass.out.ops.push(model::Op::SelectTokens {
-                    input,
-                    output,
-                    count: select.count,
-                });
-            }
-            Op::PatchGrid(grid) => {
-                let input = pass.planned(node.inputs[0])?;
-                let (_, _, channels) = graph.shape(node.inputs[0]);
-                pass.vec4_channels(node, channels)?;
-                let output = pass.emit_tensor(node.output);
-                pass.out.ops.push(model::Op::PatchGrid {
-                    input,
-                    output,
-                    prefix: grid.prefix,
-                });
-            }
+            // Both copy a run of tokens: the first `count`, or those after the prefix.
+            Op::SelectTokens(select) => pass.token_rows(node, 0, select.count)?,
+            Op::PatchGrid(grid) => pass.token_rows(node, grid.prefix, grid.height * grid.width)?,
             Op::Scale(scale) => pass.elementwise(node, Some(Affine::Scale(scale)))?,
             Op::MaxPool(pool) => {
                 let input = pass.planned(node.inputs[0])?;
@@ -664,6 +645,22 @@ impl Pass<'_> {
             excited,
         });
         Ok(true)
+    }
+
+    /// Tokens `first .. first + count` of `node`'s token sequence as its output (a head's
+    /// class tokens, the patch tokens' map).
+    fn token_rows(&mut self, node: &Node, first: u32, count: u32) -> Result<()> {
+        let input = self.planned(node.inputs[0])?;
+        let (_, _, channels) = self.graph.shape(node.inputs[0]);
+        self.vec4_channels(node, channels)?;
+        let output = self.emit_tensor(node.output);
+        self.out.ops.push(model::Op::TokenRows {
+            input,
+            output,
+            first,
+            count,
+        });
+        Ok(())
     }
 
     /// A BatchNorm (with the activation after it) or an activation no conv or linear layer

@@ -393,23 +393,18 @@ pub enum Op {
         /// 1×tokens×heads: each query's softmax normaliser, `max + log Σ exp` of its scores.
         stats: usize,
     },
-    /// The first `count` tokens side by side (the class token a head reads).
-    SelectTokens {
+    /// Tokens `first .. first + count` of a token sequence, one after another: the class
+    /// token(s) a head reads (side by side as one vector), or the patch tokens as their map (a
+    /// mean-pooled head's input).
+    TokenRows {
         /// Input tensor (1×tokens×channels).
         input: usize,
-        /// Output tensor (1×1×count·channels).
+        /// Output tensor (`count` tokens' values).
         output: usize,
+        /// The first token taken.
+        first: u32,
         /// Tokens taken.
         count: u32,
-    },
-    /// A token sequence's patch tokens as their map, the `prefix` tokens before them dropped.
-    PatchGrid {
-        /// Input tensor (1×tokens×channels).
-        input: usize,
-        /// Output tensor (h×w×channels).
-        output: usize,
-        /// Tokens dropped.
-        prefix: u32,
     },
     /// A fully connected layer over the whole input tensor (read in NHWC order).
     Linear {
@@ -437,8 +432,7 @@ impl Op {
             | Op::LayerNorm { output, .. }
             | Op::TokenEmbed { output, .. }
             | Op::Attention { output, .. }
-            | Op::SelectTokens { output, .. }
-            | Op::PatchGrid { output, .. }
+            | Op::TokenRows { output, .. }
             | Op::Linear { output, .. } => output,
         }
     }
@@ -474,8 +468,7 @@ impl Op {
             | Op::LayerNorm { input, .. }
             | Op::TokenEmbed { input, .. }
             | Op::Attention { input, .. }
-            | Op::SelectTokens { input, .. }
-            | Op::PatchGrid { input, .. }
+            | Op::TokenRows { input, .. }
             | Op::Linear { input, .. } => vec![input],
         }
     }
@@ -816,6 +809,24 @@ impl Model {
             })
             .unwrap_or((u32::MAX, u32::MAX));
         self.convs[conv].backward(pad_top, pad_left)
+    }
+
+    /// The tensor the classifier (the layer writing the logits) reads.
+    pub fn classifier_input(&self) -> Option<usize> {
+        self.ops.iter().find_map(|op| match op {
+            Op::Linear { input, output, .. } if *output == self.logits => Some(*input),
+            _ => None,
+        })
+    }
+
+    /// The map the global average pool before the classifier reads, when the classifier reads
+    /// that pool's output.
+    pub fn pooled_map(&self) -> Option<usize> {
+        let features = self.classifier_input()?;
+        self.ops.iter().find_map(|op| match op {
+            Op::GlobalAvgPool { input, output } if *output == features => Some(*input),
+            _ => None,
+        })
     }
 
     /// The classifier: the last fully connected layer.

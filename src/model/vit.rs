@@ -141,59 +141,52 @@ pub struct Variant {
     imagenet: bool,
 }
 
+/// A timm ViT of 0.5 normalisation, no distillation token, no LayerScale: what the
+/// constructors below start from.
+const TIMM_VIT: Variant = Variant {
+    name: "",
+    naming: Naming::Timm,
+    width: 0,
+    depth: 0,
+    patch: 16,
+    size: 224,
+    distilled: false,
+    layer_scale: false,
+    imagenet: false,
+};
+
 const fn vit(name: &'static str, width: u32, depth: u32, patch: u32, size: u32) -> Variant {
     Variant {
         name,
-        naming: Naming::Timm,
         width,
         depth,
         patch,
         size,
-        distilled: false,
-        layer_scale: false,
-        imagenet: false,
+        ..TIMM_VIT
     }
 }
 
 const fn deit3(name: &'static str, width: u32, depth: u32, size: u32) -> Variant {
     Variant {
-        name,
-        naming: Naming::Timm,
-        width,
-        depth,
-        patch: 16,
-        size,
-        distilled: false,
         layer_scale: true,
         imagenet: true,
+        ..vit(name, width, depth, 16, size)
     }
 }
 
 const fn deit(name: &'static str, width: u32, size: u32, distilled: bool) -> Variant {
     Variant {
-        name,
-        naming: Naming::Timm,
-        width,
-        depth: 12,
-        patch: 16,
-        size,
         distilled,
-        layer_scale: false,
         imagenet: true,
+        ..vit(name, width, 12, 16, size)
     }
 }
 
 const fn torchvision(name: &'static str, width: u32, depth: u32, patch: u32) -> Variant {
     Variant {
-        name,
         naming: Naming::Torchvision,
-        width,
-        depth,
-        patch,
-        size: 224,
-        distilled: false,
-        layer_scale: false,
         imagenet: true,
+        ..vit(name, width, depth, patch, 224)
     }
 }
 

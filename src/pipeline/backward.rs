@@ -29,15 +29,14 @@
 
 use std::collections::HashMap;
 
-use super::forward::Forward;
+use super::forward::{attention_params, push_token_rows, Forward};
 use super::steps::{BatchShape, Steps};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{conv2d_grad_variant, depthwise_grad_variant, launch};
 use crate::gpu::params::{
-    ActivationGradParams, AttentionParams, AvgPoolParams, ConcatParams, ConvGeneralParams,
-    ConvGradParams, ConvParams, DepthwiseGradParams, ElementwiseGradParams, LayerNormParams,
-    LinearGradParams, MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
-    TokenRowsParams,
+    ActivationGradParams, AvgPoolParams, ConcatParams, ConvGeneralParams, ConvGradParams,
+    ConvParams, DepthwiseGradParams, ElementwiseGradParams, LayerNormParams, LinearGradParams,
+    MaxPoolGradParams, PointwiseGradParams, PoolGradParams, SqueezeExciteParams,
 };
 use crate::gpu::GpuContext;
 use crate::model::{Activation, ConvBackward, ConvKind, Model, Op};
@@ -500,17 +499,9 @@ impl BackwardPlan {
         let name = |t: usize| model.tensors[t].name.clone();
         // The seed: the classifier's input, or the input of the global average pool it reads.
         let features = model
-            .ops
-            .iter()
-            .find_map(|op| match op {
-                Op::Linear { input, output, .. } if *output == model.logits => Some(*input),
-                _ => None,
-            })
+            .classifier_input()
             .ok_or_else(|| unsupported("the network has no classifier".into()))?;
-        let pool = model.ops.iter().find_map(|op| match op {
-            Op::GlobalAvgPool { input, output } if *output == features => Some(*input),
-            _ => None,
-        });
+        let pool = model.pooled_map();
         let pooled_input = match pool {
             Some(input) => input,
             None if model.tensors[features].height * model.tensors[features].width == 1 => features,
@@ -552,8 +543,7 @@ impl BackwardPlan {
                 | Op::LayerNorm { input, output, .. }
                 | Op::TokenEmbed { input, output, .. }
                 | Op::Attention { input, output, .. }
-                | Op::SelectTokens { input, output, .. }
-                | Op::PatchGrid { input, output, .. }
+                | Op::TokenRows { input, output, .. }
                 | Op::Linear { input, output, .. } => reach[output] |= reach[input],
                 Op::Concat { ref inputs, output } => {
                     reach[output] |= inputs.iter().any(|&i| reach[i])
@@ -813,9 +803,10 @@ impl BackwardPlan {
                         }
                     })?
                 }
-                Op::SelectTokens {
+                Op::TokenRows {
                     input,
                     output,
+                    first,
                     count,
                 } => {
                     let (tokens, channels) =
@@ -824,27 +815,8 @@ impl BackwardPlan {
                         GradStep::TokenRows {
                             channels,
                             tokens: (count, tokens),
-                            first: (0, 0),
+                            first: (0, first),
                             count,
-                            grad_out,
-                            grad_in,
-                            extra,
-                        }
-                    })?
-                }
-                Op::PatchGrid {
-                    input,
-                    output,
-                    prefix,
-                } => {
-                    let (tokens, channels) =
-                        (model.tensors[input].width, model.tensors[input].channels);
-                    walk.single_input(input, output, &reach, |grad_out, grad_in, extra| {
-                        GradStep::TokenRows {
-                            channels,
-                            tokens: (tokens - prefix, tokens),
-                            first: (0, prefix),
-                            count: tokens - prefix,
                             grad_out,
                             grad_in,
                             extra,
@@ -1374,34 +1346,21 @@ pub(super) fn push_grad_step(
         }
         GradStep::TokenRows {
             channels,
-            tokens: (in_tokens, out_tokens),
-            first: (in_first, out_first),
+            tokens,
+            first,
             count,
             grad_out,
             grad_in,
             extra,
-        } => {
-            let extra_buffer = grad(extra.unwrap_or(grad_out));
-            let add_extra = u32::from(extra.is_some());
-            steps.push(
-                ctx,
-                launch::TokenRows {
-                    input: grad(grad_out),
-                    extra: extra_buffer,
-                    output: grad(grad_in),
-                },
-                move |s| TokenRowsParams {
-                    batch: s.images,
-                    channels4: channels / 4,
-                    in_tokens,
-                    out_tokens,
-                    in_first,
-                    out_first,
-                    count,
-                    add_extra,
-                },
-            );
-        }
+        } => push_token_rows(
+            ctx,
+            steps,
+            (grad(grad_out), grad(grad_in), extra.map(grad)),
+            channels,
+            tokens,
+            first,
+            count,
+        ),
         GradStep::Attention {
             op,
             input,
@@ -1411,20 +1370,7 @@ pub(super) fn push_grad_step(
             grad_in,
             extra,
         } => {
-            let a = &model.attentions[op];
-            let o = &model.tensors[output];
-            let (tokens, heads, scale) = (o.width, a.heads, a.scale);
-            let head_dim4 = o.channels / heads / 4;
-            let add_extra = u32::from(extra.is_some());
-            let params = move |s: &BatchShape| AttentionParams {
-                batch: s.images,
-                tokens,
-                heads,
-                head_dim4,
-                scale,
-                add_extra,
-                _pad: [0; 2],
-            };
+            let params = attention_params(model, op, output, extra.is_some());
             let extra = grad(extra.unwrap_or(grad_out));
             steps.push(
                 ctx,

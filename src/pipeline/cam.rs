@@ -4,14 +4,13 @@
 //! pytorch-grad-cam's `BaseCAM` with `aggregate_multi_layers`.
 
 use super::backward::BackwardPlan;
-use super::forward::Forward;
+use super::forward::{push_token_rows, Forward};
 use super::methods::{GradientTap, LayerInputs, Method};
 use super::steps::Steps;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    reduction_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, TokenRowsParams,
-    MINMAX_PAIRS,
+    reduction_chunks, CamMinMaxParams, CamNormalizeParams, CamResizeParams, MINMAX_PAIRS,
 };
 use crate::gpu::GpuContext;
 
@@ -61,24 +60,14 @@ pub(super) fn push_cam(
             Some(g) => {
                 let gather = |name: &str, from: &wgpu::Buffer, steps: &mut Steps| {
                     let to = ctx.storage(name, u64::from(pixels * channels) * 4 * cap)?;
-                    let (tokens, prefix) = (t.width, g.prefix);
-                    steps.push(
+                    push_token_rows(
                         ctx,
-                        launch::TokenRows {
-                            input: from,
-                            extra: from,
-                            output: &to,
-                        },
-                        move |s| TokenRowsParams {
-                            batch: s.images,
-                            channels4: channels / 4,
-                            in_tokens: tokens,
-                            out_tokens: pixels,
-                            in_first: prefix,
-                            out_first: 0,
-                            count: pixels,
-                            add_extra: 0,
-                        },
+                        steps,
+                        (from, &to, None),
+                        channels,
+                        (t.width, pixels),
+                        (g.prefix, 0),
+                        pixels,
                     );
                     Ok::<_, Error>(to)
                 };

@@ -1376,84 +1376,34 @@ pub(super) fn push_op(
             input,
             output,
             stats,
-        } => {
-            let a = &model.attentions[op];
-            let (tokens, heads, scale) = (t[output].width, a.heads, a.scale);
-            let head_dim4 = t[output].channels / heads / 4;
-            steps
-                .push(
-                    ctx,
-                    launch::Attention {
-                        qkv: &tensors[input],
-                        output: &tensors[output],
-                        stats: &tensors[stats],
-                    },
-                    move |s| AttentionParams {
-                        batch: s.images,
-                        tokens,
-                        heads,
-                        head_dim4,
-                        scale,
-                        add_extra: 0,
-                        _pad: [0; 2],
-                    },
-                )
-                .into()
-        }
-        Op::PatchGrid {
+        } => steps
+            .push(
+                ctx,
+                launch::Attention {
+                    qkv: &tensors[input],
+                    output: &tensors[output],
+                    stats: &tensors[stats],
+                },
+                attention_params(model, op, output, false),
+            )
+            .into(),
+        Op::TokenRows {
             input,
             output,
-            prefix,
-        } => {
-            let (in_tokens, channels4) = (t[input].width, t[input].channels / 4);
-            let patches = in_tokens - prefix;
-            steps
-                .push(
-                    ctx,
-                    launch::TokenRows {
-                        input: &tensors[input],
-                        extra: &tensors[input],
-                        output: &tensors[output],
-                    },
-                    move |s| TokenRowsParams {
-                        batch: s.images,
-                        channels4,
-                        in_tokens,
-                        out_tokens: patches,
-                        in_first: prefix,
-                        out_first: 0,
-                        count: patches,
-                        add_extra: 0,
-                    },
-                )
-                .into()
-        }
-        Op::SelectTokens {
-            input,
-            output,
+            first,
             count,
         } => {
-            let (in_tokens, channels4) = (t[input].width, t[input].channels / 4);
-            steps
-                .push(
-                    ctx,
-                    launch::TokenRows {
-                        input: &tensors[input],
-                        extra: &tensors[input],
-                        output: &tensors[output],
-                    },
-                    move |s| TokenRowsParams {
-                        batch: s.images,
-                        channels4,
-                        in_tokens,
-                        out_tokens: count,
-                        in_first: 0,
-                        out_first: 0,
-                        count,
-                        add_extra: 0,
-                    },
-                )
-                .into()
+            let (tokens, channels) = (t[input].width, t[input].channels);
+            push_token_rows(
+                ctx,
+                steps,
+                (&tensors[input], &tensors[output], None),
+                channels,
+                (tokens, count),
+                (first, 0),
+                count,
+            );
+            Pushed::Other
         }
         Op::LayerNorm { op, input, output } => {
             let (gamma, beta) = &gpu_model.layer_norms[op];
@@ -1613,4 +1563,63 @@ pub(super) fn push_op(
             Pushed::Other
         }
     }
+}
+
+/// The parameters of attention `op` (writing `output`) for a batch, shared by its forward and
+/// gradient kernels; `add_extra` for a gradient that adds the one its input already has.
+pub(super) fn attention_params(
+    model: &Model,
+    op: usize,
+    output: usize,
+    add_extra: bool,
+) -> impl Fn(&BatchShape) -> AttentionParams + Copy + 'static {
+    let a = &model.attentions[op];
+    let o = &model.tensors[output];
+    let (tokens, heads, scale) = (o.width, a.heads, a.scale);
+    let head_dim4 = o.channels / heads / 4;
+    let add_extra = u32::from(add_extra);
+    move |s| AttentionParams {
+        batch: s.images,
+        tokens,
+        heads,
+        head_dim4,
+        scale,
+        add_extra,
+        _pad: [0; 2],
+    }
+}
+
+/// One launch of shaders/token_rows.wgsl: `count` tokens of `input` from token `first.0` (of
+/// `tokens.0` per image) into `output` from token `first.1` (of `tokens.1` per image), the other
+/// output tokens zero, plus `extra` where given (same shape as the output). A head's class
+/// tokens, their gradient, a token embedding's gradient, and a token layer's patch grid.
+pub(super) fn push_token_rows(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    (input, output, extra): (&wgpu::Buffer, &wgpu::Buffer, Option<&wgpu::Buffer>),
+    channels: u32,
+    (in_tokens, out_tokens): (u32, u32),
+    (in_first, out_first): (u32, u32),
+    count: u32,
+) {
+    let add_extra = u32::from(extra.is_some());
+    steps.push(
+        ctx,
+        launch::TokenRows {
+            input,
+            // Without an extra the binding still needs a buffer; it is never read.
+            extra: extra.unwrap_or(input),
+            output,
+        },
+        move |s| TokenRowsParams {
+            batch: s.images,
+            channels4: channels / 4,
+            in_tokens,
+            out_tokens,
+            in_first,
+            out_first,
+            count,
+            add_extra,
+        },
+    );
 }

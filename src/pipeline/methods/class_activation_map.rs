@@ -11,26 +11,12 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{CamCombineParams, CamMinMaxParams, CamNormalizeParams, LogitGradParams};
 use crate::gpu::GpuContext;
-use crate::model::{Model, Op};
 use crate::pipeline::steps::Steps;
 
 pub(super) struct ClassActivationMap;
 
 /// torch-cam's epsilon in `_normalize`.
 const EPS: f32 = 1e-8;
-
-/// The tensor the global average pool before the classifier reads, when the classifier (the
-/// layer writing the logits) reads that pool's output.
-pub(crate) fn pooled_map(model: &Model) -> Option<usize> {
-    let features = model.ops.iter().find_map(|op| match op {
-        Op::Linear { input, output, .. } if *output == model.logits => Some(*input),
-        _ => None,
-    })?;
-    model.ops.iter().find_map(|op| match op {
-        Op::GlobalAvgPool { input, output } if *output == features => Some(*input),
-        _ => None,
-    })
-}
 
 impl LayerMethod for ClassActivationMap {
     fn needs(&self) -> Needs {
@@ -40,7 +26,7 @@ impl LayerMethod for ClassActivationMap {
     fn record(&self, ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
         let gpu_model = inputs.forward.gpu_model();
         let model = &gpu_model.model;
-        let needed = pooled_map(model).ok_or_else(|| {
+        let needed = model.pooled_map().ok_or_else(|| {
             Error::InvalidRequest(format!(
                 "cam needs a global average pool read by the linear classifier, which {} does not \
                  have",
