@@ -100,6 +100,9 @@ class Engine:
         guided: bool = False,
         eigen_smooth: bool = False,
         aug_smooth: bool = False,
+        samples: int = 4,
+        noise_std: float = 0.3,
+        seed: int = 0,
     ) -> Result:
         """Explain images (paths, PIL images or uint8 arrays [h, w, 3], any sizes).
 
@@ -109,7 +112,8 @@ class Engine:
         image's localisation box (the largest region of the CAM at the image's size at least
         box_threshold of its maximum) to Result.boxes and draws it on the overlay, as the CLI's
         --boxes does (draw_boxes=False leaves the overlay plain). guided adds guided backpropagation and Guided Grad-CAM pictures.
-        eigen_smooth and aug_smooth are pytorch-grad-cam's options. The GIL is released while the
-        GPU works.
+        eigen_smooth and aug_smooth are pytorch-grad-cam's options. samples, noise_std and seed are
+        method "smooth-gradcam++"'s noisy copies of the input (torch-cam's num_samples and std).
+        The GIL is released while the GPU works.
         """
         ...

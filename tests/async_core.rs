@@ -29,6 +29,9 @@ fn explain_async_never_blocks_and_equals_explain() {
         guided: false,
         eigen_smooth: false,
         aug_smooth: false,
+        samples: 4,
+        noise_std: 0.3,
+        seed: 0,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

@@ -803,6 +803,20 @@ fn explain_argument_errors() {
     let run = gradcam(&["explain", img, "--out", out, "--image-weight", "1.5"]);
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("[0, 1]"));
+    let run = gradcam(&["explain", img, "--out", out, "--samples", "2"]);
+    assert_setup_error(&run, &["--samples", "smooth-gradcam++", "gradcam"]);
+    let run = gradcam(&["explain", img, "--out", out, "--method", "smooth-gradcam++"]);
+    let run_aug = gradcam(&[
+        "explain",
+        img,
+        "--out",
+        out,
+        "--method",
+        "smooth-gradcam++",
+        "--aug-smooth",
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{:?}", stderr_lines(&run));
+    assert_setup_error(&run_aug, &["smooth-gradcam++", "aug-smooth"]);
     let run = gradcam(&["explain", img]);
     assert_eq!(run.status.code(), Some(2), "--out is required");
     // An output directory that cannot be made: a path under a regular file.

@@ -114,7 +114,8 @@ SMOOTH = {
         ("hirescam", "head", False),
         ("gradcam-elementwise", "head", False),
         ("layercam", "head", False),
-        ("scorecam", "blocks.8", False),
+        # Score-CAM's eigen_smooth is Ablation-CAM's (the probe weights through the same
+        # projection), checked at the head for a twentieth of the cost.
         ("ablationcam", "head", False),
         ("fullgrad", "input", True),
     ],

@@ -93,8 +93,8 @@ fn input_of(obj: &Bound<'_, PyAny>) -> Result<Input, String> {
 }
 
 /// What selects an explainer: method, layer, colormap, image weight, guided, eigen_smooth,
-/// aug_smooth.
-type Key = (String, String, String, u32, bool, bool, bool);
+/// aug_smooth, and Smooth Grad-CAM++'s samples, noise standard deviation (bits) and seed.
+type Key = (String, String, String, u32, bool, bool, bool, u32, u32, u32);
 
 /// An RGB picture as a numpy uint8 array [h, w, 3]; RGBA input loses its alpha.
 fn rgb_array(py: Python<'_>, width: u32, height: u32, rgb: Vec<u8>) -> Py<PyArray3<u8>> {
@@ -396,7 +396,9 @@ impl Engine {
     /// `draw_boxes` is False.
     /// `guided`: guided backpropagation and Guided Grad-CAM pictures in `Result.guided` and
     /// `Result.guided_gradcam`. `eigen_smooth`, `aug_smooth`: pytorch-grad-cam's options.
-    #[pyo3(signature = (images, method="gradcam", layer=None, targets=None, colormap="jet", image_weight=0.5, on_error="raise", boxes=false, box_threshold=0.15, draw_boxes=true, guided=false, eigen_smooth=false, aug_smooth=false))]
+    /// `samples`, `noise_std`, `seed`: method "smooth-gradcam++"'s noisy copies of the input
+    /// (torch-cam's `num_samples` and `std`; an image gets the same noise in any batch).
+    #[pyo3(signature = (images, method="gradcam", layer=None, targets=None, colormap="jet", image_weight=0.5, on_error="raise", boxes=false, box_threshold=0.15, draw_boxes=true, guided=false, eigen_smooth=false, aug_smooth=false, samples=4, noise_std=0.3, seed=0))]
     #[allow(clippy::too_many_arguments)]
     fn explain(
         &mut self,
@@ -414,6 +416,9 @@ impl Engine {
         guided: bool,
         eigen_smooth: bool,
         aug_smooth: bool,
+        samples: u32,
+        noise_std: f32,
+        seed: u32,
     ) -> PyResult<ExplainResult> {
         let skip = match on_error {
             "raise" => false,
@@ -473,6 +478,9 @@ impl Engine {
             guided,
             eigen_smooth,
             aug_smooth,
+            samples,
+            noise_std.to_bits(),
+            seed,
         );
         // As many explainers as batches can be in flight in this call.
         let wanted = self
@@ -487,6 +495,9 @@ impl Engine {
                 guided,
                 eigen_smooth,
                 aug_smooth,
+                samples,
+                noise_std,
+                seed,
                 ..Default::default()
             };
             let ex = self.engine.explainer(self.batch, options).map_err(to_py)?;

@@ -72,6 +72,16 @@ def test_methods_layers_and_colormaps(engine):
     assert not np.array_equal(a.cam, b.cam)
 
 
+def test_smooth_gradcam_plusplus_noise_keywords(engine):
+    run = lambda seed: engine.explain(  # noqa: E731
+        [str(CHELSEA)], method="smooth-gradcam++", samples=2, noise_std=0.3, seed=seed
+    )
+    a, b, c = run(1), run(1), run(2)
+    np.testing.assert_array_equal(a.cam, b.cam)
+    assert np.abs(a.cam - c.cam).max() > 1e-3
+    assert a.classes == engine.explain([str(CHELSEA)]).classes
+
+
 def test_bad_inputs_raise_naming_the_image(engine, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")

@@ -511,6 +511,16 @@ kernels! {
     AugMean => "aug_mean" (AugMeanParams) {
         cam: StorageReadWrite, slots: StorageReadWrite,
     } invocations(p, _) = p.batch * p.size * p.size;
+    SmoothNoise => "smooth_noise" (SmoothNoiseParams) {
+        pristine: Storage, input: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.size * p.size * 3;
+    GradientMoments => "gradient_moments" (GradientMomentsParams) {
+        gradient: Storage, squares: StorageReadWrite, cubes: StorageReadWrite,
+    } invocations(p, _) = p.len;
+    SmoothGradCamPlusPlusWeights => "smooth_gradcampp_weights" (SmoothGradCamPlusPlusParams) {
+        clean: Storage, squares: Storage, cubes: Storage, gradient: Storage,
+        weights: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.channels;
     CamMinMax => "cam_minmax" (CamMinMaxParams) fixed 64 {
         map: Storage, stats: StorageReadWrite,
     } invocations(p, _) = p.batch * p.chunks.max(1) * 64;

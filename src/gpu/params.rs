@@ -827,3 +827,35 @@ gpu_struct! {
         pub _pad: [u32; 2],
     }
 }
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/smooth_noise.wgsl.
+    pub struct SmoothNoiseParams {
+        pub batch: u32,
+        pub size: u32,
+        pub sample: u32,
+        pub seed: u32,
+        pub noise_std: f32,
+        pub _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/gradient_moments.wgsl.
+    pub struct GradientMomentsParams {
+        pub len: u32,
+        /// 1: the first sample (the sums are written, not added to).
+        pub first: u32,
+        pub _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/smooth_gradcampp_weights.wgsl.
+    pub struct SmoothGradCamPlusPlusParams {
+        pub batch: u32,
+        pub pixels: u32,
+        pub channels: u32,
+        pub samples: u32,
+    }
+}

@@ -5,7 +5,8 @@
 
 use super::backward::BackwardPlan;
 use super::forward::{push_token_rows, Forward};
-use super::methods::{GradientTap, LayerInputs, Method};
+use super::methods::{GradientTap, LayerInputs, Method, Moments};
+use super::smooth_grad::SmoothGrad;
 use super::steps::Steps;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
@@ -17,7 +18,8 @@ use crate::gpu::GpuContext;
 /// Appends the CAM steps of `method` for `layers` (their gradients, when the method needs them,
 /// computed by `plan` into `grads`): the first layer's map at its resolution goes to `cam_grid`,
 /// the final normalised map to `cam`. A method's gradient `tap`, which ran in the backward
-/// pass, completes its map. Returns the bytes of the buffers only these steps hold.
+/// pass, completes its map; `smooth`'s noisy samples feed Smooth Grad-CAM++. Returns the bytes of
+/// the buffers only these steps hold.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn push_cam(
     ctx: &GpuContext,
@@ -32,6 +34,7 @@ pub(super) fn push_cam(
     (cam_grid, cam): (&wgpu::Buffer, &wgpu::Buffer),
     steps: &mut Steps,
     mut tap: Option<&mut (dyn GradientTap + 'static)>,
+    smooth: Option<&SmoothGrad>,
 ) -> Result<u64> {
     let model = forward.model();
     let cap = u64::from(forward.capacity());
@@ -55,8 +58,10 @@ pub(super) fn push_cam(
         let gradient = plan.slot_of_tensor(layer).and_then(|slot| grads.get(slot));
         // A token layer's CAM reads its patch tokens laid on their grid, the prefix tokens
         // dropped (pytorch-grad-cam's ViT `reshape_transform`).
+        let moments = smooth.map(|s| s.moments(index));
         let on_grid;
-        let (activations, gradient) = match model.token_grid_of(layer) {
+        let moments_on_grid;
+        let (activations, gradient, moments) = match model.token_grid_of(layer) {
             Some(g) => {
                 let gather = |name: &str, from: &wgpu::Buffer, steps: &mut Steps| {
                     let to = ctx.storage(name, u64::from(pixels * channels) * 4 * cap)?;
@@ -78,9 +83,25 @@ pub(super) fn push_cam(
                 };
                 internal_bytes += a.size() + g.as_ref().map_or(0, wgpu::Buffer::size);
                 on_grid = (a, g);
-                (&on_grid.0, on_grid.1.as_ref())
+                let moments = match moments {
+                    Some(m) => {
+                        let clean = gather("token_grid_clean_activations", m.clean, steps)?;
+                        let squares = gather("token_grid_gradient_squares", m.squares, steps)?;
+                        let cubes = gather("token_grid_gradient_cubes", m.cubes, steps)?;
+                        internal_bytes += clean.size() + squares.size() + cubes.size();
+                        moments_on_grid = (clean, squares, cubes);
+                        Some(Moments {
+                            clean: &moments_on_grid.0,
+                            squares: &moments_on_grid.1,
+                            cubes: &moments_on_grid.2,
+                            samples: m.samples,
+                        })
+                    }
+                    None => None,
+                };
+                (&on_grid.0, on_grid.1.as_ref(), moments)
             }
-            None => (activations, gradient),
+            None => (activations, gradient, moments),
         };
         let inputs = LayerInputs {
             forward,
@@ -94,6 +115,7 @@ pub(super) fn push_cam(
             channels,
             capacity: cap,
             grid,
+            moments,
         };
         // A method with a gradient tap completes its map with it.
         internal_bytes += match tap.as_deref_mut() {

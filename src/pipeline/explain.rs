@@ -8,6 +8,7 @@ use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_cam;
 use super::forward::Forward;
 use super::methods::{GradientTap, Method};
+use super::smooth_grad::{SmoothGrad, Stage};
 use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
 use crate::error::{Error, Result};
@@ -203,6 +204,15 @@ pub struct ExplainOptions {
     /// renormalisation. The logits, class, grid and guided pictures read back are the plain
     /// image's.
     pub aug_smooth: bool,
+    /// Smooth Grad-CAM++'s noisy samples of the input, each a forward and a backward pass
+    /// (torch-cam's `num_samples`, default 4).
+    pub samples: u32,
+    /// The standard deviation of Smooth Grad-CAM++'s Gaussian noise, in the normalised input's
+    /// units (torch-cam's `std`, default 0.3).
+    pub noise_std: f32,
+    /// The seed of Smooth Grad-CAM++'s noise. An image gets the same noise whatever batch it is
+    /// in, so its map does not depend on its neighbours.
+    pub seed: u32,
 }
 
 impl Default for ExplainOptions {
@@ -217,6 +227,9 @@ impl Default for ExplainOptions {
             guided: false,
             eigen_smooth: false,
             aug_smooth: false,
+            samples: 4,
+            noise_std: 0.3,
+            seed: 0,
         }
     }
 }
@@ -333,6 +346,10 @@ pub struct Explainer {
     guided_gradient: Option<wgpu::Buffer>,
     /// With [`ExplainOptions::aug_smooth`], the variants' buffers and steps.
     aug: Option<AugSmooth>,
+    /// With Smooth Grad-CAM++, the noisy samples' buffers and steps.
+    smooth: Option<SmoothGrad>,
+    /// The first step after the target choice (the backward pass's first).
+    backward_start: usize,
 }
 
 /// The layer name of a map made at the input image ([`Needs::input`](super::methods::Needs)).
@@ -426,6 +443,7 @@ impl Explainer {
                 _pad: [0; 2],
             },
         );
+        let backward_start = steps.len();
         // The backward pass, when the method or the caller needs a gradient, with the work the
         // method does on every layer's gradient on the way (FullGrad).
         let mut tap = options
@@ -444,6 +462,28 @@ impl Explainer {
             )?;
         }
 
+        let smooth = if options.method == Method::SmoothGradCamPlusPlus {
+            // torch-cam's method alone: its noisy passes leave the network on the last sample.
+            let alone = [
+                (options.aug_smooth, "aug-smooth"),
+                (options.guided, "guided pictures"),
+                (options.input_gradient, "the input gradient"),
+            ];
+            if let Some((_, what)) = alone.iter().find(|(on, _)| *on) {
+                return Err(Error::InvalidRequest(format!(
+                    "smooth-gradcam++ does not combine with {what}"
+                )));
+            }
+            Some(SmoothGrad::new(
+                &ctx,
+                &forward,
+                (&plan, &grads),
+                &layers,
+                (options.samples, options.noise_std, options.seed),
+            )?)
+        } else {
+            None
+        };
         let cam_start = steps.len();
         let mut internal_bytes = push_cam(
             &ctx,
@@ -458,6 +498,7 @@ impl Explainer {
             (&cam_grid, &cam),
             &mut steps,
             tap.as_deref_mut(),
+            smooth.as_ref(),
         )?;
         // Guided backpropagation runs after the CAM, which Guided Grad-CAM multiplies in.
         let (guided, guided_gradient) = if options.guided {
@@ -501,6 +542,8 @@ impl Explainer {
             guided,
             guided_gradient,
             aug,
+            smooth,
+            backward_start,
         };
         explainer.build_overlay_steps();
         Ok(explainer)
@@ -584,6 +627,7 @@ impl Explainer {
             + self.internal_bytes
             + self.guided.as_ref().map_or(0, wgpu::Buffer::size)
             + self.aug.as_ref().map_or(0, AugSmooth::gpu_bytes)
+            + self.smooth.as_ref().map_or(0, SmoothGrad::gpu_bytes)
     }
 
     /// The options it was made with.
@@ -648,6 +692,9 @@ impl Explainer {
         if let Some(aug) = &mut self.aug {
             aug.configure(&ctx, shape);
         }
+        if let Some(smooth) = &mut self.smooth {
+            smooth.configure(&ctx, shape);
+        }
         Ok(())
     }
 
@@ -663,6 +710,9 @@ impl Explainer {
         self.steps.configure(&ctx, shape);
         if let Some(aug) = &mut self.aug {
             aug.configure(&ctx, shape);
+        }
+        if let Some(smooth) = &mut self.smooth {
+            smooth.configure(&ctx, shape);
         }
         Ok(())
     }
@@ -710,15 +760,30 @@ impl Explainer {
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let ctx = self.forward.context();
         let with_images = !self.forward.image_sizes().is_empty();
-        match &self.aug {
-            None => {
-                self.forward.record(encoder, with_images);
-                self.steps.record(ctx, encoder);
-            }
-            Some(aug) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
+        match (&self.aug, &self.smooth) {
+            (Some(aug), _) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
                 self.forward.record(encoder, false);
                 self.steps.record(ctx, encoder);
             }),
+            (None, Some(smooth)) => {
+                let (b, c) = (self.backward_start, self.cam_start);
+                smooth.record(
+                    ctx,
+                    encoder,
+                    &self.forward,
+                    with_images,
+                    |encoder, stage| match stage {
+                        Stage::Forward => self.forward.record(encoder, false),
+                        Stage::Select => self.steps.record_range(ctx, encoder, 0..b),
+                        Stage::Backward => self.steps.record_range(ctx, encoder, b..c),
+                    },
+                );
+                self.steps.record_range(ctx, encoder, c..self.steps.len());
+            }
+            (None, None) => {
+                self.forward.record(encoder, with_images);
+                self.steps.record(ctx, encoder);
+            }
         }
         if with_images {
             self.overlay_steps.record(ctx, encoder);
@@ -742,18 +807,44 @@ impl Explainer {
             self.steps
                 .record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
         };
-        match &self.aug {
-            None => {
-                self.forward
-                    .record_profiled(encoder, with_images, profiler, per_kernel);
-                pipeline(encoder, profiler);
-            }
+        match (&self.aug, &self.smooth) {
             // Each stage's time is the sum over the six variants.
-            Some(aug) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
+            (Some(aug), _) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
                 self.forward
                     .record_profiled(encoder, false, profiler, per_kernel);
                 pipeline(encoder, profiler);
             }),
+            // Each stage's time is the sum over the clean pass and the samples.
+            (None, Some(smooth)) => {
+                let b = self.backward_start;
+                smooth.record(
+                    ctx,
+                    encoder,
+                    &self.forward,
+                    with_images,
+                    |encoder, stage| {
+                        let (range, label) = match stage {
+                            Stage::Forward => {
+                                self.forward
+                                    .record_profiled(encoder, false, profiler, per_kernel);
+                                return;
+                            }
+                            Stage::Select => (0..b, "backward"),
+                            Stage::Backward => (b..c, "backward"),
+                        };
+                        self.steps.record_range_profiled(
+                            ctx, encoder, range, profiler, label, per_kernel,
+                        );
+                    },
+                );
+                self.steps
+                    .record_range_profiled(ctx, encoder, c..n, profiler, "cam", per_kernel);
+            }
+            (None, None) => {
+                self.forward
+                    .record_profiled(encoder, with_images, profiler, per_kernel);
+                pipeline(encoder, profiler);
+            }
         }
         if with_images {
             let m = self.overlay_steps.len();
@@ -771,7 +862,15 @@ impl Explainer {
     /// Number of kernel launches per batch (for sizing a per-kernel [`Profiler`]).
     pub fn launches(&self) -> usize {
         let variants = self.aug.as_ref().map_or(1, AugSmooth::variants);
-        variants * (self.forward.launches() + self.steps.len()) + self.overlay_steps.len()
+        let extra = match &self.smooth {
+            // The forward and backward passes per sample, each sample's noise and sums.
+            Some(smooth) => {
+                let per_sample = self.forward.launches() + self.cam_start - self.backward_start;
+                smooth.samples() * (per_sample + smooth.launches_per_sample())
+            }
+            None => 0,
+        };
+        variants * (self.forward.launches() + self.steps.len()) + extra + self.overlay_steps.len()
     }
 
     /// Submits what [`Explainer::record`] records ([`Explainer::run_async`], blocking).

@@ -7,6 +7,7 @@ mod explain;
 mod forward;
 pub mod methods;
 mod probe;
+mod smooth_grad;
 pub mod steps;
 mod texel;
 

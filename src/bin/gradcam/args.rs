@@ -184,7 +184,8 @@ pub struct ExplainArgs {
     /// (GradCAMPlusPlus), xgradcam (XGradCAM), layercam (LayerCAM), eigencam (EigenCAM: no
     /// gradient, no backward pass), eigengradcam (EigenGradCAM), fem (FEM: no gradient), cam
     /// (torch-cam's CAM: the classifier's weights times the layer the global average pool reads,
-    /// no gradient; that layer only), scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
+    /// no gradient; that layer only), smooth-gradcam++ (torch-cam's SmoothGradCAMpp: Grad-CAM++
+    /// with the gradient's powers averaged over --samples noisy copies of the input), scorecam (ScoreCAM: one forward pass per channel of the layer), ablationcam (AblationCAM:
     /// one pass of the network after the layer per channel), fullgrad (FullGrad: the input
     /// gradient times the input and every bias layer's bias times its gradient, at the input;
     /// --layer does not apply), saliency (max over RGB of the input gradient's magnitude;
@@ -213,6 +214,18 @@ pub struct ExplainArgs {
     /// in chunks of N; default: as many as fit the device's limits, at most 256.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub method_batch: Option<u32>,
+    /// smooth-gradcam++: noisy copies of the input, each a forward and a backward pass
+    /// (default 4, as torch-cam).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub samples: Option<u32>,
+    /// smooth-gradcam++: the standard deviation of the Gaussian noise, in the normalised input's
+    /// units (default 0.3, as torch-cam).
+    #[arg(long, value_parser = parse_noise_std, value_name = "S")]
+    pub noise_std: Option<f32>,
+    /// smooth-gradcam++: the noise's seed (default 0). An image gets the same noise in any
+    /// batch, so its map does not depend on the other inputs.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u32>,
     /// The fraction of the CAM's maximum that --boxes thresholds at, in (0, 1].
     #[arg(long, default_value = "0.15", value_parser = parse_fraction, value_name = "F")]
     pub box_threshold: f64,
@@ -295,6 +308,15 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
         ));
     }
     Ok(Shard { index, count })
+}
+
+fn parse_noise_std(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a finite value ≥ 0"))
+    }
 }
 
 fn parse_weight(s: &str) -> Result<f32, String> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use gradcam::model::{Arch, LoadOptions};
 use gradcam::output::{canonical, escape_path};
-use gradcam::{AdapterOptions, Engine, ExplainOptions, GpuContext, Labels, Model, Target};
+use gradcam::{AdapterOptions, Engine, ExplainOptions, GpuContext, Labels, Method, Model, Target};
 use serde_json::{json, Value};
 
 use crate::args::{Common, ExplainArgs};
@@ -75,6 +75,19 @@ impl Explain {
                 model.classes - 1
             ));
         }
+        let smooth = args.method == Method::SmoothGradCamPlusPlus;
+        let noise = [
+            (args.samples.is_some(), "--samples"),
+            (args.noise_std.is_some(), "--noise-std"),
+            (args.seed.is_some(), "--seed"),
+        ];
+        if let Some((_, flag)) = noise.iter().find(|(given, _)| *given && !smooth) {
+            return Err(format!(
+                "{flag} applies to --method smooth-gradcam++, not {}",
+                args.method
+            ));
+        }
+        let defaults = ExplainOptions::default();
         let options = ExplainOptions {
             layer: layer.clone(),
             method: args.method,
@@ -85,6 +98,9 @@ impl Explain {
             guided: args.guided,
             eigen_smooth: args.eigen_smooth,
             aug_smooth: args.aug_smooth,
+            samples: args.samples.unwrap_or(defaults.samples),
+            noise_std: args.noise_std.unwrap_or(defaults.noise_std),
+            seed: args.seed.unwrap_or(defaults.seed),
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {
@@ -137,7 +153,7 @@ fn read_targets(file: &Path, classes: u32) -> Result<HashMap<PathBuf, u32>, Stri
 /// What the run records about itself in the journal header: a resumed run must match it.
 fn settings(req: &ExplainArgs, layer: &str) -> Value {
     let file = |p: &Option<PathBuf>| p.as_deref().map(|p| escape_path(&canonical(p)));
-    json!({
+    let mut settings = json!({
         "method": req.method.name(),
         "layer": layer,
         "colormap": req.colormap.name(),
@@ -157,7 +173,16 @@ fn settings(req: &ExplainArgs, layer: &str) -> Value {
         "mean": req.common.mean,
         "std": req.common.std,
         "labels": file(&req.common.labels),
-    })
+    });
+    if req.method == Method::SmoothGradCamPlusPlus {
+        let defaults = ExplainOptions::default();
+        settings["noise"] = json!({
+            "samples": req.samples.unwrap_or(defaults.samples),
+            "std": req.noise_std.unwrap_or(defaults.noise_std),
+            "seed": req.seed.unwrap_or(defaults.seed),
+        });
+    }
+    settings
 }
 
 /// The settings where `past` and `now` differ, as `name: past → now`.

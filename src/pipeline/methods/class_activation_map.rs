@@ -6,17 +6,14 @@
 //! does not read that pool straight away (a hidden linear layer after it, a transformer's class
 //! token) has no CAM: an error naming the layer CAM needs.
 
-use super::{channel_weights, LayerInputs, LayerMethod, Needs};
+use super::{channel_weights, combine, torchcam_normalize, LayerInputs, LayerMethod, Needs};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{CamCombineParams, CamMinMaxParams, CamNormalizeParams, LogitGradParams};
+use crate::gpu::params::LogitGradParams;
 use crate::gpu::GpuContext;
 use crate::pipeline::steps::Steps;
 
 pub(super) struct ClassActivationMap;
-
-/// torch-cam's epsilon in `_normalize`.
-const EPS: f32 = 1e-8;
 
 impl LayerMethod for ClassActivationMap {
     fn needs(&self) -> Needs {
@@ -63,7 +60,7 @@ impl LayerMethod for ClassActivationMap {
                 path: model.source.clone(),
                 reason: "the classifier's weights exceed one GPU binding".into(),
             })?;
-        let (pixels, channels) = (inputs.pixels, inputs.channels);
+        let channels = inputs.channels;
         // The target class's row of the classifier's weights, per image.
         let weights = channel_weights(ctx, inputs)?;
         steps.push(
@@ -80,47 +77,8 @@ impl LayerMethod for ClassActivationMap {
                 _pad: 0,
             },
         );
-        steps.push(
-            ctx,
-            launch::CamCombine {
-                activations: inputs.activations,
-                weights: &weights,
-                grid: inputs.grid,
-            },
-            move |s| CamCombineParams {
-                batch: s.images,
-                pixels,
-                channels,
-                relu: 0,
-            },
-        );
-        let stats = ctx.storage("cam_normalise_stats", 8 * inputs.capacity)?;
-        steps.push(
-            ctx,
-            launch::CamMinMax {
-                map: inputs.grid,
-                stats: &stats,
-            },
-            move |s| CamMinMaxParams {
-                batch: s.images,
-                len: pixels,
-                relu: 0,
-                chunks: 1,
-            },
-        );
-        steps.push(
-            ctx,
-            launch::CamNormalize {
-                stats: &stats,
-                map: inputs.grid,
-            },
-            move |s| CamNormalizeParams {
-                batch: s.images,
-                len: pixels,
-                relu: 0,
-                eps: EPS,
-            },
-        );
-        Ok(weights.size() + stats.size())
+        combine(ctx, steps, inputs, &weights, false);
+        let stats = torchcam_normalize(ctx, steps, inputs)?;
+        Ok(weights.size() + stats)
     }
 }

@@ -22,12 +22,14 @@ mod hires_cam;
 mod layer_cam;
 mod saliency;
 mod score_cam;
+mod smooth_grad_cam_plusplus;
 mod xgrad_cam;
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
 use crate::gpu::params::{
-    CamChannelWeightsParams, CamCombineParams, CamElementwiseParams, ProbeWeightsParams,
+    CamChannelWeightsParams, CamCombineParams, CamElementwiseParams, CamMinMaxParams,
+    CamNormalizeParams, ProbeWeightsParams,
 };
 use crate::gpu::GpuContext;
 
@@ -72,6 +74,12 @@ pub enum Method {
     /// weights, at the layer the global average pool before it reads; no gradient, no ReLU,
     /// min-max normalised at the layer.
     Cam,
+    /// `SmoothGradCAMpp` (Omeiza et al.; torch-cam's): Grad-CAM++ with the gradient's second and
+    /// third powers averaged over noisy copies of the input
+    /// ([`ExplainOptions::samples`](crate::ExplainOptions::samples),
+    /// [`ExplainOptions::noise_std`](crate::ExplainOptions::noise_std)), min-max normalised at
+    /// the layer.
+    SmoothGradCamPlusPlus,
     /// `FullGrad`: at the input image, the sum of |∂T/∂x ⊙ x| per input channel and of
     /// |b_c ∂T/∂z_c| for every channel of every bias layer z (BatchNorm, or a conv with a bias),
     /// each min-max scaled and resized; one final scaling, no ReLU (target layers do not apply).
@@ -91,6 +99,7 @@ impl Method {
         Method::EigenGradCam,
         Method::Fem,
         Method::Cam,
+        Method::SmoothGradCamPlusPlus,
         Method::ScoreCam,
         Method::AblationCam,
         Method::FullGrad,
@@ -110,6 +119,7 @@ impl Method {
             Method::EigenGradCam => "eigengradcam",
             Method::Fem => "fem",
             Method::Cam => "cam",
+            Method::SmoothGradCamPlusPlus => "smooth-gradcam++",
             Method::ScoreCam => "scorecam",
             Method::AblationCam => "ablationcam",
             Method::Saliency => "saliency",
@@ -117,8 +127,8 @@ impl Method {
         }
     }
 
-    /// The reference's class computing the same map: pytorch-grad-cam's, torch-cam's for CAM
-    /// ([`Method::reference_library`]).
+    /// The reference's class computing the same map: pytorch-grad-cam's, torch-cam's for CAM and
+    /// Smooth Grad-CAM++ ([`Method::reference_library`]).
     pub fn reference(self) -> &'static str {
         match self {
             Method::GradCam => "GradCAM",
@@ -131,6 +141,7 @@ impl Method {
             Method::EigenGradCam => "EigenGradCAM",
             Method::Fem => "FEM",
             Method::Cam => "CAM",
+            Method::SmoothGradCamPlusPlus => "SmoothGradCAMpp",
             Method::ScoreCam => "ScoreCAM",
             Method::AblationCam => "AblationCAM",
             Method::Saliency => "Saliency",
@@ -139,10 +150,11 @@ impl Method {
     }
 
     /// The Python package whose class [`Method::reference`] names (PyPI): `grad-cam`
-    /// (pytorch-grad-cam), or `torchcam` for CAM, which pytorch-grad-cam does not have.
+    /// (pytorch-grad-cam), or `torchcam` for CAM and Smooth Grad-CAM++, which pytorch-grad-cam
+    /// does not have.
     pub fn reference_library(self) -> &'static str {
         match self {
-            Method::Cam => "torchcam",
+            Method::Cam | Method::SmoothGradCamPlusPlus => "torchcam",
             _ => "grad-cam",
         }
     }
@@ -165,6 +177,7 @@ impl Method {
             Method::EigenGradCam => &eigen_grad_cam::EigenGradCam,
             Method::Fem => &fem::Fem,
             Method::Cam => &class_activation_map::ClassActivationMap,
+            Method::SmoothGradCamPlusPlus => &smooth_grad_cam_plusplus::SmoothGradCamPlusPlus,
             Method::ScoreCam => &score_cam::ScoreCam,
             Method::AblationCam => &ablation_cam::AblationCam,
             Method::Saliency => &saliency::Saliency,
@@ -256,6 +269,21 @@ pub(crate) struct LayerInputs<'a> {
     pub capacity: u64,
     /// Where the map goes, after ReLU: f32 `[batch, pixels]`.
     pub grid: &'a wgpu::Buffer,
+    /// With noisy samples (Smooth Grad-CAM++), what they left at the layer.
+    pub moments: Option<Moments<'a>>,
+}
+
+/// What the noisy samples of Smooth Grad-CAM++ leave at a layer, laid out as the layer's
+/// activations (src/pipeline/smooth_grad.rs).
+#[derive(Clone, Copy)]
+pub(crate) struct Moments<'a> {
+    /// The clean input's activations.
+    pub clean: &'a wgpu::Buffer,
+    /// Σ over the samples of G² and of G³.
+    pub squares: &'a wgpu::Buffer,
+    pub cubes: &'a wgpu::Buffer,
+    /// How many samples the sums hold.
+    pub samples: u32,
 }
 
 impl LayerInputs<'_> {
@@ -327,7 +355,19 @@ fn weighted_sum(
     if inputs.eigen_smooth {
         return eigen::projection(ctx, steps, inputs, eigen::Source::Weighted(weights));
     }
-    let (pixels, channels) = (inputs.pixels, inputs.channels);
+    combine(ctx, steps, inputs, weights, true);
+    Ok(0)
+}
+
+/// `Σ_c w_c A_c` into `inputs.grid`, rectified with `relu`.
+fn combine(
+    ctx: &GpuContext,
+    steps: &mut Steps,
+    inputs: &LayerInputs,
+    weights: &wgpu::Buffer,
+    relu: bool,
+) {
+    let (pixels, channels, relu) = (inputs.pixels, inputs.channels, u32::from(relu));
     steps.push(
         ctx,
         launch::CamCombine {
@@ -339,10 +379,9 @@ fn weighted_sum(
             batch: s.images,
             pixels,
             channels,
-            relu: 1,
+            relu,
         },
     );
-    Ok(0)
 }
 
 /// A buffer of one f32 weight per channel and image.
@@ -461,4 +500,41 @@ fn elementwise(
         },
     );
     Ok(0)
+}
+
+/// torch-cam's epsilon in `_normalize`.
+const TORCHCAM_EPS: f32 = 1e-8;
+
+/// torch-cam's `_normalize` of the map in `inputs.grid`, in place: `(x − min) / (max − min +
+/// 1e-8)` per image. Returns its scratch bytes.
+fn torchcam_normalize(ctx: &GpuContext, steps: &mut Steps, inputs: &LayerInputs) -> Result<u64> {
+    let pixels = inputs.pixels;
+    let stats = ctx.storage("cam_normalise_stats", 8 * inputs.capacity)?;
+    steps.push(
+        ctx,
+        launch::CamMinMax {
+            map: inputs.grid,
+            stats: &stats,
+        },
+        move |s| CamMinMaxParams {
+            batch: s.images,
+            len: pixels,
+            relu: 0,
+            chunks: 1,
+        },
+    );
+    steps.push(
+        ctx,
+        launch::CamNormalize {
+            stats: &stats,
+            map: inputs.grid,
+        },
+        move |s| CamNormalizeParams {
+            batch: s.images,
+            len: pixels,
+            relu: 0,
+            eps: TORCHCAM_EPS,
+        },
+    );
+    Ok(stats.size())
 }
