@@ -27,6 +27,7 @@ pub mod gpu;
 pub mod graph;
 mod images;
 mod labels;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pipeline;
@@ -47,6 +48,7 @@ pub use images::{
     DEFAULT_MAX_PIXELS,
 };
 pub use labels::Labels;
+pub use metrics::{Metric, TargetScore};
 pub use model::Model;
 pub use pipeline::{
     softmax, top_k, ExplainOptions, Explainer, Explanation, Forward, GpuModel, Method,

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 use common::{decode, engine, root};
-use gradcam::{Colormap, ExplainOptions, Method, Readback, Target};
+use gradcam::{Colormap, ExplainOptions, Method, Readback, Target, TargetScore};
 
 /// Polls `future` once with a waker that does nothing, as an executor that must not block would.
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
@@ -32,6 +32,8 @@ fn explain_async_never_blocks_and_equals_explain() {
         samples: 4,
         noise_std: 0.3,
         seed: 0,
+        metrics: Vec::new(),
+        target_score: TargetScore::Softmax,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

@@ -511,6 +511,12 @@ kernels! {
     AugMean => "aug_mean" (AugMeanParams) {
         cam: StorageReadWrite, slots: StorageReadWrite,
     } invocations(p, _) = p.batch * p.size * p.size;
+    MetricPerturb => "metric_perturb" (MetricPerturbParams) {
+        pristine: Storage, cam: Storage, input: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.size * p.size * 3;
+    TargetScore => "target_score" (TargetScoreParams) fixed 64 {
+        logits: Storage, targets: Storage, scores: StorageReadWrite,
+    } invocations(p, _) = p.batch * 64;
     SmoothNoise => "smooth_noise" (SmoothNoiseParams) {
         pristine: Storage, input: StorageReadWrite,
     } invocations(p, _) = p.batch * p.size * p.size * 3;

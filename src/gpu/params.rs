@@ -859,3 +859,27 @@ gpu_struct! {
         pub samples: u32,
     }
 }
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/metric_perturb.wgsl.
+    pub struct MetricPerturbParams {
+        pub batch: u32,
+        pub size: u32,
+        /// 0: the input times the CAM.
+        pub mode: u32,
+        pub _pad: u32,
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/target_score.wgsl.
+    pub struct TargetScoreParams {
+        pub batch: u32,
+        pub classes: u32,
+        pub slots: u32,
+        pub slot: u32,
+        /// 1: the softmax probability, 0: the logit.
+        pub softmax: u32,
+        pub _pad: [u32; 3],
+    }
+}

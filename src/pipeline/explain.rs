@@ -8,6 +8,7 @@ use super::backward::{push_grad_step, BackwardPlan};
 use super::cam::push_cam;
 use super::forward::Forward;
 use super::methods::{GradientTap, Method};
+use super::metric_passes::MetricPasses;
 use super::smooth_grad::{SmoothGrad, Stage};
 use super::steps::{BatchShape, Steps};
 use crate::colormap::Colormap;
@@ -18,6 +19,7 @@ use crate::gpu::params::{
     OverlayParams, SelectTargetParams, MAX_REDUCTION_CHUNKS,
 };
 use crate::gpu::{GpuContext, Profiler};
+use crate::metrics::{Metric, TargetScore};
 
 /// Where one image's overlay lies in [`Explainer::overlay_buffer`]: RGBA8 rows of `width`
 /// pixels, `bytes_per_row` apart (a multiple of 256, as `copy_buffer_to_texture` requires),
@@ -213,6 +215,11 @@ pub struct ExplainOptions {
     /// The seed of Smooth Grad-CAM++'s noise. An image gets the same noise whatever batch it is
     /// in, so its map does not depend on its neighbours.
     pub seed: u32,
+    /// Faithfulness metrics computed with the explanation ([`Explanation::metrics`]): each
+    /// perturbation they need is one more forward pass per batch, after the CAM.
+    pub metrics: Vec<Metric>,
+    /// The score the metrics read for the explained class.
+    pub target_score: TargetScore,
 }
 
 impl Default for ExplainOptions {
@@ -230,6 +237,8 @@ impl Default for ExplainOptions {
             samples: 4,
             noise_std: 0.3,
             seed: 0,
+            metrics: Vec::new(),
+            target_score: TargetScore::Softmax,
         }
     }
 }
@@ -285,6 +294,8 @@ pub struct Explanation {
     /// With [`ExplainOptions::guided`]: Guided Grad-CAM, `deprocess_image(cam · guided
     /// gradient)` with the method's final CAM, `[S × S]`.
     pub guided_gradcam: Option<image::RgbImage>,
+    /// With [`ExplainOptions::metrics`], each metric's value for this image, in that order.
+    pub metrics: Vec<(Metric, f32)>,
 }
 
 /// Buffers and recorded work for explaining batches of up to `capacity` images at one target
@@ -350,6 +361,8 @@ pub struct Explainer {
     smooth: Option<SmoothGrad>,
     /// The first step after the target choice (the backward pass's first).
     backward_start: usize,
+    /// With [`ExplainOptions::metrics`], their passes.
+    metrics: Option<MetricPasses>,
 }
 
 /// The layer name of a map made at the input image ([`Needs::input`](super::methods::Needs)).
@@ -514,6 +527,17 @@ impl Explainer {
         } else {
             None
         };
+        let metrics = if options.metrics.is_empty() {
+            None
+        } else {
+            Some(MetricPasses::new(
+                &ctx,
+                &forward,
+                (&cam, &targets),
+                &options.metrics,
+                options.target_score,
+            )?)
+        };
         // Everything that reads the forward's tensors has asked for them: the rest share buffers.
         let mut forward = forward;
         forward.finish()?;
@@ -544,6 +568,7 @@ impl Explainer {
             aug,
             smooth,
             backward_start,
+            metrics,
         };
         explainer.build_overlay_steps();
         Ok(explainer)
@@ -628,6 +653,7 @@ impl Explainer {
             + self.guided.as_ref().map_or(0, wgpu::Buffer::size)
             + self.aug.as_ref().map_or(0, AugSmooth::gpu_bytes)
             + self.smooth.as_ref().map_or(0, SmoothGrad::gpu_bytes)
+            + self.metrics.as_ref().map_or(0, MetricPasses::gpu_bytes)
     }
 
     /// The options it was made with.
@@ -695,6 +721,9 @@ impl Explainer {
         if let Some(smooth) = &mut self.smooth {
             smooth.configure(&ctx, shape);
         }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.configure(&ctx, shape);
+        }
         Ok(())
     }
 
@@ -713,6 +742,9 @@ impl Explainer {
         }
         if let Some(smooth) = &mut self.smooth {
             smooth.configure(&ctx, shape);
+        }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.configure(&ctx, shape);
         }
         Ok(())
     }
@@ -759,7 +791,9 @@ impl Explainer {
     /// backward, CAM and (for image batches) the overlay. Nothing is read back.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let ctx = self.forward.context();
-        let with_images = !self.forward.image_sizes().is_empty();
+        let images = !self.forward.image_sizes().is_empty();
+        // The metrics keep the preprocessed input before the pipeline runs on it.
+        let with_images = self.record_metric_input(encoder, images);
         match (&self.aug, &self.smooth) {
             (Some(aug), _) => aug.record(ctx, encoder, &self.forward, with_images, |encoder| {
                 self.forward.record(encoder, false);
@@ -785,8 +819,28 @@ impl Explainer {
                 self.steps.record(ctx, encoder);
             }
         }
-        if with_images {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(ctx, encoder, &self.forward, |encoder| {
+                self.forward.record(encoder, false)
+            });
+        }
+        if images {
             self.overlay_steps.record(ctx, encoder);
+        }
+    }
+
+    /// With metrics, records the preprocessing (for image batches) and the copy of the input they
+    /// keep; returns whether the pipeline still has to preprocess.
+    fn record_metric_input(&self, encoder: &mut wgpu::CommandEncoder, images: bool) -> bool {
+        match &self.metrics {
+            Some(metrics) => {
+                if images {
+                    self.forward.record_preprocess(encoder);
+                }
+                metrics.keep_input(encoder, &self.forward);
+                false
+            }
+            None => images,
         }
     }
 
@@ -799,7 +853,8 @@ impl Explainer {
         per_kernel: bool,
     ) {
         let ctx = self.forward.context();
-        let with_images = !self.forward.image_sizes().is_empty();
+        let images = !self.forward.image_sizes().is_empty();
+        let with_images = self.record_metric_input(encoder, images);
         let (c, n) = (self.cam_start, self.steps.len());
         let pipeline = |encoder: &mut wgpu::CommandEncoder, profiler: &mut Profiler| {
             self.steps
@@ -846,7 +901,14 @@ impl Explainer {
                 pipeline(encoder, profiler);
             }
         }
-        if with_images {
+        // The metrics' forward passes count as forward time.
+        if let Some(metrics) = &self.metrics {
+            metrics.record(ctx, encoder, &self.forward, |encoder| {
+                self.forward
+                    .record_profiled(encoder, false, profiler, per_kernel)
+            });
+        }
+        if images {
             let m = self.overlay_steps.len();
             self.overlay_steps.record_range_profiled(
                 ctx,
@@ -870,7 +932,14 @@ impl Explainer {
             }
             None => 0,
         };
-        variants * (self.forward.launches() + self.steps.len()) + extra + self.overlay_steps.len()
+        let metrics = self.metrics.as_ref().map_or(0, |m| {
+            let (own, passes) = m.launches();
+            own + passes * self.forward.launches()
+        });
+        variants * (self.forward.launches() + self.steps.len())
+            + extra
+            + metrics
+            + self.overlay_steps.len()
     }
 
     /// Submits what [`Explainer::record`] records ([`Explainer::run_async`], blocking).
@@ -935,6 +1004,9 @@ impl Explainer {
         }
         if let (Some(buffer), true) = (&self.guided, what.guided) {
             copies.push((buffer, n * cam_len * 2 * 4));
+        }
+        if let Some(metrics) = &self.metrics {
+            copies.push(metrics.scores(self.forward.batch()));
         }
         copies
     }
@@ -1205,6 +1277,10 @@ impl Explainer {
                 .then(|| bytemuck::pod_collect_to_vec(take(n * grid_len * 4)));
             let overlays: Option<&[u8]> = overlay.then(|| take(total_pixels * 4));
             let pictures: Option<&[u8]> = guided.then(|| take(n * guided_len));
+            let scores: Option<Vec<f32>> = self.metrics.as_ref().map(|m| {
+                let (_, bytes) = m.scores(n as u32);
+                bytemuck::pod_collect_to_vec(take(bytes))
+            });
             // RGBA8 → RGB, one picture of `[batch, 2]`.
             let picture = |i: usize, which: usize| {
                 let at = (i * 2 + which) * cam_len as usize * 4;
@@ -1245,6 +1321,10 @@ impl Explainer {
                     overlay,
                     guided: picture(i, 0),
                     guided_gradcam: picture(i, 1),
+                    metrics: match (&self.metrics, &scores) {
+                        (Some(m), Some(s)) => m.values(&s[i * m.slots()..(i + 1) * m.slots()]),
+                        _ => Vec::new(),
+                    },
                 });
             }
             out

@@ -6,6 +6,7 @@ mod cam;
 mod explain;
 mod forward;
 pub mod methods;
+mod metric_passes;
 mod probe;
 mod smooth_grad;
 pub mod steps;

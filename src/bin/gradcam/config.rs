@@ -101,6 +101,7 @@ impl Explain {
             samples: args.samples.unwrap_or(defaults.samples),
             noise_std: args.noise_std.unwrap_or(defaults.noise_std),
             seed: args.seed.unwrap_or(defaults.seed),
+            ..defaults
         };
         let target = args.class.map(Target::Class).unwrap_or(Target::Predicted);
         let targets = match &args.targets {
