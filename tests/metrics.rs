@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{engine, fixture_metadata, fixtures, max_abs_diff, normalized};
 use gradcam::{ExplainOptions, Method, Metric, Readback, Target, TargetScore};
 
@@ -136,4 +138,159 @@ fn metrics_of_images_equal_metrics_of_tensors() {
         assert_eq!(drop(c), drop(a));
         assert!(max_abs_diff(&a.logits, &c.logits) == 0.0);
     }
+}
+
+/// `gradcam evaluate`: metrics.json and metrics.csv hold each image's metrics per method (equal
+/// to the reference's for the fixture's pictures), image by image; the summary is the mean; a
+/// broken image is a one-line error naming it, and the others are still scored (exit 1).
+#[test]
+fn evaluate_writes_json_csv_and_a_summary() {
+    let fx = fixtures("metrics/efficientnet-lite0");
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, name) in ["a.png", "b.png"].iter().enumerate() {
+        let f = &fx[format!("image.{i}").as_str()];
+        let path = dir.path().join(name);
+        image::RgbImage::from_raw(224, 224, f.bytes.clone())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        paths.push(path.to_str().unwrap().to_string());
+    }
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"not a png").unwrap();
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["evaluate", &paths[0], &paths[1]];
+        args.extend_from_slice(extra);
+        common::run_gradcam(&args)
+    };
+    let broken_arg = broken.to_str().unwrap();
+    let out_arg = out.to_str().unwrap();
+    let done = run(&[broken_arg, "--method", "gradcam,eigencam", "--out", out_arg]);
+    common::assert_no_panic(&done);
+    assert_eq!(done.status.code(), Some(1));
+    let err = common::stderr_lines(&done);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("broken.png"), "{err:?}");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        stdout.contains("gradcam") && stdout.contains("eigencam"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("average-drop") && stdout.contains("over 2 images"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let images = json["images"].as_array().unwrap();
+    let order: Vec<(String, String)> = images
+        .iter()
+        .map(|e| {
+            let image = e["image"].as_str().unwrap();
+            let name = Path::new(image).file_name().unwrap().to_str().unwrap();
+            (name.to_string(), e["method"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        order,
+        [
+            pair("a.png", "gradcam"),
+            pair("a.png", "eigencam"),
+            pair("b.png", "gradcam"),
+            pair("b.png", "eigencam")
+        ]
+    );
+    for (k, entry) in images.iter().enumerate() {
+        let (i, method) = (k / 2, entry["method"].as_str().unwrap());
+        for metric in Metric::ALL {
+            let want = fx[format!("{method}.softmax.{metric}").as_str()].data[i];
+            let got = entry["metrics"][metric.name()].as_f64().unwrap() as f32;
+            assert!(
+                (got - want).abs() <= 1e-3,
+                "{method} {metric}: {got} vs {want}"
+            );
+        }
+    }
+    for method in ["gradcam", "eigencam"] {
+        for metric in Metric::ALL {
+            let values: Vec<f64> = images
+                .iter()
+                .filter(|e| e["method"] == method)
+                .map(|e| e["metrics"][metric.name()].as_f64().unwrap())
+                .collect();
+            let mean = values.iter().sum::<f64>() / 2.0;
+            let summary = json["summary"][method][metric.name()].as_f64().unwrap();
+            assert!((summary - mean).abs() < 1e-9, "{method} {metric}");
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5);
+    let header = format!(
+        "image,class,label,method,{}",
+        Metric::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(lines[0], header);
+    for (line, entry) in lines[1..].iter().zip(images) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[3], entry["method"].as_str().unwrap());
+        let change: f32 = fields[4].parse().unwrap();
+        let want = entry["metrics"]["cam-mult-image-confidence-change"]
+            .as_f64()
+            .unwrap() as f32;
+        assert_eq!(change, want);
+    }
+
+    // Logit scores, two metrics, another method, over the same folder.
+    let done = run(&[
+        "--method",
+        "layercam",
+        "--metric",
+        "average-drop,cam-mult-image-confidence-change",
+        "--target-score",
+        "logit",
+        "--out",
+        out_arg,
+    ]);
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{:?}",
+        common::stderr_lines(&done)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for (i, entry) in json["images"].as_array().unwrap().iter().enumerate() {
+        let metrics = entry["metrics"].as_object().unwrap();
+        assert_eq!(metrics.len(), 2);
+        for metric in [Metric::AverageDrop, Metric::CamMultImageConfidenceChange] {
+            let want = fx[format!("layercam.logit.{metric}").as_str()].data[i];
+            let got = metrics[metric.name()].as_f64().unwrap() as f32;
+            assert!(
+                (got - want).abs() <= 1e-3,
+                "layercam {metric}: {got} vs {want}"
+            );
+        }
+    }
+    // An input where a result would go is refused before anything is written.
+    let input = out.join("metrics.csv");
+    std::fs::copy(&paths[0], &input).unwrap();
+    let refused = common::run_gradcam(&["evaluate", input.to_str().unwrap(), "--out", out_arg]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(common::stderr_lines(&refused)[0].contains("where the results would go"));
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(&paths[0]).unwrap(),
+        "the input is untouched"
+    );
+    let bad = run(&["--metric", "road", "--out", out_arg]);
+    common::assert_no_panic(&bad);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = common::stderr_lines(&bad);
+    assert!(err.len() == 1 && err[0].contains("`road`"), "{err:?}");
 }

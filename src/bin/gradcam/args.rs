@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gradcam::{Colormap, Method};
+use gradcam::{Colormap, Method, TargetScore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,6 +46,56 @@ pub enum Command {
     /// {"image": PATH, "top": [{"class": I, "label": "...", "score": P}, ...]},
     /// with softmax probabilities. A failing image gets an error line on stderr.
     Classify(ClassifyArgs),
+    /// Score explanations by how the model's confidence moves when the input is perturbed by
+    /// them (faithfulness metrics, each computed on the GPU with the explanation it scores):
+    /// DIR/metrics.json and DIR/metrics.csv hold each image's value per method and metric, and
+    /// the mean per method, which is also printed as a table. A failing image gets an error line
+    /// on stderr and is left out; the others are scored.
+    Evaluate(EvaluateArgs),
+}
+
+/// The arguments of `evaluate`.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Image files or folders of them (searched recursively).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Output folder for metrics.json and metrics.csv (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The methods to compare, comma-separated (the names `explain --method` takes; `all`:
+    /// every method).
+    #[arg(long, default_value = "gradcam", value_name = "M1,M2,...")]
+    pub method: String,
+    /// The metrics, comma-separated, or `all` (default): cam-mult-image-confidence-change,
+    /// drop-in-confidence and increase-in-confidence (pytorch-grad-cam's classes of those
+    /// names: the score on the input times the CAM, against the clean input's), average-drop
+    /// and average-increase (the Grad-CAM++ paper's Average Drop and Increase in Confidence,
+    /// per image as torch-cam).
+    #[arg(long, default_value = "all", value_name = "NAME,...")]
+    pub metric: String,
+    /// The score the metrics read for the explained class: softmax (its probability, the
+    /// reference's ClassifierOutputSoftmaxTarget) or logit (ClassifierOutputTarget).
+    #[arg(long, default_value = "softmax", value_parser = parse_target_score, value_name = "S")]
+    pub target_score: TargetScore,
+    /// Target layer (as `explain --layer`; default: the model's). Methods made at the input
+    /// (saliency, fullgrad) ignore it.
+    #[arg(long, value_name = "LAYER")]
+    pub layer: Option<String>,
+    /// Explain class N for every image (default: each image's predicted class).
+    #[arg(long, value_name = "N")]
+    pub class: Option<u32>,
+    /// Per-image classes: a CSV of `image,class` lines, as `explain --targets`.
+    #[arg(long, value_name = "FILE", conflicts_with = "class")]
+    pub targets: Option<PathBuf>,
+    /// Images per GPU batch.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Scorecam and ablationcam: their forward passes run in chunks of N (as `explain`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub method_batch: Option<u32>,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// The arguments of `layers`.
@@ -272,6 +322,10 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse().map_err(|e: gradcam::Error| e.to_string())
+}
+
+fn parse_target_score(s: &str) -> Result<TargetScore, String> {
     s.parse().map_err(|e: gradcam::Error| e.to_string())
 }
 

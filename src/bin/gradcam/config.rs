@@ -123,7 +123,7 @@ impl Explain {
 
 /// The `image,class` lines of a `--targets` file, by the image's canonical path; each error
 /// names the file and line.
-fn read_targets(file: &Path, classes: u32) -> Result<HashMap<PathBuf, u32>, String> {
+pub fn read_targets(file: &Path, classes: u32) -> Result<HashMap<PathBuf, u32>, String> {
     let shown = escape_path(file);
     let text = std::fs::read_to_string(file).map_err(|e| format!("{shown}: {e}"))?;
     let mut targets = HashMap::new();

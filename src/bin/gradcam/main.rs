@@ -1,12 +1,13 @@
 //! `gradcam`: Grad-CAM heatmaps and classification on the GPU.
 //!
 //! `args.rs` defines the command line, `config.rs` resolves it into a checked configuration, and
-//! one runner per command (`explain.rs`, `classify.rs`, `layers.rs`) carries it out and returns
+//! one runner per command (`explain.rs`, `classify.rs`, `evaluate.rs`, `layers.rs`) carries it out and returns
 //! the exit status.
 
 mod args;
 mod classify;
 mod config;
+mod evaluate;
 mod explain;
 mod inputs;
 mod layers;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Layers(args) => layers::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Explain(args) => match config::Explain::resolve(args) {
             Ok(config::Explain::ListLayers(model)) => layers::print_layers(&model),
             Ok(config::Explain::Run(config)) => explain::run(*config),
