@@ -1,6 +1,6 @@
 """GPU Grad-CAM: class activation maps equal to pytorch-grad-cam's, on any GPU through wgpu."""
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -115,5 +115,21 @@ class Engine:
         eigen_smooth and aug_smooth are pytorch-grad-cam's options. samples, noise_std and seed are
         method "smooth-gradcam++"'s noisy copies of the input (torch-cam's num_samples and std).
         The GIL is released while the GPU works.
+        """
+        ...
+    def evaluate(
+        self,
+        images: Sequence[ImageLike],
+        methods: Sequence[str] = ("gradcam",),
+        metrics: Optional[Sequence[str]] = None,
+        layer: Optional[str] = None,
+        targets: Optional[Sequence[int]] = None,
+        target_score: str = "softmax",
+    ) -> Dict[str, Dict[str, npt.NDArray[np.float32]]]:
+        """Faithfulness metrics of each method's explanations, computed on the GPU with them (the
+        CLI's `gradcam evaluate`): {method: {metric: float32 [N]}}, per image in input order.
+        methods and metrics take the CLI's names (metrics=None: every metric); target_score is
+        "softmax" (the class's probability) or "logit". A bad image raises ValueError naming its
+        index. The GIL is released while the GPU works.
         """
         ...

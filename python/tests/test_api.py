@@ -82,6 +82,34 @@ def test_smooth_gradcam_plusplus_noise_keywords(engine):
     assert a.classes == engine.explain([str(CHELSEA)]).classes
 
 
+def test_evaluate_returns_each_methods_metrics(engine):
+    images = [str(CHELSEA), str(COFFEE)]
+    result = engine.evaluate(images, methods=["gradcam", "eigencam"])
+    assert list(result) == ["gradcam", "eigencam"]
+    assert list(result["gradcam"]) == [
+        "cam-mult-image-confidence-change",
+        "drop-in-confidence",
+        "increase-in-confidence",
+        "average-drop",
+        "average-increase",
+    ]
+    m = result["gradcam"]
+    assert all(v.shape == (2,) and v.dtype == np.float32 for v in m.values())
+    # Average Drop is the drop in confidence over the clean score, which explain reports.
+    scores = np.float32(engine.explain(images).scores)
+    np.testing.assert_allclose(
+        m["average-drop"], m["drop-in-confidence"] / (scores + np.float32(1e-7)), rtol=1e-5
+    )
+    change = m["cam-mult-image-confidence-change"]
+    np.testing.assert_array_equal(m["drop-in-confidence"], np.maximum(-change, 0))
+    logit = engine.evaluate(images[:1], metrics=["average-drop"], target_score="logit")
+    assert list(logit["gradcam"]) == ["average-drop"]
+    with pytest.raises(ValueError, match="road"):
+        engine.evaluate(images, metrics=["road"])
+    with pytest.raises(ValueError, match=r"images\[0\]"):
+        engine.evaluate(["no/such/image.png"])
+
+
 def test_bad_inputs_raise_naming_the_image(engine, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
