@@ -125,11 +125,16 @@ class Engine:
         layer: Optional[str] = None,
         targets: Optional[Sequence[int]] = None,
         target_score: str = "softmax",
+        steps: int = 20,
+        samples: int = 4,
+        noise_std: float = 0.3,
+        seed: int = 0,
     ) -> Dict[str, Dict[str, npt.NDArray[np.float32]]]:
         """Faithfulness metrics of each method's explanations, computed on the GPU with them (the
         CLI's `gradcam evaluate`): {method: {metric: float32 [N]}}, per image in input order.
-        methods and metrics take the CLI's names (metrics=None: every metric); target_score is
-        "softmax" (the class's probability) or "logit". A bad image raises ValueError naming its
-        index. The GIL is released while the GPU works.
+        methods and metrics take the CLI's names (metrics=None: the five "confidence" metrics;
+        "all" adds deletion-auc and insertion-auc, of `steps` steps); target_score is "softmax"
+        (the class's probability) or "logit". A bad image raises ValueError naming its index. The
+        GIL is released while the GPU works.
         """
         ...

@@ -34,6 +34,7 @@ fn explain_async_never_blocks_and_equals_explain() {
         seed: 0,
         metrics: Vec::new(),
         target_score: TargetScore::Softmax,
+        metric_steps: 20,
     };
     let img = decode(&root().join("examples/images/chelsea.png"));
     let targets = [Target::Predicted];

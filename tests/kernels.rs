@@ -16,7 +16,7 @@ use gradcam::gpu::params::{
     CamElementwiseParams, CamGramParams, CamMinMaxParams, CamSaliencyParams, ConvGradParams,
     ConvParams, DepthwiseGradParams, DepthwiseParams, ElementwiseGradParams, ElementwiseParams,
     ImageMeta, LinearGradParams, LinearParams, MaxPoolGradParams, MaxPoolParams,
-    PointwiseGradParams, PointwiseParams, PoolParams, PreprocessParams, MINMAX_PAIRS,
+    PointwiseGradParams, PointwiseParams, PoolParams, PreprocessParams, RankParams, MINMAX_PAIRS,
 };
 use gradcam::model::same_padding;
 use gradcam::{AdapterOptions, Engine, GpuContext, Model};
@@ -1576,6 +1576,80 @@ fn elementwise_and_its_gradient_match_reference() {
                 let what = format!("{what} gradient from the output {from_output}");
                 assert_close(&what, &got, &want_grad, 2e-6, 2e-6);
             }
+        }
+    }
+}
+
+/// The deletion and insertion metrics' ranking (shaders/rank_init.wgsl, rank_sort.wgsl,
+/// rank_scatter.wgsl, as src/pipeline/metric_passes.rs launches them) against a stable
+/// descending sort on the CPU: higher value first, equal values by position, with many ties (the
+/// values quantised) and a size that is not a power of two.
+#[test]
+fn rank_equals_a_stable_descending_sort() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    for (batch, positions) in [(2u32, 1000u32), (1, 4096), (3, 7)] {
+        let values: Vec<f32> = random(&mut rng, (batch * positions) as usize, 0.0, 1.0)
+            .into_iter()
+            .map(|v| (v * 16.0).floor() / 16.0)
+            .collect();
+        let padded = positions.next_power_of_two();
+        let ctx = ctx();
+        let cam = ctx.storage_with("cam", &values);
+        let pairs = ctx.storage("pairs", u64::from(batch * padded) * 8).unwrap();
+        let ranks = ctx
+            .storage("ranks", u64::from(batch * positions) * 4)
+            .unwrap();
+        let params = |k, j| RankParams {
+            batch,
+            positions,
+            padded,
+            k,
+            j,
+            _pad: [0; 3],
+        };
+        ctx.run_kernel(
+            launch::RankInit {
+                cam: &cam,
+                pairs: &pairs,
+            },
+            &params(0, 0),
+        )
+        .unwrap();
+        let mut k = 2;
+        while k <= padded {
+            let mut j = k / 2;
+            while j > 0 {
+                ctx.run_kernel(launch::RankSort { pairs: &pairs }, &params(k, j))
+                    .unwrap();
+                j /= 2;
+            }
+            k *= 2;
+        }
+        ctx.run_kernel(
+            launch::RankScatter {
+                pairs: &pairs,
+                ranks: &ranks,
+            },
+            &params(0, 0),
+        )
+        .unwrap();
+        let bytes = ctx
+            .read_buffer(&ranks, u64::from(batch * positions) * 4)
+            .unwrap();
+        let got: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        for n in 0..batch as usize {
+            let image = &values[n * positions as usize..(n + 1) * positions as usize];
+            let mut order: Vec<usize> = (0..image.len()).collect();
+            order.sort_by(|&a, &b| image[b].total_cmp(&image[a]).then(a.cmp(&b)));
+            let mut want = vec![0u32; image.len()];
+            for (rank, &p) in order.iter().enumerate() {
+                want[p] = rank as u32;
+            }
+            assert_eq!(
+                &got[n * positions as usize..(n + 1) * positions as usize],
+                &want[..],
+                "batch {batch}, {positions} positions, image {n}"
+            );
         }
     }
 }

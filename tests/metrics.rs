@@ -1,8 +1,9 @@
-//! Faithfulness metrics against pytorch-grad-cam 1.5.7's `metrics` module and the Grad-CAM++
-//! paper's formula (tools/make_metric_fixtures.py): on the shipped Lite0 at `head`, two images in
-//! one batch explained for their predicted class, each method's CAM scored by every metric with
-//! softmax and logit scores, within 1e-3 of the reference (the reference's CAM and ours differ by
-//! ≤ 1e-5, and the metrics move with it by as little).
+//! Faithfulness metrics against pytorch-grad-cam 1.5.7's `metrics` module, the Grad-CAM++
+//! paper's formula and RISE's deletion and insertion as torch-cam computes them
+//! (tools/make_metric_fixtures.py): on the shipped Lite0 at `head`, two images in one batch
+//! explained for their predicted class, each method's CAM scored by every metric with softmax and
+//! logit scores, within 1e-3 of the reference (the reference's CAM and ours differ by ≤ 1e-5, and
+//! the metrics move with it by as little).
 
 mod common;
 
@@ -17,6 +18,7 @@ fn metrics_equal_pytorch_grad_cam() {
     let meta = fixture_metadata("metrics/efficientnet-lite0");
     let methods: Vec<String> = serde_json::from_str(&meta["methods"]).expect("methods");
     let classes: Vec<u32> = serde_json::from_str(&meta["classes"]).expect("classes");
+    let steps: u32 = meta["steps"].parse().expect("steps");
     let images = ["image.0", "image.1"];
     let input: Vec<f32> = images
         .iter()
@@ -34,6 +36,7 @@ fn metrics_equal_pytorch_grad_cam() {
                         layer: meta["layer"].clone(),
                         metrics: Metric::ALL.to_vec(),
                         target_score: score,
+                        metric_steps: steps,
                         ..Default::default()
                     },
                 )
@@ -82,7 +85,9 @@ fn metrics_equal_pytorch_grad_cam() {
 }
 
 /// The metrics of an image batch (preprocessed on the GPU) equal those of the same pictures
-/// uploaded as normalised tensors, and a metric asked alone equals its value among all.
+/// uploaded as normalised tensors, and a metric asked alone equals its value among all. The
+/// uploaded input is intact after a run: running again gives the same results; the backward pass
+/// alone, which needs the input's own activations, is refused.
 #[test]
 fn metrics_of_images_equal_metrics_of_tensors() {
     let fx = fixtures("metrics/efficientnet-lite0");
@@ -103,7 +108,9 @@ fn metrics_of_images_equal_metrics_of_tensors() {
         ..Default::default()
     };
     let engine = engine();
-    let mut explainer = engine.explainer(2, options(Metric::ALL.to_vec())).unwrap();
+    let mut explainer = engine
+        .explainer(2, options(Metric::CONFIDENCE.to_vec()))
+        .unwrap();
     let refs: Vec<&image::RgbImage> = pictures.iter().collect();
     let from_images = explainer
         .explain(&refs, &[Target::Predicted; 2], Readback::ALL)
@@ -113,6 +120,14 @@ fn metrics_of_images_equal_metrics_of_tensors() {
         .unwrap();
     explainer.run().unwrap();
     let from_tensors = explainer.read(Readback::ALL).unwrap();
+    explainer.run().unwrap();
+    let again = explainer.read(Readback::ALL).unwrap();
+    for (a, b) in from_tensors.iter().zip(&again) {
+        assert_eq!(a.metrics, b.metrics);
+        assert_eq!(a.logits, b.logits);
+        assert_eq!(a.cam, b.cam);
+    }
+    assert!(explainer.run_backward().is_err());
     let mut alone = engine
         .explainer(2, options(vec![Metric::AverageDrop]))
         .unwrap();
@@ -203,7 +218,7 @@ fn evaluate_writes_json_csv_and_a_summary() {
     );
     for (k, entry) in images.iter().enumerate() {
         let (i, method) = (k / 2, entry["method"].as_str().unwrap());
-        for metric in Metric::ALL {
+        for metric in Metric::CONFIDENCE {
             let want = fx[format!("{method}.softmax.{metric}").as_str()].data[i];
             let got = entry["metrics"][metric.name()].as_f64().unwrap() as f32;
             assert!(
@@ -213,7 +228,7 @@ fn evaluate_writes_json_csv_and_a_summary() {
         }
     }
     for method in ["gradcam", "eigencam"] {
-        for metric in Metric::ALL {
+        for metric in Metric::CONFIDENCE {
             let values: Vec<f64> = images
                 .iter()
                 .filter(|e| e["method"] == method)
@@ -229,7 +244,7 @@ fn evaluate_writes_json_csv_and_a_summary() {
     assert_eq!(lines.len(), 5);
     let header = format!(
         "image,class,label,method,{}",
-        Metric::ALL
+        Metric::CONFIDENCE
             .iter()
             .map(|m| m.name())
             .collect::<Vec<_>>()
@@ -246,12 +261,15 @@ fn evaluate_writes_json_csv_and_a_summary() {
         assert_eq!(change, want);
     }
 
-    // Logit scores, two metrics, another method, over the same folder.
+    // Logit scores, three metrics, another method, over the same folder.
+    let steps = fixture_metadata("metrics/efficientnet-lite0")["steps"].clone();
     let done = run(&[
         "--method",
         "layercam",
         "--metric",
-        "average-drop,cam-mult-image-confidence-change",
+        "average-drop,cam-mult-image-confidence-change,deletion-auc",
+        "--steps",
+        &steps,
         "--target-score",
         "logit",
         "--out",
@@ -267,8 +285,12 @@ fn evaluate_writes_json_csv_and_a_summary() {
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     for (i, entry) in json["images"].as_array().unwrap().iter().enumerate() {
         let metrics = entry["metrics"].as_object().unwrap();
-        assert_eq!(metrics.len(), 2);
-        for metric in [Metric::AverageDrop, Metric::CamMultImageConfidenceChange] {
+        assert_eq!(metrics.len(), 3);
+        for metric in [
+            Metric::AverageDrop,
+            Metric::CamMultImageConfidenceChange,
+            Metric::DeletionAuc,
+        ] {
             let want = fx[format!("layercam.logit.{metric}").as_str()].data[i];
             let got = metrics[metric.name()].as_f64().unwrap() as f32;
             assert!(

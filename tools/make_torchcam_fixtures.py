@@ -73,7 +73,7 @@ def noise(seed, sample, shape):
 
     def uniform(counter):
         h = hash32(np.uint32(seed) + hash32(np.uint32(sample) + hash32(counter)))
-        return ((h >> np.uint32(8)).astype(np.float64) + 0.5) / 16777216.0
+        return ((h >> np.uint32(9)).astype(np.float64) + 0.5) / 8388608.0
 
     u1 = uniform(np.uint32(2) * index)
     u2 = uniform(np.uint32(2) * index + np.uint32(1))

@@ -470,6 +470,11 @@ impl Engine {
             }
         }
 
+        // The noise's settings select an explainer only where they apply.
+        let noise = match method {
+            Method::SmoothGradCamPlusPlus => (samples, noise_std.to_bits(), seed),
+            _ => (0, 0, 0),
+        };
         let key: Key = (
             method.to_string(),
             layer.clone().unwrap_or_default(),
@@ -478,9 +483,9 @@ impl Engine {
             guided,
             eigen_smooth,
             aug_smooth,
-            samples,
-            noise_std.to_bits(),
-            seed,
+            noise.0,
+            noise.1,
+            noise.2,
         );
         // As many explainers as batches can be in flight in this call.
         let wanted = self
@@ -639,11 +644,14 @@ impl Engine {
 
     /// Faithfulness metrics of each method's explanations, computed on the GPU with them
     /// (the CLI's `gradcam evaluate`): `methods` (the CLI's method names), `metrics` (the
-    /// CLI's metric names; None: every metric), `layer` (None: the model's default), `targets`
-    /// (one class per image; None: each image's predicted class), `target_score` ("softmax" or
-    /// "logit"). Returns {method: {metric: float32 [N]}}, values per image in input order. A bad
-    /// image raises ValueError naming its index. The GIL is released while the GPU works.
-    #[pyo3(signature = (images, methods=vec!["gradcam".to_string()], metrics=None, layer=None, targets=None, target_score="softmax"))]
+    /// CLI's metric names and groups; None: the five `confidence` metrics), `layer` (None: the
+    /// model's default), `targets` (one class per image; None: each image's predicted class),
+    /// `target_score` ("softmax" or "logit"), `steps` (deletion's and insertion's), `samples`,
+    /// `noise_std`, `seed` (smooth-gradcam++'s, as in `explain`). `methods` may say "all".
+    /// Returns
+    /// {method: {metric: float32 [N]}}, values per image in input order. A bad image raises
+    /// ValueError naming its index. The GIL is released while the GPU works.
+    #[pyo3(signature = (images, methods=vec!["gradcam".to_string()], metrics=None, layer=None, targets=None, target_score="softmax", steps=20, samples=4, noise_std=0.3, seed=0))]
     #[allow(clippy::too_many_arguments)]
     fn evaluate<'py>(
         &mut self,
@@ -654,15 +662,29 @@ impl Engine {
         layer: Option<String>,
         targets: Option<Vec<i64>>,
         target_score: &str,
+        steps: u32,
+        samples: u32,
+        noise_std: f32,
+        seed: u32,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let methods = methods
-            .iter()
-            .map(|m| m.parse::<Method>())
-            .collect::<engine::Result<Vec<_>>>()
-            .map_err(to_py)?;
+        // The CLI's names, `all` for every method, each once in the order given.
+        let mut list: Vec<Method> = Vec::new();
+        for name in &methods {
+            let found = if name.eq_ignore_ascii_case("all") {
+                Method::ALL.to_vec()
+            } else {
+                vec![name.parse::<Method>().map_err(to_py)?]
+            };
+            for m in found {
+                if !list.contains(&m) {
+                    list.push(m);
+                }
+            }
+        }
+        let methods = list;
         let metrics = match metrics {
             Some(list) => engine::Metric::parse_list(&list.join(",")).map_err(to_py)?,
-            None => engine::Metric::ALL.to_vec(),
+            None => engine::Metric::CONFIDENCE.to_vec(),
         };
         let target_score: engine::TargetScore = target_score.parse().map_err(to_py)?;
         let classes = i64::from(self.engine.model().classes);
@@ -707,6 +729,10 @@ impl Engine {
                 method,
                 metrics: metrics.clone(),
                 target_score,
+                metric_steps: steps,
+                samples,
+                noise_std,
+                seed,
                 ..Default::default()
             };
             explainers.push(self.engine.explainer(self.batch, options).map_err(to_py)?);

@@ -512,8 +512,17 @@ kernels! {
         cam: StorageReadWrite, slots: StorageReadWrite,
     } invocations(p, _) = p.batch * p.size * p.size;
     MetricPerturb => "metric_perturb" (MetricPerturbParams) {
-        pristine: Storage, cam: Storage, input: StorageReadWrite,
+        pristine: Storage, cam: Storage, ranks: Storage, input: StorageReadWrite,
     } invocations(p, _) = p.batch * p.size * p.size * 3;
+    RankInit => "rank_init" (RankParams) {
+        cam: Storage, pairs: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.padded;
+    RankSort => "rank_sort" (RankParams) {
+        pairs: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.padded / 2;
+    RankScatter => "rank_scatter" (RankParams) {
+        pairs: Storage, ranks: StorageReadWrite,
+    } invocations(p, _) = p.batch * p.positions;
     TargetScore => "target_score" (TargetScoreParams) fixed 64 {
         logits: Storage, targets: Storage, scores: StorageReadWrite,
     } invocations(p, _) = p.batch * 64;

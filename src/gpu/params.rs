@@ -865,9 +865,13 @@ gpu_struct! {
     pub struct MetricPerturbParams {
         pub batch: u32,
         pub size: u32,
-        /// 0: the input times the CAM.
+        /// 0: the input times the CAM, 1: the baseline, 2: ranked positions from the input.
         pub mode: u32,
-        pub _pad: u32,
+        /// Mode 2: how many of the highest-ranked positions are inside.
+        pub count: u32,
+        /// Mode 2: 1 where the input fills the inside, 0 where it fills the outside.
+        pub input_inside: u32,
+        pub _pad: [u32; 3],
     }
 }
 
@@ -880,6 +884,20 @@ gpu_struct! {
         pub slot: u32,
         /// 1: the softmax probability, 0: the logit.
         pub softmax: u32,
+        pub _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Kept in sync with `Params` in shaders/lib/rank.wgsl (rank_init, rank_sort, rank_scatter).
+    pub struct RankParams {
+        pub batch: u32,
+        pub positions: u32,
+        /// `positions` rounded up to a power of two.
+        pub padded: u32,
+        /// rank_sort.wgsl's stage: the length of the bitonic runs and the compare distance.
+        pub k: u32,
+        pub j: u32,
         pub _pad: [u32; 3],
     }
 }

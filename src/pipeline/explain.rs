@@ -216,10 +216,14 @@ pub struct ExplainOptions {
     /// in, so its map does not depend on its neighbours.
     pub seed: u32,
     /// Faithfulness metrics computed with the explanation ([`Explanation::metrics`]): each
-    /// perturbation they need is one more forward pass per batch, after the CAM.
+    /// perturbation they need is one more forward pass per batch, after the CAM. The input and
+    /// logits are restored afterwards; the activations stay the last perturbation's.
     pub metrics: Vec<Metric>,
     /// The score the metrics read for the explained class.
     pub target_score: TargetScore,
+    /// Deletion's and insertion's steps (torch-cam's `steps`, default 20): each is one forward
+    /// pass per batch for each metric.
+    pub metric_steps: u32,
 }
 
 impl Default for ExplainOptions {
@@ -239,6 +243,7 @@ impl Default for ExplainOptions {
             seed: 0,
             metrics: Vec::new(),
             target_score: TargetScore::Softmax,
+            metric_steps: crate::metrics::DEFAULT_STEPS,
         }
     }
 }
@@ -535,7 +540,7 @@ impl Explainer {
                 &forward,
                 (&cam, &targets),
                 &options.metrics,
-                options.target_score,
+                (options.target_score, options.metric_steps),
             )?)
         };
         // Everything that reads the forward's tensors has asked for them: the rest share buffers.
@@ -925,16 +930,21 @@ impl Explainer {
     pub fn launches(&self) -> usize {
         let variants = self.aug.as_ref().map_or(1, AugSmooth::variants);
         let extra = match &self.smooth {
-            // The forward and backward passes per sample, each sample's noise and sums.
+            // Per sample: its noise, the forward pass on it (no preprocessing), the backward
+            // pass and the sums; the clean input runs no backward pass.
             Some(smooth) => {
-                let per_sample = self.forward.launches() + self.cam_start - self.backward_start;
-                smooth.samples() * (per_sample + smooth.launches_per_sample())
+                let (forward, backward) = (
+                    self.forward.launches().saturating_sub(1),
+                    self.cam_start - self.backward_start,
+                );
+                smooth.samples() * (forward + backward + smooth.launches_per_sample()) - backward
             }
             None => 0,
         };
+        // Each perturbation's forward pass, without preprocessing.
         let metrics = self.metrics.as_ref().map_or(0, |m| {
             let (own, passes) = m.launches();
-            own + passes * self.forward.launches()
+            own + passes * self.forward.launches().saturating_sub(1)
         });
         variants * (self.forward.launches() + self.steps.len())
             + extra
@@ -1035,6 +1045,14 @@ impl Explainer {
     /// for callers that edit them (the parity tests set activations that sit on a float32 tie to
     /// the reference's side before comparing input gradients).
     pub async fn run_backward_async(&self) -> Result<()> {
+        if self.metrics.is_some() || self.smooth.is_some() {
+            // Their last forward pass ran on a perturbed or noisy input.
+            return Err(Error::InvalidRequest(
+                "the backward pass alone needs the input's own activations, which the metrics' \
+                 and smooth-gradcam++'s passes replace"
+                    .into(),
+            ));
+        }
         let ctx = self.forward.context();
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         self.steps.record(ctx, &mut encoder);

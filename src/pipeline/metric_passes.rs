@@ -1,23 +1,29 @@
 //! The GPU work of the faithfulness metrics (src/metrics.rs), after the CAM: the target's score
-//! on the clean input, then per perturbation the metrics need, the perturbed input written from
-//! the preprocessed input kept aside and the final CAM (shaders/metric_perturb.wgsl), the forward
-//! pass on it and the target's score (shaders/target_score.wgsl) into its column of a
-//! `[batch, 1 + perturbations]` buffer, which is read back with the batch's results. The clean
-//! input's logits are kept aside and restored, so that what is read back besides the scores
-//! (logits, class, score) is the clean input's.
+//! on the clean input; for deletion and insertion, each position's rank by the CAM (a bitonic
+//! sort of (value, position) pairs per image, shaders/rank_*.wgsl); then per perturbation the
+//! metrics need, the perturbed input written from the preprocessed input kept aside, the final
+//! CAM and the ranks (shaders/metric_perturb.wgsl), the forward pass on it and the target's score
+//! (shaders/target_score.wgsl) into its column of a `[batch, 1 + perturbations]` buffer, which is
+//! read back with the batch's results. The clean input's logits are kept aside and restored, so
+//! that what is read back besides the scores (logits, class, score) is the clean input's.
 
 use super::forward::Forward;
 use super::steps::{BatchShape, Steps};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::kernels::launch;
-use crate::gpu::params::{MetricPerturbParams, TargetScoreParams};
+use crate::gpu::params::{MetricPerturbParams, RankParams, TargetScoreParams};
 use crate::gpu::GpuContext;
-use crate::metrics::{Metric, Perturbation, TargetScore};
+use crate::metrics::{Metric, Perturbation, Point, TargetScore};
 
 /// The metrics' buffers and steps around the shared pipeline.
 pub(super) struct MetricPasses {
     metrics: Vec<Metric>,
     perturbations: Vec<Perturbation>,
+    /// Positions of the model's input, and the deletion and insertion steps.
+    positions: u32,
+    steps: u32,
+    /// With deletion or insertion: the sort's pairs and the ranks, and the steps making them.
+    ranking: Option<(wgpu::Buffer, wgpu::Buffer, Steps)>,
     pristine: wgpu::Buffer,
     clean_logits: wgpu::Buffer,
     /// `[batch, 1 + perturbations]`: the clean input's score, then each perturbation's.
@@ -31,21 +37,41 @@ pub(super) struct MetricPasses {
 
 impl MetricPasses {
     /// For `forward`'s model, the final CAM `cam` (`[batch, S, S]`) and the explained classes
-    /// `targets`.
+    /// `targets`; deletion and insertion in `steps` steps.
     pub(super) fn new(
         ctx: &GpuContext,
         forward: &Forward,
         (cam, targets): (&wgpu::Buffer, &wgpu::Buffer),
         metrics: &[Metric],
-        target_score: TargetScore,
+        (target_score, steps): (TargetScore, u32),
     ) -> Result<Self> {
+        if steps == 0 {
+            return Err(Error::InvalidRequest(
+                "deletion and insertion need at least 1 step".into(),
+            ));
+        }
         let model = forward.model();
         let cap = u64::from(forward.capacity());
         let size = model.input_size;
-        let mut perturbations: Vec<Perturbation> =
-            metrics.iter().map(|m| m.perturbation()).collect();
+        let positions = size * size;
+        let mut perturbations: Vec<Perturbation> = metrics
+            .iter()
+            .flat_map(|m| m.points(positions, steps))
+            .filter_map(|p| match p {
+                Point::Clean => None,
+                Point::Perturbed(p) => Some(p),
+            })
+            .collect();
         perturbations.sort();
         perturbations.dedup();
+        let ranked = perturbations
+            .iter()
+            .any(|p| matches!(p, Perturbation::Ranked { .. }));
+        let ranking = if ranked {
+            Some(ranking(ctx, cam, positions, cap)?)
+        } else {
+            None
+        };
         let slots = 1 + perturbations.len() as u32;
         let input_len = model.tensors[model.input].len() as u64;
         let pristine = ctx.storage("metric_pristine", input_len * 4 * cap)?;
@@ -82,11 +108,18 @@ impl MetricPasses {
         let clean = score_steps(0);
         let score = (1..slots).map(score_steps).collect();
         let input = forward.tensor(model.input);
+        // Modes other than ranked read no ranks; the binding still needs a buffer.
+        let ranks = ranking.as_ref().map_or(cam, |r| &r.1);
         let perturb = perturbations
             .iter()
             .map(|p| {
-                let mode = match p {
-                    Perturbation::CamMult => 0,
+                let (mode, count, input_inside) = match *p {
+                    Perturbation::CamMult => (0, 0, 0),
+                    Perturbation::Baseline => (1, 0, 0),
+                    Perturbation::Ranked {
+                        count,
+                        input_inside,
+                    } => (2, count, u32::from(input_inside)),
                 };
                 let mut steps = Steps::new("metrics");
                 steps.push(
@@ -94,13 +127,16 @@ impl MetricPasses {
                     launch::MetricPerturb {
                         pristine: &pristine,
                         cam,
+                        ranks,
                         input,
                     },
                     move |s| MetricPerturbParams {
                         batch: s.images,
                         size,
                         mode,
-                        _pad: 0,
+                        count,
+                        input_inside,
+                        _pad: [0; 3],
                     },
                 );
                 steps
@@ -109,6 +145,9 @@ impl MetricPasses {
         Ok(Self {
             metrics: metrics.to_vec(),
             perturbations,
+            positions,
+            steps,
+            ranking,
             pristine,
             clean_logits,
             scores,
@@ -121,6 +160,9 @@ impl MetricPasses {
     /// Sets the steps' parameters for the batch.
     pub(super) fn configure(&mut self, ctx: &GpuContext, shape: BatchShape) {
         self.clean.configure(ctx, shape);
+        if let Some((_, _, steps)) = &mut self.ranking {
+            steps.configure(ctx, shape);
+        }
         for steps in self.perturb.iter_mut().chain(&mut self.score) {
             steps.configure(ctx, shape);
         }
@@ -128,12 +170,25 @@ impl MetricPasses {
 
     /// Bytes of its buffers.
     pub(super) fn gpu_bytes(&self) -> u64 {
-        self.pristine.size() + self.clean_logits.size() + self.scores.size()
+        let ranking = self
+            .ranking
+            .as_ref()
+            .map_or(0, |(pairs, ranks, _)| pairs.size() + ranks.size());
+        self.pristine.size() + self.clean_logits.size() + self.scores.size() + ranking
     }
 
-    /// Kernel launches per batch besides the forward passes, and the forward passes.
+    /// Kernel launches per batch besides the forward passes (the clean score, the ranking, each
+    /// perturbation's input and score), and the forward passes.
     pub(super) fn launches(&self) -> (usize, usize) {
-        (1 + 2 * self.perturbations.len(), self.perturbations.len())
+        let ranking = self.ranking.as_ref().map_or(0, |(_, _, s)| s.len());
+        let (perturb, score): (usize, usize) = (
+            self.perturb.iter().map(Steps::len).sum(),
+            self.score.iter().map(Steps::len).sum(),
+        );
+        (
+            self.clean.len() + ranking + perturb + score,
+            self.perturbations.len(),
+        )
     }
 
     /// The scores buffer and its bytes for a batch of `images`, for the readback.
@@ -148,15 +203,26 @@ impl MetricPasses {
 
     /// Each metric's value for one image from its row of the scores buffer.
     pub(super) fn values(&self, row: &[f32]) -> Vec<(Metric, f32)> {
+        let (positions, steps) = (self.positions, self.steps);
         self.metrics
             .iter()
             .map(|&m| {
-                let slot = self
-                    .perturbations
-                    .iter()
-                    .position(|&p| p == m.perturbation())
-                    .expect("every metric's perturbation runs");
-                (m, m.value(row[0], row[1 + slot]))
+                let scores: Vec<f32> = m
+                    .points(positions, steps)
+                    .into_iter()
+                    .map(|point| match point {
+                        Point::Clean => row[0],
+                        Point::Perturbed(p) => {
+                            let slot = self
+                                .perturbations
+                                .iter()
+                                .position(|&q| q == p)
+                                .expect("every metric's perturbations run");
+                            row[1 + slot]
+                        }
+                    })
+                    .collect();
+                (m, m.value(&scores, positions, steps))
             })
             .collect()
     }
@@ -168,8 +234,9 @@ impl MetricPasses {
         encoder.copy_buffer_to_buffer(forward.tensor(model.input), 0, &self.pristine, 0, bytes);
     }
 
-    /// Records, after the CAM: the clean score, the clean logits kept, per perturbation its input,
-    /// `forward_pass` and its score; then the clean logits restored.
+    /// Records, after the CAM: the clean score, the clean logits kept, the ranks (for deletion and
+    /// insertion), per perturbation its input, `forward_pass` and its score; then the clean logits
+    /// and the input restored (the activations stay the last perturbation's).
     pub(super) fn record(
         &self,
         ctx: &GpuContext,
@@ -182,11 +249,65 @@ impl MetricPasses {
         let bytes = model.tensors[model.logits].len() as u64 * 4 * u64::from(forward.batch());
         self.clean.record(ctx, encoder);
         encoder.copy_buffer_to_buffer(logits, 0, &self.clean_logits, 0, bytes);
+        if let Some((_, _, steps)) = &self.ranking {
+            steps.record(ctx, encoder);
+        }
         for (perturb, score) in self.perturb.iter().zip(&self.score) {
             perturb.record(ctx, encoder);
             forward_pass(encoder);
             score.record(ctx, encoder);
         }
         encoder.copy_buffer_to_buffer(&self.clean_logits, 0, logits, 0, bytes);
+        let input_bytes = model.tensors[model.input].len() as u64 * 4 * u64::from(forward.batch());
+        encoder.copy_buffer_to_buffer(
+            &self.pristine,
+            0,
+            forward.tensor(model.input),
+            0,
+            input_bytes,
+        );
     }
+}
+
+/// The ranking's buffers (the sort's pairs, the ranks) and its steps: the pairs written from
+/// `cam`, one bitonic stage per (k, j), the ranks scattered.
+fn ranking(
+    ctx: &GpuContext,
+    cam: &wgpu::Buffer,
+    positions: u32,
+    cap: u64,
+) -> Result<(wgpu::Buffer, wgpu::Buffer, Steps)> {
+    let padded = positions.next_power_of_two();
+    let pairs = ctx.storage("metric_rank_pairs", u64::from(padded) * 8 * cap)?;
+    let ranks = ctx.storage("metric_ranks", u64::from(positions) * 4 * cap)?;
+    let params = move |k, j| {
+        move |s: &BatchShape| RankParams {
+            batch: s.images,
+            positions,
+            padded,
+            k,
+            j,
+            _pad: [0; 3],
+        }
+    };
+    let mut steps = Steps::new("metrics");
+    steps.push(ctx, launch::RankInit { cam, pairs: &pairs }, params(0, 0));
+    let mut k = 2;
+    while k <= padded {
+        let mut j = k / 2;
+        while j > 0 {
+            steps.push(ctx, launch::RankSort { pairs: &pairs }, params(k, j));
+            j /= 2;
+        }
+        k *= 2;
+    }
+    steps.push(
+        ctx,
+        launch::RankScatter {
+            pairs: &pairs,
+            ranks: &ranks,
+        },
+        params(0, 0),
+    );
+    Ok((pairs, ranks, steps))
 }

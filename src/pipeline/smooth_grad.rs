@@ -176,7 +176,7 @@ impl SmoothGrad {
 
     /// Its own launches per sample: the noise and the sums at each layer.
     pub(super) fn launches_per_sample(&self) -> usize {
-        1 + self.layers.len()
+        self.noise.first().map_or(0, Steps::len) + self.first.len()
     }
 
     /// Bytes of its buffers.
@@ -193,7 +193,8 @@ impl SmoothGrad {
     /// the clean forward pass and the target choice (`pass` with [`Stage::Forward`], then
     /// [`Stage::Select`]), the clean input, logits and activations kept; then per sample its
     /// noisy input, the forward and backward passes ([`Stage::Forward`], [`Stage::Backward`]) and
-    /// the gradient's powers summed; then the clean logits restored.
+    /// the gradient's powers summed; then the clean logits and input restored (the activations and
+    /// gradients stay the last sample's, which the method reads).
     pub(super) fn record(
         &self,
         ctx: &GpuContext,
@@ -247,6 +248,13 @@ impl SmoothGrad {
             forward.tensor(model.logits),
             0,
             bytes(model.logits),
+        );
+        encoder.copy_buffer_to_buffer(
+            &self.pristine,
+            0,
+            forward.tensor(model.input),
+            0,
+            bytes(model.input),
         );
     }
 }

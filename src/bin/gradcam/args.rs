@@ -67,13 +67,18 @@ pub struct EvaluateArgs {
     /// every method).
     #[arg(long, default_value = "gradcam", value_name = "M1,M2,...")]
     pub method: String,
-    /// The metrics, comma-separated, or `all` (default): cam-mult-image-confidence-change,
-    /// drop-in-confidence and increase-in-confidence (pytorch-grad-cam's classes of those
-    /// names: the score on the input times the CAM, against the clean input's), average-drop
-    /// and average-increase (the Grad-CAM++ paper's Average Drop and Increase in Confidence,
-    /// per image as torch-cam).
-    #[arg(long, default_value = "all", value_name = "NAME,...")]
+    /// The metrics, comma-separated: cam-mult-image-confidence-change, drop-in-confidence and
+    /// increase-in-confidence (pytorch-grad-cam's classes of those names: the score on the
+    /// input times the CAM, against the clean input's), average-drop and average-increase (the
+    /// Grad-CAM++ paper's Average Drop and Increase in Confidence, per image as torch-cam) —
+    /// these five are `confidence`, the default, and share one forward pass per batch —;
+    /// deletion-auc and insertion-auc (RISE's, as torch-cam: one forward pass per step each);
+    /// `all`: every metric.
+    #[arg(long, default_value = "confidence", value_name = "NAME,...")]
     pub metric: String,
+    /// deletion-auc and insertion-auc: the steps of their curves (default 20, as torch-cam).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub steps: u32,
     /// The score the metrics read for the explained class: softmax (its probability, the
     /// reference's ClassifierOutputSoftmaxTarget) or logit (ClassifierOutputTarget).
     #[arg(long, default_value = "softmax", value_parser = parse_target_score, value_name = "S")]
@@ -94,6 +99,15 @@ pub struct EvaluateArgs {
     /// Scorecam and ablationcam: their forward passes run in chunks of N (as `explain`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub method_batch: Option<u32>,
+    /// smooth-gradcam++: noisy copies of the input (as `explain`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub samples: u32,
+    /// smooth-gradcam++: the noise's standard deviation (as `explain`).
+    #[arg(long, default_value_t = 0.3, value_parser = parse_noise_std, value_name = "S")]
+    pub noise_std: f32,
+    /// smooth-gradcam++: the noise's seed (as `explain`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u32,
     #[command(flatten)]
     pub common: Common,
 }

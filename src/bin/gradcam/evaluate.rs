@@ -35,6 +35,7 @@ pub fn run(args: EvaluateArgs) -> ExitCode {
     };
     let Plan {
         methods,
+        every_method,
         metrics,
         inputs,
         setup: Setup { engine, .. },
@@ -76,15 +77,25 @@ pub fn run(args: EvaluateArgs) -> ExitCode {
             method_batch: args.method_batch,
             metrics: metrics.clone(),
             target_score: args.target_score,
+            metric_steps: args.steps,
+            samples: args.samples,
+            noise_std: args.noise_std,
+            seed: args.seed,
             ..Default::default()
         };
         match engine.explainer(capacity, options) {
             Ok(e) => explainers.push((method, e)),
+            // `--method all` takes the methods that apply to the model.
+            Err(e) if every_method => log::line(&format!(
+                "gradcam: warning: {method} left out: {}",
+                gradcam::one_line(&e.to_string())
+            )),
             Err(e) => {
                 return fail_setup(format!("{method}: {}", gradcam::one_line(&e.to_string())))
             }
         }
     }
+    let methods: Vec<Method> = explainers.iter().map(|(m, _)| *m).collect();
     let nothing = Readback {
         cam: false,
         cam_grid: false,
@@ -169,6 +180,8 @@ pub fn run(args: EvaluateArgs) -> ExitCode {
 /// What `evaluate` was asked for, checked before anything is written.
 struct Plan {
     methods: Vec<Method>,
+    /// Whether `--method` said `all`.
+    every_method: bool,
     metrics: Vec<Metric>,
     inputs: Vec<PathBuf>,
     setup: Setup,
@@ -178,6 +191,10 @@ struct Plan {
 impl Plan {
     fn resolve(args: &EvaluateArgs) -> Result<Self, String> {
         let methods = parse_methods(&args.method)?;
+        let every_method = args
+            .method
+            .split(',')
+            .any(|m| m.trim().eq_ignore_ascii_case("all"));
         let metrics = Metric::parse_list(&args.metric).map_err(|e| e.to_string())?;
         let inputs = inputs::expand(args.images.clone(), &Default::default())?
             .into_iter()
@@ -200,6 +217,7 @@ impl Plan {
         let setup = setup(&args.common, model).map_err(|e| e.to_string())?;
         Ok(Self {
             methods,
+            every_method,
             metrics,
             inputs,
             setup,
