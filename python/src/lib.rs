@@ -251,6 +251,8 @@ struct Engine {
     in_flight: usize,
     /// Per setting, up to `in_flight` explainers, used in turn.
     explainers: HashMap<Key, Vec<Explainer>>,
+    /// `evaluate`'s explainers, by their settings.
+    evaluators: HashMap<String, Explainer>,
 }
 
 #[pymethods]
@@ -330,6 +332,7 @@ impl Engine {
             batch,
             in_flight: in_flight.unwrap_or(if cpu { 1 } else { 2 }),
             explainers: HashMap::new(),
+            evaluators: HashMap::new(),
         })
     }
 
@@ -718,8 +721,25 @@ impl Engine {
                 input_of(obj).map_err(|e| PyValueError::new_err(format!("images[{i}]: {e}")))
             })
             .collect::<PyResult<_>>()?;
+        // Made once per setting and kept, as `explain`'s are.
+        let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
+        let keys: Vec<String> = methods
+            .iter()
+            .map(|m| {
+                format!(
+                    "{m}|{}|{}|{target_score}|{steps}|{samples}|{}|{seed}",
+                    layer.as_deref().unwrap_or(""),
+                    names.join(","),
+                    noise_std.to_bits()
+                )
+            })
+            .collect();
         let mut explainers = Vec::with_capacity(methods.len());
-        for &method in &methods {
+        for (&method, key) in methods.iter().zip(&keys) {
+            if let Some(kept) = self.evaluators.remove(key) {
+                explainers.push(kept);
+                continue;
+            }
             let options = ExplainOptions {
                 layer: if method.needs().input {
                     String::new()
@@ -740,8 +760,8 @@ impl Engine {
         let batch = self.batch as usize;
         let (n, metric_count, method_count) = (inputs.len(), metrics.len(), methods.len());
         // Per method, per metric, the values in input order.
-        let values = py
-            .detach(move || -> engine::Result<Vec<Vec<Vec<f32>>>> {
+        let (values, explainers) = py
+            .detach(move || -> engine::Result<(MetricValues, Vec<Explainer>)> {
                 let mut decoded = Vec::with_capacity(n);
                 for (i, input) in inputs.into_iter().enumerate() {
                     decoded.push(match input {
@@ -771,9 +791,10 @@ impl Engine {
                         }
                     }
                 }
-                Ok(values)
+                Ok((values, explainers))
             })
             .map_err(to_py)?;
+        self.evaluators.extend(keys.into_iter().zip(explainers));
         let out = PyDict::new(py);
         for (method, per_metric) in methods.iter().zip(values) {
             let inner = PyDict::new(py);
@@ -785,6 +806,9 @@ impl Engine {
         Ok(out)
     }
 }
+
+/// `evaluate`'s values: per method, per metric, per image.
+type MetricValues = Vec<Vec<Vec<f32>>>;
 
 /// A localisation box as Python sees it: (x0, y0, x1, y1).
 type BoxCorners = (u32, u32, u32, u32);
