@@ -316,3 +316,46 @@ fn evaluate_writes_json_csv_and_a_summary() {
     let err = common::stderr_lines(&bad);
     assert!(err.len() == 1 && err[0].contains("`road`"), "{err:?}");
 }
+
+/// A profiled run with noisy samples and metrics (preprocessing timed first, then the samples,
+/// the CAM and the metrics' passes) leaves the same results as a plain run, whether or not the
+/// adapter has timestamps; a per-kernel profile has room for every launch it records.
+#[test]
+fn profiled_runs_with_samples_and_metrics_equal_plain_runs() {
+    let engine = engine();
+    let image = common::decode(&common::root().join("examples/images/chelsea.png"));
+    let mut explainer = engine
+        .explainer(
+            1,
+            ExplainOptions {
+                method: Method::SmoothGradCamPlusPlus,
+                samples: 2,
+                metrics: Metric::CONFIDENCE.to_vec(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let plain = explainer
+        .explain(&[&image], &[Target::Predicted], Readback::ALL)
+        .unwrap();
+    let ctx = explainer.context().clone();
+    for per_kernel in [false, true] {
+        let mut profiler = gradcam::gpu::Profiler::new(&ctx, explainer.launches() as u32);
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        explainer.record_profiled(&mut encoder, &mut profiler, per_kernel);
+        profiler.resolve(&mut encoder);
+        ctx.queue.submit([encoder.finish()]);
+        let profiled = explainer.read(Readback::ALL).unwrap();
+        assert_eq!(profiled[0].metrics, plain[0].metrics);
+        assert_eq!(profiled[0].cam, plain[0].cam);
+        if profiler.enabled() {
+            let stages: Vec<String> = profiler
+                .read(&ctx)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+            assert!(stages.iter().any(|s| s == "preprocess"), "{stages:?}");
+        }
+    }
+}

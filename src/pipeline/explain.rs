@@ -859,7 +859,15 @@ impl Explainer {
     ) {
         let ctx = self.forward.context();
         let images = !self.forward.image_sizes().is_empty();
-        let with_images = self.record_metric_input(encoder, images);
+        // Preprocessing first, timed, whatever runs after it (variants, samples, metrics).
+        if images {
+            self.forward
+                .record_preprocess_profiled(encoder, profiler, per_kernel);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.keep_input(encoder, &self.forward);
+        }
+        let with_images = false;
         let (c, n) = (self.cam_start, self.steps.len());
         let pipeline = |encoder: &mut wgpu::CommandEncoder, profiler: &mut Profiler| {
             self.steps

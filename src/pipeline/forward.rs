@@ -688,6 +688,25 @@ impl Forward {
         );
     }
 
+    /// Records the preprocessing step alone, timed by `profiler` as stage `preprocess`.
+    pub fn record_preprocess_profiled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        profiler: &mut Profiler,
+        per_kernel: bool,
+    ) {
+        if let Some(p) = self.preprocess_step.map(|s| s.index()) {
+            self.steps.record_range_profiled(
+                &self.ctx,
+                encoder,
+                p..p + 1,
+                profiler,
+                "preprocess",
+                per_kernel,
+            );
+        }
+    }
+
     /// Records the preprocessing step alone.
     pub fn record_preprocess(&self, encoder: &mut wgpu::CommandEncoder) {
         if let Some(p) = self.preprocess_step {
