@@ -1,6 +1,8 @@
 // The deletion and insertion metrics' ranking, step 1 of 3 (src/pipeline/metric_passes.rs): each
 // image's CAM values paired with their positions, padded to a power of two with pairs that sort
-// last, for shaders/rank_sort.wgsl.
+// last, for shaders/rank_sort.wgsl. Values below -1 and NaN (which a CAM in [0, 1] does not
+// have) rank as -1, ahead of the padding, so that the first `positions` sorted pairs are always
+// the image's own.
 //
 // Parameters: shaders/lib/rank.wgsl.
 #import index
@@ -21,9 +23,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let n = id / params.padded;
     let p = id % params.padded;
-    var value = -1.0;
+    // The padding sorts after every CAM value (in [0, 1]); so does a NaN, mapped just above it.
+    var value = -2.0;
     if p < params.positions {
-        value = cam[n * params.positions + p];
+        let v = cam[n * params.positions + p];
+        value = select(max(v, -1.0), -1.0, v != v);
     }
     pairs[id] = vec2<u32>(bitcast<u32>(value), p);
 }

@@ -4,7 +4,8 @@
 //! batch on the GPU, after the CAM (the perturbed input written from the preprocessed input and
 //! the CAM, the network run on it, the target's score gathered; src/pipeline/metric_passes.rs),
 //! and reads back one score per image and point. The metric's value is then a few float32
-//! operations on them, the reference's own.
+//! operations on them, the reference's formula (a sum of trapezoids may round in another order
+//! than torch's, by an ulp).
 //!
 //! The scores are the target class's softmax probability (pytorch-grad-cam's
 //! `ClassifierOutputSoftmaxTarget`, the default) or its logit (`ClassifierOutputTarget`).

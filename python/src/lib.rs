@@ -684,6 +684,7 @@ impl Engine {
                 }
             }
         }
+        let every_method = methods.iter().any(|m| m.eq_ignore_ascii_case("all"));
         let methods = list;
         let metrics = match metrics {
             Some(list) => engine::Metric::parse_list(&list.join(",")).map_err(to_py)?,
@@ -726,18 +727,25 @@ impl Engine {
         let keys: Vec<String> = methods
             .iter()
             .map(|m| {
+                // The noise's settings select an explainer only where they apply.
+                let noise = match m {
+                    Method::SmoothGradCamPlusPlus => (samples, noise_std.to_bits(), seed),
+                    _ => (0, 0, 0),
+                };
                 format!(
-                    "{m}|{}|{}|{target_score}|{steps}|{samples}|{}|{seed}",
+                    "{m}|{}|{}|{target_score}|{steps}|{noise:?}",
                     layer.as_deref().unwrap_or(""),
                     names.join(","),
-                    noise_std.to_bits()
                 )
             })
             .collect();
         let mut explainers = Vec::with_capacity(methods.len());
+        let (mut kept_methods, mut kept_keys) = (Vec::new(), Vec::new());
         for (&method, key) in methods.iter().zip(&keys) {
             if let Some(kept) = self.evaluators.remove(key) {
                 explainers.push(kept);
+                kept_methods.push(method);
+                kept_keys.push(key.clone());
                 continue;
             }
             let options = ExplainOptions {
@@ -755,8 +763,16 @@ impl Engine {
                 seed,
                 ..Default::default()
             };
-            explainers.push(self.engine.explainer(self.batch, options).map_err(to_py)?);
+            match self.engine.explainer(self.batch, options) {
+                Ok(e) => explainers.push(e),
+                // "all" takes the methods that apply to the model.
+                Err(engine::Error::InvalidRequest(_)) if every_method => continue,
+                Err(e) => return Err(to_py(e)),
+            }
+            kept_methods.push(method);
+            kept_keys.push(key.clone());
         }
+        let (methods, keys) = (kept_methods, kept_keys);
         let batch = self.batch as usize;
         let (n, metric_count, method_count) = (inputs.len(), metrics.len(), methods.len());
         // Per method, per metric, the values in input order.

@@ -221,8 +221,8 @@ pub struct ExplainOptions {
     pub metrics: Vec<Metric>,
     /// The score the metrics read for the explained class.
     pub target_score: TargetScore,
-    /// Deletion's and insertion's steps (torch-cam's `steps`, default 20): each is one forward
-    /// pass per batch for each metric.
+    /// Deletion's and insertion's steps (torch-cam's `steps`, default 20): each step is one forward
+    /// pass per batch for each of the two (the blank input, their shared end, once).
     pub metric_steps: u32,
 }
 
@@ -1053,11 +1053,12 @@ impl Explainer {
     /// for callers that edit them (the parity tests set activations that sit on a float32 tie to
     /// the reference's side before comparing input gradients).
     pub async fn run_backward_async(&self) -> Result<()> {
-        if self.metrics.is_some() || self.smooth.is_some() {
-            // Their last forward pass ran on a perturbed or noisy input.
+        if self.metrics.is_some() || self.smooth.is_some() || self.aug.is_some() {
+            // Their last forward pass ran on a perturbed, noisy or other input, or (aug-smooth)
+            // the CAM is a mean the backward pass alone would not make.
             return Err(Error::InvalidRequest(
-                "the backward pass alone needs the input's own activations, which the metrics' \
-                 and smooth-gradcam++'s passes replace"
+                "the backward pass alone needs the input's own activations and a single CAM, \
+                 which the metrics', smooth-gradcam++'s and aug-smooth's passes replace"
                     .into(),
             ));
         }

@@ -45,7 +45,10 @@ impl MetricPasses {
         metrics: &[Metric],
         (target_score, steps): (TargetScore, u32),
     ) -> Result<Self> {
-        if steps == 0 {
+        let curves = metrics
+            .iter()
+            .any(|m| matches!(m, Metric::DeletionAuc | Metric::InsertionAuc));
+        if curves && steps == 0 {
             return Err(Error::InvalidRequest(
                 "deletion and insertion need at least 1 step".into(),
             ));
@@ -215,8 +218,7 @@ impl MetricPasses {
                         Point::Perturbed(p) => {
                             let slot = self
                                 .perturbations
-                                .iter()
-                                .position(|&q| q == p)
+                                .binary_search(&p)
                                 .expect("every metric's perturbations run");
                             row[1 + slot]
                         }

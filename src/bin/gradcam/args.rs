@@ -77,7 +77,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value = "confidence", value_name = "NAME,...")]
     pub metric: String,
     /// deletion-auc and insertion-auc: the steps of their curves (default 20, as torch-cam).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, default_value_t = gradcam::metrics::DEFAULT_STEPS, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub steps: u32,
     /// The score the metrics read for the explained class: softmax (its probability, the
     /// reference's ClassifierOutputSoftmaxTarget) or logit (ClassifierOutputTarget).

@@ -86,7 +86,7 @@ pub fn run(args: EvaluateArgs) -> ExitCode {
         match engine.explainer(capacity, options) {
             Ok(e) => explainers.push((method, e)),
             // `--method all` takes the methods that apply to the model.
-            Err(e) if every_method => log::line(&format!(
+            Err(e @ gradcam::Error::InvalidRequest(_)) if every_method => log::line(&format!(
                 "gradcam: warning: {method} left out: {}",
                 gradcam::one_line(&e.to_string())
             )),
@@ -96,6 +96,9 @@ pub fn run(args: EvaluateArgs) -> ExitCode {
         }
     }
     let methods: Vec<Method> = explainers.iter().map(|(m, _)| *m).collect();
+    if methods.is_empty() {
+        return fail_setup("no method applies to this model");
+    }
     let nothing = Readback {
         cam: false,
         cam_grid: false,
