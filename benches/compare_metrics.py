@@ -34,18 +34,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-# The CLI's method name -> pytorch-grad-cam's class.
-CLASSES = {
-    "gradcam": "GradCAM",
-    "hirescam": "HiResCAM",
-    "gradcam-elementwise": "GradCAMElementWise",
-    "gradcam++": "GradCAMPlusPlus",
-    "xgradcam": "XGradCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGradCAM",
-    "fem": "FEM",
-}
 
 
 def reference(model, x, method, threads):
@@ -53,6 +41,7 @@ def reference(model, x, method, threads):
     import torch
     import pytorch_grad_cam
     from make_arch_fixtures import module
+    from make_method_fixtures import METHODS as CLASSES  # the CLI's name -> the class
     from pytorch_grad_cam.metrics.cam_mult_image import (
         CamMultImageConfidenceChange,
         DropInConfidence,

@@ -669,14 +669,7 @@ impl Forward {
             return;
         };
         if preprocess {
-            self.steps.record_range_profiled(
-                &self.ctx,
-                encoder,
-                p..p + 1,
-                profiler,
-                "preprocess",
-                per_kernel,
-            );
+            self.record_preprocess_profiled(encoder, profiler, per_kernel);
         }
         self.steps.record_range_profiled(
             &self.ctx,

@@ -17,7 +17,8 @@ use crate::metrics::{Metric, Perturbation, Point, TargetScore};
 
 /// The metrics' buffers and steps around the shared pipeline.
 pub(super) struct MetricPasses {
-    metrics: Vec<Metric>,
+    /// Each metric with the columns of the scores buffer its points read (0: the clean input).
+    metrics: Vec<(Metric, Vec<usize>)>,
     perturbations: Vec<Perturbation>,
     /// Positions of the model's input, and the deletion and insertion steps.
     positions: u32,
@@ -110,6 +111,24 @@ impl MetricPasses {
         };
         let clean = score_steps(0);
         let score = (1..slots).map(score_steps).collect();
+        // Each metric's points as columns of the scores buffer, found once.
+        let columns = metrics
+            .iter()
+            .map(|&m| {
+                let points = m
+                    .points(positions, steps)
+                    .into_iter()
+                    .map(|point| match point {
+                        Point::Clean => 0,
+                        Point::Perturbed(p) => {
+                            1 + perturbations
+                                .binary_search(&p)
+                                .expect("every metric's perturbations run")
+                        }
+                    });
+                (m, points.collect())
+            })
+            .collect();
         let input = forward.tensor(model.input);
         // Modes other than ranked read no ranks; the binding still needs a buffer.
         let ranks = ranking.as_ref().map_or(cam, |r| &r.1);
@@ -146,7 +165,7 @@ impl MetricPasses {
             })
             .collect();
         Ok(Self {
-            metrics: metrics.to_vec(),
+            metrics: columns,
             perturbations,
             positions,
             steps,
@@ -206,25 +225,11 @@ impl MetricPasses {
 
     /// Each metric's value for one image from its row of the scores buffer.
     pub(super) fn values(&self, row: &[f32]) -> Vec<(Metric, f32)> {
-        let (positions, steps) = (self.positions, self.steps);
         self.metrics
             .iter()
-            .map(|&m| {
-                let scores: Vec<f32> = m
-                    .points(positions, steps)
-                    .into_iter()
-                    .map(|point| match point {
-                        Point::Clean => row[0],
-                        Point::Perturbed(p) => {
-                            let slot = self
-                                .perturbations
-                                .binary_search(&p)
-                                .expect("every metric's perturbations run");
-                            row[1 + slot]
-                        }
-                    })
-                    .collect();
-                (m, m.value(&scores, positions, steps))
+            .map(|(m, columns)| {
+                let scores: Vec<f32> = columns.iter().map(|&c| row[c]).collect();
+                (*m, m.value(&scores, self.positions, self.steps))
             })
             .collect()
     }
